@@ -1,0 +1,105 @@
+//! DescribeConfigs for topics (every setting in force, marking which were set on the topic) and
+//! for this broker.
+
+use super::str_bytes;
+use super::topics::{SOURCE_DEFAULT, SOURCE_DYNAMIC_TOPIC};
+use crate::Broker;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult};
+use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+use std::sync::Arc;
+
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+/// Kafka `ConfigSource.STATIC_BROKER_CONFIG`.
+const SOURCE_STATIC_BROKER: i8 = 4;
+/// Kafka `ConfigType.STRING`.
+const TYPE_STRING: i8 = 2;
+
+fn broker_entries(broker: &Broker) -> Vec<(&'static str, String)> {
+    let config = &broker.config;
+    let limit = |v: Option<u64>| v.map_or("-1".to_string(), |v| v.to_string());
+    vec![
+        ("broker.id", config.node_id.to_string()),
+        ("node.id", config.node_id.to_string()),
+        ("log.dirs", config.data_dir.display().to_string()),
+        ("listeners", format!("PLAINTEXT://{}", config.listen)),
+        ("advertised.listeners", format!("PLAINTEXT://{}", config.advertised())),
+        ("auto.create.topics.enable", config.topics.auto_create.to_string()),
+        ("num.partitions", config.topics.default_partitions.to_string()),
+        ("message.max.bytes", config.topics.max_message_bytes.0.to_string()),
+        ("socket.request.max.bytes", config.server.max_request_bytes.0.to_string()),
+        ("log.segment.bytes", config.log.segment_bytes.0.to_string()),
+        ("log.roll.ms", config.log.segment_ms.0.to_string()),
+        ("log.retention.ms", limit(config.log.retention_ms.map(|d| d.0))),
+        ("log.retention.bytes", limit(config.log.retention_bytes.map(|b| b.0))),
+        ("log.index.interval.bytes", config.log.index_interval_bytes.0.to_string()),
+        ("log.retention.check.interval.ms", config.log.retention_check_interval.0.to_string()),
+    ]
+}
+
+/// Answers DescribeConfigs.
+pub fn describe(broker: &Arc<Broker>, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
+    let results = request
+        .resources
+        .into_iter()
+        .map(|resource| {
+            let result = DescribeConfigsResult::default()
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name.clone());
+            let wanted = |key: &str| {
+                resource.configuration_keys.as_ref().is_none_or(|keys| keys.iter().any(|k| k.as_str() == key))
+            };
+            let entries: Vec<(&'static str, String, i8)> = match resource.resource_type {
+                RESOURCE_TOPIC => match broker.catalog.get(resource.resource_name.as_str()) {
+                    Some(topic) => topic
+                        .config
+                        .entries()
+                        .into_iter()
+                        .map(|(key, value)| {
+                            let source =
+                                if topic.overrides.0.contains_key(key) { SOURCE_DYNAMIC_TOPIC } else { SOURCE_DEFAULT };
+                            (key, value, source)
+                        })
+                        .collect(),
+                    None => {
+                        return result
+                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                            .with_error_message(Some(str_bytes(format!(
+                                "topic '{}' does not exist",
+                                resource.resource_name
+                            ))))
+                    }
+                },
+                RESOURCE_BROKER => {
+                    let name = resource.resource_name.as_str();
+                    if !name.is_empty() && name != broker.config.node_id.to_string() {
+                        return result.with_error_code(ResponseError::InvalidRequest.code()).with_error_message(Some(
+                            str_bytes(format!("this is broker {}, not '{name}'", broker.config.node_id)),
+                        ));
+                    }
+                    broker_entries(broker).into_iter().map(|(k, v)| (k, v, SOURCE_STATIC_BROKER)).collect()
+                }
+                other => {
+                    return result.with_error_code(ResponseError::InvalidRequest.code()).with_error_message(Some(
+                        str_bytes(format!("resource type {other} is not supported; use 2 (topic) or 4 (broker)")),
+                    ))
+                }
+            };
+            let configs = entries
+                .into_iter()
+                .filter(|(key, _, _)| wanted(key))
+                .map(|(key, value, source)| {
+                    DescribeConfigsResourceResult::default()
+                        .with_name(str_bytes(key))
+                        .with_value(Some(str_bytes(value)))
+                        .with_read_only(source == SOURCE_STATIC_BROKER)
+                        .with_config_source(source)
+                        .with_config_type(TYPE_STRING)
+                })
+                .collect();
+            result.with_configs(configs)
+        })
+        .collect();
+    DescribeConfigsResponse::default().with_results(results)
+}

@@ -1,0 +1,68 @@
+//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), and the first offset at or after a
+//! timestamp, found through the time index.
+
+use crate::error::log_error_code;
+use crate::Broker;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use std::sync::Arc;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
+
+/// Answers ListOffsets.
+pub fn handle(broker: &Arc<Broker>, version: i16, request: ListOffsetsRequest) -> ListOffsetsResponse {
+    // leader_epoch exists from v4; the codec refuses to encode it set on older versions.
+    let leader_epoch = if version >= 4 { 0 } else { -1 };
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let found = broker.catalog.get(&topic.name.0);
+            let partitions = topic
+                .partitions
+                .into_iter()
+                .map(|wanted| {
+                    let response = ListOffsetsPartitionResponse::default().with_partition_index(wanted.partition_index);
+                    let Some(partition) = found
+                        .as_ref()
+                        .and_then(|t| usize::try_from(wanted.partition_index).ok().and_then(|i| t.partitions.get(i)))
+                    else {
+                        return response
+                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                            .with_offset(-1)
+                            .with_timestamp(-1);
+                    };
+                    let (start, end) = partition.offsets();
+                    let found = match wanted.timestamp {
+                        LATEST | LATEST_TIERED => Ok(Some((end, -1))),
+                        EARLIEST | EARLIEST_LOCAL => Ok(Some((start, -1))),
+                        MAX_TIMESTAMP => Ok(partition.max_timestamp().map(|(ts, offset)| (offset, ts))),
+                        ts if ts >= 0 => partition.offset_for_timestamp(ts),
+                        other => {
+                            return response
+                                .with_error_code(ResponseError::InvalidRequest.code())
+                                .with_offset(-1)
+                                .with_timestamp(other)
+                        }
+                    };
+                    match found {
+                        Ok(Some((offset, timestamp))) => response.with_offset(offset).with_timestamp(timestamp).with_leader_epoch(leader_epoch),
+                        // No record at or after the timestamp: Kafka answers offset -1.
+                        Ok(None) => response.with_offset(-1).with_timestamp(-1),
+                        Err(e) => {
+                            tracing::error!(partition = %format!("{}-{}", partition.topic, partition.index), error = %e, "offset lookup failed");
+                            response.with_error_code(log_error_code(&e).code()).with_offset(-1).with_timestamp(-1)
+                        }
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default().with_name(topic.name).with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}

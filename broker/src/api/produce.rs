@@ -1,0 +1,196 @@
+//! Produce: validates record batches, appends them in request order, and answers once the
+//! requested durability is reached (acks=0: no answer; acks=1: after the write; acks=all: after
+//! the group-commit fsync when the topic's `flush.mode` is `fsync`).
+
+use super::{now_ms, str_bytes, RequestContext};
+use crate::error::log_error_code;
+use crate::log::batch::split_batches;
+use crate::partition::Partition;
+use crate::Broker;
+use futures::future::{join_all, BoxFuture};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+use millrace_config::FlushMode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What the connection should do with a produce request.
+pub enum ProduceOutcome {
+    /// acks=0: nothing is sent back.
+    NoResponse,
+    /// The response, once durable enough.
+    Respond(BoxFuture<'static, ProduceResponse>),
+}
+
+fn partition_error(index: i32, error: ResponseError, message: Option<String>) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(error.code())
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1)
+        .with_error_message(message.map(str_bytes))
+}
+
+/// A partition's append result, possibly still waiting for durability.
+struct Appended {
+    partition: Arc<Partition>,
+    index: i32,
+    base_offset: i64,
+    durable_offset: i64,
+    wait_for_fsync: bool,
+}
+
+enum PartitionResult {
+    Done(PartitionProduceResponse),
+    Appended(Appended),
+}
+
+fn append_partition(
+    broker: &Broker,
+    partition: &Arc<Partition>,
+    records: &[u8],
+    max_message_bytes: u64,
+) -> Result<(i64, i64, usize), (ResponseError, String)> {
+    let ranges = split_batches(records).map_err(|e| (ResponseError::CorruptMessage, e.to_string()))?;
+    if ranges.is_empty() {
+        return Err((ResponseError::CorruptMessage, "produce request carries no record batch".into()));
+    }
+    // Validate every batch before appending any, so a request is applied whole or not at all.
+    for range in &ranges {
+        let size = range.len() as u64;
+        if size > max_message_bytes {
+            return Err((
+                ResponseError::MessageTooLarge,
+                format!("record batch of {size} bytes exceeds max.message.bytes={max_message_bytes}"),
+            ));
+        }
+    }
+    let now = now_ms();
+    let mut first_base = None;
+    let mut last = -1;
+    let mut records_in = 0usize;
+    for range in ranges {
+        let mut batch = records[range].to_vec();
+        let info = partition.append(&mut batch, now).map_err(|e| {
+            let code = log_error_code(&e);
+            if code == ResponseError::KafkaStorageError {
+                tracing::error!(partition = %format!("{}-{}", partition.topic, partition.index), error = %e, "append failed");
+            }
+            (code, e.to_string())
+        })?;
+        first_base.get_or_insert(info.base_offset);
+        last = info.last_offset;
+        if !info.duplicate {
+            records_in += (info.last_offset - info.base_offset + 1) as usize;
+            broker.metrics.bytes_in(&partition.topic, batch.len());
+        }
+    }
+    Ok((first_base.unwrap_or(-1), last, records_in))
+}
+
+/// Applies a produce request; appends happen before this returns.
+pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: ProduceRequest) -> ProduceOutcome {
+    let acks = request.acks;
+    let version = ctx.version();
+    let mut topics = Vec::new();
+    for topic_data in request.topic_data {
+        let by_id = version >= 13;
+        let topic =
+            if by_id { broker.catalog.get_by_id(&topic_data.topic_id) } else { broker.catalog.get(&topic_data.name.0) };
+        let unknown = if by_id { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition };
+        let mut partitions = Vec::new();
+        for data in topic_data.partition_data {
+            let index = data.index;
+            let result = if !(-1..=1).contains(&acks) {
+                PartitionResult::Done(partition_error(
+                    index,
+                    ResponseError::InvalidRequiredAcks,
+                    Some(format!("acks={acks} is not 0, 1 or -1")),
+                ))
+            } else if request.transactional_id.is_some() {
+                PartitionResult::Done(partition_error(
+                    index,
+                    ResponseError::TransactionalIdAuthorizationFailed,
+                    Some("transactions are not supported by this broker".into()),
+                ))
+            } else {
+                match topic
+                    .as_ref()
+                    .and_then(|t| usize::try_from(index).ok().and_then(|i| t.partitions.get(i)).map(|p| (t, p)))
+                {
+                    None => PartitionResult::Done(partition_error(index, unknown, None)),
+                    Some((topic, partition)) => {
+                        let records = data.records.unwrap_or_default();
+                        match append_partition(broker, partition, &records, topic.config.max_message_bytes) {
+                            Ok((base_offset, last_offset, records_in)) => {
+                                broker.metrics.records_in(&topic.name, records_in);
+                                PartitionResult::Appended(Appended {
+                                    partition: partition.clone(),
+                                    index,
+                                    base_offset,
+                                    durable_offset: last_offset + 1,
+                                    wait_for_fsync: acks == -1 && topic.config.flush_mode == FlushMode::Fsync,
+                                })
+                            }
+                            Err((error, message)) => {
+                                broker.metrics.produce_errors(&topic.name, error);
+                                PartitionResult::Done(partition_error(index, error, Some(message)))
+                            }
+                        }
+                    }
+                }
+            };
+            partitions.push(result);
+        }
+        let name = topic.as_ref().map_or(topic_data.name.clone(), |t| TopicName(str_bytes(t.name.clone())));
+        topics.push((name, topic_data.topic_id, partitions));
+    }
+    if acks == 0 {
+        return ProduceOutcome::NoResponse;
+    }
+    let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
+    ProduceOutcome::Respond(Box::pin(async move {
+        let mut responses = Vec::with_capacity(topics.len());
+        for (name, topic_id, partitions) in topics {
+            let finished = join_all(partitions.into_iter().map(|result| finish(result, timeout))).await;
+            responses.push(
+                TopicProduceResponse::default()
+                    .with_name(name)
+                    .with_topic_id(topic_id)
+                    .with_partition_responses(finished),
+            );
+        }
+        ProduceResponse::default().with_responses(responses)
+    }))
+}
+
+async fn finish(result: PartitionResult, timeout: Duration) -> PartitionProduceResponse {
+    let appended = match result {
+        PartitionResult::Done(response) => return response,
+        PartitionResult::Appended(appended) => appended,
+    };
+    if appended.wait_for_fsync {
+        match tokio::time::timeout(timeout, appended.partition.wait_durable(appended.durable_offset)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(partition = %format!("{}-{}", appended.partition.topic, appended.index), error = %e, "fsync failed");
+                return partition_error(appended.index, e.response_error(), Some(e.to_string()));
+            }
+            Err(_) => {
+                return partition_error(
+                    appended.index,
+                    ResponseError::RequestTimedOut,
+                    Some("the write did not reach the disk within the request timeout".into()),
+                )
+            }
+        }
+    }
+    let (log_start, _) = appended.partition.offsets();
+    PartitionProduceResponse::default()
+        .with_index(appended.index)
+        .with_base_offset(appended.base_offset)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(log_start)
+}

@@ -1,0 +1,141 @@
+//! CreateTopics, DeleteTopics and CreatePartitions.
+
+use super::str_bytes;
+use crate::catalog::TopicError;
+use crate::Broker;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{
+    CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest,
+    DeleteTopicsResponse, TopicName,
+};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Kafka `ConfigSource` values.
+pub(crate) const SOURCE_DYNAMIC_TOPIC: i8 = 1;
+pub(crate) const SOURCE_DEFAULT: i8 = 5;
+
+/// The Kafka error code for a refused topic operation.
+pub fn topic_error_code(error: &TopicError) -> ResponseError {
+    match error {
+        TopicError::InvalidName(_) => ResponseError::InvalidTopicException,
+        TopicError::AlreadyExists(_) => ResponseError::TopicAlreadyExists,
+        TopicError::Unknown(_) => ResponseError::UnknownTopicOrPartition,
+        TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+        TopicError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+        TopicError::InvalidConfig(_) => ResponseError::InvalidConfig,
+        TopicError::Broker(e) => e.response_error(),
+    }
+}
+
+/// Answers CreateTopics.
+pub async fn create(broker: &Arc<Broker>, request: CreateTopicsRequest) -> CreateTopicsResponse {
+    let mut results = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let name = topic.name.0.to_string();
+        let configs: Vec<(String, String)> = topic
+            .configs
+            .iter()
+            .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string()).unwrap_or_default()))
+            .collect();
+        let node = broker.config.node_id;
+        let bad_assignment = topic.assignments.iter().any(|a| a.broker_ids.len() != 1 || a.broker_ids[0].0 != node);
+        let outcome = if bad_assignment {
+            Err(TopicError::InvalidReplicationFactor(format!(
+                "replica assignments may only name broker {node}, the one broker of this cluster"
+            )))
+        } else if !topic.assignments.is_empty() {
+            broker
+                .catalog
+                .create_or_check(&name, topic.assignments.len() as i32, 1, &configs, request.validate_only)
+                .await
+        } else {
+            broker
+                .catalog
+                .create_or_check(&name, topic.num_partitions, topic.replication_factor, &configs, request.validate_only)
+                .await
+        };
+        let result = CreatableTopicResult::default().with_name(topic.name.clone());
+        results.push(match outcome {
+            Ok(created) => {
+                let entries = created
+                    .config
+                    .entries()
+                    .into_iter()
+                    .map(|(key, value)| {
+                        let source =
+                            if created.overrides.0.contains_key(key) { SOURCE_DYNAMIC_TOPIC } else { SOURCE_DEFAULT };
+                        CreatableTopicConfigs::default()
+                            .with_name(str_bytes(key))
+                            .with_value(Some(str_bytes(value)))
+                            .with_config_source(source)
+                    })
+                    .collect();
+                result
+                    .with_topic_id(created.id)
+                    .with_num_partitions(created.partitions)
+                    .with_replication_factor(1)
+                    .with_configs(Some(entries))
+            }
+            Err(e) => {
+                tracing::info!(topic = %name, error = %e, "CreateTopics refused");
+                result
+                    .with_error_code(topic_error_code(&e).code())
+                    .with_error_message(Some(str_bytes(e.to_string())))
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1)
+            }
+        });
+    }
+    CreateTopicsResponse::default().with_topics(results)
+}
+
+/// Answers DeleteTopics (by name, or by topic id from v6).
+pub async fn delete(broker: &Arc<Broker>, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
+    let mut wanted: Vec<(Option<String>, Uuid)> =
+        request.topic_names.into_iter().map(|n| (Some(n.0.to_string()), Uuid::nil())).collect();
+    wanted.extend(request.topics.into_iter().map(|t| (t.name.map(|n| n.0.to_string()), t.topic_id)));
+    let mut responses = Vec::with_capacity(wanted.len());
+    for (name, id) in wanted {
+        let name = name.or_else(|| broker.catalog.get_by_id(&id).map(|t| t.name.clone()));
+        let result =
+            DeletableTopicResult::default().with_name(name.clone().map(|n| TopicName(str_bytes(n)))).with_topic_id(id);
+        let Some(name) = name else {
+            responses.push(result.with_error_code(ResponseError::UnknownTopicId.code()));
+            continue;
+        };
+        responses.push(match broker.catalog.delete(&name).await {
+            Ok(deleted_id) => result.with_topic_id(deleted_id),
+            Err(e) => {
+                result.with_error_code(topic_error_code(&e).code()).with_error_message(Some(str_bytes(e.to_string())))
+            }
+        });
+    }
+    DeleteTopicsResponse::default().with_responses(responses)
+}
+
+/// Answers CreatePartitions.
+pub async fn create_partitions(broker: &Arc<Broker>, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
+    let mut results = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let node = broker.config.node_id;
+        let bad_assignment =
+            topic.assignments.iter().flatten().any(|a| a.broker_ids.len() != 1 || a.broker_ids[0].0 != node);
+        let outcome = if bad_assignment {
+            Err(TopicError::InvalidPartitions(format!("replica assignments may only name broker {node}")))
+        } else {
+            broker.catalog.add_partitions(&topic.name.0, topic.count, request.validate_only).await
+        };
+        let result = CreatePartitionsTopicResult::default().with_name(topic.name);
+        results.push(match outcome {
+            Ok(()) => result,
+            Err(e) => {
+                result.with_error_code(topic_error_code(&e).code()).with_error_message(Some(str_bytes(e.to_string())))
+            }
+        });
+    }
+    CreatePartitionsResponse::default().with_results(results)
+}

@@ -1,0 +1,53 @@
+//! Broker errors and their mapping to Kafka error codes.
+
+use crate::log::LogError;
+use kafka_protocol::error::ResponseError;
+
+/// An error inside the broker.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// Storage failed.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// An I/O operation outside the log failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, naming the file or peer.
+        context: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Invalid metadata file or similar.
+    #[error("{0}")]
+    Metadata(String),
+    /// A bug or an unexpected state.
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// The broker is stopping.
+    #[error("broker is shutting down")]
+    ShuttingDown,
+}
+
+impl BrokerError {
+    /// The Kafka error code a client should see.
+    pub fn response_error(&self) -> ResponseError {
+        match self {
+            BrokerError::Log(e) => log_error_code(e),
+            BrokerError::Io { .. } => ResponseError::KafkaStorageError,
+            BrokerError::Metadata(_) | BrokerError::Internal(_) => ResponseError::UnknownServerError,
+            BrokerError::ShuttingDown => ResponseError::NotLeaderOrFollower,
+        }
+    }
+}
+
+/// The Kafka error code for a storage error.
+pub fn log_error_code(error: &LogError) -> ResponseError {
+    match error {
+        LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        LogError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+        LogError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        LogError::UnknownProducerId { .. } => ResponseError::UnknownProducerId,
+        LogError::Batch(_) => ResponseError::CorruptMessage,
+        _ => ResponseError::KafkaStorageError,
+    }
+}

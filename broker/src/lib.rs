@@ -1,0 +1,224 @@
+//! millrace broker: a Kafka wire-protocol broker over a segmented, append-only log.
+//!
+//! Layout:
+//! - [`log`]: storage — segments (`<base offset>.log`), mmap'd `.index` / `.timeindex`, recovery,
+//!   retention, idempotent-producer state. Pure storage, no networking.
+//! - [`partition`]: one partition for the server: the log behind a mutex, end-offset watch for
+//!   long polls, group-commit fsync.
+//! - [`catalog`]: topics and their partitions, persisted in `<data-dir>/meta/topics.json`.
+//! - [`server`]: TCP accept loop and per-connection pipelining; [`api`]: one handler per Kafka API.
+//! - [`admin`] + [`metrics`]: the HTTP listener with `/metrics` and `/health`.
+//! - [`producer_ids`]: producer-id allocation that survives restarts.
+
+pub mod admin;
+pub mod api;
+pub mod catalog;
+pub mod error;
+mod fsutil;
+pub mod log;
+pub mod metrics;
+pub mod partition;
+pub mod producer_ids;
+pub mod server;
+
+use crate::catalog::Catalog;
+use crate::error::BrokerError;
+use crate::fsutil::{io_err, write_atomically};
+use crate::metrics::Metrics;
+use crate::producer_ids::ProducerIds;
+use millrace_config::BrokerConfig;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// State shared by every connection.
+pub struct Broker {
+    /// Configuration in force.
+    pub config: BrokerConfig,
+    /// Cluster id, stored in `<data-dir>/meta/cluster-id`.
+    pub cluster_id: String,
+    /// Topics and partitions.
+    pub catalog: Catalog,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// Producer-id allocation.
+    pub producer_ids: ProducerIds,
+}
+
+impl Broker {
+    /// Opens the data directory, recovering every partition.
+    pub fn open(config: BrokerConfig) -> Result<Broker, BrokerError> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| io_err(format!("creating data dir {}", config.data_dir.display()), e))?;
+        let meta = config.data_dir.join("meta");
+        let cluster_id = load_cluster_id(&meta, config.cluster_id.as_deref())?;
+        let catalog = Catalog::open(&config)?;
+        let metrics = Metrics::new().map_err(|e| BrokerError::Internal(format!("registering metrics: {e}")))?;
+        let producer_ids = ProducerIds::open(meta.join("producer-ids.json"))?;
+        Ok(Broker { config, cluster_id, catalog, metrics, producer_ids })
+    }
+
+    /// The (host, port) advertised to clients.
+    pub fn advertised_host_port(&self) -> (String, i32) {
+        let advertised = self.config.advertised();
+        match advertised.rsplit_once(':') {
+            Some((host, port)) => {
+                (host.trim_matches(|c| c == '[' || c == ']').to_string(), port.parse().unwrap_or(9092))
+            }
+            None => (advertised, 9092),
+        }
+    }
+}
+
+fn load_cluster_id(meta: &std::path::Path, configured: Option<&str>) -> Result<String, BrokerError> {
+    let path = meta.join("cluster-id");
+    match std::fs::read_to_string(&path) {
+        Ok(stored) => {
+            let stored = stored.trim().to_string();
+            if let Some(configured) = configured {
+                if configured != stored {
+                    return Err(BrokerError::Metadata(format!(
+                        "{} holds cluster id '{stored}' but the configuration says '{configured}'; \
+                         this data directory belongs to another cluster",
+                        path.display()
+                    )));
+                }
+            }
+            Ok(stored)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let id = configured.map(str::to_string).unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+            write_atomically(&path, id.as_bytes())?;
+            Ok(id)
+        }
+        Err(e) => Err(io_err(format!("reading {}", path.display()), e)),
+    }
+}
+
+/// Addresses the broker actually listens on (ports resolved when 0 was configured).
+#[derive(Clone, Copy, Debug)]
+pub struct BoundAddresses {
+    /// Kafka protocol.
+    pub kafka: SocketAddr,
+    /// Admin HTTP.
+    pub admin: SocketAddr,
+}
+
+/// A broker bound to its ports and ready to serve.
+pub struct RunningBroker {
+    broker: Arc<Broker>,
+    kafka: TcpListener,
+    admin: TcpListener,
+    /// Where it listens.
+    pub addresses: BoundAddresses,
+}
+
+/// Opens storage and binds the listeners; call [`RunningBroker::serve`] next.
+pub async fn start(mut config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
+    let kafka = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| io_err(format!("binding the Kafka listener {}", config.listen), e))?;
+    let admin = TcpListener::bind(config.admin_listen)
+        .await
+        .map_err(|e| io_err(format!("binding the admin listener {}", config.admin_listen), e))?;
+    let addresses = BoundAddresses {
+        kafka: kafka.local_addr().map_err(|e| io_err("reading the Kafka listener address", e))?,
+        admin: admin.local_addr().map_err(|e| io_err("reading the admin listener address", e))?,
+    };
+    // With port 0 the advertised address must carry the real port.
+    config.listen = addresses.kafka;
+    config.admin_listen = addresses.admin;
+    let broker = tokio::task::spawn_blocking(move || Broker::open(config))
+        .await
+        .map_err(|e| BrokerError::Internal(format!("opening storage: {e}")))??;
+    Ok(RunningBroker { broker: Arc::new(broker), kafka, admin, addresses })
+}
+
+impl RunningBroker {
+    /// Serves until `shutdown` turns true, then closes every log cleanly.
+    pub async fn serve(self, shutdown: watch::Receiver<bool>) -> Result<(), BrokerError> {
+        let broker = self.broker;
+        tracing::info!(
+            kafka = %self.addresses.kafka,
+            admin = %self.addresses.admin,
+            advertised = %broker.config.advertised(),
+            data_dir = %broker.config.data_dir.display(),
+            cluster_id = %broker.cluster_id,
+            topics = broker.catalog.all().len(),
+            "broker ready"
+        );
+        let admin = tokio::spawn(admin::serve(self.admin, broker.clone(), shutdown.clone()));
+        let housekeeping = tokio::spawn(housekeeping(broker.clone(), shutdown.clone()));
+        server::serve(self.kafka, broker.clone(), shutdown.clone()).await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = admin.await;
+        let _ = housekeeping.await;
+        // Connections hold the broker until their in-flight requests finish.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut broker = broker;
+        loop {
+            match Arc::try_unwrap(broker) {
+                Ok(owned) => {
+                    tokio::task::spawn_blocking(move || owned.catalog.close_all())
+                        .await
+                        .map_err(|e| BrokerError::Internal(format!("closing logs: {e}")))?;
+                    tracing::info!("all logs closed cleanly");
+                    return Ok(());
+                }
+                Err(shared) if tokio::time::Instant::now() < deadline => {
+                    broker = shared;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(_) => {
+                    tracing::warn!("connections still busy after 10s; logs will be recovered on next start");
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// Periodic work: retention, and background fsync for `interval` topics (also a safety net that
+/// bounds how long acks=1 data stays unsynced in `fsync` mode).
+async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let flush_every = broker.config.log.flush_interval.as_duration();
+    let retention_every = broker.config.log.retention_check_interval.as_duration();
+    let mut flush_tick = tokio::time::interval(flush_every);
+    let mut retention_tick = tokio::time::interval(retention_every);
+    flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    retention_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = flush_tick.tick() => {
+                for topic in broker.catalog.all() {
+                    for partition in &topic.partitions {
+                        if let Err(e) = partition.flush_if_dirty().await {
+                            tracing::error!(partition = %format!("{}-{}", partition.topic, partition.index), error = %e, "background fsync failed");
+                        }
+                    }
+                }
+            }
+            _ = retention_tick.tick() => {
+                let now = api::now_ms();
+                for topic in broker.catalog.all() {
+                    for partition in topic.partitions.clone() {
+                        let result = tokio::task::spawn_blocking(move || (partition.apply_retention(now), partition)).await;
+                        match result {
+                            Ok((Ok(deleted), partition)) if deleted > 0 => {
+                                let (start, _) = partition.offsets();
+                                tracing::info!(partition = %format!("{}-{}", partition.topic, partition.index), deleted, log_start_offset = start, "retention deleted segments");
+                            }
+                            Ok((Err(e), partition)) => {
+                                tracing::error!(partition = %format!("{}-{}", partition.topic, partition.index), error = %e, "retention failed");
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}

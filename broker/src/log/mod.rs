@@ -1,0 +1,26 @@
+//! On-disk storage engine: one [`PartitionLog`] per topic partition, in Kafka's directory
+//! layout (`<base offset>.log`, `.index`, `.timeindex`, `.snapshot`).
+//!
+//! - [`batch`]: record batch v2 headers: parsing, CRC-32C, offset assignment, request splitting.
+//! - `index` / `time_index`: the sparse memory-mapped offset and timestamp indexes.
+//! - `segment`: one `.log` file with its two indexes.
+//! - `recovery`: opening a directory, repairing a torn tail and bad indexes.
+//! - `producer_state`: idempotent producer sequence checks and their snapshots.
+//! - `partition_log`: [`PartitionLog`], the public log type.
+//! - `error`: [`LogError`].
+
+pub mod batch;
+mod error;
+mod index;
+mod partition_log;
+#[cfg(test)]
+mod partition_log_tests;
+mod producer_state;
+mod recovery;
+mod segment;
+mod time_index;
+
+pub use batch::{count_records, split_batches, BatchError, BatchHeader};
+pub use error::LogError;
+pub use partition_log::{AppendInfo, LogConfig, PartitionLog, ReadResult};
+pub use recovery::RecoveryReport;

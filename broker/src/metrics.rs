@@ -1,0 +1,173 @@
+//! Prometheus metrics: request counts and latencies per API, bytes and records in/out per
+//! topic, and per-partition log gauges refreshed at scrape time.
+
+use crate::catalog::Catalog;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::ApiKey;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use std::time::Instant;
+
+/// All broker metrics, registered in their own registry.
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    request_seconds: HistogramVec,
+    topic_bytes_in: IntCounterVec,
+    topic_bytes_out: IntCounterVec,
+    topic_records_in: IntCounterVec,
+    topic_records_out: IntCounterVec,
+    topic_produce_errors: IntCounterVec,
+    /// Open client connections.
+    pub connections: IntGauge,
+    /// Connections closed because of malformed or oversized frames.
+    pub protocol_errors: IntCounter,
+    /// Requests for APIs or versions this broker does not implement.
+    pub unsupported_requests: IntCounter,
+    log_end_offset: IntGaugeVec,
+    log_start_offset: IntGaugeVec,
+    log_size_bytes: IntGaugeVec,
+    log_segments: IntGaugeVec,
+}
+
+fn counter_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntCounterVec, prometheus::Error> {
+    let metric = IntCounterVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+fn gauge_vec(registry: &Registry, name: &str, help: &str) -> Result<IntGaugeVec, prometheus::Error> {
+    let metric = IntGaugeVec::new(Opts::new(name, help), &["topic", "partition"])?;
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new_custom(Some("millrace_broker".into()), None)?;
+        let request_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "request_duration_seconds",
+                "Time from reading a request to its response being ready, per API",
+            )
+            .buckets(vec![
+                0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            &["api"],
+        )?;
+        registry.register(Box::new(request_seconds.clone()))?;
+        let connections = IntGauge::new("connections", "Open client connections")?;
+        registry.register(Box::new(connections.clone()))?;
+        let protocol_errors =
+            IntCounter::new("protocol_errors_total", "Connections closed for malformed or oversized requests")?;
+        registry.register(Box::new(protocol_errors.clone()))?;
+        let unsupported_requests = IntCounter::new(
+            "unsupported_requests_total",
+            "Requests for APIs or versions this broker does not implement",
+        )?;
+        registry.register(Box::new(unsupported_requests.clone()))?;
+        Ok(Metrics {
+            registry: registry.clone(),
+            requests: counter_vec(&registry, "requests_total", "Requests answered, per API", &["api"])?,
+            request_seconds,
+            topic_bytes_in: counter_vec(
+                &registry,
+                "topic_bytes_in_total",
+                "Record-batch bytes appended, per topic",
+                &["topic"],
+            )?,
+            topic_bytes_out: counter_vec(
+                &registry,
+                "topic_bytes_out_total",
+                "Record-batch bytes sent to consumers, per topic",
+                &["topic"],
+            )?,
+            topic_records_in: counter_vec(
+                &registry,
+                "topic_records_in_total",
+                "Records appended, per topic",
+                &["topic"],
+            )?,
+            topic_records_out: counter_vec(
+                &registry,
+                "topic_records_out_total",
+                "Records in batches sent to consumers, per topic",
+                &["topic"],
+            )?,
+            topic_produce_errors: counter_vec(
+                &registry,
+                "topic_produce_errors_total",
+                "Partition appends refused, per topic and Kafka error",
+                &["topic", "error"],
+            )?,
+            connections,
+            protocol_errors,
+            unsupported_requests,
+            log_end_offset: gauge_vec(&registry, "log_end_offset", "Next offset to be written")?,
+            log_start_offset: gauge_vec(&registry, "log_start_offset", "First offset still stored")?,
+            log_size_bytes: gauge_vec(&registry, "log_size_bytes", "Bytes of segments on disk")?,
+            log_segments: gauge_vec(&registry, "log_segments", "Number of segments")?,
+        })
+    }
+
+    /// Counts a request and its latency.
+    pub fn observe_request(&self, api: ApiKey, started: Instant) {
+        let name = format!("{api:?}");
+        self.requests.with_label_values(&[&name]).inc();
+        self.request_seconds.with_label_values(&[&name]).observe(started.elapsed().as_secs_f64());
+    }
+
+    /// Counts appended bytes.
+    pub fn bytes_in(&self, topic: &str, bytes: usize) {
+        self.topic_bytes_in.with_label_values(&[topic]).inc_by(bytes as u64);
+    }
+
+    /// Counts appended records.
+    pub fn records_in(&self, topic: &str, records: usize) {
+        self.topic_records_in.with_label_values(&[topic]).inc_by(records as u64);
+    }
+
+    /// Counts fetched bytes, and the records in the batches they hold.
+    pub fn bytes_out(&self, topic: &str, data: &[u8]) {
+        self.topic_bytes_out.with_label_values(&[topic]).inc_by(data.len() as u64);
+        let records = crate::log::batch::count_records(data);
+        self.topic_records_out.with_label_values(&[topic]).inc_by(records);
+    }
+
+    /// Counts a refused append.
+    pub fn produce_errors(&self, topic: &str, error: ResponseError) {
+        self.topic_produce_errors.with_label_values(&[topic, &format!("{error}")]).inc();
+    }
+
+    /// Renders the text exposition format, refreshing the per-partition gauges first.
+    pub fn render(&self, catalog: &Catalog) -> String {
+        for gauge in [&self.log_end_offset, &self.log_start_offset, &self.log_size_bytes, &self.log_segments] {
+            // Deleted topics must disappear from the output.
+            gauge.reset();
+        }
+        for topic in catalog.all() {
+            for partition in &topic.partitions {
+                let index = partition.index.to_string();
+                let labels = [topic.name.as_str(), index.as_str()];
+                let (start, end) = partition.offsets();
+                let (size, segments) = partition.size();
+                self.log_end_offset.with_label_values(&labels).set(end);
+                self.log_start_offset.with_label_values(&labels).set(start);
+                self.log_size_bytes.with_label_values(&labels).set(size as i64);
+                self.log_segments.with_label_values(&labels).set(segments as i64);
+            }
+        }
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::warn!(error = %e, "encoding metrics failed");
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}

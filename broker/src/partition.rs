@@ -1,0 +1,186 @@
+//! One partition as the server sees it: the on-disk log behind a mutex, a watch of its log end
+//! offset (wakes long-polling fetches) and group-commit fsync (many acks=all requests share one).
+
+use crate::error::BrokerError;
+use crate::log::{AppendInfo, LogConfig, LogError, PartitionLog, ReadResult};
+use millrace_config::EffectiveTopicConfig;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use tokio::sync::watch;
+
+/// A topic partition hosted by this broker.
+pub struct Partition {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub index: i32,
+    /// Directory holding its segments.
+    pub dir: PathBuf,
+    log: Mutex<PartitionLog>,
+    end_offset: watch::Sender<i64>,
+    flushed_offset: watch::Sender<i64>,
+    flush_in_progress: AtomicBool,
+}
+
+/// Translates topic settings to the storage engine's.
+pub fn log_config(config: &EffectiveTopicConfig) -> LogConfig {
+    LogConfig {
+        segment_bytes: config.segment_bytes,
+        segment_ms: config.segment_ms,
+        retention_ms: config.retention_ms,
+        retention_bytes: config.retention_bytes,
+        index_interval_bytes: config.index_interval_bytes,
+        ..LogConfig::default()
+    }
+}
+
+impl Partition {
+    /// Opens (recovering if needed) the partition's log.
+    pub fn open(
+        topic: &str,
+        index: i32,
+        dir: PathBuf,
+        config: &EffectiveTopicConfig,
+    ) -> Result<Partition, BrokerError> {
+        let (log, report) = PartitionLog::open(&dir, log_config(config))?;
+        if report.truncated_bytes > 0 {
+            tracing::warn!(
+                partition = %format!("{topic}-{index}"),
+                truncated_bytes = report.truncated_bytes,
+                truncated_at_offset = ?report.truncated_at_offset,
+                reason = report.reason.as_deref().unwrap_or("torn write"),
+                "recovery cut an invalid tail from the log"
+            );
+        }
+        if report.rebuilt_indexes > 0 {
+            tracing::info!(partition = %format!("{topic}-{index}"), rebuilt = report.rebuilt_indexes, "rebuilt segment indexes");
+        }
+        let end = log.log_end_offset();
+        Ok(Partition {
+            topic: topic.to_string(),
+            index,
+            dir,
+            end_offset: watch::Sender::new(end),
+            // Whatever survived recovery is on disk already.
+            flushed_offset: watch::Sender::new(end),
+            log: Mutex::new(log),
+            flush_in_progress: AtomicBool::new(false),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PartitionLog> {
+        // A panic while holding the lock leaves the log in a state the next append validates anyway.
+        self.log.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Appends one validated batch; offsets are assigned here, in call order.
+    pub fn append(&self, batch: &mut [u8], now_ms: i64) -> Result<AppendInfo, LogError> {
+        let info = {
+            let mut log = self.lock();
+            log.append(batch, 0, now_ms)?
+        };
+        if !info.duplicate {
+            self.end_offset.send_replace(info.last_offset + 1);
+        }
+        Ok(info)
+    }
+
+    /// Reads whole batches from `offset` below the high watermark.
+    pub fn read(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> Result<ReadResult, LogError> {
+        let log = self.lock();
+        let high_watermark = log.log_end_offset();
+        log.read(offset, max_bytes, high_watermark, min_one_batch)
+    }
+
+    /// (log start offset, high watermark).
+    pub fn offsets(&self) -> (i64, i64) {
+        let log = self.lock();
+        (log.log_start_offset(), log.log_end_offset())
+    }
+
+    /// Bytes on disk and segment count.
+    pub fn size(&self) -> (u64, usize) {
+        let log = self.lock();
+        (log.size_bytes(), log.segment_count())
+    }
+
+    /// First offset with timestamp >= `ts`.
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
+        self.lock().offset_for_timestamp(ts)
+    }
+
+    /// Largest timestamp and its offset.
+    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+        self.lock().max_timestamp()
+    }
+
+    /// Applies retention; returns segments deleted.
+    pub fn apply_retention(&self, now_ms: i64) -> Result<usize, LogError> {
+        self.lock().apply_retention(now_ms)
+    }
+
+    /// Watch of the high watermark, for long-polling fetches.
+    pub fn subscribe_end_offset(&self) -> watch::Receiver<i64> {
+        self.end_offset.subscribe()
+    }
+
+    /// Returns once everything below `offset` is fsynced. Concurrent callers share fsyncs: one
+    /// caller syncs while the others wait for its result, and a sync covers every append made
+    /// before it started, which is what makes this group commit.
+    pub async fn wait_durable(&self, offset: i64) -> Result<(), BrokerError> {
+        loop {
+            let mut flushed = self.flushed_offset.subscribe();
+            if *flushed.borrow_and_update() >= offset {
+                return Ok(());
+            }
+            if self.flush_in_progress.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                let result = self.flush_once().await;
+                // Clear the flag before publishing, so a waiter that sees the flag set is sure to
+                // see the publication that follows.
+                self.flush_in_progress.store(false, Ordering::Release);
+                match result {
+                    // Always publish, even when nothing advanced, so every waiter re-checks.
+                    Ok(covered) => self.flushed_offset.send_modify(|current| *current = (*current).max(covered)),
+                    Err(e) => {
+                        self.flushed_offset.send_modify(|_| {});
+                        return Err(e);
+                    }
+                }
+            } else if flushed.changed().await.is_err() {
+                return Err(BrokerError::ShuttingDown);
+            }
+        }
+    }
+
+    /// fsyncs outside the mutex so appends continue meanwhile; returns the offset it covers.
+    async fn flush_once(&self) -> Result<i64, BrokerError> {
+        let (file, covered) = self.lock().flush_handle()?;
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || file.sync_data())
+            .await
+            .map_err(|e| BrokerError::Internal(format!("fsync task failed: {e}")))?
+            .map_err(|source| BrokerError::Io {
+                context: format!("fsync of the active segment in {}", dir.display()),
+                source,
+            })?;
+        self.lock().mark_flushed(covered);
+        Ok(covered)
+    }
+
+    /// Background flush (interval mode, and as a safety net): syncs if anything is unsynced.
+    pub async fn flush_if_dirty(&self) -> Result<(), BrokerError> {
+        let end = *self.end_offset.borrow();
+        if *self.flushed_offset.borrow() < end {
+            self.wait_durable(end).await?;
+        }
+        Ok(())
+    }
+
+    /// Closes the log cleanly (fsync, trimmed indexes, producer-state snapshot). Called at shutdown
+    /// once no request can reach the partition any more.
+    pub fn close(self) -> Result<(), LogError> {
+        let log = self.log.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+        log.close()
+    }
+}

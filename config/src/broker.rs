@@ -1,0 +1,226 @@
+//! Broker configuration: `millrace broker --config broker.toml`.
+
+use crate::error::ConfigError;
+use crate::units::{ByteSize, DurationMs};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// How appended data reaches the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FlushMode {
+    /// acks=all produce requests are answered only after an fsync covering them; concurrent
+    /// requests share one fsync (group commit). acks=1 is answered after the write to the page
+    /// cache, as in Kafka. Nothing acknowledged to an acks=all producer is lost on power failure.
+    Fsync,
+    /// Data is fsynced every `flush_interval`; acknowledgements never wait. Faster, but a power
+    /// failure loses up to one interval of acknowledged writes (a process crash loses nothing).
+    Interval,
+}
+
+/// The whole broker configuration file.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerConfig {
+    /// This broker's id, as reported in Metadata.
+    pub node_id: i32,
+    /// Where partitions are stored, one `<topic>-<partition>/` directory each.
+    pub data_dir: PathBuf,
+    /// Kafka protocol listener.
+    pub listen: SocketAddr,
+    /// The host:port clients are told to connect to (Metadata). Defaults to `listen`.
+    pub advertised_listener: Option<String>,
+    /// Admin HTTP listener with `/metrics` (Prometheus) and `/health`.
+    pub admin_listen: SocketAddr,
+    /// Cluster id reported to clients; generated once and stored in the data dir when absent.
+    pub cluster_id: Option<String>,
+    /// Storage defaults for every topic (each can be overridden per topic).
+    pub log: LogSettings,
+    /// Topic defaults and auto-creation.
+    pub topics: TopicSettings,
+    /// Network limits.
+    pub server: ServerSettings,
+}
+
+/// Storage defaults; per-topic Kafka keys (`segment.bytes`, `retention.ms`, …) override them.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// Roll the active segment when it reaches this size (Kafka `log.segment.bytes`).
+    pub segment_bytes: ByteSize,
+    /// Roll the active segment when it is this old (Kafka `log.roll.ms`).
+    pub segment_ms: DurationMs,
+    /// Delete segments whose newest record is older than this; `-1` keeps forever.
+    #[serde(with = "crate::limits::duration")]
+    pub retention_ms: Option<DurationMs>,
+    /// Delete oldest segments while a partition is larger than this; `-1` is unlimited.
+    #[serde(with = "crate::limits::size")]
+    pub retention_bytes: Option<ByteSize>,
+    /// Bytes of log between two sparse index entries.
+    pub index_interval_bytes: ByteSize,
+    /// How often retention runs.
+    pub retention_check_interval: DurationMs,
+    /// When appended data is fsynced; see [`FlushMode`].
+    pub flush_mode: FlushMode,
+    /// Period of the background fsync in `interval` mode (and a safety net in `fsync` mode).
+    pub flush_interval: DurationMs,
+}
+
+/// Topic defaults.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TopicSettings {
+    /// Create a topic when a client asks for it in Metadata or produces to it (Kafka `auto.create.topics.enable`).
+    pub auto_create: bool,
+    /// Partitions of an auto-created topic, or of CreateTopics with -1 (Kafka `num.partitions`).
+    pub default_partitions: i32,
+    /// Largest record batch a producer may send (Kafka `message.max.bytes`).
+    pub max_message_bytes: ByteSize,
+}
+
+/// Network limits.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Largest request frame accepted (Kafka `socket.request.max.bytes`); bigger frames close the connection.
+    pub max_request_bytes: ByteSize,
+    /// Requests read ahead and processed per connection while earlier responses are pending.
+    pub max_inflight_requests_per_connection: usize,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            node_id: 1,
+            data_dir: PathBuf::from("millrace-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
+            advertised_listener: None,
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 9644)),
+            cluster_id: None,
+            log: LogSettings::default(),
+            topics: TopicSettings::default(),
+            server: ServerSettings::default(),
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            segment_bytes: ByteSize(1 << 30),
+            segment_ms: DurationMs(7 * 86_400_000),
+            retention_ms: Some(DurationMs(7 * 86_400_000)),
+            retention_bytes: None,
+            index_interval_bytes: ByteSize(4096),
+            retention_check_interval: DurationMs(300_000),
+            flush_mode: FlushMode::Fsync,
+            flush_interval: DurationMs(1_000),
+        }
+    }
+}
+
+impl Default for TopicSettings {
+    fn default() -> Self {
+        TopicSettings { auto_create: true, default_partitions: 1, max_message_bytes: ByteSize(1_048_588) }
+    }
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings { max_request_bytes: ByteSize(100 << 20), max_inflight_requests_per_connection: 32 }
+    }
+}
+
+impl BrokerConfig {
+    /// The address advertised to clients.
+    pub fn advertised(&self) -> String {
+        self.advertised_listener.clone().unwrap_or_else(|| self.listen.to_string())
+    }
+
+    /// Checks cross-field rules. `origin` names the file (or "defaults") for error messages.
+    pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        if self.node_id < 0 {
+            return Err(ConfigError::invalid(origin, "node_id", "must not be negative", "use 0 or a positive integer"));
+        }
+        if let Some(advertised) = &self.advertised_listener {
+            let valid = advertised
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+            if !valid {
+                return Err(ConfigError::invalid(
+                    origin,
+                    "advertised_listener",
+                    format!("`{advertised}` is not HOST:PORT"),
+                    "write e.g. \"broker1.example.com:9092\"",
+                ));
+            }
+        }
+        if self.listen.port() != 0 && self.listen == self.admin_listen {
+            return Err(ConfigError::invalid(
+                origin,
+                "admin_listen",
+                "is the same address as `listen`",
+                "give the admin HTTP listener its own port, e.g. 127.0.0.1:9644",
+            ));
+        }
+        if self.log.segment_bytes.0 < 1024 || self.log.segment_bytes.0 > i32::MAX as u64 {
+            return Err(ConfigError::invalid(
+                origin,
+                "log.segment_bytes",
+                format!("{} is outside 1 KiB ..= 2 GiB", self.log.segment_bytes),
+                "segments index positions with 32 bits; use e.g. \"1GiB\"",
+            ));
+        }
+        if self.log.segment_ms.0 == 0 {
+            return Err(ConfigError::invalid(origin, "log.segment_ms", "must be positive", "use e.g. \"7d\""));
+        }
+        if self.log.index_interval_bytes.0 == 0 || self.log.index_interval_bytes.0 > u32::MAX as u64 {
+            return Err(ConfigError::invalid(
+                origin,
+                "log.index_interval_bytes",
+                "must be between 1 and 4 GiB",
+                "use 4096",
+            ));
+        }
+        if self.log.flush_interval.0 == 0 {
+            return Err(ConfigError::invalid(origin, "log.flush_interval", "must be positive", "use e.g. \"1s\""));
+        }
+        if self.log.retention_check_interval.0 == 0 {
+            return Err(ConfigError::invalid(
+                origin,
+                "log.retention_check_interval",
+                "must be positive",
+                "use e.g. \"5m\"",
+            ));
+        }
+        if self.topics.default_partitions < 1 {
+            return Err(ConfigError::invalid(origin, "topics.default_partitions", "must be at least 1", "use 1"));
+        }
+        if self.topics.max_message_bytes.0 < 64 || self.topics.max_message_bytes.0 > i32::MAX as u64 {
+            return Err(ConfigError::invalid(
+                origin,
+                "topics.max_message_bytes",
+                "must be between 64 bytes and 2 GiB",
+                "use e.g. \"1MiB\"",
+            ));
+        }
+        if self.server.max_request_bytes.0 < self.topics.max_message_bytes.0 {
+            return Err(ConfigError::invalid(
+                origin,
+                "server.max_request_bytes",
+                "is smaller than topics.max_message_bytes, so no maximal batch could ever be produced",
+                "raise server.max_request_bytes (default \"100MiB\") or lower topics.max_message_bytes",
+            ));
+        }
+        if self.server.max_inflight_requests_per_connection == 0 {
+            return Err(ConfigError::invalid(
+                origin,
+                "server.max_inflight_requests_per_connection",
+                "must be at least 1",
+                "use 32",
+            ));
+        }
+        Ok(())
+    }
+}

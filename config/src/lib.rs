@@ -1,0 +1,68 @@
+//! Typed configuration for every millrace component.
+//!
+//! - [`broker`]: the broker's TOML file (`millrace broker --config`), with defaults and `validate()`.
+//! - [`topic`]: per-topic settings under their Kafka names, resolved against broker defaults.
+//! - [`units`]: byte sizes and durations written the way people write them ("64MiB", "7d").
+//! - [`error`]: errors that name the file, the key and the fix.
+
+pub mod broker;
+pub mod error;
+mod limits;
+pub mod topic;
+pub mod units;
+
+pub use broker::{BrokerConfig, FlushMode};
+pub use error::ConfigError;
+pub use topic::{EffectiveTopicConfig, TopicOverrides};
+
+use std::path::Path;
+
+/// Reads and validates a broker config file. CLI overrides are applied by the caller, which then
+/// calls [`BrokerConfig::validate`] again.
+pub fn load_broker(path: &Path) -> Result<BrokerConfig, ConfigError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    parse_broker(&text, &path.display().to_string())
+}
+
+/// Parses and validates broker config text; `origin` names its source in errors.
+pub fn parse_broker(text: &str, origin: &str) -> Result<BrokerConfig, ConfigError> {
+    let config: BrokerConfig =
+        toml::from_str(text).map_err(|e| ConfigError::Parse { origin: origin.to_string(), message: e.to_string() })?;
+    config.validate(origin)?;
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_broker_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/broker.toml");
+        let config = load_broker(&path).unwrap();
+        assert_eq!(config.listen.port(), 9092);
+        assert_eq!(config.log.flush_mode, FlushMode::Fsync);
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let err = parse_broker("listen = \"127.0.0.1:9092\"\nlisten_port = 1\n", "b.toml").unwrap_err().to_string();
+        assert!(err.contains("b.toml") && err.contains("listen_port"), "{err}");
+    }
+
+    #[test]
+    fn invalid_value_names_key_and_fix() {
+        let err = parse_broker("[log]\nsegment_bytes = \"12B\"\n", "b.toml").unwrap_err().to_string();
+        assert!(err.contains("log.segment_bytes") && err.contains("fix:"), "{err}");
+        let err = parse_broker("[log]\nretention_ms = \"forever-ish\"\n", "b.toml").unwrap_err().to_string();
+        assert!(err.contains("retention_ms"), "{err}");
+    }
+
+    #[test]
+    fn unlimited_retention() {
+        let config = parse_broker("[log]\nretention_ms = -1\nretention_bytes = \"10GiB\"\n", "b.toml").unwrap();
+        assert_eq!(config.log.retention_ms, None);
+        assert_eq!(config.log.retention_bytes.map(|b| b.0), Some(10 << 30));
+    }
+}

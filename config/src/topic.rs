@@ -1,0 +1,256 @@
+//! Per-topic settings under their Kafka names (`retention.ms`, `segment.bytes`, …), as sent by
+//! CreateTopics and `millrace topic create --topic-config KEY=VALUE`, resolved against broker defaults.
+
+use crate::broker::{BrokerConfig, FlushMode};
+use crate::error::ConfigError;
+use std::collections::BTreeMap;
+
+/// One supported topic-level key: its Kafka name and what it means.
+pub struct TopicKey {
+    /// Kafka's name for the key.
+    pub name: &'static str,
+    /// One-line description (shown by `millrace topic describe` and in errors).
+    pub doc: &'static str,
+}
+
+/// Every topic-level key the broker understands.
+pub const TOPIC_KEYS: &[TopicKey] = &[
+    TopicKey { name: "cleanup.policy", doc: "delete: old segments are removed by retention" },
+    TopicKey {
+        name: "retention.ms",
+        doc: "delete segments whose newest record is older than this many ms; -1 keeps forever",
+    },
+    TopicKey {
+        name: "retention.bytes",
+        doc: "delete oldest segments while a partition exceeds this size; -1 is unlimited",
+    },
+    TopicKey { name: "segment.bytes", doc: "roll the active segment at this size" },
+    TopicKey { name: "segment.ms", doc: "roll the active segment at this age in ms" },
+    TopicKey { name: "max.message.bytes", doc: "largest record batch a producer may send" },
+    TopicKey { name: "index.interval.bytes", doc: "bytes between two sparse offset-index entries" },
+    TopicKey { name: "min.insync.replicas", doc: "replicas that must have a write before acks=all succeeds" },
+    TopicKey { name: "flush.mode", doc: "fsync: acks=all waits for fsync (group commit); interval: background fsync" },
+];
+
+/// Validated per-topic overrides, keyed by Kafka name. Keys absent here take the broker default.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TopicOverrides(pub BTreeMap<String, String>);
+
+/// The settings in force for one topic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EffectiveTopicConfig {
+    /// `retention.ms`, None = forever.
+    pub retention_ms: Option<u64>,
+    /// `retention.bytes`, None = unlimited.
+    pub retention_bytes: Option<u64>,
+    /// `segment.bytes`.
+    pub segment_bytes: u64,
+    /// `segment.ms`.
+    pub segment_ms: u64,
+    /// `max.message.bytes`.
+    pub max_message_bytes: u64,
+    /// `index.interval.bytes`.
+    pub index_interval_bytes: u32,
+    /// `min.insync.replicas`.
+    pub min_insync_replicas: i32,
+    /// `flush.mode`.
+    pub flush_mode: FlushMode,
+}
+
+fn parse_i64(key: &str, value: &str) -> Result<i64, ConfigError> {
+    value.trim().parse::<i64>().map_err(|_| {
+        ConfigError::invalid(
+            "topic config",
+            key,
+            format!("`{value}` is not an integer"),
+            "give a whole number, e.g. 604800000",
+        )
+    })
+}
+
+fn parse_positive(key: &str, value: &str, min: i64, max: i64) -> Result<i64, ConfigError> {
+    let n = parse_i64(key, value)?;
+    if n < min || n > max {
+        return Err(ConfigError::invalid(
+            "topic config",
+            key,
+            format!("{n} is outside {min}..={max}"),
+            format!("give a value between {min} and {max}"),
+        ));
+    }
+    Ok(n)
+}
+
+fn parse_limit(key: &str, value: &str) -> Result<Option<u64>, ConfigError> {
+    let n = parse_i64(key, value)?;
+    if n == -1 {
+        Ok(None)
+    } else if n < 0 {
+        Err(ConfigError::invalid(
+            "topic config",
+            key,
+            format!("{n} is negative"),
+            "use -1 for no limit or a positive value",
+        ))
+    } else {
+        Ok(Some(n as u64))
+    }
+}
+
+fn parse_flush_mode(value: &str) -> Result<FlushMode, ConfigError> {
+    match value.trim() {
+        "fsync" => Ok(FlushMode::Fsync),
+        "interval" => Ok(FlushMode::Interval),
+        other => Err(ConfigError::invalid(
+            "topic config",
+            "flush.mode",
+            format!("`{other}` is not a flush mode"),
+            "use fsync or interval",
+        )),
+    }
+}
+
+impl TopicOverrides {
+    /// Validates Kafka-style `KEY=VALUE` pairs. Unknown keys and bad values are errors naming the key.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, ConfigError> {
+        let mut map = BTreeMap::new();
+        for (key, value) in pairs {
+            let key = key.trim();
+            match key {
+                "cleanup.policy" => {
+                    if value.trim() != "delete" {
+                        return Err(ConfigError::invalid(
+                            "topic config",
+                            key,
+                            format!("`{value}` is not supported yet (log compaction is not implemented)"),
+                            "use cleanup.policy=delete",
+                        ));
+                    }
+                }
+                "retention.ms" | "retention.bytes" => {
+                    parse_limit(key, value)?;
+                }
+                "segment.bytes" => {
+                    parse_positive(key, value, 1024, i32::MAX as i64)?;
+                }
+                "segment.ms" => {
+                    parse_positive(key, value, 1, i64::MAX)?;
+                }
+                "max.message.bytes" => {
+                    parse_positive(key, value, 64, i32::MAX as i64)?;
+                }
+                "index.interval.bytes" => {
+                    parse_positive(key, value, 1, i32::MAX as i64)?;
+                }
+                "min.insync.replicas" => {
+                    parse_positive(key, value, 1, i32::MAX as i64)?;
+                }
+                "flush.mode" => {
+                    parse_flush_mode(value)?;
+                }
+                _ => {
+                    let known: Vec<&str> = TOPIC_KEYS.iter().map(|k| k.name).collect();
+                    return Err(ConfigError::invalid(
+                        "topic config",
+                        key,
+                        "is not a topic setting this broker knows",
+                        format!("use one of: {}", known.join(", ")),
+                    ));
+                }
+            }
+            map.insert(key.to_string(), value.trim().to_string());
+        }
+        Ok(TopicOverrides(map))
+    }
+
+    /// Settings in force: overrides over the broker's defaults.
+    pub fn resolve(&self, broker: &BrokerConfig) -> EffectiveTopicConfig {
+        let log = &broker.log;
+        let mut effective = EffectiveTopicConfig {
+            retention_ms: log.retention_ms.map(|d| d.0),
+            retention_bytes: log.retention_bytes.map(|b| b.0),
+            segment_bytes: log.segment_bytes.0,
+            segment_ms: log.segment_ms.0,
+            max_message_bytes: broker.topics.max_message_bytes.0,
+            index_interval_bytes: log.index_interval_bytes.0.min(u32::MAX as u64) as u32,
+            min_insync_replicas: 1,
+            flush_mode: log.flush_mode,
+        };
+        // Values were validated in from_pairs; a value that no longer parses keeps the default.
+        for (key, value) in &self.0 {
+            match key.as_str() {
+                "retention.ms" => effective.retention_ms = parse_limit(key, value).unwrap_or(effective.retention_ms),
+                "retention.bytes" => {
+                    effective.retention_bytes = parse_limit(key, value).unwrap_or(effective.retention_bytes)
+                }
+                "segment.bytes" => {
+                    effective.segment_bytes = parse_i64(key, value).map_or(effective.segment_bytes, |v| v as u64)
+                }
+                "segment.ms" => effective.segment_ms = parse_i64(key, value).map_or(effective.segment_ms, |v| v as u64),
+                "max.message.bytes" => {
+                    effective.max_message_bytes =
+                        parse_i64(key, value).map_or(effective.max_message_bytes, |v| v as u64)
+                }
+                "index.interval.bytes" => {
+                    effective.index_interval_bytes =
+                        parse_i64(key, value).map_or(effective.index_interval_bytes, |v| v as u32)
+                }
+                "min.insync.replicas" => {
+                    effective.min_insync_replicas =
+                        parse_i64(key, value).map_or(effective.min_insync_replicas, |v| v as i32)
+                }
+                "flush.mode" => effective.flush_mode = parse_flush_mode(value).unwrap_or(effective.flush_mode),
+                _ => {}
+            }
+        }
+        effective
+    }
+}
+
+impl EffectiveTopicConfig {
+    /// Every key with its value in force, in Kafka's string form (for DescribeConfigs).
+    pub fn entries(&self) -> Vec<(&'static str, String)> {
+        let limit = |v: Option<u64>| v.map_or("-1".to_string(), |v| v.to_string());
+        vec![
+            ("cleanup.policy", "delete".to_string()),
+            ("retention.ms", limit(self.retention_ms)),
+            ("retention.bytes", limit(self.retention_bytes)),
+            ("segment.bytes", self.segment_bytes.to_string()),
+            ("segment.ms", self.segment_ms.to_string()),
+            ("max.message.bytes", self.max_message_bytes.to_string()),
+            ("index.interval.bytes", self.index_interval_bytes.to_string()),
+            ("min.insync.replicas", self.min_insync_replicas.to_string()),
+            (
+                "flush.mode",
+                match self.flush_mode {
+                    FlushMode::Fsync => "fsync".to_string(),
+                    FlushMode::Interval => "interval".to_string(),
+                },
+            ),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_resolve_over_defaults() {
+        let overrides = TopicOverrides::from_pairs([("retention.ms", "1000"), ("retention.bytes", "-1")]).unwrap();
+        let effective = overrides.resolve(&BrokerConfig::default());
+        assert_eq!(effective.retention_ms, Some(1000));
+        assert_eq!(effective.retention_bytes, None);
+        assert_eq!(effective.segment_bytes, 1 << 30);
+    }
+
+    #[test]
+    fn bad_keys_and_values_name_the_key() {
+        let err = TopicOverrides::from_pairs([("retention.mss", "1")]).unwrap_err().to_string();
+        assert!(err.contains("retention.mss") && err.contains("retention.ms"), "{err}");
+        let err = TopicOverrides::from_pairs([("segment.bytes", "12")]).unwrap_err().to_string();
+        assert!(err.contains("segment.bytes") && err.contains("1024"), "{err}");
+        let err = TopicOverrides::from_pairs([("flush.mode", "sometimes")]).unwrap_err().to_string();
+        assert!(err.contains("fsync or interval"), "{err}");
+    }
+}

@@ -1,0 +1,144 @@
+//! `millrace`: one binary for every component of the pipeline.
+
+mod bench;
+mod topic;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// millrace — agent → Kafka-compatible broker → sinks.
+#[derive(Parser)]
+#[command(name = "millrace", version, about)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a broker.
+    Broker(BrokerArgs),
+    /// Create, list, describe or delete topics on any Kafka-compatible broker.
+    Topic(topic::TopicArgs),
+    /// Measure produce and consume throughput against a broker with librdkafka.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct BrokerArgs {
+    /// TOML configuration file (see config/examples/broker.toml); flags below override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Directory for partition data.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Kafka protocol listener, HOST:PORT.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Admin HTTP listener (/metrics, /health), HOST:PORT.
+    #[arg(long)]
+    admin_listen: Option<SocketAddr>,
+    /// Address clients are told to connect to, HOST:PORT.
+    #[arg(long)]
+    advertised_listener: Option<String>,
+    /// This broker's id.
+    #[arg(long)]
+    node_id: Option<i32>,
+    /// Check the configuration and exit.
+    #[arg(long)]
+    check_config: bool,
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MILLRACE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("millrace")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Broker(args) => run_broker(args).await,
+            Command::Topic(args) => topic::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
+        }
+    })
+}
+
+fn broker_config(args: &BrokerArgs) -> anyhow::Result<millrace_config::BrokerConfig> {
+    let (mut config, origin) = match &args.config {
+        Some(path) => (millrace_config::load_broker(path)?, path.display().to_string()),
+        None => (millrace_config::BrokerConfig::default(), "defaults".to_string()),
+    };
+    if let Some(dir) = &args.data_dir {
+        config.data_dir = dir.clone();
+    }
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(admin) = args.admin_listen {
+        config.admin_listen = admin;
+    }
+    if let Some(advertised) = &args.advertised_listener {
+        config.advertised_listener = Some(advertised.clone());
+    }
+    if let Some(node_id) = args.node_id {
+        config.node_id = node_id;
+    }
+    config.validate(&format!("{origin} with command-line overrides"))?;
+    Ok(config)
+}
+
+async fn run_broker(args: BrokerArgs) -> anyhow::Result<()> {
+    let config = broker_config(&args)?;
+    if args.check_config {
+        println!("configuration is valid");
+        return Ok(());
+    }
+    let running = millrace_broker::start(config).await?;
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("signal received, stopping");
+        let _ = shutdown_tx.send(true);
+    });
+    running.serve(shutdown_rx).await?;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

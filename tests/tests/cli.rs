@@ -1,0 +1,113 @@
+//! `millrace topic …` and the admin HTTP endpoints, as an operator uses them.
+
+use millrace_tests::{millrace, run, BrokerProcess};
+use std::time::Duration;
+
+#[test]
+fn topic_create_list_describe_delete() -> anyhow::Result<()> {
+    let broker = BrokerProcess::start("")?;
+    let b = broker.bootstrap();
+    let created = millrace(&[
+        "topic",
+        "create",
+        "web-logs",
+        "--partitions",
+        "3",
+        "--topic-config",
+        "retention.ms=3600000",
+        "--bootstrap",
+        &b,
+    ])?;
+    assert!(created.contains("created topic web-logs"), "{created}");
+    millrace(&["topic", "create", "metrics", "--partitions", "1", "--bootstrap", &b])?;
+    let input: String = (0..10).map(|i| format!("line {i}\n")).collect();
+    run("kcat", &["-b", &b, "-t", "web-logs", "-P", "-p", "1"], Some(input.as_bytes()), Duration::from_secs(30))?;
+
+    let list = millrace(&["topic", "list", "--bootstrap", &b])?;
+    let mut names: Vec<&str> = list.lines().collect();
+    names.sort();
+    assert_eq!(names, vec!["metrics", "web-logs"]);
+
+    let described = millrace(&["topic", "describe", "web-logs", "--bootstrap", &b])?;
+    assert!(described.contains("Topic: web-logs\tPartitions: 3\tReplicationFactor: 1"), "{described}");
+    assert!(described.contains("retention.ms=3600000"), "{described}");
+    assert!(
+        described.contains("Partition: 1\tLeader: 1\tReplicas: 1\tIsr: 1\tLogStartOffset: 0\tLogEndOffset: 10"),
+        "{described}"
+    );
+    assert!(
+        described.contains("Partition: 0\tLeader: 1\tReplicas: 1\tIsr: 1\tLogStartOffset: 0\tLogEndOffset: 0"),
+        "{described}"
+    );
+
+    // Bad settings are caught with the key named.
+    let err = millrace(&[
+        "topic",
+        "create",
+        "x",
+        "--partitions",
+        "1",
+        "--topic-config",
+        "retention.msec=5",
+        "--bootstrap",
+        &b,
+    ])
+    .unwrap_err();
+    assert!(err.to_string().contains("retention.msec"), "{err}");
+    let err = millrace(&["topic", "create", "web-logs", "--partitions", "1", "--bootstrap", &b]).unwrap_err();
+    assert!(err.to_string().to_lowercase().contains("exists"), "{err}");
+
+    let deleted = millrace(&["topic", "delete", "web-logs", "--bootstrap", &b])?;
+    assert!(deleted.contains("deleted topic web-logs"), "{deleted}");
+    let list = millrace(&["topic", "list", "--bootstrap", &b])?;
+    assert_eq!(list.trim(), "metrics");
+    let err = millrace(&["topic", "describe", "web-logs", "--bootstrap", &b]).unwrap_err();
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    // The data directory of the deleted topic goes away.
+    millrace_tests::wait_until("partition directories to be removed", Duration::from_secs(10), || {
+        !std::fs::read_dir(&broker.data_dir)
+            .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with("web-logs")))
+            .unwrap_or(true)
+    })?;
+    Ok(())
+}
+
+#[test]
+fn metrics_and_health_endpoints() -> anyhow::Result<()> {
+    let broker = BrokerProcess::start("")?;
+    let b = broker.bootstrap();
+    run("kcat", &["-b", &b, "-t", "measured", "-P"], Some(b"a\nb\nc\n"), Duration::from_secs(30))?;
+    run("kcat", &["-b", &b, "-t", "measured", "-C", "-e", "-q"], None, Duration::from_secs(30))?;
+    let health = broker.admin_get("/health")?;
+    let health: serde_json::Value = serde_json::from_str(&health)?;
+    assert_eq!(health["status"], "ok");
+    let metrics = broker.admin_get("/metrics")?;
+    for expected in [
+        "millrace_broker_topic_records_in_total{topic=\"measured\"} 3",
+        "millrace_broker_topic_records_out_total{topic=\"measured\"} 3",
+        "millrace_broker_topic_bytes_in_total{topic=\"measured\"}",
+        "millrace_broker_log_end_offset{partition=\"0\",topic=\"measured\"} 3",
+        "millrace_broker_log_segments{partition=\"0\",topic=\"measured\"} 1",
+        "millrace_broker_requests_total{api=\"Produce\"}",
+        "millrace_broker_request_duration_seconds_bucket{api=\"Fetch\"",
+    ] {
+        assert!(metrics.contains(expected), "missing {expected:?} in:\n{metrics}");
+    }
+    Ok(())
+}
+
+#[test]
+fn bad_config_is_reported_with_file_key_and_fix() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("broker.toml");
+    std::fs::write(&path, "[log]\nsegment_bytes = \"10B\"\n")?;
+    let err = millrace(&["broker", "--config", &path.display().to_string(), "--check-config"]).unwrap_err().to_string();
+    assert!(err.contains("broker.toml") && err.contains("log.segment_bytes") && err.contains("fix:"), "{err}");
+    std::fs::write(&path, "listen = \"127.0.0.1:9092\"\nlisen = 1\n")?;
+    let err = millrace(&["broker", "--config", &path.display().to_string(), "--check-config"]).unwrap_err().to_string();
+    assert!(err.contains("lisen"), "{err}");
+    let example = millrace_tests::workspace_root().join("config/examples/broker.toml");
+    let ok = millrace(&["broker", "--config", &example.display().to_string(), "--check-config"])?;
+    assert!(ok.contains("valid"));
+    Ok(())
+}

@@ -1,0 +1,235 @@
+//! Wire-protocol behaviour at the edges: advertised versions, unsupported versions, malformed and
+//! oversized frames, corrupt batches and invalid names — none may take the broker down.
+
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, CreateTopicsRequest, MetadataRequest, ProduceRequest, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use millrace_tests::{BrokerProcess, KafkaConn};
+
+fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_string()))
+}
+
+fn broker_still_serves(broker: &BrokerProcess) -> anyhow::Result<()> {
+    let mut conn = KafkaConn::connect(broker.port)?;
+    let response = conn.request(3, &ApiVersionsRequest::default())?;
+    anyhow::ensure!(response.error_code == 0, "ApiVersions failed after bad input");
+    Ok(())
+}
+
+#[test]
+fn api_versions_ranges_start_at_zero_and_cover_core_apis() -> anyhow::Result<()> {
+    let broker = BrokerProcess::start("")?;
+    let mut conn = KafkaConn::connect(broker.port)?;
+    for version in [0, 3] {
+        let response = conn.request(version, &ApiVersionsRequest::default())?;
+        assert_eq!(response.error_code, 0);
+        for key in [
+            ApiKey::Produce,
+            ApiKey::Fetch,
+            ApiKey::ListOffsets,
+            ApiKey::Metadata,
+            ApiKey::InitProducerId,
+            ApiKey::FindCoordinator,
+        ] {
+            let entry = response.api_keys.iter().find(|k| k.api_key == key as i16);
+            let entry = entry.unwrap_or_else(|| panic!("{key:?} not advertised"));
+            assert_eq!(entry.min_version, 0, "{key:?} range must start at 0");
+        }
+        let fetch = response.api_keys.iter().find(|k| k.api_key == ApiKey::Fetch as i16).expect("fetch");
+        assert!(fetch.max_version >= 12);
+    }
+    Ok(())
+}
+
+#[test]
+fn newer_api_versions_request_gets_unsupported_version_and_the_list() -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let broker = BrokerProcess::start("")?;
+    // ApiVersions v99 with correlation id 7, as a client from the future probes (KIP-511).
+    let body: &[u8] = &[0x00, 0x12, 0x00, 0x63, 0x00, 0x00, 0x00, 0x07, 0x00, 0x00, 0x00, 0x00, 0x00];
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", broker.port))?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    stream.write_all(&(body.len() as i32).to_be_bytes())?;
+    stream.write_all(body)?;
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len)?;
+    let mut response = vec![0u8; i32::from_be_bytes(len) as usize];
+    stream.read_exact(&mut response)?;
+    // The answer is ApiVersions v0 (header v0): correlation id, then error 35 and the API list.
+    assert_eq!(&response[..4], &7i32.to_be_bytes(), "correlation id");
+    assert_eq!(&response[4..6], &35i16.to_be_bytes(), "UNSUPPORTED_VERSION");
+    let listed = i32::from_be_bytes([response[6], response[7], response[8], response[9]]);
+    assert!(listed >= 10, "the supported API list comes with the error, got {listed} entries");
+    broker_still_serves(&broker)
+}
+
+#[test]
+fn oversized_malformed_and_unknown_frames_close_only_that_connection() -> anyhow::Result<()> {
+    let broker = BrokerProcess::start("[server]\nmax_request_bytes = \"2MiB\"\n")?;
+    // A client that stays connected throughout must be unaffected.
+    let mut bystander = KafkaConn::connect(broker.port)?;
+    bystander.request(3, &ApiVersionsRequest::default())?;
+
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("oversized", (200 * 1024 * 1024i32).to_be_bytes().to_vec()),
+        ("negative length", (-5i32).to_be_bytes().to_vec()),
+        ("unknown api key", [&12i32.to_be_bytes()[..], &[0x7f, 0x00, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]].concat()),
+        (
+            "garbage metadata body",
+            [&12i32.to_be_bytes()[..], &[0, 3, 0, 9, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0x01]].concat(),
+        ),
+        ("ancient produce v0", [&12i32.to_be_bytes()[..], &[0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]].concat()),
+    ];
+    for (name, bytes) in cases {
+        let mut conn = KafkaConn::connect(broker.port)?;
+        conn.send_raw(&bytes)?;
+        assert!(conn.is_closed_by_peer(), "{name}: connection left open");
+        broker_still_serves(&broker)?;
+    }
+    // Half a frame and a hang-up.
+    let mut conn = KafkaConn::connect(broker.port)?;
+    conn.send_raw(&[0, 0, 1, 0, 0, 3])?;
+    drop(conn);
+    bystander.request(3, &ApiVersionsRequest::default())?;
+    broker_still_serves(&broker)?;
+    let metrics = broker.admin_get("/metrics")?;
+    assert!(metrics.contains("millrace_broker_protocol_errors_total"), "{metrics}");
+    Ok(())
+}
+
+fn batch(values: &[&str]) -> anyhow::Result<bytes::Bytes> {
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(bytes::Bytes::from(v.to_string())),
+            headers: Default::default(),
+            delete_horizon: false,
+        })
+        .collect();
+    let mut buf = bytes::BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions { version: 2, compression: Compression::None },
+    )?;
+    Ok(buf.freeze())
+}
+
+#[test]
+fn corrupt_batch_is_refused_without_harming_other_partitions() -> anyhow::Result<()> {
+    let broker = BrokerProcess::start("")?;
+    let mut conn = KafkaConn::connect(broker.port)?;
+    let create = CreateTopicsRequest::default()
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(topic_name("crc"))
+            .with_num_partitions(2)
+            .with_replication_factor(1)])
+        .with_timeout_ms(5000);
+    let created = conn.request(5, &create)?;
+    assert_eq!(created.topics[0].error_code, 0);
+
+    let good = batch(&["fine-1", "fine-2"])?;
+    let mut bad = batch(&["evil"])?.to_vec();
+    let last = bad.len() - 1;
+    bad[last] ^= 0xff; // flips a bit covered by the CRC
+    let produce =
+        ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![TopicProduceData::default(
+        )
+        .with_name(topic_name("crc"))
+        .with_partition_data(vec![
+            PartitionProduceData::default().with_index(0).with_records(Some(bad.into())),
+            PartitionProduceData::default().with_index(1).with_records(Some(good)),
+        ])]);
+    let response = conn.request(8, &produce)?;
+    let partitions = &response.responses[0].partition_responses;
+    let p0 = partitions.iter().find(|p| p.index == 0).expect("partition 0");
+    let p1 = partitions.iter().find(|p| p.index == 1).expect("partition 1");
+    assert_eq!(p0.error_code, 2, "CORRUPT_MESSAGE for the bad batch: {p0:?}");
+    assert!(p0.error_message.as_ref().is_some_and(|m| m.contains("CRC")), "{p0:?}");
+    assert_eq!(p1.error_code, 0, "{p1:?}");
+    assert_eq!(p1.base_offset, 0);
+    // The same connection keeps working.
+    let again = conn.request(8, &produce)?;
+    assert_eq!(again.responses[0].partition_responses.iter().find(|p| p.index == 1).map(|p| p.base_offset), Some(2));
+    Ok(())
+}
+
+#[test]
+fn invalid_topic_names_are_refused_with_kafka_error_codes() -> anyhow::Result<()> {
+    let broker = BrokerProcess::start("")?;
+    let mut conn = KafkaConn::connect(broker.port)?;
+    let long = "x".repeat(250);
+    for name in ["bad/name", "..", long.as_str(), "spaces are bad"] {
+        let create = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+            .with_name(topic_name(name))
+            .with_num_partitions(1)
+            .with_replication_factor(1)]);
+        let response = conn.request(5, &create)?;
+        assert_eq!(response.topics[0].error_code, 17, "INVALID_TOPIC_EXCEPTION for {name:?}");
+        let metadata = MetadataRequest::default()
+            .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(topic_name(name)))]))
+            .with_allow_auto_topic_creation(true);
+        let response = conn.request(9, &metadata)?;
+        assert_eq!(response.topics[0].error_code, 17, "metadata for {name:?}");
+    }
+    let dup = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+        .with_name(topic_name("twice"))
+        .with_num_partitions(1)
+        .with_replication_factor(1)]);
+    assert_eq!(conn.request(5, &dup)?.topics[0].error_code, 0);
+    assert_eq!(conn.request(5, &dup)?.topics[0].error_code, 36, "TOPIC_ALREADY_EXISTS");
+    let rf3 = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+        .with_name(topic_name("rf3"))
+        .with_num_partitions(1)
+        .with_replication_factor(3)]);
+    assert_eq!(conn.request(5, &rf3)?.topics[0].error_code, 38, "INVALID_REPLICATION_FACTOR");
+    Ok(())
+}
+
+#[test]
+fn oversized_batch_gets_message_too_large() -> anyhow::Result<()> {
+    let broker = BrokerProcess::start("")?;
+    let mut conn = KafkaConn::connect(broker.port)?;
+    let create = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+        .with_name(topic_name("limited"))
+        .with_num_partitions(1)
+        .with_replication_factor(1)
+        .with_configs(vec![kafka_protocol::messages::create_topics_request::CreatableTopicConfig::default()
+            .with_name(StrBytes::from_static_str("max.message.bytes"))
+            .with_value(Some(StrBytes::from_static_str("1000")))])]);
+    assert_eq!(conn.request(5, &create)?.topics[0].error_code, 0);
+    let big = "z".repeat(2000);
+    let produce =
+        ProduceRequest::default().with_acks(1).with_timeout_ms(5000).with_topic_data(vec![TopicProduceData::default()
+            .with_name(topic_name("limited"))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(batch(&[&big])?))])]);
+    let response = conn.request(8, &produce)?;
+    assert_eq!(response.responses[0].partition_responses[0].error_code, 10, "MESSAGE_TOO_LARGE");
+    let small =
+        ProduceRequest::default().with_acks(1).with_timeout_ms(5000).with_topic_data(vec![TopicProduceData::default()
+            .with_name(topic_name("limited"))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(batch(&["ok"])?))])]);
+    assert_eq!(conn.request(8, &small)?.responses[0].partition_responses[0].error_code, 0);
+    Ok(())
+}
