@@ -50,6 +50,20 @@ fn kcat_produces_keyed_messages_and_consumes_them_back() -> anyhow::Result<()> {
 }
 
 #[test]
+fn kcat_acks_zero_and_acks_all() -> anyhow::Result<()> {
+    let broker = BrokerProcess::start("")?;
+    let bootstrap = broker.bootstrap();
+    for acks in ["0", "1", "all"] {
+        let topic = format!("acks-{acks}");
+        let input: String = (0..500).map(|i| format!("{acks}-{i}\n")).collect();
+        run("kcat", &["-b", &bootstrap, "-t", &topic, "-P", "-X", &format!("acks={acks}")], Some(input.as_bytes()), T)?;
+        let out = run("kcat", &["-b", &bootstrap, "-t", &topic, "-C", "-e", "-q"], None, T)?;
+        assert_eq!(String::from_utf8(out.stdout)?, input, "acks={acks}");
+    }
+    Ok(())
+}
+
+#[test]
 fn kcat_lists_metadata() -> anyhow::Result<()> {
     let broker = BrokerProcess::start("")?;
     let bootstrap = broker.bootstrap();

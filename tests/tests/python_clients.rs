@@ -64,3 +64,11 @@ fn kafka_python_round_trips_with_every_codec() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn confluent_kafka_admin_client() -> anyhow::Result<()> {
+    let broker = BrokerProcess::start("")?;
+    let out = python("admin_check.py", &["--bootstrap", &broker.bootstrap()], T)?;
+    assert!(out.contains("OK admin"), "{out}");
+    Ok(())
+}
