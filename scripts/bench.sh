@@ -15,7 +15,11 @@ records_large=${2:-1000000}
 cargo build --release --bin millrace -q
 bin=./target/release/millrace
 work=$(mktemp -d "${BENCH_DIR:-$PWD/target}/bench.XXXXXX")
-trap 'kill "${broker_pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
+cleanup() {
+  if [ -n "${broker_pid:-}" ]; then kill "$broker_pid" 2>/dev/null || true; wait "$broker_pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
 
 echo "## machine"
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), cores: $(nproc), memory: $(free -g | awk '/Mem:/{print $2}') GiB"

@@ -117,6 +117,8 @@ fn produce(args: &BenchArgs) -> anyhow::Result<()> {
 fn consume(args: &BenchArgs) -> anyhow::Result<()> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &args.bootstrap)
+        // librdkafka requires a group id for assign(); nothing is committed to it.
+        .set("group.id", "millrace-bench")
         .set("enable.auto.commit", "false")
         .set("fetch.max.bytes", "52428800")
         .set("max.partition.fetch.bytes", "10485760")

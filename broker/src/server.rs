@@ -59,29 +59,71 @@ pub enum ConnectionError {
     },
 }
 
-async fn read_frame(
-    stream: &mut tokio::net::tcp::OwnedReadHalf,
+/// Reads length-prefixed request frames. Bytes are accumulated in `buffer` by `read_buf`, which
+/// is cancellation-safe, so `next_frame` can sit in a `select!` next to response writing without
+/// losing a partially read frame when the other branch wins.
+struct FrameReader {
+    stream: tokio::net::tcp::OwnedReadHalf,
+    buffer: BytesMut,
     peer: SocketAddr,
     max_bytes: u64,
-) -> Result<Option<Bytes>, ConnectionError> {
-    let mut len = [0u8; 4];
-    match stream.read_exact(&mut len).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(source) => return Err(ConnectionError::Io { peer, source }),
+}
+
+impl FrameReader {
+    /// A complete frame from the buffer, if there is one.
+    fn parse(&mut self) -> Result<Option<Bytes>, ConnectionError> {
+        if self.buffer.len() < 4 {
+            return Ok(None);
+        }
+        let len = i32::from_be_bytes([self.buffer[0], self.buffer[1], self.buffer[2], self.buffer[3]]);
+        if len < 8 || len as u64 > self.max_bytes {
+            return Err(ConnectionError::Protocol {
+                peer: self.peer,
+                message: format!(
+                    "request frame of {len} bytes is outside 8..={} (server.max_request_bytes); closing connection",
+                    self.max_bytes
+                ),
+            });
+        }
+        let total = 4 + len as usize;
+        if self.buffer.len() < total {
+            // Grow once to the frame's size instead of doubling through large frames.
+            self.buffer.reserve(total - self.buffer.len());
+            return Ok(None);
+        }
+        let mut frame = self.buffer.split_to(total);
+        let _ = frame.split_to(4);
+        Ok(Some(frame.freeze()))
     }
-    let len = i32::from_be_bytes(len);
-    if len < 8 || len as u64 > max_bytes {
-        return Err(ConnectionError::Protocol {
-            peer,
-            message: format!(
-                "request frame of {len} bytes is outside 8..={max_bytes} (server.max_request_bytes); closing connection"
-            ),
-        });
+
+    /// The next frame, or None when the client closed the connection between frames.
+    async fn next_frame(&mut self) -> Result<Option<Bytes>, ConnectionError> {
+        loop {
+            if let Some(frame) = self.parse()? {
+                return Ok(Some(frame));
+            }
+            if self.buffer.capacity() == self.buffer.len() {
+                self.buffer.reserve(16 * 1024);
+            }
+            let read = self
+                .stream
+                .read_buf(&mut self.buffer)
+                .await
+                .map_err(|source| ConnectionError::Io { peer: self.peer, source })?;
+            if read == 0 {
+                if self.buffer.is_empty() {
+                    return Ok(None);
+                }
+                return Err(ConnectionError::Protocol {
+                    peer: self.peer,
+                    message: format!(
+                        "connection closed in the middle of a frame ({} bytes pending)",
+                        self.buffer.len()
+                    ),
+                });
+            }
+        }
     }
-    let mut body = BytesMut::zeroed(len as usize);
-    stream.read_exact(&mut body).await.map_err(|source| ConnectionError::Io { peer, source })?;
-    Ok(Some(body.freeze()))
 }
 
 async fn handle_connection(
@@ -92,9 +134,14 @@ async fn handle_connection(
 ) -> Result<(), ConnectionError> {
     // Small responses go out immediately; large ones are written by the buffered writer in bulk.
     let _ = stream.set_nodelay(true);
-    let (mut reader, writer) = stream.into_split();
+    let (reader, writer) = stream.into_split();
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
-    let max_frame = broker.config.server.max_request_bytes.0;
+    let mut reader = FrameReader {
+        stream: reader,
+        buffer: BytesMut::with_capacity(64 * 1024),
+        peer,
+        max_bytes: broker.config.server.max_request_bytes.0,
+    };
     let max_inflight = broker.config.server.max_inflight_requests_per_connection;
     let mut inflight: FuturesOrdered<Pending> = FuturesOrdered::new();
     let mut reading = true;
@@ -110,7 +157,7 @@ async fn handle_connection(
                     return Ok(());
                 }
             }
-            frame = read_frame(&mut reader, peer, max_frame), if reading && inflight.len() < max_inflight => {
+            frame = reader.next_frame(), if reading && inflight.len() < max_inflight => {
                 match frame {
                     Ok(Some(frame)) => match api::dispatch(&broker, frame, peer).await {
                         Ok(pending) => inflight.push_back(pending),

@@ -294,14 +294,14 @@ impl KafkaConn {
         matches!(self.stream.read(&mut buf), Ok(0) | Err(_))
     }
 
-    /// Sends a request at `version` and decodes the response.
-    pub fn request<R>(&mut self, version: i16, request: &R) -> anyhow::Result<R::Response>
+    /// Encodes a request frame at `version`; returns it with its correlation id.
+    pub fn encode_request<R>(&mut self, version: i16, request: &R) -> anyhow::Result<(i32, Vec<u8>)>
     where
         R: kafka_protocol::protocol::Request,
     {
         use bytes::BufMut;
-        use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
-        use kafka_protocol::protocol::{Decodable, Encodable};
+        use kafka_protocol::messages::{ApiKey, RequestHeader};
+        use kafka_protocol::protocol::Encodable;
         let api_key = ApiKey::try_from(R::KEY).map_err(|_| anyhow::anyhow!("unknown api key {}", R::KEY))?;
         let correlation = self.next_correlation;
         self.next_correlation += 1;
@@ -316,7 +316,17 @@ impl KafkaConn {
         let mut frame = bytes::BytesMut::new();
         frame.put_i32(body.len() as i32);
         frame.extend_from_slice(&body);
-        self.send_raw(&frame)?;
+        Ok((correlation, frame.to_vec()))
+    }
+
+    /// Reads one response frame and decodes it as the response to `R` at `version`.
+    pub fn read_response<R>(&mut self, version: i16, correlation: i32) -> anyhow::Result<R::Response>
+    where
+        R: kafka_protocol::protocol::Request,
+    {
+        use kafka_protocol::messages::{ApiKey, ResponseHeader};
+        use kafka_protocol::protocol::Decodable;
+        let api_key = ApiKey::try_from(R::KEY).map_err(|_| anyhow::anyhow!("unknown api key {}", R::KEY))?;
         let mut len = [0u8; 4];
         self.stream.read_exact(&mut len)?;
         let mut buf = vec![0u8; i32::from_be_bytes(len) as usize];
@@ -329,5 +339,15 @@ impl KafkaConn {
             header.correlation_id
         );
         R::Response::decode(&mut buf, version)
+    }
+
+    /// Sends a request at `version` and decodes the response.
+    pub fn request<R>(&mut self, version: i16, request: &R) -> anyhow::Result<R::Response>
+    where
+        R: kafka_protocol::protocol::Request,
+    {
+        let (correlation, frame) = self.encode_request(version, request)?;
+        self.send_raw(&frame)?;
+        self.read_response::<R>(version, correlation)
     }
 }

@@ -2,10 +2,11 @@
 //! oversized frames, corrupt batches and invalid names — none may take the broker down.
 
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, CreateTopicsRequest, MetadataRequest, ProduceRequest, TopicName,
+    ApiKey, ApiVersionsRequest, CreateTopicsRequest, FetchRequest, MetadataRequest, ProduceRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
@@ -231,5 +232,37 @@ fn oversized_batch_gets_message_too_large() -> anyhow::Result<()> {
                 .with_index(0)
                 .with_records(Some(batch(&["ok"])?))])]);
     assert_eq!(conn.request(8, &small)?.responses[0].partition_responses[0].error_code, 0);
+    Ok(())
+}
+
+#[test]
+fn a_frame_split_across_a_pending_response_is_read_whole() -> anyhow::Result<()> {
+    // A long-polling fetch completes while the next request is only half received; the broker
+    // must keep the half frame it has read (a cancelled read once dropped it and lost framing).
+    let broker = BrokerProcess::start("")?;
+    let mut conn = KafkaConn::connect(broker.port)?;
+    let create = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+        .with_name(topic_name("idle"))
+        .with_num_partitions(1)
+        .with_replication_factor(1)]);
+    assert_eq!(conn.request(5, &create)?.topics[0].error_code, 0);
+    let fetch = FetchRequest::default()
+        .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+        .with_max_wait_ms(300)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default().with_topic(topic_name("idle")).with_partitions(vec![
+            FetchPartition::default().with_partition(0).with_fetch_offset(0).with_partition_max_bytes(1 << 20),
+        ])]);
+    let (fetch_id, fetch_frame) = conn.encode_request(11, &fetch)?;
+    let (versions_id, versions_frame) = conn.encode_request(3, &ApiVersionsRequest::default())?;
+    conn.send_raw(&fetch_frame)?;
+    conn.send_raw(&versions_frame[..7])?;
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    conn.send_raw(&versions_frame[7..])?;
+    let fetched = conn.read_response::<FetchRequest>(11, fetch_id)?;
+    assert_eq!(fetched.responses[0].partitions[0].error_code, 0);
+    let versions = conn.read_response::<ApiVersionsRequest>(3, versions_id)?;
+    assert_eq!(versions.error_code, 0);
     Ok(())
 }
