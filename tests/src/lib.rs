@@ -4,7 +4,7 @@
 
 use anyhow::{bail, Context};
 use std::io::Read;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -75,17 +75,29 @@ impl BrokerProcess {
         let data_dir = dir.path().join("data");
         let config_path = dir.path().join("broker.toml");
         let log_path = dir.path().join("broker.log");
-        let port = free_port();
-        let admin_port = free_port();
-        let config = format!(
-            "data_dir = {:?}\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\n{extra_toml}\n",
-            data_dir.display().to_string()
-        );
-        std::fs::write(&config_path, config)?;
         let mut broker =
-            BrokerProcess { child: None, data_dir, port, admin_port, config_path, log_path, _dir: Some(dir) };
-        broker.spawn()?;
-        Ok(broker)
+            BrokerProcess { child: None, data_dir, port: 0, admin_port: 0, config_path, log_path, _dir: Some(dir) };
+        // A port found free can be taken by another test before the broker binds it: retry.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            broker.port = free_port();
+            broker.admin_port = free_port();
+            let config = format!(
+                "data_dir = {:?}\nlisten = \"127.0.0.1:{}\"\nadmin_listen = \"127.0.0.1:{}\"\n{extra_toml}\n",
+                broker.data_dir.display().to_string(),
+                broker.port,
+                broker.admin_port
+            );
+            std::fs::write(&broker.config_path, config)?;
+            match broker.spawn() {
+                Ok(()) => return Ok(broker),
+                Err(e) if attempts < 3 && broker.log().contains("binding the") => {
+                    eprintln!("retrying broker start on other ports: {e}");
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// `127.0.0.1:PORT` of the Kafka listener.
@@ -95,6 +107,7 @@ impl BrokerProcess {
 
     fn spawn(&mut self) -> anyhow::Result<()> {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path)?;
+        let log_start = log.metadata().map(|m| m.len() as usize).unwrap_or(0);
         let child = Command::new(millrace_bin())
             .args(["broker", "--config"])
             .arg(&self.config_path)
@@ -104,14 +117,22 @@ impl BrokerProcess {
             .spawn()
             .context("spawning millrace broker")?;
         self.child = Some(child);
-        let addr: SocketAddr = ([127, 0, 0, 1], self.port).into();
-        let ready = wait_until("the broker to accept connections", Duration::from_secs(30), || {
+        // Readiness is read from this broker's own log, so a port taken meanwhile by another
+        // process can never be mistaken for this broker listening.
+        let ready_line = format!("kafka={}:{}", "127.0.0.1", self.port);
+        let log_path = self.log_path.clone();
+        let ready = wait_until("the broker to log that it is ready", Duration::from_secs(30), || {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(_)) = child.try_wait() {
                     return true;
                 }
             }
-            TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+            std::fs::read(&log_path)
+                .map(|log| {
+                    let fresh = String::from_utf8_lossy(log.get(log_start..).unwrap_or_default()).into_owned();
+                    fresh.lines().any(|l| l.contains("broker ready") && l.contains(&ready_line))
+                })
+                .unwrap_or(false)
         });
         if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
             bail!("broker exited at start-up with {status}; log:\n{}", self.log());

@@ -101,7 +101,7 @@ fn producing_to_an_unknown_topic_auto_creates_it() -> anyhow::Result<()> {
 fn auto_creation_can_be_turned_off() -> anyhow::Result<()> {
     let broker = BrokerProcess::start("[topics]\nauto_create = false\n")?;
     let bootstrap = broker.bootstrap();
-    let result = run("kcat", &["-b", &bootstrap, "-t", "nope", "-P", "-m", "5"], Some(b"x\n"), T);
+    let result = run("kcat", &["-b", &bootstrap, "-t", "nope", "-P", "-X", "message.timeout.ms=3000"], Some(b"x\n"), T);
     assert!(result.is_err(), "produce to a missing topic succeeded with auto-creation off");
     let listing = millrace(&["topic", "list", "--bootstrap", &bootstrap])?;
     assert!(!listing.lines().any(|l| l == "nope"), "topic was created: {listing}");

@@ -87,6 +87,10 @@ pub(crate) fn recover(dir: &Path, settings: IndexSettings) -> Result<Recovered, 
     let Some((&tail_base, sealed_bases)) = bases.split_last() else {
         let active = Segment::create(dir, 0, settings)?;
         sync_dir(dir)?;
+        // A new partition directory must itself survive power loss: persist its entry too.
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent)?;
+        }
         return Ok(Recovered { sealed: Vec::new(), active, report });
     };
     let mut sealed = Vec::with_capacity(sealed_bases.len());
