@@ -236,6 +236,26 @@ impl Catalog {
         configs: &[(String, String)],
     ) -> Result<Arc<Topic>, TopicError> {
         let _admin = self.admin.lock().await;
+        self.create_locked(name, partitions, replication_factor, configs)
+    }
+
+    /// Creates the topic if it does not exist; for internal topics at start-up, before any
+    /// client can race with it.
+    pub fn ensure_topic(&self, name: &str, partitions: i32, configs: &[(String, String)]) -> Result<Arc<Topic>, TopicError> {
+        match self.get(name) {
+            Some(topic) => Ok(topic),
+            None => self.create_locked(name, partitions, -1, configs),
+        }
+    }
+
+    /// Creation proper; the caller holds the admin lock (or runs before the server starts).
+    fn create_locked(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: &[(String, String)],
+    ) -> Result<Arc<Topic>, TopicError> {
         let (partitions, overrides) = self.check_create(name, partitions, replication_factor, configs)?;
         let config = overrides.resolve(&self.broker);
         let mut opened = Vec::with_capacity(partitions as usize);

@@ -15,6 +15,7 @@ pub mod api;
 pub mod catalog;
 pub mod error;
 mod fsutil;
+pub mod group;
 pub mod log;
 pub mod metrics;
 pub mod partition;
@@ -23,6 +24,7 @@ pub mod server;
 
 use crate::catalog::Catalog;
 use crate::error::BrokerError;
+use crate::group::GroupCoordinator;
 use crate::fsutil::{io_err, write_atomically};
 use crate::metrics::Metrics;
 use crate::producer_ids::ProducerIds;
@@ -45,6 +47,8 @@ pub struct Broker {
     pub metrics: Metrics,
     /// Producer-id allocation.
     pub producer_ids: ProducerIds,
+    /// Consumer-group coordinator.
+    pub groups: GroupCoordinator,
 }
 
 impl Broker {
@@ -57,7 +61,19 @@ impl Broker {
         let catalog = Catalog::open(&config)?;
         let metrics = Metrics::new().map_err(|e| BrokerError::Internal(format!("registering metrics: {e}")))?;
         let producer_ids = ProducerIds::open(meta.join("producer-ids.json"))?;
-        Ok(Broker { config, cluster_id, catalog, metrics, producer_ids })
+        let offsets_topic = catalog
+            .ensure_topic(
+                group::OFFSETS_TOPIC,
+                config.groups.offsets_topic_partitions,
+                &[
+                    ("cleanup.policy".to_string(), "compact".to_string()),
+                    ("segment.bytes".to_string(), config.groups.offsets_segment_bytes.0.to_string()),
+                ],
+            )
+            .map_err(|e| BrokerError::Metadata(format!("creating {}: {e}", group::OFFSETS_TOPIC)))?;
+        let store = group::store::OffsetStore::new(offsets_topic.partitions.clone());
+        let groups = GroupCoordinator::open(store, config.groups.clone())?;
+        Ok(Broker { config, cluster_id, catalog, metrics, producer_ids, groups })
     }
 
     /// The (host, port) advertised to clients.
@@ -187,10 +203,14 @@ async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) 
     let retention_every = broker.config.log.retention_check_interval.as_duration();
     let mut flush_tick = tokio::time::interval(flush_every);
     let mut retention_tick = tokio::time::interval(retention_every);
+    // Group sessions are checked often so a dead member is noticed soon after its timeout.
+    let mut group_tick = tokio::time::interval(Duration::from_millis(100));
     flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     retention_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    group_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            _ = group_tick.tick() => broker.groups.tick(),
             _ = flush_tick.tick() => {
                 for topic in broker.catalog.all() {
                     for partition in &topic.partitions {

@@ -28,8 +28,9 @@ pub fn log_config(config: &EffectiveTopicConfig) -> LogConfig {
     LogConfig {
         segment_bytes: config.segment_bytes,
         segment_ms: config.segment_ms,
-        retention_ms: config.retention_ms,
-        retention_bytes: config.retention_bytes,
+        // Compact-only topics are never trimmed by time or size.
+        retention_ms: config.retention_ms.filter(|_| config.cleanup_delete),
+        retention_bytes: config.retention_bytes.filter(|_| config.cleanup_delete),
         index_interval_bytes: config.index_interval_bytes,
         ..LogConfig::default()
     }

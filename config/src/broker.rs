@@ -41,6 +41,42 @@ pub struct BrokerConfig {
     pub topics: TopicSettings,
     /// Network limits.
     pub server: ServerSettings,
+    /// Consumer-group coordinator.
+    pub groups: GroupSettings,
+}
+
+/// Consumer-group coordinator settings (Kafka's `group.*` and `offsets.*` broker keys).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GroupSettings {
+    /// Smallest session timeout a member may ask for (`group.min.session.timeout.ms`).
+    pub min_session_timeout: DurationMs,
+    /// Largest session timeout a member may ask for (`group.max.session.timeout.ms`).
+    pub max_session_timeout: DurationMs,
+    /// How long the first rebalance of an empty group waits for more members (`group.initial.rebalance.delay.ms`).
+    pub initial_rebalance_delay: DurationMs,
+    /// Partitions of the internal `__consumer_offsets` topic (`offsets.topic.num.partitions`); fixed once created.
+    pub offsets_topic_partitions: i32,
+    /// Segment size of `__consumer_offsets` (`offsets.topic.segment.bytes`).
+    pub offsets_segment_bytes: ByteSize,
+    /// Committed offsets of a group are dropped this long after it became empty (`offsets.retention.minutes`).
+    pub offsets_retention: DurationMs,
+    /// Largest metadata string stored with a committed offset (`offset.metadata.max.bytes`).
+    pub offset_metadata_max_bytes: ByteSize,
+}
+
+impl Default for GroupSettings {
+    fn default() -> Self {
+        GroupSettings {
+            min_session_timeout: DurationMs(6_000),
+            max_session_timeout: DurationMs(1_800_000),
+            initial_rebalance_delay: DurationMs(3_000),
+            offsets_topic_partitions: 50,
+            offsets_segment_bytes: ByteSize(100 << 20),
+            offsets_retention: DurationMs(7 * 86_400_000),
+            offset_metadata_max_bytes: ByteSize(4096),
+        }
+    }
 }
 
 /// Storage defaults; per-topic Kafka keys (`segment.bytes`, `retention.ms`, …) override them.
@@ -101,6 +137,7 @@ impl Default for BrokerConfig {
             log: LogSettings::default(),
             topics: TopicSettings::default(),
             server: ServerSettings::default(),
+            groups: GroupSettings::default(),
         }
     }
 }
@@ -220,6 +257,26 @@ impl BrokerConfig {
                 "must be at least 1",
                 "use 32",
             ));
+        }
+        let groups = &self.groups;
+        if groups.min_session_timeout > groups.max_session_timeout {
+            return Err(ConfigError::invalid(
+                origin,
+                "groups.min_session_timeout",
+                format!("{} is larger than groups.max_session_timeout ({})", groups.min_session_timeout, groups.max_session_timeout),
+                "make the minimum at most the maximum, e.g. \"6s\" and \"30m\"",
+            ));
+        }
+        if !(1..=10_000).contains(&groups.offsets_topic_partitions) {
+            return Err(ConfigError::invalid(
+                origin,
+                "groups.offsets_topic_partitions",
+                format!("{} is outside 1..=10000", groups.offsets_topic_partitions),
+                "use 50 (Kafka's default)",
+            ));
+        }
+        if groups.offsets_segment_bytes.0 < 1024 || groups.offsets_segment_bytes.0 > i32::MAX as u64 {
+            return Err(ConfigError::invalid(origin, "groups.offsets_segment_bytes", "is outside 1 KiB ..= 2 GiB", "use \"100MiB\""));
         }
         Ok(())
     }

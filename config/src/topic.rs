@@ -15,7 +15,9 @@ pub struct TopicKey {
 
 /// Every topic-level key the broker understands.
 pub const TOPIC_KEYS: &[TopicKey] = &[
-    TopicKey { name: "cleanup.policy", doc: "delete: old segments are removed by retention" },
+    TopicKey { name: "cleanup.policy", doc: "delete (retention removes old segments), compact (keep the latest record per key), or compact,delete" },
+    TopicKey { name: "delete.retention.ms", doc: "how long tombstones stay readable on compacted topics" },
+    TopicKey { name: "min.compaction.lag.ms", doc: "records younger than this are never compacted away" },
     TopicKey {
         name: "retention.ms",
         doc: "delete segments whose newest record is older than this many ms; -1 keeps forever",
@@ -55,6 +57,35 @@ pub struct EffectiveTopicConfig {
     pub min_insync_replicas: i32,
     /// `flush.mode`.
     pub flush_mode: FlushMode,
+    /// `cleanup.policy` contains `delete`: retention deletes old segments.
+    pub cleanup_delete: bool,
+    /// `cleanup.policy` contains `compact`: the cleaner keeps the latest record per key.
+    pub cleanup_compact: bool,
+    /// `delete.retention.ms`.
+    pub delete_retention_ms: u64,
+    /// `min.compaction.lag.ms`.
+    pub min_compaction_lag_ms: u64,
+}
+
+/// Parses `cleanup.policy` into (delete, compact).
+fn parse_cleanup_policy(value: &str) -> Result<(bool, bool), ConfigError> {
+    let mut delete = false;
+    let mut compact = false;
+    for part in value.split(',').map(str::trim) {
+        match part {
+            "delete" => delete = true,
+            "compact" => compact = true,
+            other => {
+                return Err(ConfigError::invalid(
+                    "topic config",
+                    "cleanup.policy",
+                    format!("`{other}` is not a cleanup policy"),
+                    "use delete, compact, or compact,delete",
+                ))
+            }
+        }
+    }
+    Ok((delete, compact))
 }
 
 fn parse_i64(key: &str, value: &str) -> Result<i64, ConfigError> {
@@ -118,14 +149,10 @@ impl TopicOverrides {
             let key = key.trim();
             match key {
                 "cleanup.policy" => {
-                    if value.trim() != "delete" {
-                        return Err(ConfigError::invalid(
-                            "topic config",
-                            key,
-                            format!("`{value}` is not supported yet (log compaction is not implemented)"),
-                            "use cleanup.policy=delete",
-                        ));
-                    }
+                    parse_cleanup_policy(value)?;
+                }
+                "delete.retention.ms" | "min.compaction.lag.ms" => {
+                    parse_positive(key, value, 0, i64::MAX)?;
                 }
                 "retention.ms" | "retention.bytes" => {
                     parse_limit(key, value)?;
@@ -175,6 +202,10 @@ impl TopicOverrides {
             index_interval_bytes: log.index_interval_bytes.0.min(u32::MAX as u64) as u32,
             min_insync_replicas: 1,
             flush_mode: log.flush_mode,
+            cleanup_delete: true,
+            cleanup_compact: false,
+            delete_retention_ms: 86_400_000,
+            min_compaction_lag_ms: 0,
         };
         // Values were validated in from_pairs; a value that no longer parses keeps the default.
         for (key, value) in &self.0 {
@@ -200,6 +231,16 @@ impl TopicOverrides {
                         parse_i64(key, value).map_or(effective.min_insync_replicas, |v| v as i32)
                 }
                 "flush.mode" => effective.flush_mode = parse_flush_mode(value).unwrap_or(effective.flush_mode),
+                "cleanup.policy" => {
+                    (effective.cleanup_delete, effective.cleanup_compact) =
+                        parse_cleanup_policy(value).unwrap_or((effective.cleanup_delete, effective.cleanup_compact))
+                }
+                "delete.retention.ms" => {
+                    effective.delete_retention_ms = parse_i64(key, value).map_or(effective.delete_retention_ms, |v| v as u64)
+                }
+                "min.compaction.lag.ms" => {
+                    effective.min_compaction_lag_ms = parse_i64(key, value).map_or(effective.min_compaction_lag_ms, |v| v as u64)
+                }
                 _ => {}
             }
         }
@@ -212,7 +253,17 @@ impl EffectiveTopicConfig {
     pub fn entries(&self) -> Vec<(&'static str, String)> {
         let limit = |v: Option<u64>| v.map_or("-1".to_string(), |v| v.to_string());
         vec![
-            ("cleanup.policy", "delete".to_string()),
+            (
+                "cleanup.policy",
+                match (self.cleanup_delete, self.cleanup_compact) {
+                    (true, true) => "compact,delete",
+                    (false, true) => "compact",
+                    _ => "delete",
+                }
+                .to_string(),
+            ),
+            ("delete.retention.ms", self.delete_retention_ms.to_string()),
+            ("min.compaction.lag.ms", self.min_compaction_lag_ms.to_string()),
             ("retention.ms", limit(self.retention_ms)),
             ("retention.bytes", limit(self.retention_bytes)),
             ("segment.bytes", self.segment_bytes.to_string()),

@@ -1,13 +1,11 @@
-//! Cluster-level APIs: DescribeCluster, InitProducerId and FindCoordinator.
+//! Cluster-level APIs: DescribeCluster and InitProducerId.
 
-use super::{str_bytes, RequestContext};
+use super::str_bytes;
 use crate::Broker;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
-use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{
-    BrokerId, DescribeClusterRequest, DescribeClusterResponse, FindCoordinatorRequest, FindCoordinatorResponse,
-    InitProducerIdRequest, InitProducerIdResponse, ProducerId,
+    BrokerId, DescribeClusterRequest, DescribeClusterResponse, InitProducerIdRequest, InitProducerIdResponse, ProducerId,
 };
 use std::sync::Arc;
 
@@ -44,34 +42,5 @@ pub fn init_producer_id(broker: &Arc<Broker>, request: InitProducerIdRequest) ->
             tracing::error!(error = %e, "allocating a producer id failed");
             response.with_error_code(e.response_error().code()).with_producer_id(ProducerId(-1)).with_producer_epoch(-1)
         }
-    }
-}
-
-/// Answers FindCoordinator. The group coordinator is not built yet, so every key is answered
-/// COORDINATOR_NOT_AVAILABLE (retriable) rather than pretending; the API is advertised because
-/// librdkafka enables LZ4 only for brokers that list it.
-pub fn find_coordinator(ctx: &RequestContext, request: FindCoordinatorRequest) -> FindCoordinatorResponse {
-    let error = ResponseError::CoordinatorNotAvailable;
-    let message = "consumer groups are not supported by this broker yet";
-    if ctx.version() >= 4 {
-        let coordinators = request
-            .coordinator_keys
-            .into_iter()
-            .map(|key| {
-                Coordinator::default()
-                    .with_key(key)
-                    .with_node_id(BrokerId(-1))
-                    .with_port(-1)
-                    .with_error_code(error.code())
-                    .with_error_message(Some(str_bytes(message)))
-            })
-            .collect();
-        FindCoordinatorResponse::default().with_coordinators(coordinators)
-    } else {
-        FindCoordinatorResponse::default()
-            .with_error_code(error.code())
-            .with_error_message(Some(str_bytes(message)))
-            .with_node_id(BrokerId(-1))
-            .with_port(-1)
     }
 }

@@ -9,8 +9,10 @@ mod api_versions;
 mod cluster;
 mod configs;
 mod fetch;
+mod groups;
 mod list_offsets;
 mod metadata;
+pub mod offsets;
 mod produce;
 mod topics;
 
@@ -45,6 +47,16 @@ pub const SUPPORTED_APIS: &[ApiKey] = &[
     ApiKey::DescribeConfigs,
     ApiKey::CreatePartitions,
     ApiKey::DescribeCluster,
+    ApiKey::JoinGroup,
+    ApiKey::SyncGroup,
+    ApiKey::Heartbeat,
+    ApiKey::LeaveGroup,
+    ApiKey::OffsetCommit,
+    ApiKey::OffsetFetch,
+    ApiKey::ListGroups,
+    ApiKey::DescribeGroups,
+    ApiKey::DeleteGroups,
+    ApiKey::OffsetDelete,
 ];
 
 /// Shorthand for building a `StrBytes` from a `String`.
@@ -209,7 +221,37 @@ pub async fn dispatch(broker: &Arc<Broker>, frame: Bytes, peer: SocketAddr) -> R
         ApiKey::DescribeConfigs => ready(broker, &ctx, api_key, started, configs::describe(broker, decode!())),
         ApiKey::InitProducerId => ready(broker, &ctx, api_key, started, cluster::init_producer_id(broker, decode!())),
         ApiKey::DescribeCluster => ready(broker, &ctx, api_key, started, cluster::describe_cluster(broker, decode!())),
-        ApiKey::FindCoordinator => ready(broker, &ctx, api_key, started, cluster::find_coordinator(&ctx, decode!())),
+        ApiKey::FindCoordinator => {
+            ready(broker, &ctx, api_key, started, groups::find_coordinator(broker, &ctx, decode!()))
+        }
+        ApiKey::JoinGroup => {
+            let future = groups::join(broker, &ctx, decode!());
+            Ok(deferred(broker, &ctx, api_key, started, future))
+        }
+        ApiKey::SyncGroup => {
+            let future = groups::sync(broker, decode!());
+            Ok(deferred(broker, &ctx, api_key, started, future))
+        }
+        ApiKey::Heartbeat => ready(broker, &ctx, api_key, started, groups::heartbeat(broker, decode!())),
+        ApiKey::LeaveGroup => ready(broker, &ctx, api_key, started, groups::leave(broker, &ctx, decode!())),
+        ApiKey::ListGroups => ready(broker, &ctx, api_key, started, groups::list(broker, decode!())),
+        ApiKey::DescribeGroups => ready(broker, &ctx, api_key, started, groups::describe(broker, &ctx, decode!())),
+        ApiKey::DeleteGroups => {
+            let request = decode!();
+            let broker_ref = broker.clone();
+            Ok(deferred(broker, &ctx, api_key, started, async move { groups::delete(&broker_ref, request).await }))
+        }
+        ApiKey::OffsetCommit => {
+            let request = decode!();
+            let broker_ref = broker.clone();
+            Ok(deferred(broker, &ctx, api_key, started, async move { offsets::commit(&broker_ref, request).await }))
+        }
+        ApiKey::OffsetFetch => ready(broker, &ctx, api_key, started, offsets::fetch(broker, ctx.version(), decode!())),
+        ApiKey::OffsetDelete => {
+            let request = decode!();
+            let broker_ref = broker.clone();
+            Ok(deferred(broker, &ctx, api_key, started, async move { offsets::delete(&broker_ref, request).await }))
+        }
         other => Err(format!("{other:?} is listed as supported but has no handler")),
     }
 }

@@ -220,13 +220,98 @@ impl BatchHeader {
     /// every batch a producer sends (only compaction may leave holes).
     pub fn check_record_count(&self) -> Result<(), BatchError> {
         if self.records_count <= 0 || i64::from(self.records_count) != i64::from(self.last_offset_delta) + 1 {
-            return Err(BatchError::RecordCountMismatch {
-                records: self.records_count,
-                last_offset_delta: self.last_offset_delta,
-            });
+            return Err(self.record_count_mismatch());
         }
         Ok(())
     }
+
+    /// The looser check for a batch already in the log: compaction leaves holes between the
+    /// offsets of a batch and may keep a producer's last batch with no records at all, so
+    /// `0 <= records_count <= last_offset_delta + 1`.
+    pub fn check_stored_record_count(&self) -> Result<(), BatchError> {
+        if self.records_count < 0 || i64::from(self.records_count) > i64::from(self.last_offset_delta) + 1 {
+            return Err(self.record_count_mismatch());
+        }
+        Ok(())
+    }
+
+    fn record_count_mismatch(&self) -> BatchError {
+        BatchError::RecordCountMismatch { records: self.records_count, last_offset_delta: self.last_offset_delta }
+    }
+
+    /// The 61 header bytes for these fields, the stored `crc` included as it is.
+    fn to_bytes(self) -> [u8; HEADER_SIZE] {
+        let mut out = [0u8; HEADER_SIZE];
+        let fields: [(usize, &[u8]); 13] = [
+            (BASE_OFFSET_AT, &self.base_offset.to_be_bytes()),
+            (LENGTH_AT, &self.batch_length.to_be_bytes()),
+            (LEADER_EPOCH_AT, &self.partition_leader_epoch.to_be_bytes()),
+            (MAGIC_AT, &self.magic.to_be_bytes()),
+            (CRC_AT, &self.crc.to_be_bytes()),
+            (ATTRIBUTES_AT, &self.attributes.to_be_bytes()),
+            (LAST_OFFSET_DELTA_AT, &self.last_offset_delta.to_be_bytes()),
+            (BASE_TIMESTAMP_AT, &self.base_timestamp.to_be_bytes()),
+            (MAX_TIMESTAMP_AT, &self.max_timestamp.to_be_bytes()),
+            (PRODUCER_ID_AT, &self.producer_id.to_be_bytes()),
+            (PRODUCER_EPOCH_AT, &self.producer_epoch.to_be_bytes()),
+            (BASE_SEQUENCE_AT, &self.base_sequence.to_be_bytes()),
+            (RECORDS_COUNT_AT, &self.records_count.to_be_bytes()),
+        ];
+        for (at, bytes) in fields {
+            if let Some(target) = out.get_mut(at..at + bytes.len()) {
+                target.copy_from_slice(bytes);
+            }
+        }
+        out
+    }
+}
+
+/// Overwrites the header of the complete batch at the start of `batch` with `header` and
+/// recomputes the CRC-32C (the compaction cleaner fixes up re-encoded batches this way).
+/// `header.batch_length` must describe `batch`.
+pub(crate) fn rewrite_header(batch: &mut [u8], header: &BatchHeader) -> Result<(), BatchError> {
+    let available = batch.len();
+    if header.total_size() != available {
+        return Err(BatchError::SizeMismatch { expected: header.total_size(), actual: available });
+    }
+    overwrite(batch, 0, &header.to_bytes())?;
+    let crc = crc32c::crc32c(batch.get(ATTRIBUTES_AT..).unwrap_or_default());
+    overwrite(batch, CRC_AT, &crc.to_be_bytes())
+}
+
+/// A batch with no records covering `base_offset..=last_offset` (Kafka's "empty batch"), which
+/// keeps an idempotent producer's last sequence number in the log after compaction removed its
+/// records. Producer fields, leader epoch and the transactional flag come from `original`; it is
+/// uncompressed and carries no timestamp, as it holds no record.
+pub(crate) fn empty_batch(
+    original: &BatchHeader,
+    base_offset: i64,
+    last_offset: i64,
+    base_sequence: i32,
+) -> Result<Vec<u8>, BatchError> {
+    let last_offset_delta = match i32::try_from(last_offset - base_offset) {
+        Ok(delta) if delta >= 0 => delta,
+        // Offsets taken from one batch are always in range; refuse rather than wrap if not.
+        _ => return Err(BatchError::NegativeOffsetDelta(-1)),
+    };
+    let header = BatchHeader {
+        base_offset,
+        batch_length: (HEADER_SIZE - LOG_OVERHEAD) as i32,
+        partition_leader_epoch: original.partition_leader_epoch,
+        magic: MAGIC_V2,
+        crc: 0,
+        attributes: original.attributes & TRANSACTIONAL_BIT,
+        last_offset_delta,
+        base_timestamp: -1,
+        max_timestamp: -1,
+        producer_id: original.producer_id,
+        producer_epoch: original.producer_epoch,
+        base_sequence,
+        records_count: 0,
+    };
+    let mut batch = vec![0u8; HEADER_SIZE];
+    rewrite_header(&mut batch, &header)?;
+    Ok(batch)
 }
 
 /// Verifies the CRC-32C of the complete batch at the start of `batch`.
@@ -362,6 +447,62 @@ pub(crate) mod test_batches {
     pub fn simple(count: usize, ts: i64) -> Vec<u8> {
         batch_with(&vec![ts; count], "v", Compression::None, None)
     }
+
+    /// One v2 batch of `(key, value, timestamp)` records; None is a null key or value.
+    pub fn keyed(
+        entries: &[(Option<&str>, Option<&str>, i64)],
+        compression: Compression,
+        producer: Option<Producer>,
+    ) -> Vec<u8> {
+        let (id, epoch, sequence) = producer.map_or((-1, -1, -1), |p| (p.id, p.epoch, p.sequence));
+        let records: Vec<Record> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, &(key, value, timestamp))| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: id,
+                producer_epoch: epoch,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: sequence.wrapping_add(i as i32),
+                timestamp,
+                key: key.map(|k| Bytes::copy_from_slice(k.as_bytes())),
+                value: value.map(|v| Bytes::copy_from_slice(v.as_bytes())),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions { version: 2, compression };
+        RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
+        buf.to_vec()
+    }
+
+    /// A transaction marker (control batch) of producer `id`: one control record whose key is
+    /// the marker type (1 = commit) and whose value is version 0 plus a coordinator epoch.
+    pub fn control_marker(id: i64, epoch: i16, timestamp: i64) -> Vec<u8> {
+        let record = Record {
+            transactional: true,
+            control: true,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: id,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: 0,
+            sequence: -1,
+            timestamp,
+            key: Some(Bytes::from_static(&[0, 0, 0, 1])),
+            value: Some(Bytes::from_static(&[0, 0, 0, 0, 0, 0])),
+            headers: Default::default(),
+        };
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions { version: 2, compression: Compression::None };
+        RecordBatchEncoder::encode(&mut buf, [&record], &options).unwrap();
+        buf.to_vec()
+    }
 }
 
 #[cfg(test)]
@@ -429,6 +570,30 @@ mod tests {
         let crc = crc32c::crc32c(&batch[ATTRIBUTES_AT..]);
         batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
         assert!(matches!(validate(&batch), Err(BatchError::RecordCountMismatch { .. })));
+    }
+
+    #[test]
+    fn rewritten_headers_and_empty_batches_are_valid() {
+        let mut batch = batch_with(&[1, 2, 3], "x", Compression::Lz4, None);
+        let mut header = validate(&batch).unwrap();
+        header.base_sequence = 40;
+        header.attributes |= TIMESTAMP_TYPE_BIT;
+        rewrite_header(&mut batch, &header).unwrap();
+        let reparsed = validate(&batch).unwrap();
+        assert_eq!((reparsed.base_sequence, reparsed.timestamp_type()), (40, TimestampType::LogAppend));
+        assert_eq!(reparsed.compression().unwrap(), Compression::Lz4);
+        assert!(rewrite_header(&mut batch[..70], &header).is_err());
+
+        let original = BatchHeader { producer_id: 9, producer_epoch: 2, attributes: header.attributes, ..header };
+        let empty = empty_batch(&original, 100, 104, 7).unwrap();
+        let parsed = BatchHeader::parse(&empty).unwrap();
+        verify_crc(&empty).unwrap();
+        assert_eq!((parsed.base_offset, parsed.last_offset(), parsed.records_count), (100, 104, 0));
+        assert_eq!((parsed.producer_id, parsed.producer_epoch, parsed.base_sequence), (9, 2, 7));
+        assert_eq!(parsed.compression().unwrap(), Compression::None);
+        assert!(parsed.check_record_count().is_err());
+        parsed.check_stored_record_count().unwrap();
+        assert!(empty_batch(&original, 100, 99, 7).is_err());
     }
 
     #[test]

@@ -4,11 +4,16 @@
 //! rebuilt if missing or bad). The tail segment may end in a torn write: every batch in it is
 //! validated and the file is cut at the first invalid one. A torn tail never stops the broker;
 //! damage inside older segments does, since cutting there would silently drop history.
+//!
+//! Leftovers of an interrupted compaction (see `cleaner`): a `<base>.log.cleaned` may be
+//! incomplete and is deleted. A `<base>.log.swap` is a complete, fsynced cleaned segment: it is
+//! deleted while `<base>.log` still exists (the old segment is whole; the cleaning is simply
+//! lost), and renamed to `<base>.log` if that file is gone, completing the swap.
 
 use super::error::{io_error, LogError};
 use super::segment::{segment_path, sync_dir, IndexSettings, Segment};
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// What recovery found and repaired; the caller logs it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -34,7 +39,10 @@ pub(crate) struct Recovered {
 }
 
 /// Leftovers of interrupted operations (Kafka's cleaner and deletion suffixes, our temp files).
+/// A `<base>.log.swap` is handled apart, by [`finish_swaps`].
 const STRAY_SUFFIXES: [&str; 4] = [".cleaned", ".swap", ".deleted", ".tmp"];
+/// Suffix of a cleaned segment waiting to replace `<base>.log`.
+const LOG_SWAP_SUFFIX: &str = ".log.swap";
 
 /// Base offset named by a segment file stem (exactly 20 digits).
 fn parse_base(stem: &str) -> Option<i64> {
@@ -49,9 +57,14 @@ fn parse_base(stem: &str) -> Option<i64> {
 fn list_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
     let mut logs = BTreeSet::new();
     let mut indexes = Vec::new();
+    let mut swaps = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io_error("listing", dir))? {
         let path = entry.map_err(io_error("listing", dir))?.path();
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+        if let Some(base) = name.strip_suffix(LOG_SWAP_SUFFIX).and_then(parse_base) {
+            swaps.push((base, path));
+            continue;
+        }
         if STRAY_SUFFIXES.iter().any(|suffix| name.ends_with(suffix)) {
             tracing::info!(file = %path.display(), "deleting a leftover file");
             std::fs::remove_file(&path).map_err(io_error("deleting", &path))?;
@@ -69,14 +82,41 @@ fn list_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
             _ => {}
         }
     }
+    let completed = finish_swaps(dir, swaps, &logs)?;
+    logs.extend(&completed);
     for (base, path) in indexes {
-        if !logs.contains(&base) {
+        if !logs.contains(&base) || completed.contains(&base) {
+            // Or the stale index of a segment whose cleaned version was just swapped in.
             // Left by a segment deletion that stopped half-way.
             tracing::info!(file = %path.display(), "deleting an index without a segment");
             std::fs::remove_file(&path).map_err(io_error("deleting", &path))?;
         }
     }
     Ok(logs.into_iter().collect())
+}
+
+/// Deals with the `<base>.log.swap` files found: deleted if `<base>.log` exists, else renamed to
+/// it. Returns the bases of the swaps completed; their indexes (if any) describe the old file.
+fn finish_swaps(dir: &Path, swaps: Vec<(i64, PathBuf)>, logs: &BTreeSet<i64>) -> Result<Vec<i64>, LogError> {
+    let mut completed = Vec::new();
+    for (base, swap) in swaps {
+        if logs.contains(&base) {
+            // The swap never happened: the original is intact and stays.
+            tracing::info!(file = %swap.display(), "deleting an unfinished compaction swap file");
+            std::fs::remove_file(&swap).map_err(io_error("deleting", &swap))?;
+        } else {
+            // The original is gone, so the swap file (complete and fsynced before it got that
+            // name) is the segment: deleting it would lose the data.
+            let log = segment_path(dir, base, "log");
+            tracing::info!(file = %swap.display(), "completing an interrupted compaction swap");
+            std::fs::rename(&swap, &log).map_err(io_error("renaming", &swap))?;
+            completed.push(base);
+        }
+    }
+    if !completed.is_empty() {
+        sync_dir(dir)?;
+    }
+    Ok(completed)
 }
 
 /// Opens every segment in `dir` (creating the directory and a first empty segment if needed).

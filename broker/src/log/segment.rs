@@ -141,15 +141,33 @@ impl Segment {
             }
             Err(reason) => {
                 tracing::warn!(segment = %path.display(), %reason, "rebuilding the indexes of a segment");
-                let (index, time_index) = Self::fresh_indexes(dir, base_offset, settings)?;
-                let mut segment = Self::assemble(dir, base_offset, file, index, time_index, settings);
-                if let ScanEnd::Invalid { position, reason } = segment.rebuild()? {
-                    return Err(LogError::Corrupt { path, position, reason });
-                }
-                segment.seal()?;
-                Ok((segment, true))
+                drop(file);
+                Ok((Self::open_rebuilt(dir, base_offset, end_offset, settings)?, true))
             }
         }
+    }
+
+    /// Opens a non-tail segment ending at `end_offset` with new indexes built from its log, then
+    /// seals it (the compaction cleaner uses this for the segment it has just rewritten). A
+    /// damaged batch is an error.
+    pub(crate) fn open_rebuilt(
+        dir: &Path,
+        base_offset: i64,
+        end_offset: i64,
+        settings: IndexSettings,
+    ) -> Result<Self, LogError> {
+        let path = segment_path(dir, base_offset, "log");
+        let (file, _) = open_log(&path, false)?;
+        let (index, time_index) = Self::fresh_indexes(dir, base_offset, settings)?;
+        let mut segment = Self::assemble(dir, base_offset, file, index, time_index, settings);
+        if let ScanEnd::Invalid { position, reason } = segment.rebuild()? {
+            return Err(LogError::Corrupt { path, position, reason });
+        }
+        // Compaction may have removed the last batches (or all of them): the segment still
+        // covers every offset up to the next one, which is what `next_offset` means for it.
+        segment.next_offset = segment.next_offset.max(end_offset);
+        segment.seal()?;
+        Ok(segment)
     }
 
     /// Opens and checks the indexes of a sealed segment; the error says why they are unusable.
@@ -205,7 +223,9 @@ impl Segment {
     }
 
     /// Recreates both indexes from the log, scanning from the start up to the first invalid
-    /// batch. Resets the in-memory state to what the valid prefix holds.
+    /// batch. Resets the in-memory state to what the valid prefix holds. Offsets must increase
+    /// from batch to batch but may skip: a compacted segment has holes, and one can become the
+    /// tail again through `truncate_to`.
     fn rebuild(&mut self) -> Result<ScanEnd, LogError> {
         self.index.reset(self.settings.max_bytes)?;
         self.time_index.reset(self.settings.max_bytes)?;
@@ -254,13 +274,13 @@ impl Segment {
             if crc != header.crc {
                 return invalid(BatchError::CrcMismatch { stored: header.crc, computed: crc }.to_string());
             }
-            if header.base_offset != self.next_offset {
+            if header.base_offset < self.next_offset {
                 return invalid(format!(
-                    "batch base offset {} does not follow the previous batch (expected {})",
+                    "batch base offset {} is below the end of the previous batch ({})",
                     header.base_offset, self.next_offset
                 ));
             }
-            if let Err(e) = header.check_record_count() {
+            if let Err(e) = header.check_stored_record_count() {
                 return invalid(e.to_string());
             }
             if position == 0 && header.max_timestamp >= 0 {

@@ -1,0 +1,277 @@
+//! Group membership APIs: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
+//! ListGroups, DescribeGroups, DeleteGroups.
+
+use super::{str_bytes, RequestContext};
+use crate::group::state::{JoinArgs, JoinResult, Reply, SyncResult};
+use crate::Broker;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::{
+    BrokerId, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse,
+    FindCoordinatorRequest, FindCoordinatorResponse, GroupId, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest,
+    JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse, SyncGroupRequest,
+    SyncGroupResponse,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+const KEY_TYPE_GROUP: i8 = 0;
+
+fn code(error: Option<ResponseError>) -> i16 {
+    error.map_or(0, |e| e.code())
+}
+
+/// Answers FindCoordinator: this broker coordinates every group; transactions are not supported.
+pub fn find_coordinator(broker: &Arc<Broker>, ctx: &RequestContext, request: FindCoordinatorRequest) -> FindCoordinatorResponse {
+    let (host, port) = broker.advertised_host_port();
+    let node = BrokerId(broker.config.node_id);
+    let answer = |key_type: i8| -> Result<(), (ResponseError, &'static str)> {
+        if key_type == KEY_TYPE_GROUP {
+            Ok(())
+        } else {
+            Err((ResponseError::CoordinatorNotAvailable, "transactions are not supported by this broker"))
+        }
+    };
+    if ctx.version() >= 4 {
+        let coordinators = request
+            .coordinator_keys
+            .into_iter()
+            .map(|key| {
+                let entry = Coordinator::default().with_key(key);
+                match answer(request.key_type) {
+                    Ok(()) => entry.with_node_id(node).with_host(str_bytes(host.clone())).with_port(port),
+                    Err((error, message)) => entry
+                        .with_node_id(BrokerId(-1))
+                        .with_port(-1)
+                        .with_error_code(error.code())
+                        .with_error_message(Some(str_bytes(message))),
+                }
+            })
+            .collect();
+        return FindCoordinatorResponse::default().with_coordinators(coordinators);
+    }
+    match answer(request.key_type) {
+        Ok(()) => FindCoordinatorResponse::default().with_node_id(node).with_host(str_bytes(host)).with_port(port),
+        Err((error, message)) => FindCoordinatorResponse::default()
+            .with_error_code(error.code())
+            .with_error_message(Some(str_bytes(message)))
+            .with_node_id(BrokerId(-1))
+            .with_port(-1),
+    }
+}
+
+fn join_response(version: i16, result: JoinResult) -> JoinGroupResponse {
+    // Before v7 the protocol name is not nullable.
+    let protocol_name = result.protocol_name.map(str_bytes).or_else(|| (version < 7).then(|| str_bytes("")));
+    JoinGroupResponse::default()
+        .with_error_code(code(result.error))
+        .with_generation_id(result.generation)
+        .with_protocol_type(result.protocol_type.map(str_bytes))
+        .with_protocol_name(protocol_name)
+        .with_leader(str_bytes(result.leader))
+        .with_member_id(str_bytes(result.member_id))
+        .with_members(
+            result
+                .members
+                .into_iter()
+                .map(|(id, instance, metadata)| {
+                    JoinGroupResponseMember::default()
+                        .with_member_id(str_bytes(id))
+                        .with_group_instance_id(instance.map(str_bytes))
+                        .with_metadata(metadata)
+                })
+                .collect(),
+        )
+}
+
+/// Answers JoinGroup; the response waits for the rebalance to complete.
+pub fn join(broker: &Arc<Broker>, ctx: &RequestContext, request: JoinGroupRequest) -> BoxFuture<'static, JoinGroupResponse> {
+    let version = ctx.version();
+    let member_id = request.member_id.to_string();
+    let fail = move |error: ResponseError| -> BoxFuture<'static, JoinGroupResponse> {
+        let result = JoinResult { error: Some(error), generation: -1, member_id: member_id.clone(), ..Default::default() };
+        Box::pin(async move { join_response(version, result) })
+    };
+    let group_id = request.group_id.0.to_string();
+    if group_id.is_empty() {
+        return fail(ResponseError::InvalidGroupId);
+    }
+    let session = Duration::from_millis(request.session_timeout_ms.max(0) as u64);
+    if !broker.groups.session_timeout_allowed(session) {
+        return fail(ResponseError::InvalidSessionTimeout);
+    }
+    // v0 has no rebalance timeout; Kafka uses the session timeout then.
+    let rebalance = if version >= 1 { Duration::from_millis(request.rebalance_timeout_ms.max(0) as u64) } else { session };
+    let args = JoinArgs {
+        member_id: request.member_id.to_string(),
+        instance_id: request.group_instance_id.map(|s| s.to_string()),
+        client_id: ctx.header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default(),
+        client_host: format!("/{}", ctx.peer.ip()),
+        session_timeout: session,
+        rebalance_timeout: rebalance,
+        protocol_type: request.protocol_type.to_string(),
+        protocols: request.protocols.into_iter().map(|p| (p.name.to_string(), p.metadata)).collect(),
+        require_known_member_id: version >= 4,
+    };
+    let member_id = args.member_id.clone();
+    match broker.groups.join(&group_id, args) {
+        Reply::Now(result) => Box::pin(async move { join_response(version, result) }),
+        Reply::Later(receiver) => Box::pin(async move {
+            let result = receiver.await.unwrap_or_else(|_| JoinResult {
+                error: Some(ResponseError::UnknownMemberId),
+                generation: -1,
+                member_id,
+                ..Default::default()
+            });
+            join_response(version, result)
+        }),
+    }
+}
+
+fn sync_response(result: SyncResult) -> SyncGroupResponse {
+    SyncGroupResponse::default()
+        .with_error_code(code(result.error))
+        .with_protocol_type(result.protocol_type.map(str_bytes))
+        .with_protocol_name(result.protocol_name.map(str_bytes))
+        .with_assignment(result.assignment)
+}
+
+/// Answers SyncGroup; followers wait for the leader's assignments.
+pub fn sync(broker: &Arc<Broker>, request: SyncGroupRequest) -> BoxFuture<'static, SyncGroupResponse> {
+    let assignments: Vec<(String, Bytes)> =
+        request.assignments.into_iter().map(|a| (a.member_id.to_string(), a.assignment)).collect();
+    let reply = broker.groups.sync(
+        &request.group_id.0,
+        &request.member_id,
+        request.group_instance_id.as_deref(),
+        request.generation_id,
+        assignments,
+    );
+    match reply {
+        Reply::Now(result) => Box::pin(async move { sync_response(result) }),
+        Reply::Later(receiver) => Box::pin(async move {
+            let result = receiver
+                .await
+                .unwrap_or_else(|_| SyncResult { error: Some(ResponseError::UnknownMemberId), ..Default::default() });
+            sync_response(result)
+        }),
+    }
+}
+
+/// Answers Heartbeat.
+pub fn heartbeat(broker: &Arc<Broker>, request: HeartbeatRequest) -> HeartbeatResponse {
+    let error = broker.groups.heartbeat(
+        &request.group_id.0,
+        &request.member_id,
+        request.group_instance_id.as_deref(),
+        request.generation_id,
+    );
+    HeartbeatResponse::default().with_error_code(code(error))
+}
+
+/// Answers LeaveGroup (single member before v3, batched from v3).
+pub fn leave(broker: &Arc<Broker>, ctx: &RequestContext, request: LeaveGroupRequest) -> LeaveGroupResponse {
+    let batched = ctx.version() >= 3;
+    let members: Vec<(String, Option<String>)> = if batched {
+        request.members.iter().map(|m| (m.member_id.to_string(), m.group_instance_id.as_ref().map(|s| s.to_string()))).collect()
+    } else {
+        vec![(request.member_id.to_string(), None)]
+    };
+    match broker.groups.leave(&request.group_id.0, &members) {
+        Err(error) => LeaveGroupResponse::default().with_error_code(error.code()),
+        Ok(results) if batched => LeaveGroupResponse::default().with_members(
+            members
+                .into_iter()
+                .zip(results)
+                .map(|((id, instance), error)| {
+                    MemberResponse::default()
+                        .with_member_id(str_bytes(id))
+                        .with_group_instance_id(instance.map(str_bytes))
+                        .with_error_code(code(error))
+                })
+                .collect(),
+        ),
+        Ok(results) => LeaveGroupResponse::default().with_error_code(code(results.into_iter().next().flatten())),
+    }
+}
+
+/// Answers ListGroups, honouring the state (v4) and type (v5) filters.
+pub fn list(broker: &Arc<Broker>, request: ListGroupsRequest) -> ListGroupsResponse {
+    let states: Vec<String> = request.states_filter.iter().map(|s| s.to_lowercase()).collect();
+    let types: Vec<String> = request.types_filter.iter().map(|s| s.to_lowercase()).collect();
+    let groups = broker
+        .groups
+        .list()
+        .into_iter()
+        .filter(|(_, _, state)| states.is_empty() || states.contains(&state.to_lowercase()))
+        .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
+        .map(|(id, protocol_type, state)| {
+            ListedGroup::default()
+                .with_group_id(GroupId(str_bytes(id)))
+                .with_protocol_type(str_bytes(protocol_type))
+                .with_group_state(str_bytes(state))
+                .with_group_type(str_bytes("classic"))
+        })
+        .collect();
+    ListGroupsResponse::default().with_groups(groups)
+}
+
+/// Answers DescribeGroups. Unknown groups are reported as `Dead`, with GROUP_ID_NOT_FOUND from v6.
+pub fn describe(broker: &Arc<Broker>, ctx: &RequestContext, request: DescribeGroupsRequest) -> DescribeGroupsResponse {
+    let groups = request
+        .groups
+        .into_iter()
+        .map(|id| {
+            let described = DescribedGroup::default().with_group_id(id.clone()).with_authorized_operations(i32::MIN);
+            match broker.groups.describe(&id.0) {
+                None => {
+                    let described = described.with_group_state(str_bytes("Dead"));
+                    if ctx.version() >= 6 {
+                        described
+                            .with_error_code(ResponseError::GroupIdNotFound.code())
+                            .with_error_message(Some(str_bytes(format!("group '{}' does not exist", id.0))))
+                    } else {
+                        described
+                    }
+                }
+                Some(group) => described
+                    .with_group_state(str_bytes(group.state))
+                    .with_protocol_type(str_bytes(group.protocol_type))
+                    .with_protocol_data(str_bytes(group.protocol))
+                    .with_members(
+                        group
+                            .members
+                            .into_iter()
+                            .map(|m| {
+                                DescribedGroupMember::default()
+                                    .with_member_id(str_bytes(m.member_id))
+                                    .with_group_instance_id(m.instance_id.map(str_bytes))
+                                    .with_client_id(str_bytes(m.client_id))
+                                    .with_client_host(str_bytes(m.client_host))
+                                    .with_member_metadata(m.metadata)
+                                    .with_member_assignment(m.assignment)
+                            })
+                            .collect(),
+                    ),
+            }
+        })
+        .collect();
+    DescribeGroupsResponse::default().with_groups(groups)
+}
+
+/// Answers DeleteGroups: only empty groups can be deleted.
+pub async fn delete(broker: &Arc<Broker>, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    let mut results = Vec::with_capacity(request.groups_names.len());
+    for id in request.groups_names {
+        let error = broker.groups.delete_group(&id.0).await.err();
+        results.push(DeletableGroupResult::default().with_group_id(id).with_error_code(code(error)));
+    }
+    DeleteGroupsResponse::default().with_results(results)
+}

@@ -1,0 +1,203 @@
+//! Committed offsets: OffsetCommit, OffsetFetch (single group, and batched from v8) and
+//! OffsetDelete.
+
+use super::str_bytes;
+use crate::group::coordinator::TopicOffsets;
+use crate::group::store::StoredOffset;
+use crate::Broker;
+use bytes::{Buf, Bytes};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
+use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
+    OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{
+    ConsumerProtocolSubscription, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse,
+    OffsetFetchRequest, OffsetFetchResponse, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Message};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Topics a consumer-protocol subscription names; empty when the metadata is not one.
+pub fn subscribed_topics(metadata: &Bytes) -> Vec<String> {
+    let mut buf = metadata.clone();
+    if buf.remaining() < 2 {
+        return Vec::new();
+    }
+    // Newer subscription versions only append fields, so decode with the newest we know.
+    let version = buf.get_i16().clamp(0, ConsumerProtocolSubscription::VERSIONS.max);
+    ConsumerProtocolSubscription::decode(&mut buf, version)
+        .map(|s| s.topics.into_iter().map(|t| t.to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// Per partition: an error decided before writing, or None when it is part of the commit.
+type PartitionErrors = Vec<(i32, Option<ResponseError>)>;
+
+/// Answers OffsetCommit; the response is sent once the offsets are on disk.
+pub async fn commit(broker: &Arc<Broker>, request: OffsetCommitRequest) -> OffsetCommitResponse {
+    let group_id = request.group_id.0.to_string();
+    let now = super::now_ms();
+    let max_metadata = broker.groups.max_metadata_bytes();
+    // Per partition: Some(error) decided up front, or None = part of the commit.
+    let mut decided: Vec<(TopicName, PartitionErrors)> = Vec::new();
+    let mut to_commit = Vec::new();
+    for topic in &request.topics {
+        let known = broker.catalog.get(&topic.name.0);
+        let mut partitions = Vec::new();
+        for p in &topic.partitions {
+            let exists = known.as_ref().is_some_and(|t| (0..t.partitions.len() as i32).contains(&p.partition_index));
+            let metadata_len = p.committed_metadata.as_ref().map_or(0, |m| m.len());
+            let error = if group_id.is_empty() {
+                Some(ResponseError::InvalidGroupId)
+            } else if !exists {
+                Some(ResponseError::UnknownTopicOrPartition)
+            } else if metadata_len > max_metadata {
+                Some(ResponseError::OffsetMetadataTooLarge)
+            } else {
+                to_commit.push((
+                    topic.name.0.to_string(),
+                    p.partition_index,
+                    StoredOffset {
+                        offset: p.committed_offset,
+                        leader_epoch: p.committed_leader_epoch,
+                        metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                        commit_timestamp: now,
+                    },
+                ));
+                None
+            };
+            partitions.push((p.partition_index, error));
+        }
+        decided.push((topic.name.clone(), partitions));
+    }
+    let commit_error = if to_commit.is_empty() {
+        None
+    } else {
+        broker
+            .groups
+            .commit(
+                &group_id,
+                request.generation_id_or_member_epoch,
+                &request.member_id,
+                request.group_instance_id.as_deref(),
+                to_commit,
+            )
+            .await
+            .err()
+    };
+    let topics = decided
+        .into_iter()
+        .map(|(name, partitions)| {
+            OffsetCommitResponseTopic::default().with_name(name).with_partitions(
+                partitions
+                    .into_iter()
+                    .map(|(index, error)| {
+                        let error = error.or(commit_error);
+                        OffsetCommitResponsePartition::default()
+                            .with_partition_index(index)
+                            .with_error_code(error.map_or(0, |e| e.code()))
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
+}
+
+fn fetch_group(broker: &Broker, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> TopicOffsets {
+    broker.groups.fetch_offsets(group, topics)
+}
+
+/// Answers OffsetFetch. Partitions without a commit get offset -1 and no error, as in Kafka.
+pub fn fetch(broker: &Arc<Broker>, version: i16, request: OffsetFetchRequest) -> OffsetFetchResponse {
+    if version >= 8 {
+        let groups = request
+            .groups
+            .into_iter()
+            .map(|g| {
+                let wanted = g.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
+                let fetched = fetch_group(broker, &g.group_id.0, wanted);
+                let topics = fetched
+                    .into_iter()
+                    .map(|(topic, partitions)| {
+                        OffsetFetchResponseTopics::default().with_name(TopicName(str_bytes(topic))).with_partitions(
+                            partitions
+                                .into_iter()
+                                .map(|(index, found)| {
+                                    let (offset, epoch, metadata) = found.map_or((-1, -1, String::new()), |o| {
+                                        (o.offset, o.leader_epoch, o.metadata.unwrap_or_default())
+                                    });
+                                    OffsetFetchResponsePartitions::default()
+                                        .with_partition_index(index)
+                                        .with_committed_offset(offset)
+                                        .with_committed_leader_epoch(epoch)
+                                        .with_metadata(Some(str_bytes(metadata)))
+                                })
+                                .collect(),
+                        )
+                    })
+                    .collect();
+                OffsetFetchResponseGroup::default().with_group_id(g.group_id).with_topics(topics)
+            })
+            .collect();
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    let wanted = request.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
+    let fetched = fetch_group(broker, &request.group_id.0, wanted);
+    let topics = fetched
+        .into_iter()
+        .map(|(topic, partitions)| {
+            OffsetFetchResponseTopic::default().with_name(TopicName(str_bytes(topic))).with_partitions(
+                partitions
+                    .into_iter()
+                    .map(|(index, found)| {
+                        let (offset, epoch, metadata) =
+                            found.map_or((-1, -1, String::new()), |o| (o.offset, o.leader_epoch, o.metadata.unwrap_or_default()));
+                        OffsetFetchResponsePartition::default()
+                            .with_partition_index(index)
+                            .with_committed_offset(offset)
+                            // The leader epoch exists from v5; the codec refuses it set earlier.
+                            .with_committed_leader_epoch(if version >= 5 { epoch } else { -1 })
+                            .with_metadata(Some(str_bytes(metadata)))
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    OffsetFetchResponse::default().with_topics(topics)
+}
+
+/// Answers OffsetDelete: refused for topics a live member subscribes to.
+pub async fn delete(broker: &Arc<Broker>, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    let partitions: Vec<(String, i32)> = request
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(move |p| (t.name.0.to_string(), p.partition_index)))
+        .collect();
+    let subscribed = |subscriptions: &[Bytes], topic: &str| subscriptions.iter().any(|s| subscribed_topics(s).iter().any(|t| t == topic));
+    match broker.groups.delete_offsets(&request.group_id.0, partitions, subscribed).await {
+        Err(error) => OffsetDeleteResponse::default().with_error_code(error.code()),
+        Ok(results) => {
+            let mut by_topic: BTreeMap<String, Vec<OffsetDeleteResponsePartition>> = BTreeMap::new();
+            for (topic, partition, error) in results {
+                by_topic.entry(topic).or_default().push(
+                    OffsetDeleteResponsePartition::default()
+                        .with_partition_index(partition)
+                        .with_error_code(error.map_or(0, |e| e.code())),
+                );
+            }
+            OffsetDeleteResponse::default().with_topics(
+                by_topic
+                    .into_iter()
+                    .map(|(topic, partitions)| {
+                        OffsetDeleteResponseTopic::default().with_name(TopicName(str_bytes(topic))).with_partitions(partitions)
+                    })
+                    .collect(),
+            )
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! Consumer groups: the classic rebalance protocol and committed offsets.
+//!
+//! - [`state`]: the pure group state machine (join, sync, heartbeat, leave, expiry).
+//! - [`coordinator`]: all groups on this broker, their offsets, and the clock.
+//! - [`store`]: the `__consumer_offsets` record format, writing and loading.
+
+pub mod coordinator;
+pub mod state;
+pub mod store;
+
+pub use coordinator::GroupCoordinator;
+pub use store::OFFSETS_TOPIC;
