@@ -1,6 +1,7 @@
 //! `millrace`: one binary for every component of the pipeline.
 
 mod bench;
+mod group;
 mod topic;
 
 use anyhow::Context;
@@ -31,6 +32,8 @@ enum Command {
     Broker(BrokerArgs),
     /// Create, list, describe or delete topics on any Kafka-compatible broker.
     Topic(topic::TopicArgs),
+    /// List consumer groups or describe one: members, assignments, committed offsets and lag.
+    Group(group::GroupArgs),
     /// Measure produce and consume throughput against a broker with librdkafka.
     Bench(bench::BenchArgs),
 }
@@ -87,6 +90,7 @@ fn main() -> anyhow::Result<()> {
             Command::Broker(args) => run_broker(args).await,
             Command::Topic(args) => topic::run(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Group(args) => group::run(args).await,
         }
     })
 }

@@ -62,7 +62,7 @@ async fn answer(mut stream: TcpStream, broker: &Broker) -> std::io::Result<()> {
     let path = path.split('?').next().unwrap_or("");
     match (method, path) {
         ("GET", "/metrics") => {
-            let body = broker.metrics.render(&broker.catalog);
+            let body = broker.metrics.render(&broker.catalog, &broker.groups.committed());
             respond(&mut stream, "200 OK", "text/plain; version=0.0.4", &body).await
         }
         ("GET", "/health") => {

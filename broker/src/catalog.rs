@@ -241,7 +241,12 @@ impl Catalog {
 
     /// Creates the topic if it does not exist; for internal topics at start-up, before any
     /// client can race with it.
-    pub fn ensure_topic(&self, name: &str, partitions: i32, configs: &[(String, String)]) -> Result<Arc<Topic>, TopicError> {
+    pub fn ensure_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: &[(String, String)],
+    ) -> Result<Arc<Topic>, TopicError> {
         match self.get(name) {
             Some(topic) => Ok(topic),
             None => self.create_locked(name, partitions, -1, configs),

@@ -24,8 +24,8 @@ pub mod server;
 
 use crate::catalog::Catalog;
 use crate::error::BrokerError;
-use crate::group::GroupCoordinator;
 use crate::fsutil::{io_err, write_atomically};
+use crate::group::GroupCoordinator;
 use crate::metrics::Metrics;
 use crate::producer_ids::ProducerIds;
 use millrace_config::BrokerConfig;

@@ -2,6 +2,7 @@
 //! topic, and per-partition log gauges refreshed at scrape time.
 
 use crate::catalog::Catalog;
+use crate::group::coordinator::CommittedOffset;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ApiKey;
 use prometheus::{
@@ -29,6 +30,9 @@ pub struct Metrics {
     log_start_offset: IntGaugeVec,
     log_size_bytes: IntGaugeVec,
     log_segments: IntGaugeVec,
+    group_committed_offset: IntGaugeVec,
+    group_log_end_offset: IntGaugeVec,
+    group_lag: IntGaugeVec,
 }
 
 fn counter_vec(
@@ -43,7 +47,16 @@ fn counter_vec(
 }
 
 fn gauge_vec(registry: &Registry, name: &str, help: &str) -> Result<IntGaugeVec, prometheus::Error> {
-    let metric = IntGaugeVec::new(Opts::new(name, help), &["topic", "partition"])?;
+    labelled_gauge_vec(registry, name, help, &["topic", "partition"])
+}
+
+fn labelled_gauge_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntGaugeVec, prometheus::Error> {
+    let metric = IntGaugeVec::new(Opts::new(name, help), labels)?;
     registry.register(Box::new(metric.clone()))?;
     Ok(metric)
 }
@@ -114,6 +127,24 @@ impl Metrics {
             log_start_offset: gauge_vec(&registry, "log_start_offset", "First offset still stored")?,
             log_size_bytes: gauge_vec(&registry, "log_size_bytes", "Bytes of segments on disk")?,
             log_segments: gauge_vec(&registry, "log_segments", "Number of segments")?,
+            group_committed_offset: labelled_gauge_vec(
+                &registry,
+                "group_committed_offset",
+                "Offset committed by a consumer group",
+                &["group", "topic", "partition"],
+            )?,
+            group_log_end_offset: labelled_gauge_vec(
+                &registry,
+                "group_log_end_offset",
+                "Log end offset of a partition a group has committed on",
+                &["group", "topic", "partition"],
+            )?,
+            group_lag: labelled_gauge_vec(
+                &registry,
+                "group_lag",
+                "Log end offset minus committed offset",
+                &["group", "topic", "partition"],
+            )?,
         })
     }
 
@@ -147,8 +178,16 @@ impl Metrics {
     }
 
     /// Renders the text exposition format, refreshing the per-partition gauges first.
-    pub fn render(&self, catalog: &Catalog) -> String {
-        for gauge in [&self.log_end_offset, &self.log_start_offset, &self.log_size_bytes, &self.log_segments] {
+    pub fn render(&self, catalog: &Catalog, committed: &[CommittedOffset]) -> String {
+        for gauge in [
+            &self.log_end_offset,
+            &self.log_start_offset,
+            &self.log_size_bytes,
+            &self.log_segments,
+            &self.group_committed_offset,
+            &self.group_log_end_offset,
+            &self.group_lag,
+        ] {
             // Deleted topics must disappear from the output.
             gauge.reset();
         }
@@ -163,6 +202,15 @@ impl Metrics {
                 self.log_size_bytes.with_label_values(&labels).set(size as i64);
                 self.log_segments.with_label_values(&labels).set(segments as i64);
             }
+        }
+        for c in committed {
+            let Some(partition) = catalog.partition(&c.topic, c.partition) else { continue };
+            let (_, end) = partition.offsets();
+            let index = c.partition.to_string();
+            let labels = [c.group.as_str(), c.topic.as_str(), index.as_str()];
+            self.group_committed_offset.with_label_values(&labels).set(c.offset);
+            self.group_log_end_offset.with_label_values(&labels).set(end);
+            self.group_lag.with_label_values(&labels).set((end - c.offset).max(0));
         }
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {

@@ -263,7 +263,10 @@ impl BrokerConfig {
             return Err(ConfigError::invalid(
                 origin,
                 "groups.min_session_timeout",
-                format!("{} is larger than groups.max_session_timeout ({})", groups.min_session_timeout, groups.max_session_timeout),
+                format!(
+                    "{} is larger than groups.max_session_timeout ({})",
+                    groups.min_session_timeout, groups.max_session_timeout
+                ),
                 "make the minimum at most the maximum, e.g. \"6s\" and \"30m\"",
             ));
         }
@@ -276,7 +279,12 @@ impl BrokerConfig {
             ));
         }
         if groups.offsets_segment_bytes.0 < 1024 || groups.offsets_segment_bytes.0 > i32::MAX as u64 {
-            return Err(ConfigError::invalid(origin, "groups.offsets_segment_bytes", "is outside 1 KiB ..= 2 GiB", "use \"100MiB\""));
+            return Err(ConfigError::invalid(
+                origin,
+                "groups.offsets_segment_bytes",
+                "is outside 1 KiB ..= 2 GiB",
+                "use \"100MiB\"",
+            ));
         }
         Ok(())
     }

@@ -15,7 +15,10 @@ pub struct TopicKey {
 
 /// Every topic-level key the broker understands.
 pub const TOPIC_KEYS: &[TopicKey] = &[
-    TopicKey { name: "cleanup.policy", doc: "delete (retention removes old segments), compact (keep the latest record per key), or compact,delete" },
+    TopicKey {
+        name: "cleanup.policy",
+        doc: "delete (retention removes old segments), compact (keep the latest record per key), or compact,delete",
+    },
     TopicKey { name: "delete.retention.ms", doc: "how long tombstones stay readable on compacted topics" },
     TopicKey { name: "min.compaction.lag.ms", doc: "records younger than this are never compacted away" },
     TopicKey {
@@ -236,10 +239,12 @@ impl TopicOverrides {
                         parse_cleanup_policy(value).unwrap_or((effective.cleanup_delete, effective.cleanup_compact))
                 }
                 "delete.retention.ms" => {
-                    effective.delete_retention_ms = parse_i64(key, value).map_or(effective.delete_retention_ms, |v| v as u64)
+                    effective.delete_retention_ms =
+                        parse_i64(key, value).map_or(effective.delete_retention_ms, |v| v as u64)
                 }
                 "min.compaction.lag.ms" => {
-                    effective.min_compaction_lag_ms = parse_i64(key, value).map_or(effective.min_compaction_lag_ms, |v| v as u64)
+                    effective.min_compaction_lag_ms =
+                        parse_i64(key, value).map_or(effective.min_compaction_lag_ms, |v| v as u64)
                 }
                 _ => {}
             }

@@ -29,7 +29,11 @@ fn code(error: Option<ResponseError>) -> i16 {
 }
 
 /// Answers FindCoordinator: this broker coordinates every group; transactions are not supported.
-pub fn find_coordinator(broker: &Arc<Broker>, ctx: &RequestContext, request: FindCoordinatorRequest) -> FindCoordinatorResponse {
+pub fn find_coordinator(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    request: FindCoordinatorRequest,
+) -> FindCoordinatorResponse {
     let (host, port) = broker.advertised_host_port();
     let node = BrokerId(broker.config.node_id);
     let answer = |key_type: i8| -> Result<(), (ResponseError, &'static str)> {
@@ -92,11 +96,16 @@ fn join_response(version: i16, result: JoinResult) -> JoinGroupResponse {
 }
 
 /// Answers JoinGroup; the response waits for the rebalance to complete.
-pub fn join(broker: &Arc<Broker>, ctx: &RequestContext, request: JoinGroupRequest) -> BoxFuture<'static, JoinGroupResponse> {
+pub fn join(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    request: JoinGroupRequest,
+) -> BoxFuture<'static, JoinGroupResponse> {
     let version = ctx.version();
     let member_id = request.member_id.to_string();
     let fail = move |error: ResponseError| -> BoxFuture<'static, JoinGroupResponse> {
-        let result = JoinResult { error: Some(error), generation: -1, member_id: member_id.clone(), ..Default::default() };
+        let result =
+            JoinResult { error: Some(error), generation: -1, member_id: member_id.clone(), ..Default::default() };
         Box::pin(async move { join_response(version, result) })
     };
     let group_id = request.group_id.0.to_string();
@@ -108,7 +117,8 @@ pub fn join(broker: &Arc<Broker>, ctx: &RequestContext, request: JoinGroupReques
         return fail(ResponseError::InvalidSessionTimeout);
     }
     // v0 has no rebalance timeout; Kafka uses the session timeout then.
-    let rebalance = if version >= 1 { Duration::from_millis(request.rebalance_timeout_ms.max(0) as u64) } else { session };
+    let rebalance =
+        if version >= 1 { Duration::from_millis(request.rebalance_timeout_ms.max(0) as u64) } else { session };
     let args = JoinArgs {
         member_id: request.member_id.to_string(),
         instance_id: request.group_instance_id.map(|s| s.to_string()),
@@ -180,7 +190,11 @@ pub fn heartbeat(broker: &Arc<Broker>, request: HeartbeatRequest) -> HeartbeatRe
 pub fn leave(broker: &Arc<Broker>, ctx: &RequestContext, request: LeaveGroupRequest) -> LeaveGroupResponse {
     let batched = ctx.version() >= 3;
     let members: Vec<(String, Option<String>)> = if batched {
-        request.members.iter().map(|m| (m.member_id.to_string(), m.group_instance_id.as_ref().map(|s| s.to_string()))).collect()
+        request
+            .members
+            .iter()
+            .map(|m| (m.member_id.to_string(), m.group_instance_id.as_ref().map(|s| s.to_string())))
+            .collect()
     } else {
         vec![(request.member_id.to_string(), None)]
     };

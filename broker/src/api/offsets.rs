@@ -119,7 +119,8 @@ pub fn fetch(broker: &Arc<Broker>, version: i16, request: OffsetFetchRequest) ->
             .groups
             .into_iter()
             .map(|g| {
-                let wanted = g.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
+                let wanted =
+                    g.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
                 let fetched = fetch_group(broker, &g.group_id.0, wanted);
                 let topics = fetched
                     .into_iter()
@@ -155,8 +156,9 @@ pub fn fetch(broker: &Arc<Broker>, version: i16, request: OffsetFetchRequest) ->
                 partitions
                     .into_iter()
                     .map(|(index, found)| {
-                        let (offset, epoch, metadata) =
-                            found.map_or((-1, -1, String::new()), |o| (o.offset, o.leader_epoch, o.metadata.unwrap_or_default()));
+                        let (offset, epoch, metadata) = found.map_or((-1, -1, String::new()), |o| {
+                            (o.offset, o.leader_epoch, o.metadata.unwrap_or_default())
+                        });
                         OffsetFetchResponsePartition::default()
                             .with_partition_index(index)
                             .with_committed_offset(offset)
@@ -178,7 +180,9 @@ pub async fn delete(broker: &Arc<Broker>, request: OffsetDeleteRequest) -> Offse
         .iter()
         .flat_map(|t| t.partitions.iter().map(move |p| (t.name.0.to_string(), p.partition_index)))
         .collect();
-    let subscribed = |subscriptions: &[Bytes], topic: &str| subscriptions.iter().any(|s| subscribed_topics(s).iter().any(|t| t == topic));
+    let subscribed = |subscriptions: &[Bytes], topic: &str| {
+        subscriptions.iter().any(|s| subscribed_topics(s).iter().any(|t| t == topic))
+    };
     match broker.groups.delete_offsets(&request.group_id.0, partitions, subscribed).await {
         Err(error) => OffsetDeleteResponse::default().with_error_code(error.code()),
         Ok(results) => {
@@ -194,7 +198,9 @@ pub async fn delete(broker: &Arc<Broker>, request: OffsetDeleteRequest) -> Offse
                 by_topic
                     .into_iter()
                     .map(|(topic, partitions)| {
-                        OffsetDeleteResponseTopic::default().with_name(TopicName(str_bytes(topic))).with_partitions(partitions)
+                        OffsetDeleteResponseTopic::default()
+                            .with_name(TopicName(str_bytes(topic)))
+                            .with_partitions(partitions)
                     })
                     .collect(),
             )

@@ -105,13 +105,25 @@ impl GroupCoordinator {
                     assignment: decode_b64(&m.assignment),
                 })
                 .collect();
-            let group = Group::restore(id, stored.generation, stored.protocol_type.clone(), stored.protocol.clone(), stored.leader.clone(), members, now);
+            let group = Group::restore(
+                id,
+                stored.generation,
+                stored.protocol_type.clone(),
+                stored.protocol.clone(),
+                stored.leader.clone(),
+                members,
+                now,
+            );
             groups.insert(id.clone(), Entry { group, offsets: HashMap::new(), empty_since: stored.empty_since });
         }
         for (id, offsets) in loaded.offsets {
             groups.entry(id.clone()).or_insert_with(|| Entry::new(&id)).offsets = offsets;
         }
-        tracing::info!(groups = groups.len(), records = loaded.records, "loaded consumer groups from __consumer_offsets");
+        tracing::info!(
+            groups = groups.len(),
+            records = loaded.records,
+            "loaded consumer groups from __consumer_offsets"
+        );
         Ok(GroupCoordinator { groups: Mutex::new(groups), store, settings })
     }
 
@@ -125,7 +137,8 @@ impl GroupCoordinator {
 
     /// Session timeouts outside the configured bounds are refused (INVALID_SESSION_TIMEOUT).
     pub fn session_timeout_allowed(&self, timeout: Duration) -> bool {
-        timeout >= self.settings.min_session_timeout.as_duration() && timeout <= self.settings.max_session_timeout.as_duration()
+        timeout >= self.settings.min_session_timeout.as_duration()
+            && timeout <= self.settings.max_session_timeout.as_duration()
     }
 
     /// Largest metadata string accepted with an offset commit.
@@ -178,7 +191,9 @@ impl GroupCoordinator {
                 return;
             }
         };
-        if let Err(e) = self.store.append(&group.id, &[(StoredKey::Group { group: group.id.clone() }, Some(value))], now_ms()) {
+        if let Err(e) =
+            self.store.append(&group.id, &[(StoredKey::Group { group: group.id.clone() }, Some(value))], now_ms())
+        {
             tracing::error!(group = %group.id, error = %e, "persisting group metadata failed");
         }
     }
@@ -193,7 +208,14 @@ impl GroupCoordinator {
     }
 
     /// Handles SyncGroup.
-    pub fn sync(&self, group_id: &str, member_id: &str, instance_id: Option<&str>, generation: i32, assignments: Vec<(String, Bytes)>) -> Reply<SyncResult> {
+    pub fn sync(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        assignments: Vec<(String, Bytes)>,
+    ) -> Reply<SyncResult> {
         let mut groups = self.lock();
         let Some(entry) = groups.get_mut(group_id) else {
             return Reply::Now(SyncResult { error: Some(ResponseError::UnknownMemberId), ..Default::default() });
@@ -204,14 +226,24 @@ impl GroupCoordinator {
     }
 
     /// Handles Heartbeat.
-    pub fn heartbeat(&self, group_id: &str, member_id: &str, instance_id: Option<&str>, generation: i32) -> Option<ResponseError> {
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> Option<ResponseError> {
         let mut groups = self.lock();
         let Some(entry) = groups.get_mut(group_id) else { return Some(ResponseError::UnknownMemberId) };
         entry.group.heartbeat(member_id, instance_id, generation, Instant::now())
     }
 
     /// Handles LeaveGroup for each (member id, instance id).
-    pub fn leave(&self, group_id: &str, members: &[(String, Option<String>)]) -> Result<Vec<Option<ResponseError>>, ResponseError> {
+    pub fn leave(
+        &self,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
         let mut groups = self.lock();
         let Some(entry) = groups.get_mut(group_id) else { return Err(ResponseError::UnknownMemberId) };
         let now = Instant::now();
@@ -249,7 +281,8 @@ impl GroupCoordinator {
             let records: Vec<(StoredKey, Option<Vec<u8>>)> = offsets
                 .iter()
                 .map(|(topic, partition, value)| {
-                    let key = StoredKey::Offset { group: group_id.to_string(), topic: topic.clone(), partition: *partition };
+                    let key =
+                        StoredKey::Offset { group: group_id.to_string(), topic: topic.clone(), partition: *partition };
                     (key, serde_json::to_vec(value).ok())
                 })
                 .collect();
@@ -384,7 +417,10 @@ impl GroupCoordinator {
                     continue;
                 }
                 if entry.offsets.remove(&(topic.clone(), partition)).is_some() {
-                    records.push((StoredKey::Offset { group: group_id.to_string(), topic: topic.clone(), partition }, None));
+                    records.push((
+                        StoredKey::Offset { group: group_id.to_string(), topic: topic.clone(), partition },
+                        None,
+                    ));
                 }
                 results.push((topic, partition, None));
             }
@@ -407,7 +443,12 @@ impl GroupCoordinator {
         let mut out = Vec::new();
         for (id, entry) in groups.iter() {
             for ((topic, partition), value) in &entry.offsets {
-                out.push(CommittedOffset { group: id.clone(), topic: topic.clone(), partition: *partition, offset: value.offset });
+                out.push(CommittedOffset {
+                    group: id.clone(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                    offset: value.offset,
+                });
             }
         }
         out
@@ -437,7 +478,12 @@ impl GroupCoordinator {
                     Vec::new()
                 }
             } else {
-                entry.offsets.iter().filter(|(_, v)| wall - v.commit_timestamp > retention).map(|(k, _)| k.clone()).collect()
+                entry
+                    .offsets
+                    .iter()
+                    .filter(|(_, v)| wall - v.commit_timestamp > retention)
+                    .map(|(k, _)| k.clone())
+                    .collect()
             };
             if !expired.is_empty() {
                 let records: Vec<_> = expired

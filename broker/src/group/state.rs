@@ -202,7 +202,15 @@ impl Group {
     }
 
     /// Restores a group from its persisted metadata; members get a fresh session.
-    pub fn restore(id: &str, generation: i32, protocol_type: Option<String>, protocol: Option<String>, leader: Option<String>, members: Vec<RestoredMember>, now: Instant) -> Group {
+    pub fn restore(
+        id: &str,
+        generation: i32,
+        protocol_type: Option<String>,
+        protocol: Option<String>,
+        leader: Option<String>,
+        members: Vec<RestoredMember>,
+        now: Instant,
+    ) -> Group {
         let mut group = Group::new(id);
         group.generation = generation;
         group.protocol_type = protocol_type;
@@ -288,7 +296,14 @@ impl Group {
         self.add_and_join(new_id, args, now, timing)
     }
 
-    fn replace_static_member(&mut self, old_id: &str, new_id: String, args: JoinArgs, now: Instant, timing: Timing) -> Reply<JoinResult> {
+    fn replace_static_member(
+        &mut self,
+        old_id: &str,
+        new_id: String,
+        args: JoinArgs,
+        now: Instant,
+        timing: Timing,
+    ) -> Reply<JoinResult> {
         let Some(mut member) = self.members.remove(old_id) else {
             return self.add_and_join(new_id, args, now, timing);
         };
@@ -403,7 +418,10 @@ impl Group {
             leader: self.leader.clone().unwrap_or_default(),
             member_id: member_id.to_string(),
             members: if with_members {
-                self.members.values().map(|m| (m.member_id.clone(), m.instance_id.clone(), m.metadata_for(&protocol))).collect()
+                self.members
+                    .values()
+                    .map(|m| (m.member_id.clone(), m.instance_id.clone(), m.metadata_for(&protocol)))
+                    .collect()
             } else {
                 Vec::new()
             },
@@ -459,11 +477,13 @@ impl Group {
         let everyone = !self.members.is_empty() && self.members.values().all(|m| m.join_waiter.is_some());
         let delay_over = self.initial_delay_until.is_none_or(|until| now >= until);
         let timed_out = self.rebalance_deadline.is_some_and(|deadline| now >= deadline);
-        if !(everyone && delay_over) && !timed_out {
+        let ready = (everyone && delay_over) || timed_out;
+        if !ready {
             return;
         }
         // Members that did not rejoin in time leave the group.
-        let missing: Vec<String> = self.members.values().filter(|m| m.join_waiter.is_none()).map(|m| m.member_id.clone()).collect();
+        let missing: Vec<String> =
+            self.members.values().filter(|m| m.join_waiter.is_none()).map(|m| m.member_id.clone()).collect();
         for id in missing {
             self.remove_member_entry(&id);
         }
@@ -482,8 +502,11 @@ impl Group {
         self.initial_delay_until = None;
         self.rebalance_deadline = Some(now + self.max_rebalance_timeout());
         let leader = self.leader.clone().unwrap_or_default();
-        let all: Vec<(String, Option<String>, Bytes)> =
-            self.members.values().map(|m| (m.member_id.clone(), m.instance_id.clone(), m.metadata_for(&protocol))).collect();
+        let all: Vec<(String, Option<String>, Bytes)> = self
+            .members
+            .values()
+            .map(|m| (m.member_id.clone(), m.instance_id.clone(), m.metadata_for(&protocol)))
+            .collect();
         let (generation, protocol_type) = (self.generation, self.protocol_type.clone());
         for member in self.members.values_mut() {
             member.assignment = Bytes::new();
@@ -518,7 +541,12 @@ impl Group {
     }
 
     /// Checks member id, static instance id and generation.
-    pub fn validate_member(&self, member_id: &str, instance_id: Option<&str>, generation: i32) -> Result<(), ResponseError> {
+    pub fn validate_member(
+        &self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> Result<(), ResponseError> {
         if let Some(instance) = instance_id {
             match self.static_members.get(instance) {
                 Some(id) if id != member_id => return Err(ResponseError::FencedInstanceId),
@@ -535,7 +563,14 @@ impl Group {
     }
 
     /// Handles SyncGroup; `assignments` are only read from the leader.
-    pub fn sync(&mut self, member_id: &str, instance_id: Option<&str>, generation: i32, assignments: Vec<(String, Bytes)>, now: Instant) -> Reply<SyncResult> {
+    pub fn sync(
+        &mut self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        assignments: Vec<(String, Bytes)>,
+        now: Instant,
+    ) -> Reply<SyncResult> {
         if let Err(e) = self.validate_member(member_id, instance_id, generation) {
             return Reply::Now(SyncResult::error(e));
         }
@@ -576,11 +611,22 @@ impl Group {
     }
 
     fn sync_result(&self, assignment: Bytes) -> SyncResult {
-        SyncResult { error: None, protocol_type: self.protocol_type.clone(), protocol_name: self.protocol.clone(), assignment }
+        SyncResult {
+            error: None,
+            protocol_type: self.protocol_type.clone(),
+            protocol_name: self.protocol.clone(),
+            assignment,
+        }
     }
 
     /// Handles Heartbeat.
-    pub fn heartbeat(&mut self, member_id: &str, instance_id: Option<&str>, generation: i32, now: Instant) -> Option<ResponseError> {
+    pub fn heartbeat(
+        &mut self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        now: Instant,
+    ) -> Option<ResponseError> {
         if self.state == GroupState::Empty {
             return Some(ResponseError::UnknownMemberId);
         }

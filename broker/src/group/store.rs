@@ -13,7 +13,9 @@ use crate::error::BrokerError;
 use crate::partition::Partition;
 use base64::Engine;
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -141,8 +143,14 @@ impl OffsetStore {
 
     /// Appends `entries` (value None = tombstone) for `group` as one batch; returns the offset
     /// to wait for with [`Partition::wait_durable`].
-    pub fn append(&self, group: &str, entries: &[(StoredKey, Option<Vec<u8>>)], now_ms: i64) -> Result<(Arc<Partition>, i64), BrokerError> {
-        let partition = self.partition(group).ok_or_else(|| BrokerError::Internal("no __consumer_offsets partition".into()))?;
+    pub fn append(
+        &self,
+        group: &str,
+        entries: &[(StoredKey, Option<Vec<u8>>)],
+        now_ms: i64,
+    ) -> Result<(Arc<Partition>, i64), BrokerError> {
+        let partition =
+            self.partition(group).ok_or_else(|| BrokerError::Internal("no __consumer_offsets partition".into()))?;
         let mut records = Vec::with_capacity(entries.len());
         for (i, (key, value)) in entries.iter().enumerate() {
             let key = serde_json::to_vec(key).map_err(|e| BrokerError::Internal(e.to_string()))?;
@@ -154,7 +162,9 @@ impl OffsetStore {
                 producer_epoch: -1,
                 timestamp_type: TimestampType::Creation,
                 offset: i as i64,
-                sequence: -1,
+                // The encoder starts a new batch whenever offset - sequence changes; keeping it
+                // constant puts every record in one batch, whose base sequence stays -1.
+                sequence: i as i32 - 1,
                 timestamp: now_ms,
                 key: Some(Bytes::from(key)),
                 value: value.clone().map(Bytes::from),
@@ -163,8 +173,12 @@ impl OffsetStore {
             });
         }
         let mut batch = BytesMut::new();
-        RecordBatchEncoder::encode(&mut batch, &records, &RecordEncodeOptions { version: 2, compression: Compression::None })
-            .map_err(|e| BrokerError::Internal(format!("encoding an offsets batch: {e}")))?;
+        RecordBatchEncoder::encode(
+            &mut batch,
+            &records,
+            &RecordEncodeOptions { version: 2, compression: Compression::None },
+        )
+        .map_err(|e| BrokerError::Internal(format!("encoding an offsets batch: {e}")))?;
         let info = partition.append(&mut batch, now_ms)?;
         Ok((partition.clone(), info.last_offset + 1))
     }
@@ -181,7 +195,10 @@ impl OffsetStore {
                 }
                 let mut data = read.data;
                 let sets = RecordBatchDecoder::decode_all(&mut data).map_err(|e| {
-                    BrokerError::Metadata(format!("{}-{}: undecodable batch at offset {offset}: {e}", partition.topic, partition.index))
+                    BrokerError::Metadata(format!(
+                        "{}-{}: undecodable batch at offset {offset}: {e}",
+                        partition.topic, partition.index
+                    ))
                 })?;
                 let before = offset;
                 for set in sets {
@@ -225,14 +242,16 @@ fn apply(loaded: &mut Loaded, record: &Record) {
                 }
             }
         }
-        StoredKey::Group { group } => match record.value.as_ref().and_then(|v| serde_json::from_slice::<StoredGroup>(v).ok()) {
-            Some(value) => {
-                loaded.groups.insert(group, value);
+        StoredKey::Group { group } => {
+            match record.value.as_ref().and_then(|v| serde_json::from_slice::<StoredGroup>(v).ok()) {
+                Some(value) => {
+                    loaded.groups.insert(group, value);
+                }
+                None => {
+                    loaded.groups.remove(&group);
+                }
             }
-            None => {
-                loaded.groups.remove(&group);
-            }
-        },
+        }
     }
 }
 
@@ -245,7 +264,10 @@ mod tests {
         // Values from Java's "…".hashCode().
         assert_eq!(java_hash(""), 0);
         assert_eq!(java_hash("a"), 97);
-        assert_eq!(java_hash("console-consumer-12345"), "console-consumer-12345".encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32)));
+        assert_eq!(
+            java_hash("console-consumer-12345"),
+            "console-consumer-12345".encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32))
+        );
         assert_eq!(java_hash("hello world"), 1_794_106_052);
         assert_eq!(partition_for("hello world", 50), 1_794_106_052 % 50);
     }

@@ -37,6 +37,17 @@ pub enum LogError {
         /// What is wrong.
         reason: String,
     },
+    /// The compaction cleaner could not rebuild a batch of the segment it was cleaning; the
+    /// segment was left as it was.
+    #[error("compaction of {} failed at the batch at byte {position}: {reason}", .path.display())]
+    Compaction {
+        /// The segment being cleaned.
+        path: PathBuf,
+        /// Byte position of the batch in the original segment.
+        position: u64,
+        /// What went wrong.
+        reason: String,
+    },
     /// The requested offset is not in the log.
     #[error("offset {requested} is out of range: the log holds offsets {start} to {end} (exclusive)")]
     OffsetOutOfRange {

@@ -6,10 +6,14 @@
 //! - `segment`: one `.log` file with its two indexes.
 //! - `recovery`: opening a directory, repairing a torn tail and bad indexes.
 //! - `producer_state`: idempotent producer sequence checks and their snapshots.
+//! - `cleaner`: log compaction ([`PartitionLog::compact`]) and its crash-safe segment swap.
 //! - `partition_log`: [`PartitionLog`], the public log type.
 //! - `error`: [`LogError`].
 
 pub mod batch;
+mod cleaner;
+#[cfg(test)]
+mod cleaner_tests;
 mod error;
 mod index;
 mod partition_log;
@@ -21,6 +25,7 @@ mod segment;
 mod time_index;
 
 pub use batch::{count_records, split_batches, BatchError, BatchHeader};
+pub use cleaner::{CompactionConfig, CompactionReport};
 pub use error::LogError;
 pub use partition_log::{AppendInfo, LogConfig, PartitionLog, ReadResult};
 pub use recovery::RecoveryReport;

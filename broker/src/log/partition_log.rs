@@ -1,6 +1,7 @@
 //! [`PartitionLog`]: the segmented, indexed log of one topic partition.
 
 use super::batch::{set_base_offset, set_partition_leader_epoch, BatchError, BatchHeader};
+use super::cleaner::{self, CompactionConfig, CompactionReport};
 use super::error::{io_error, LogError};
 use super::producer_state::{ProducerStateManager, SequenceCheck};
 use super::recovery::{recover, RecoveryReport};
@@ -423,6 +424,22 @@ impl PartitionLog {
             segment.delete()?;
         }
         Ok(count)
+    }
+
+    /// One compaction pass: for every key, only the record with the highest offset anywhere in
+    /// the log (sealed + active) is kept; older records with the same key are removed from
+    /// SEALED segments only (the active segment is never rewritten). A tombstone (null value)
+    /// that is the latest for its key is removed once its timestamp is older than
+    /// `now_ms - delete_retention_ms` (and no older value of its key is kept by the lag). Records
+    /// without a key and control batches are kept untouched; records younger than
+    /// `min_compaction_lag_ms` are never removed. Offsets never change: retained records keep
+    /// their offsets, and reading an offset that was compacted away returns the next retained
+    /// batch. The log start and end offsets do not move. See the `cleaner` module for the
+    /// on-disk details and crash safety.
+    pub fn compact(&mut self, now_ms: i64, config: &CompactionConfig) -> Result<CompactionReport, LogError> {
+        let settings =
+            IndexSettings { interval_bytes: self.config.index_interval_bytes, max_bytes: self.config.max_index_bytes };
+        cleaner::compact(&self.dir, &mut self.sealed, &self.active, settings, now_ms, config)
     }
 
     /// Advances the log start offset to `offset` (DeleteRecords) and deletes the sealed segments

@@ -86,8 +86,8 @@ fn list_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
     logs.extend(&completed);
     for (base, path) in indexes {
         if !logs.contains(&base) || completed.contains(&base) {
-            // Or the stale index of a segment whose cleaned version was just swapped in.
-            // Left by a segment deletion that stopped half-way.
+            // Left by a segment deletion that stopped half-way, or the index of the old version
+            // of a segment whose cleaned version was just swapped in (it gets rebuilt).
             tracing::info!(file = %path.display(), "deleting an index without a segment");
             std::fs::remove_file(&path).map_err(io_error("deleting", &path))?;
         }

@@ -1,0 +1,149 @@
+//! `millrace group list|describe`: consumer groups as `kafka-consumer-groups` shows them, read
+//! over the Kafka protocol (ListGroups, DescribeGroups, OffsetFetch, ListOffsets) so it works
+//! against any Kafka-compatible cluster.
+
+use anyhow::{bail, Context};
+use bytes::Buf;
+use kafka_protocol::messages::ConsumerProtocolAssignment;
+use kafka_protocol::protocol::{Decodable, Message};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Arguments of `millrace group`.
+#[derive(clap::Args)]
+pub struct GroupArgs {
+    /// Broker to talk to.
+    #[arg(long, global = true, default_value = "127.0.0.1:9092", env = "MILLRACE_BOOTSTRAP")]
+    bootstrap: String,
+    #[command(subcommand)]
+    command: GroupCommand,
+}
+
+#[derive(clap::Subcommand)]
+enum GroupCommand {
+    /// List groups with their state.
+    List,
+    /// Members, assignments, committed offsets, log end offsets and lag of a group.
+    Describe {
+        /// Group id.
+        group: String,
+    },
+}
+
+fn consumer(bootstrap: &str, group: &str) -> anyhow::Result<BaseConsumer> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("client.id", "millrace-group")
+        .set("enable.auto.commit", "false")
+        .create()
+        .context("creating the Kafka client")
+}
+
+/// (topic, partition) pairs in a consumer-protocol assignment.
+fn assigned_partitions(assignment: &[u8]) -> Vec<(String, i32)> {
+    let mut buf = bytes::Bytes::copy_from_slice(assignment);
+    if buf.remaining() < 2 {
+        return Vec::new();
+    }
+    let version = buf.get_i16().clamp(0, ConsumerProtocolAssignment::VERSIONS.max);
+    ConsumerProtocolAssignment::decode(&mut buf, version)
+        .map(|a| {
+            a.assigned_partitions
+                .into_iter()
+                .flat_map(|tp| {
+                    let topic = tp.topic.to_string();
+                    tp.partitions.into_iter().map(move |p| (topic.clone(), p))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Runs a group subcommand.
+pub async fn run(args: GroupArgs) -> anyhow::Result<()> {
+    let bootstrap = args.bootstrap.clone();
+    tokio::task::spawn_blocking(move || match args.command {
+        GroupCommand::List => list(&bootstrap),
+        GroupCommand::Describe { group } => describe(&bootstrap, &group),
+    })
+    .await?
+}
+
+fn list(bootstrap: &str) -> anyhow::Result<()> {
+    let client = consumer(bootstrap, "millrace-group-list")?;
+    let groups = client.fetch_group_list(None, TIMEOUT).context("listing groups")?;
+    println!("{:<40} {:<22} {:<10} MEMBERS", "GROUP", "STATE", "PROTOCOL");
+    for group in groups.groups() {
+        println!("{:<40} {:<22} {:<10} {}", group.name(), group.state(), group.protocol(), group.members().len());
+    }
+    Ok(())
+}
+
+struct Row {
+    committed: Option<i64>,
+    end: i64,
+    member: Option<(String, String, String)>,
+}
+
+fn describe(bootstrap: &str, group_id: &str) -> anyhow::Result<()> {
+    let client = consumer(bootstrap, group_id)?;
+    let list = client.fetch_group_list(Some(group_id), TIMEOUT).context("describing the group")?;
+    let Some(group) = list.groups().iter().find(|g| g.name() == group_id) else {
+        bail!("group {group_id} was not returned by the broker");
+    };
+    let mut rows: BTreeMap<(String, i32), Row> = BTreeMap::new();
+    for member in group.members() {
+        for (topic, partition) in member.assignment().map(assigned_partitions).unwrap_or_default() {
+            let owner = (member.id().to_string(), member.client_host().to_string(), member.client_id().to_string());
+            rows.insert((topic, partition), Row { committed: None, end: -1, member: Some(owner) });
+        }
+    }
+    // Committed offsets: ask for every partition of every non-internal topic.
+    let metadata = client.fetch_metadata(None, TIMEOUT).context("fetching metadata")?;
+    let mut wanted = TopicPartitionList::new();
+    for topic in metadata.topics().iter().filter(|t| !t.name().starts_with("__")) {
+        for p in topic.partitions() {
+            wanted.add_partition(topic.name(), p.id());
+        }
+    }
+    if wanted.count() > 0 {
+        let committed = client.committed_offsets(wanted, TIMEOUT).context("fetching committed offsets")?;
+        for element in committed.elements() {
+            if let Offset::Offset(offset) = element.offset() {
+                rows.entry((element.topic().to_string(), element.partition()))
+                    .or_insert(Row { committed: None, end: -1, member: None })
+                    .committed = Some(offset);
+            }
+        }
+    }
+    for ((topic, partition), row) in rows.iter_mut() {
+        row.end = client.fetch_watermarks(topic, *partition, TIMEOUT).map(|(_, high)| high).unwrap_or(-1);
+    }
+    let total_lag: i64 = rows.values().filter_map(|r| r.committed.map(|c| (r.end - c).max(0))).sum();
+    println!(
+        "Group: {group_id}\tState: {}\tProtocol: {}\tMembers: {}\tTotalLag: {total_lag}",
+        group.state(),
+        if group.protocol().is_empty() { "-" } else { group.protocol() },
+        group.members().len()
+    );
+    println!();
+    println!(
+        "{:<30} {:<30} {:>9} {:>15} {:>15} {:>10}  {:<50} {:<18} CLIENT-ID",
+        "GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "HOST"
+    );
+    for ((topic, partition), row) in &rows {
+        let (member, host, client) = row.member.clone().unwrap_or_else(|| ("-".into(), "-".into(), "-".into()));
+        let committed = row.committed.map_or("-".to_string(), |c| c.to_string());
+        let lag = row.committed.map_or("-".to_string(), |c| (row.end - c).max(0).to_string());
+        println!(
+            "{group_id:<30} {topic:<30} {partition:>9} {committed:>15} {:>15} {lag:>10}  {member:<50} {host:<18} {client}",
+            row.end
+        );
+    }
+    Ok(())
+}
