@@ -6,6 +6,8 @@
 
 pub mod coordinator;
 pub mod state;
+#[cfg(test)]
+mod state_tests;
 pub mod store;
 
 pub use coordinator::GroupCoordinator;
