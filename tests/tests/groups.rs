@@ -278,3 +278,11 @@ fn group_describe_shows_lag_while_producing() -> anyhow::Result<()> {
     assert!(lag_lines.iter().all(|l| l.ends_with(" 0")), "{lag_lines:?}");
     Ok(())
 }
+
+#[test]
+fn group_administration_with_admin_clients() -> anyhow::Result<()> {
+    let broker = BrokerProcess::start(GROUPS_TOML)?;
+    let out = python("group_admin_check.py", &["--bootstrap", &broker.bootstrap()], Duration::from_secs(120))?;
+    assert!(out.contains("OK group admin"), "{out}");
+    Ok(())
+}
