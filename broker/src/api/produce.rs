@@ -47,11 +47,23 @@ enum PartitionResult {
     Appended(Appended),
 }
 
+/// Kafka refuses keyless records on compacted topics: compaction could never replace them.
+fn check_keys(batch: &[u8]) -> Result<(), (ResponseError, String)> {
+    let mut buf = bytes::Bytes::copy_from_slice(batch);
+    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf)
+        .map_err(|e| (ResponseError::CorruptMessage, format!("undecodable record batch: {e}")))?;
+    if set.records.iter().any(|r| r.key.is_none() && !r.control) {
+        return Err((ResponseError::InvalidRecord, "compacted topic cannot accept a record without a key".into()));
+    }
+    Ok(())
+}
+
 fn append_partition(
     broker: &Broker,
     partition: &Arc<Partition>,
     records: &[u8],
     max_message_bytes: u64,
+    compacted: bool,
 ) -> Result<(i64, i64, usize), (ResponseError, String)> {
     let ranges = split_batches(records).map_err(|e| (ResponseError::CorruptMessage, e.to_string()))?;
     if ranges.is_empty() {
@@ -65,6 +77,9 @@ fn append_partition(
                 ResponseError::MessageTooLarge,
                 format!("record batch of {size} bytes exceeds max.message.bytes={max_message_bytes}"),
             ));
+        }
+        if compacted {
+            check_keys(&records[range.clone()])?;
         }
     }
     let now = now_ms();
@@ -123,7 +138,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
                     None => PartitionResult::Done(partition_error(index, unknown, None)),
                     Some((topic, partition)) => {
                         let records = data.records.unwrap_or_default();
-                        match append_partition(broker, partition, &records, topic.config.max_message_bytes) {
+                        match append_partition(broker, partition, &records, topic.config.max_message_bytes, topic.config.cleanup_compact) {
                             Ok((base_offset, last_offset, records_in)) => {
                                 broker.metrics.records_in(&topic.name, records_in);
                                 PartitionResult::Appended(Appended {

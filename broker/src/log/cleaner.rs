@@ -86,21 +86,26 @@ pub(crate) enum SwapStep {
 
 #[cfg(test)]
 thread_local! {
-    static CRASH_AT: std::cell::Cell<Option<SwapStep>> = const { std::cell::Cell::new(None) };
+    static CRASH_AT: std::cell::Cell<Option<(SwapStep, usize)>> = const { std::cell::Cell::new(None) };
 }
 
-/// Makes the next swaps on this thread stop after `step` as a crash would (tests only).
+/// Makes a later swap on this thread stop after `step` as a crash would, once `swaps_before`
+/// swaps have gone past that step (tests only; None disarms it).
 #[cfg(test)]
-pub(crate) fn crash_at(step: Option<SwapStep>) {
-    CRASH_AT.with(|at| at.set(step));
+pub(crate) fn crash_at(step: Option<SwapStep>, swaps_before: usize) {
+    CRASH_AT.with(|at| at.set(step.map(|step| (step, swaps_before))));
 }
 
 /// In tests, fails at the step chosen by [`crash_at`], leaving the files as they are.
 fn crash_point(step: SwapStep, path: &Path) -> Result<(), LogError> {
     #[cfg(test)]
-    if CRASH_AT.with(|at| at.get()) == Some(step) {
-        let source = std::io::Error::other(format!("simulated crash after {step:?}"));
-        return Err(LogError::Io { op: "simulated crash at", path: path.to_path_buf(), source });
+    match CRASH_AT.with(|at| at.get()) {
+        Some((armed, 0)) if armed == step => {
+            let source = std::io::Error::other(format!("simulated crash after {step:?}"));
+            return Err(LogError::Io { op: "simulated crash at", path: path.to_path_buf(), source });
+        }
+        Some((armed, left)) if armed == step => CRASH_AT.with(|at| at.set(Some((armed, left - 1)))),
+        _ => {}
     }
     let _ = (step, path);
     Ok(())

@@ -112,7 +112,7 @@ fn dir_names(dir: &Path) -> Vec<String> {
 ///
 /// ```text
 /// segment 0:  [a1 0, b1 1, c1 2] [a2 3]              -> everything superseded: empty
-/// segment 4:  [a3 4, d1 5, b2 6] [e1 7] [c2 8]       -> [a3 4, b2 6] (a hole, then a gap)
+/// segment 4:  [a3 4, d1 5, b2 6] [e1 7] [g1 8]       -> [a3 4, b2 6] [g1 8] (a hole, a gap)
 /// segment 9:  [d2 9, <no key> 10, e2 11]             -> unchanged
 /// active 12:  [f1 12, c3 13] [f2 14]                 -> never rewritten
 /// ```
@@ -123,7 +123,7 @@ fn repeated_keys(dir: &Path) -> TestLog {
     t.roll();
     t.put(&[kv("a", "3", 500), kv("d", "1", 600), kv("b", "2", 700)]);
     t.put(&[kv("e", "1", 800)]);
-    t.put(&[kv("c", "2", 900)]);
+    t.put(&[kv("g", "1", 900)]);
     t.roll();
     t.put(&[kv("d", "2", 1_000), (None, Some("x"), 1_100), kv("e", "2", 1_200)]);
     t.roll();
@@ -133,7 +133,7 @@ fn repeated_keys(dir: &Path) -> TestLog {
     t
 }
 
-const SURVIVORS: [i64; 8] = [4, 6, 9, 10, 11, 12, 13, 14];
+const SURVIVORS: [i64; 9] = [4, 6, 8, 9, 10, 11, 12, 13, 14];
 
 #[test]
 fn only_the_latest_value_of_each_key_remains_at_its_offset() {
@@ -141,7 +141,7 @@ fn only_the_latest_value_of_each_key_remains_at_its_offset() {
     let mut t = repeated_keys(dir.path());
     let size_before = t.log.size_bytes();
     let report = t.log.compact(0, &NO_LAG).unwrap();
-    assert_eq!((report.segments_cleaned, report.records_removed), (2, 7));
+    assert_eq!((report.segments_cleaned, report.records_removed), (2, 6));
     assert!(report.bytes_after < report.bytes_before);
     assert_eq!(size_before - t.log.size_bytes(), report.bytes_before - report.bytes_after);
 
@@ -153,6 +153,7 @@ fn only_the_latest_value_of_each_key_remains_at_its_offset() {
         [
             (4, Some("a"), Some("3")),
             (6, Some("b"), Some("2")),
+            (8, Some("g"), Some("1")),
             (9, Some("d"), Some("2")),
             (10, None, Some("x")),
             (11, Some("e"), Some("2")),
@@ -172,11 +173,12 @@ fn only_the_latest_value_of_each_key_remains_at_its_offset() {
     assert_eq!(offsets_from(&t.log, 5), SURVIVORS, "5 is a hole inside the batch 4..=6");
     assert_eq!(offsets_from(&t.log, 7), SURVIVORS[2..]);
     assert_eq!(offsets_from(&t.log, 8), SURVIVORS[2..]);
-    assert_eq!(offsets_from(&t.log, 12), SURVIVORS[5..]);
+    assert_eq!(offsets_from(&t.log, 9), SURVIVORS[3..]);
+    assert_eq!(offsets_from(&t.log, 12), SURVIVORS[6..]);
     // Batch limits and max_offset still cut at whole batches.
     let first = t.log.read(0, 1, 15, true).unwrap().data;
     assert_eq!(decode_rows(&first).iter().map(|r| r.0).collect::<Vec<_>>(), [4, 6]);
-    assert!(t.log.read(7, 1 << 20, 9, false).unwrap().data.is_empty());
+    assert!(t.log.read(7, 1 << 20, 8, false).unwrap().data.is_empty());
     // The rewritten batch starts at its first survivor and keeps its hole and leader epoch.
     let batch = headers(&read_from(&t.log, 4))[0];
     assert_eq!((batch.base_offset, batch.last_offset_delta, batch.records_count), (4, 2, 2));
@@ -192,7 +194,8 @@ fn timestamp_lookups_skip_holes_and_empty_segments() {
     t.log.compact(0, &NO_LAG).unwrap();
     assert_eq!(t.log.offset_for_timestamp(0).unwrap(), Some((4, 500)));
     assert_eq!(t.log.offset_for_timestamp(550).unwrap(), Some((6, 700)));
-    assert_eq!(t.log.offset_for_timestamp(750).unwrap(), Some((9, 1_000)));
+    assert_eq!(t.log.offset_for_timestamp(750).unwrap(), Some((8, 900)));
+    assert_eq!(t.log.offset_for_timestamp(950).unwrap(), Some((9, 1_000)));
     assert_eq!(t.log.offset_for_timestamp(1_450).unwrap(), Some((14, 1_500)));
     assert_eq!(t.log.offset_for_timestamp(1_501).unwrap(), None);
     assert_eq!(t.log.max_timestamp(), Some((1_500, 14)));
@@ -306,23 +309,26 @@ fn compressed_batches_are_re_encoded_with_their_codec_and_producer_fields() {
 }
 
 #[test]
-fn control_batches_are_kept_byte_for_byte() {
+fn control_batches_are_kept_byte_for_byte_and_out_of_the_key_map() {
     let dir = tempfile::tempdir().unwrap();
     let mut t = TestLog::open(dir.path());
-    t.put(&[kv("k", "1", 0)]);
+    // A data record with the key bytes of the control record that follows: neither may
+    // supersede the other.
+    t.put(&[(Some("\0\0\0\x01"), Some("v"), 0)]);
     let marker = t.put_batch(control_marker(11, 0, 0));
+    t.put(&[kv("k", "1", 0)]);
     t.roll();
-    // A data record with the control record's key bytes, which must not supersede it.
-    t.put(&[(Some("\0\0\0\x01"), Some("v"), 0), kv("k", "2", 0)]);
+    t.put(&[kv("k", "2", 0)]);
     t.roll();
     t.put(&[kv("z", "1", 0)]);
     let before = read_from(&t.log, marker);
     let control_len = headers(&before)[0].total_size();
-    t.log.compact(0, &NO_LAG).unwrap();
-    let after = read_from(&t.log, 0);
+    let report = t.log.compact(0, &NO_LAG).unwrap();
+    assert_eq!((report.segments_cleaned, report.records_removed), (1, 1));
+    let after = read_from(&t.log, marker);
     assert_eq!(after.slice(..control_len), before.slice(..control_len));
     assert!(headers(&after)[0].is_control());
-    assert_eq!(offsets_from(&t.log, 0), [1, 2, 3, 4]);
+    assert_eq!(offsets_from(&t.log, 0), [0, 1, 3, 4]);
 }
 
 #[test]
@@ -331,7 +337,7 @@ fn reopening_after_compaction_gives_the_same_offsets_and_data() {
     let mut t = repeated_keys(dir.path());
     t.log.compact(0, &NO_LAG).unwrap();
     let data = read_from(&t.log, 0);
-    let lookups = |log: &PartitionLog| [0, 550, 750, 1_450].map(|ts| log.offset_for_timestamp(ts).unwrap());
+    let lookups = |log: &PartitionLog| [0, 550, 750, 950, 1_450].map(|ts| log.offset_for_timestamp(ts).unwrap());
     let expected_lookups = lookups(&t.log);
     drop(t); // no close: a crash right after the pass
 
@@ -398,9 +404,9 @@ fn a_crash_at_any_step_of_the_swap_leaves_the_old_or_the_new_segment() {
     for (step, leftover, expected) in steps {
         let dir = tempfile::tempdir().unwrap();
         let mut t = repeated_keys(dir.path());
-        crash_at(Some(step));
+        crash_at(Some(step), 0);
         let result = t.log.compact(0, &NO_LAG);
-        crash_at(None);
+        crash_at(None, 0);
         assert!(matches!(result, Err(LogError::Io { op: "simulated crash at", .. })), "{step:?}");
         // The crash hit the first segment: the log in memory still reads the old data.
         assert_eq!(read_from(&t.log, 0), old, "{step:?}");
@@ -429,29 +435,56 @@ fn a_crash_at_any_step_of_the_swap_leaves_the_old_or_the_new_segment() {
 
 #[test]
 fn a_swap_file_whose_segment_is_gone_is_completed_not_deleted() {
-    let (_, new) = compacted_reference();
     let dir = tempfile::tempdir().unwrap();
-    let mut t = repeated_keys(dir.path());
-    // Clean the second segment (base 4) fully, then stop the first swap of a later pass? No:
-    // stop the first pass once segment 0's cleaned file is named .swap, and lose the original
-    // as an operation deleting it before the rename would (Kafka's order).
-    crash_at(Some(SwapStep::SwapNamed));
+    let mut t = TestLog::open(dir.path());
+    t.put(&[kv("a", "1", 100)]);
+    t.put(&[kv("b", "1", 200)]);
+    t.roll();
+    t.put(&[kv("a", "2", 300)]);
+    t.roll();
+    t.put(&[kv("z", "1", 400)]);
+    // Stop once the cleaned segment 0 is named .swap, then lose the original, as an operation
+    // deleting it before the rename would (Kafka's order).
+    crash_at(Some(SwapStep::SwapNamed), 0);
     assert!(t.log.compact(0, &NO_LAG).is_err());
-    crash_at(None);
+    crash_at(None, 0);
     drop(t);
     std::fs::remove_file(file(dir.path(), 0, "log")).unwrap();
-    assert!(file(dir.path(), 0, "index").exists(), "the stale indexes are still there");
+    // Indexes of the old file that happen to pass the sanity checks (empty ones do) must not
+    // be used for the swapped-in file.
+    std::fs::write(file(dir.path(), 0, "index"), b"").unwrap();
+    std::fs::write(file(dir.path(), 0, "timeindex"), b"").unwrap();
 
-    let (mut log, report) = PartitionLog::open(dir.path(), config()).unwrap();
+    let (log, report) = PartitionLog::open(dir.path(), config()).unwrap();
     assert_eq!(report.rebuilt_indexes, 1);
-    assert!(file(dir.path(), 0, "log").exists());
     assert!(!dir.path().join("00000000000000000000.log.swap").exists());
-    assert_eq!((log.log_start_offset(), log.log_end_offset(), log.segment_count()), (0, 15, 4));
-    // Segment 0 is the cleaned one (empty); segment 4 is still to be cleaned.
-    assert_eq!(std::fs::metadata(file(dir.path(), 0, "log")).unwrap().len(), 0);
-    assert_eq!(offsets_from(&log, 0)[..3], [4, 5, 6]);
-    log.compact(0, &NO_LAG).unwrap();
-    assert_eq!(read_from(&log, 0), new);
+    assert_eq!((log.log_start_offset(), log.log_end_offset(), log.segment_count()), (0, 4, 3));
+    let got: Vec<(i64, String)> = rows(&log).into_iter().map(|r| (r.0, r.1.unwrap())).collect();
+    assert_eq!(got, [(1, "b".to_string()), (2, "a".to_string()), (3, "z".to_string())]);
+    assert_eq!(log.offset_for_timestamp(150).unwrap(), Some((1, 200)));
+}
+
+#[test]
+fn a_crash_between_two_swaps_never_brings_a_deleted_value_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = TestLog::open(dir.path());
+    t.put(&[kv("k", "1", 0), kv("j", "1", 0)]);
+    t.roll();
+    t.put(&[tombstone("k", 0), kv("j", "2", 0)]);
+    t.roll();
+    t.put(&[kv("z", "1", 0)]);
+    let expired = CompactionConfig { delete_retention_ms: 0, min_compaction_lag_ms: 0 };
+    // Both sealed segments are rewritten; crash right before the second one is swapped in.
+    crash_at(Some(SwapStep::Written), 1);
+    assert!(t.log.compact(1_000, &expired).is_err());
+    crash_at(None, 0);
+    drop(t);
+    let mut log = PartitionLog::open(dir.path(), config()).unwrap().0;
+    // Whichever segment went first, "k" must not read as "1" again.
+    let k: Vec<Option<String>> = rows(&log).into_iter().filter(|r| r.1.as_deref() == Some("k")).map(|r| r.2).collect();
+    assert_eq!(k, [None]);
+    log.compact(1_000, &expired).unwrap();
+    assert_eq!(offsets_from(&log, 0), [3, 4]);
 }
 
 fn idempotent(producer: i64, sequence: i32, entries: &[Entry]) -> Vec<u8> {
