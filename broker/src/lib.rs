@@ -203,6 +203,8 @@ async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) 
     let retention_every = broker.config.log.retention_check_interval.as_duration();
     let mut flush_tick = tokio::time::interval(flush_every);
     let mut retention_tick = tokio::time::interval(retention_every);
+    let mut cleaner_tick = tokio::time::interval(broker.config.log.cleaner_interval.as_duration());
+    cleaner_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Group sessions are checked often so a dead member is noticed soon after its timeout.
     let mut group_tick = tokio::time::interval(Duration::from_millis(100));
     flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -216,6 +218,34 @@ async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) 
                     for partition in &topic.partitions {
                         if let Err(e) = partition.flush_if_dirty().await {
                             tracing::error!(partition = %format!("{}-{}", partition.topic, partition.index), error = %e, "background fsync failed");
+                        }
+                    }
+                }
+            }
+            _ = cleaner_tick.tick() => {
+                let now = api::now_ms();
+                for topic in broker.catalog.all().into_iter().filter(|t| t.config.cleanup_compact) {
+                    let config = log::CompactionConfig {
+                        delete_retention_ms: topic.config.delete_retention_ms,
+                        min_compaction_lag_ms: topic.config.min_compaction_lag_ms,
+                    };
+                    for partition in topic.partitions.clone() {
+                        let result = tokio::task::spawn_blocking(move || (partition.compact(now, &config), partition)).await;
+                        match result {
+                            Ok((Ok(report), partition)) if report.segments_cleaned > 0 => {
+                                tracing::info!(
+                                    partition = %format!("{}-{}", partition.topic, partition.index),
+                                    segments = report.segments_cleaned,
+                                    records_removed = report.records_removed,
+                                    bytes_before = report.bytes_before,
+                                    bytes_after = report.bytes_after,
+                                    "compacted"
+                                );
+                            }
+                            Ok((Err(e), partition)) => {
+                                tracing::error!(partition = %format!("{}-{}", partition.topic, partition.index), error = %e, "compaction failed");
+                            }
+                            _ => {}
                         }
                     }
                 }

@@ -2,7 +2,7 @@
 //! offset (wakes long-polling fetches) and group-commit fsync (many acks=all requests share one).
 
 use crate::error::BrokerError;
-use crate::log::{AppendInfo, LogConfig, LogError, PartitionLog, ReadResult};
+use crate::log::{AppendInfo, CompactionConfig, CompactionReport, LogConfig, LogError, PartitionLog, ReadResult};
 use millrace_config::EffectiveTopicConfig;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -119,6 +119,11 @@ impl Partition {
     /// Applies retention; returns segments deleted.
     pub fn apply_retention(&self, now_ms: i64) -> Result<usize, LogError> {
         self.lock().apply_retention(now_ms)
+    }
+
+    /// One compaction pass over the sealed segments (compacted topics).
+    pub fn compact(&self, now_ms: i64, config: &CompactionConfig) -> Result<CompactionReport, LogError> {
+        self.lock().compact(now_ms, config)
     }
 
     /// Watch of the high watermark, for long-polling fetches.

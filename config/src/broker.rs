@@ -97,6 +97,8 @@ pub struct LogSettings {
     pub index_interval_bytes: ByteSize,
     /// How often retention runs.
     pub retention_check_interval: DurationMs,
+    /// How often the log cleaner compacts `cleanup.policy=compact` topics (Kafka `log.cleaner.backoff.ms`).
+    pub cleaner_interval: DurationMs,
     /// When appended data is fsynced; see [`FlushMode`].
     pub flush_mode: FlushMode,
     /// Period of the background fsync in `interval` mode (and a safety net in `fsync` mode).
@@ -151,6 +153,7 @@ impl Default for LogSettings {
             retention_bytes: None,
             index_interval_bytes: ByteSize(4096),
             retention_check_interval: DurationMs(300_000),
+            cleaner_interval: DurationMs(15_000),
             flush_mode: FlushMode::Fsync,
             flush_interval: DurationMs(1_000),
         }
@@ -222,6 +225,9 @@ impl BrokerConfig {
         }
         if self.log.flush_interval.0 == 0 {
             return Err(ConfigError::invalid(origin, "log.flush_interval", "must be positive", "use e.g. \"1s\""));
+        }
+        if self.log.cleaner_interval.0 == 0 {
+            return Err(ConfigError::invalid(origin, "log.cleaner_interval", "must be positive", "use e.g. \"15s\""));
         }
         if self.log.retention_check_interval.0 == 0 {
             return Err(ConfigError::invalid(

@@ -138,7 +138,13 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
                     None => PartitionResult::Done(partition_error(index, unknown, None)),
                     Some((topic, partition)) => {
                         let records = data.records.unwrap_or_default();
-                        match append_partition(broker, partition, &records, topic.config.max_message_bytes, topic.config.cleanup_compact) {
+                        match append_partition(
+                            broker,
+                            partition,
+                            &records,
+                            topic.config.max_message_bytes,
+                            topic.config.cleanup_compact,
+                        ) {
                             Ok((base_offset, last_offset, records_in)) => {
                                 broker.metrics.records_in(&topic.name, records_in);
                                 PartitionResult::Appended(Appended {

@@ -97,13 +97,22 @@ fn session_expiry_removes_a_silent_member_and_rebalances() {
     let expired = group.tick(start + Duration::from_secs(11));
     assert_eq!(expired, vec![b.clone()]);
     assert_eq!(group.state, GroupState::PreparingRebalance);
-    assert_eq!(group.heartbeat(&a, None, group.generation, start + Duration::from_secs(11)), Some(ResponseError::RebalanceInProgress));
+    assert_eq!(
+        group.heartbeat(&a, None, group.generation, start + Duration::from_secs(11)),
+        Some(ResponseError::RebalanceInProgress)
+    );
 }
 
 fn now_result_sync(group: &mut Group, leader: &str, other: &str, now: Instant) {
     let generation = group.generation;
     let _ = group.sync(other, None, generation, vec![], now);
-    let _ = group.sync(leader, None, generation, vec![(leader.to_string(), Bytes::new()), (other.to_string(), Bytes::new())], now);
+    let _ = group.sync(
+        leader,
+        None,
+        generation,
+        vec![(leader.to_string(), Bytes::new()), (other.to_string(), Bytes::new())],
+        now,
+    );
     assert_eq!(group.state, GroupState::Stable);
 }
 

@@ -415,32 +415,9 @@ pub(crate) mod test_batches {
         compression: Compression,
         producer: Option<Producer>,
     ) -> Vec<u8> {
-        let (id, epoch, sequence) = producer.map_or((-1, -1, -1), |p| (p.id, p.epoch, p.sequence));
-        let records: Vec<Record> = timestamps
-            .iter()
-            .enumerate()
-            .map(|(i, &timestamp)| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: id,
-                producer_epoch: epoch,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                // The encoder derives baseSequence from the first record; -1 + i keeps
-                // "no sequence" batches in one batch.
-                sequence: sequence.wrapping_add(i as i32),
-                timestamp,
-                key: None,
-                value: Some(Bytes::from(format!("{prefix}-{i}"))),
-                headers: Default::default(),
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        let options = RecordEncodeOptions { version: 2, compression };
-        RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
-        buf.to_vec()
+        let values: Vec<String> = (0..timestamps.len()).map(|i| format!("{prefix}-{i}")).collect();
+        let entries: Vec<_> = timestamps.iter().zip(&values).map(|(&ts, v)| (None, Some(v.as_str()), ts)).collect();
+        keyed(&entries, compression, producer)
     }
 
     /// An uncompressed, non-idempotent batch of `count` records at timestamp `ts`.
@@ -467,6 +444,8 @@ pub(crate) mod test_batches {
                 producer_epoch: epoch,
                 timestamp_type: TimestampType::Creation,
                 offset: i as i64,
+                // The encoder derives baseSequence from the first record; -1 + i keeps
+                // "no sequence" batches in one batch.
                 sequence: sequence.wrapping_add(i as i32),
                 timestamp,
                 key: key.map(|k| Bytes::copy_from_slice(k.as_bytes())),
@@ -474,15 +453,20 @@ pub(crate) mod test_batches {
                 headers: Default::default(),
             })
             .collect();
+        encode(&records, compression)
+    }
+
+    fn encode(records: &[Record], compression: Compression) -> Vec<u8> {
         let mut buf = BytesMut::new();
         let options = RecordEncodeOptions { version: 2, compression };
-        RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
+        RecordBatchEncoder::encode(&mut buf, records, &options).unwrap();
         buf.to_vec()
     }
 
     /// A transaction marker (control batch) of producer `id`: one control record whose key is
-    /// the marker type (1 = commit) and whose value is version 0 plus a coordinator epoch.
-    pub fn control_marker(id: i64, epoch: i16, timestamp: i64) -> Vec<u8> {
+    /// the marker type (0 = abort, 1 = commit) and whose value is version 0 plus a coordinator
+    /// epoch.
+    pub fn control_marker(id: i64, epoch: i16, commit: bool, timestamp: i64) -> Vec<u8> {
         let record = Record {
             transactional: true,
             control: true,
@@ -494,14 +478,11 @@ pub(crate) mod test_batches {
             offset: 0,
             sequence: -1,
             timestamp,
-            key: Some(Bytes::from_static(&[0, 0, 0, 1])),
+            key: Some(Bytes::copy_from_slice(&[0, 0, 0, u8::from(commit)])),
             value: Some(Bytes::from_static(&[0, 0, 0, 0, 0, 0])),
             headers: Default::default(),
         };
-        let mut buf = BytesMut::new();
-        let options = RecordEncodeOptions { version: 2, compression: Compression::None };
-        RecordBatchEncoder::encode(&mut buf, [&record], &options).unwrap();
-        buf.to_vec()
+        encode(&[record], Compression::None)
     }
 }
 

@@ -96,7 +96,7 @@ pub(crate) fn crash_at(step: Option<SwapStep>, swaps_before: usize) {
     CRASH_AT.with(|at| at.set(step.map(|step| (step, swaps_before))));
 }
 
-/// In tests, fails at the step chosen by [`crash_at`], leaving the files as they are.
+/// In tests, fails at the step chosen by `crash_at`, leaving the files as they are.
 fn crash_point(step: SwapStep, path: &Path) -> Result<(), LogError> {
     #[cfg(test)]
     match CRASH_AT.with(|at| at.get()) {

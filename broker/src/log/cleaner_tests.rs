@@ -312,23 +312,25 @@ fn compressed_batches_are_re_encoded_with_their_codec_and_producer_fields() {
 fn control_batches_are_kept_byte_for_byte_and_out_of_the_key_map() {
     let dir = tempfile::tempdir().unwrap();
     let mut t = TestLog::open(dir.path());
-    // A data record with the key bytes of the control record that follows: neither may
-    // supersede the other.
+    // Data records sharing the key bytes of control records (0 0 0 1 commit, 0 0 0 0 abort),
+    // before and after them: no record may supersede the other kind.
     t.put(&[(Some("\0\0\0\x01"), Some("v"), 0)]);
-    let marker = t.put_batch(control_marker(11, 0, 0));
+    let commit = t.put_batch(control_marker(11, 0, true, 0));
+    t.put_batch(control_marker(11, 0, false, 0));
+    t.put(&[(Some("\0\0\0\0"), Some("v"), 0)]);
     t.put(&[kv("k", "1", 0)]);
     t.roll();
     t.put(&[kv("k", "2", 0)]);
     t.roll();
     t.put(&[kv("z", "1", 0)]);
-    let before = read_from(&t.log, marker);
-    let control_len = headers(&before)[0].total_size();
+    let before = read_from(&t.log, commit);
+    let controls_len = headers(&before)[..2].iter().map(|h| h.total_size()).sum::<usize>();
     let report = t.log.compact(0, &NO_LAG).unwrap();
     assert_eq!((report.segments_cleaned, report.records_removed), (1, 1));
-    let after = read_from(&t.log, marker);
-    assert_eq!(after.slice(..control_len), before.slice(..control_len));
-    assert!(headers(&after)[0].is_control());
-    assert_eq!(offsets_from(&t.log, 0), [0, 1, 3, 4]);
+    let after = read_from(&t.log, commit);
+    assert_eq!(after.slice(..controls_len), before.slice(..controls_len));
+    assert!(headers(&after)[..2].iter().all(|h| h.is_control()));
+    assert_eq!(offsets_from(&t.log, 0), [0, 1, 2, 3, 5, 6]);
 }
 
 #[test]
