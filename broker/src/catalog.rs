@@ -75,6 +75,11 @@ pub enum TopicError {
     Broker(#[from] BrokerError),
 }
 
+/// Topics the broker itself writes (`__consumer_offsets`); clients may read but not write or delete them.
+pub fn is_internal(name: &str) -> bool {
+    name == crate::group::OFFSETS_TOPIC
+}
+
 /// Kafka's topic-name rules: 1..=249 characters from `[a-zA-Z0-9._-]`, not `.` or `..`.
 pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
     if name.is_empty() {
@@ -321,6 +326,9 @@ impl Catalog {
 
     /// Deletes a topic and, in the background, its data.
     pub async fn delete(&self, name: &str) -> Result<Uuid, TopicError> {
+        if is_internal(name) {
+            return Err(TopicError::InvalidName(format!("'{name}' is an internal topic and cannot be deleted")));
+        }
         let _admin = self.admin.lock().await;
         let topic = self.write().remove(name).ok_or_else(|| TopicError::Unknown(name.to_string()))?;
         self.persist()?;

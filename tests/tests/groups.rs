@@ -286,3 +286,17 @@ fn group_administration_with_admin_clients() -> anyhow::Result<()> {
     assert!(out.contains("OK group admin"), "{out}");
     Ok(())
 }
+
+#[test]
+fn clients_cannot_write_or_delete_the_offsets_topic() -> anyhow::Result<()> {
+    let broker = BrokerProcess::start("")?;
+    let b = broker.bootstrap();
+    let produced =
+        run("kcat", &["-b", &b, "-t", "__consumer_offsets", "-P", "-X", "message.timeout.ms=5000"], Some(b"junk\n"), T);
+    assert!(produced.is_err(), "a client wrote into __consumer_offsets");
+    let deleted = millrace(&["topic", "delete", "__consumer_offsets", "--bootstrap", &b]);
+    assert!(deleted.is_err(), "__consumer_offsets was deleted");
+    let listing = millrace(&["topic", "list", "--bootstrap", &b])?;
+    assert!(listing.lines().any(|l| l == "__consumer_offsets"), "{listing}");
+    Ok(())
+}

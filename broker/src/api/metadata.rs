@@ -33,7 +33,7 @@ fn topic_entry(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(str_bytes(topic.name.clone()))))
         .with_topic_id(topic.id)
-        .with_is_internal(topic.name.starts_with("__"))
+        .with_is_internal(crate::catalog::is_internal(&topic.name))
         .with_partitions(partitions)
         .with_topic_authorized_operations(OPERATIONS_OMITTED)
 }

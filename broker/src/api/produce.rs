@@ -136,6 +136,13 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
                     .and_then(|t| usize::try_from(index).ok().and_then(|i| t.partitions.get(i)).map(|p| (t, p)))
                 {
                     None => PartitionResult::Done(partition_error(index, unknown, None)),
+                    Some((topic, _)) if crate::catalog::is_internal(&topic.name) => {
+                        PartitionResult::Done(partition_error(
+                            index,
+                            ResponseError::InvalidTopicException,
+                            Some(format!("{} is written only by the broker", topic.name)),
+                        ))
+                    }
                     Some((topic, partition)) => {
                         let records = data.records.unwrap_or_default();
                         match append_partition(
