@@ -2,7 +2,7 @@
 //! through [`OffsetStore`], and runs the clock (session expiry, rebalance deadlines, offset
 //! retention).
 
-use super::state::{Group, GroupState, JoinArgs, Reply, RestoredMember, SyncResult, Timing};
+use super::state::{Group, GroupState, JoinArgs, Reply, SyncResult, Timing};
 use super::store::{decode_b64, encode_b64, OffsetStore, StoredGroup, StoredKey, StoredMember, StoredOffset};
 use crate::error::BrokerError;
 use bytes::Bytes;
@@ -94,15 +94,19 @@ impl GroupCoordinator {
             let members = stored
                 .members
                 .iter()
-                .map(|m| RestoredMember {
-                    member_id: m.member_id.clone(),
-                    instance_id: m.instance_id.clone(),
-                    client_id: m.client_id.clone(),
-                    client_host: m.client_host.clone(),
-                    session_timeout: Duration::from_millis(m.session_timeout_ms),
-                    rebalance_timeout: Duration::from_millis(m.rebalance_timeout_ms),
-                    protocols: m.protocols.iter().map(|(n, meta)| (n.clone(), decode_b64(meta))).collect(),
-                    assignment: decode_b64(&m.assignment),
+                .map(|m| {
+                    let joined = JoinArgs {
+                        member_id: m.member_id.clone(),
+                        instance_id: m.instance_id.clone(),
+                        client_id: m.client_id.clone(),
+                        client_host: m.client_host.clone(),
+                        session_timeout: Duration::from_millis(m.session_timeout_ms),
+                        rebalance_timeout: Duration::from_millis(m.rebalance_timeout_ms),
+                        protocol_type: stored.protocol_type.clone().unwrap_or_default(),
+                        protocols: m.protocols.iter().map(|(n, meta)| (n.clone(), decode_b64(meta))).collect(),
+                        require_known_member_id: false,
+                    };
+                    (joined, decode_b64(&m.assignment))
                 })
                 .collect();
             let group = Group::restore(

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-pub use super::types::{GroupState, JoinArgs, JoinResult, Reply, RestoredMember, SyncResult, Timing};
+pub use super::types::{GroupState, JoinArgs, JoinResult, Reply, SyncResult, Timing};
 
 /// A group member.
 pub struct Member {
@@ -40,6 +40,22 @@ pub struct Member {
 }
 
 impl Member {
+    fn from_join(member_id: String, args: JoinArgs, assignment: Bytes, now: Instant) -> Member {
+        Member {
+            member_id,
+            instance_id: args.instance_id,
+            client_id: args.client_id,
+            client_host: args.client_host,
+            heartbeat_deadline: now + args.session_timeout,
+            session_timeout: args.session_timeout,
+            rebalance_timeout: args.rebalance_timeout,
+            protocols: args.protocols,
+            assignment,
+            join_waiter: None,
+            sync_waiter: None,
+        }
+    }
+
     /// Metadata for `protocol`, empty if the member does not support it.
     pub fn metadata_for(&self, protocol: &str) -> Bytes {
         self.protocols.iter().find(|(name, _)| name == protocol).map(|(_, m)| m.clone()).unwrap_or_default()
@@ -97,14 +113,15 @@ impl Group {
         }
     }
 
-    /// Restores a group from its persisted metadata; members get a fresh session.
+    /// Restores a group from its persisted metadata: each member as it last joined, with its
+    /// assignment; members get a fresh session.
     pub fn restore(
         id: &str,
         generation: i32,
         protocol_type: Option<String>,
         protocol: Option<String>,
         leader: Option<String>,
-        members: Vec<RestoredMember>,
+        members: Vec<(JoinArgs, Bytes)>,
         now: Instant,
     ) -> Group {
         let mut group = Group::new(id);
@@ -112,26 +129,12 @@ impl Group {
         group.protocol_type = protocol_type;
         group.protocol = protocol;
         group.leader = leader;
-        for m in members {
-            if let Some(instance) = &m.instance_id {
-                group.static_members.insert(instance.clone(), m.member_id.clone());
+        for (args, assignment) in members {
+            if let Some(instance) = &args.instance_id {
+                group.static_members.insert(instance.clone(), args.member_id.clone());
             }
-            group.members.insert(
-                m.member_id.clone(),
-                Member {
-                    member_id: m.member_id,
-                    instance_id: m.instance_id,
-                    client_id: m.client_id,
-                    client_host: m.client_host,
-                    session_timeout: m.session_timeout,
-                    rebalance_timeout: m.rebalance_timeout,
-                    protocols: m.protocols,
-                    assignment: m.assignment,
-                    heartbeat_deadline: now + m.session_timeout,
-                    join_waiter: None,
-                    sync_waiter: None,
-                },
-            );
+            let member = Member::from_join(args.member_id.clone(), args, assignment, now);
+            group.members.insert(member.member_id.clone(), member);
         }
         group.state = if group.members.is_empty() { GroupState::Empty } else { GroupState::Stable };
         group
@@ -236,24 +239,10 @@ impl Group {
     }
 
     fn add_and_join(&mut self, member_id: String, args: JoinArgs, now: Instant, timing: Timing) -> Reply<JoinResult> {
-        self.members.insert(
-            member_id.clone(),
-            Member {
-                member_id: member_id.clone(),
-                instance_id: args.instance_id.clone(),
-                client_id: args.client_id.clone(),
-                client_host: args.client_host.clone(),
-                session_timeout: args.session_timeout,
-                rebalance_timeout: args.rebalance_timeout,
-                protocols: args.protocols.clone(),
-                assignment: Bytes::new(),
-                heartbeat_deadline: now + args.session_timeout,
-                join_waiter: None,
-                sync_waiter: None,
-            },
-        );
+        let protocol_type = args.protocol_type.clone();
+        self.members.insert(member_id.clone(), Member::from_join(member_id.clone(), args, Bytes::new(), now));
         if self.protocol_type.is_none() || self.members.len() == 1 {
-            self.protocol_type = Some(args.protocol_type.clone());
+            self.protocol_type = Some(protocol_type);
         }
         let (tx, rx) = oneshot::channel();
         if let Some(member) = self.members.get_mut(&member_id) {

@@ -112,23 +112,3 @@ pub struct Timing {
     /// Delay of the first rebalance of an empty group.
     pub initial_rebalance_delay: Duration,
 }
-
-/// A member as persisted in `__consumer_offsets`.
-pub struct RestoredMember {
-    /// Member id.
-    pub member_id: String,
-    /// Static instance id.
-    pub instance_id: Option<String>,
-    /// Client id.
-    pub client_id: String,
-    /// Client host.
-    pub client_host: String,
-    /// Session timeout.
-    pub session_timeout: Duration,
-    /// Rebalance timeout.
-    pub rebalance_timeout: Duration,
-    /// Protocols with metadata.
-    pub protocols: Vec<(String, Bytes)>,
-    /// Assignment.
-    pub assignment: Bytes,
-}
