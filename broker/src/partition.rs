@@ -6,7 +6,7 @@ use crate::log::{AppendInfo, CompactionConfig, CompactionReport, LogConfig, LogE
 use millrace_config::EffectiveTopicConfig;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::watch;
 
 /// A topic partition hosted by this broker.
@@ -17,7 +17,8 @@ pub struct Partition {
     pub index: i32,
     /// Directory holding its segments.
     pub dir: PathBuf,
-    log: Mutex<PartitionLog>,
+    /// Fetches share the read side; appends, retention and compaction take the write side.
+    log: RwLock<PartitionLog>,
     end_offset: watch::Sender<i64>,
     flushed_offset: watch::Sender<i64>,
     flush_in_progress: AtomicBool,
@@ -65,14 +66,19 @@ impl Partition {
             end_offset: watch::Sender::new(end),
             // Whatever survived recovery is on disk already.
             flushed_offset: watch::Sender::new(end),
-            log: Mutex::new(log),
+            log: RwLock::new(log),
             flush_in_progress: AtomicBool::new(false),
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, PartitionLog> {
-        // A panic while holding the lock leaves the log in a state the next append validates anyway.
-        self.log.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    // A panic while holding the lock leaves the log in a state the next append validates anyway,
+    // so poisoning is ignored.
+    fn lock(&self) -> RwLockWriteGuard<'_, PartitionLog> {
+        self.log.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn read_lock(&self) -> RwLockReadGuard<'_, PartitionLog> {
+        self.log.read().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Appends one validated batch; offsets are assigned here, in call order.
@@ -89,31 +95,31 @@ impl Partition {
 
     /// Reads whole batches from `offset` below the high watermark.
     pub fn read(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> Result<ReadResult, LogError> {
-        let log = self.lock();
+        let log = self.read_lock();
         let high_watermark = log.log_end_offset();
         log.read(offset, max_bytes, high_watermark, min_one_batch)
     }
 
     /// (log start offset, high watermark).
     pub fn offsets(&self) -> (i64, i64) {
-        let log = self.lock();
+        let log = self.read_lock();
         (log.log_start_offset(), log.log_end_offset())
     }
 
     /// Bytes on disk and segment count.
     pub fn size(&self) -> (u64, usize) {
-        let log = self.lock();
+        let log = self.read_lock();
         (log.size_bytes(), log.segment_count())
     }
 
     /// First offset with timestamp >= `ts`.
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
-        self.lock().offset_for_timestamp(ts)
+        self.read_lock().offset_for_timestamp(ts)
     }
 
     /// Largest timestamp and its offset.
     pub fn max_timestamp(&self) -> Option<(i64, i64)> {
-        self.lock().max_timestamp()
+        self.read_lock().max_timestamp()
     }
 
     /// Applies retention; returns segments deleted.
@@ -161,7 +167,7 @@ impl Partition {
 
     /// fsyncs outside the mutex so appends continue meanwhile; returns the offset it covers.
     async fn flush_once(&self) -> Result<i64, BrokerError> {
-        let (file, covered) = self.lock().flush_handle()?;
+        let (file, covered) = self.read_lock().flush_handle()?;
         let dir = self.dir.clone();
         tokio::task::spawn_blocking(move || file.sync_data())
             .await
