@@ -22,6 +22,8 @@ pub struct Partition {
     end_offset: watch::Sender<i64>,
     flushed_offset: watch::Sender<i64>,
     flush_in_progress: AtomicBool,
+    /// (log end offset, wall-clock ms) of the last compaction pass.
+    last_compaction: std::sync::Mutex<Option<(i64, i64)>>,
 }
 
 /// Translates topic settings to the storage engine's.
@@ -68,6 +70,7 @@ impl Partition {
             flushed_offset: watch::Sender::new(end),
             log: RwLock::new(log),
             flush_in_progress: AtomicBool::new(false),
+            last_compaction: std::sync::Mutex::new(None),
         })
     }
 
@@ -127,8 +130,24 @@ impl Partition {
         self.lock().apply_retention(now_ms)
     }
 
-    /// One compaction pass over the sealed segments (compacted topics).
+    /// One compaction pass over the sealed segments (compacted topics). A pass decodes the
+    /// whole log under the write lock, so a log with no appends since its last pass is only
+    /// cleaned again once a tombstone or lag-protected record may have become removable
+    /// (at most `delete.retention.ms` / `min.compaction.lag.ms` later, and at least every minute).
     pub fn compact(&self, now_ms: i64, config: &CompactionConfig) -> Result<CompactionReport, LogError> {
+        let end = self.offsets().1;
+        let mut last = self.last_compaction.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((last_end, at)) = *last {
+            let mut wait = config.delete_retention_ms.min(60_000);
+            if config.min_compaction_lag_ms > 0 {
+                wait = wait.min(config.min_compaction_lag_ms);
+            }
+            if last_end == end && now_ms.saturating_sub(at) < wait as i64 {
+                return Ok(CompactionReport::default());
+            }
+        }
+        *last = Some((end, now_ms));
+        drop(last);
         self.lock().compact(now_ms, config)
     }
 

@@ -437,6 +437,10 @@ impl PartitionLog {
     /// batch. The log start and end offsets do not move. See the `cleaner` module for the
     /// on-disk details and crash safety.
     pub fn compact(&mut self, now_ms: i64, config: &CompactionConfig) -> Result<CompactionReport, LogError> {
+        // Without a sealed segment there is nothing the cleaner may rewrite.
+        if self.sealed.is_empty() {
+            return Ok(CompactionReport::default());
+        }
         let settings =
             IndexSettings { interval_bytes: self.config.index_interval_bytes, max_bytes: self.config.max_index_bytes };
         cleaner::compact(&self.dir, &mut self.sealed, &self.active, settings, now_ms, config)
