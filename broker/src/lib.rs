@@ -9,10 +9,13 @@
 //! - [`server`]: TCP accept loop and per-connection pipelining; [`api`]: one handler per Kafka API.
 //! - [`admin`] + [`metrics`]: the HTTP listener with `/metrics` and `/health`.
 //! - [`producer_ids`]: producer-id allocation that survives restarts.
+//! - [`controller`]: the openraft metadata quorum (KRaft's role): replicated metadata log, state
+//!   machine and controller RPC. Not yet wired into the broker (cluster issue, in progress).
 
 pub mod admin;
 pub mod api;
 pub mod catalog;
+pub mod controller;
 pub mod error;
 mod fsutil;
 pub mod group;

@@ -1,0 +1,274 @@
+//! The cluster-metadata quorum (KRaft's role): brokers, topics, partition assignments, leaders,
+//! ISRs, epochs and producer-id blocks live in a Raft log replicated by `openraft` (0.9, storage-v2).
+//!
+//! Map:
+//! - [`state_machine`]: the pure metadata model — [`MetadataCommand`]s and the deterministic
+//!   [`MetadataState::apply`] that validates and applies them.
+//! - [`store`]: durable Raft log + vote (files, fsynced) and the state machine with snapshots.
+//! - [`network`]: TCP RPC between controllers (Raft RPCs and forwarded proposals), client and server.
+//! - [`Controller`] (here): starts one quorum member and offers `propose` / `metadata`.
+//!
+//! Membership is static: every controller is started with the same `--voters` map, and the one
+//! with the lowest id initializes the cluster when its log is empty.
+
+pub mod network;
+pub mod state_machine;
+pub mod store;
+
+#[cfg(test)]
+mod tests;
+
+pub use state_machine::{
+    BrokerState, MetadataCommand, MetadataError, MetadataResponse, MetadataState, PartitionAssignment, PartitionState,
+    TopicState, NO_LEADER,
+};
+
+use crate::controller::network::{NetError, Network, RpcClient, RpcRequest, RpcResponse};
+use crate::controller::store::{LogStore, StateMachineStore, StoreError};
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// What applying one log entry yields: the command's response or its (replicated) rejection.
+pub type CommandResult = Result<MetadataResponse, MetadataError>;
+
+openraft::declare_raft_types!(
+    /// openraft type configuration of the metadata quorum.
+    pub TypeConfig:
+        D = MetadataCommand,
+        R = CommandResult,
+        NodeId = u64,
+        Node = BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+/// How long a forwarded proposal may take before the caller gets an error.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Errors of the controller.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    /// Invalid arguments to [`Controller::start`].
+    #[error("controller configuration: {0}")]
+    Config(String),
+    /// Binding the RPC listener failed.
+    #[error("binding controller listener {addr}: {source}")]
+    Bind {
+        /// Listen address.
+        addr: SocketAddr,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// Opening the Raft storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// openraft failed (fatal error, shutdown, ...).
+    #[error("raft: {0}")]
+    Raft(String),
+    /// No leader could take the proposal; retry later, or send it to `leader_addr`.
+    #[error("not the leader (leader: {leader_id:?} at {leader_addr:?})")]
+    NotLeader {
+        /// Current leader, if known.
+        leader_id: Option<u64>,
+        /// Its RPC address, if known.
+        leader_addr: Option<String>,
+    },
+    /// Forwarding to the leader failed; the command may or may not have been committed.
+    #[error("forwarding to leader {leader_id}: {source}")]
+    Forward {
+        /// Leader id.
+        leader_id: u64,
+        /// Network error (names the address).
+        source: NetError,
+    },
+    /// The command was committed but rejected by the metadata rules.
+    #[error("metadata command rejected: {0}")]
+    Rejected(MetadataError),
+}
+
+/// One member of the metadata quorum.
+pub struct Controller {
+    node_id: u64,
+    raft: Raft<TypeConfig>,
+    state_machine: StateMachineStore,
+    /// The RPC listener task; `None` once shut down.
+    server: Option<JoinHandle<()>>,
+    /// Connections used to forward proposals, per leader id.
+    forward: tokio::sync::Mutex<BTreeMap<u64, RpcClient>>,
+}
+
+impl Controller {
+    /// Binds `listen` and starts the controller; see [`Controller::start_with_listener`].
+    pub async fn start(
+        node_id: u64,
+        listen: SocketAddr,
+        voters: BTreeMap<u64, String>,
+        data_dir: &Path,
+    ) -> Result<Controller, ControllerError> {
+        let listener =
+            TcpListener::bind(listen).await.map_err(|source| ControllerError::Bind { addr: listen, source })?;
+        Self::start_with_listener(node_id, listener, voters, data_dir).await
+    }
+
+    /// Opens the Raft storage in `data_dir`, starts openraft, serves controller RPCs on
+    /// `listener`, and — if this is the lowest voter id and nothing was ever logged here —
+    /// initializes the cluster with all `voters` (`id -> "host:port"` of their RPC listeners).
+    pub async fn start_with_listener(
+        node_id: u64,
+        listener: TcpListener,
+        voters: BTreeMap<u64, String>,
+        data_dir: &Path,
+    ) -> Result<Controller, ControllerError> {
+        Self::start_with_config(node_id, listener, voters, data_dir, raft_config()).await
+    }
+
+    /// [`Controller::start_with_listener`] with explicit openraft settings (tests shrink the
+    /// snapshot policy to exercise snapshot transfer).
+    pub(crate) async fn start_with_config(
+        node_id: u64,
+        listener: TcpListener,
+        voters: BTreeMap<u64, String>,
+        data_dir: &Path,
+        config: Config,
+    ) -> Result<Controller, ControllerError> {
+        if !voters.contains_key(&node_id) {
+            return Err(ControllerError::Config(format!("node {node_id} is not in the voters {voters:?}")));
+        }
+        let config = Arc::new(config.validate().map_err(|e| ControllerError::Config(e.to_string()))?);
+        let log = LogStore::open(data_dir)?;
+        let state_machine = StateMachineStore::open(data_dir)?;
+        let pristine = log.is_pristine();
+        let raft = Raft::new(node_id, config, Network, log, state_machine.clone())
+            .await
+            .map_err(|e| ControllerError::Raft(e.to_string()))?;
+        let server = tokio::spawn(network::serve(listener, raft.clone()));
+        let controller = Controller {
+            node_id,
+            raft,
+            state_machine,
+            server: Some(server),
+            forward: tokio::sync::Mutex::new(BTreeMap::new()),
+        };
+        let lowest = voters.keys().next().copied();
+        if pristine && lowest == Some(node_id) {
+            let members: BTreeMap<u64, BasicNode> =
+                voters.iter().map(|(id, addr)| (*id, BasicNode { addr: addr.clone() })).collect();
+            tracing::info!(node_id, ?voters, "initializing metadata quorum");
+            controller.raft.initialize(members).await.map_err(|e| ControllerError::Raft(e.to_string()))?;
+        }
+        Ok(controller)
+    }
+
+    /// This controller's id.
+    pub fn node_id(&self) -> u64 {
+        self.node_id
+    }
+
+    /// Commits `cmd` and returns its response.
+    ///
+    /// On a follower the command is forwarded once to the current leader over the controller
+    /// RPC channel; if no leader is known (election in progress) or the leader moved on in the
+    /// meantime, [`ControllerError::NotLeader`] is returned and the caller retries. A forwarding
+    /// network error leaves the outcome unknown, so commands should be safe to retry (CreateTopic
+    /// carries its topic id for that reason).
+    pub async fn propose(&self, cmd: MetadataCommand) -> Result<MetadataResponse, ControllerError> {
+        match self.raft.client_write(cmd.clone()).await {
+            Ok(resp) => resp.data.map_err(ControllerError::Rejected),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => match (f.leader_id, f.leader_node) {
+                (Some(id), Some(node)) if id != self.node_id => self.forward(id, node.addr, cmd).await,
+                (id, node) => Err(ControllerError::NotLeader { leader_id: id, leader_addr: node.map(|n| n.addr) }),
+            },
+            Err(e) => Err(ControllerError::Raft(e.to_string())),
+        }
+    }
+
+    async fn forward(
+        &self,
+        leader_id: u64,
+        addr: String,
+        cmd: MetadataCommand,
+    ) -> Result<MetadataResponse, ControllerError> {
+        let mut clients = self.forward.lock().await;
+        let client = clients.entry(leader_id).or_insert_with(|| RpcClient::new(addr.clone()));
+        if client.addr() != addr {
+            *client = RpcClient::new(addr.clone());
+        }
+        let resp = client
+            .call(&RpcRequest::Propose(cmd), FORWARD_TIMEOUT)
+            .await
+            .map_err(|source| ControllerError::Forward { leader_id, source })?;
+        match resp {
+            RpcResponse::Propose(Ok(result)) => result.map_err(ControllerError::Rejected),
+            RpcResponse::Propose(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                Err(ControllerError::NotLeader { leader_id: f.leader_id, leader_addr: f.leader_node.map(|n| n.addr) })
+            }
+            RpcResponse::Propose(Err(e)) => Err(ControllerError::Raft(format!("leader {leader_id} at {addr}: {e}"))),
+            _ => Err(ControllerError::Forward { leader_id, source: NetError::UnexpectedResponse { addr } }),
+        }
+    }
+
+    /// A copy of the locally applied metadata. It may lag the leader by the entries not yet
+    /// replicated/applied here; it never shows uncommitted changes.
+    pub fn metadata(&self) -> MetadataState {
+        self.state_machine.state()
+    }
+
+    /// Index of the last log entry applied to the local state machine.
+    pub fn applied_index(&self) -> Option<u64> {
+        self.state_machine.last_applied_index()
+    }
+
+    /// The current leader as known locally.
+    pub fn leader(&self) -> Option<u64> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    /// Whether this controller is the leader.
+    pub fn is_leader(&self) -> bool {
+        self.leader() == Some(self.node_id)
+    }
+
+    /// Stops Raft and the RPC listener. The data directory can then be reopened with `start`.
+    pub async fn shutdown(mut self) -> Result<(), ControllerError> {
+        // Stop serving first so peers see us gone and cannot feed Raft while it stops; wait for
+        // the task so the listening socket is closed and the address can be bound again.
+        if let Some(server) = self.server.take() {
+            server.abort();
+            let _ = server.await;
+        }
+        self.raft.shutdown().await.map_err(|e| ControllerError::Raft(e.to_string()))
+    }
+}
+
+/// openraft settings of the metadata quorum.
+fn raft_config() -> Config {
+    Config {
+        cluster_name: "millrace-metadata".into(),
+        // LAN timings: a lost leader is replaced within about a second.
+        heartbeat_interval: 100,
+        election_timeout_min: 300,
+        election_timeout_max: 600,
+        install_snapshot_timeout: 2000,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(1000),
+        max_in_snapshot_log_to_keep: 200,
+        ..Default::default()
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        // The listener task holds a Raft handle; without this a dropped controller keeps serving.
+        if let Some(server) = &self.server {
+            server.abort();
+        }
+    }
+}

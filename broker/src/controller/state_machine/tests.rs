@@ -1,0 +1,178 @@
+//! Rules of the metadata model.
+
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+
+fn reg(id: i32) -> MetadataCommand {
+    MetadataCommand::RegisterBroker { id, host: "localhost".into(), port: 9092 + id as u16, rack: None }
+}
+
+fn cluster() -> MetadataState {
+    let mut s = MetadataState::default();
+    for id in 1..=3 {
+        s.apply(&reg(id)).unwrap();
+    }
+    let a = |r: Vec<i32>| PartitionAssignment { replicas: r };
+    s.apply(&MetadataCommand::CreateTopic {
+        name: "t".into(),
+        topic_id: Uuid::new_v4(),
+        partitions: vec![a(vec![1, 2, 3]), a(vec![2, 3, 1])],
+        configs: BTreeMap::new(),
+    })
+    .unwrap();
+    s
+}
+
+fn part(s: &MetadataState, p: usize) -> &PartitionState {
+    &s.topics["t"].partitions[p]
+}
+
+#[test]
+fn register_assigns_increasing_epochs() {
+    let mut s = MetadataState::default();
+    assert_eq!(s.apply(&reg(1)).unwrap(), MetadataResponse::BrokerRegistered { broker_epoch: 0 });
+    assert_eq!(s.apply(&reg(1)).unwrap(), MetadataResponse::BrokerRegistered { broker_epoch: 1 });
+    assert_eq!(
+        s.apply(&MetadataCommand::BrokerHeartbeat { id: 1 }).unwrap(),
+        MetadataResponse::Heartbeat { broker_epoch: 1, fenced: false }
+    );
+    assert_eq!(s.apply(&MetadataCommand::BrokerHeartbeat { id: 9 }), Err(MetadataError::BrokerNotRegistered(9)));
+}
+
+#[test]
+fn create_topic_validates() {
+    let mut s = cluster();
+    let p = part(&s, 0);
+    assert_eq!((p.leader, p.isr.clone(), p.leader_epoch, p.partition_epoch), (1, vec![1, 2, 3], 0, 0));
+    let create = |name: &str, replicas: Vec<i32>| MetadataCommand::CreateTopic {
+        name: name.into(),
+        topic_id: Uuid::new_v4(),
+        partitions: vec![PartitionAssignment { replicas }],
+        configs: BTreeMap::new(),
+    };
+    assert_eq!(s.apply(&create("t", vec![1])), Err(MetadataError::TopicExists("t".into())));
+    assert_eq!(s.apply(&create("u", vec![7])), Err(MetadataError::BrokerNotRegistered(7)));
+    assert!(matches!(s.apply(&create("u", vec![1, 1])), Err(MetadataError::InvalidRequest(_))));
+    assert!(matches!(s.apply(&create("bad/name", vec![1])), Err(MetadataError::InvalidRequest(_))));
+    let id = s.topics["t"].topic_id;
+    let dup_id = MetadataCommand::CreateTopic {
+        name: "v".into(),
+        topic_id: id,
+        partitions: vec![PartitionAssignment { replicas: vec![1] }],
+        configs: BTreeMap::new(),
+    };
+    assert_eq!(s.apply(&dup_id), Err(MetadataError::TopicIdInUse(id)));
+    s.apply(&MetadataCommand::CreatePartitions {
+        name: "t".into(),
+        new: vec![PartitionAssignment { replicas: vec![3] }],
+    })
+    .unwrap();
+    assert_eq!(s.topics["t"].partitions.len(), 3);
+    s.apply(&MetadataCommand::DeleteTopic { name: "t".into() }).unwrap();
+    assert_eq!(
+        s.apply(&MetadataCommand::DeleteTopic { name: "t".into() }),
+        Err(MetadataError::UnknownTopic("t".into()))
+    );
+}
+
+#[test]
+fn change_isr_rejects_stale_partition_epoch() {
+    let mut s = cluster();
+    let change = |pe: i32, isr: Vec<i32>| MetadataCommand::ChangeIsr {
+        topic: "t".into(),
+        partition: 0,
+        leader_epoch: 0,
+        partition_epoch: pe,
+        isr,
+    };
+    let r = s.apply(&change(0, vec![1, 2])).unwrap();
+    assert!(matches!(r, MetadataResponse::Partition(PartitionState { partition_epoch: 1, .. })));
+    // The same request again carries the now-stale epoch: INVALID_UPDATE_VERSION.
+    assert_eq!(s.apply(&change(0, vec![1])), Err(MetadataError::InvalidUpdateVersion { current: 1, got: 0 }));
+    // The leader must stay in the ISR, and members must be replicas.
+    assert!(matches!(s.apply(&change(1, vec![2])), Err(MetadataError::IneligibleReplica(_))));
+    assert!(matches!(s.apply(&change(1, vec![1, 9])), Err(MetadataError::IneligibleReplica(_))));
+    let stale_leader = MetadataCommand::ChangeIsr {
+        topic: "t".into(),
+        partition: 0,
+        leader_epoch: 5,
+        partition_epoch: 1,
+        isr: vec![1],
+    };
+    assert_eq!(s.apply(&stale_leader), Err(MetadataError::LeaderEpochMismatch { current: 0, got: 5 }));
+    let unknown = MetadataCommand::ChangeIsr {
+        topic: "t".into(),
+        partition: 7,
+        leader_epoch: 0,
+        partition_epoch: 0,
+        isr: vec![1],
+    };
+    assert!(matches!(s.apply(&unknown), Err(MetadataError::UnknownPartition { .. })));
+    assert_eq!(part(&s, 0).isr, vec![1, 2]);
+}
+
+#[test]
+fn fence_moves_leadership_and_shrinks_isr() {
+    let mut s = cluster();
+    let r = s.apply(&MetadataCommand::FenceBroker { id: 1 }).unwrap();
+    assert_eq!(r, MetadataResponse::BrokerFenceChanged { partitions_changed: 2 });
+    let p0 = part(&s, 0);
+    assert_eq!((p0.leader, p0.isr.clone(), p0.leader_epoch, p0.partition_epoch), (2, vec![2, 3], 1, 1));
+    // Partition 1 was led by 2: only the ISR changes, the leader epoch stays.
+    let p1 = part(&s, 1);
+    assert_eq!((p1.leader, p1.isr.clone(), p1.leader_epoch, p1.partition_epoch), (2, vec![2, 3], 0, 1));
+    s.apply(&MetadataCommand::FenceBroker { id: 2 }).unwrap();
+    s.apply(&MetadataCommand::FenceBroker { id: 3 }).unwrap();
+    // No unclean election: the last ISR member is kept and the partition goes leaderless.
+    let p0 = part(&s, 0);
+    assert_eq!((p0.leader, p0.isr.clone()), (NO_LEADER, vec![3]));
+    // A fenced broker cannot be elected, and a non-ISR broker neither.
+    s.apply(&MetadataCommand::UnfenceBroker { id: 1 }).unwrap();
+    let elect = |leader: i32, leader_epoch: i32| MetadataCommand::ElectLeader {
+        topic: "t".into(),
+        partition: 0,
+        leader,
+        leader_epoch,
+    };
+    let epoch = part(&s, 0).leader_epoch;
+    assert!(matches!(s.apply(&elect(1, epoch)), Err(MetadataError::IneligibleReplica(_))));
+    // The ISR's last member coming back takes leadership again.
+    let r = s.apply(&MetadataCommand::UnfenceBroker { id: 3 }).unwrap();
+    assert_eq!(r, MetadataResponse::BrokerFenceChanged { partitions_changed: 2 });
+    assert_eq!(part(&s, 0).leader, 3);
+}
+
+#[test]
+fn elect_leader_checks_epoch_and_isr() {
+    let mut s = cluster();
+    let elect = |leader: i32, leader_epoch: i32| MetadataCommand::ElectLeader {
+        topic: "t".into(),
+        partition: 0,
+        leader,
+        leader_epoch,
+    };
+    assert_eq!(s.apply(&elect(1, 0)), Err(MetadataError::ElectionNotNeeded(1)));
+    let r = s.apply(&elect(2, 0)).unwrap();
+    assert!(matches!(r, MetadataResponse::Partition(PartitionState { leader: 2, leader_epoch: 1, .. })));
+    assert_eq!(s.apply(&elect(3, 0)), Err(MetadataError::LeaderEpochMismatch { current: 1, got: 0 }));
+}
+
+#[test]
+fn producer_id_blocks_do_not_overlap() {
+    let mut s = cluster();
+    let alloc = |count| MetadataCommand::AllocateProducerIds { broker: 1, count };
+    assert_eq!(s.apply(&alloc(1000)).unwrap(), MetadataResponse::ProducerIds { first: 0, count: 1000 });
+    assert_eq!(s.apply(&alloc(10)).unwrap(), MetadataResponse::ProducerIds { first: 1000, count: 10 });
+    assert!(matches!(s.apply(&alloc(0)), Err(MetadataError::InvalidRequest(_))));
+    let unknown = MetadataCommand::AllocateProducerIds { broker: 42, count: 1 };
+    assert_eq!(s.apply(&unknown), Err(MetadataError::BrokerNotRegistered(42)));
+    assert_eq!(s.next_producer_id, 1010);
+}
+
+#[test]
+fn state_round_trips_through_json() {
+    let s = cluster();
+    let json = serde_json::to_vec(&s).unwrap();
+    assert_eq!(serde_json::from_slice::<MetadataState>(&json).unwrap(), s);
+}
