@@ -9,6 +9,8 @@
 //! - [`server`]: TCP accept loop and per-connection pipelining; [`api`]: one handler per Kafka API.
 //! - [`admin`] + [`metrics`]: the HTTP listener with `/metrics` and `/health`.
 //! - [`producer_ids`]: producer-id allocation that survives restarts.
+//! - [`replication`]: pure leader-side ISR / high-watermark bookkeeping (cluster issue, not yet
+//!   driven by the fetch path).
 //! - [`controller`]: the openraft metadata quorum (KRaft's role): replicated metadata log, state
 //!   machine and controller RPC. Not yet wired into the broker (cluster issue, in progress).
 
@@ -23,6 +25,7 @@ pub mod log;
 pub mod metrics;
 pub mod partition;
 pub mod producer_ids;
+pub mod replication;
 pub mod server;
 
 use crate::catalog::Catalog;
