@@ -7,6 +7,7 @@
 //! - `recovery`: opening a directory, repairing a torn tail and bad indexes.
 //! - `producer_state`: idempotent producer sequence checks and their snapshots.
 //! - `cleaner`: log compaction ([`PartitionLog::compact`]) and its crash-safe segment swap.
+//! - `leader_epoch`: [`LeaderEpochCache`], the `leader-epoch-checkpoint` file.
 //! - `partition_log`: [`PartitionLog`], the public log type.
 //! - `error`: [`LogError`].
 
@@ -16,6 +17,9 @@ mod cleaner;
 mod cleaner_tests;
 mod error;
 mod index;
+mod leader_epoch;
+#[cfg(test)]
+mod leader_epoch_tests;
 mod partition_log;
 #[cfg(test)]
 mod partition_log_tests;
@@ -27,5 +31,6 @@ mod time_index;
 pub use batch::{count_records, split_batches, BatchError, BatchHeader};
 pub use cleaner::{CompactionConfig, CompactionReport};
 pub use error::LogError;
+pub use leader_epoch::{EpochEntry, LeaderEpochCache};
 pub use partition_log::{AppendInfo, LogConfig, PartitionLog, ReadResult};
 pub use recovery::RecoveryReport;

@@ -3,6 +3,7 @@
 use super::batch::{set_base_offset, set_partition_leader_epoch, BatchError, BatchHeader};
 use super::cleaner::{self, CompactionConfig, CompactionReport};
 use super::error::{io_error, LogError};
+use super::leader_epoch::LeaderEpochCache;
 use super::producer_state::{ProducerStateManager, SequenceCheck};
 use super::recovery::{recover, RecoveryReport};
 use super::segment::{sync_dir, IndexSettings, Segment};
@@ -77,6 +78,7 @@ pub struct PartitionLog {
     log_start_offset: i64,
     flushed_offset: i64,
     producers: ProducerStateManager,
+    epochs: LeaderEpochCache,
 }
 
 impl PartitionLog {
@@ -93,8 +95,11 @@ impl PartitionLog {
             active: recovered.active,
             log_start_offset,
             producers: ProducerStateManager::new(dir),
+            epochs: LeaderEpochCache::new(dir),
         };
         log.rebuild_producer_state()?;
+        let segments: Vec<&Segment> = log.segments().collect();
+        log.epochs = LeaderEpochCache::load_for_log(dir, &segments, log.log_start_offset)?;
         Ok((log, recovered.report))
     }
 
@@ -146,6 +151,17 @@ impl PartitionLog {
         set_partition_leader_epoch(batch, leader_epoch)?;
         header.base_offset = base_offset;
         header.partition_leader_epoch = leader_epoch;
+        // Checkpointed before the batch is written, as Kafka does: should the write then fail,
+        // the next append reuses this base offset, so the entry stays right.
+        if self.epochs.latest_epoch().is_none_or(|latest| leader_epoch > latest) {
+            let before = self.epochs.entries().to_vec();
+            if self.epochs.assign(leader_epoch, base_offset) {
+                if let Err(error) = self.epochs.flush() {
+                    self.epochs.restore(before);
+                    return Err(error);
+                }
+            }
+        }
         self.active.append(batch, &header, now_ms)?;
         self.producers.update(&header);
         let log_append_time_ms = match header.timestamp_type() {
@@ -406,7 +422,16 @@ impl PartitionLog {
             }
             deleted += self.delete_oldest(count)?;
         }
+        self.move_epoch_cache_start()?;
         Ok(deleted)
+    }
+
+    /// Moves the first leader epoch up to the log start offset, persisting if that changed.
+    fn move_epoch_cache_start(&mut self) -> Result<(), LogError> {
+        if self.epochs.truncate_from_start(self.log_start_offset) {
+            self.epochs.flush()?;
+        }
+        Ok(())
     }
 
     /// Deletes the `count` oldest sealed segments and moves the log start offset past them.
@@ -461,7 +486,7 @@ impl PartitionLog {
             .take_while(|&i| self.sealed.get(i + 1).unwrap_or(&self.active).base_offset() <= offset)
             .count();
         self.delete_oldest(count)?;
-        Ok(())
+        self.move_epoch_cache_start()
     }
 
     /// Truncates the tail so the log ends at or before `offset` (for replication): the batch
@@ -481,6 +506,9 @@ impl PartitionLog {
         let new_end = self.active.truncate_to(offset)?;
         self.flushed_offset = self.flushed_offset.min(new_end);
         self.log_start_offset = self.log_start_offset.min(new_end);
+        if self.epochs.truncate_from_end(new_end) {
+            self.epochs.flush()?;
+        }
         self.rebuild_producer_state()
     }
 
@@ -489,7 +517,19 @@ impl PartitionLog {
     pub fn close(mut self) -> Result<(), LogError> {
         self.active.seal()?;
         self.producers.take_snapshot(self.log_end_offset())?;
+        self.epochs.flush()?;
         sync_dir(&self.dir)
+    }
+
+    /// The leader epoch cache.
+    pub fn leader_epoch_cache(&self) -> &LeaderEpochCache {
+        &self.epochs
+    }
+
+    /// OffsetForLeaderEpoch for `epoch`: the epoch to report and its end offset, None for
+    /// Kafka's UNDEFINED_EPOCH / UNDEFINED_EPOCH_OFFSET (see [`LeaderEpochCache::end_offset_for`]).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+        self.epochs.end_offset_for(epoch, self.log_end_offset())
     }
 }
 
