@@ -120,6 +120,17 @@ impl Partition {
         self.read_lock().offset_for_timestamp(ts)
     }
 
+    /// The leader epoch this replica appends with: the latest in its epoch cache (0 on a single
+    /// broker, whose leadership never changes).
+    pub fn leader_epoch(&self) -> i32 {
+        self.read_lock().leader_epoch_cache().latest_epoch().unwrap_or(0)
+    }
+
+    /// The leader epoch at or below `epoch` and the offset where it ended (OffsetForLeaderEpoch).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+        self.read_lock().end_offset_for_epoch(epoch)
+    }
+
     /// Largest timestamp and its offset.
     pub fn max_timestamp(&self) -> Option<(i64, i64)> {
         self.read_lock().max_timestamp()

@@ -266,3 +266,42 @@ fn a_frame_split_across_a_pending_response_is_read_whole() -> anyhow::Result<()>
     assert_eq!(versions.error_code, 0);
     Ok(())
 }
+
+#[test]
+fn offset_for_leader_epoch_answers_from_the_epoch_cache() -> anyhow::Result<()> {
+    use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
+    use kafka_protocol::messages::OffsetForLeaderEpochRequest;
+    let broker = BrokerProcess::start("")?;
+    let mut conn = KafkaConn::connect(broker.port)?;
+    let produce =
+        ProduceRequest::default().with_acks(1).with_timeout_ms(5000).with_topic_data(vec![TopicProduceData::default()
+            .with_name(topic_name("epochs"))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(batch(&["a", "b", "c"])?))])]);
+    let metadata = MetadataRequest::default()
+        .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(topic_name("epochs")))]))
+        .with_allow_auto_topic_creation(true);
+    assert_eq!(conn.request(9, &metadata)?.topics[0].error_code, 0);
+    assert_eq!(conn.request(8, &produce)?.responses[0].partition_responses[0].error_code, 0);
+    let ask = |topic: &str, epoch: i32, current: i32| {
+        OffsetForLeaderEpochRequest::default().with_replica_id(kafka_protocol::messages::BrokerId(-1)).with_topics(
+            vec![OffsetForLeaderTopic::default().with_topic(topic_name(topic)).with_partitions(vec![
+                OffsetForLeaderPartition::default()
+                    .with_partition(0)
+                    .with_current_leader_epoch(current)
+                    .with_leader_epoch(epoch),
+            ])],
+        )
+    };
+    let answer = conn.request(4, &ask("epochs", 0, 0))?;
+    let p = &answer.topics[0].partitions[0];
+    assert_eq!((p.error_code, p.leader_epoch, p.end_offset), (0, 0, 3), "epoch 0 ends at the log end");
+    let p = conn.request(4, &ask("epochs", 7, -1))?.topics[0].partitions[0].clone();
+    assert_eq!((p.leader_epoch, p.end_offset), (-1, -1), "an epoch above the latest is undefined");
+    let p = conn.request(4, &ask("epochs", 0, 1))?.topics[0].partitions[0].clone();
+    assert_eq!(p.error_code, 75, "UNKNOWN_LEADER_EPOCH for a newer current epoch");
+    let p = conn.request(4, &ask("missing", 0, -1))?.topics[0].partitions[0].clone();
+    assert_eq!(p.error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+    Ok(())
+}

@@ -10,6 +10,7 @@ mod cluster;
 mod configs;
 mod fetch;
 mod groups;
+mod leader_epoch;
 mod list_offsets;
 mod metadata;
 pub mod offsets;
@@ -57,6 +58,7 @@ pub const SUPPORTED_APIS: &[ApiKey] = &[
     ApiKey::DescribeGroups,
     ApiKey::DeleteGroups,
     ApiKey::OffsetDelete,
+    ApiKey::OffsetForLeaderEpoch,
 ];
 
 /// Shorthand for building a `StrBytes` from a `String`.
@@ -246,6 +248,7 @@ pub async fn dispatch(broker: &Arc<Broker>, frame: Bytes, peer: SocketAddr) -> R
             let broker_ref = broker.clone();
             Ok(deferred(broker, &ctx, api_key, started, async move { offsets::commit(&broker_ref, request).await }))
         }
+        ApiKey::OffsetForLeaderEpoch => ready(broker, &ctx, api_key, started, leader_epoch::handle(broker, decode!())),
         ApiKey::OffsetFetch => ready(broker, &ctx, api_key, started, offsets::fetch(broker, ctx.version(), decode!())),
         ApiKey::OffsetDelete => {
             let request = decode!();

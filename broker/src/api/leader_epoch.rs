@@ -1,0 +1,53 @@
+//! OffsetForLeaderEpoch: where a leader epoch ended in this log, from the leader-epoch cache
+//! (`leader-epoch-checkpoint`). Clients use it to detect log truncation (KIP-320); followers use it
+//! to find where their log diverges from the leader's.
+
+use crate::Broker;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
+use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
+use std::sync::Arc;
+
+/// Answers OffsetForLeaderEpoch.
+pub fn handle(broker: &Arc<Broker>, request: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let found = broker.catalog.get(&topic.topic.0);
+            let partitions = topic
+                .partitions
+                .into_iter()
+                .map(|wanted| {
+                    let undefined = EpochEndOffset::default()
+                        .with_partition(wanted.partition)
+                        .with_leader_epoch(-1)
+                        .with_end_offset(-1);
+                    let Some(partition) = found
+                        .as_ref()
+                        .and_then(|t| usize::try_from(wanted.partition).ok().and_then(|i| t.partitions.get(i)))
+                    else {
+                        return undefined.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    };
+                    // The requester's view of the leader epoch must match ours (KIP-320 fencing).
+                    let current = partition.leader_epoch();
+                    if wanted.current_leader_epoch >= 0 && wanted.current_leader_epoch < current {
+                        return undefined.with_error_code(ResponseError::FencedLeaderEpoch.code());
+                    }
+                    if wanted.current_leader_epoch > current {
+                        return undefined.with_error_code(ResponseError::UnknownLeaderEpoch.code());
+                    }
+                    match partition.end_offset_for_epoch(wanted.leader_epoch) {
+                        Some((epoch, end_offset)) => EpochEndOffset::default()
+                            .with_partition(wanted.partition)
+                            .with_leader_epoch(epoch)
+                            .with_end_offset(end_offset),
+                        None => undefined,
+                    }
+                })
+                .collect();
+            OffsetForLeaderTopicResult::default().with_topic(topic.topic).with_partitions(partitions)
+        })
+        .collect();
+    OffsetForLeaderEpochResponse::default().with_topics(topics)
+}
