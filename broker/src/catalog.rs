@@ -182,11 +182,6 @@ impl Catalog {
         self.read().values().cloned().collect()
     }
 
-    /// Broker-wide defaults.
-    pub fn broker_config(&self) -> &BrokerConfig {
-        &self.broker
-    }
-
     fn persist(&self) -> Result<(), BrokerError> {
         let stored = StoredCatalog {
             topics: self

@@ -6,15 +6,18 @@ use crate::group::coordinator::CommittedOffset;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ApiKey;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
+use std::collections::HashMap;
 use std::time::Instant;
 
 /// All broker metrics, registered in their own registry.
 pub struct Metrics {
     registry: Registry,
-    requests: IntCounterVec,
-    request_seconds: HistogramVec,
+    /// Request counter and latency histogram per supported API, resolved once so the hot path
+    /// neither formats a label nor hashes it per request.
+    per_api: HashMap<ApiKey, (IntCounter, Histogram)>,
     topic_bytes_in: IntCounterVec,
     topic_bytes_out: IntCounterVec,
     topic_records_in: IntCounterVec,
@@ -86,10 +89,17 @@ impl Metrics {
             "Requests for APIs or versions this broker does not implement",
         )?;
         registry.register(Box::new(unsupported_requests.clone()))?;
+        let requests = counter_vec(&registry, "requests_total", "Requests answered, per API", &["api"])?;
+        let per_api = crate::api::SUPPORTED_APIS
+            .iter()
+            .map(|api| {
+                let name = format!("{api:?}");
+                (*api, (requests.with_label_values(&[&name]), request_seconds.with_label_values(&[&name])))
+            })
+            .collect();
         Ok(Metrics {
             registry: registry.clone(),
-            requests: counter_vec(&registry, "requests_total", "Requests answered, per API", &["api"])?,
-            request_seconds,
+            per_api,
             topic_bytes_in: counter_vec(
                 &registry,
                 "topic_bytes_in_total",
@@ -150,9 +160,10 @@ impl Metrics {
 
     /// Counts a request and its latency.
     pub fn observe_request(&self, api: ApiKey, started: Instant) {
-        let name = format!("{api:?}");
-        self.requests.with_label_values(&[&name]).inc();
-        self.request_seconds.with_label_values(&[&name]).observe(started.elapsed().as_secs_f64());
+        if let Some((count, seconds)) = self.per_api.get(&api) {
+            count.inc();
+            seconds.observe(started.elapsed().as_secs_f64());
+        }
     }
 
     /// Counts appended bytes.

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 pub struct TopicKey {
     /// Kafka's name for the key.
     pub name: &'static str,
-    /// One-line description (shown by `millrace topic describe` and in errors).
+    /// One-line description of the key.
     pub doc: &'static str,
 }
 

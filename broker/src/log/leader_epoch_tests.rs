@@ -7,20 +7,7 @@ use super::{EpochEntry, LeaderEpochCache, LogConfig, PartitionLog};
 use std::fs::OpenOptions;
 use std::path::Path;
 
-fn config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 1 << 20,
-        segment_ms: 1 << 40,
-        retention_ms: None,
-        retention_bytes: None,
-        index_interval_bytes: 100,
-        max_index_bytes: 4096,
-    }
-}
-
-fn open(dir: &Path, config: LogConfig) -> PartitionLog {
-    PartitionLog::open(dir, config).unwrap().0
-}
+use super::test_support::{config, open};
 
 fn entries(pairs: &[(i32, i64)]) -> Vec<EpochEntry> {
     pairs.iter().map(|&(epoch, start_offset)| EpochEntry { epoch, start_offset }).collect()

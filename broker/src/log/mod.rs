@@ -26,6 +26,8 @@ mod partition_log_tests;
 mod producer_state;
 mod recovery;
 mod segment;
+#[cfg(test)]
+mod test_support;
 mod time_index;
 
 pub use batch::{count_records, split_batches, BatchError, BatchHeader};

@@ -9,20 +9,7 @@ use kafka_protocol::records::{Compression, RecordBatchDecoder};
 use std::fs::OpenOptions;
 use std::path::Path;
 
-fn config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 1 << 20,
-        segment_ms: 1 << 40,
-        retention_ms: None,
-        retention_bytes: None,
-        index_interval_bytes: 100,
-        max_index_bytes: 4096,
-    }
-}
-
-fn open(dir: &Path, config: LogConfig) -> PartitionLog {
-    PartitionLog::open(dir, config).unwrap().0
-}
+use super::test_support::{config, open};
 
 /// (offset, timestamp, value) of every record in `data`.
 fn records(data: &Bytes) -> Vec<(i64, i64, String)> {
