@@ -43,6 +43,85 @@ pub struct BrokerConfig {
     pub server: ServerSettings,
     /// Consumer-group coordinator.
     pub groups: GroupSettings,
+    /// Metadata-quorum RPC listener (Raft between controllers, broker heartbeats). Without
+    /// `voters` it defaults to an ephemeral loopback port: a single-node quorum.
+    pub controller_listen: Option<SocketAddr>,
+    /// The metadata quorum, `"ID@HOST:PORT"` each (the controller listeners). Every broker of a
+    /// cluster lists the same voters; a broker whose id is not among them joins as a non-voting
+    /// member. Empty: this broker alone is the quorum.
+    pub voters: Vec<String>,
+    /// Partition replication between brokers.
+    pub replication: ReplicationSettings,
+    /// Broker liveness as seen by the metadata quorum.
+    pub controller: ControllerSettings,
+}
+
+/// Replication settings (Kafka's `replica.*` and `default.replication.factor` keys).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplicationSettings {
+    /// A follower that has not caught up with the leader's log end for this long leaves the ISR
+    /// (`replica.lag.time.max.ms`).
+    pub replica_lag_time_max: DurationMs,
+    /// Replicas of a topic created without an explicit factor (`default.replication.factor`);
+    /// absent: 3, or fewer when the quorum lists fewer brokers.
+    pub default_replication_factor: Option<i16>,
+    /// Default `min.insync.replicas` of new topics.
+    pub min_insync_replicas: i32,
+    /// How long a follower's fetch waits at the leader for new data (`replica.fetch.wait.max.ms`).
+    pub fetch_max_wait: DurationMs,
+    /// Bytes a follower fetches per partition per request (`replica.fetch.max.bytes`).
+    pub fetch_partition_max_bytes: ByteSize,
+    /// Bytes a follower fetches per request from one leader (`replica.fetch.response.max.bytes`).
+    pub fetch_response_max_bytes: ByteSize,
+}
+
+impl Default for ReplicationSettings {
+    fn default() -> Self {
+        ReplicationSettings {
+            replica_lag_time_max: DurationMs(10_000),
+            default_replication_factor: None,
+            min_insync_replicas: 1,
+            fetch_max_wait: DurationMs(500),
+            fetch_partition_max_bytes: ByteSize(1 << 20),
+            fetch_response_max_bytes: ByteSize(10 << 20),
+        }
+    }
+}
+
+/// Broker liveness (Kafka's `broker.session.timeout.ms` / `broker.heartbeat.interval.ms`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControllerSettings {
+    /// A broker that has not heartbeated for this long is fenced: it leaves every ISR and its
+    /// partitions get new leaders.
+    pub broker_session_timeout: DurationMs,
+    /// How often a broker heartbeats to the active controller.
+    pub broker_heartbeat_interval: DurationMs,
+}
+
+impl Default for ControllerSettings {
+    fn default() -> Self {
+        ControllerSettings {
+            broker_session_timeout: DurationMs(3_000),
+            broker_heartbeat_interval: DurationMs(500),
+        }
+    }
+}
+
+/// Parses one `voters` entry, `ID@HOST:PORT`.
+pub fn parse_voter(entry: &str) -> Result<(u64, String), String> {
+    let (id, addr) =
+        entry.split_once('@').ok_or_else(|| format!("`{entry}` is not ID@HOST:PORT (no '@')"))?;
+    let id: u64 = id.trim().parse().map_err(|_| format!("`{entry}`: `{id}` is not a non-negative integer id"))?;
+    let addr = addr.trim();
+    let valid = addr
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+    if !valid {
+        return Err(format!("`{entry}`: `{addr}` is not HOST:PORT"));
+    }
+    Ok((id, addr.to_string()))
 }
 
 /// Consumer-group coordinator settings (Kafka's `group.*` and `offsets.*` broker keys).
@@ -140,6 +219,10 @@ impl Default for BrokerConfig {
             topics: TopicSettings::default(),
             server: ServerSettings::default(),
             groups: GroupSettings::default(),
+            controller_listen: None,
+            voters: Vec::new(),
+            replication: ReplicationSettings::default(),
+            controller: ControllerSettings::default(),
         }
     }
 }
@@ -176,6 +259,18 @@ impl BrokerConfig {
     /// The address advertised to clients.
     pub fn advertised(&self) -> String {
         self.advertised_listener.clone().unwrap_or_else(|| self.listen.to_string())
+    }
+
+    /// The metadata quorum as `id -> "host:port"`; empty when this broker runs alone. Call
+    /// after [`BrokerConfig::validate`], which reports malformed entries.
+    pub fn voter_map(&self) -> std::collections::BTreeMap<u64, String> {
+        self.voters.iter().filter_map(|v| parse_voter(v).ok()).collect()
+    }
+
+    /// Replication factor for topics created without one.
+    pub fn default_replication_factor(&self) -> i16 {
+        let brokers = self.voters.len().max(1).min(3) as i16;
+        self.replication.default_replication_factor.unwrap_or(brokers)
     }
 
     /// Checks cross-field rules. `origin` names the file (or "defaults") for error messages.
@@ -264,6 +359,7 @@ impl BrokerConfig {
                 "use 32",
             ));
         }
+        self.validate_cluster(origin)?;
         let groups = &self.groups;
         if groups.min_session_timeout > groups.max_session_timeout {
             return Err(ConfigError::invalid(
@@ -290,6 +386,67 @@ impl BrokerConfig {
                 "groups.offsets_segment_bytes",
                 "is outside 1 KiB ..= 2 GiB",
                 "use \"100MiB\"",
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_cluster(&self, origin: &str) -> Result<(), ConfigError> {
+        let mut ids = std::collections::BTreeSet::new();
+        for voter in &self.voters {
+            let (id, _) = parse_voter(voter).map_err(|why| {
+                ConfigError::invalid(origin, "voters", why, "list every voter as \"ID@HOST:PORT\", e.g. \"1@10.0.0.1:9093\"")
+            })?;
+            if !ids.insert(id) {
+                return Err(ConfigError::invalid(
+                    origin,
+                    "voters",
+                    format!("voter id {id} is listed twice"),
+                    "give every voter its own id",
+                ));
+            }
+        }
+        if !self.voters.is_empty() && self.controller_listen.is_none() {
+            return Err(ConfigError::invalid(
+                origin,
+                "controller_listen",
+                "is required when `voters` is set",
+                "set it to this broker's entry in `voters`, e.g. \"0.0.0.0:9093\"",
+            ));
+        }
+        if let Some(rf) = self.replication.default_replication_factor {
+            if rf < 1 {
+                return Err(ConfigError::invalid(
+                    origin,
+                    "replication.default_replication_factor",
+                    "must be at least 1",
+                    "use 3 for a cluster, 1 for a single broker",
+                ));
+            }
+        }
+        if self.replication.min_insync_replicas < 1 {
+            return Err(ConfigError::invalid(origin, "replication.min_insync_replicas", "must be at least 1", "use 1 or 2"));
+        }
+        if self.replication.replica_lag_time_max.0 == 0 {
+            return Err(ConfigError::invalid(
+                origin,
+                "replication.replica_lag_time_max",
+                "must be positive",
+                "use e.g. \"10s\"",
+            ));
+        }
+        let controller = &self.controller;
+        if controller.broker_heartbeat_interval.0 == 0
+            || controller.broker_heartbeat_interval.0 * 2 > controller.broker_session_timeout.0
+        {
+            return Err(ConfigError::invalid(
+                origin,
+                "controller.broker_heartbeat_interval",
+                format!(
+                    "{} must be positive and at most half of controller.broker_session_timeout ({})",
+                    controller.broker_heartbeat_interval, controller.broker_session_timeout
+                ),
+                "use e.g. \"500ms\" with a \"3s\" session timeout",
             ));
         }
         Ok(())

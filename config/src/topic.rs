@@ -35,6 +35,10 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
     TopicKey { name: "index.interval.bytes", doc: "bytes between two sparse offset-index entries" },
     TopicKey { name: "min.insync.replicas", doc: "replicas that must have a write before acks=all succeeds" },
     TopicKey { name: "flush.mode", doc: "fsync: acks=all waits for fsync (group commit); interval: background fsync" },
+    TopicKey {
+        name: "unclean.leader.election.enable",
+        doc: "true lets an out-of-sync replica lead when no in-sync one is left (availability over acknowledged data)",
+    },
 ];
 
 /// Validated per-topic overrides, keyed by Kafka name. Keys absent here take the broker default.
@@ -60,6 +64,8 @@ pub struct EffectiveTopicConfig {
     pub min_insync_replicas: i32,
     /// `flush.mode`.
     pub flush_mode: FlushMode,
+    /// `unclean.leader.election.enable`.
+    pub unclean_leader_election: bool,
     /// `cleanup.policy` contains `delete`: retention deletes old segments.
     pub cleanup_delete: bool,
     /// `cleanup.policy` contains `compact`: the cleaner keeps the latest record per key.
@@ -68,6 +74,14 @@ pub struct EffectiveTopicConfig {
     pub delete_retention_ms: u64,
     /// `min.compaction.lag.ms`.
     pub min_compaction_lag_ms: u64,
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        other => Err(ConfigError::invalid("topic config", key, format!("`{other}` is not a boolean"), "use true or false")),
+    }
 }
 
 /// Parses `cleanup.policy` into (delete, compact).
@@ -178,6 +192,9 @@ impl TopicOverrides {
                 "flush.mode" => {
                     parse_flush_mode(value)?;
                 }
+                "unclean.leader.election.enable" => {
+                    parse_bool(key, value)?;
+                }
                 _ => {
                     let known: Vec<&str> = TOPIC_KEYS.iter().map(|k| k.name).collect();
                     return Err(ConfigError::invalid(
@@ -203,8 +220,9 @@ impl TopicOverrides {
             segment_ms: log.segment_ms.0,
             max_message_bytes: broker.topics.max_message_bytes.0,
             index_interval_bytes: log.index_interval_bytes.0.min(u32::MAX as u64) as u32,
-            min_insync_replicas: 1,
+            min_insync_replicas: broker.replication.min_insync_replicas,
             flush_mode: log.flush_mode,
+            unclean_leader_election: false,
             cleanup_delete: true,
             cleanup_compact: false,
             delete_retention_ms: 86_400_000,
@@ -234,6 +252,9 @@ impl TopicOverrides {
                         parse_i64(key, value).map_or(effective.min_insync_replicas, |v| v as i32)
                 }
                 "flush.mode" => effective.flush_mode = parse_flush_mode(value).unwrap_or(effective.flush_mode),
+                "unclean.leader.election.enable" => {
+                    effective.unclean_leader_election = parse_bool(key, value).unwrap_or(false)
+                }
                 "cleanup.policy" => {
                     (effective.cleanup_delete, effective.cleanup_compact) =
                         parse_cleanup_policy(value).unwrap_or((effective.cleanup_delete, effective.cleanup_compact))
@@ -283,6 +304,7 @@ impl EffectiveTopicConfig {
                     FlushMode::Interval => "interval".to_string(),
                 },
             ),
+            ("unclean.leader.election.enable", self.unclean_leader_election.to_string()),
         ]
     }
 }

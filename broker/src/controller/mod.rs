@@ -11,6 +11,7 @@
 //! Membership is static: every controller is started with the same `--voters` map, and the one
 //! with the lowest id initializes the cluster when its log is empty.
 
+pub mod liveness;
 pub mod network;
 pub mod state_machine;
 pub mod store;
@@ -23,8 +24,12 @@ pub use state_machine::{
     TopicState, NO_LEADER,
 };
 
-use crate::controller::network::{NetError, Network, RpcClient, RpcRequest, RpcResponse};
-use crate::controller::store::{LogStore, StateMachineStore, StoreError};
+pub use liveness::{HeartbeatReply, HeartbeatRequest};
+pub use store::StateMachineStore;
+
+use crate::controller::liveness::Liveness;
+use crate::controller::network::{NetError, Network, RpcClient, RpcRequest, RpcResponse, Served};
+use crate::controller::store::{LogStore, StoreError};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
 use std::collections::BTreeMap;
@@ -104,7 +109,15 @@ pub struct Controller {
     server: Option<JoinHandle<()>>,
     /// Connections used to forward proposals, per leader id.
     forward: tokio::sync::Mutex<BTreeMap<u64, RpcClient>>,
+    /// The fencing loop (acts only while this controller is the active one).
+    liveness_task: JoinHandle<()>,
+    /// Connection for this broker's heartbeats, to the active controller.
+    heartbeat: tokio::sync::Mutex<Option<RpcClient>>,
 }
+
+/// Broker session timeout of controllers started without one: effectively no automatic fencing
+/// (a bare quorum without brokers heartbeating to it).
+const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 impl Controller {
     /// Binds `listen` and starts the controller; see [`Controller::start_with_listener`].
@@ -128,7 +141,59 @@ impl Controller {
         voters: BTreeMap<u64, String>,
         data_dir: &Path,
     ) -> Result<Controller, ControllerError> {
-        Self::start_with_config(node_id, listener, voters, data_dir, raft_config()).await
+        Self::start_with_config(node_id, listener, voters, data_dir, raft_config(), DEFAULT_SESSION_TIMEOUT).await
+    }
+
+    /// Starts a controller for a broker: like [`Controller::start_with_listener`], with the
+    /// broker session timeout the active controller enforces. A `node_id` outside `voters`
+    /// starts as a non-voting member and asks the voters to add it, giving `advertised` as the
+    /// address they reach it at.
+    pub async fn start_for_broker(
+        node_id: u64,
+        listener: TcpListener,
+        voters: BTreeMap<u64, String>,
+        advertised: String,
+        data_dir: &Path,
+        session_timeout: Duration,
+    ) -> Result<Controller, ControllerError> {
+        let voter = voters.contains_key(&node_id);
+        let controller =
+            Self::start_with_config(node_id, listener, voters.clone(), data_dir, raft_config(), session_timeout)
+                .await?;
+        if !voter {
+            controller.join_as_learner(&voters, advertised).await;
+        }
+        Ok(controller)
+    }
+
+    /// Asks the voters (retrying until one active controller accepts) to add this node as a
+    /// non-voting member, so it receives the metadata log.
+    async fn join_as_learner(&self, voters: &BTreeMap<u64, String>, advertised: String) {
+        let request = RpcRequest::AddLearner { id: self.node_id, addr: advertised };
+        let mut targets: Vec<String> = voters.values().cloned().collect();
+        let mut attempt = 0usize;
+        loop {
+            let addr = targets[attempt % targets.len()].clone();
+            attempt += 1;
+            let mut client = RpcClient::new(addr.clone());
+            match client.call(&request, FORWARD_TIMEOUT).await {
+                Ok(RpcResponse::AddLearner(Ok(()))) => {
+                    tracing::info!(node_id = self.node_id, via = %addr, "joined the metadata quorum as a non-voting member");
+                    return;
+                }
+                Ok(RpcResponse::AddLearner(Err(refusal))) => {
+                    tracing::debug!(via = %addr, reason = %refusal.reason, "join refused; retrying");
+                    if let Some((_, leader)) = refusal.leader {
+                        targets.insert(0, leader);
+                        attempt = 0;
+                    }
+                }
+                Ok(_) => tracing::warn!(via = %addr, "unexpected answer to a join request"),
+                Err(e) => tracing::debug!(error = %e, "join request failed; retrying"),
+            }
+            targets.truncate(voters.len() + 1);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
     }
 
     /// [`Controller::start_with_listener`] with explicit openraft settings (tests shrink the
@@ -139,9 +204,10 @@ impl Controller {
         voters: BTreeMap<u64, String>,
         data_dir: &Path,
         config: Config,
+        session_timeout: Duration,
     ) -> Result<Controller, ControllerError> {
-        if !voters.contains_key(&node_id) {
-            return Err(ControllerError::Config(format!("node {node_id} is not in the voters {voters:?}")));
+        if voters.is_empty() {
+            return Err(ControllerError::Config("the quorum needs at least one voter".into()));
         }
         let config = Arc::new(config.validate().map_err(|e| ControllerError::Config(e.to_string()))?);
         let log = LogStore::open(data_dir)?;
@@ -150,13 +216,18 @@ impl Controller {
         let raft = Raft::new(node_id, config, Network, log, state_machine.clone())
             .await
             .map_err(|e| ControllerError::Raft(e.to_string()))?;
-        let server = tokio::spawn(network::serve(listener, raft.clone()));
+        let liveness = Arc::new(Liveness::new(session_timeout));
+        let served = Arc::new(Served { raft: raft.clone(), machine: state_machine.clone(), liveness: liveness.clone() });
+        let server = tokio::spawn(network::serve(listener, served));
+        let liveness_task = tokio::spawn(liveness.run(raft.clone(), state_machine.clone()));
         let controller = Controller {
             node_id,
             raft,
             state_machine,
             server: Some(server),
             forward: tokio::sync::Mutex::new(BTreeMap::new()),
+            liveness_task,
+            heartbeat: tokio::sync::Mutex::new(None),
         };
         let lowest = voters.keys().next().copied();
         if pristine && lowest == Some(node_id) {
@@ -222,6 +293,42 @@ impl Controller {
         self.state_machine.state()
     }
 
+    /// The locally applied metadata without copying it.
+    pub fn shared_metadata(&self) -> Arc<MetadataState> {
+        self.state_machine.shared_state()
+    }
+
+    /// Watch of the locally applied metadata.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Arc<MetadataState>> {
+        self.state_machine.subscribe()
+    }
+
+    /// Sends this broker's heartbeat to the active controller (over the controller RPC, also
+    /// when that is this process).
+    pub async fn send_heartbeat(&self, req: HeartbeatRequest) -> Result<HeartbeatReply, ControllerError> {
+        let Some((leader_id, addr)) = self.leader_address() else {
+            return Ok(HeartbeatReply::NotLeader { leader_id: None });
+        };
+        let mut slot = self.heartbeat.lock().await;
+        let client = slot.get_or_insert_with(|| RpcClient::new(addr.clone()));
+        if client.addr() != addr {
+            *client = RpcClient::new(addr.clone());
+        }
+        match client.call(&RpcRequest::BrokerHeartbeat(req), FORWARD_TIMEOUT).await {
+            Ok(RpcResponse::BrokerHeartbeat(reply)) => Ok(reply),
+            Ok(_) => Err(ControllerError::Forward { leader_id, source: NetError::UnexpectedResponse { addr } }),
+            Err(source) => Err(ControllerError::Forward { leader_id, source }),
+        }
+    }
+
+    /// The active controller's id and RPC address, as known locally.
+    pub fn leader_address(&self) -> Option<(u64, String)> {
+        let metrics = self.raft.metrics().borrow().clone();
+        let leader = metrics.current_leader?;
+        let node = metrics.membership_config.membership().get_node(&leader)?.clone();
+        Some((leader, node.addr))
+    }
+
     /// Index of the last log entry applied to the local state machine.
     pub fn applied_index(&self) -> Option<u64> {
         self.state_machine.last_applied_index()
@@ -245,6 +352,7 @@ impl Controller {
             server.abort();
             let _ = server.await;
         }
+        self.liveness_task.abort();
         self.raft.shutdown().await.map_err(|e| ControllerError::Raft(e.to_string()))
     }
 }
@@ -270,5 +378,6 @@ impl Drop for Controller {
         if let Some(server) = &self.server {
             server.abort();
         }
+        self.liveness_task.abort();
     }
 }

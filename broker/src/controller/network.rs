@@ -6,7 +6,9 @@
 //! target; openraft keeps it for the life of a replication stream, so its TCP connection is
 //! reused. Server side: [`serve`] accepts connections and dispatches frames to the local `Raft`.
 
-use crate::controller::{CommandResult, MetadataCommand, TypeConfig};
+use crate::controller::liveness::{HeartbeatReply, HeartbeatRequest, Liveness};
+use crate::controller::{CommandResult, MetadataCommand, StateMachineStore, TypeConfig};
+use std::sync::Arc;
 use openraft::error::{
     ClientWriteError, InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
@@ -34,6 +36,15 @@ pub(crate) enum RpcRequest {
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
     /// A proposal forwarded by a follower; the receiver does not forward again.
     Propose(MetadataCommand),
+    /// A broker's heartbeat to the active controller.
+    BrokerHeartbeat(HeartbeatRequest),
+    /// A broker outside the voters asks to receive the metadata log as a non-voting member.
+    AddLearner {
+        /// Its node id.
+        id: u64,
+        /// Its controller RPC address.
+        addr: String,
+    },
 }
 
 /// The answer to an [`RpcRequest`] of the same variant.
@@ -43,6 +54,18 @@ pub(crate) enum RpcResponse {
     Vote(Result<VoteResponse<u64>, RaftError<u64>>),
     InstallSnapshot(Result<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>>),
     Propose(Result<CommandResult, RaftError<u64, ClientWriteError<u64, BasicNode>>>),
+    BrokerHeartbeat(HeartbeatReply),
+    /// `Err` carries the reason (e.g. not the leader: retry at `leader`).
+    AddLearner(Result<(), AddLearnerRefusal>),
+}
+
+/// Why AddLearner was refused.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct AddLearnerRefusal {
+    /// Human-readable reason.
+    pub reason: String,
+    /// The active controller's id and address, when this one is not it.
+    pub leader: Option<(u64, String)>,
 }
 
 /// A failed RPC to a peer controller; every variant names the peer address.
@@ -257,18 +280,25 @@ impl RaftNetwork<TypeConfig> for PeerClient {
     }
 }
 
+/// What the RPC server needs from its controller.
+pub(crate) struct Served {
+    pub raft: Raft<TypeConfig>,
+    pub machine: StateMachineStore,
+    pub liveness: Arc<Liveness>,
+}
+
 /// Accepts controller connections on `listener` and serves them until the task is aborted
 /// (aborting it drops the `JoinSet`, which aborts every connection task).
-pub(crate) async fn serve(listener: TcpListener, raft: Raft<TypeConfig>) {
+pub(crate) async fn serve(listener: TcpListener, served: Arc<Served>) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    let raft = raft.clone();
+                    let served = served.clone();
                     conns.spawn(async move {
-                        if let Err(e) = serve_conn(stream, raft).await {
+                        if let Err(e) = serve_conn(stream, served).await {
                             tracing::debug!(%peer, error = %e, "controller connection closed");
                         }
                     });
@@ -285,15 +315,40 @@ pub(crate) async fn serve(listener: TcpListener, raft: Raft<TypeConfig>) {
     }
 }
 
-async fn serve_conn(mut stream: TcpStream, raft: Raft<TypeConfig>) -> std::io::Result<()> {
+async fn serve_conn(mut stream: TcpStream, served: Arc<Served>) -> std::io::Result<()> {
+    let raft = &served.raft;
     while let Some(req) = read_frame::<RpcRequest>(&mut stream).await? {
         let resp = match req {
             RpcRequest::AppendEntries(r) => RpcResponse::AppendEntries(raft.append_entries(r).await),
             RpcRequest::Vote(r) => RpcResponse::Vote(raft.vote(r).await),
             RpcRequest::InstallSnapshot(r) => RpcResponse::InstallSnapshot(raft.install_snapshot(r).await),
             RpcRequest::Propose(cmd) => RpcResponse::Propose(raft.client_write(cmd).await.map(|r| r.data)),
+            RpcRequest::BrokerHeartbeat(hb) => {
+                RpcResponse::BrokerHeartbeat(served.liveness.heartbeat(raft, &served.machine, hb).await)
+            }
+            RpcRequest::AddLearner { id, addr } => RpcResponse::AddLearner(add_learner(raft, id, addr).await),
         };
         write_frame(&mut stream, &resp).await?;
     }
     Ok(())
+}
+
+async fn add_learner(raft: &Raft<TypeConfig>, id: u64, addr: String) -> Result<(), AddLearnerRefusal> {
+    let metrics = raft.metrics().borrow().clone();
+    if metrics.current_leader != Some(metrics.id) {
+        let leader = metrics.current_leader.and_then(|l| {
+            metrics.membership_config.membership().get_node(&l).map(|n| (l, n.addr.clone()))
+        });
+        return Err(AddLearnerRefusal { reason: "not the active controller".into(), leader });
+    }
+    if metrics.membership_config.membership().voter_ids().any(|v| v == id) {
+        return Ok(());
+    }
+    tracing::info!(node = id, %addr, "adding a non-voting metadata member");
+    // Non-blocking: the learner catches up in the background; the caller waits for its own
+    // registration to show up in its local metadata anyway.
+    raft.add_learner(id, BasicNode { addr }, false)
+        .await
+        .map(|_| ())
+        .map_err(|e| AddLearnerRefusal { reason: e.to_string(), leader: None })
 }

@@ -38,6 +38,12 @@ pub enum MetadataCommand {
         /// Optional rack.
         rack: Option<String>,
     },
+    /// Removes a broker from the cluster (it is fenced first; its replicas stay assigned and
+    /// show as offline until reassigned).
+    UnregisterBroker {
+        /// Broker id.
+        id: i32,
+    },
     /// Liveness report from a registered broker.
     BrokerHeartbeat {
         /// Broker id.
@@ -267,16 +273,25 @@ impl MetadataState {
                 if *id < 0 {
                     return Err(MetadataError::InvalidRequest(format!("broker id {id} is negative")));
                 }
+                // A broker that registers again restarted: whatever it led or followed in its
+                // previous life may be missing unflushed data, so it is fenced (out of every ISR,
+                // leadership moved away) like a dead broker, and rejoins ISRs by catching up.
+                let changed = if self.brokers.contains_key(id) { self.fence_partitions(*id) } else { 0 };
                 let epoch = self.next_broker_epoch;
                 self.next_broker_epoch += 1;
-                // millrace brokers register after local log recovery, so they start unfenced;
-                // fencing is an explicit controller decision (e.g. on missed heartbeats).
+                // It starts fenced; the active controller unfences it once it heartbeats with
+                // its metadata caught up (Kafka's KRaft registration rules).
                 let broker =
-                    BrokerState { id: *id, host: host.clone(), port: *port, rack: rack.clone(), epoch, fenced: false };
+                    BrokerState { id: *id, host: host.clone(), port: *port, rack: rack.clone(), epoch, fenced: true };
                 self.brokers.insert(*id, broker);
-                let changed = self.elect_leaderless(*id);
                 tracing::debug!(broker = id, epoch, changed, "broker registered");
                 Ok(MetadataResponse::BrokerRegistered { broker_epoch: epoch })
+            }
+            MetadataCommand::UnregisterBroker { id } => {
+                self.broker(*id)?;
+                let changed = self.fence_partitions(*id);
+                self.brokers.remove(id);
+                Ok(MetadataResponse::BrokerFenceChanged { partitions_changed: changed })
             }
             MetadataCommand::BrokerHeartbeat { id } => {
                 let b = self.broker(*id)?;
@@ -420,36 +435,76 @@ impl MetadataState {
 
     fn fence(&mut self, id: i32) -> Result<MetadataResponse, MetadataError> {
         self.broker(id)?;
+        let changed = self.fence_partitions(id);
+        Ok(MetadataResponse::BrokerFenceChanged { partitions_changed: changed })
+    }
+
+    /// Marks `id` fenced, takes it out of every ISR and moves its leaderships to the next
+    /// unfenced ISR member. Returns the number of partitions changed.
+    fn fence_partitions(&mut self, id: i32) -> usize {
         if let Some(b) = self.brokers.get_mut(&id) {
             b.fenced = true;
         }
         let eligible = self.eligible_set();
         let mut changed = 0;
-        for p in self.topics.values_mut().flat_map(|t| t.partitions.iter_mut()) {
-            if !p.isr.contains(&id) && p.leader != id {
-                continue;
+        for (name, t) in self.topics.iter_mut() {
+            let unclean = unclean_allowed(&t.configs);
+            for (index, p) in t.partitions.iter_mut().enumerate() {
+                if !p.isr.contains(&id) && p.leader != id {
+                    continue;
+                }
+                // Like KRaft, the last ISR member stays in the ISR (leaderless) so it alone can be
+                // re-elected when it comes back: anyone else could be missing committed records.
+                if p.isr.len() > 1 {
+                    p.isr.retain(|r| *r != id);
+                }
+                if p.leader == id {
+                    let next = p.replicas.iter().copied().find(|r| p.isr.contains(r) && eligible.contains(r));
+                    p.leader = match next {
+                        Some(next) => next,
+                        None if unclean => match p.replicas.iter().copied().find(|r| eligible.contains(r)) {
+                            Some(any) => {
+                                tracing::warn!(
+                                    topic = %name, partition = index, new_leader = any, isr = ?p.isr,
+                                    "UNCLEAN leader election: no in-sync replica is available, electing an \
+                                     out-of-sync one; acknowledged records may be lost"
+                                );
+                                p.isr = vec![any];
+                                any
+                            }
+                            None => NO_LEADER,
+                        },
+                        None => NO_LEADER,
+                    };
+                    p.leader_epoch += 1;
+                }
+                p.partition_epoch += 1;
+                changed += 1;
             }
-            // Like KRaft, the last ISR member stays in the ISR (leaderless) so it alone can be
-            // re-elected when it comes back: anyone else could be missing committed records.
-            if p.isr.len() > 1 {
-                p.isr.retain(|r| *r != id);
-            }
-            if p.leader == id {
-                let next = p.replicas.iter().copied().find(|r| p.isr.contains(r) && eligible.contains(r));
-                p.leader = next.unwrap_or(NO_LEADER);
-                p.leader_epoch += 1;
-            }
-            p.partition_epoch += 1;
-            changed += 1;
         }
-        Ok(MetadataResponse::BrokerFenceChanged { partitions_changed: changed })
+        changed
     }
 
     /// Gives leaderless partitions whose ISR holds `id` (now unfenced) their leader back.
     fn elect_leaderless(&mut self, id: i32) -> usize {
         let mut changed = 0;
-        for p in self.topics.values_mut().flat_map(|t| t.partitions.iter_mut()) {
-            if p.leader == NO_LEADER && p.isr.contains(&id) {
+        for (name, t) in self.topics.iter_mut() {
+            let unclean = unclean_allowed(&t.configs);
+            for (index, p) in t.partitions.iter_mut().enumerate() {
+                if p.leader != NO_LEADER || !p.replicas.contains(&id) {
+                    continue;
+                }
+                if !p.isr.contains(&id) {
+                    if !unclean {
+                        continue;
+                    }
+                    tracing::warn!(
+                        topic = %name, partition = index, new_leader = id, isr = ?p.isr,
+                        "UNCLEAN leader election: the in-sync replicas are gone, electing an out-of-sync \
+                         one; acknowledged records may be lost"
+                    );
+                    p.isr = vec![id];
+                }
                 p.leader = id;
                 p.leader_epoch += 1;
                 p.partition_epoch += 1;
@@ -458,6 +513,11 @@ impl MetadataState {
         }
         changed
     }
+}
+
+/// `unclean.leader.election.enable` of a topic (off unless set to true).
+fn unclean_allowed(configs: &BTreeMap<String, String>) -> bool {
+    configs.get("unclean.leader.election.enable").is_some_and(|v| v.trim() == "true")
 }
 
 fn check_distinct(ids: &[i32]) -> Result<(), MetadataError> {

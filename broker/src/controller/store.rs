@@ -354,6 +354,9 @@ pub struct StateMachineStore {
     /// snapshot concurrently with installing one, and an older snapshot must never replace a
     /// newer one: the log may already be purged up to the newer one.
     persisted: Arc<Mutex<Option<LogId<u64>>>>,
+    /// The applied metadata, republished after every applied batch of entries and every
+    /// installed snapshot, so brokers react to changes without polling.
+    published: Arc<tokio::sync::watch::Sender<Arc<MetadataState>>>,
 }
 
 impl StateMachineStore {
@@ -376,7 +379,22 @@ impl StateMachineStore {
             inner.snapshot = Some(s);
         }
         let persisted = Arc::new(Mutex::new(inner.last_applied));
-        Ok(StateMachineStore { inner: Arc::new(RwLock::new(inner)), snapshot_path, persisted })
+        let published = Arc::new(tokio::sync::watch::Sender::new(Arc::new(inner.state.clone())));
+        Ok(StateMachineStore { inner: Arc::new(RwLock::new(inner)), snapshot_path, persisted, published })
+    }
+
+    /// Watch of the applied metadata.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Arc<MetadataState>> {
+        self.published.subscribe()
+    }
+
+    /// The applied metadata, shared (no copy).
+    pub fn shared_state(&self) -> Arc<MetadataState> {
+        self.published.borrow().clone()
+    }
+
+    fn publish(&self, state: &MetadataState) {
+        self.published.send_replace(Arc::new(state.clone()));
     }
 
     /// A copy of the current metadata.
@@ -463,6 +481,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             };
             out.push(res);
         }
+        self.publish(&g.state);
         Ok(out)
     }
 
@@ -489,6 +508,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         g.last_applied = meta.last_log_id;
         g.membership = meta.last_membership.clone();
         g.snapshot = Some(snap);
+        self.publish(&g.state);
         Ok(())
     }
 

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use std::time::Duration;
 use std::future::Future;
 use std::time::Instant;
 
@@ -73,6 +74,8 @@ async fn three_controllers_replicate_fail_over_and_catch_up() {
     for b in 1..=3 {
         let r = propose_retrying("RegisterBroker", || follower.propose(register(b))).await;
         assert!(matches!(r, MetadataResponse::BrokerRegistered { .. }), "{r:?}");
+        let unfence = MetadataCommand::UnfenceBroker { id: b };
+        propose_retrying("UnfenceBroker", || follower.propose(unfence.clone())).await;
     }
     let topic_id = uuid::Uuid::new_v4();
     let create = MetadataCommand::CreateTopic {
@@ -152,7 +155,7 @@ async fn lagging_follower_catches_up_by_snapshot() {
     }
     let mut nodes: Vec<Controller> = Vec::new();
     for (i, l) in listeners.into_iter().enumerate() {
-        let c = Controller::start_with_config(i as u64 + 1, l, voters.clone(), dirs[i].path(), config.clone());
+        let c = Controller::start_with_config(i as u64 + 1, l, voters.clone(), dirs[i].path(), config.clone(), Duration::from_secs(3600));
         nodes.push(c.await.unwrap());
     }
     let leader = wait_for("a leader", || agreed_leader(&nodes.iter().collect::<Vec<_>>())).await;
@@ -182,6 +185,7 @@ async fn lagging_follower_catches_up_by_snapshot() {
         voters.clone(),
         dirs[idx].path(),
         config.clone(),
+        Duration::from_secs(3600),
     )
     .await
     .unwrap();

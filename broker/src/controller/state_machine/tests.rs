@@ -12,6 +12,7 @@ fn cluster() -> MetadataState {
     let mut s = MetadataState::default();
     for id in 1..=3 {
         s.apply(&reg(id)).unwrap();
+        s.apply(&MetadataCommand::UnfenceBroker { id }).unwrap();
     }
     let a = |r: Vec<i32>| PartitionAssignment { replicas: r };
     s.apply(&MetadataCommand::CreateTopic {
@@ -35,7 +36,7 @@ fn register_assigns_increasing_epochs() {
     assert_eq!(s.apply(&reg(1)).unwrap(), MetadataResponse::BrokerRegistered { broker_epoch: 1 });
     assert_eq!(
         s.apply(&MetadataCommand::BrokerHeartbeat { id: 1 }).unwrap(),
-        MetadataResponse::Heartbeat { broker_epoch: 1, fenced: false }
+        MetadataResponse::Heartbeat { broker_epoch: 1, fenced: true }
     );
     assert_eq!(s.apply(&MetadataCommand::BrokerHeartbeat { id: 9 }), Err(MetadataError::BrokerNotRegistered(9)));
 }

@@ -1,0 +1,133 @@
+//! Broker liveness on the active controller (KRaft's broker heartbeats and session timeout).
+//!
+//! Heartbeats are RPCs, not Raft entries: only their consequences are logged. The active
+//! controller remembers when each broker last heartbeated; one whose session expires is fenced
+//! (`FenceBroker`: out of every ISR, leadership moved), and a fenced broker that heartbeats with its
+//! metadata caught up is unfenced. Leases live in memory only, so a newly elected controller gives
+//! every broker a full session before fencing anyone.
+
+use crate::controller::state_machine::{MetadataCommand, MetadataState};
+use crate::controller::{StateMachineStore, TypeConfig};
+use openraft::Raft;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// What a broker tells the active controller in a heartbeat.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeartbeatRequest {
+    /// Broker id.
+    pub broker_id: i32,
+    /// The epoch its registration got.
+    pub broker_epoch: i64,
+    /// Its local metadata includes its own registration (Kafka: caught up with the metadata
+    /// log), so it may be unfenced.
+    pub caught_up: bool,
+}
+
+/// The controller's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HeartbeatReply {
+    /// Lease renewed; whether the broker is (still) fenced.
+    Ok {
+        /// Fenced brokers lead nothing and are in no ISR.
+        fenced: bool,
+    },
+    /// The controller does not know this broker incarnation (never registered, unregistered,
+    /// or registered again since): register anew.
+    Reregister,
+    /// This controller is not the active one.
+    NotLeader {
+        /// The active controller, if known.
+        leader_id: Option<u64>,
+    },
+}
+
+/// Leases of the brokers, kept by the active controller.
+pub struct Liveness {
+    session_timeout: Duration,
+    /// broker id -> last heartbeat.
+    last_seen: Mutex<HashMap<i32, Instant>>,
+    /// The Raft term in which the leases were last reset (a new term means a new active controller).
+    term: Mutex<Option<u64>>,
+}
+
+impl Liveness {
+    /// Leases expiring after `session_timeout`.
+    pub fn new(session_timeout: Duration) -> Liveness {
+        Liveness { session_timeout, last_seen: Mutex::new(HashMap::new()), term: Mutex::new(None) }
+    }
+
+    /// Handles one heartbeat on this controller.
+    pub async fn heartbeat(
+        &self,
+        raft: &Raft<TypeConfig>,
+        machine: &StateMachineStore,
+        req: HeartbeatRequest,
+    ) -> HeartbeatReply {
+        let metrics = raft.metrics().borrow().clone();
+        if metrics.current_leader != Some(metrics.id) {
+            return HeartbeatReply::NotLeader { leader_id: metrics.current_leader };
+        }
+        self.reset_on_new_term(metrics.current_term);
+        let state = machine.shared_state();
+        let Some(broker) = state.brokers.get(&req.broker_id) else { return HeartbeatReply::Reregister };
+        if broker.epoch != req.broker_epoch {
+            return HeartbeatReply::Reregister;
+        }
+        self.last_seen.lock().unwrap_or_else(|p| p.into_inner()).insert(req.broker_id, Instant::now());
+        if broker.fenced && req.caught_up {
+            match raft.client_write(MetadataCommand::UnfenceBroker { id: req.broker_id }).await {
+                Ok(_) => {
+                    tracing::info!(broker = req.broker_id, "broker unfenced");
+                    return HeartbeatReply::Ok { fenced: false };
+                }
+                Err(e) => tracing::warn!(broker = req.broker_id, error = %e, "unfencing broker failed"),
+            }
+        }
+        HeartbeatReply::Ok { fenced: broker.fenced }
+    }
+
+    fn reset_on_new_term(&self, term: u64) {
+        let mut current = self.term.lock().unwrap_or_else(|p| p.into_inner());
+        if *current != Some(term) {
+            *current = Some(term);
+            // A new active controller knows nothing of past heartbeats: full session for all.
+            self.last_seen.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        }
+    }
+
+    /// Unfenced brokers whose session expired (brokers never seen get a session from now).
+    fn expired(&self, state: &MetadataState) -> Vec<i32> {
+        let now = Instant::now();
+        let mut seen = self.last_seen.lock().unwrap_or_else(|p| p.into_inner());
+        state
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .filter(|b| now.duration_since(*seen.entry(b.id).or_insert(now)) > self.session_timeout)
+            .map(|b| b.id)
+            .collect()
+    }
+
+    /// The active controller's fencing loop; runs until the task is aborted.
+    pub async fn run(self: std::sync::Arc<Self>, raft: Raft<TypeConfig>, machine: StateMachineStore) {
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let metrics = raft.metrics().borrow().clone();
+            if metrics.current_leader != Some(metrics.id) {
+                continue;
+            }
+            self.reset_on_new_term(metrics.current_term);
+            for id in self.expired(&machine.shared_state()) {
+                tracing::warn!(broker = id, timeout = ?self.session_timeout, "broker session expired; fencing it");
+                if let Err(e) = raft.client_write(MetadataCommand::FenceBroker { id }).await {
+                    tracing::warn!(broker = id, error = %e, "fencing broker failed");
+                }
+            }
+        }
+    }
+}
