@@ -58,6 +58,12 @@ struct BrokerArgs {
     /// This broker's id.
     #[arg(long)]
     node_id: Option<i32>,
+    /// Metadata-quorum listener (Raft and broker heartbeats), HOST:PORT.
+    #[arg(long)]
+    controller_listen: Option<SocketAddr>,
+    /// The metadata quorum: ID@HOST:PORT of every voter's controller listener, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    voters: Option<Vec<String>>,
     /// Check the configuration and exit.
     #[arg(long)]
     check_config: bool,
@@ -114,6 +120,12 @@ fn broker_config(args: &BrokerArgs) -> anyhow::Result<millrace_config::BrokerCon
     }
     if let Some(node_id) = args.node_id {
         config.node_id = node_id;
+    }
+    if let Some(listen) = args.controller_listen {
+        config.controller_listen = Some(listen);
+    }
+    if let Some(voters) = &args.voters {
+        config.voters = voters.clone();
     }
     config.validate(&format!("{origin} with command-line overrides"))?;
     Ok(config)

@@ -1,17 +1,20 @@
-//! The topics this broker hosts: names, ids, per-topic settings and partitions, persisted in
-//! `<data-dir>/meta/topics.json` (written atomically) so they survive restarts.
+//! The topics and partition replicas this broker hosts, materialized from the controller's
+//! metadata: [`Catalog::apply`] opens the logs of partitions assigned here, applies config
+//! changes, and deletes the data of topics and replicas that went away. Each partition directory
+//! carries Kafka's `partition.metadata` file with its topic id, so a topic deleted and re-created
+//! under the same name while this broker was down never mixes old data into the new topic.
 
+use crate::controller::MetadataState;
 use crate::error::BrokerError;
 use crate::fsutil::{io_err, write_atomically};
 use crate::partition::Partition;
 use millrace_config::{BrokerConfig, EffectiveTopicConfig, TopicOverrides};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use uuid::Uuid;
 
-/// One topic: immutable once built; adding partitions replaces the whole `Topic`.
+/// One topic as hosted here: immutable once built; any change replaces the whole `Topic`.
 pub struct Topic {
     /// Name.
     pub name: String,
@@ -21,32 +24,17 @@ pub struct Topic {
     pub overrides: TopicOverrides,
     /// Settings in force.
     pub config: EffectiveTopicConfig,
-    /// Partitions by index.
-    pub partitions: Vec<Arc<Partition>>,
+    /// Partitions of the topic in the cluster.
+    pub partition_count: i32,
+    /// The partitions with a replica on this broker, by index.
+    pub partitions: BTreeMap<i32, Arc<Partition>>,
 }
 
-/// What CreateTopics reports about a (possibly only validated) topic.
-pub struct CreatedTopic {
-    /// Topic id (nil when only validated).
-    pub id: Uuid,
-    /// Partition count.
-    pub partitions: i32,
-    /// Settings in force.
-    pub config: EffectiveTopicConfig,
-    /// Settings given explicitly.
-    pub overrides: TopicOverrides,
-}
-
-#[derive(Serialize, Deserialize)]
-struct StoredTopic {
-    id: Uuid,
-    partitions: i32,
-    configs: BTreeMap<String, String>,
-}
-
-#[derive(Serialize, Deserialize, Default)]
-struct StoredCatalog {
-    topics: BTreeMap<String, StoredTopic>,
+impl Topic {
+    /// This broker's replica of partition `index`, if it has one.
+    pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
+        self.partitions.get(&index)
+    }
 }
 
 /// Why a topic operation was refused; each maps to a Kafka error code.
@@ -67,9 +55,18 @@ pub enum TopicError {
     /// Bad replication factor.
     #[error("{0}")]
     InvalidReplicationFactor(String),
+    /// Bad replica assignment.
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
     /// Bad setting.
     #[error("{0}")]
     InvalidConfig(String),
+    /// The request contradicts itself.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// The metadata quorum could not take the change now (no active controller, timeout).
+    #[error("{0}")]
+    NotController(String),
     /// Storage failed.
     #[error(transparent)]
     Broker(#[from] BrokerError),
@@ -102,54 +99,53 @@ pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
     Ok(())
 }
 
-/// The set of topics, shared by every connection.
+/// Validates topic-level settings given as Kafka key/value pairs.
+pub fn parse_overrides<'a>(
+    configs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<TopicOverrides, TopicError> {
+    TopicOverrides::from_pairs(configs).map_err(|e| TopicError::InvalidConfig(e.to_string()))
+}
+
+/// What one [`Catalog::apply`] changed.
+#[derive(Default)]
+pub struct Applied {
+    /// Partitions whose replica was opened here.
+    pub opened: Vec<Arc<Partition>>,
+    /// Partitions whose replica was removed from here (data being deleted).
+    pub removed: Vec<Arc<Partition>>,
+}
+
+/// The hosted topics, shared by every connection.
 pub struct Catalog {
     data_dir: PathBuf,
     broker: BrokerConfig,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
-    /// Serializes create/delete/alter so the persisted file matches memory.
-    admin: tokio::sync::Mutex<()>,
+    /// Serializes [`Catalog::apply`] calls.
+    applying: std::sync::Mutex<()>,
 }
 
 fn partition_dir(data_dir: &Path, topic: &str, index: i32) -> PathBuf {
     data_dir.join(format!("{topic}-{index}"))
 }
 
-impl Catalog {
-    fn meta_file(data_dir: &Path) -> PathBuf {
-        data_dir.join("meta").join("topics.json")
-    }
+const PARTITION_METADATA: &str = "partition.metadata";
 
-    /// Loads the catalog and opens (recovering) every partition.
-    pub fn open(broker: &BrokerConfig) -> Result<Catalog, BrokerError> {
-        let data_dir = broker.data_dir.clone();
-        let path = Self::meta_file(&data_dir);
-        let stored: StoredCatalog = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| BrokerError::Metadata(format!("{} is not valid topic metadata: {e}", path.display())))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => StoredCatalog::default(),
-            Err(e) => return Err(io_err(format!("reading {}", path.display()), e)),
-        };
-        remove_deleted_dirs(&data_dir);
-        let mut topics = BTreeMap::new();
-        for (name, stored) in stored.topics {
-            let overrides = TopicOverrides::from_pairs(stored.configs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-                .map_err(|e| BrokerError::Metadata(format!("topic '{name}' in {}: {e}", path.display())))?;
-            let config = overrides.resolve(broker);
-            let mut partitions = Vec::with_capacity(stored.partitions.max(0) as usize);
-            for index in 0..stored.partitions {
-                let dir = partition_dir(&data_dir, &name, index);
-                partitions.push(Arc::new(Partition::open(&name, index, dir, &config)?));
-            }
-            tracing::info!(topic = %name, partitions = stored.partitions, "opened topic");
-            topics.insert(name.clone(), Arc::new(Topic { name, id: stored.id, overrides, config, partitions }));
-        }
-        Ok(Catalog {
-            data_dir,
+/// Reads the topic id from a partition directory's `partition.metadata`, if present.
+fn stored_topic_id(dir: &Path) -> Option<Uuid> {
+    let text = std::fs::read_to_string(dir.join(PARTITION_METADATA)).ok()?;
+    text.lines().find_map(|l| l.strip_prefix("topic_id:")).and_then(|id| Uuid::parse_str(id.trim()).ok())
+}
+
+impl Catalog {
+    /// An empty catalog over `broker.data_dir`; finishes deletions a crash interrupted.
+    pub fn new(broker: &BrokerConfig) -> Catalog {
+        remove_deleted_dirs(&broker.data_dir);
+        Catalog {
+            data_dir: broker.data_dir.clone(),
             broker: broker.clone(),
-            topics: RwLock::new(topics),
-            admin: tokio::sync::Mutex::new(()),
-        })
+            topics: RwLock::new(BTreeMap::new()),
+            applying: std::sync::Mutex::new(()),
+        }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Topic>>> {
@@ -170,11 +166,9 @@ impl Catalog {
         self.read().values().find(|t| &t.id == id).cloned()
     }
 
-    /// A partition by topic name and index.
+    /// This broker's replica of a partition.
     pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
-        let topics = self.read();
-        let topic = topics.get(topic)?;
-        usize::try_from(index).ok().and_then(|i| topic.partitions.get(i)).cloned()
+        self.read().get(topic)?.partition(index).cloned()
     }
 
     /// All topics, sorted by name.
@@ -182,205 +176,111 @@ impl Catalog {
         self.read().values().cloned().collect()
     }
 
-    fn persist(&self) -> Result<(), BrokerError> {
-        let stored = StoredCatalog {
-            topics: self
-                .read()
-                .values()
-                .map(|t| {
-                    (
-                        t.name.clone(),
-                        StoredTopic { id: t.id, partitions: t.partitions.len() as i32, configs: t.overrides.0.clone() },
-                    )
-                })
-                .collect(),
-        };
-        let bytes = serde_json::to_vec_pretty(&stored).map_err(|e| BrokerError::Internal(e.to_string()))?;
-        write_atomically(&Self::meta_file(&self.data_dir), &bytes)
+    /// Every hosted partition replica.
+    pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
+        self.read().values().flat_map(|t| t.partitions.values().cloned()).collect()
     }
 
-    /// Validates a creation request without creating anything; returns the resolved settings.
-    pub fn check_create(
-        &self,
-        name: &str,
-        partitions: i32,
-        replication_factor: i16,
-        configs: &[(String, String)],
-    ) -> Result<(i32, TopicOverrides), TopicError> {
-        validate_topic_name(name)?;
-        if self.read().contains_key(name) {
-            return Err(TopicError::AlreadyExists(name.to_string()));
-        }
-        let partitions = if partitions == -1 { self.broker.topics.default_partitions } else { partitions };
-        if !(1..=100_000).contains(&partitions) {
-            return Err(TopicError::InvalidPartitions(format!(
-                "number of partitions must be between 1 and 100000, got {partitions}"
-            )));
-        }
-        if replication_factor != -1 && replication_factor != 1 {
-            return Err(TopicError::InvalidReplicationFactor(format!(
-                "replication factor {replication_factor} is larger than the 1 available broker"
-            )));
-        }
-        let overrides = TopicOverrides::from_pairs(configs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
-        Ok((partitions, overrides))
+    /// Settings a topic with `configs` would have.
+    pub fn resolve(&self, overrides: &TopicOverrides) -> EffectiveTopicConfig {
+        overrides.resolve(&self.broker)
     }
 
-    /// Creates a topic.
-    pub async fn create(
-        &self,
-        name: &str,
-        partitions: i32,
-        replication_factor: i16,
-        configs: &[(String, String)],
-    ) -> Result<Arc<Topic>, TopicError> {
-        let _admin = self.admin.lock().await;
-        self.create_locked(name, partitions, replication_factor, configs)
-    }
-
-    /// Creates the topic if it does not exist; for internal topics at start-up, before any
-    /// client can race with it.
-    pub fn ensure_topic(
-        &self,
-        name: &str,
-        partitions: i32,
-        configs: &[(String, String)],
-    ) -> Result<Arc<Topic>, TopicError> {
-        match self.get(name) {
-            Some(topic) => Ok(topic),
-            None => self.create_locked(name, partitions, -1, configs),
-        }
-    }
-
-    /// Creation proper; the caller holds the admin lock (or runs before the server starts).
-    fn create_locked(
-        &self,
-        name: &str,
-        partitions: i32,
-        replication_factor: i16,
-        configs: &[(String, String)],
-    ) -> Result<Arc<Topic>, TopicError> {
-        let (partitions, overrides) = self.check_create(name, partitions, replication_factor, configs)?;
-        let config = overrides.resolve(&self.broker);
-        let mut opened = Vec::with_capacity(partitions as usize);
-        for index in 0..partitions {
-            let dir = partition_dir(&self.data_dir, name, index);
-            // Leftovers from an older topic of the same name must not leak into the new one.
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir).map_err(|e| io_err(format!("removing stale {}", dir.display()), e))?;
-            }
-            opened.push(Arc::new(Partition::open(name, index, dir, &config)?));
-        }
-        let topic =
-            Arc::new(Topic { name: name.to_string(), id: Uuid::new_v4(), overrides, config, partitions: opened });
-        self.write().insert(name.to_string(), topic.clone());
-        self.persist()?;
-        tracing::info!(topic = %name, partitions, "created topic");
-        Ok(topic)
-    }
-
-    /// Creates a topic, or with `validate_only` only checks that it could be created.
-    pub async fn create_or_check(
-        &self,
-        name: &str,
-        partitions: i32,
-        replication_factor: i16,
-        configs: &[(String, String)],
-        validate_only: bool,
-    ) -> Result<CreatedTopic, TopicError> {
-        if validate_only {
-            let (partitions, overrides) = self.check_create(name, partitions, replication_factor, configs)?;
-            let config = overrides.resolve(&self.broker);
-            return Ok(CreatedTopic { id: Uuid::nil(), partitions, config, overrides });
-        }
-        let topic = self.create(name, partitions, replication_factor, configs).await?;
-        Ok(CreatedTopic {
-            id: topic.id,
-            partitions: topic.partitions.len() as i32,
-            config: topic.config.clone(),
-            overrides: topic.overrides.clone(),
-        })
-    }
-
-    /// Returns the topic, creating it with defaults when `auto_create` allows.
-    pub async fn get_or_auto_create(&self, name: &str) -> Result<Option<Arc<Topic>>, TopicError> {
-        if let Some(topic) = self.get(name) {
-            return Ok(Some(topic));
-        }
-        if !self.broker.topics.auto_create {
-            return Ok(None);
-        }
-        match self.create(name, -1, -1, &[]).await {
-            Ok(topic) => Ok(Some(topic)),
-            // Another connection created it first.
-            Err(TopicError::AlreadyExists(_)) => Ok(self.get(name)),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Deletes a topic and, in the background, its data.
-    pub async fn delete(&self, name: &str) -> Result<Uuid, TopicError> {
-        if is_internal(name) {
-            return Err(TopicError::InvalidName(format!("'{name}' is an internal topic and cannot be deleted")));
-        }
-        let _admin = self.admin.lock().await;
-        let topic = self.write().remove(name).ok_or_else(|| TopicError::Unknown(name.to_string()))?;
-        self.persist()?;
-        // Rename first (Kafka's `-delete` suffix) so a crash mid-delete never resurrects the data.
-        let mut doomed = Vec::new();
-        for partition in &topic.partitions {
-            let target = self.data_dir.join(format!("{}-{}.{}-delete", name, partition.index, topic.id.simple()));
-            match std::fs::rename(&partition.dir, &target) {
-                Ok(()) => doomed.push(target),
+    /// Brings the hosted replicas in line with `state` for broker `node_id`: opens (recovering)
+    /// the logs of partitions assigned here, applies changed settings, and deletes the data of
+    /// replicas no longer assigned here. Blocking (file I/O).
+    pub fn apply(&self, state: &MetadataState, node_id: i32) -> Result<Applied, BrokerError> {
+        let _serial = self.applying.lock().unwrap_or_else(|p| p.into_inner());
+        let mut applied = Applied::default();
+        let current = self.read().clone();
+        let mut next = BTreeMap::new();
+        for (name, meta) in &state.topics {
+            let old = current.get(name).filter(|t| t.id == meta.topic_id);
+            let overrides = match TopicOverrides::from_pairs(meta.configs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            {
+                Ok(o) => o,
                 Err(e) => {
-                    tracing::warn!(dir = %partition.dir.display(), error = %e, "could not rename partition for deletion")
+                    tracing::error!(topic = %name, error = %e, "topic settings in the metadata are invalid; using defaults");
+                    TopicOverrides::default()
                 }
+            };
+            let config = overrides.resolve(&self.broker);
+            let mut partitions = BTreeMap::new();
+            for (index, p) in meta.partitions.iter().enumerate() {
+                let index = index as i32;
+                if !p.replicas.contains(&node_id) {
+                    continue;
+                }
+                if let Some(existing) = old.and_then(|t| t.partitions.get(&index)) {
+                    if old.is_some_and(|t| t.config != config) {
+                        existing.set_log_config(&config);
+                    }
+                    partitions.insert(index, existing.clone());
+                    continue;
+                }
+                let dir = partition_dir(&self.data_dir, name, index);
+                if dir.exists() && stored_topic_id(&dir).is_some_and(|id| id != meta.topic_id) {
+                    tracing::warn!(dir = %dir.display(), "partition data belongs to an older topic of the same name; removing it");
+                    std::fs::remove_dir_all(&dir)
+                        .map_err(|e| io_err(format!("removing stale {}", dir.display()), e))?;
+                }
+                std::fs::create_dir_all(&dir).map_err(|e| io_err(format!("creating {}", dir.display()), e))?;
+                if stored_topic_id(&dir).is_none() {
+                    let text = format!("version: 0\ntopic_id: {}\n", meta.topic_id);
+                    write_atomically(&dir.join(PARTITION_METADATA), text.as_bytes())?;
+                }
+                let partition = Arc::new(Partition::open(name, index, dir, &config)?);
+                applied.opened.push(partition.clone());
+                partitions.insert(index, partition);
+            }
+            if let Some(old) = old {
+                applied
+                    .removed
+                    .extend(old.partitions.iter().filter(|(i, _)| !partitions.contains_key(i)).map(|(_, p)| p.clone()));
+            }
+            let topic = Topic {
+                name: name.clone(),
+                id: meta.topic_id,
+                overrides,
+                config,
+                partition_count: meta.partitions.len() as i32,
+                partitions,
+            };
+            next.insert(name.clone(), Arc::new(topic));
+        }
+        for (name, old) in &current {
+            if next.get(name).is_none_or(|t| t.id != old.id) {
+                applied.removed.extend(old.partitions.values().cloned());
             }
         }
-        tokio::task::spawn_blocking(move || {
-            for dir in doomed {
-                if let Err(e) = std::fs::remove_dir_all(&dir) {
-                    tracing::warn!(dir = %dir.display(), error = %e, "could not remove deleted partition");
-                }
-            }
-        });
-        tracing::info!(topic = %name, "deleted topic");
-        Ok(topic.id)
+        *self.write() = next;
+        for partition in &applied.removed {
+            self.delete_replica(partition);
+        }
+        for partition in &applied.opened {
+            tracing::info!(partition = %partition.name(), "opened partition replica");
+        }
+        Ok(applied)
     }
 
-    /// Grows a topic to `count` partitions.
-    pub async fn add_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), TopicError> {
-        let _admin = self.admin.lock().await;
-        let topic = self.get(name).ok_or_else(|| TopicError::Unknown(name.to_string()))?;
-        let current = topic.partitions.len() as i32;
-        if count <= current {
-            return Err(TopicError::InvalidPartitions(format!(
-                "topic '{name}' has {current} partitions; the new count {count} must be larger"
-            )));
+    /// Renames the replica's directory aside (Kafka's `-delete` suffix, so a crash mid-delete
+    /// never resurrects it) and removes it in the background.
+    fn delete_replica(&self, partition: &Partition) {
+        let suffix = Uuid::new_v4().simple();
+        let target = self.data_dir.join(format!("{}-{}.{suffix}-delete", partition.topic, partition.index));
+        match std::fs::rename(&partition.dir, &target) {
+            Ok(()) => {
+                tracing::info!(partition = %partition.name(), "deleting partition replica");
+                std::thread::spawn(move || {
+                    if let Err(e) = std::fs::remove_dir_all(&target) {
+                        tracing::warn!(dir = %target.display(), error = %e, "could not remove deleted partition");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(dir = %partition.dir.display(), error = %e, "could not rename partition for deletion")
+            }
         }
-        if count > 100_000 {
-            return Err(TopicError::InvalidPartitions(format!("{count} partitions is more than the 100000 allowed")));
-        }
-        if validate_only {
-            return Ok(());
-        }
-        let mut partitions = topic.partitions.clone();
-        for index in current..count {
-            let dir = partition_dir(&self.data_dir, name, index);
-            partitions.push(Arc::new(Partition::open(name, index, dir, &topic.config)?));
-        }
-        let grown = Arc::new(Topic {
-            name: topic.name.clone(),
-            id: topic.id,
-            overrides: topic.overrides.clone(),
-            config: topic.config.clone(),
-            partitions,
-        });
-        self.write().insert(name.to_string(), grown);
-        self.persist()?;
-        tracing::info!(topic = %name, from = current, to = count, "added partitions");
-        Ok(())
     }
 
     /// Empties the catalog and closes every log cleanly (shutdown).
@@ -391,10 +291,10 @@ impl Catalog {
                 tracing::warn!("topic still in use at shutdown; its logs recover on next start");
                 continue;
             };
-            for partition in topic.partitions {
+            for (_, partition) in topic.partitions {
                 match Arc::try_unwrap(partition) {
                     Ok(partition) => {
-                        let name = format!("{}-{}", partition.topic, partition.index);
+                        let name = partition.name();
                         if let Err(e) = partition.close() {
                             tracing::warn!(partition = %name, error = %e, "closing partition failed");
                         }

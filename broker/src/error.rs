@@ -26,6 +26,13 @@ pub enum BrokerError {
     /// The broker is stopping.
     #[error("broker is shutting down")]
     ShuttingDown,
+    /// This broker does not (or no longer) coordinate the group: its offsets partition is led
+    /// elsewhere.
+    #[error("this broker is not the coordinator of the group")]
+    NotCoordinator,
+    /// Replication to the in-sync replicas did not finish in time.
+    #[error("{0}")]
+    Replication(String),
 }
 
 impl BrokerError {
@@ -36,6 +43,8 @@ impl BrokerError {
             BrokerError::Io { .. } => ResponseError::KafkaStorageError,
             BrokerError::Metadata(_) | BrokerError::Internal(_) => ResponseError::UnknownServerError,
             BrokerError::ShuttingDown => ResponseError::NotLeaderOrFollower,
+            BrokerError::NotCoordinator => ResponseError::NotCoordinator,
+            BrokerError::Replication(_) => ResponseError::RequestTimedOut,
         }
     }
 }

@@ -5,18 +5,21 @@
 //!   retention, idempotent-producer state. Pure storage, no networking.
 //! - [`partition`]: one partition for the server: the log behind a mutex, end-offset watch for
 //!   long polls, group-commit fsync.
-//! - [`catalog`]: topics and their partitions, persisted in `<data-dir>/meta/topics.json`.
+//! - [`catalog`]: the topics and partition replicas hosted here, materialized from the metadata.
 //! - [`server`]: TCP accept loop and per-connection pipelining; [`api`]: one handler per Kafka API.
 //! - [`admin`] + [`metrics`]: the HTTP listener with `/metrics` and `/health`.
-//! - [`producer_ids`]: producer-id allocation that survives restarts.
-//! - [`replication`]: pure leader-side ISR / high-watermark bookkeeping (cluster issue, not yet
-//!   driven by the fetch path).
+//! - [`producer_ids`]: producer ids from blocks the metadata quorum hands out.
 //! - [`controller`]: the openraft metadata quorum (KRaft's role): replicated metadata log, state
-//!   machine and controller RPC. Not yet wired into the broker (cluster issue, in progress).
+//!   machine, broker liveness and controller RPC.
+//! - [`cluster`]: this broker's membership (registration, heartbeats) and topic administration
+//!   through the quorum.
+//! - [`replication`]: pure leader-side ISR / high-watermark bookkeeping.
+//! - [`replica`]: the replica manager (roles from metadata) and the follower fetchers.
 
 pub mod admin;
 pub mod api;
 pub mod catalog;
+pub mod cluster;
 pub mod controller;
 pub mod error;
 mod fsutil;
@@ -25,10 +28,12 @@ pub mod log;
 pub mod metrics;
 pub mod partition;
 pub mod producer_ids;
+pub mod replica;
 pub mod replication;
 pub mod server;
 
 use crate::catalog::Catalog;
+use crate::cluster::ClusterLink;
 use crate::error::BrokerError;
 use crate::fsutil::{io_err, write_atomically};
 use crate::group::GroupCoordinator;
@@ -47,7 +52,7 @@ pub struct Broker {
     pub config: BrokerConfig,
     /// Cluster id, stored in `<data-dir>/meta/cluster-id`.
     pub cluster_id: String,
-    /// Topics and partitions.
+    /// Topics and partition replicas hosted here.
     pub catalog: Catalog,
     /// Prometheus metrics.
     pub metrics: Metrics,
@@ -55,42 +60,34 @@ pub struct Broker {
     pub producer_ids: ProducerIds,
     /// Consumer-group coordinator.
     pub groups: GroupCoordinator,
+    /// Membership in the cluster and the replicated metadata.
+    pub cluster: Arc<ClusterLink>,
 }
 
 impl Broker {
-    /// Opens the data directory, recovering every partition.
-    pub fn open(config: BrokerConfig) -> Result<Broker, BrokerError> {
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|e| io_err(format!("creating data dir {}", config.data_dir.display()), e))?;
+    /// Prepares the data directory; partitions are opened as the metadata assigns them.
+    fn open(config: BrokerConfig, cluster: Arc<ClusterLink>) -> Result<Broker, BrokerError> {
         let meta = config.data_dir.join("meta");
         let cluster_id = load_cluster_id(&meta, config.cluster_id.as_deref())?;
-        let catalog = Catalog::open(&config)?;
+        let catalog = Catalog::new(&config);
         let metrics = Metrics::new().map_err(|e| BrokerError::Internal(format!("registering metrics: {e}")))?;
-        let producer_ids = ProducerIds::open(meta.join("producer-ids.json"))?;
-        let offsets_topic = catalog
-            .ensure_topic(
-                group::OFFSETS_TOPIC,
-                config.groups.offsets_topic_partitions,
-                &[
-                    ("cleanup.policy".to_string(), "compact".to_string()),
-                    ("segment.bytes".to_string(), config.groups.offsets_segment_bytes.0.to_string()),
-                ],
-            )
-            .map_err(|e| BrokerError::Metadata(format!("creating {}: {e}", group::OFFSETS_TOPIC)))?;
-        let store = group::store::OffsetStore::new(offsets_topic.partitions.clone());
-        let groups = GroupCoordinator::open(store, config.groups.clone())?;
-        Ok(Broker { config, cluster_id, catalog, metrics, producer_ids, groups })
+        let groups = GroupCoordinator::new(config.groups.offsets_topic_partitions as usize, config.groups.clone());
+        Ok(Broker { config, cluster_id, catalog, metrics, producer_ids: ProducerIds::default(), groups, cluster })
     }
 
     /// The (host, port) advertised to clients.
     pub fn advertised_host_port(&self) -> (String, i32) {
-        let advertised = self.config.advertised();
-        match advertised.rsplit_once(':') {
-            Some((host, port)) => {
-                (host.trim_matches(|c| c == '[' || c == ']').to_string(), port.parse().unwrap_or(9092))
-            }
-            None => (advertised, 9092),
-        }
+        let (host, port) = advertised_host_port(&self.config);
+        (host, i32::from(port))
+    }
+}
+
+/// The (host, port) clients are told to connect to.
+fn advertised_host_port(config: &BrokerConfig) -> (String, u16) {
+    let advertised = config.advertised();
+    match advertised.rsplit_once(':') {
+        Some((host, port)) => (host.trim_matches(|c| c == '[' || c == ']').to_string(), port.parse().unwrap_or(9092)),
+        None => (advertised, 9092),
     }
 }
 
@@ -137,6 +134,13 @@ pub struct RunningBroker {
     pub addresses: BoundAddresses,
 }
 
+/// Binds the controller listener: the configured one, or for a single broker an ephemeral
+/// loopback port.
+async fn bind_controller(config: &BrokerConfig) -> Result<TcpListener, BrokerError> {
+    let addr = config.controller_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+    TcpListener::bind(addr).await.map_err(|e| io_err(format!("binding the controller listener {addr}"), e))
+}
+
 /// Opens storage and binds the listeners; call [`RunningBroker::serve`] next.
 pub async fn start(mut config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
     let kafka = TcpListener::bind(config.listen)
@@ -152,7 +156,11 @@ pub async fn start(mut config: BrokerConfig) -> Result<RunningBroker, BrokerErro
     // With port 0 the advertised address must carry the real port.
     config.listen = addresses.kafka;
     config.admin_listen = addresses.admin;
-    let broker = tokio::task::spawn_blocking(move || Broker::open(config))
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| io_err(format!("creating data dir {}", config.data_dir.display()), e))?;
+    let controller = bind_controller(&config).await?;
+    let cluster = Arc::new(ClusterLink::start(&config, controller, advertised_host_port(&config)).await?);
+    let broker = tokio::task::spawn_blocking(move || Broker::open(config, cluster))
         .await
         .map_err(|e| BrokerError::Internal(format!("opening storage: {e}")))??;
     Ok(RunningBroker { broker: Arc::new(broker), kafka, admin, addresses })
@@ -162,31 +170,63 @@ impl RunningBroker {
     /// Serves until `shutdown` turns true, then closes every log cleanly.
     pub async fn serve(self, shutdown: watch::Receiver<bool>) -> Result<(), BrokerError> {
         let broker = self.broker;
+        let admin = tokio::spawn(admin::serve(self.admin, broker.clone(), shutdown.clone()));
+        let housekeeping = tokio::spawn(housekeeping(broker.clone(), shutdown.clone()));
+        let membership = tokio::spawn(broker.cluster.clone().run_membership(shutdown.clone()));
+        let replicas = tokio::spawn(replica::run(broker.clone(), shutdown.clone()));
+        let internal_topics = tokio::spawn(ensure_internal_topics(broker.clone(), shutdown.clone()));
+        let kafka = tokio::spawn(server::serve(self.kafka, broker.clone(), shutdown.clone()));
+        if broker.config.voters.is_empty() {
+            // A single broker is its own quorum: it is ready once it has registered, which takes
+            // one election (well under a second). A cluster member is "ready" once listening; it
+            // registers when a quorum of voters is up.
+            let cluster = broker.cluster.clone();
+            let node_id = broker.config.node_id;
+            let active = cluster
+                .wait_metadata(Duration::from_secs(30), |m| {
+                    m.brokers.get(&node_id).is_some_and(|b| !b.fenced && b.epoch == cluster.broker_epoch())
+                })
+                .await;
+            if !active {
+                tracing::warn!("not registered with the local metadata quorum after 30s; serving anyway");
+            }
+            // Also wait until it coordinates groups, so a client's first JoinGroup finds it so.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while !broker.groups.coordinates_any() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
         tracing::info!(
             kafka = %self.addresses.kafka,
             admin = %self.addresses.admin,
             advertised = %broker.config.advertised(),
             data_dir = %broker.config.data_dir.display(),
             cluster_id = %broker.cluster_id,
-            topics = broker.catalog.all().len(),
+            node_id = broker.config.node_id,
             "broker ready"
         );
-        let admin = tokio::spawn(admin::serve(self.admin, broker.clone(), shutdown.clone()));
-        let housekeeping = tokio::spawn(housekeeping(broker.clone(), shutdown.clone()));
-        server::serve(self.kafka, broker.clone(), shutdown.clone()).await;
+        let _ = kafka.await;
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = admin.await;
         let _ = housekeeping.await;
+        let _ = membership.await;
+        let _ = replicas.await;
+        internal_topics.abort();
         // Connections hold the broker until their in-flight requests finish.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         let mut broker = broker;
         loop {
             match Arc::try_unwrap(broker) {
                 Ok(owned) => {
-                    tokio::task::spawn_blocking(move || owned.catalog.close_all())
+                    let Broker { catalog, cluster, groups, .. } = owned;
+                    drop(groups);
+                    tokio::task::spawn_blocking(move || catalog.close_all())
                         .await
                         .map_err(|e| BrokerError::Internal(format!("closing logs: {e}")))?;
                     tracing::info!("all logs closed cleanly");
+                    if let Ok(cluster) = Arc::try_unwrap(cluster) {
+                        cluster.shutdown().await;
+                    }
                     return Ok(());
                 }
                 Err(shared) if tokio::time::Instant::now() < deadline => {
@@ -198,6 +238,46 @@ impl RunningBroker {
                     return Ok(());
                 }
             }
+        }
+    }
+}
+
+/// Creates `__consumer_offsets` once enough brokers are live: the broker that hosts the active
+/// controller does it, with replication factor min(3, voters) like Kafka's
+/// `offsets.topic.replication.factor`, waiting for that many brokers rather than creating an
+/// under-replicated topic.
+async fn ensure_internal_topics(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let voters = broker.config.voter_map().len().max(1);
+    let replication_factor = voters.min(3);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let metadata = broker.cluster.metadata();
+        if metadata.topics.contains_key(group::OFFSETS_TOPIC) {
+            return;
+        }
+        if broker.cluster.controller_id() != broker.config.node_id
+            || broker.cluster.live_brokers().len() < replication_factor
+        {
+            continue;
+        }
+        let configs = [
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            ("segment.bytes".to_string(), broker.config.groups.offsets_segment_bytes.0.to_string()),
+        ];
+        let topic = cluster::topics::NewTopic {
+            name: group::OFFSETS_TOPIC,
+            partitions: broker.config.groups.offsets_topic_partitions,
+            replication_factor: replication_factor as i16,
+            assignments: Vec::new(),
+            configs: &configs,
+        };
+        match broker.cluster.create_topic(&broker.catalog, &broker.config, topic, false).await {
+            Ok(_) | Err(catalog::TopicError::AlreadyExists(_)) => return,
+            Err(e) => tracing::warn!(error = %e, "creating {} failed; retrying", group::OFFSETS_TOPIC),
         }
     }
 }
@@ -220,8 +300,8 @@ async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) 
         tokio::select! {
             _ = group_tick.tick() => broker.groups.tick(),
             _ = flush_tick.tick() => {
-                for topic in broker.catalog.all() {
-                    for partition in &topic.partitions {
+                for partition in broker.catalog.all_partitions() {
+                    {
                         if let Err(e) = partition.flush_if_dirty().await {
                             tracing::error!(partition = %format!("{}-{}", partition.topic, partition.index), error = %e, "background fsync failed");
                         }
@@ -235,7 +315,7 @@ async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) 
                         delete_retention_ms: topic.config.delete_retention_ms,
                         min_compaction_lag_ms: topic.config.min_compaction_lag_ms,
                     };
-                    for partition in topic.partitions.clone() {
+                    for partition in topic.partitions.values().cloned() {
                         let result = tokio::task::spawn_blocking(move || (partition.compact(now, &config), partition)).await;
                         match result {
                             Ok((Ok(report), partition)) if report.segments_cleaned > 0 => {
@@ -258,8 +338,8 @@ async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) 
             }
             _ = retention_tick.tick() => {
                 let now = api::now_ms();
-                for topic in broker.catalog.all() {
-                    for partition in topic.partitions.clone() {
+                for partition in broker.catalog.all_partitions() {
+                    {
                         let result = tokio::task::spawn_blocking(move || (partition.apply_retention(now), partition)).await;
                         match result {
                             Ok((Ok(deleted), partition)) if deleted > 0 => {

@@ -30,6 +30,9 @@ pub struct Metrics {
     /// Requests for APIs or versions this broker does not implement.
     pub unsupported_requests: IntCounter,
     log_end_offset: IntGaugeVec,
+    high_watermark: IntGaugeVec,
+    is_leader: IntGaugeVec,
+    replication_bytes_in: IntCounterVec,
     log_start_offset: IntGaugeVec,
     log_size_bytes: IntGaugeVec,
     log_segments: IntGaugeVec,
@@ -134,6 +137,18 @@ impl Metrics {
             protocol_errors,
             unsupported_requests,
             log_end_offset: gauge_vec(&registry, "log_end_offset", "Next offset to be written")?,
+            high_watermark: gauge_vec(
+                &registry,
+                "partition_high_watermark",
+                "Offset below which records are on every in-sync replica (visible to consumers)",
+            )?,
+            is_leader: gauge_vec(&registry, "partition_is_leader", "1 where this broker leads the partition, else 0")?,
+            replication_bytes_in: counter_vec(
+                &registry,
+                "replication_bytes_in_total",
+                "Record-batch bytes a follower copied from partition leaders, per topic",
+                &["topic"],
+            )?,
             log_start_offset: gauge_vec(&registry, "log_start_offset", "First offset still stored")?,
             log_size_bytes: gauge_vec(&registry, "log_size_bytes", "Bytes of segments on disk")?,
             log_segments: gauge_vec(&registry, "log_segments", "Number of segments")?,
@@ -171,6 +186,11 @@ impl Metrics {
         self.topic_bytes_in.with_label_values(&[topic]).inc_by(bytes as u64);
     }
 
+    /// Counts bytes a follower copied from a leader.
+    pub fn replication_bytes_in(&self, topic: &str, bytes: usize) {
+        self.replication_bytes_in.with_label_values(&[topic]).inc_by(bytes as u64);
+    }
+
     /// Counts appended records.
     pub fn records_in(&self, topic: &str, records: usize) {
         self.topic_records_in.with_label_values(&[topic]).inc_by(records as u64);
@@ -192,6 +212,8 @@ impl Metrics {
     pub fn render(&self, catalog: &Catalog, committed: &[CommittedOffset]) -> String {
         for gauge in [
             &self.log_end_offset,
+            &self.high_watermark,
+            &self.is_leader,
             &self.log_start_offset,
             &self.log_size_bytes,
             &self.log_segments,
@@ -203,12 +225,14 @@ impl Metrics {
             gauge.reset();
         }
         for topic in catalog.all() {
-            for partition in &topic.partitions {
+            for partition in topic.partitions.values() {
                 let index = partition.index.to_string();
                 let labels = [topic.name.as_str(), index.as_str()];
-                let (start, end) = partition.offsets();
+                let (start, high_watermark) = partition.offsets();
                 let (size, segments) = partition.size();
-                self.log_end_offset.with_label_values(&labels).set(end);
+                self.log_end_offset.with_label_values(&labels).set(partition.log_end_offset());
+                self.high_watermark.with_label_values(&labels).set(high_watermark);
+                self.is_leader.with_label_values(&labels).set(i64::from(partition.leader_epoch_if_leader().is_some()));
                 self.log_start_offset.with_label_values(&labels).set(start);
                 self.log_size_bytes.with_label_values(&labels).set(size as i64);
                 self.log_segments.with_label_values(&labels).set(segments as i64);

@@ -102,22 +102,17 @@ pub struct ControllerSettings {
 
 impl Default for ControllerSettings {
     fn default() -> Self {
-        ControllerSettings {
-            broker_session_timeout: DurationMs(3_000),
-            broker_heartbeat_interval: DurationMs(500),
-        }
+        ControllerSettings { broker_session_timeout: DurationMs(3_000), broker_heartbeat_interval: DurationMs(500) }
     }
 }
 
 /// Parses one `voters` entry, `ID@HOST:PORT`.
 pub fn parse_voter(entry: &str) -> Result<(u64, String), String> {
-    let (id, addr) =
-        entry.split_once('@').ok_or_else(|| format!("`{entry}` is not ID@HOST:PORT (no '@')"))?;
+    let (id, addr) = entry.split_once('@').ok_or_else(|| format!("`{entry}` is not ID@HOST:PORT (no '@')"))?;
     let id: u64 = id.trim().parse().map_err(|_| format!("`{entry}`: `{id}` is not a non-negative integer id"))?;
     let addr = addr.trim();
-    let valid = addr
-        .rsplit_once(':')
-        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+    let valid =
+        addr.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
     if !valid {
         return Err(format!("`{entry}`: `{addr}` is not HOST:PORT"));
     }
@@ -395,7 +390,12 @@ impl BrokerConfig {
         let mut ids = std::collections::BTreeSet::new();
         for voter in &self.voters {
             let (id, _) = parse_voter(voter).map_err(|why| {
-                ConfigError::invalid(origin, "voters", why, "list every voter as \"ID@HOST:PORT\", e.g. \"1@10.0.0.1:9093\"")
+                ConfigError::invalid(
+                    origin,
+                    "voters",
+                    why,
+                    "list every voter as \"ID@HOST:PORT\", e.g. \"1@10.0.0.1:9093\"",
+                )
             })?;
             if !ids.insert(id) {
                 return Err(ConfigError::invalid(
@@ -425,7 +425,12 @@ impl BrokerConfig {
             }
         }
         if self.replication.min_insync_replicas < 1 {
-            return Err(ConfigError::invalid(origin, "replication.min_insync_replicas", "must be at least 1", "use 1 or 2"));
+            return Err(ConfigError::invalid(
+                origin,
+                "replication.min_insync_replicas",
+                "must be at least 1",
+                "use 1 or 2",
+            ));
         }
         if self.replication.replica_lag_time_max.0 == 0 {
             return Err(ConfigError::invalid(

@@ -80,7 +80,9 @@ fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
     match value.trim() {
         "true" => Ok(true),
         "false" => Ok(false),
-        other => Err(ConfigError::invalid("topic config", key, format!("`{other}` is not a boolean"), "use true or false")),
+        other => {
+            Err(ConfigError::invalid("topic config", key, format!("`{other}` is not a boolean"), "use true or false"))
+        }
     }
 }
 

@@ -1,15 +1,20 @@
 //! Fetch: whole record batches from a fetch offset, with long-polling (max_wait_ms / min_bytes),
 //! per-partition and per-response byte limits. Fetch sessions (KIP-227) are declined by
 //! answering session id 0, which tells clients to send full fetch requests.
+//!
+//! Consumers read below the high watermark from the leader. Followers (a `replica_id`) read up
+//! to the log end; their fetch offset tells the leader what they have (moving the high
+//! watermark), and a follower whose last fetched epoch disagrees with the leader's log gets a
+//! diverging epoch to truncate to instead of data.
 
 use super::str_bytes;
 use crate::error::log_error_code;
-use crate::partition::Partition;
+use crate::partition::{FollowerFetch, Partition};
 use crate::Broker;
 use bytes::Bytes;
 use futures::future::select_all;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{EpochEndOffset, FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,9 +23,11 @@ use uuid::Uuid;
 
 struct Wanted {
     index: i32,
-    partition: Option<Arc<Partition>>,
+    partition: Result<Arc<Partition>, ResponseError>,
     fetch_offset: i64,
     max_bytes: usize,
+    /// Set for a follower whose log diverges: (epoch, end offset) to truncate to.
+    diverging: Option<(i32, i64)>,
 }
 
 struct WantedTopic {
@@ -46,6 +53,7 @@ fn read_once(
     broker: &Broker,
     topics: &[WantedTopic],
     response_max_bytes: usize,
+    follower: bool,
 ) -> (Vec<FetchableTopicResponse>, usize, bool) {
     let mut total = 0usize;
     let mut any_error = false;
@@ -53,15 +61,33 @@ fn read_once(
     for topic in topics {
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for wanted in &topic.partitions {
-            let Some(partition) = &wanted.partition else {
-                any_error = true;
-                partitions.push(empty_partition(wanted.index, topic.unknown));
-                continue;
+            let partition = match &wanted.partition {
+                Ok(partition) => partition,
+                Err(error) => {
+                    any_error = true;
+                    let error = if *error == ResponseError::UnknownTopicOrPartition { topic.unknown } else { *error };
+                    partitions.push(empty_partition(wanted.index, error));
+                    continue;
+                }
             };
             let (log_start, high_watermark) = partition.offsets();
+            if let Some((epoch, end_offset)) = wanted.diverging {
+                any_error = true;
+                partitions.push(
+                    empty_partition(wanted.index, ResponseError::UnknownServerError)
+                        .with_error_code(0)
+                        .with_high_watermark(high_watermark)
+                        .with_log_start_offset(log_start)
+                        .with_diverging_epoch(EpochEndOffset::default().with_epoch(epoch).with_end_offset(end_offset)),
+                );
+                continue;
+            }
+            let readable_end = if follower { partition.log_end_offset() } else { high_watermark };
             let budget = wanted.max_bytes.min(response_max_bytes.saturating_sub(total));
-            let data = if wanted.fetch_offset == high_watermark || budget == 0 {
+            let data = if wanted.fetch_offset == readable_end || budget == 0 {
                 Ok(Bytes::new())
+            } else if follower {
+                partition.read_to_end(wanted.fetch_offset, budget, total == 0).map(|r| r.data)
             } else {
                 // KIP-74: the first batch with data is returned whole even above the limits, so a
                 // consumer can always make progress.
@@ -70,7 +96,7 @@ fn read_once(
             match data {
                 Ok(records) => {
                     total += records.len();
-                    if !records.is_empty() {
+                    if !records.is_empty() && !follower {
                         broker.metrics.bytes_out(&partition.topic, &records);
                     }
                     partitions.push(
@@ -108,28 +134,75 @@ fn read_once(
     (out, total, any_error)
 }
 
+/// Resolves one wanted partition: the led replica, epoch checks, and for a follower the
+/// leader-side bookkeeping of its position.
+fn resolve(
+    broker: &Broker,
+    topic: &str,
+    p: &kafka_protocol::messages::fetch_request::FetchPartition,
+    replica_id: i32,
+) -> (Result<Arc<Partition>, ResponseError>, Option<(i32, i64)>) {
+    let (partition, epoch) = match super::led_partition(broker, topic, p.partition) {
+        Ok(found) => found,
+        Err(e) => return (Err(e), None),
+    };
+    if replica_id < 0 {
+        // KIP-320: a consumer with a stale or future view of the leader refreshes its metadata.
+        if p.current_leader_epoch >= 0 && p.current_leader_epoch < epoch {
+            return (Err(ResponseError::FencedLeaderEpoch), None);
+        }
+        if p.current_leader_epoch > epoch {
+            return (Err(ResponseError::UnknownLeaderEpoch), None);
+        }
+        return (Ok(partition), None);
+    }
+    let outcome = partition.on_follower_fetch(
+        replica_id,
+        p.fetch_offset,
+        p.current_leader_epoch,
+        p.last_fetched_epoch,
+        super::now_ms(),
+    );
+    match outcome {
+        Ok(FollowerFetch::Read { .. }) => (Ok(partition), None),
+        Ok(FollowerFetch::Diverging { epoch, end_offset }) => (Ok(partition), Some((epoch, end_offset))),
+        Err(e) => (Err(e.response_error()), None),
+    }
+}
+
 /// Answers Fetch, waiting up to `max_wait_ms` for `min_bytes` of data.
 pub async fn handle(broker: Arc<Broker>, version: i16, request: FetchRequest) -> FetchResponse {
     let by_id = version >= 13;
+    let replica_id = if version >= 15 { request.replica_state.replica_id.0 } else { request.replica_id.0 };
+    let follower = replica_id >= 0;
     let topics: Vec<WantedTopic> = request
         .topics
         .into_iter()
         .map(|t| {
-            let topic = if by_id { broker.catalog.get_by_id(&t.topic_id) } else { broker.catalog.get(&t.topic.0) };
+            let name = if by_id {
+                broker.cluster.metadata().topics.iter().find(|(_, m)| m.topic_id == t.topic_id).map(|(n, _)| n.clone())
+            } else {
+                Some(t.topic.0.to_string())
+            };
             let partitions = t
                 .partitions
-                .into_iter()
-                .map(|p| Wanted {
-                    index: p.partition,
-                    partition: topic.as_ref().and_then(|topic| {
-                        usize::try_from(p.partition).ok().and_then(|i| topic.partitions.get(i)).cloned()
-                    }),
-                    fetch_offset: p.fetch_offset,
-                    max_bytes: p.partition_max_bytes.max(0) as usize,
+                .iter()
+                .map(|p| {
+                    let (partition, diverging) = match &name {
+                        Some(name) => resolve(&broker, name, p, replica_id),
+                        None => (Err(ResponseError::UnknownTopicOrPartition), None),
+                    };
+                    Wanted {
+                        index: p.partition,
+                        partition,
+                        fetch_offset: p.fetch_offset,
+                        max_bytes: p.partition_max_bytes.max(0) as usize,
+                        diverging,
+                    }
                 })
                 .collect();
             WantedTopic {
-                name: topic.as_ref().map_or(t.topic, |topic| TopicName(str_bytes(topic.name.clone()))),
+                name: name.map_or(t.topic, |n| TopicName(str_bytes(n))),
                 id: t.topic_id,
                 unknown: if by_id { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition },
                 partitions,
@@ -142,19 +215,21 @@ pub async fn handle(broker: Arc<Broker>, version: i16, request: FetchRequest) ->
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     loop {
         // Subscribe before reading so an append between the read and the wait still wakes us.
+        // Followers wait for new data, consumers for newly committed data.
         let mut watches: Vec<_> = topics
             .iter()
             .flat_map(|t| t.partitions.iter())
-            .filter_map(|w| w.partition.as_ref().map(|p| p.subscribe_end_offset()))
+            .filter_map(|w| w.partition.as_ref().ok())
+            .map(|p| if follower { p.subscribe_end_offset() } else { p.subscribe_high_watermark() })
             .collect();
-        let (responses, total, any_error) = read_once(&broker, &topics, response_max_bytes);
+        let (responses, total, any_error) = read_once(&broker, &topics, response_max_bytes, follower);
         // min_bytes = 0 asks for an immediate answer, even an empty one.
         if total >= min_bytes || any_error || watches.is_empty() || Instant::now() >= deadline {
             return FetchResponse::default().with_session_id(0).with_responses(responses);
         }
         let changed = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
         if tokio::time::timeout_at(deadline, changed).await.is_err() {
-            let (responses, _, _) = read_once(&broker, &topics, response_max_bytes);
+            let (responses, _, _) = read_once(&broker, &topics, response_max_bytes, follower);
             return FetchResponse::default().with_session_id(0).with_responses(responses);
         }
     }

@@ -28,19 +28,35 @@ fn code(error: Option<ResponseError>) -> i16 {
     error.map_or(0, |e| e.code())
 }
 
-/// Answers FindCoordinator: this broker coordinates every group; transactions are not supported.
+/// The coordinator of `key`: the leader of its `__consumer_offsets` partition.
+fn coordinator_of(broker: &Broker, key: &str) -> Result<(i32, String, i32), (ResponseError, String)> {
+    let metadata = broker.cluster.metadata();
+    let Some(topic) = metadata.topics.get(crate::group::OFFSETS_TOPIC) else {
+        return Err((ResponseError::CoordinatorNotAvailable, "the offsets topic is being created".into()));
+    };
+    let index = crate::group::store::partition_for(key, topic.partitions.len());
+    let leader = topic.partitions.get(index).map_or(crate::controller::NO_LEADER, |p| p.leader);
+    match metadata.brokers.get(&leader).filter(|b| !b.fenced) {
+        Some(b) => Ok((b.id, b.host.clone(), i32::from(b.port))),
+        None => Err((
+            ResponseError::CoordinatorNotAvailable,
+            format!("{}-{index} has no leader right now", crate::group::OFFSETS_TOPIC),
+        )),
+    }
+}
+
+/// Answers FindCoordinator: a group's coordinator is the leader of its offsets partition;
+/// transactions are not supported.
 pub fn find_coordinator(
     broker: &Arc<Broker>,
     ctx: &RequestContext,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
-    let (host, port) = broker.advertised_host_port();
-    let node = BrokerId(broker.config.node_id);
-    let answer = |key_type: i8| -> Result<(), (ResponseError, &'static str)> {
+    let answer = |key_type: i8, key: &str| -> Result<(i32, String, i32), (ResponseError, String)> {
         if key_type == KEY_TYPE_GROUP {
-            Ok(())
+            coordinator_of(broker, key)
         } else {
-            Err((ResponseError::CoordinatorNotAvailable, "transactions are not supported by this broker"))
+            Err((ResponseError::CoordinatorNotAvailable, "transactions are not supported by this broker".into()))
         }
     };
     if ctx.version() >= 4 {
@@ -48,9 +64,12 @@ pub fn find_coordinator(
             .coordinator_keys
             .into_iter()
             .map(|key| {
+                let found = answer(request.key_type, &key);
                 let entry = Coordinator::default().with_key(key);
-                match answer(request.key_type) {
-                    Ok(()) => entry.with_node_id(node).with_host(str_bytes(host.clone())).with_port(port),
+                match found {
+                    Ok((node, host, port)) => {
+                        entry.with_node_id(BrokerId(node)).with_host(str_bytes(host)).with_port(port)
+                    }
                     Err((error, message)) => entry
                         .with_node_id(BrokerId(-1))
                         .with_port(-1)
@@ -61,8 +80,10 @@ pub fn find_coordinator(
             .collect();
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
-    match answer(request.key_type) {
-        Ok(()) => FindCoordinatorResponse::default().with_node_id(node).with_host(str_bytes(host)).with_port(port),
+    match answer(request.key_type, &request.key) {
+        Ok((node, host, port)) => {
+            FindCoordinatorResponse::default().with_node_id(BrokerId(node)).with_host(str_bytes(host)).with_port(port)
+        }
         Err((error, message)) => FindCoordinatorResponse::default()
             .with_error_code(error.code())
             .with_error_message(Some(str_bytes(message)))
@@ -112,6 +133,9 @@ pub fn join(
     if group_id.is_empty() {
         return fail(ResponseError::InvalidGroupId);
     }
+    if let Err(error) = broker.groups.check_coordinator(&group_id) {
+        return fail(error);
+    }
     let session = Duration::from_millis(request.session_timeout_ms.max(0) as u64);
     if !broker.groups.session_timeout_allowed(session) {
         return fail(ResponseError::InvalidSessionTimeout);
@@ -155,6 +179,9 @@ fn sync_response(result: SyncResult) -> SyncGroupResponse {
 
 /// Answers SyncGroup; followers wait for the leader's assignments.
 pub fn sync(broker: &Arc<Broker>, request: SyncGroupRequest) -> BoxFuture<'static, SyncGroupResponse> {
+    if let Err(error) = broker.groups.check_coordinator(&request.group_id.0) {
+        return Box::pin(async move { sync_response(SyncResult { error: Some(error), ..Default::default() }) });
+    }
     let assignments: Vec<(String, Bytes)> =
         request.assignments.into_iter().map(|a| (a.member_id.to_string(), a.assignment)).collect();
     let reply = broker.groups.sync(
@@ -177,6 +204,9 @@ pub fn sync(broker: &Arc<Broker>, request: SyncGroupRequest) -> BoxFuture<'stati
 
 /// Answers Heartbeat.
 pub fn heartbeat(broker: &Arc<Broker>, request: HeartbeatRequest) -> HeartbeatResponse {
+    if let Err(error) = broker.groups.check_coordinator(&request.group_id.0) {
+        return HeartbeatResponse::default().with_error_code(error.code());
+    }
     let error = broker.groups.heartbeat(
         &request.group_id.0,
         &request.member_id,
@@ -198,6 +228,9 @@ pub fn leave(broker: &Arc<Broker>, ctx: &RequestContext, request: LeaveGroupRequ
     } else {
         vec![(request.member_id.to_string(), None)]
     };
+    if let Err(error) = broker.groups.check_coordinator(&request.group_id.0) {
+        return LeaveGroupResponse::default().with_error_code(error.code());
+    }
     match broker.groups.leave(&request.group_id.0, &members) {
         Err(error) => LeaveGroupResponse::default().with_error_code(error.code()),
         Ok(results) if batched => LeaveGroupResponse::default().with_members(
@@ -244,6 +277,9 @@ pub fn describe(broker: &Arc<Broker>, ctx: &RequestContext, request: DescribeGro
         .into_iter()
         .map(|id| {
             let described = DescribedGroup::default().with_group_id(id.clone()).with_authorized_operations(i32::MIN);
+            if let Err(error) = broker.groups.check_coordinator(&id.0) {
+                return described.with_error_code(error.code()).with_group_state(str_bytes(""));
+            }
             match broker.groups.describe(&id.0) {
                 None => {
                     let described = described.with_group_state(str_bytes("Dead"));
@@ -284,7 +320,10 @@ pub fn describe(broker: &Arc<Broker>, ctx: &RequestContext, request: DescribeGro
 pub async fn delete(broker: &Arc<Broker>, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
     let mut results = Vec::with_capacity(request.groups_names.len());
     for id in request.groups_names {
-        let error = broker.groups.delete_group(&id.0).await.err();
+        let error = match broker.groups.check_coordinator(&id.0) {
+            Ok(()) => broker.groups.delete_group(&id.0).await.err(),
+            Err(e) => Some(e),
+        };
         results.push(DeletableGroupResult::default().with_group_id(id).with_error_code(code(error)));
     }
     DeleteGroupsResponse::default().with_results(results)

@@ -14,7 +14,6 @@ pub fn handle(broker: &Arc<Broker>, request: OffsetForLeaderEpochRequest) -> Off
         .topics
         .into_iter()
         .map(|topic| {
-            let found = broker.catalog.get(&topic.topic.0);
             let partitions = topic
                 .partitions
                 .into_iter()
@@ -23,14 +22,11 @@ pub fn handle(broker: &Arc<Broker>, request: OffsetForLeaderEpochRequest) -> Off
                         .with_partition(wanted.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
-                    let Some(partition) = found
-                        .as_ref()
-                        .and_then(|t| usize::try_from(wanted.partition).ok().and_then(|i| t.partitions.get(i)))
-                    else {
-                        return undefined.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    let (partition, current) = match super::led_partition(broker, &topic.topic.0, wanted.partition) {
+                        Ok(found) => found,
+                        Err(error) => return undefined.with_error_code(error.code()),
                     };
                     // The requester's view of the leader epoch must match ours (KIP-320 fencing).
-                    let current = partition.leader_epoch();
                     if wanted.current_leader_epoch >= 0 && wanted.current_leader_epoch < current {
                         return undefined.with_error_code(ResponseError::FencedLeaderEpoch.code());
                     }

@@ -17,26 +17,20 @@ const LATEST_TIERED: i64 = -5;
 /// Answers ListOffsets.
 pub fn handle(broker: &Arc<Broker>, version: i16, request: ListOffsetsRequest) -> ListOffsetsResponse {
     // leader_epoch exists from v4; the codec refuses to encode it set on older versions.
-    let leader_epoch = if version >= 4 { 0 } else { -1 };
     let topics = request
         .topics
         .into_iter()
         .map(|topic| {
-            let found = broker.catalog.get(&topic.name.0);
             let partitions = topic
                 .partitions
                 .into_iter()
                 .map(|wanted| {
                     let response = ListOffsetsPartitionResponse::default().with_partition_index(wanted.partition_index);
-                    let Some(partition) = found
-                        .as_ref()
-                        .and_then(|t| usize::try_from(wanted.partition_index).ok().and_then(|i| t.partitions.get(i)))
-                    else {
-                        return response
-                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
-                            .with_offset(-1)
-                            .with_timestamp(-1);
+                    let (partition, epoch) = match super::led_partition(broker, &topic.name.0, wanted.partition_index) {
+                        Ok(found) => found,
+                        Err(error) => return response.with_error_code(error.code()).with_offset(-1).with_timestamp(-1),
                     };
+                    let leader_epoch = if version >= 4 { epoch } else { -1 };
                     let (start, end) = partition.offsets();
                     let found = match wanted.timestamp {
                         LATEST | LATEST_TIERED => Ok(Some((end, -1))),

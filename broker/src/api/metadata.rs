@@ -3,7 +3,9 @@
 //! `auto.create.topics.enable`).
 
 use super::{str_bytes, RequestContext};
-use crate::catalog::{Topic, TopicError};
+use crate::catalog::TopicError;
+use crate::cluster::topics::NewTopic;
+use crate::controller::{MetadataState, TopicState, NO_LEADER};
 use crate::Broker;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_response::{
@@ -16,24 +18,28 @@ use uuid::Uuid;
 /// Kafka's value for "authorized operations were not requested".
 const OPERATIONS_OMITTED: i32 = i32::MIN;
 
-fn topic_entry(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
-    let node = BrokerId(broker.config.node_id);
+fn topic_entry(name: &str, topic: &TopicState, metadata: &MetadataState) -> MetadataResponseTopic {
+    let live = |id: &i32| metadata.brokers.get(id).is_some_and(|b| !b.fenced);
     let partitions = topic
         .partitions
         .iter()
-        .map(|p| {
+        .enumerate()
+        .map(|(index, p)| {
+            let error = if p.leader == NO_LEADER { ResponseError::LeaderNotAvailable.code() } else { 0 };
             MetadataResponsePartition::default()
-                .with_partition_index(p.index)
-                .with_leader_id(node)
-                .with_leader_epoch(0)
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
+                .with_error_code(error)
+                .with_partition_index(index as i32)
+                .with_leader_id(BrokerId(p.leader))
+                .with_leader_epoch(p.leader_epoch)
+                .with_replica_nodes(p.replicas.iter().map(|r| BrokerId(*r)).collect())
+                .with_isr_nodes(p.isr.iter().map(|r| BrokerId(*r)).collect())
+                .with_offline_replicas(p.replicas.iter().filter(|r| !live(r)).map(|r| BrokerId(*r)).collect())
         })
         .collect();
     MetadataResponseTopic::default()
-        .with_name(Some(TopicName(str_bytes(topic.name.clone()))))
-        .with_topic_id(topic.id)
-        .with_is_internal(crate::catalog::is_internal(&topic.name))
+        .with_name(Some(TopicName(str_bytes(name.to_string()))))
+        .with_topic_id(topic.topic_id)
+        .with_is_internal(crate::catalog::is_internal(name))
         .with_partitions(partitions)
         .with_topic_authorized_operations(OPERATIONS_OMITTED)
 }
@@ -57,43 +63,65 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Metadat
     let allow_create = ctx.version() < 4 || request.allow_auto_topic_creation;
     let mut topics = Vec::new();
     if all {
-        topics = broker.catalog.all().iter().map(|t| topic_entry(broker, t)).collect();
+        let metadata = broker.cluster.metadata();
+        topics = metadata.topics.iter().map(|(name, t)| topic_entry(name, t, &metadata)).collect();
     } else {
         for wanted in request.topics.unwrap_or_default() {
+            let metadata = broker.cluster.metadata();
             let Some(name) = wanted.name.map(|n| n.0.to_string()) else {
-                match broker.catalog.get_by_id(&wanted.topic_id) {
-                    Some(topic) => topics.push(topic_entry(broker, &topic)),
+                match metadata.topics.iter().find(|(_, t)| t.topic_id == wanted.topic_id) {
+                    Some((name, topic)) => topics.push(topic_entry(name, topic, &metadata)),
                     None => topics.push(error_entry(None, wanted.topic_id, ResponseError::UnknownTopicId)),
                 }
                 continue;
             };
-            let found = if allow_create {
-                broker.catalog.get_or_auto_create(&name).await
-            } else {
-                Ok(broker.catalog.get(&name))
-            };
-            match found {
-                Ok(Some(topic)) => topics.push(topic_entry(broker, &topic)),
-                Ok(None) => topics.push(error_entry(Some(name), Uuid::nil(), ResponseError::UnknownTopicOrPartition)),
+            if let Some(topic) = metadata.topics.get(&name) {
+                topics.push(topic_entry(&name, topic, &metadata));
+                continue;
+            }
+            if !allow_create || !broker.config.topics.auto_create {
+                topics.push(error_entry(Some(name), Uuid::nil(), ResponseError::UnknownTopicOrPartition));
+                continue;
+            }
+            let new_topic =
+                NewTopic { name: &name, partitions: -1, replication_factor: -1, assignments: Vec::new(), configs: &[] };
+            match broker.cluster.create_topic(&broker.catalog, &broker.config, new_topic, false).await {
+                Ok(_) | Err(TopicError::AlreadyExists(_)) => {
+                    let metadata = broker.cluster.metadata();
+                    match metadata.topics.get(&name) {
+                        Some(topic) => topics.push(topic_entry(&name, topic, &metadata)),
+                        None => topics.push(error_entry(Some(name), Uuid::nil(), ResponseError::LeaderNotAvailable)),
+                    }
+                }
                 Err(TopicError::InvalidName(reason)) => {
                     tracing::debug!(topic = %name, %reason, "metadata for an invalid topic name");
                     topics.push(error_entry(Some(name), Uuid::nil(), ResponseError::InvalidTopicException))
                 }
                 Err(e) => {
                     tracing::warn!(topic = %name, error = %e, "auto-creating topic failed");
-                    topics.push(error_entry(Some(name), Uuid::nil(), ResponseError::UnknownServerError))
+                    // Retriable for clients: they ask again.
+                    topics.push(error_entry(Some(name), Uuid::nil(), ResponseError::LeaderNotAvailable))
                 }
             }
         }
     }
-    let (host, port) = broker.advertised_host_port();
+    let metadata = broker.cluster.metadata();
+    let brokers = metadata
+        .brokers
+        .values()
+        .filter(|b| !b.fenced)
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(str_bytes(b.host.clone()))
+                .with_port(i32::from(b.port))
+                .with_rack(b.rack.clone().map(str_bytes))
+        })
+        .collect();
     MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(BrokerId(broker.config.node_id))
-            .with_host(str_bytes(host))
-            .with_port(port)])
+        .with_brokers(brokers)
         .with_cluster_id(Some(str_bytes(broker.cluster_id.clone())))
-        .with_controller_id(BrokerId(broker.config.node_id))
+        .with_controller_id(BrokerId(broker.cluster.controller_id()))
         .with_topics(topics)
         .with_cluster_authorized_operations(OPERATIONS_OMITTED)
 }

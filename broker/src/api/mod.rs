@@ -20,6 +20,7 @@ mod topics;
 use crate::Broker;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::future::BoxFuture;
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 use std::net::SocketAddr;
@@ -221,7 +222,13 @@ pub async fn dispatch(broker: &Arc<Broker>, frame: Bytes, peer: SocketAddr) -> R
             ready(broker, &ctx, api_key, started, response)
         }
         ApiKey::DescribeConfigs => ready(broker, &ctx, api_key, started, configs::describe(broker, decode!())),
-        ApiKey::InitProducerId => ready(broker, &ctx, api_key, started, cluster::init_producer_id(broker, decode!())),
+        ApiKey::InitProducerId => {
+            let request = decode!();
+            let broker_ref = broker.clone();
+            Ok(deferred(broker, &ctx, api_key, started, async move {
+                cluster::init_producer_id(&broker_ref, request).await
+            }))
+        }
         ApiKey::DescribeCluster => ready(broker, &ctx, api_key, started, cluster::describe_cluster(broker, decode!())),
         ApiKey::FindCoordinator => {
             ready(broker, &ctx, api_key, started, groups::find_coordinator(broker, &ctx, decode!()))
@@ -257,4 +264,26 @@ pub async fn dispatch(broker: &Arc<Broker>, frame: Bytes, peer: SocketAddr) -> R
         }
         other => Err(format!("{other:?} is listed as supported but has no handler")),
     }
+}
+
+/// This broker's replica of `topic`-`index` and its leader epoch, if this broker leads it;
+/// otherwise the error a client should see: NOT_LEADER_OR_FOLLOWER for a partition that exists
+/// but is led elsewhere (the client refreshes its metadata), UNKNOWN_TOPIC_OR_PARTITION else.
+pub(crate) fn led_partition(
+    broker: &Broker,
+    topic: &str,
+    index: i32,
+) -> Result<(Arc<crate::partition::Partition>, i32), ResponseError> {
+    if let Some(partition) = broker.catalog.partition(topic, index) {
+        if let Some(epoch) = partition.leader_epoch_if_leader() {
+            return Ok((partition, epoch));
+        }
+    }
+    let exists = broker
+        .cluster
+        .metadata()
+        .topics
+        .get(topic)
+        .is_some_and(|t| usize::try_from(index).is_ok_and(|i| i < t.partitions.len()));
+    Err(if exists { ResponseError::NotLeaderOrFollower } else { ResponseError::UnknownTopicOrPartition })
 }

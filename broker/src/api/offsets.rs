@@ -45,14 +45,18 @@ pub async fn commit(broker: &Arc<Broker>, request: OffsetCommitRequest) -> Offse
     // Per partition: Some(error) decided up front, or None = part of the commit.
     let mut decided: Vec<(TopicName, PartitionErrors)> = Vec::new();
     let mut to_commit = Vec::new();
+    let coordinator = broker.groups.check_coordinator(&group_id).err();
+    let metadata = broker.cluster.metadata();
     for topic in &request.topics {
-        let known = broker.catalog.get(&topic.name.0);
+        let known = metadata.topics.get(topic.name.0.as_str());
         let mut partitions = Vec::new();
         for p in &topic.partitions {
-            let exists = known.as_ref().is_some_and(|t| (0..t.partitions.len() as i32).contains(&p.partition_index));
+            let exists = known.is_some_and(|t| (0..t.partitions.len() as i32).contains(&p.partition_index));
             let metadata_len = p.committed_metadata.as_ref().map_or(0, |m| m.len());
             let error = if group_id.is_empty() {
                 Some(ResponseError::InvalidGroupId)
+            } else if coordinator.is_some() {
+                coordinator
             } else if !exists {
                 Some(ResponseError::UnknownTopicOrPartition)
             } else if metadata_len > max_metadata {
@@ -119,6 +123,9 @@ pub fn fetch(broker: &Arc<Broker>, version: i16, request: OffsetFetchRequest) ->
             .groups
             .into_iter()
             .map(|g| {
+                if let Err(error) = broker.groups.check_coordinator(&g.group_id.0) {
+                    return OffsetFetchResponseGroup::default().with_group_id(g.group_id).with_error_code(error.code());
+                }
                 let wanted =
                     g.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
                 let fetched = fetch_group(broker, &g.group_id.0, wanted);
@@ -146,6 +153,12 @@ pub fn fetch(broker: &Arc<Broker>, version: i16, request: OffsetFetchRequest) ->
             })
             .collect();
         return OffsetFetchResponse::default().with_groups(groups);
+    }
+    if let Err(error) = broker.groups.check_coordinator(&request.group_id.0) {
+        // The top-level error code exists from v2; older clients see it per partition.
+        if version >= 2 {
+            return OffsetFetchResponse::default().with_error_code(error.code());
+        }
     }
     let wanted = request.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
     let fetched = fetch_group(broker, &request.group_id.0, wanted);
@@ -183,6 +196,9 @@ pub async fn delete(broker: &Arc<Broker>, request: OffsetDeleteRequest) -> Offse
     let subscribed = |subscriptions: &[Bytes], topic: &str| {
         subscriptions.iter().any(|s| subscribed_topics(s).iter().any(|t| t == topic))
     };
+    if let Err(error) = broker.groups.check_coordinator(&request.group_id.0) {
+        return OffsetDeleteResponse::default().with_error_code(error.code());
+    }
     match broker.groups.delete_offsets(&request.group_id.0, partitions, subscribed).await {
         Err(error) => OffsetDeleteResponse::default().with_error_code(error.code()),
         Ok(results) => {

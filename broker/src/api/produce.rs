@@ -3,9 +3,8 @@
 //! the group-commit fsync when the topic's `flush.mode` is `fsync`).
 
 use super::{now_ms, str_bytes, RequestContext};
-use crate::error::log_error_code;
 use crate::log::batch::split_batches;
-use crate::partition::Partition;
+use crate::partition::{AckWait, Partition};
 use crate::Broker;
 use futures::future::{join_all, BoxFuture};
 use kafka_protocol::error::ResponseError;
@@ -40,6 +39,8 @@ struct Appended {
     base_offset: i64,
     durable_offset: i64,
     wait_for_fsync: bool,
+    /// acks=all: wait for the in-sync replicas, requiring this many.
+    wait_for_replicas: Option<usize>,
 }
 
 enum PartitionResult {
@@ -64,6 +65,7 @@ fn append_partition(
     records: &[u8],
     max_message_bytes: u64,
     compacted: bool,
+    acks_all: bool,
 ) -> Result<(i64, i64, usize), (ResponseError, String)> {
     let ranges = split_batches(records).map_err(|e| (ResponseError::CorruptMessage, e.to_string()))?;
     if ranges.is_empty() {
@@ -88,8 +90,8 @@ fn append_partition(
     let mut records_in = 0usize;
     for range in ranges {
         let mut batch = records[range].to_vec();
-        let info = partition.append(&mut batch, now).map_err(|e| {
-            let code = log_error_code(&e);
+        let info = partition.append_as_leader(&mut batch, now, acks_all).map_err(|e| {
+            let code = e.response_error();
             if code == ResponseError::KafkaStorageError {
                 tracing::error!(partition = %format!("{}-{}", partition.topic, partition.index), error = %e, "append failed");
             }
@@ -131,26 +133,29 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
                     Some("transactions are not supported by this broker".into()),
                 ))
             } else {
-                match topic
-                    .as_ref()
-                    .and_then(|t| usize::try_from(index).ok().and_then(|i| t.partitions.get(i)).map(|p| (t, p)))
-                {
-                    None => PartitionResult::Done(partition_error(index, unknown, None)),
-                    Some((topic, _)) if crate::catalog::is_internal(&topic.name) => {
+                let name = topic.as_ref().map(|t| t.name.clone()).unwrap_or_else(|| topic_data.name.0.to_string());
+                match (topic.as_ref(), super::led_partition(broker, &name, index)) {
+                    (_, Err(ResponseError::UnknownTopicOrPartition)) => {
+                        PartitionResult::Done(partition_error(index, unknown, None))
+                    }
+                    (_, Err(error)) => PartitionResult::Done(partition_error(index, error, None)),
+                    (None, Ok(_)) => PartitionResult::Done(partition_error(index, unknown, None)),
+                    (Some(topic), Ok(_)) if crate::catalog::is_internal(&topic.name) => {
                         PartitionResult::Done(partition_error(
                             index,
                             ResponseError::InvalidTopicException,
                             Some(format!("{} is written only by the broker", topic.name)),
                         ))
                     }
-                    Some((topic, partition)) => {
+                    (Some(topic), Ok((partition, _))) => {
                         let records = data.records.unwrap_or_default();
                         match append_partition(
                             broker,
-                            partition,
+                            &partition,
                             &records,
                             topic.config.max_message_bytes,
                             topic.config.cleanup_compact,
+                            acks == -1,
                         ) {
                             Ok((base_offset, last_offset, records_in)) => {
                                 broker.metrics.records_in(&topic.name, records_in);
@@ -160,6 +165,8 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
                                     base_offset,
                                     durable_offset: last_offset + 1,
                                     wait_for_fsync: acks == -1 && topic.config.flush_mode == FlushMode::Fsync,
+                                    wait_for_replicas: (acks == -1)
+                                        .then_some(topic.config.min_insync_replicas.max(1) as usize),
                                 })
                             }
                             Err((error, message)) => {
@@ -199,6 +206,7 @@ async fn finish(result: PartitionResult, timeout: Duration) -> PartitionProduceR
         PartitionResult::Done(response) => return response,
         PartitionResult::Appended(appended) => appended,
     };
+    let deadline = tokio::time::Instant::now() + timeout;
     if appended.wait_for_fsync {
         match tokio::time::timeout(timeout, appended.partition.wait_durable(appended.durable_offset)).await {
             Ok(Ok(())) => {}
@@ -213,6 +221,25 @@ async fn finish(result: PartitionResult, timeout: Duration) -> PartitionProduceR
                     Some("the write did not reach the disk within the request timeout".into()),
                 )
             }
+        }
+    }
+    if let Some(min_insync) = appended.wait_for_replicas {
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let failure = match appended.partition.wait_for_ack(appended.durable_offset, min_insync, remaining).await {
+            AckWait::Done => None,
+            AckWait::NotEnoughReplicasAfterAppend => Some((
+                ResponseError::NotEnoughReplicasAfterAppend,
+                "written, but the ISR shrank below min.insync.replicas",
+            )),
+            AckWait::NotLeader => {
+                Some((ResponseError::NotLeaderOrFollower, "leadership moved before the write was replicated"))
+            }
+            AckWait::Waiting => {
+                Some((ResponseError::RequestTimedOut, "the in-sync replicas did not confirm the write in time"))
+            }
+        };
+        if let Some((error, message)) = failure {
+            return partition_error(appended.index, error, Some(message.to_string()));
         }
     }
     let (log_start, _) = appended.partition.offsets();

@@ -2,6 +2,7 @@
 
 use super::str_bytes;
 use crate::catalog::TopicError;
+use crate::cluster::topics::NewTopic;
 use crate::Broker;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
@@ -27,6 +28,9 @@ pub fn topic_error_code(error: &TopicError) -> ResponseError {
         TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
         TopicError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
         TopicError::InvalidConfig(_) => ResponseError::InvalidConfig,
+        TopicError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
+        TopicError::InvalidRequest(_) => ResponseError::InvalidRequest,
+        TopicError::NotController(_) => ResponseError::NotController,
         TopicError::Broker(e) => e.response_error(),
     }
 }
@@ -41,23 +45,23 @@ pub async fn create(broker: &Arc<Broker>, request: CreateTopicsRequest) -> Creat
             .iter()
             .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string()).unwrap_or_default()))
             .collect();
-        let node = broker.config.node_id;
-        let bad_assignment = topic.assignments.iter().any(|a| a.broker_ids.len() != 1 || a.broker_ids[0].0 != node);
-        let outcome = if bad_assignment {
-            Err(TopicError::InvalidReplicationFactor(format!(
-                "replica assignments may only name broker {node}, the one broker of this cluster"
-            )))
-        } else if !topic.assignments.is_empty() {
-            broker
-                .catalog
-                .create_or_check(&name, topic.assignments.len() as i32, 1, &configs, request.validate_only)
-                .await
-        } else {
-            broker
-                .catalog
-                .create_or_check(&name, topic.num_partitions, topic.replication_factor, &configs, request.validate_only)
-                .await
+        let assignments: Vec<Vec<i32>> =
+            topic.assignments.iter().map(|a| a.broker_ids.iter().map(|b| b.0).collect()).collect();
+        let new_topic = NewTopic {
+            name: &name,
+            partitions: topic.num_partitions,
+            replication_factor: topic.replication_factor,
+            assignments,
+            configs: &configs,
         };
+        let outcome =
+            if !new_topic.assignments.is_empty() && (topic.num_partitions != -1 || topic.replication_factor != -1) {
+                Err(TopicError::InvalidRequest(
+                    "give either replica assignments or partitions and replication factor, not both".into(),
+                ))
+            } else {
+                broker.cluster.create_topic(&broker.catalog, &broker.config, new_topic, request.validate_only).await
+            };
         let result = CreatableTopicResult::default().with_name(topic.name.clone());
         results.push(match outcome {
             Ok(created) => {
@@ -77,7 +81,7 @@ pub async fn create(broker: &Arc<Broker>, request: CreateTopicsRequest) -> Creat
                 result
                     .with_topic_id(created.id)
                     .with_num_partitions(created.partitions)
-                    .with_replication_factor(1)
+                    .with_replication_factor(created.replication_factor)
                     .with_configs(Some(entries))
             }
             Err(e) => {
@@ -100,14 +104,16 @@ pub async fn delete(broker: &Arc<Broker>, request: DeleteTopicsRequest) -> Delet
     wanted.extend(request.topics.into_iter().map(|t| (t.name.map(|n| n.0.to_string()), t.topic_id)));
     let mut responses = Vec::with_capacity(wanted.len());
     for (name, id) in wanted {
-        let name = name.or_else(|| broker.catalog.get_by_id(&id).map(|t| t.name.clone()));
+        let name = name.or_else(|| {
+            broker.cluster.metadata().topics.iter().find(|(_, t)| t.topic_id == id).map(|(n, _)| n.clone())
+        });
         let result =
             DeletableTopicResult::default().with_name(name.clone().map(|n| TopicName(str_bytes(n)))).with_topic_id(id);
         let Some(name) = name else {
             responses.push(result.with_error_code(ResponseError::UnknownTopicId.code()));
             continue;
         };
-        responses.push(match broker.catalog.delete(&name).await {
+        responses.push(match broker.cluster.delete_topic(&name).await {
             Ok(deleted_id) => result.with_topic_id(deleted_id),
             Err(e) => {
                 result.with_error_code(topic_error_code(&e).code()).with_error_message(Some(str_bytes(e.to_string())))
@@ -121,14 +127,9 @@ pub async fn delete(broker: &Arc<Broker>, request: DeleteTopicsRequest) -> Delet
 pub async fn create_partitions(broker: &Arc<Broker>, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
     let mut results = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
-        let node = broker.config.node_id;
-        let bad_assignment =
-            topic.assignments.iter().flatten().any(|a| a.broker_ids.len() != 1 || a.broker_ids[0].0 != node);
-        let outcome = if bad_assignment {
-            Err(TopicError::InvalidPartitions(format!("replica assignments may only name broker {node}")))
-        } else {
-            broker.catalog.add_partitions(&topic.name.0, topic.count, request.validate_only).await
-        };
+        let explicit: Vec<Vec<i32>> =
+            topic.assignments.iter().flatten().map(|a| a.broker_ids.iter().map(|b| b.0).collect()).collect();
+        let outcome = broker.cluster.add_partitions(&topic.name.0, topic.count, explicit, request.validate_only).await;
         let result = CreatePartitionsTopicResult::default().with_name(topic.name);
         results.push(match outcome {
             Ok(()) => result,

@@ -113,6 +113,8 @@ pub struct Controller {
     liveness_task: JoinHandle<()>,
     /// Connection for this broker's heartbeats, to the active controller.
     heartbeat: tokio::sync::Mutex<Option<RpcClient>>,
+    /// Broker leases (used while this controller is the active one).
+    liveness: Arc<Liveness>,
 }
 
 /// Broker session timeout of controllers started without one: effectively no automatic fencing
@@ -217,9 +219,10 @@ impl Controller {
             .await
             .map_err(|e| ControllerError::Raft(e.to_string()))?;
         let liveness = Arc::new(Liveness::new(session_timeout));
-        let served = Arc::new(Served { raft: raft.clone(), machine: state_machine.clone(), liveness: liveness.clone() });
+        let served =
+            Arc::new(Served { raft: raft.clone(), machine: state_machine.clone(), liveness: liveness.clone() });
         let server = tokio::spawn(network::serve(listener, served));
-        let liveness_task = tokio::spawn(liveness.run(raft.clone(), state_machine.clone()));
+        let liveness_task = tokio::spawn(liveness.clone().run(raft.clone(), state_machine.clone()));
         let controller = Controller {
             node_id,
             raft,
@@ -228,6 +231,7 @@ impl Controller {
             forward: tokio::sync::Mutex::new(BTreeMap::new()),
             liveness_task,
             heartbeat: tokio::sync::Mutex::new(None),
+            liveness,
         };
         let lowest = voters.keys().next().copied();
         if pristine && lowest == Some(node_id) {
@@ -306,6 +310,10 @@ impl Controller {
     /// Sends this broker's heartbeat to the active controller (over the controller RPC, also
     /// when that is this process).
     pub async fn send_heartbeat(&self, req: HeartbeatRequest) -> Result<HeartbeatReply, ControllerError> {
+        if self.is_leader() {
+            // No network to ourselves: a single node's stored address may be an old ephemeral port.
+            return Ok(self.liveness.heartbeat(&self.raft, &self.state_machine, req).await);
+        }
         let Some((leader_id, addr)) = self.leader_address() else {
             return Ok(HeartbeatReply::NotLeader { leader_id: None });
         };

@@ -8,7 +8,6 @@
 
 use crate::controller::liveness::{HeartbeatReply, HeartbeatRequest, Liveness};
 use crate::controller::{CommandResult, MetadataCommand, StateMachineStore, TypeConfig};
-use std::sync::Arc;
 use openraft::error::{
     ClientWriteError, InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
@@ -20,6 +19,7 @@ use openraft::raft::{
 use openraft::{BasicNode, Raft};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -336,9 +336,9 @@ async fn serve_conn(mut stream: TcpStream, served: Arc<Served>) -> std::io::Resu
 async fn add_learner(raft: &Raft<TypeConfig>, id: u64, addr: String) -> Result<(), AddLearnerRefusal> {
     let metrics = raft.metrics().borrow().clone();
     if metrics.current_leader != Some(metrics.id) {
-        let leader = metrics.current_leader.and_then(|l| {
-            metrics.membership_config.membership().get_node(&l).map(|n| (l, n.addr.clone()))
-        });
+        let leader = metrics
+            .current_leader
+            .and_then(|l| metrics.membership_config.membership().get_node(&l).map(|n| (l, n.addr.clone())));
         return Err(AddLearnerRefusal { reason: "not the active controller".into(), leader });
     }
     if metrics.membership_config.membership().voter_ids().any(|v| v == id) {

@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use std::time::Duration;
 use std::future::Future;
+use std::time::Duration;
 use std::time::Instant;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -155,7 +155,14 @@ async fn lagging_follower_catches_up_by_snapshot() {
     }
     let mut nodes: Vec<Controller> = Vec::new();
     for (i, l) in listeners.into_iter().enumerate() {
-        let c = Controller::start_with_config(i as u64 + 1, l, voters.clone(), dirs[i].path(), config.clone(), Duration::from_secs(3600));
+        let c = Controller::start_with_config(
+            i as u64 + 1,
+            l,
+            voters.clone(),
+            dirs[i].path(),
+            config.clone(),
+            Duration::from_secs(3600),
+        );
         nodes.push(c.await.unwrap());
     }
     let leader = wait_for("a leader", || agreed_leader(&nodes.iter().collect::<Vec<_>>())).await;

@@ -5,11 +5,12 @@
 use super::state::{Group, GroupState, JoinArgs, Reply, SyncResult, Timing};
 use super::store::{decode_b64, encode_b64, OffsetStore, StoredGroup, StoredKey, StoredMember, StoredOffset};
 use crate::error::BrokerError;
+use crate::partition::Partition;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use millrace_config::broker::GroupSettings;
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -85,50 +86,77 @@ fn now_ms() -> i64 {
 }
 
 impl GroupCoordinator {
-    /// Loads committed offsets and group metadata from `store`.
-    pub fn open(store: OffsetStore, settings: GroupSettings) -> Result<GroupCoordinator, BrokerError> {
-        let loaded = store.load()?;
+    /// A coordinator for an offsets topic of `partitions` partitions; it coordinates the groups
+    /// of the partitions it is told it leads ([`GroupCoordinator::set_led_partitions`]).
+    pub fn new(partitions: usize, settings: GroupSettings) -> GroupCoordinator {
+        GroupCoordinator { groups: Mutex::new(HashMap::new()), store: OffsetStore::new(partitions), settings }
+    }
+
+    /// Whether this broker coordinates `group` (leads its offsets partition); NOT_COORDINATOR
+    /// tells clients to look the coordinator up again.
+    pub fn check_coordinator(&self, group: &str) -> Result<(), ResponseError> {
+        if self.store.partition(group).is_some() {
+            Ok(())
+        } else {
+            Err(ResponseError::NotCoordinator)
+        }
+    }
+
+    /// Whether this broker coordinates any offsets partition.
+    pub fn coordinates_any(&self) -> bool {
+        !self.store.led().is_empty()
+    }
+
+    /// Index of the offsets partition of `group`.
+    pub fn partition_index(&self, group: &str) -> i32 {
+        self.store.partition_index(group)
+    }
+
+    /// Takes over the groups of newly led offsets partitions (loading them from the log) and
+    /// drops those of partitions now led elsewhere — the coordinator fails over with its
+    /// partition, as in Kafka.
+    pub fn set_led_partitions(&self, led: std::collections::BTreeMap<i32, Arc<Partition>>, count: usize) {
+        let current = self.store.led();
+        let same = current.len() == led.len()
+            && current.iter().zip(&led).all(|((a, pa), (b, pb))| a == b && Arc::ptr_eq(pa, pb));
+        if same {
+            return;
+        }
+        let resigned: Vec<i32> = current.keys().filter(|i| !led.contains_key(i)).copied().collect();
+        let added: Vec<(i32, Arc<Partition>)> = led
+            .iter()
+            .filter(|(i, p)| current.get(i).is_none_or(|c| !Arc::ptr_eq(c, p)))
+            .map(|(i, p)| (*i, p.clone()))
+            .collect();
+        let count = count.max(1);
+        {
+            let mut groups = self.lock();
+            groups.retain(|id, _| {
+                let index = super::store::partition_for(id, count) as i32;
+                !resigned.contains(&index) && !added.iter().any(|(i, _)| *i == index)
+            });
+        }
+        for index in &resigned {
+            tracing::info!(partition = index, "no longer coordinating the groups of __consumer_offsets-{index}");
+        }
         let now = Instant::now();
-        let mut groups: HashMap<String, Entry> = HashMap::new();
-        for (id, stored) in &loaded.groups {
-            let members = stored
-                .members
-                .iter()
-                .map(|m| {
-                    let joined = JoinArgs {
-                        member_id: m.member_id.clone(),
-                        instance_id: m.instance_id.clone(),
-                        client_id: m.client_id.clone(),
-                        client_host: m.client_host.clone(),
-                        session_timeout: Duration::from_millis(m.session_timeout_ms),
-                        rebalance_timeout: Duration::from_millis(m.rebalance_timeout_ms),
-                        protocol_type: stored.protocol_type.clone().unwrap_or_default(),
-                        protocols: m.protocols.iter().map(|(n, meta)| (n.clone(), decode_b64(meta))).collect(),
-                        require_known_member_id: false,
-                    };
-                    (joined, decode_b64(&m.assignment))
-                })
-                .collect();
-            let group = Group::restore(
-                id,
-                stored.generation,
-                stored.protocol_type.clone(),
-                stored.protocol.clone(),
-                stored.leader.clone(),
-                members,
-                now,
-            );
-            groups.insert(id.clone(), Entry { group, offsets: HashMap::new(), empty_since: stored.empty_since });
+        let mut loaded_groups = Vec::new();
+        for (index, partition) in &added {
+            match OffsetStore::load(partition) {
+                Ok(loaded) => {
+                    let restored = restore_groups(loaded, now);
+                    tracing::info!(
+                        partition = index,
+                        groups = restored.len(),
+                        "coordinating the groups of __consumer_offsets-{index}"
+                    );
+                    loaded_groups.extend(restored);
+                }
+                Err(e) => tracing::error!(partition = index, error = %e, "loading groups failed"),
+            }
         }
-        for (id, offsets) in loaded.offsets {
-            groups.entry(id.clone()).or_insert_with(|| Entry::new(&id)).offsets = offsets;
-        }
-        tracing::info!(
-            groups = groups.len(),
-            records = loaded.records,
-            "loaded consumer groups from __consumer_offsets"
-        );
-        Ok(GroupCoordinator { groups: Mutex::new(groups), store, settings })
+        self.lock().extend(loaded_groups);
+        self.store.set_led(led, count);
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
@@ -300,8 +328,8 @@ impl GroupCoordinator {
             written
         };
         let (partition, durable) = pending;
-        partition.wait_durable(durable).await.map_err(|e| {
-            tracing::error!(group = %group_id, error = %e, "fsync of committed offsets failed");
+        wait_written(&partition, durable).await.map_err(|e| {
+            tracing::warn!(group = %group_id, error = %e, "committed offsets not confirmed");
             e.response_error()
         })
     }
@@ -397,7 +425,7 @@ impl GroupCoordinator {
             groups.remove(group_id);
             written
         };
-        partition.wait_durable(durable).await.map_err(|e| e.response_error())
+        wait_written(&partition, durable).await.map_err(|e| e.response_error())
     }
 
     /// Deletes committed offsets of partitions the group does not consume (OffsetDelete).
@@ -436,7 +464,7 @@ impl GroupCoordinator {
             (results, pending)
         };
         if let Some((partition, durable)) = pending {
-            partition.wait_durable(durable).await.map_err(|e| e.response_error())?;
+            wait_written(&partition, durable).await.map_err(|e| e.response_error())?;
         }
         Ok(results)
     }
@@ -515,4 +543,59 @@ impl GroupCoordinator {
             }
         }
     }
+}
+
+/// How long an offsets write may take to reach the disk and the in-sync replicas.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Waits until an offsets-partition write below `offset` is fsynced here and on every in-sync
+/// replica (Kafka writes offsets with acks=all).
+async fn wait_written(partition: &Partition, offset: i64) -> Result<(), BrokerError> {
+    partition.wait_durable(offset).await?;
+    match partition.wait_for_ack(offset, 1, WRITE_TIMEOUT).await {
+        crate::partition::AckWait::Done | crate::partition::AckWait::NotEnoughReplicasAfterAppend => Ok(()),
+        crate::partition::AckWait::NotLeader => Err(BrokerError::NotCoordinator),
+        crate::partition::AckWait::Waiting => {
+            Err(BrokerError::Replication(format!("{} did not replicate the write in time", partition.name())))
+        }
+    }
+}
+
+/// Rebuilds group entries from what was read from an offsets partition.
+fn restore_groups(loaded: super::store::Loaded, now: Instant) -> HashMap<String, Entry> {
+    let mut groups: HashMap<String, Entry> = HashMap::new();
+    for (id, stored) in &loaded.groups {
+        let members = stored
+            .members
+            .iter()
+            .map(|m| {
+                let joined = JoinArgs {
+                    member_id: m.member_id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    session_timeout: Duration::from_millis(m.session_timeout_ms),
+                    rebalance_timeout: Duration::from_millis(m.rebalance_timeout_ms),
+                    protocol_type: stored.protocol_type.clone().unwrap_or_default(),
+                    protocols: m.protocols.iter().map(|(n, meta)| (n.clone(), decode_b64(meta))).collect(),
+                    require_known_member_id: false,
+                };
+                (joined, decode_b64(&m.assignment))
+            })
+            .collect();
+        let group = Group::restore(
+            id,
+            stored.generation,
+            stored.protocol_type.clone(),
+            stored.protocol.clone(),
+            stored.leader.clone(),
+            members,
+            now,
+        );
+        groups.insert(id.clone(), Entry { group, offsets: HashMap::new(), empty_since: stored.empty_since });
+    }
+    for (id, offsets) in loaded.offsets {
+        groups.entry(id.clone()).or_insert_with(|| Entry::new(&id)).offsets = offsets;
+    }
+    groups
 }

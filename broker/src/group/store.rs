@@ -125,20 +125,40 @@ pub struct Loaded {
     pub records: u64,
 }
 
-/// Writer and reader of `__consumer_offsets`.
+/// Writer and reader of the `__consumer_offsets` partitions this broker leads.
 pub struct OffsetStore {
-    partitions: Vec<Arc<Partition>>,
+    /// Partition count of the offsets topic (fixed once it exists).
+    count: std::sync::atomic::AtomicUsize,
+    /// The led partitions, by index.
+    led: std::sync::RwLock<std::collections::BTreeMap<i32, Arc<Partition>>>,
 }
 
 impl OffsetStore {
-    /// Wraps the partitions of the offsets topic.
-    pub fn new(partitions: Vec<Arc<Partition>>) -> OffsetStore {
-        OffsetStore { partitions }
+    /// A store for an offsets topic of `count` partitions, leading none yet.
+    pub fn new(count: usize) -> OffsetStore {
+        OffsetStore { count: count.max(1).into(), led: Default::default() }
     }
 
-    /// The partition for `group`.
-    pub fn partition(&self, group: &str) -> Option<&Arc<Partition>> {
-        self.partitions.get(partition_for(group, self.partitions.len()))
+    /// Index of the offsets partition that holds `group`.
+    pub fn partition_index(&self, group: &str) -> i32 {
+        partition_for(group, self.count.load(std::sync::atomic::Ordering::Relaxed)) as i32
+    }
+
+    /// The led partition for `group`, if this broker leads it.
+    pub fn partition(&self, group: &str) -> Option<Arc<Partition>> {
+        let index = self.partition_index(group);
+        self.led.read().unwrap_or_else(|p| p.into_inner()).get(&index).cloned()
+    }
+
+    /// The led partitions.
+    pub fn led(&self) -> std::collections::BTreeMap<i32, Arc<Partition>> {
+        self.led.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the led partitions (and the topic's partition count).
+    pub fn set_led(&self, led: std::collections::BTreeMap<i32, Arc<Partition>>, count: usize) {
+        self.count.store(count.max(1), std::sync::atomic::Ordering::Relaxed);
+        *self.led.write().unwrap_or_else(|p| p.into_inner()) = led;
     }
 
     /// Appends `entries` (value None = tombstone) for `group` as one batch; returns the offset
@@ -149,8 +169,7 @@ impl OffsetStore {
         entries: &[(StoredKey, Option<Vec<u8>>)],
         now_ms: i64,
     ) -> Result<(Arc<Partition>, i64), BrokerError> {
-        let partition =
-            self.partition(group).ok_or_else(|| BrokerError::Internal("no __consumer_offsets partition".into()))?;
+        let partition = self.partition(group).ok_or(BrokerError::NotCoordinator)?;
         let mut records = Vec::with_capacity(entries.len());
         for (i, (key, value)) in entries.iter().enumerate() {
             let key = serde_json::to_vec(key).map_err(|e| BrokerError::Internal(e.to_string()))?;
@@ -179,17 +198,21 @@ impl OffsetStore {
             &RecordEncodeOptions { version: 2, compression: Compression::None },
         )
         .map_err(|e| BrokerError::Internal(format!("encoding an offsets batch: {e}")))?;
-        let info = partition.append(&mut batch, now_ms)?;
-        Ok((partition.clone(), info.last_offset + 1))
+        let info = partition.append_as_leader(&mut batch, now_ms, false).map_err(|e| match e {
+            crate::partition::ReplicaError::NotLeader(_) => BrokerError::NotCoordinator,
+            other => BrokerError::Internal(other.to_string()),
+        })?;
+        Ok((partition, info.last_offset + 1))
     }
 
-    /// Reads every partition from its start and folds the records into the latest state.
-    pub fn load(&self) -> Result<Loaded, BrokerError> {
+    /// Reads one partition from its start to its end and folds the records into the latest state.
+    pub fn load(partition: &Partition) -> Result<Loaded, BrokerError> {
         let mut loaded = Loaded::default();
-        for partition in &self.partitions {
-            let (mut offset, end) = partition.offsets();
+        {
+            let (mut offset, _) = partition.offsets();
+            let end = partition.log_end_offset();
             while offset < end {
-                let read = partition.read(offset, 1 << 20, true)?;
+                let read = partition.read_to_end(offset, 1 << 20, true)?;
                 if read.data.is_empty() {
                     break;
                 }

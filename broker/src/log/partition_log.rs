@@ -177,6 +177,80 @@ impl PartitionLog {
         })
     }
 
+    /// Appends ONE batch copied from the partition leader (follower side): offsets and leader
+    /// epoch stay as the leader wrote them. The batch must start at or after the log end (a
+    /// compacted leader log may have gaps) and pass its CRC check.
+    pub fn append_replicated(&mut self, batch: &[u8], now_ms: i64) -> Result<(), LogError> {
+        let header = BatchHeader::parse(batch)?;
+        if header.total_size() != batch.len() {
+            return Err(BatchError::SizeMismatch { expected: header.total_size(), actual: batch.len() }.into());
+        }
+        super::batch::verify_crc(batch)?;
+        let end = self.log_end_offset();
+        if header.base_offset < end {
+            return Err(LogError::OffsetOutOfRange {
+                requested: header.base_offset,
+                start: self.log_start_offset,
+                end,
+            });
+        }
+        if self.should_roll(batch.len() as u64, header.last_offset(), now_ms) {
+            self.roll()?;
+        }
+        let epoch = header.partition_leader_epoch;
+        if epoch >= 0 && self.epochs.latest_epoch().is_none_or(|latest| epoch > latest) {
+            let before = self.epochs.entries().to_vec();
+            if self.epochs.assign(epoch, header.base_offset) {
+                if let Err(error) = self.epochs.flush() {
+                    self.epochs.restore(before);
+                    return Err(error);
+                }
+            }
+        }
+        self.active.append(batch, &header, now_ms)?;
+        self.producers.update(&header);
+        Ok(())
+    }
+
+    /// Records that this replica leads from now on under `epoch`, starting at the log end
+    /// (Kafka's `makeLeader` epoch-cache assignment). No-op for an epoch already known.
+    pub fn assign_leader_epoch(&mut self, epoch: i32) -> Result<(), LogError> {
+        if self.epochs.latest_epoch().is_some_and(|latest| epoch <= latest) {
+            return Ok(());
+        }
+        let before = self.epochs.entries().to_vec();
+        if self.epochs.assign(epoch, self.log_end_offset()) {
+            if let Err(error) = self.epochs.flush() {
+                self.epochs.restore(before);
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the whole log and restarts it empty at `offset` (a follower whose log lies wholly
+    /// outside the leader's, e.g. below the leader's retention).
+    pub fn reset_to(&mut self, offset: i64) -> Result<(), LogError> {
+        for segment in self.sealed.drain(..) {
+            segment.delete()?;
+        }
+        let settings =
+            IndexSettings { interval_bytes: self.config.index_interval_bytes, max_bytes: self.config.max_index_bytes };
+        if self.active.base_offset() == offset {
+            // Same file name: empty it in place rather than replacing it.
+            self.active.truncate_to(offset)?;
+        } else {
+            let fresh = Segment::create(&self.dir, offset, settings)?;
+            std::mem::replace(&mut self.active, fresh).delete()?;
+        }
+        sync_dir(&self.dir)?;
+        self.log_start_offset = offset;
+        self.flushed_offset = offset;
+        self.epochs.clear();
+        self.epochs.flush()?;
+        self.rebuild_producer_state()
+    }
+
     fn should_roll(&self, batch_len: u64, last_offset: i64, now_ms: i64) -> bool {
         let segment = &self.active;
         if segment.size() == 0 {

@@ -1,8 +1,12 @@
 //! One partition as the server sees it: the on-disk log behind a mutex, a watch of its log end
 //! offset (wakes long-polling fetches) and group-commit fsync (many acks=all requests share one).
 
+mod replica;
+
+pub use replica::{AckWait, FollowerFetch, ReplicaError, Role};
+
 use crate::error::BrokerError;
-use crate::log::{AppendInfo, CompactionConfig, CompactionReport, LogConfig, LogError, PartitionLog, ReadResult};
+use crate::log::{CompactionConfig, CompactionReport, LogConfig, LogError, PartitionLog, ReadResult};
 use millrace_config::EffectiveTopicConfig;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +28,11 @@ pub struct Partition {
     flush_in_progress: AtomicBool,
     /// (log end offset, wall-clock ms) of the last compaction pass.
     last_compaction: std::sync::Mutex<Option<(i64, i64)>>,
+    /// Leader or follower, per the controller's metadata. Appends hold it so leadership cannot
+    /// change under a write.
+    role: std::sync::Mutex<Role>,
+    /// Records below the high watermark are on every in-sync replica; consumers see only them.
+    high_watermark: watch::Sender<i64>,
 }
 
 /// Translates topic settings to the storage engine's.
@@ -71,6 +80,9 @@ impl Partition {
             log: RwLock::new(log),
             flush_in_progress: AtomicBool::new(false),
             last_compaction: std::sync::Mutex::new(None),
+            role: std::sync::Mutex::new(Role::None),
+            // Nothing is known committed until leadership or a leader's fetch response says so.
+            high_watermark: watch::Sender::new(0),
         })
     }
 
@@ -84,29 +96,32 @@ impl Partition {
         self.log.read().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Appends one validated batch; offsets are assigned here, in call order.
-    pub fn append(&self, batch: &mut [u8], now_ms: i64) -> Result<AppendInfo, LogError> {
-        let info = {
-            let mut log = self.lock();
-            log.append(batch, 0, now_ms)?
-        };
-        if !info.duplicate {
-            self.end_offset.send_replace(info.last_offset + 1);
-        }
-        Ok(info)
+    /// Reads whole batches from `offset` below the high watermark (what consumers may see).
+    pub fn read(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> Result<ReadResult, LogError> {
+        let high_watermark = *self.high_watermark.borrow();
+        self.read_lock().read(offset, max_bytes, high_watermark, min_one_batch)
     }
 
-    /// Reads whole batches from `offset` below the high watermark.
-    pub fn read(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> Result<ReadResult, LogError> {
-        let log = self.read_lock();
-        let high_watermark = log.log_end_offset();
-        log.read(offset, max_bytes, high_watermark, min_one_batch)
+    /// Reads whole batches from `offset` up to the log end (for followers and the coordinator's
+    /// own loading).
+    pub fn read_to_end(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> Result<ReadResult, LogError> {
+        self.read_lock().read(offset, max_bytes, i64::MAX, min_one_batch)
     }
 
     /// (log start offset, high watermark).
     pub fn offsets(&self) -> (i64, i64) {
         let log = self.read_lock();
-        (log.log_start_offset(), log.log_end_offset())
+        (log.log_start_offset(), (*self.high_watermark.borrow()).min(log.log_end_offset()))
+    }
+
+    /// Log end offset (next offset to be written).
+    pub fn log_end_offset(&self) -> i64 {
+        self.read_lock().log_end_offset()
+    }
+
+    /// `<topic>-<partition>`, for logs.
+    pub fn name(&self) -> String {
+        format!("{}-{}", self.topic, self.index)
     }
 
     /// Bytes on disk and segment count.
@@ -162,9 +177,19 @@ impl Partition {
         self.lock().compact(now_ms, config)
     }
 
-    /// Watch of the high watermark, for long-polling fetches.
+    /// Watch of the log end offset, for long-polling follower fetches.
     pub fn subscribe_end_offset(&self) -> watch::Receiver<i64> {
         self.end_offset.subscribe()
+    }
+
+    /// Watch of the high watermark, for long-polling consumer fetches and acks=all waits.
+    pub fn subscribe_high_watermark(&self) -> watch::Receiver<i64> {
+        self.high_watermark.subscribe()
+    }
+
+    /// Applies new storage settings (topic config changed).
+    pub fn set_log_config(&self, config: &EffectiveTopicConfig) {
+        self.lock().set_config(log_config(config));
     }
 
     /// Returns once everything below `offset` is fsynced. Concurrent callers share fsyncs: one

@@ -1,0 +1,196 @@
+//! This broker's link to the metadata quorum: it runs a controller (voter or non-voting member),
+//! registers the broker, heartbeats, and offers the replicated metadata and proposals to the rest
+//! of the broker.
+//!
+//! - [`placement`]: replica assignment of new partitions.
+//! - [`topics`]: topic administration (create, delete, add partitions) through the quorum.
+
+pub mod placement;
+pub mod topics;
+
+use crate::controller::{
+    Controller, ControllerError, HeartbeatReply, HeartbeatRequest, MetadataCommand, MetadataResponse, MetadataState,
+};
+use crate::error::BrokerError;
+use millrace_config::BrokerConfig;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Directory of the metadata log inside the data dir (KRaft's name for it).
+pub const METADATA_DIR: &str = "__cluster_metadata-0";
+
+/// This broker's membership in the cluster.
+pub struct ClusterLink {
+    /// This broker's id.
+    pub node_id: i32,
+    controller: Controller,
+    heartbeat_interval: Duration,
+    /// Epoch of the current registration, -1 before the first.
+    broker_epoch: AtomicI64,
+    /// Where clients reach this broker.
+    advertised: (String, u16),
+}
+
+impl ClusterLink {
+    /// Starts this broker's controller on `listener`: with `voters` configured, as a member of that
+    /// quorum; without, as the sole voter of a single-node quorum.
+    pub async fn start(
+        config: &BrokerConfig,
+        listener: TcpListener,
+        advertised: (String, u16),
+    ) -> Result<ClusterLink, BrokerError> {
+        let local = listener
+            .local_addr()
+            .map_err(|e| BrokerError::Io { context: "reading the controller listener address".into(), source: e })?;
+        let node_id = u64::try_from(config.node_id)
+            .map_err(|_| BrokerError::Metadata(format!("node_id {} must not be negative", config.node_id)))?;
+        let mut voters = config.voter_map();
+        let controller_addr = format!("{}:{}", advertised.0, local.port());
+        if voters.is_empty() {
+            voters = BTreeMap::from([(node_id, controller_addr.clone())]);
+        }
+        let dir = config.data_dir.join(METADATA_DIR);
+        let controller = Controller::start_for_broker(
+            node_id,
+            listener,
+            voters.clone(),
+            controller_addr,
+            &dir,
+            config.controller.broker_session_timeout.as_duration(),
+        )
+        .await
+        .map_err(|e| BrokerError::Metadata(format!("starting the metadata quorum member in {}: {e}", dir.display())))?;
+        tracing::info!(node_id, controller = %local, ?voters, "metadata quorum member started");
+        Ok(ClusterLink {
+            node_id: config.node_id,
+            controller,
+            heartbeat_interval: config.controller.broker_heartbeat_interval.as_duration(),
+            broker_epoch: AtomicI64::new(-1),
+            advertised,
+        })
+    }
+
+    /// The locally applied cluster metadata.
+    pub fn metadata(&self) -> Arc<MetadataState> {
+        self.controller.shared_metadata()
+    }
+
+    /// Watch of the locally applied metadata.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<MetadataState>> {
+        self.controller.subscribe()
+    }
+
+    /// The active controller's id, -1 if unknown (Metadata's `controller_id`).
+    pub fn controller_id(&self) -> i32 {
+        self.controller.leader().and_then(|id| i32::try_from(id).ok()).unwrap_or(-1)
+    }
+
+    /// Epoch of this broker's current registration, -1 before it registered.
+    pub fn broker_epoch(&self) -> i64 {
+        self.broker_epoch.load(Ordering::Acquire)
+    }
+
+    /// Whether this broker is registered and unfenced in its local metadata.
+    pub fn is_active(&self) -> bool {
+        let epoch = self.broker_epoch.load(Ordering::Acquire);
+        self.metadata().brokers.get(&self.node_id).is_some_and(|b| b.epoch == epoch && !b.fenced)
+    }
+
+    /// Proposes `cmd`, retrying while there is no reachable active controller, for up to `timeout`.
+    /// A command the metadata rules reject fails at once with [`ControllerError::Rejected`].
+    pub async fn propose(&self, cmd: MetadataCommand, timeout: Duration) -> Result<MetadataResponse, ControllerError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match self.controller.propose(cmd.clone()).await {
+                Ok(r) => return Ok(r),
+                Err(e @ ControllerError::Rejected(_)) => return Err(e),
+                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+                Err(e) => {
+                    tracing::debug!(error = %e, "proposal not taken; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    /// Waits until the local metadata satisfies `ready`, for up to `timeout`.
+    pub async fn wait_metadata(&self, timeout: Duration, ready: impl Fn(&MetadataState) -> bool) -> bool {
+        let mut rx = self.subscribe();
+        let wait = async {
+            loop {
+                if ready(&rx.borrow_and_update()) {
+                    return;
+                }
+                if rx.changed().await.is_err() {
+                    return std::future::pending().await;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok()
+    }
+
+    /// Registers this broker and heartbeats until `shutdown`; registers again whenever the
+    /// controller asks (e.g. after this broker was unregistered or the controller lost track).
+    pub async fn run_membership(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            let register = MetadataCommand::RegisterBroker {
+                id: self.node_id,
+                host: self.advertised.0.clone(),
+                port: self.advertised.1,
+                rack: None,
+            };
+            let epoch = tokio::select! {
+                r = self.propose(register, Duration::from_secs(3600)) => match r {
+                    Ok(MetadataResponse::BrokerRegistered { broker_epoch }) => broker_epoch,
+                    Ok(other) => {
+                        tracing::error!(?other, "unexpected answer to broker registration");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "broker registration failed; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                },
+                _ = shutdown.changed() => return,
+            };
+            self.broker_epoch.store(epoch, Ordering::Release);
+            tracing::debug!(node_id = self.node_id, broker_epoch = epoch, "registration committed");
+            let mut announced = false;
+            let mut tick = tokio::time::interval(self.heartbeat_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = shutdown.changed() => return,
+                }
+                let caught_up = self.metadata().brokers.get(&self.node_id).is_some_and(|b| b.epoch == epoch);
+                let request = HeartbeatRequest { broker_id: self.node_id, broker_epoch: epoch, caught_up };
+                match self.controller.send_heartbeat(request).await {
+                    Ok(HeartbeatReply::Reregister) => {
+                        tracing::warn!(node_id = self.node_id, "controller asked this broker to register again");
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::debug!(error = %e, "heartbeat failed"),
+                }
+                if !announced && self.is_active() {
+                    announced = true;
+                    tracing::info!(node_id = self.node_id, broker_epoch = epoch, "broker registered and unfenced");
+                }
+            }
+        }
+    }
+
+    /// Stops the controller.
+    pub async fn shutdown(self) {
+        if let Err(e) = self.controller.shutdown().await {
+            tracing::warn!(error = %e, "stopping the metadata quorum member");
+        }
+    }
+}
