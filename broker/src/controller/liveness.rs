@@ -44,6 +44,32 @@ pub enum HeartbeatReply {
     },
 }
 
+/// How often the active controller moves leadership back to preferred replicas (Kafka's
+/// `leader.imbalance.check.interval.seconds`, much shorter here: a returning broker should take
+/// its share of the load back within seconds).
+const PREFERRED_LEADER_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Elections that give each partition back to its preferred (first) replica where that replica
+/// is unfenced, in sync, and not the leader already (Kafka's auto leader rebalance).
+pub fn preferred_leader_elections(state: &MetadataState) -> Vec<MetadataCommand> {
+    let mut out = Vec::new();
+    for (name, topic) in &state.topics {
+        for (index, p) in topic.partitions.iter().enumerate() {
+            let Some(&preferred) = p.replicas.first() else { continue };
+            let live = state.brokers.get(&preferred).is_some_and(|b| !b.fenced);
+            if p.leader != preferred && live && p.isr.contains(&preferred) {
+                out.push(MetadataCommand::ElectLeader {
+                    topic: name.clone(),
+                    partition: index as i32,
+                    leader: preferred,
+                    leader_epoch: p.leader_epoch,
+                });
+            }
+        }
+    }
+    out
+}
+
 /// Leases of the brokers, kept by the active controller.
 pub struct Liveness {
     session_timeout: Duration,
@@ -111,12 +137,23 @@ impl Liveness {
             .collect()
     }
 
-    /// The active controller's fencing loop; runs until the task is aborted.
+    /// The active controller's loop: fences expired brokers and moves leadership back to
+    /// preferred replicas; runs until the task is aborted.
     pub async fn run(self: std::sync::Arc<Self>, raft: Raft<TypeConfig>, machine: StateMachineStore) {
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_rebalance = Instant::now();
         loop {
             tick.tick().await;
+            let metrics = raft.metrics().borrow().clone();
+            if metrics.current_leader == Some(metrics.id) && last_rebalance.elapsed() >= PREFERRED_LEADER_INTERVAL {
+                last_rebalance = Instant::now();
+                for cmd in preferred_leader_elections(&machine.shared_state()) {
+                    if let Err(e) = raft.client_write(cmd.clone()).await {
+                        tracing::debug!(?cmd, error = %e, "preferred leader election failed");
+                    }
+                }
+            }
             let metrics = raft.metrics().borrow().clone();
             if metrics.current_leader != Some(metrics.id) {
                 continue;

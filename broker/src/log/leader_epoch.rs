@@ -78,8 +78,13 @@ impl LeaderEpochCache {
                 (Some(e), _) if e.start_offset > end => {
                     Some(format!("epoch {} starts beyond the log end {end}", e.epoch))
                 }
-                (_, Some(last)) if cache.latest_epoch() != Some(last) => {
-                    Some(format!("the last batch has epoch {last}, not the latest cached one"))
+                // Epochs newer than the last batch's are fine only if nothing was written in them
+                // (a leadership that started at the log end and appended nothing).
+                (_, Some(last))
+                    if !cache.entries.iter().any(|e| e.epoch == last)
+                        || cache.entries.iter().any(|e| e.epoch > last && e.start_offset < end) =>
+                {
+                    Some(format!("the last batch has epoch {last}, which the cache does not end with"))
                 }
                 _ => None,
             },

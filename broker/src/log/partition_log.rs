@@ -568,6 +568,11 @@ impl PartitionLog {
     pub fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
         let end = self.log_end_offset();
         if offset >= end {
+            // No data to cut, but epochs that start at or past `offset` (a leadership under which
+            // nothing was written) must go, or the follower keeps claiming them.
+            if self.epochs.truncate_from_end(offset) {
+                self.epochs.flush()?;
+            }
             return Ok(());
         }
         if offset < self.log_start_offset {

@@ -381,6 +381,7 @@ impl Partition {
     ) -> Result<i64, ReplicaError> {
         let role = self.role();
         if !matches!(&*role, Role::Follower { .. }) {
+            // Not a follower (any more): refuse with the same code Kafka uses for a role mismatch.
             return Err(ReplicaError::NotLeader(self.name()));
         }
         let ranges = split_batches(records).map_err(|e| ReplicaError::Log(e.into()))?;

@@ -5,7 +5,7 @@
 //! diverging epoch.
 
 use super::client::{ClientError, PeerConnection};
-use crate::partition::Partition;
+use crate::partition::{Partition, ReplicaError};
 use crate::Broker;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
@@ -156,14 +156,19 @@ fn handle_partition(broker: &Broker, leader_id: i32, target: &FetchTarget, data:
         let truncate_at = leader_end.min(local_end);
         let (before, _) = partition.follower_position();
         match partition.truncate_to(truncate_at) {
-            Ok(end) => tracing::warn!(
-                partition = %partition.name(), leader = leader_id, epoch = data.diverging_epoch.epoch,
-                from = before, to = end, discarded = before - end,
-                "truncated a divergent log tail to match the new leader"
-            ),
+            Ok(end) if end < before => {
+                tracing::warn!(
+                    partition = %partition.name(), leader = leader_id, epoch = data.diverging_epoch.epoch,
+                    from = before, to = end, discarded = before - end,
+                    "truncated a divergent log tail to match the new leader"
+                );
+                return true;
+            }
+            // Only epochs without data were dropped; back off in case the leader disagrees again.
+            Ok(_) => tracing::debug!(partition = %partition.name(), leader = leader_id, "dropped empty leader epochs"),
             Err(e) => tracing::error!(partition = %partition.name(), error = %e, "truncation failed"),
         }
-        return true;
+        return false;
     }
     let records: Bytes = data.records.unwrap_or_default();
     let had_records = !records.is_empty();
@@ -174,6 +179,8 @@ fn handle_partition(broker: &Broker, leader_id: i32, target: &FetchTarget, data:
             }
             had_records
         }
+        // The role changed while the fetch was in flight: the data is simply not ours to take.
+        Err(ReplicaError::NotLeader(_)) => false,
         Err(e) => {
             tracing::warn!(partition = %partition.name(), leader = leader_id, error = %e, "appending replicated data failed");
             false
