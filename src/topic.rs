@@ -29,8 +29,8 @@ enum TopicCommand {
         /// Number of partitions.
         #[arg(long)]
         partitions: i32,
-        /// Replicas per partition.
-        #[arg(long, default_value_t = 1)]
+        /// Replicas per partition; -1 takes the brokers' default (3, or fewer in a smaller cluster).
+        #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
         replication_factor: i32,
         /// Topic setting, Kafka style (e.g. retention.ms=3600000); repeatable.
         #[arg(long = "topic-config", value_name = "KEY=VALUE")]

@@ -69,7 +69,7 @@ async fn answer(mut stream: TcpStream, broker: &Broker) -> std::io::Result<()> {
             let body = format!(
                 "{{\"status\":\"ok\",\"node_id\":{},\"cluster_id\":\"{}\",\"topics\":{}}}\n",
                 broker.config.node_id,
-                broker.cluster_id,
+                broker.cluster_id(),
                 broker.catalog.all().len()
             );
             respond(&mut stream, "200 OK", "application/json", &body).await

@@ -50,8 +50,10 @@ use tokio::sync::watch;
 pub struct Broker {
     /// Configuration in force.
     pub config: BrokerConfig,
-    /// Cluster id, stored in `<data-dir>/meta/cluster-id`.
-    pub cluster_id: String,
+    /// This broker's own idea of the cluster id (configured, or generated once and stored in
+    /// `<data-dir>/meta/cluster-id`); the quorum adopts the first one proposed, see
+    /// [`Broker::cluster_id`].
+    local_cluster_id: String,
     /// Topics and partition replicas hosted here.
     pub catalog: Catalog,
     /// Prometheus metrics.
@@ -72,7 +74,20 @@ impl Broker {
         let catalog = Catalog::new(&config);
         let metrics = Metrics::new().map_err(|e| BrokerError::Internal(format!("registering metrics: {e}")))?;
         let groups = GroupCoordinator::new(config.groups.offsets_topic_partitions as usize, config.groups.clone());
-        Ok(Broker { config, cluster_id, catalog, metrics, producer_ids: ProducerIds::default(), groups, cluster })
+        Ok(Broker {
+            config,
+            local_cluster_id: cluster_id,
+            catalog,
+            metrics,
+            producer_ids: ProducerIds::default(),
+            groups,
+            cluster,
+        })
+    }
+
+    /// The cluster id clients see: the one recorded in the metadata quorum.
+    pub fn cluster_id(&self) -> String {
+        self.cluster.metadata().cluster_id.clone().unwrap_or_else(|| self.local_cluster_id.clone())
     }
 
     /// The (host, port) advertised to clients.
@@ -201,7 +216,7 @@ impl RunningBroker {
             admin = %self.addresses.admin,
             advertised = %broker.config.advertised(),
             data_dir = %broker.config.data_dir.display(),
-            cluster_id = %broker.cluster_id,
+            cluster_id = %broker.cluster_id(),
             node_id = broker.config.node_id,
             "broker ready"
         );
@@ -256,12 +271,23 @@ async fn ensure_internal_topics(broker: Arc<Broker>, mut shutdown: watch::Receiv
             _ = shutdown.changed() => return,
         }
         let metadata = broker.cluster.metadata();
+        let is_controller = broker.cluster.controller_id() == broker.config.node_id;
+        if metadata.cluster_id.is_none() && is_controller {
+            let cmd = controller::MetadataCommand::SetClusterId { cluster_id: broker.local_cluster_id.clone() };
+            if let Err(e) = broker.cluster.propose(cmd, Duration::from_secs(5)).await {
+                tracing::warn!(error = %e, "recording the cluster id failed; retrying");
+            }
+            continue;
+        }
+        if let Some(id) = &metadata.cluster_id {
+            if id != &broker.local_cluster_id && broker.config.cluster_id.is_some() {
+                tracing::error!(configured = %broker.local_cluster_id, quorum = %id, "this broker is configured for another cluster than its quorum");
+            }
+        }
         if metadata.topics.contains_key(group::OFFSETS_TOPIC) {
             return;
         }
-        if broker.cluster.controller_id() != broker.config.node_id
-            || broker.cluster.live_brokers().len() < replication_factor
-        {
+        if !is_controller || broker.cluster.live_brokers().len() < replication_factor {
             continue;
         }
         let configs = [

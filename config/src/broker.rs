@@ -264,7 +264,7 @@ impl BrokerConfig {
 
     /// Replication factor for topics created without one.
     pub fn default_replication_factor(&self) -> i16 {
-        let brokers = self.voters.len().max(1).min(3) as i16;
+        let brokers = self.voters.len().clamp(1, 3) as i16;
         self.replication.default_replication_factor.unwrap_or(brokers)
     }
 

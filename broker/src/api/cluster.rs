@@ -26,7 +26,7 @@ pub fn describe_cluster(broker: &Arc<Broker>, _request: DescribeClusterRequest) 
         })
         .collect();
     DescribeClusterResponse::default()
-        .with_cluster_id(str_bytes(broker.cluster_id.clone()))
+        .with_cluster_id(str_bytes(broker.cluster_id()))
         .with_controller_id(BrokerId(broker.cluster.controller_id()))
         .with_brokers(brokers)
         .with_cluster_authorized_operations(i32::MIN)

@@ -134,6 +134,10 @@ fn read_once(
     (out, total, any_error)
 }
 
+/// A wanted partition: the led replica (or the error to report) and, for a divergent follower,
+/// the (epoch, end offset) to truncate to.
+type Resolved = (Result<Arc<Partition>, ResponseError>, Option<(i32, i64)>);
+
 /// Resolves one wanted partition: the led replica, epoch checks, and for a follower the
 /// leader-side bookkeeping of its position.
 fn resolve(
@@ -141,7 +145,7 @@ fn resolve(
     topic: &str,
     p: &kafka_protocol::messages::fetch_request::FetchPartition,
     replica_id: i32,
-) -> (Result<Arc<Partition>, ResponseError>, Option<(i32, i64)>) {
+) -> Resolved {
     let (partition, epoch) = match super::led_partition(broker, topic, p.partition) {
         Ok(found) => found,
         Err(e) => return (Err(e), None),

@@ -120,7 +120,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Metadat
         .collect();
     MetadataResponse::default()
         .with_brokers(brokers)
-        .with_cluster_id(Some(str_bytes(broker.cluster_id.clone())))
+        .with_cluster_id(Some(str_bytes(broker.cluster_id())))
         .with_controller_id(BrokerId(broker.cluster.controller_id()))
         .with_topics(topics)
         .with_cluster_authorized_operations(OPERATIONS_OMITTED)

@@ -106,6 +106,11 @@ pub enum MetadataCommand {
         /// The leader epoch the caller observed; the election is refused if it moved on since.
         leader_epoch: i32,
     },
+    /// Names the cluster; only the first such command takes effect.
+    SetClusterId {
+        /// The cluster id.
+        cluster_id: String,
+    },
     /// Hand a block of producer ids to a broker.
     AllocateProducerIds {
         /// Requesting broker.
@@ -263,6 +268,9 @@ pub struct MetadataState {
     pub next_producer_id: i64,
     /// Next broker epoch to hand out; a counter rather than a clock to stay deterministic.
     pub next_broker_epoch: i64,
+    /// The cluster's id, set once by the first active controller.
+    #[serde(default)]
+    pub cluster_id: Option<String>,
 }
 
 impl MetadataState {
@@ -384,6 +392,12 @@ impl MetadataState {
                 p.leader_epoch += 1;
                 p.partition_epoch += 1;
                 Ok(MetadataResponse::Partition(p.clone()))
+            }
+            MetadataCommand::SetClusterId { cluster_id } => {
+                if self.cluster_id.is_none() {
+                    self.cluster_id = Some(cluster_id.clone());
+                }
+                Ok(MetadataResponse::Ok)
             }
             MetadataCommand::AllocateProducerIds { broker, count } => {
                 self.broker(*broker)?;
