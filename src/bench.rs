@@ -1,4 +1,5 @@
-//! `millrace bench`: produce then consume N records through librdkafka and report throughput.
+//! `millrace bench`: produce then consume N records through librdkafka and report throughput, and
+//! the produce phase's per-record delivery latency (enqueue → delivery report) percentiles.
 //! Benchmarks live here rather than in timed tests (see docs/benchmarks.md for the commands).
 
 use anyhow::{bail, Context};
@@ -37,24 +38,109 @@ pub struct BenchArgs {
     /// Skip the consume phase.
     #[arg(long)]
     produce_only: bool,
+    /// Offer records at this steady rate (records per second) instead of as fast as possible, so
+    /// the delivery latency is measured below saturation; 0 = unlimited.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
 }
 
 struct Counting {
     delivered: AtomicU64,
     failed: AtomicU64,
+    /// Delivery latency of the successful records, in microseconds.
+    latency: Histogram,
 }
 
-struct BenchContext(Arc<Counting>);
+/// Producer context; each record's delivery opaque is its enqueue time in nanoseconds since
+/// `epoch`, so the delivery callback can measure enqueue → delivery report.
+struct BenchContext {
+    counts: Arc<Counting>,
+    epoch: Instant,
+}
 
 impl ClientContext for BenchContext {}
 
 impl ProducerContext for BenchContext {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+    type DeliveryOpaque = usize;
+    fn delivery(&self, result: &DeliveryResult<'_>, enqueued_nanos: usize) {
         match result {
-            Ok(_) => self.0.delivered.fetch_add(1, Ordering::Relaxed),
-            Err(_) => self.0.failed.fetch_add(1, Ordering::Relaxed),
-        };
+            Ok(_) => {
+                let now = nanos_since(self.epoch);
+                self.counts.latency.record(now.saturating_sub(enqueued_nanos) as u64 / 1_000);
+                self.counts.delivered.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                self.counts.failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn nanos_since(started: Instant) -> usize {
+    usize::try_from(started.elapsed().as_nanos()).unwrap_or(usize::MAX)
+}
+
+/// Sub-buckets per power of two: values are kept with a relative error below 1/128 (0.8 %).
+const SUB_BITS: u32 = 7;
+const SUB_BUCKETS: usize = 1 << SUB_BITS;
+
+/// A log-linear histogram of `u64` values (HDR-style): exact below 128, then 128 linear
+/// sub-buckets per power of two. Lock-free, fixed size (58 × 128 counters), any number of values.
+struct Histogram {
+    buckets: Vec<AtomicU64>,
+    max: AtomicU64,
+}
+
+impl Histogram {
+    fn new() -> Self {
+        let len = (64 - SUB_BITS as usize + 1) * SUB_BUCKETS;
+        Histogram { buckets: (0..len).map(|_| AtomicU64::new(0)).collect(), max: AtomicU64::new(0) }
+    }
+
+    fn index(value: u64) -> usize {
+        if value < SUB_BUCKETS as u64 {
+            return value as usize;
+        }
+        let shift = 63 - value.leading_zeros() - SUB_BITS;
+        let sub = (value >> shift) as usize - SUB_BUCKETS;
+        (shift as usize + 1) * SUB_BUCKETS + sub
+    }
+
+    /// The smallest and largest value that fall into bucket `index`.
+    fn bounds(index: usize) -> (u64, u64) {
+        if index < SUB_BUCKETS {
+            return (index as u64, index as u64);
+        }
+        let shift = (index / SUB_BUCKETS - 1) as u32;
+        let low = ((SUB_BUCKETS + index % SUB_BUCKETS) as u64) << shift;
+        (low, low + ((1u64 << shift) - 1))
+    }
+
+    fn record(&self, value: u64) {
+        if let Some(bucket) = self.buckets.get(Self::index(value)) {
+            bucket.fetch_add(1, Ordering::Relaxed);
+        }
+        self.max.fetch_max(value, Ordering::Relaxed);
+    }
+
+    /// The value at quantile `q` (0..=1): the midpoint of the bucket holding the value of rank
+    /// ⌈q·count⌉, capped at the maximum seen; `None` when nothing was recorded.
+    fn quantile(&self, q: f64) -> Option<u64> {
+        let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+        let mut seen = 0u64;
+        for (index, count) in counts.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                let (low, high) = Self::bounds(index);
+                return Some((low + (high - low) / 2).min(self.max.load(Ordering::Relaxed)));
+            }
+        }
+        Some(self.max.load(Ordering::Relaxed))
     }
 }
 
@@ -70,8 +156,23 @@ fn report(phase: &str, args: &BenchArgs, records: u64, elapsed: Duration) {
     );
 }
 
+fn report_latency(args: &BenchArgs, latency: &Histogram) {
+    let ms = |q: f64| latency.quantile(q).map_or("-".to_string(), |us| format!("{:.2}", us as f64 / 1000.0));
+    let max = latency.max.load(Ordering::Relaxed) as f64 / 1000.0;
+    let rate = if args.rate == 0 { "max".to_string() } else { args.rate.to_string() };
+    println!(
+        "produce_latency\trecord_size={}\tacks={}\trate={rate}\tp50_ms={}\tp99_ms={}\tmax_ms={max:.2}",
+        args.record_size,
+        args.acks,
+        ms(0.50),
+        ms(0.99),
+    );
+}
+
 fn produce(args: &BenchArgs) -> anyhow::Result<()> {
-    let counts = Arc::new(Counting { delivered: AtomicU64::new(0), failed: AtomicU64::new(0) });
+    let counts =
+        Arc::new(Counting { delivered: AtomicU64::new(0), failed: AtomicU64::new(0), latency: Histogram::new() });
+    let epoch = Instant::now();
     let producer: BaseProducer<BenchContext> = ClientConfig::new()
         .set("bootstrap.servers", &args.bootstrap)
         .set("acks", &args.acks)
@@ -81,13 +182,26 @@ fn produce(args: &BenchArgs) -> anyhow::Result<()> {
         .set("queue.buffering.max.messages", "1000000")
         .set("queue.buffering.max.kbytes", "1048576")
         .set("enable.idempotence", if args.acks == "all" { "true" } else { "false" })
-        .create_with_context(BenchContext(counts.clone()))
+        .create_with_context(BenchContext { counts: counts.clone(), epoch })
         .context("creating the producer")?;
     let payload = vec![b'x'; args.record_size];
     let started = Instant::now();
     for i in 0..args.records {
+        if args.rate > 0 {
+            // Records are due at a steady pace from `started`; wait (serving delivery reports)
+            // until this one is due. Sleeps are whole milliseconds, so records go out in small
+            // bursts of rate/1000.
+            loop {
+                let due = Duration::from_secs_f64(i as f64 / args.rate as f64);
+                let elapsed = started.elapsed();
+                if elapsed >= due {
+                    break;
+                }
+                producer.poll(Duration::from_millis(1));
+            }
+        }
         let key = (i % 1024).to_string();
-        let mut record = BaseRecord::to(&args.topic).payload(&payload).key(&key);
+        let mut record = BaseRecord::with_opaque_to(&args.topic, nanos_since(epoch)).payload(&payload).key(&key);
         loop {
             match producer.send(record) {
                 Ok(()) => break,
@@ -111,6 +225,7 @@ fn produce(args: &BenchArgs) -> anyhow::Result<()> {
         bail!("{failed} records failed delivery");
     }
     report("produce", args, counts.delivered.load(Ordering::Relaxed), elapsed);
+    report_latency(args, &counts.latency);
     Ok(())
 }
 

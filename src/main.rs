@@ -1,6 +1,7 @@
 //! `millrace`: one binary for every component of the pipeline.
 
 mod bench;
+mod cluster;
 mod group;
 mod topic;
 
@@ -34,6 +35,8 @@ enum Command {
     Topic(topic::TopicArgs),
     /// List consumer groups or describe one: members, assignments, committed offsets and lag.
     Group(group::GroupArgs),
+    /// Describe the cluster, move partitions between brokers, remove a broker.
+    Cluster(cluster::ClusterArgs),
     /// Measure produce and consume throughput against a broker with librdkafka.
     Bench(bench::BenchArgs),
 }
@@ -97,6 +100,7 @@ fn main() -> anyhow::Result<()> {
             Command::Topic(args) => topic::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Group(args) => group::run(args).await,
+            Command::Cluster(args) => cluster::run(args).await,
         }
     })
 }

@@ -6,7 +6,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{
     BrokerId, DescribeClusterRequest, DescribeClusterResponse, InitProducerIdRequest, InitProducerIdResponse,
-    ProducerId,
+    ProducerId, UnregisterBrokerRequest, UnregisterBrokerResponse,
 };
 use std::sync::Arc;
 
@@ -55,6 +55,31 @@ pub async fn init_producer_id(broker: &Arc<Broker>, request: InitProducerIdReque
                 .with_error_code(ResponseError::CoordinatorNotAvailable.code())
                 .with_producer_id(ProducerId(-1))
                 .with_producer_epoch(-1)
+        }
+    }
+}
+
+/// Answers UnregisterBroker: removes a stopped broker from the cluster (its replicas show as
+/// offline until reassigned; its metadata replication stops).
+pub async fn unregister_broker(broker: &Arc<Broker>, request: UnregisterBrokerRequest) -> UnregisterBrokerResponse {
+    let id = request.broker_id.0;
+    let cmd = crate::controller::MetadataCommand::UnregisterBroker { id };
+    match broker.cluster.propose(cmd, std::time::Duration::from_secs(10)).await {
+        Ok(_) => {
+            tracing::info!(broker = id, "broker unregistered");
+            UnregisterBrokerResponse::default()
+        }
+        Err(e) => {
+            let code = match &e {
+                crate::controller::ControllerError::Rejected(
+                    crate::controller::MetadataError::BrokerNotRegistered(_),
+                ) => ResponseError::BrokerIdNotRegistered,
+                crate::controller::ControllerError::Rejected(_) => ResponseError::InvalidRequest,
+                _ => ResponseError::RequestTimedOut,
+            };
+            UnregisterBrokerResponse::default()
+                .with_error_code(code.code())
+                .with_error_message(Some(str_bytes(e.to_string())))
         }
     }
 }

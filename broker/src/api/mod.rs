@@ -15,6 +15,7 @@ mod list_offsets;
 mod metadata;
 pub mod offsets;
 mod produce;
+mod reassignments;
 mod topics;
 
 use crate::Broker;
@@ -60,6 +61,9 @@ pub const SUPPORTED_APIS: &[ApiKey] = &[
     ApiKey::DeleteGroups,
     ApiKey::OffsetDelete,
     ApiKey::OffsetForLeaderEpoch,
+    ApiKey::AlterPartitionReassignments,
+    ApiKey::ListPartitionReassignments,
+    ApiKey::UnregisterBroker,
 ];
 
 /// Shorthand for building a `StrBytes` from a `String`.
@@ -261,6 +265,27 @@ pub async fn dispatch(broker: &Arc<Broker>, frame: Bytes, peer: SocketAddr) -> R
             let request = decode!();
             let broker_ref = broker.clone();
             Ok(deferred(broker, &ctx, api_key, started, async move { offsets::delete(&broker_ref, request).await }))
+        }
+        ApiKey::AlterPartitionReassignments => {
+            let request = decode!();
+            let broker_ref = broker.clone();
+            Ok(deferred(
+                broker,
+                &ctx,
+                api_key,
+                started,
+                async move { reassignments::alter(&broker_ref, request).await },
+            ))
+        }
+        ApiKey::ListPartitionReassignments => {
+            ready(broker, &ctx, api_key, started, reassignments::list(broker, decode!()))
+        }
+        ApiKey::UnregisterBroker => {
+            let request = decode!();
+            let broker_ref = broker.clone();
+            Ok(deferred(broker, &ctx, api_key, started, async move {
+                cluster::unregister_broker(&broker_ref, request).await
+            }))
         }
         other => Err(format!("{other:?} is listed as supported but has no handler")),
     }

@@ -146,6 +146,22 @@ impl Liveness {
         loop {
             tick.tick().await;
             let metrics = raft.metrics().borrow().clone();
+            if metrics.current_leader == Some(metrics.id) {
+                let state = machine.shared_state();
+                let stale: std::collections::BTreeSet<u64> = metrics
+                    .membership_config
+                    .membership()
+                    .learner_ids()
+                    .filter(|id| i32::try_from(*id).is_ok_and(|id| state.removed_brokers.contains(&id)))
+                    .collect();
+                if !stale.is_empty() {
+                    tracing::info!(?stale, "removing unregistered brokers from the metadata quorum");
+                    let change = openraft::ChangeMembers::RemoveNodes(stale);
+                    if let Err(e) = raft.change_membership(change, false).await {
+                        tracing::warn!(error = %e, "removing non-voting members failed");
+                    }
+                }
+            }
             if metrics.current_leader == Some(metrics.id) && last_rebalance.elapsed() >= PREFERRED_LEADER_INTERVAL {
                 last_rebalance = Instant::now();
                 for cmd in preferred_leader_elections(&machine.shared_state()) {

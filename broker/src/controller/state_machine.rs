@@ -106,6 +106,17 @@ pub enum MetadataCommand {
         /// The leader epoch the caller observed; the election is refused if it moved on since.
         leader_epoch: i32,
     },
+    /// Starts (replicas given) or cancels (None) moving a partition to another replica set
+    /// (Kafka's AlterPartitionReassignments): new replicas join as followers; once they are all
+    /// in sync the partition switches to the target set and the removed replicas are dropped.
+    AlterReassignment {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+        /// Target replicas, preferred leader first; None cancels an ongoing reassignment.
+        target: Option<Vec<i32>>,
+    },
     /// Names the cluster; only the first such command takes effect.
     SetClusterId {
         /// The cluster id.
@@ -212,6 +223,14 @@ pub enum MetadataError {
     /// ELECTION_NOT_NEEDED.
     #[error("broker {0} already leads the partition")]
     ElectionNotNeeded(i32),
+    /// NO_REASSIGNMENT_IN_PROGRESS.
+    #[error("no reassignment is in progress for {topic}-{partition}")]
+    NoReassignmentInProgress {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+    },
 }
 
 /// A registered broker.
@@ -244,6 +263,24 @@ pub struct PartitionState {
     pub leader_epoch: i32,
     /// Bumped on every change of this record (Kafka's partition epoch).
     pub partition_epoch: i32,
+    /// Replicas an ongoing reassignment adds (they are already in `replicas`).
+    #[serde(default)]
+    pub adding_replicas: Vec<i32>,
+    /// Replicas an ongoing reassignment removes (still in `replicas` until it completes).
+    #[serde(default)]
+    pub removing_replicas: Vec<i32>,
+}
+
+impl PartitionState {
+    /// The replica set a reassignment moves to (the current one when none is ongoing).
+    pub fn target_replicas(&self) -> Vec<i32> {
+        self.replicas.iter().copied().filter(|r| !self.removing_replicas.contains(r)).collect()
+    }
+
+    /// Whether a reassignment is ongoing.
+    pub fn reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
 }
 
 /// One topic.
@@ -271,6 +308,10 @@ pub struct MetadataState {
     /// The cluster's id, set once by the first active controller.
     #[serde(default)]
     pub cluster_id: Option<String>,
+    /// Brokers unregistered since they last registered; the active controller stops replicating
+    /// the metadata log to them.
+    #[serde(default)]
+    pub removed_brokers: BTreeSet<i32>,
 }
 
 impl MetadataState {
@@ -292,13 +333,20 @@ impl MetadataState {
                 let broker =
                     BrokerState { id: *id, host: host.clone(), port: *port, rack: rack.clone(), epoch, fenced: true };
                 self.brokers.insert(*id, broker);
+                self.removed_brokers.remove(id);
                 tracing::debug!(broker = id, epoch, changed, "broker registered");
                 Ok(MetadataResponse::BrokerRegistered { broker_epoch: epoch })
             }
             MetadataCommand::UnregisterBroker { id } => {
                 self.broker(*id)?;
+                if self.brokers.get(id).is_some_and(|b| !b.fenced) {
+                    return Err(MetadataError::InvalidRequest(format!(
+                        "broker {id} is alive (unfenced); stop it before unregistering it"
+                    )));
+                }
                 let changed = self.fence_partitions(*id);
                 self.brokers.remove(id);
+                self.removed_brokers.insert(*id);
                 Ok(MetadataResponse::BrokerFenceChanged { partitions_changed: changed })
             }
             MetadataCommand::BrokerHeartbeat { id } => {
@@ -371,6 +419,7 @@ impl MetadataState {
                 }
                 p.isr = isr.clone();
                 p.partition_epoch += 1;
+                complete_reassignment_if_caught_up(topic, *partition, p);
                 Ok(MetadataResponse::Partition(p.clone()))
             }
             MetadataCommand::ElectLeader { topic, partition, leader, leader_epoch } => {
@@ -391,6 +440,51 @@ impl MetadataState {
                 p.leader = *leader;
                 p.leader_epoch += 1;
                 p.partition_epoch += 1;
+                Ok(MetadataResponse::Partition(p.clone()))
+            }
+            MetadataCommand::AlterReassignment { topic, partition, target } => {
+                let target = match target {
+                    Some(t) => {
+                        if t.is_empty() {
+                            return Err(MetadataError::InvalidRequest("a partition needs at least one replica".into()));
+                        }
+                        check_distinct(t)?;
+                        for r in t {
+                            self.broker(*r)?;
+                        }
+                        Some(t.clone())
+                    }
+                    None => None,
+                };
+                let p = self.partition_mut(topic, *partition)?;
+                let original: Vec<i32> =
+                    p.replicas.iter().copied().filter(|r| !p.adding_replicas.contains(r)).collect();
+                match target {
+                    None => {
+                        if !p.reassigning() {
+                            return Err(MetadataError::NoReassignmentInProgress {
+                                topic: topic.clone(),
+                                partition: *partition,
+                            });
+                        }
+                        let reverted = original;
+                        switch_replicas(p, reverted);
+                    }
+                    Some(target) => {
+                        let adding: Vec<i32> = target.iter().copied().filter(|r| !original.contains(r)).collect();
+                        let removing: Vec<i32> = original.iter().copied().filter(|r| !target.contains(r)).collect();
+                        // The replica list holds both sets while data moves: target first, so
+                        // the preferred leader is the target's.
+                        let mut replicas = target.clone();
+                        replicas.extend(removing.iter().copied());
+                        p.replicas = replicas;
+                        p.adding_replicas = adding;
+                        p.removing_replicas = removing;
+                        p.isr.retain(|r| p.replicas.contains(r));
+                        p.partition_epoch += 1;
+                        complete_reassignment_if_caught_up(topic, *partition, p);
+                    }
+                }
                 Ok(MetadataResponse::Partition(p.clone()))
             }
             MetadataCommand::SetClusterId { cluster_id } => {
@@ -444,7 +538,15 @@ impl MetadataState {
         let leader = *isr.first().ok_or_else(|| {
             MetadataError::IneligibleReplica(format!("no unfenced broker among replicas {:?}", a.replicas))
         })?;
-        Ok(PartitionState { replicas: a.replicas.clone(), isr, leader, leader_epoch: 0, partition_epoch: 0 })
+        Ok(PartitionState {
+            replicas: a.replicas.clone(),
+            isr,
+            leader,
+            leader_epoch: 0,
+            partition_epoch: 0,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
+        })
     }
 
     fn fence(&mut self, id: i32) -> Result<MetadataResponse, MetadataError> {
@@ -527,6 +629,36 @@ impl MetadataState {
         }
         changed
     }
+}
+
+/// Finishes a reassignment once every added replica is in the ISR: the partition moves to its
+/// target replica set, removed replicas leave the ISR, and leadership moves if the leader was
+/// removed.
+fn complete_reassignment_if_caught_up(topic: &str, partition: i32, p: &mut PartitionState) {
+    if !p.reassigning() || !p.adding_replicas.iter().all(|r| p.isr.contains(r)) {
+        return;
+    }
+    let target = p.target_replicas();
+    // Never finish into a state without an in-sync replica to lead.
+    if !target.iter().any(|r| p.isr.contains(r)) {
+        return;
+    }
+    tracing::info!(topic, partition, replicas = ?target, "reassignment complete");
+    switch_replicas(p, target);
+}
+
+/// Makes `replicas` the partition's replica set, ending any reassignment: the ISR keeps only
+/// members of the new set, and a leader outside it hands over to the first in-sync member.
+fn switch_replicas(p: &mut PartitionState, replicas: Vec<i32>) {
+    p.isr.retain(|r| replicas.contains(r));
+    if !replicas.contains(&p.leader) {
+        p.leader = replicas.iter().copied().find(|r| p.isr.contains(r)).unwrap_or(NO_LEADER);
+        p.leader_epoch += 1;
+    }
+    p.replicas = replicas;
+    p.adding_replicas.clear();
+    p.removing_replicas.clear();
+    p.partition_epoch += 1;
 }
 
 /// `unclean.leader.election.enable` of a topic (off unless set to true).

@@ -177,3 +177,55 @@ fn state_round_trips_through_json() {
     let json = serde_json::to_vec(&s).unwrap();
     assert_eq!(serde_json::from_slice::<MetadataState>(&json).unwrap(), s);
 }
+
+#[test]
+fn reassignment_adds_then_switches_once_caught_up() {
+    let mut s = cluster();
+    s.apply(&reg(4)).unwrap();
+    s.apply(&MetadataCommand::UnfenceBroker { id: 4 }).unwrap();
+    // Partition 0: replicas [1,2,3], leader 1. Move to [4,2,3].
+    let start = MetadataCommand::AlterReassignment { topic: "t".into(), partition: 0, target: Some(vec![4, 2, 3]) };
+    s.apply(&start).unwrap();
+    let p = part(&s, 0).clone();
+    assert_eq!(p.replicas, vec![4, 2, 3, 1]);
+    assert_eq!((p.adding_replicas.clone(), p.removing_replicas.clone()), (vec![4], vec![1]));
+    assert_eq!(p.leader, 1, "the old leader keeps leading while data moves");
+    // The new replica catches up: the leader adds it to the ISR, which completes the move.
+    let grow = MetadataCommand::ChangeIsr {
+        topic: "t".into(),
+        partition: 0,
+        leader_epoch: p.leader_epoch,
+        partition_epoch: p.partition_epoch,
+        isr: vec![1, 2, 3, 4],
+    };
+    s.apply(&grow).unwrap();
+    let p = part(&s, 0);
+    assert_eq!(p.replicas, vec![4, 2, 3]);
+    assert!(!p.reassigning());
+    assert_eq!(p.isr, vec![2, 3, 4]);
+    assert_eq!(p.leader, 4, "leadership left the removed replica for the first in-sync target");
+    assert_eq!(p.leader_epoch, 1);
+}
+
+#[test]
+fn reassignment_can_be_cancelled_and_validates() {
+    let mut s = cluster();
+    s.apply(&reg(4)).unwrap();
+    let cancel = MetadataCommand::AlterReassignment { topic: "t".into(), partition: 1, target: None };
+    assert!(matches!(s.apply(&cancel), Err(MetadataError::NoReassignmentInProgress { .. })));
+    let bad = MetadataCommand::AlterReassignment { topic: "t".into(), partition: 1, target: Some(vec![9]) };
+    assert_eq!(s.apply(&bad), Err(MetadataError::BrokerNotRegistered(9)));
+    let start = MetadataCommand::AlterReassignment { topic: "t".into(), partition: 1, target: Some(vec![2, 3, 4]) };
+    s.apply(&start).unwrap();
+    assert!(part(&s, 1).reassigning());
+    s.apply(&cancel).unwrap();
+    let p = part(&s, 1);
+    assert_eq!(p.replicas, vec![2, 3, 1]);
+    assert!(!p.reassigning());
+    assert_eq!(p.leader, 2);
+    // A pure reorder or shrink completes at once.
+    let shrink = MetadataCommand::AlterReassignment { topic: "t".into(), partition: 1, target: Some(vec![3, 2]) };
+    s.apply(&shrink).unwrap();
+    let p = part(&s, 1);
+    assert_eq!((p.replicas.clone(), p.isr.clone(), p.leader), (vec![3, 2], vec![2, 3], 2));
+}
