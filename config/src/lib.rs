@@ -65,4 +65,25 @@ mod tests {
         assert_eq!(config.log.retention_ms, None);
         assert_eq!(config.log.retention_bytes.map(|b| b.0), Some(10 << 30));
     }
+
+    #[test]
+    fn cluster_keys_parse_and_validate() {
+        let text = "node_id = 2\ncontroller_listen = \"127.0.0.1:9193\"\nvoters = [\"1@127.0.0.1:9093\", \"2@127.0.0.1:9193\"]\n";
+        let config = parse_broker(text, "b.toml").unwrap();
+        assert_eq!(config.voter_map().get(&2).map(String::as_str), Some("127.0.0.1:9193"));
+        assert_eq!(config.default_replication_factor(), 2);
+        let err = parse_broker("controller_listen = \"127.0.0.1:9093\"\nvoters = [\"one@host:1\"]\n", "b.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("voters") && err.contains("fix:"), "{err}");
+        let err = parse_broker("voters = [\"1@h:1\"]\n", "b.toml").unwrap_err().to_string();
+        assert!(err.contains("controller_listen"), "{err}");
+        let err = parse_broker(
+            "[controller]\nbroker_session_timeout = \"1s\"\nbroker_heartbeat_interval = \"1s\"\n",
+            "b.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("broker_heartbeat_interval"), "{err}");
+    }
 }
