@@ -51,17 +51,25 @@ pub fn describe(broker: &Arc<Broker>, request: DescribeConfigsRequest) -> Descri
                 resource.configuration_keys.as_ref().is_none_or(|keys| keys.iter().any(|k| k.as_str() == key))
             };
             let entries: Vec<(&'static str, String, i8)> = match resource.resource_type {
-                RESOURCE_TOPIC => match broker.catalog.get(resource.resource_name.as_str()) {
-                    Some(topic) => topic
-                        .config
-                        .entries()
-                        .into_iter()
-                        .map(|(key, value)| {
-                            let source =
-                                if topic.overrides.0.contains_key(key) { SOURCE_DYNAMIC_TOPIC } else { SOURCE_DEFAULT };
-                            (key, value, source)
-                        })
-                        .collect(),
+                // From the metadata, so any broker answers, hosting a replica or not.
+                RESOURCE_TOPIC => match broker.cluster.metadata().topics.get(resource.resource_name.as_str()) {
+                    Some(topic) => {
+                        let overrides = millrace_config::TopicOverrides::from_pairs(
+                            topic.configs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                        )
+                        .unwrap_or_default();
+                        broker
+                            .catalog
+                            .resolve(&overrides)
+                            .entries()
+                            .into_iter()
+                            .map(|(key, value)| {
+                                let source =
+                                    if overrides.0.contains_key(key) { SOURCE_DYNAMIC_TOPIC } else { SOURCE_DEFAULT };
+                                (key, value, source)
+                            })
+                            .collect()
+                    }
                     None => {
                         return result
                             .with_error_code(ResponseError::UnknownTopicOrPartition.code())

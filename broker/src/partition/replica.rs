@@ -431,3 +431,7 @@ fn invalid_state(partition: &Partition, e: ReplicationError) -> ReplicaError {
     tracing::error!(partition = %partition.name(), error = %e, "replication state rejected an update");
     ReplicaError::Internal { partition: partition.name(), reason: e.to_string() }
 }
+
+#[cfg(test)]
+#[path = "replica_tests.rs"]
+mod tests;

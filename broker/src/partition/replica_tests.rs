@@ -1,0 +1,116 @@
+//! Leader and follower replicas of one partition, driven as the replica manager and the fetch
+//! path drive them: appends, follower fetches moving the high watermark, acks=all, divergence
+//! after a leader change and the follower's truncation.
+
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use crate::log::batch::test_batches::simple;
+use millrace_config::{BrokerConfig, TopicOverrides};
+
+fn open(dir: &std::path::Path) -> Partition {
+    let config = TopicOverrides::default().resolve(&BrokerConfig::default());
+    Partition::open("t", 0, dir.to_path_buf(), &config).unwrap()
+}
+
+fn lead(p: &Partition, epoch: i32, isr: &[i32]) {
+    p.become_leader(1, &[1, 2, 3], isr, epoch, epoch, 2, 10_000, 0).unwrap();
+}
+
+#[test]
+fn high_watermark_follows_the_isr_and_gates_acks() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = open(dir.path());
+    lead(&p, 0, &[1, 2, 3]);
+    let info = p.append_as_leader(&mut simple(3, 0), 0, true).unwrap();
+    assert_eq!((info.base_offset, info.last_offset), (0, 2));
+    assert_eq!(p.high_watermark(), 0, "nothing is committed before the followers have it");
+    assert_eq!(p.ack_status(3, 2), AckWait::Waiting);
+    // Consumers see nothing above the high watermark.
+    assert!(p.read(0, 1 << 20, true).unwrap().data.is_empty());
+    assert_eq!(p.on_follower_fetch(2, 3, 0, 0, 10).unwrap(), FollowerFetch::Read { high_watermark: 0 });
+    assert_eq!(p.high_watermark(), 0, "follower 3 has not fetched yet");
+    assert_eq!(p.on_follower_fetch(3, 3, 0, 0, 10).unwrap(), FollowerFetch::Read { high_watermark: 3 });
+    assert_eq!(p.ack_status(3, 2), AckWait::Done);
+    assert!(!p.read(0, 1 << 20, true).unwrap().data.is_empty());
+    // A stale follower epoch is fenced; a newer one means our metadata is behind.
+    assert!(matches!(p.on_follower_fetch(2, 3, -5, 0, 10), Ok(_)), "-1-like epochs are not checked");
+    assert!(matches!(p.on_follower_fetch(2, 3, 1, 0, 10), Err(ReplicaError::UnknownLeaderEpoch { .. })));
+}
+
+#[test]
+fn min_insync_replicas_refuses_acks_all_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = open(dir.path());
+    lead(&p, 0, &[1]);
+    let err = p.append_as_leader(&mut simple(1, 0), 0, true).unwrap_err();
+    assert!(matches!(err, ReplicaError::NotEnoughReplicas { .. }), "{err}");
+    assert_eq!(err.response_error(), kafka_protocol::error::ResponseError::NotEnoughReplicas);
+    // acks=1 still goes through, and as the sole ISR member the leader commits it at once.
+    p.append_as_leader(&mut simple(1, 0), 0, false).unwrap();
+    assert_eq!(p.high_watermark(), 1);
+    // A follower cannot append producer data and a leader cannot take replicated data.
+    assert!(matches!(p.append_replicated(&simple(1, 0), 1, 0), Err(ReplicaError::NotLeader(_))));
+    p.become_follower(2, 1);
+    assert!(matches!(p.append_as_leader(&mut simple(1, 0), 0, false), Err(ReplicaError::NotLeader(_))));
+    assert_eq!(p.ack_status(1, 1), AckWait::NotLeader);
+}
+
+#[test]
+fn lagging_follower_leaves_and_caught_up_follower_rejoins_the_isr() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = open(dir.path());
+    p.become_leader(1, &[1, 2, 3], &[1, 2, 3], 0, 0, 1, 1_000, 0).unwrap();
+    p.append_as_leader(&mut simple(2, 0), 0, false).unwrap();
+    p.on_follower_fetch(2, 2, 0, -1, 100).unwrap();
+    let eligible = [1, 2, 3].into_iter().collect();
+    assert_eq!(p.propose_isr_change(500, &eligible), None, "within the lag time");
+    let shrink = p.propose_isr_change(2_000, &eligible).unwrap();
+    assert_eq!(shrink.new_isr, vec![1, 2], "3 never fetched for longer than replica.lag.time.max");
+    assert_eq!(p.propose_isr_change(2_000, &eligible), None, "one change in flight at a time");
+    // The controller commits it (partition epoch 1); then 3 catches up and is proposed back.
+    p.become_leader(1, &[1, 2, 3], &[1, 2], 0, 1, 1, 1_000, 2_000).unwrap();
+    p.on_follower_fetch(3, 2, 0, -1, 2_100).unwrap();
+    let grow = p.propose_isr_change(2_100, &eligible).unwrap();
+    assert_eq!(grow.new_isr, vec![1, 2, 3]);
+    p.isr_change_failed();
+    // A fenced broker is not proposed.
+    let only_two = [1, 2].into_iter().collect();
+    assert_eq!(p.propose_isr_change(2_100, &only_two), None);
+}
+
+#[test]
+fn diverging_follower_truncates_its_unreplicated_tail() {
+    let leader_dir = tempfile::tempdir().unwrap();
+    let follower_dir = tempfile::tempdir().unwrap();
+    let old_leader = open(follower_dir.path());
+    let new_leader = open(leader_dir.path());
+    // Epoch 0: the old leader writes 3 records; only the first 2 reach the other replica.
+    lead(&old_leader, 0, &[1, 2]);
+    old_leader.append_as_leader(&mut simple(2, 0), 0, false).unwrap();
+    let replicated = old_leader.read_to_end(0, 1 << 20, true).unwrap().data;
+    old_leader.append_as_leader(&mut simple(1, 0), 0, false).unwrap();
+    new_leader.become_follower(1, 0);
+    new_leader.append_replicated(&replicated, 0, 0).unwrap();
+    assert_eq!(new_leader.follower_position(), (2, 0));
+    // Epoch 1: the other replica leads and writes 2 records of its own.
+    new_leader.become_leader(2, &[1, 2, 3], &[2], 1, 1, 1, 10_000, 0).unwrap();
+    new_leader.append_as_leader(&mut simple(2, 0), 0, false).unwrap();
+    // The old leader follows now and fetches at offset 3 with last epoch 0: it diverged at 2.
+    old_leader.become_follower(2, 1);
+    let (offset, epoch) = old_leader.follower_position();
+    assert_eq!((offset, epoch), (3, 0));
+    let answer = new_leader.on_follower_fetch(1, offset, 1, epoch, 0).unwrap();
+    assert_eq!(answer, FollowerFetch::Diverging { epoch: 0, end_offset: 2 });
+    assert_eq!(old_leader.truncate_to(2).unwrap(), 2);
+    let (offset, epoch) = old_leader.follower_position();
+    assert_eq!(
+        new_leader.on_follower_fetch(1, offset, 1, epoch, 0).unwrap(),
+        FollowerFetch::Read { high_watermark: 4 }
+    );
+    let data = new_leader.read_to_end(offset, 1 << 20, true).unwrap().data;
+    assert_eq!(old_leader.append_replicated(&data, 4, 0).unwrap(), 4);
+    assert_eq!(old_leader.follower_position(), (4, 1));
+    assert_eq!(old_leader.high_watermark(), 4);
+    assert_eq!(old_leader.end_offset_for_epoch(0), Some((0, 2)));
+}
