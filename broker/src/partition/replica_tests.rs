@@ -34,7 +34,7 @@ fn high_watermark_follows_the_isr_and_gates_acks() {
     assert_eq!(p.ack_status(3, 2), AckWait::Done);
     assert!(!p.read(0, 1 << 20, true).unwrap().data.is_empty());
     // A stale follower epoch is fenced; a newer one means our metadata is behind.
-    assert!(matches!(p.on_follower_fetch(2, 3, -5, 0, 10), Ok(_)), "-1-like epochs are not checked");
+    assert!(p.on_follower_fetch(2, 3, -5, 0, 10).is_ok(), "negative (unknown) epochs are not checked");
     assert!(matches!(p.on_follower_fetch(2, 3, 1, 0, 10), Err(ReplicaError::UnknownLeaderEpoch { .. })));
 }
 
