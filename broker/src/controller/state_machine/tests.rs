@@ -229,3 +229,55 @@ fn reassignment_can_be_cancelled_and_validates() {
     let p = part(&s, 1);
     assert_eq!((p.replicas.clone(), p.isr.clone(), p.leader), (vec![3, 2], vec![2, 3], 2));
 }
+
+#[test]
+fn unclean_election_only_when_the_topic_allows_it() {
+    let mut s = MetadataState::default();
+    for id in 1..=2 {
+        s.apply(&reg(id)).unwrap();
+        s.apply(&MetadataCommand::UnfenceBroker { id }).unwrap();
+    }
+    for (name, unclean) in [("clean", "false"), ("dirty", "true")] {
+        s.apply(&MetadataCommand::CreateTopic {
+            name: name.into(),
+            topic_id: Uuid::new_v4(),
+            partitions: vec![PartitionAssignment { replicas: vec![1, 2] }],
+            configs: BTreeMap::from([("unclean.leader.election.enable".to_string(), unclean.to_string())]),
+        })
+        .unwrap();
+    }
+    // 2 falls out of the ISR (lagging), then the leader 1 dies.
+    for name in ["clean", "dirty"] {
+        let isr = MetadataCommand::ChangeIsr {
+            topic: name.into(),
+            partition: 0,
+            leader_epoch: 0,
+            partition_epoch: 0,
+            isr: vec![1],
+        };
+        s.apply(&isr).unwrap();
+    }
+    s.apply(&MetadataCommand::FenceBroker { id: 1 }).unwrap();
+    let clean = &s.topics["clean"].partitions[0];
+    assert_eq!((clean.leader, clean.isr.clone()), (NO_LEADER, vec![1]), "waits for the in-sync replica");
+    let dirty = &s.topics["dirty"].partitions[0];
+    assert_eq!((dirty.leader, dirty.isr.clone()), (2, vec![2]), "out-of-sync replica elected");
+}
+
+#[test]
+fn restarted_broker_is_fenced_until_it_catches_up() {
+    let mut s = cluster();
+    // Broker 1 leads partition 0; it restarts and registers again.
+    let r = s.apply(&reg(1)).unwrap();
+    assert!(matches!(r, MetadataResponse::BrokerRegistered { .. }));
+    assert!(s.brokers[&1].fenced);
+    let p0 = part(&s, 0);
+    assert_eq!((p0.leader, p0.isr.clone()), (2, vec![2, 3]), "leadership moved off the restarted broker");
+    s.apply(&MetadataCommand::UnfenceBroker { id: 1 }).unwrap();
+    assert!(!s.brokers[&1].fenced);
+    // Unregistering needs the broker fenced (stopped) first.
+    assert!(matches!(s.apply(&MetadataCommand::UnregisterBroker { id: 1 }), Err(MetadataError::InvalidRequest(_))));
+    s.apply(&MetadataCommand::FenceBroker { id: 1 }).unwrap();
+    s.apply(&MetadataCommand::UnregisterBroker { id: 1 }).unwrap();
+    assert!(!s.brokers.contains_key(&1) && s.removed_brokers.contains(&1));
+}
