@@ -129,6 +129,8 @@ fn partition_dir(data_dir: &Path, topic: &str, index: i32) -> PathBuf {
 }
 
 const PARTITION_METADATA: &str = "partition.metadata";
+/// Kafka's high-watermark checkpoint file, one per data directory.
+const HW_CHECKPOINT: &str = "replication-offset-checkpoint";
 
 /// Reads the topic id from a partition directory's `partition.metadata`, if present.
 fn stored_topic_id(dir: &Path) -> Option<Uuid> {
@@ -229,7 +231,11 @@ impl Catalog {
                     let text = format!("version: 0\ntopic_id: {}\n", meta.topic_id);
                     write_atomically(&dir.join(PARTITION_METADATA), text.as_bytes())?;
                 }
-                let partition = Arc::new(Partition::open(name, index, dir, &config)?);
+                let partition = Partition::open(name, index, dir, &config)?;
+                if let Some(hw) = self.checkpointed_high_watermark(name, index) {
+                    partition.restore_high_watermark(hw);
+                }
+                let partition = Arc::new(partition);
                 applied.opened.push(partition.clone());
                 partitions.insert(index, partition);
             }
@@ -261,6 +267,28 @@ impl Catalog {
             tracing::info!(partition = %partition.name(), "opened partition replica");
         }
         Ok(applied)
+    }
+
+    /// The high watermark `<data-dir>/replication-offset-checkpoint` recorded for a partition.
+    fn checkpointed_high_watermark(&self, topic: &str, index: i32) -> Option<i64> {
+        let text = std::fs::read_to_string(self.data_dir.join(HW_CHECKPOINT)).ok()?;
+        text.lines().skip(2).find_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (t, p, hw) = (fields.next()?, fields.next()?, fields.next()?);
+            (t == topic && p.parse::<i32>().ok()? == index).then(|| hw.parse().ok()).flatten()
+        })
+    }
+
+    /// Writes every hosted partition's high watermark to `<data-dir>/replication-offset-checkpoint`
+    /// (Kafka's file and format), so a restarted replica does not start from 0: consumers of a
+    /// partition it then leads keep seeing what was committed before.
+    pub fn checkpoint_high_watermarks(&self) -> Result<(), BrokerError> {
+        let partitions = self.all_partitions();
+        let mut text = format!("0\n{}\n", partitions.len());
+        for p in &partitions {
+            text.push_str(&format!("{} {} {}\n", p.topic, p.index, p.high_watermark()));
+        }
+        write_atomically(&self.data_dir.join(HW_CHECKPOINT), text.as_bytes())
     }
 
     /// Renames the replica's directory aside (Kafka's `-delete` suffix, so a crash mid-delete

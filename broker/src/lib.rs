@@ -235,9 +235,14 @@ impl RunningBroker {
                 Ok(owned) => {
                     let Broker { catalog, cluster, groups, .. } = owned;
                     drop(groups);
-                    tokio::task::spawn_blocking(move || catalog.close_all())
-                        .await
-                        .map_err(|e| BrokerError::Internal(format!("closing logs: {e}")))?;
+                    tokio::task::spawn_blocking(move || {
+                        if let Err(e) = catalog.checkpoint_high_watermarks() {
+                            tracing::warn!(error = %e, "writing the high-watermark checkpoint failed");
+                        }
+                        catalog.close_all()
+                    })
+                    .await
+                    .map_err(|e| BrokerError::Internal(format!("closing logs: {e}")))?;
                     tracing::info!("all logs closed cleanly");
                     if let Ok(cluster) = Arc::try_unwrap(cluster) {
                         cluster.shutdown().await;
@@ -326,6 +331,12 @@ async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) 
         tokio::select! {
             _ = group_tick.tick() => broker.groups.tick(),
             _ = flush_tick.tick() => {
+                let checkpoint = broker.clone();
+                match tokio::task::spawn_blocking(move || checkpoint.catalog.checkpoint_high_watermarks()).await {
+                    Ok(Err(e)) => tracing::warn!(error = %e, "writing the high-watermark checkpoint failed"),
+                    Err(e) => tracing::warn!(error = %e, "high-watermark checkpoint task failed"),
+                    Ok(Ok(())) => {}
+                }
                 for partition in broker.catalog.all_partitions() {
                     {
                         if let Err(e) = partition.flush_if_dirty().await {

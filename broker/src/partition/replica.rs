@@ -132,6 +132,11 @@ impl Partition {
         });
     }
 
+    /// Sets the high watermark from a checkpoint at start-up (capped at the log end).
+    pub fn restore_high_watermark(&self, high_watermark: i64) {
+        self.publish_high_watermark(high_watermark.clamp(0, self.log_end_offset()));
+    }
+
     /// The current high watermark.
     pub fn high_watermark(&self) -> i64 {
         *self.high_watermark.borrow()
