@@ -2,6 +2,13 @@
 //! runs real third-party clients (kcat, confluent-kafka, kafka-python) against them, and waits
 //! with bounded timeouts that fail with a clear message.
 
+pub mod cluster;
+pub mod jepsen;
+pub mod netns;
+
+pub use cluster::{Cluster, PartitionInfo};
+pub use jepsen::Workload;
+
 use anyhow::{bail, Context};
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
@@ -53,9 +60,183 @@ pub fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool
     bail!("timed out after {timeout:?} waiting for {what}")
 }
 
+/// Polls `check` every 100 ms until it returns `Ok(true)` or `timeout` passes; the error names
+/// `what` and the last error `check` returned.
+pub fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> anyhow::Result<bool>) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    let mut last = String::new();
+    loop {
+        match check() {
+            Ok(true) => return Ok(()),
+            Ok(false) => last.clear(),
+            Err(e) => last = format!("{e:#}"),
+        }
+        if Instant::now() > deadline {
+            let last = if last.is_empty() { String::new() } else { format!("; last error: {last}") };
+            bail!("timed out after {timeout:?} waiting for {what}{last}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A child process whose stdout and stderr are appended to a log file. Events such as readiness
+/// are read from the part of the log written since the latest spawn, so output of an earlier run
+/// (or of another process holding the port) is never mistaken for the current one.
+pub struct LoggedProcess {
+    child: Option<Child>,
+    log_path: PathBuf,
+    log_start: usize,
+}
+
+impl LoggedProcess {
+    /// A process (not yet running) that will log to `log_path`.
+    pub fn new(log_path: PathBuf) -> LoggedProcess {
+        LoggedProcess { child: None, log_path, log_start: 0 }
+    }
+
+    /// Spawns `command` with stdin closed and stdout/stderr appended to the log.
+    pub fn spawn(&mut self, mut command: Command) -> anyhow::Result<()> {
+        anyhow::ensure!(self.child.is_none(), "the process is still running; stop or kill it first");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path)?;
+        self.log_start = log.metadata().map(|m| m.len() as usize).unwrap_or(0);
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("spawning {:?}", command.get_program()))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The exit status if the process has exited (it is then reaped and no longer running).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        let status = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+        if status.is_some() {
+            self.child = None;
+        }
+        status
+    }
+
+    /// True while a spawned process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        self.child.is_some() && self.exited().is_none()
+    }
+
+    /// Everything logged so far, across restarts.
+    pub fn log(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.log_path) {
+            let _ = f.read_to_string(&mut text);
+        }
+        text
+    }
+
+    /// What the latest run logged.
+    pub fn fresh_log(&self) -> String {
+        std::fs::read(&self.log_path)
+            .map(|log| String::from_utf8_lossy(log.get(self.log_start..).unwrap_or_default()).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Waits until the latest run logs a line matching `matches`. Fails early, with the log, when
+    /// the process exits first, and with the log after `timeout`.
+    pub fn wait_for_line(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        matches: impl Fn(&str) -> bool,
+    ) -> anyhow::Result<()> {
+        let mut exit = None;
+        let found = wait_until(what, timeout, || {
+            if self.fresh_log().lines().any(&matches) {
+                return true;
+            }
+            exit = self.exited();
+            exit.is_some()
+        });
+        if let Some(status) = exit {
+            bail!("the process exited with {status} while waiting for {what}; log:\n{}", self.log());
+        }
+        found.with_context(|| format!("log:\n{}", self.log()))
+    }
+
+    /// Sends a signal by name (`STOP`, `CONT`, `TERM`, …) to the running process.
+    pub fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let pid = self.pid().context("the process is not running")?;
+        let status = Command::new("kill").args([&format!("-{signal}"), &pid.to_string()]).status()?;
+        anyhow::ensure!(status.success(), "kill -{signal} {pid} failed with {status}");
+        Ok(())
+    }
+
+    /// SIGKILL (after SIGCONT, so a stopped process dies at once) and reap.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-CONT", &child.id().to_string()]).status();
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait up to `timeout` for the exit; SIGKILL and fail if it does not come.
+    /// Returns the exit status; a process that is not running counts as a clean exit.
+    pub fn terminate(&mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        let Some(pid) = self.pid() else { return Ok(std::process::ExitStatus::default()) };
+        let _ = Command::new("kill").args(["-CONT", &pid.to_string()]).status();
+        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.exited() {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                self.kill9();
+                bail!("did not stop within {timeout:?} of SIGTERM; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for LoggedProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A `millrace broker --config FILE` command; `prefix` runs it through a wrapper (e.g.
+/// `ip netns exec NS`).
+pub fn broker_command(config: &Path, prefix: &[&str]) -> Command {
+    let mut command = match prefix.split_first() {
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(millrace_bin());
+            command
+        }
+        None => Command::new(millrace_bin()),
+    };
+    command.args(["broker", "--config"]).arg(config).env("MILLRACE_LOG", "info,millrace_broker=debug");
+    command
+}
+
+/// The line a broker logs once its listeners are bound: `broker ready … kafka=HOST:PORT`.
+pub fn is_ready_line(line: &str, kafka: &str) -> bool {
+    line.contains("broker ready") && line.contains(&format!("kafka={kafka}"))
+}
+
+/// True when the start-up failure in `log` was a listener port taken by someone else.
+pub fn lost_port_race(log: &str) -> bool {
+    log.contains("binding the") || log.contains("Address already in use")
+}
+
 /// A running broker process; killed when dropped.
 pub struct BrokerProcess {
-    child: Option<Child>,
+    process: LoggedProcess,
     /// Data directory (kept across restarts).
     pub data_dir: PathBuf,
     /// Kafka listener port.
@@ -63,7 +244,6 @@ pub struct BrokerProcess {
     /// Admin HTTP port.
     pub admin_port: u16,
     config_path: PathBuf,
-    log_path: PathBuf,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -74,9 +254,8 @@ impl BrokerProcess {
         let dir = tempfile::Builder::new().prefix("millrace-test-").tempdir()?;
         let data_dir = dir.path().join("data");
         let config_path = dir.path().join("broker.toml");
-        let log_path = dir.path().join("broker.log");
-        let mut broker =
-            BrokerProcess { child: None, data_dir, port: 0, admin_port: 0, config_path, log_path, _dir: Some(dir) };
+        let process = LoggedProcess::new(dir.path().join("broker.log"));
+        let mut broker = BrokerProcess { process, data_dir, port: 0, admin_port: 0, config_path, _dir: Some(dir) };
         // A port found free can be taken by another test before the broker binds it: retry.
         let mut attempts = 0;
         loop {
@@ -92,7 +271,7 @@ impl BrokerProcess {
             std::fs::write(&broker.config_path, config)?;
             match broker.spawn() {
                 Ok(()) => return Ok(broker),
-                Err(e) if attempts < 3 && broker.log().contains("binding the") => {
+                Err(e) if attempts < 3 && lost_port_race(&broker.process.fresh_log()) => {
                     eprintln!("retrying broker start on other ports: {e}");
                 }
                 Err(e) => return Err(e),
@@ -106,75 +285,32 @@ impl BrokerProcess {
     }
 
     fn spawn(&mut self) -> anyhow::Result<()> {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path)?;
-        let log_start = log.metadata().map(|m| m.len() as usize).unwrap_or(0);
-        let child = Command::new(millrace_bin())
-            .args(["broker", "--config"])
-            .arg(&self.config_path)
-            .env("MILLRACE_LOG", "info,millrace_broker=debug")
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("spawning millrace broker")?;
-        self.child = Some(child);
+        self.process.spawn(broker_command(&self.config_path, &[]))?;
         // Readiness is read from this broker's own log, so a port taken meanwhile by another
         // process can never be mistaken for this broker listening.
-        let ready_line = format!("kafka={}:{}", "127.0.0.1", self.port);
-        let log_path = self.log_path.clone();
-        let ready = wait_until("the broker to log that it is ready", Duration::from_secs(30), || {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return true;
-                }
-            }
-            std::fs::read(&log_path)
-                .map(|log| {
-                    let fresh = String::from_utf8_lossy(log.get(log_start..).unwrap_or_default()).into_owned();
-                    fresh.lines().any(|l| l.contains("broker ready") && l.contains(&ready_line))
-                })
-                .unwrap_or(false)
-        });
-        if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
-            bail!("broker exited at start-up with {status}; log:\n{}", self.log());
-        }
-        ready.with_context(|| format!("broker log:\n{}", self.log()))
+        let kafka = self.bootstrap();
+        self.process
+            .wait_for_line("the broker to log that it is ready", Duration::from_secs(30), |l| is_ready_line(l, &kafka))
+            .context("broker start-up")
     }
 
     /// The broker's combined stdout/stderr so far.
     pub fn log(&self) -> String {
-        let mut text = String::new();
-        if let Ok(mut f) = std::fs::File::open(&self.log_path) {
-            let _ = f.read_to_string(&mut text);
-        }
-        text
+        self.process.log()
     }
 
     /// SIGKILL: no clean shutdown, no final fsync.
     pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.kill9();
     }
 
     /// SIGTERM and wait for a clean exit (bounded).
     pub fn stop(&mut self) -> anyhow::Result<()> {
-        let Some(mut child) = self.child.take() else { return Ok(()) };
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = child.try_wait()? {
-                if !status.success() {
-                    bail!("broker exited with {status} on SIGTERM; log:\n{}", self.log());
-                }
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                bail!("broker did not stop within 20s of SIGTERM; log:\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let status = self.process.terminate(Duration::from_secs(20)).context("broker stop")?;
+        if !status.success() {
+            bail!("broker exited with {status} on SIGTERM; log:\n{}", self.log());
         }
+        Ok(())
     }
 
     /// Starts the broker again on the same ports and data directory.
@@ -188,25 +324,56 @@ impl BrokerProcess {
     }
 }
 
-impl Drop for BrokerProcess {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
 /// A minimal HTTP GET against 127.0.0.1:`port`.
 pub fn http_get(port: u16, path: &str) -> anyhow::Result<String> {
+    http_get_at(&format!("127.0.0.1:{port}"), path)
+}
+
+/// A minimal HTTP GET against `addr` (`HOST:PORT`), with bounded connect and read times.
+pub fn http_get_at(addr: &str, path: &str) -> anyhow::Result<String> {
     use std::io::Write;
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    let mut stream = connect_timeout(addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    if !head.starts_with("HTTP/1.1 200") {
+    if !(head.starts_with("HTTP/1.") && head.split_whitespace().nth(1) == Some("200")) {
         bail!("GET {path}: {head}");
     }
     Ok(body.to_string())
+}
+
+/// Connects to `addr` (`HOST:PORT`), giving up after `timeout` (an unreachable host would
+/// otherwise hang for minutes of SYN retries).
+pub fn connect_timeout(addr: &str, timeout: Duration) -> anyhow::Result<TcpStream> {
+    use std::net::ToSocketAddrs;
+    let mut last = None;
+    for resolved in addr.to_socket_addrs().with_context(|| format!("resolving {addr}"))? {
+        match TcpStream::connect_timeout(&resolved, timeout) {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.map_or_else(
+        || anyhow::anyhow!("{addr} resolves to nothing"),
+        |e| anyhow::anyhow!("connecting to {addr}: {e}"),
+    ))
+}
+
+/// Waits for `child` to exit until `deadline`; past it, kills it and returns None.
+pub fn wait_or_kill(child: &mut Child, deadline: Instant) -> anyhow::Result<Option<std::process::ExitStatus>> {
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Runs a command with stdin from `input`, killing it after `timeout`. Fails on a non-zero exit
@@ -231,21 +398,9 @@ pub fn run(program: &str, args: &[&str], input: Option<&[u8]>, timeout: Duration
     let stderr = child.stderr.take().context("stderr")?;
     let out_reader = std::thread::spawn(move || read_all(stdout));
     let err_reader = std::thread::spawn(move || read_all(stderr));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            let stderr = err_reader.join().unwrap_or_default();
-            bail!(
-                "{program} {args:?} did not finish within {timeout:?}; stderr:\n{}",
-                String::from_utf8_lossy(&stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let Some(status) = wait_or_kill(&mut child, Instant::now() + timeout)? else {
+        let stderr = err_reader.join().unwrap_or_default();
+        bail!("{program} {args:?} did not finish within {timeout:?}; stderr:\n{}", String::from_utf8_lossy(&stderr));
     };
     let output =
         Output { status, stdout: out_reader.join().unwrap_or_default(), stderr: err_reader.join().unwrap_or_default() };
@@ -278,13 +433,17 @@ pub fn python_script(name: &str) -> String {
     workspace_root().join("tests").join("python").join(name).display().to_string()
 }
 
+/// The Python interpreter the tests use (`$PYTHON`, default `python3`).
+pub fn python_bin() -> String {
+    std::env::var("PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
 /// Runs a Python client script; it exits non-zero with a message when its checks fail.
 pub fn python(script: &str, args: &[&str], timeout: Duration) -> anyhow::Result<String> {
     let path = python_script(script);
     let mut all = vec![path.as_str()];
     all.extend_from_slice(args);
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = run(&python, &all, None, timeout)?;
+    let out = run(&python_bin(), &all, None, timeout)?;
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
@@ -298,8 +457,14 @@ pub struct KafkaConn {
 impl KafkaConn {
     /// Connects to a broker.
     pub fn connect(port: u16) -> anyhow::Result<KafkaConn> {
-        let stream = TcpStream::connect(("127.0.0.1", port))?;
-        stream.set_read_timeout(Some(Duration::from_secs(15)))?;
+        KafkaConn::connect_addr(&format!("127.0.0.1:{port}"), Duration::from_secs(15))
+    }
+
+    /// Connects to `addr` (`HOST:PORT`); connecting and each read give up after `timeout`.
+    pub fn connect_addr(addr: &str, timeout: Duration) -> anyhow::Result<KafkaConn> {
+        let stream = connect_timeout(addr, timeout)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
         Ok(KafkaConn { stream, next_correlation: 1 })
     }
 

@@ -1,0 +1,235 @@
+"""Jepsen-style checker for a Kafka queue history (pure functions, no client imports).
+
+A history is made of plain dicts:
+
+* acked: writes the broker acknowledged, `{"value", "partition", "offset", "time"}`; the offset
+  is None when the client learnt of the success without one (librdkafka does so when the
+  broker answers a retried batch as a duplicate): such writes count for loss, not for offsets;
+* reads: per consumer name, the records it polled in order, `{"partition", "offset", "value"}`;
+* final: what a reader found reading every partition from the beginning to its end after the
+  faults, `{"partition", "offset", "value"}`;
+* attempted: every value any producer tried to write (acknowledged, failed or never answered).
+
+`check` returns a JSON-ready summary. Anomaly classes (each fails the check):
+
+* lost: an acknowledged value is not in the final read (examples say which consumers saw it);
+* lost_read: a value a consumer read (so the broker had committed it: consumers only see data
+  below the high watermark) is not in the final read, though it was never acknowledged;
+* inconsistent_offsets: one (partition, offset) holds different values across the acknowledged
+  writes, the consumers' reads and the final read;
+* duplicates: one value at more than one (partition, offset) (the producers are idempotent and
+  write every value once);
+* nonmonotonic: a consumer's offsets on one partition do not strictly increase (the consumers
+  never seek backwards; after a reconnect they continue from their position);
+* final_read_incomplete: the final reader did not reach the end of every partition, so loss
+  cannot be judged.
+
+Reported without failing: unacked_present (values whose write failed or was never answered but
+that are in the log: allowed), foreign_present (values in the log this history never attempted,
+e.g. another producer's) and skips (a consumer jumped over offsets that the final log has).
+"""
+
+EXAMPLES = 5
+
+FAILING = ("lost", "lost_read", "inconsistent_offsets", "duplicates", "nonmonotonic", "final_read_incomplete")
+
+
+def _position(record):
+    return (int(record["partition"]), int(record["offset"]))
+
+
+def _anomaly(examples):
+    return {"count": len(examples), "examples": examples[:EXAMPLES]}
+
+
+def check(acked, reads, final, attempted=None, final_complete=True):
+    """Checks one history; returns {"valid", "anomalies": {class: {count, examples}}, "stats"}."""
+    acked = list(acked)
+    final = list(final)
+    reads = {name: list(records) for name, records in reads.items()}
+
+    final_position = {}
+    for record in final:
+        final_position.setdefault(record["value"], _position(record))
+    final_offsets = {}
+    for record in final:
+        final_offsets.setdefault(int(record["partition"]), set()).add(int(record["offset"]))
+    acked_values = {a["value"] for a in acked}
+    seen_by = {}
+    for name, records in reads.items():
+        for record in records:
+            seen_by.setdefault(record["value"], set()).add(name)
+
+    lost = [
+        {
+            "value": a["value"],
+            "partition": a["partition"],
+            "offset": a["offset"],
+            "seen_by_consumers": sorted(seen_by.get(a["value"], ())),
+        }
+        for a in acked
+        if a["value"] not in final_position
+    ]
+    lost_read = [
+        {"value": value, "seen_by_consumers": sorted(names)}
+        for value, names in sorted(seen_by.items())
+        if value not in final_position and value not in acked_values
+    ]
+
+    # (partition, offset) -> value -> sources; value -> positions.
+    at = {}
+    positions = {}
+
+    def note(record, source):
+        at.setdefault(_position(record), {}).setdefault(record["value"], set()).add(source)
+        positions.setdefault(record["value"], set()).add(_position(record))
+
+    for a in acked:
+        if a["offset"] is not None:
+            note(a, "acked")
+    for name, records in reads.items():
+        for record in records:
+            note(record, name)
+    for record in final:
+        note(record, "final")
+    inconsistent = [
+        {
+            "partition": p,
+            "offset": o,
+            "values": {value: sorted(sources) for value, sources in sorted(values.items())},
+        }
+        for (p, o), values in sorted(at.items())
+        if len(values) > 1
+    ]
+    duplicates = [
+        {"value": value, "positions": sorted(list(pos) for pos in where)}
+        for value, where in sorted(positions.items())
+        if len(where) > 1
+    ]
+
+    nonmonotonic = []
+    skips = []
+    for name, records in sorted(reads.items()):
+        last = {}
+        for index, record in enumerate(records):
+            p, o = _position(record)
+            if p in last:
+                previous = last[p]
+                if o <= previous:
+                    nonmonotonic.append(
+                        {"consumer": name, "partition": p, "previous": previous, "offset": o, "index": index}
+                    )
+                elif o > previous + 1:
+                    missed = [x for x in range(previous + 1, o) if x in final_offsets.get(p, ())]
+                    if missed:
+                        skips.append(
+                            {"consumer": name, "partition": p, "previous": previous, "offset": o, "missed": missed[:10]}
+                        )
+            last[p] = o
+
+    attempted = set(attempted) if attempted is not None else None
+    unacked_present = [v for v in final_position if v not in acked_values and (attempted is None or v in attempted)]
+    foreign_present = [] if attempted is None else [v for v in final_position if v not in attempted]
+
+    anomalies = {
+        "lost": _anomaly(lost),
+        "lost_read": _anomaly(lost_read),
+        "inconsistent_offsets": _anomaly(inconsistent),
+        "duplicates": _anomaly(duplicates),
+        "nonmonotonic": _anomaly(nonmonotonic),
+        "final_read_incomplete": _anomaly([] if final_complete else [{"final_complete": False}]),
+    }
+    stats = {
+        "acked": len(acked),
+        "acked_without_offset": sum(1 for a in acked if a["offset"] is None),
+        "attempted": None if attempted is None else len(attempted),
+        "read": sum(len(records) for records in reads.values()),
+        "read_distinct": len(seen_by),
+        "final": len(final),
+        "unacked_present": len(unacked_present),
+        "unacked_present_examples": sorted(unacked_present)[:EXAMPLES],
+        "foreign_present": len(foreign_present),
+        "foreign_present_examples": sorted(foreign_present)[:EXAMPLES],
+        "skips": _anomaly(skips),
+    }
+    valid = all(anomalies[name]["count"] == 0 for name in FAILING)
+    return {"valid": valid, "anomalies": anomalies, "stats": stats}
+
+
+def gaps(times, start, end, threshold=1.0):
+    """Gaps between consecutive acknowledgement times in [start, end] (the window's edges count
+    as events, so a stall at the beginning or end shows). Returns the longest gap and every gap
+    longer than `threshold`, as seconds relative to `start`."""
+    points = [start] + sorted(t for t in times if start <= t <= end) + [end]
+    longest = 0.0
+    over = []
+    for before, after in zip(points, points[1:]):
+        gap = after - before
+        longest = max(longest, gap)
+        if gap > threshold:
+            over.append({"from": round(before - start, 3), "to": round(after - start, 3), "seconds": round(gap, 3)})
+    return round(longest, 3), over
+
+
+def per_second(times, start, end):
+    """Acknowledgements per whole second since `start`, up to `end`."""
+    counts = [0] * (int(max(end - start, 0)) + 1)
+    for t in times:
+        if start <= t <= end:
+            counts[int(t - start)] += 1
+    return counts
+
+
+def availability(acked, start, end, threshold=1.0):
+    """Ack-gap statistics overall and per partition, for acknowledgements between `start` (e.g.
+    the first acknowledgement) and `end` (when producing stopped)."""
+    times = [a["time"] for a in acked]
+    longest, over = gaps(times, start, end, threshold)
+    by_partition = {}
+    for a in acked:
+        by_partition.setdefault(int(a["partition"]), []).append(a["time"])
+    longest_per_partition = {}
+    over_per_partition = {}
+    for p, ts in sorted(by_partition.items()):
+        longest_per_partition[str(p)], over_per_partition[str(p)] = gaps(ts, start, end, threshold)
+    return {
+        "window_s": round(max(end - start, 0), 3),
+        "longest_s": longest,
+        "over_threshold": over,
+        "threshold_s": threshold,
+        "longest_per_partition_s": longest_per_partition,
+        "over_threshold_per_partition": over_per_partition,
+        "acks_per_second": per_second(times, start, end),
+    }
+
+
+def truncation(acked, final, after):
+    """For writes an isolated leader acknowledged with acks=1: every one acknowledged after
+    `after` (the moment of isolation plus a margin) must be gone from the final log, since no
+    replica could have copied it; and no acknowledged value may appear at another offset.
+    Returns {"valid", "cut_off_acked", "truncated", "survived", "moved", "lost_before"}."""
+    final_position = {}
+    for record in final:
+        final_position.setdefault(record["value"], _position(record))
+    cut_off = [a for a in acked if a["time"] > after]
+    survived = [
+        {"value": a["value"], "partition": a["partition"], "offset": a["offset"], "time": a["time"]}
+        for a in cut_off
+        if a["value"] in final_position
+    ]
+    moved = [
+        {"value": a["value"], "acked_at": list(_position(a)), "found_at": list(final_position[a["value"]])}
+        for a in acked
+        if a["offset"] is not None and a["value"] in final_position and final_position[a["value"]] != _position(a)
+    ]
+    # acks=1 writes acknowledged before the isolation may still have been unreplicated: allowed.
+    lost_before = [a["value"] for a in acked if a["time"] <= after and a["value"] not in final_position]
+    return {
+        "valid": not survived and not moved,
+        "cut_off_acked": len(cut_off),
+        "truncated": len(cut_off) - len(survived),
+        "truncated_examples": [a["value"] for a in cut_off if a["value"] not in final_position][:EXAMPLES],
+        "survived": _anomaly(survived),
+        "moved": _anomaly(moved),
+        "lost_before": len(lost_before),
+    }

@@ -1,0 +1,459 @@
+"""Jepsen-style queue workload against a Kafka-compatible cluster (confluent-kafka).
+
+    jepsen_workload.py run --bootstrap B --topic T --partitions P --out DIR
+                           [--duration S] [--stop-file F] [--producers N] [--consumers N]
+                           [--acks all|1] [--rate R] [--value-prefix X] [--no-final] ...
+    jepsen_workload.py truncation --history H --final F --after UNIX_TIME
+
+`run`: producers write unique values ("<prefix><producer>-<n>") round-robin over the partitions
+until --duration passes or the stop file appears, recording every acknowledged write (partition,
+offset, value, time) and every failed one; consumers (manual assignment of every partition from
+the beginning) poll throughout and record every record they read, in order. DIR/progress.json
+is rewritten every 200 ms ({"phase", "elapsed", "acked", "failed", "reads",
+"acked_per_partition"}), so a test can inject faults once writes flow and see them resume.
+When producing stops the producers flush, the consumers get a short grace period, and the
+history goes to DIR/history.json. Then (unless --no-final) a final reader reads every partition
+from the beginning to its end offset into DIR/final.json and jepsen_checker judges the history;
+the summary (anomaly counts and examples, ack-gap statistics) goes to DIR/summary.json and stdout.
+Exit status: 0 valid, 1 anomalies, 2 the workload itself failed.
+
+`truncation`: checks that writes an isolated leader acknowledged with acks=1 after --after are
+not in the final log (see jepsen_checker.truncation); prints JSON, exits 1 on a violation.
+"""
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+import jepsen_checker
+
+ERROR_EXAMPLES = 20
+
+
+def write_json(path, obj, indent=None):
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=indent)
+    os.replace(tmp, path)
+
+
+def decode(value):
+    return "<null>" if value is None else value.decode("utf-8", errors="replace")
+
+
+class Errors:
+    """Counts errors and keeps the first few."""
+
+    def __init__(self):
+        self.count = 0
+        self.examples = []
+
+    def add(self, **fields):
+        self.count += 1
+        if len(self.examples) < ERROR_EXAMPLES:
+            self.examples.append({"time": time.time(), **fields})
+
+    def to_json(self):
+        return {"count": self.count, "examples": self.examples}
+
+
+class ProducerWorker(threading.Thread):
+    def __init__(self, index, args, partitions, stop):
+        super().__init__(name=f"producer-{index}", daemon=True)
+        self.index = index
+        self.args = args
+        self.partitions = partitions
+        self.stop = stop
+        self.acked = []
+        self.failed = []
+        self.pending = {}  # value -> partition, no delivery report yet
+        self.pending_per_partition = {p: 0 for p in partitions}
+        self.acked_per_partition = {p: 0 for p in partitions}
+        self.attempted = []
+        self.client_errors = Errors()
+        self.fatal = []
+        self.crash = None
+        self.stopped_at = None
+        self.undelivered_after_flush = 0
+
+    def config(self):
+        args = self.args
+        conf = {
+            "bootstrap.servers": args.bootstrap,
+            "client.id": f"jepsen-{args.value_prefix}{self.index}",
+            "acks": args.acks,
+            "linger.ms": 5,
+            "message.timeout.ms": args.message_timeout_ms,
+            "request.timeout.ms": args.request_timeout_ms,
+            "socket.timeout.ms": args.request_timeout_ms,
+            "reconnect.backoff.ms": 50,
+            "reconnect.backoff.max.ms": 500,
+            "retry.backoff.ms": 100,
+            "retry.backoff.max.ms": 1000,
+            "topic.metadata.refresh.interval.ms": 2000,
+            "error_cb": self.on_error,
+        }
+        if args.acks == "all":
+            conf["enable.idempotence"] = True
+        else:
+            # Idempotence needs acks=all; without it a retry may duplicate, so none by default.
+            conf["enable.idempotence"] = False
+            conf["retries"] = args.retries if args.retries is not None else 0
+        if args.retries is not None and args.acks == "all":
+            conf["retries"] = args.retries
+        return conf
+
+    def on_error(self, err):
+        if err.fatal():
+            self.fatal.append({"time": time.time(), "error": str(err)})
+        else:
+            self.client_errors.add(error=str(err))
+
+    def on_delivery(self, err, msg):
+        value = decode(msg.value())
+        partition = self.pending.pop(value, msg.partition())
+        self.pending_per_partition[partition] -= 1
+        now = time.time()
+        if err is not None:
+            self.failed.append({"value": value, "partition": partition, "error": str(err), "time": now})
+        else:
+            self.acked.append({"value": value, "partition": msg.partition(), "offset": msg.offset(), "time": now})
+            self.acked_per_partition[msg.partition()] += 1
+
+    def next_partition(self, n):
+        """Round-robin, skipping partitions with a full backlog (a stalled partition must not
+        stop writes to the others)."""
+        for k in range(len(self.partitions)):
+            p = self.partitions[(n + k) % len(self.partitions)]
+            if self.pending_per_partition[p] < self.args.max_pending_per_partition:
+                return p
+        return None
+
+    def run(self):
+        try:
+            self.produce_loop()
+        except Exception:  # noqa: BLE001 - reported in the summary
+            self.crash = traceback.format_exc()
+
+    def produce_loop(self):
+        producer = Producer(self.config())
+        interval = 1.0 / self.args.rate
+        next_at = time.time()
+        n = 0
+        while not self.stop.is_set() and not self.fatal:
+            now = time.time()
+            if now < next_at:
+                producer.poll(min(next_at - now, 0.05))
+                continue
+            partition = self.next_partition(n)
+            if partition is None:
+                producer.poll(0.05)
+                continue
+            value = f"{self.args.value_prefix}{self.index}-{n}"
+            try:
+                producer.produce(self.args.topic, value=value.encode(), partition=partition, on_delivery=self.on_delivery)
+            except BufferError:
+                producer.poll(0.05)
+                continue
+            except KafkaException as e:
+                self.fatal.append({"time": time.time(), "error": f"produce: {e}"})
+                break
+            self.pending[value] = partition
+            self.pending_per_partition[partition] += 1
+            self.attempted.append(value)
+            n += 1
+            # Keep the rate, but never burst to catch up after a stall.
+            next_at = max(next_at + interval, now - 1.0)
+            producer.poll(0)
+        self.stopped_at = time.time()
+        self.undelivered_after_flush = producer.flush(self.args.flush_timeout)
+
+
+class ConsumerWorker(threading.Thread):
+    def __init__(self, index, args, partitions, stop):
+        super().__init__(name=f"consumer-{index}", daemon=True)
+        self.index = index
+        self.args = args
+        self.partitions = partitions
+        self.stop = stop
+        self.reads = []
+        self.client_errors = Errors()
+        self.offset_resets = Errors()
+        self.crash = None
+
+    def run(self):
+        try:
+            self.consume_loop()
+        except Exception:  # noqa: BLE001 - reported in the summary
+            self.crash = traceback.format_exc()
+
+    def consume_loop(self):
+        args = self.args
+        consumer = Consumer({
+            "bootstrap.servers": args.bootstrap,
+            "client.id": f"jepsen-c{self.index}",
+            "group.id": f"jepsen-unused-{os.getpid()}-{self.index}",
+            "enable.auto.commit": False,
+            # Never jump silently: an out-of-range position is reported, then resumed from the
+            # consumer's own position (so its reads stay monotonic).
+            "auto.offset.reset": "error",
+            "fetch.wait.max.ms": 100,
+            # A fetch stuck on a cut-off broker is abandoned after this, so the consumer finds the
+            # new leader instead of waiting out librdkafka's 60 s default.
+            "socket.timeout.ms": args.request_timeout_ms,
+            "topic.metadata.refresh.interval.ms": 2000,
+            "reconnect.backoff.ms": 50,
+            "reconnect.backoff.max.ms": 500,
+            "error_cb": lambda err: self.client_errors.add(error=str(err)),
+        })
+        consumer.assign([TopicPartition(args.topic, p, OFFSET_BEGINNING) for p in self.partitions])
+        last = {}
+        while not self.stop.is_set():
+            msg = consumer.poll(0.2)
+            if msg is None:
+                continue
+            if msg.error():
+                code = msg.error().code()
+                if code == KafkaError._AUTO_OFFSET_RESET:
+                    p = msg.partition()
+                    self.offset_resets.add(partition=p, error=str(msg.error()), position=last.get(p))
+                    time.sleep(0.5)
+                    resume = last[p] + 1 if p in last else OFFSET_BEGINNING
+                    try:
+                        consumer.seek(TopicPartition(args.topic, p, resume))
+                    except KafkaException as e:
+                        self.client_errors.add(error=f"seek {p}@{resume}: {e}")
+                else:
+                    self.client_errors.add(partition=msg.partition(), error=str(msg.error()))
+                continue
+            self.reads.append(
+                {"partition": msg.partition(), "offset": msg.offset(), "value": decode(msg.value()), "time": time.time()}
+            )
+            last[msg.partition()] = msg.offset()
+        consumer.close()
+
+
+def final_read(args, partitions):
+    """Reads every partition from the beginning to its end offset, then checks the end offsets
+    once more and continues until they hold still. Returns (records, complete, ends, errors)."""
+    consumer = Consumer({
+        "bootstrap.servers": args.bootstrap,
+        "client.id": "jepsen-final",
+        "group.id": f"jepsen-final-{os.getpid()}",
+        "enable.auto.commit": False,
+        "enable.partition.eof": True,
+        "auto.offset.reset": "earliest",
+        "reconnect.backoff.ms": 50,
+        "reconnect.backoff.max.ms": 500,
+    })
+    deadline = time.time() + args.final_timeout
+    errors = Errors()
+
+    def end_offsets():
+        ends = {}
+        for p in partitions:
+            while True:
+                try:
+                    ends[p] = consumer.get_watermark_offsets(TopicPartition(args.topic, p), timeout=5, cached=False)[1]
+                    break
+                except KafkaException as e:
+                    errors.add(partition=p, error=f"watermarks: {e}")
+                    if time.time() > deadline:
+                        raise
+                    time.sleep(0.5)
+        return ends
+
+    ends = end_offsets()
+    consumer.assign([TopicPartition(args.topic, p, OFFSET_BEGINNING) for p in partitions])
+    records = []
+    position = {p: 0 for p in partitions}
+    complete = False
+    while time.time() < deadline:
+        if all(position[p] >= ends[p] for p in partitions):
+            newer = end_offsets()
+            if newer == ends:
+                complete = True
+                break
+            ends = newer
+        msg = consumer.poll(0.5)
+        if msg is None:
+            continue
+        if msg.error():
+            if msg.error().code() == KafkaError._PARTITION_EOF:
+                position[msg.partition()] = max(position[msg.partition()], msg.offset())
+            else:
+                errors.add(partition=msg.partition(), error=str(msg.error()))
+            continue
+        records.append({"partition": msg.partition(), "offset": msg.offset(), "value": decode(msg.value())})
+        position[msg.partition()] = msg.offset() + 1
+    consumer.close()
+    return records, complete, {str(p): e for p, e in ends.items()}, errors
+
+
+def progress_json(start, phase, producers, consumers):
+    acked_per_partition = {}
+    for w in producers:
+        for p, n in dict(w.acked_per_partition).items():
+            acked_per_partition[str(p)] = acked_per_partition.get(str(p), 0) + n
+    return {
+        "time": time.time(),
+        "elapsed": round(time.time() - start, 3),
+        "phase": phase,
+        "acked": sum(len(w.acked) for w in producers),
+        "failed": sum(len(w.failed) for w in producers),
+        "attempted": sum(len(w.attempted) for w in producers),
+        "reads": sum(len(w.reads) for w in consumers),
+        "acked_per_partition": acked_per_partition,
+    }
+
+
+def cmd_run(args):
+    os.makedirs(args.out, exist_ok=True)
+    partitions = list(range(args.partitions))
+    start = time.time()
+    produce_stop = threading.Event()
+    consume_stop = threading.Event()
+    producers = [ProducerWorker(i, args, partitions, produce_stop) for i in range(args.producers)]
+    consumers = [ConsumerWorker(i, args, partitions, consume_stop) for i in range(args.consumers)]
+    for worker in producers + consumers:
+        worker.start()
+    progress_path = os.path.join(args.out, "progress.json")
+
+    def progress(phase):
+        write_json(progress_path, progress_json(start, phase, producers, consumers))
+
+    while time.time() < start + args.duration and not (args.stop_file and os.path.exists(args.stop_file)):
+        if any(w.crash for w in producers + consumers):
+            break
+        progress("producing")
+        time.sleep(0.2)
+    produce_stop.set()
+    stopped = time.time()
+    progress("flushing")
+    for worker in producers:
+        worker.join(args.flush_timeout + 30)
+        progress("flushing")
+    time.sleep(args.consumer_grace)
+    consume_stop.set()
+    for worker in consumers:
+        worker.join(30)
+
+    acked = [a for w in producers for a in w.acked]
+    failed = [f for w in producers for f in w.failed]
+    indeterminate = [v for w in producers for v in w.pending]
+    attempted = [v for w in producers for v in w.attempted]
+    reads = {f"consumer-{w.index}": w.reads for w in consumers}
+    history = {
+        "topic": args.topic,
+        "partitions": partitions,
+        "acks": args.acks,
+        "start_time": start,
+        "producing_stopped_time": stopped,
+        "acked": acked,
+        "failed": failed,
+        "indeterminate": indeterminate,
+        "attempted": attempted,
+        "reads": reads,
+    }
+    write_json(os.path.join(args.out, "history.json"), history)
+
+    first_ack = min((a["time"] for a in acked), default=stopped)
+    problems = []
+    for w in producers + consumers:
+        if w.crash:
+            problems.append(f"{w.name} crashed: {w.crash}")
+        if w.is_alive():
+            problems.append(f"{w.name} did not finish")
+    if not acked:
+        problems.append("no write was acknowledged")
+    summary = {
+        "topic": args.topic,
+        "acks": args.acks,
+        "start_time": start,
+        "first_ack_time": first_ack,
+        "producing_stopped_time": stopped,
+        "acked": len(acked),
+        "failed": len(failed),
+        "failed_examples": failed[:jepsen_checker.EXAMPLES],
+        "indeterminate": len(indeterminate),
+        "attempted": len(attempted),
+        "producer_fatal_errors": [f for w in producers for f in w.fatal],
+        "producer_client_errors": [w.client_errors.to_json() for w in producers],
+        "consumer_client_errors": [w.client_errors.to_json() for w in consumers],
+        "consumer_offset_resets": [w.offset_resets.to_json() for w in consumers],
+        "gaps": jepsen_checker.availability(acked, first_ack, stopped),
+        "problems": problems,
+    }
+    if not args.no_final:
+        progress("final")
+        try:
+            records, complete, ends, final_errors = final_read(args, partitions)
+            final_errors = final_errors.to_json()
+        except Exception:  # noqa: BLE001 - the history is still worth judging
+            records, complete, ends = [], False, {}
+            final_errors = {"count": 1, "examples": [traceback.format_exc()]}
+            problems.append("the final read failed")
+        write_json(os.path.join(args.out, "final.json"), records)
+        verdict = jepsen_checker.check(acked, reads, records, attempted=attempted, final_complete=complete)
+        summary.update({"final_end_offsets": ends, "final_errors": final_errors, **verdict})
+    progress("done")
+    write_json(os.path.join(args.out, "summary.json"), summary, indent=1)
+    print(json.dumps(summary, indent=1))
+    if problems:
+        return 2
+    return 0 if summary.get("valid", True) else 1
+
+
+def cmd_truncation(args):
+    with open(args.history) as f:
+        history = json.load(f)
+    with open(args.final) as f:
+        final = json.load(f)
+    report = jepsen_checker.truncation(history["acked"], final, args.after)
+    print(json.dumps(report, indent=1))
+    return 0 if report["valid"] else 1
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run")
+    run.add_argument("--bootstrap", required=True)
+    run.add_argument("--topic", required=True)
+    run.add_argument("--partitions", type=int, required=True, help="partitions 0..P-1 are written and read")
+    run.add_argument("--out", required=True, help="directory for progress, history, final read and summary")
+    run.add_argument("--duration", type=float, default=60, help="longest time to produce, seconds")
+    run.add_argument("--stop-file", help="stop producing as soon as this file exists")
+    run.add_argument("--producers", type=int, default=2)
+    run.add_argument("--consumers", type=int, default=2)
+    run.add_argument("--acks", choices=["all", "1"], default="all")
+    run.add_argument("--retries", type=int, help="default: librdkafka's with acks=all, 0 with acks=1")
+    run.add_argument("--rate", type=float, default=200, help="writes per second per producer")
+    run.add_argument("--value-prefix", default="p")
+    run.add_argument("--max-pending-per-partition", type=int, default=500)
+    run.add_argument("--message-timeout-ms", type=int, default=60000)
+    run.add_argument("--request-timeout-ms", type=int, default=10000)
+    run.add_argument("--flush-timeout", type=float, default=90)
+    run.add_argument("--consumer-grace", type=float, default=2)
+    run.add_argument("--final-timeout", type=float, default=90)
+    run.add_argument("--no-final", action="store_true", help="skip the final read and check")
+    trunc = sub.add_parser("truncation")
+    trunc.add_argument("--history", required=True)
+    trunc.add_argument("--final", required=True)
+    trunc.add_argument("--after", type=float, required=True, help="unix time: isolation plus a margin")
+    args = parser.parse_args()
+    try:
+        return cmd_run(args) if args.command == "run" else cmd_truncation(args)
+    except Exception:  # noqa: BLE001
+        traceback.print_exc()
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

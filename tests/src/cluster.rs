@@ -1,0 +1,780 @@
+//! A cluster of real `millrace broker` processes for failover tests, with fault injection:
+//! kill -9, SIGSTOP/SIGCONT, clean stop, restart on the same data, and (with
+//! [`Cluster::start_netns`]) network partitions.
+//!
+//! ```no_run
+//! # fn main() -> anyhow::Result<()> {
+//! use millrace_tests::cluster::Cluster;
+//! use std::time::Duration;
+//! let mut cluster = Cluster::start(3, "[replication]\nreplica_lag_time_max = \"10s\"\n")?;
+//! cluster.create_topic("t", 3, 3, &["min.insync.replicas=2"])?;
+//! let leader = cluster.leader_of("t", 0)?;
+//! cluster.kill9(leader);
+//! cluster.wait_new_leader("t", 0, leader, Duration::from_secs(30))?;
+//! cluster.restart(leader)?;
+//! cluster.wait_isr_full("t", Duration::from_secs(60))?;
+//! # Ok(()) }
+//! ```
+//!
+//! Broker ids are 1 ..= n. Every broker runs with the same `voters` list; the harness writes
+//! `node_id`, `data_dir`, `listen`, `admin_listen`, `controller_listen` and `voters`, and appends
+//! the caller's `extra_toml` (e.g. `[replication]` and `[controller]` tables). A broker counts as
+//! started once its own log (the part written since its latest start) says `broker ready` with its
+//! Kafka address and then `broker registered` for its id, and every live broker lists it in
+//! Metadata (which lists unfenced brokers only).
+//!
+//! Partition state is read with Metadata requests straight to the brokers the harness believes
+//! reachable ("live": running, not paused, not isolated); the `wait_*` helpers require a
+//! condition to hold in *every* live broker's view, so a broker with stale metadata cannot make a
+//! wait succeed early.
+
+use crate::netns::{self, Network};
+use crate::{broker_command, free_port, is_ready_line, lost_port_race, millrace, wait_for, KafkaConn, LoggedProcess};
+use anyhow::{bail, Context};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{MetadataRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// How long a broker may take to bind its listeners after spawning.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the metadata quorum may take to register a (re)started broker.
+const REGISTER_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bound on a clean stop before SIGKILL.
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+/// Connect and read timeout of one Metadata request.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(3);
+/// Fixed ports inside network namespaces (each broker has its own address there).
+const NETNS_PORTS: (u16, u16, u16) = (9092, 9093, 9094);
+
+/// One partition as a broker reports it in Metadata.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionInfo {
+    /// Partition index.
+    pub partition: i32,
+    /// Leader broker id, -1 when offline.
+    pub leader: i32,
+    /// Leader epoch.
+    pub leader_epoch: i32,
+    /// Assigned replicas.
+    pub replicas: Vec<i32>,
+    /// In-sync replicas.
+    pub isr: Vec<i32>,
+    /// Partition-level error code (0 = none).
+    pub error_code: i16,
+}
+
+impl PartitionInfo {
+    /// True when every assigned replica is in sync.
+    pub fn isr_complete(&self) -> bool {
+        let (mut isr, mut replicas) = (self.isr.clone(), self.replicas.clone());
+        isr.sort_unstable();
+        replicas.sort_unstable();
+        !replicas.is_empty() && isr == replicas
+    }
+}
+
+/// Asks the broker at `addr` for `topic`'s partitions (Metadata v9, no auto-creation).
+pub fn fetch_partitions(addr: &str, topic: &str, timeout: Duration) -> anyhow::Result<Vec<PartitionInfo>> {
+    let mut conn = KafkaConn::connect_addr(addr, timeout)?;
+    let request = MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(topic.to_string()))))
+        ]))
+        .with_allow_auto_topic_creation(false);
+    let response = conn.request(9, &request).with_context(|| format!("Metadata from {addr}"))?;
+    let entry = response
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
+        .with_context(|| format!("{addr} returned no entry for topic {topic}"))?;
+    if entry.error_code != 0 {
+        bail!("{addr}: topic {topic} has error code {}", entry.error_code);
+    }
+    if entry.partitions.is_empty() {
+        bail!("{addr}: topic {topic} has no partitions");
+    }
+    let mut partitions: Vec<PartitionInfo> = entry
+        .partitions
+        .iter()
+        .map(|p| PartitionInfo {
+            partition: p.partition_index,
+            leader: p.leader_id.0,
+            leader_epoch: p.leader_epoch,
+            replicas: p.replica_nodes.iter().map(|b| b.0).collect(),
+            isr: p.isr_nodes.iter().map(|b| b.0).collect(),
+            error_code: p.error_code,
+        })
+        .collect();
+    partitions.sort_by_key(|p| p.partition);
+    Ok(partitions)
+}
+
+/// What one broker's Metadata says about the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterView {
+    /// Listed brokers, sorted (the unfenced ones, as in KRaft).
+    pub brokers: Vec<i32>,
+    /// `controller_id`: the active controller (metadata-quorum leader), -1 when unknown.
+    pub controller: i32,
+}
+
+/// Asks the broker at `addr` for the brokers and the controller (Metadata v9 without topics).
+pub fn fetch_cluster_view(addr: &str, timeout: Duration) -> anyhow::Result<ClusterView> {
+    let mut conn = KafkaConn::connect_addr(addr, timeout)?;
+    let request = MetadataRequest::default().with_topics(Some(Vec::new())).with_allow_auto_topic_creation(false);
+    let response = conn.request(9, &request).with_context(|| format!("Metadata from {addr}"))?;
+    let mut brokers: Vec<i32> = response.brokers.iter().map(|b| b.node_id.0).collect();
+    brokers.sort_unstable();
+    Ok(ClusterView { brokers, controller: response.controller_id.0 })
+}
+
+/// True when `line` says the metadata quorum registered broker `id`: it contains
+/// `broker registered`, and if the fields after that message name a broker (`broker=`,
+/// `broker_id=`, `node_id=`, `id=`), one of them is `id`. (The state machine of every broker logs
+/// the registrations of all brokers, so a bare match would accept another broker's registration.)
+pub fn is_registered_line(line: &str, id: i32) -> bool {
+    let Some((_, fields)) = line.split_once("broker registered") else { return false };
+    let named: Vec<&str> = fields
+        .split_whitespace()
+        .filter_map(|field| field.split_once('='))
+        .filter(|(key, _)| matches!(*key, "broker" | "broker_id" | "node_id" | "id"))
+        .map(|(_, value)| value.trim_matches(|c| c == '"' || c == ','))
+        .collect();
+    named.is_empty() || named.iter().any(|v| v.parse::<i32>() == Ok(id))
+}
+
+/// One broker of a [`Cluster`].
+pub struct ClusterBroker {
+    /// Node id (1-based).
+    pub id: i32,
+    /// Address all its listeners bind (127.0.0.1, or its namespace address).
+    pub host: String,
+    /// Kafka listener port.
+    pub port: u16,
+    /// Admin HTTP port.
+    pub admin_port: u16,
+    /// Metadata-quorum (controller) port.
+    pub controller_port: u16,
+    /// Data directory, kept across restarts.
+    pub data_dir: PathBuf,
+    config_path: PathBuf,
+    process: LoggedProcess,
+    paused: bool,
+}
+
+impl ClusterBroker {
+    /// `HOST:PORT` of the Kafka listener.
+    pub fn kafka_addr(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// `HOST:PORT` of the admin HTTP listener.
+    pub fn admin_addr(&self) -> String {
+        format!("{}:{}", self.host, self.admin_port)
+    }
+
+    /// `HOST:PORT` of the controller listener.
+    pub fn controller_addr(&self) -> String {
+        format!("{}:{}", self.host, self.controller_port)
+    }
+
+    /// Process id while the broker runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.pid()
+    }
+
+    /// True between [`Cluster::pause`] and [`Cluster::resume`].
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// The broker's log, across restarts.
+    pub fn log(&self) -> String {
+        self.process.log()
+    }
+}
+
+/// N brokers forming one cluster; every process is killed and every directory (and network
+/// namespace) removed on drop.
+pub struct Cluster {
+    brokers: Vec<ClusterBroker>,
+    network: Option<Network>,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Cluster {
+    /// Starts `n` brokers on loopback with free ports and waits until every one is registered.
+    pub fn start(n: usize, extra_toml: &str) -> anyhow::Result<Cluster> {
+        Cluster::launch(n, extra_toml, None)
+    }
+
+    /// Starts `n` brokers, each in its own network namespace, so that [`Cluster::isolate`] can
+    /// cut one off. Returns `Ok(None)` after printing `skipping: <reason>` when the machine does
+    /// not allow network namespaces (fails instead when `MILLRACE_REQUIRE_NETNS` is set).
+    pub fn start_netns(n: usize, extra_toml: &str) -> anyhow::Result<Option<Cluster>> {
+        match Network::create(n) {
+            Ok(network) => Cluster::launch(n, extra_toml, Some(network)).map(Some),
+            Err(skip) => netns::skip_or_fail(&skip).map(|()| None),
+        }
+    }
+
+    fn launch(n: usize, extra_toml: &str, network: Option<Network>) -> anyhow::Result<Cluster> {
+        anyhow::ensure!(n >= 1, "a cluster needs at least one broker");
+        let dir = tempfile::Builder::new().prefix("millrace-cluster-").tempdir()?;
+        let mut brokers = Vec::new();
+        for id in 1..=n as i32 {
+            let home = dir.path().join(format!("b{id}"));
+            std::fs::create_dir_all(&home)?;
+            brokers.push(ClusterBroker {
+                id,
+                host: network.as_ref().map_or_else(|| "127.0.0.1".to_string(), |net| net.ip(id)),
+                port: 0,
+                admin_port: 0,
+                controller_port: 0,
+                data_dir: home.join("data"),
+                config_path: home.join("broker.toml"),
+                process: LoggedProcess::new(home.join("broker.log")),
+                paused: false,
+            });
+        }
+        let mut cluster = Cluster { brokers, network, dir: Some(dir) };
+        // On loopback a port found free can be taken before the broker binds it: start over on
+        // other ports (every config names every controller port, so all brokers restart).
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            cluster.assign_ports();
+            cluster.write_configs(extra_toml)?;
+            match cluster.spawn_all() {
+                Ok(()) => return Ok(cluster),
+                Err(e)
+                    if attempt < 3
+                        && cluster.network.is_none()
+                        && cluster.brokers.iter().any(|b| lost_port_race(&b.process.fresh_log())) =>
+                {
+                    eprintln!("retrying cluster start on other ports: {e:#}");
+                    for broker in &mut cluster.brokers {
+                        broker.process.kill9();
+                        match std::fs::remove_dir_all(&broker.data_dir) {
+                            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                            _ => {}
+                        }
+                    }
+                }
+                Err(e) => return Err(e.context(format!("starting a {n}-broker cluster\n{}", cluster.log_tails(40)))),
+            }
+        }
+    }
+
+    fn assign_ports(&mut self) {
+        if self.network.is_some() {
+            for broker in &mut self.brokers {
+                (broker.port, broker.controller_port, broker.admin_port) = NETNS_PORTS;
+            }
+            return;
+        }
+        let mut taken = std::collections::HashSet::new();
+        let mut next = || loop {
+            let port = free_port();
+            if taken.insert(port) {
+                return port;
+            }
+        };
+        for broker in &mut self.brokers {
+            (broker.port, broker.controller_port, broker.admin_port) = (next(), next(), next());
+        }
+    }
+
+    fn write_configs(&self, extra_toml: &str) -> anyhow::Result<()> {
+        let voters: Vec<String> =
+            self.brokers.iter().map(|b| format!("\"{}@{}\"", b.id, b.controller_addr())).collect();
+        for broker in &self.brokers {
+            let config = format!(
+                "node_id = {}\ndata_dir = {:?}\nlisten = \"{}\"\nadmin_listen = \"{}\"\ncontroller_listen = \"{}\"\n\
+                 voters = [{}]\n{extra_toml}\n",
+                broker.id,
+                broker.data_dir.display().to_string(),
+                broker.kafka_addr(),
+                broker.admin_addr(),
+                broker.controller_addr(),
+                voters.join(", "),
+            );
+            std::fs::write(&broker.config_path, config)?;
+        }
+        Ok(())
+    }
+
+    fn spawn_broker(&mut self, id: i32) -> anyhow::Result<()> {
+        let prefix = self.network.as_ref().map(|net| net.exec_prefix(id)).unwrap_or_default();
+        let prefix: Vec<&str> = prefix.iter().map(String::as_str).collect();
+        let broker = self.broker_mut(id);
+        let command = broker_command(&broker.config_path, &prefix);
+        broker.process.spawn(command).with_context(|| format!("spawning broker {id}"))?;
+        broker.paused = false;
+        Ok(())
+    }
+
+    /// Waits for `broker ready` and then `broker registered` in broker `id`'s fresh log.
+    fn wait_started(&mut self, id: i32, register_deadline: Instant) -> anyhow::Result<()> {
+        let broker = self.broker_mut(id);
+        let kafka = broker.kafka_addr();
+        broker
+            .process
+            .wait_for_line(&format!("broker {id} to bind its listeners"), READY_TIMEOUT, |l| is_ready_line(l, &kafka))
+            .with_context(|| format!("broker {id}"))?;
+        let left = register_deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
+        broker
+            .process
+            .wait_for_line(&format!("broker {id} to be registered by the metadata quorum"), left, |l| {
+                is_registered_line(l, id)
+            })
+            .with_context(|| format!("broker {id}"))
+    }
+
+    fn spawn_all(&mut self) -> anyhow::Result<()> {
+        // All first: the quorum forms only once a majority of voters runs.
+        for id in self.ids() {
+            self.spawn_broker(id)?;
+        }
+        let deadline = Instant::now() + REGISTER_TIMEOUT;
+        for id in self.ids() {
+            self.wait_started(id, deadline)?;
+        }
+        self.wait_listed(&self.ids(), deadline)
+    }
+
+    /// Waits until every live broker lists all of `ids` in Metadata: registered *and* unfenced
+    /// everywhere, so that e.g. a topic with replication factor n can be placed.
+    fn wait_listed(&self, ids: &[i32], deadline: Instant) -> anyhow::Result<()> {
+        let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
+        let mut last = String::new();
+        let what = format!("every live broker to list brokers {ids:?} in Metadata");
+        wait_for(&what, left, || {
+            let views = self.cluster_views();
+            last = format!("{views:?}");
+            Ok(views.iter().all(|(_, v)| v.as_ref().is_ok_and(|view| ids.iter().all(|id| view.brokers.contains(id)))))
+        })
+        .with_context(|| format!("last answers: {last}"))
+    }
+
+    /// Broker ids, 1 ..= n.
+    pub fn ids(&self) -> Vec<i32> {
+        self.brokers.iter().map(|b| b.id).collect()
+    }
+
+    fn index(&self, id: i32) -> usize {
+        usize::try_from(id)
+            .ok()
+            .and_then(|i| i.checked_sub(1))
+            .filter(|&i| i < self.brokers.len())
+            .unwrap_or_else(|| panic!("no broker {id} in a cluster of {}", self.brokers.len()))
+    }
+
+    /// Broker `id`.
+    pub fn broker(&self, id: i32) -> &ClusterBroker {
+        &self.brokers[self.index(id)]
+    }
+
+    fn broker_mut(&mut self, id: i32) -> &mut ClusterBroker {
+        let index = self.index(id);
+        &mut self.brokers[index]
+    }
+
+    /// The network namespaces, for a cluster started with [`Cluster::start_netns`].
+    pub fn network(&self) -> Option<&Network> {
+        self.network.as_ref()
+    }
+
+    /// Every broker's Kafka address, comma-separated (clients' `bootstrap.servers`).
+    pub fn bootstrap(&self) -> String {
+        self.brokers.iter().map(ClusterBroker::kafka_addr).collect::<Vec<_>>().join(",")
+    }
+
+    /// The Kafka addresses of the live brokers only.
+    pub fn live_bootstrap(&self) -> String {
+        self.live_ids().iter().map(|&id| self.broker(id).kafka_addr()).collect::<Vec<_>>().join(",")
+    }
+
+    /// True when broker `id` runs, is not paused and is not isolated: it should answer requests.
+    pub fn is_live(&self, id: i32) -> bool {
+        let broker = self.broker(id);
+        broker.pid().is_some() && !broker.paused && !self.is_isolated(id)
+    }
+
+    /// Ids of the live brokers.
+    pub fn live_ids(&self) -> Vec<i32> {
+        self.ids().into_iter().filter(|&id| self.is_live(id)).collect()
+    }
+
+    /// True between [`Cluster::isolate`] and [`Cluster::heal`].
+    pub fn is_isolated(&self, id: i32) -> bool {
+        self.network.as_ref().is_some_and(|net| net.is_isolated(id))
+    }
+
+    /// SIGKILL broker `id` (no clean shutdown); a paused broker is continued first.
+    pub fn kill9(&mut self, id: i32) {
+        let broker = self.broker_mut(id);
+        broker.process.kill9();
+        broker.paused = false;
+    }
+
+    /// SIGSTOP broker `id`: it keeps its sockets but answers nothing.
+    pub fn pause(&mut self, id: i32) -> anyhow::Result<()> {
+        let broker = self.broker_mut(id);
+        broker.process.signal("STOP").with_context(|| format!("pausing broker {id}"))?;
+        broker.paused = true;
+        Ok(())
+    }
+
+    /// SIGCONT broker `id`.
+    pub fn resume(&mut self, id: i32) -> anyhow::Result<()> {
+        let broker = self.broker_mut(id);
+        broker.process.signal("CONT").with_context(|| format!("resuming broker {id}"))?;
+        broker.paused = false;
+        Ok(())
+    }
+
+    /// SIGTERM broker `id` and wait for a clean exit (bounded; SIGKILL and an error otherwise).
+    pub fn stop(&mut self, id: i32) -> anyhow::Result<()> {
+        let broker = self.broker_mut(id);
+        broker.paused = false;
+        let status = broker.process.terminate(STOP_TIMEOUT).with_context(|| format!("stopping broker {id}"))?;
+        if !status.success() {
+            bail!("broker {id} exited with {status} on SIGTERM; log:\n{}", broker.log());
+        }
+        Ok(())
+    }
+
+    /// Starts broker `id` again (same config, ports and data) after [`Cluster::kill9`] or
+    /// [`Cluster::stop`], and waits until it is ready and registered again.
+    pub fn restart(&mut self, id: i32) -> anyhow::Result<()> {
+        if self.broker_mut(id).process.is_running() {
+            bail!("broker {id} is still running; kill9 or stop it before restarting");
+        }
+        self.spawn_broker(id)?;
+        let deadline = Instant::now() + REGISTER_TIMEOUT;
+        self.wait_started(id, deadline)
+            .and_then(|()| self.wait_listed(&[id], deadline))
+            .with_context(|| format!("restarting broker {id}\n{}", self.log_tails(40)))
+    }
+
+    /// Cuts broker `id` off from the other brokers and from clients outside its namespace
+    /// (needs [`Cluster::start_netns`]).
+    pub fn isolate(&mut self, id: i32) -> anyhow::Result<()> {
+        self.index(id); // panics on an unknown id
+        self.network.as_mut().context("isolate needs a cluster from Cluster::start_netns")?.isolate(id)
+    }
+
+    /// Reconnects broker `id` after [`Cluster::isolate`].
+    pub fn heal(&mut self, id: i32) -> anyhow::Result<()> {
+        self.index(id); // panics on an unknown id
+        self.network.as_mut().context("heal needs a cluster from Cluster::start_netns")?.heal(id)
+    }
+
+    /// A command running `program` on broker `id`'s side of any partition: inside its network
+    /// namespace for a netns cluster, a plain local command otherwise.
+    pub fn command_in(&self, id: i32, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        self.index(id); // panics on an unknown id
+        match &self.network {
+            Some(net) => net.command(id, program),
+            None => Command::new(program),
+        }
+    }
+
+    /// Broker `id`'s log, across restarts.
+    pub fn log(&self, id: i32) -> String {
+        self.broker(id).log()
+    }
+
+    /// The last `lines` lines of every broker's log, headed by broker id (for failure messages).
+    pub fn log_tails(&self, lines: usize) -> String {
+        let mut out = String::new();
+        for broker in &self.brokers {
+            let log = broker.log();
+            let all: Vec<&str> = log.lines().collect();
+            let from = all.len().saturating_sub(lines);
+            out.push_str(&format!(
+                "--- broker {} log, last {} of {} lines ---\n",
+                broker.id,
+                all.len() - from,
+                all.len()
+            ));
+            for line in &all[from..] {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// GET `path` on broker `id`'s admin listener; returns the body.
+    pub fn admin_get(&self, id: i32, path: &str) -> anyhow::Result<String> {
+        crate::http_get_at(&self.broker(id).admin_addr(), path)
+    }
+
+    /// `millrace topic create` with `--topic-config` entries, then waits until every live broker
+    /// shows every partition with a live leader and a full ISR.
+    pub fn create_topic(&self, name: &str, partitions: i32, replication: i32, configs: &[&str]) -> anyhow::Result<()> {
+        let bootstrap = self.live_bootstrap();
+        let (partitions_arg, replication_arg) = (partitions.to_string(), replication.to_string());
+        let mut args =
+            vec!["topic", "create", name, "--partitions", &partitions_arg, "--replication-factor", &replication_arg];
+        for config in configs {
+            args.extend(["--topic-config", config]);
+        }
+        args.extend(["--bootstrap", &bootstrap]);
+        millrace(&args)?;
+        let parts = self.wait_isr_full(name, Duration::from_secs(60))?;
+        anyhow::ensure!(parts.len() == partitions as usize, "{name} has {} partitions: {parts:?}", parts.len());
+        anyhow::ensure!(
+            parts.iter().all(|p| p.replicas.len() == replication as usize),
+            "{name} does not have {replication} replicas per partition: {parts:?}"
+        );
+        Ok(())
+    }
+
+    /// `topic`'s partitions as broker `id` reports them.
+    pub fn describe_from(&self, id: i32, topic: &str) -> anyhow::Result<Vec<PartitionInfo>> {
+        fetch_partitions(&self.broker(id).kafka_addr(), topic, METADATA_TIMEOUT)
+    }
+
+    /// `topic`'s partitions as the first live broker that answers reports them.
+    pub fn describe(&self, topic: &str) -> anyhow::Result<Vec<PartitionInfo>> {
+        let mut errors = Vec::new();
+        for id in self.live_ids() {
+            match self.describe_from(id, topic) {
+                Ok(parts) => return Ok(parts),
+                Err(e) => errors.push(format!("broker {id}: {e:#}")),
+            }
+        }
+        bail!("no live broker described {topic}: [{}]", errors.join("; "))
+    }
+
+    /// Every live broker's view of `topic`.
+    pub fn views(&self, topic: &str) -> Vec<(i32, anyhow::Result<Vec<PartitionInfo>>)> {
+        self.live_ids().into_iter().map(|id| (id, self.describe_from(id, topic))).collect()
+    }
+
+    /// Waits until `check` holds for `topic` in the view of every live broker (at least one);
+    /// returns the view of the first. The error shows every view of the last attempt.
+    pub fn wait_partitions(
+        &self,
+        topic: &str,
+        what: &str,
+        timeout: Duration,
+        check: impl Fn(&[PartitionInfo]) -> bool,
+    ) -> anyhow::Result<Vec<PartitionInfo>> {
+        let mut last = String::new();
+        let mut found = None;
+        let waited = wait_for(&format!("{topic}: {what}"), timeout, || {
+            let views = self.views(topic);
+            last = views
+                .iter()
+                .map(|(id, view)| match view {
+                    Ok(parts) => format!("broker {id} sees {parts:?}"),
+                    Err(e) => format!("broker {id}: {e:#}"),
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            let ok = !views.is_empty() && views.iter().all(|(_, v)| v.as_ref().is_ok_and(|parts| check(parts)));
+            if ok {
+                found = views.into_iter().next().and_then(|(_, v)| v.ok());
+            }
+            Ok(ok)
+        });
+        waited.with_context(|| format!("last views:\n{last}"))?;
+        found.context("no view")
+    }
+
+    fn leaders_live(&self, parts: &[PartitionInfo]) -> bool {
+        parts.iter().all(|p| p.error_code == 0 && p.leader >= 1 && p.leader <= self.brokers.len() as i32)
+            && parts.iter().all(|p| self.is_live(p.leader))
+    }
+
+    /// Waits until every partition of `topic` has a live leader in every live broker's view.
+    pub fn wait_leader_elected(&self, topic: &str, timeout: Duration) -> anyhow::Result<Vec<PartitionInfo>> {
+        self.wait_partitions(topic, "every partition led by a live broker", timeout, |parts| self.leaders_live(parts))
+    }
+
+    /// Waits until `partition` of `topic` is led by a live broker other than `old` (and every
+    /// other partition by a live broker), in every live broker's view; returns the new leader.
+    pub fn wait_new_leader(&self, topic: &str, partition: i32, old: i32, timeout: Duration) -> anyhow::Result<i32> {
+        let what = format!("partition {partition} led by a live broker other than {old}");
+        let parts = self.wait_partitions(topic, &what, timeout, |parts| {
+            self.leaders_live(parts) && parts.iter().any(|p| p.partition == partition && p.leader != old)
+        })?;
+        parts.iter().find(|p| p.partition == partition).map(|p| p.leader).context("partition vanished")
+    }
+
+    /// Waits until every partition of `topic` has a live leader and all its replicas in sync, in
+    /// every live broker's view.
+    pub fn wait_isr_full(&self, topic: &str, timeout: Duration) -> anyhow::Result<Vec<PartitionInfo>> {
+        self.wait_partitions(topic, "every partition with a live leader and a full ISR", timeout, |parts| {
+            self.leaders_live(parts) && parts.iter().all(PartitionInfo::isr_complete)
+        })
+    }
+
+    /// Current leader of `partition` (from the first live broker that answers); an error when it
+    /// has none.
+    pub fn leader_of(&self, topic: &str, partition: i32) -> anyhow::Result<i32> {
+        let parts = self.describe(topic)?;
+        let p =
+            parts.iter().find(|p| p.partition == partition).with_context(|| format!("{topic} has no {partition}"))?;
+        anyhow::ensure!(p.leader >= 0, "{topic}-{partition} has no leader: {p:?}");
+        Ok(p.leader)
+    }
+
+    /// `(offset, value)` of every record broker `id` holds on disk for `topic`-`partition`. Stop
+    /// the broker first ([`Cluster::stop`]) so that everything it accepted is in the files.
+    pub fn replica_log(&self, id: i32, topic: &str, partition: i32) -> anyhow::Result<LogRecords> {
+        read_segments(&self.broker(id).data_dir.join(format!("{topic}-{partition}")))
+            .with_context(|| format!("reading broker {id}'s replica of {topic}-{partition}"))
+    }
+
+    /// Every live broker's [`ClusterView`].
+    pub fn cluster_views(&self) -> Vec<(i32, anyhow::Result<ClusterView>)> {
+        self.live_ids()
+            .into_iter()
+            .map(|id| (id, fetch_cluster_view(&self.broker(id).kafka_addr(), METADATA_TIMEOUT)))
+            .collect()
+    }
+
+    /// The metadata-quorum leader: the `controller_id` every live broker reports in Metadata, if
+    /// they all answer and agree on one. Failing that, the newest
+    /// `metadata quorum leader … leader=N` line in the live brokers' logs, if any.
+    pub fn quorum_leader(&self) -> Option<i32> {
+        let views = self.cluster_views();
+        let controllers: Vec<i32> = views.iter().filter_map(|(_, v)| v.as_ref().ok().map(|v| v.controller)).collect();
+        if controllers.len() == views.len() && controllers.first().is_some_and(|&c| c >= 1) {
+            if controllers.iter().all(|c| *c == controllers[0]) {
+                return Some(controllers[0]);
+            }
+            return None;
+        }
+        self.quorum_leader_from_logs()
+    }
+
+    fn quorum_leader_from_logs(&self) -> Option<i32> {
+        let mut newest: Option<(String, i32)> = None;
+        for id in self.live_ids() {
+            let log = self.broker(id).process.fresh_log();
+            let Some(line) = log.lines().rev().find(|l| l.contains("metadata quorum leader")) else { continue };
+            let Some(leader) = line
+                .split_once("metadata quorum leader")
+                .and_then(|(_, fields)| fields.split_whitespace().find_map(|f| f.strip_prefix("leader=")))
+                .and_then(|v| v.trim_matches('"').parse().ok())
+            else {
+                continue;
+            };
+            // Lines start with an RFC 3339 UTC timestamp, so text order is time order.
+            let stamp = line.split_whitespace().next().unwrap_or_default().to_string();
+            if newest.as_ref().is_none_or(|(s, _)| stamp > *s) {
+                newest = Some((stamp, leader));
+            }
+        }
+        newest.map(|(_, leader)| leader)
+    }
+
+    /// Waits until the live brokers agree on a metadata-quorum leader other than `old` (see
+    /// [`Cluster::quorum_leader`]); returns it.
+    pub fn wait_quorum_leader_change(&self, old: i32, timeout: Duration) -> anyhow::Result<i32> {
+        let mut leader = None;
+        wait_for(&format!("the live brokers to agree on a metadata quorum leader other than {old}"), timeout, || {
+            leader = self.quorum_leader().filter(|&l| l != old);
+            Ok(leader.is_some())
+        })?;
+        leader.context("no leader")
+    }
+}
+
+/// `(offset, value)` pairs of a partition's log in offset order (`None` for a null value).
+pub type LogRecords = Vec<(i64, Option<String>)>;
+
+/// `(offset, value)` of every record in the segment files of `dir` (a partition directory,
+/// Kafka layout: `<topic>-<partition>/<base offset>.log`), in offset order. Stops at a torn or
+/// zero-filled tail, as the broker's recovery would.
+pub fn read_segments(dir: &std::path::Path) -> anyhow::Result<LogRecords> {
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("listing {}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    segments.sort();
+    anyhow::ensure!(!segments.is_empty(), "no segment files in {}", dir.display());
+    let mut records = Vec::new();
+    for segment in segments {
+        let data = std::fs::read(&segment)?;
+        let mut at = 0;
+        // Each batch: base offset (8 bytes), length of the rest (4 bytes), the rest.
+        while let Some(header) = data.get(at..at + 12) {
+            let length = i32::from_be_bytes([header[8], header[9], header[10], header[11]]);
+            let Some(end) = usize::try_from(length).ok().filter(|&l| l > 0).map(|l| at + 12 + l) else { break };
+            let Some(batch) = data.get(at..end) else { break };
+            let mut batch = bytes::Bytes::copy_from_slice(batch);
+            let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut batch)
+                .with_context(|| format!("decoding the batch at byte {at} of {}", segment.display()))?;
+            for record in set.records {
+                records.push((record.offset, record.value.map(|v| String::from_utf8_lossy(&v).into_owned())));
+            }
+            at = end;
+        }
+    }
+    Ok(records)
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for broker in &mut self.brokers {
+            broker.process.kill9();
+        }
+        // Shown only for failing tests (the test harness captures it otherwise).
+        eprintln!("{}", self.log_tails(30));
+        if std::env::var_os("MILLRACE_KEEP_TEST_DIRS").is_some() {
+            if let Some(dir) = self.dir.take() {
+                eprintln!("kept cluster directory {}", dir.keep().display());
+            }
+        }
+        // The network (namespaces, veths, bridge) and the directory are removed as fields drop.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registered_lines_are_matched_by_broker_id() {
+        let line = "2026-05-01T10:00:00.1Z DEBUG millrace_broker::controller::state_machine: broker registered \
+                    broker=2 epoch=4 changed=true";
+        assert!(is_registered_line(line, 2));
+        assert!(!is_registered_line(line, 1));
+        assert!(!is_registered_line(line, 12));
+        // Span fields before the message do not count.
+        let spanned = "INFO apply{node_id=3}: millrace_broker: broker registered broker=1 epoch=0";
+        assert!(is_registered_line(spanned, 1));
+        assert!(!is_registered_line(spanned, 3));
+        assert!(is_registered_line("INFO millrace_broker: broker registered node_id=3 epoch=9", 3));
+        // Without an id field the line is taken to be the broker's own.
+        assert!(is_registered_line("INFO millrace_broker: broker registered epoch=9", 5));
+        assert!(!is_registered_line("INFO millrace_broker: broker ready kafka=127.0.0.1:1", 1));
+    }
+
+    #[test]
+    fn isr_complete_ignores_order() {
+        let p = |replicas: Vec<i32>, isr: Vec<i32>| PartitionInfo {
+            partition: 0,
+            leader: 1,
+            leader_epoch: 0,
+            replicas,
+            isr,
+            error_code: 0,
+        };
+        assert!(p(vec![1, 2, 3], vec![3, 1, 2]).isr_complete());
+        assert!(!p(vec![1, 2, 3], vec![1, 2]).isr_complete());
+        assert!(!p(vec![], vec![]).isr_complete());
+    }
+}
