@@ -3,7 +3,8 @@
 #   build: cmake and a C toolchain (librdkafka is compiled statically by rdkafka's cmake-build
 #          feature) and the libcurl headers (librdkafka 2.12's rdkafka_conf.c includes curl.h even
 #          when built without curl; nothing links against libcurl);
-#   tests (with --tests): kcat, and the Python Kafka clients from tests/python/requirements.txt.
+#   tests (with --tests): kcat, iproute2 (network namespaces for the partition tests), and the
+#          Python Kafka clients from tests/python/requirements.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +15,7 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 packages=(cmake build-essential pkg-config libcurl4-openssl-dev)
-[ "$want_tests" = 1 ] && packages+=(kcat)
+[ "$want_tests" = 1 ] && packages+=(kcat iproute2)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -334,7 +334,7 @@ impl MetadataState {
                     BrokerState { id: *id, host: host.clone(), port: *port, rack: rack.clone(), epoch, fenced: true };
                 self.brokers.insert(*id, broker);
                 self.removed_brokers.remove(id);
-                tracing::debug!(broker = id, epoch, changed, "broker registered");
+                tracing::debug!(broker = id, epoch, changed, "broker registration applied");
                 Ok(MetadataResponse::BrokerRegistered { broker_epoch: epoch })
             }
             MetadataCommand::UnregisterBroker { id } => {

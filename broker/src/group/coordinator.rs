@@ -137,7 +137,7 @@ impl GroupCoordinator {
             });
         }
         for index in &resigned {
-            tracing::info!(partition = index, "no longer coordinating the groups of __consumer_offsets-{index}");
+            tracing::debug!(partition = index, "no longer coordinating the groups of __consumer_offsets-{index}");
         }
         let now = Instant::now();
         let mut loaded_groups = Vec::new();
