@@ -7,7 +7,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -49,7 +49,12 @@ struct Counting {
     failed: AtomicU64,
     /// Delivery latency of the successful records, in microseconds.
     latency: Histogram,
+    /// Whether the warm-up record was delivered.
+    warmed_up: AtomicBool,
 }
+
+/// Delivery opaque of the warm-up record, which is left out of every figure.
+const WARM_UP: usize = usize::MAX;
 
 /// Producer context; each record's delivery opaque is its enqueue time in nanoseconds since
 /// `epoch`, so the delivery callback can measure enqueue → delivery report.
@@ -63,6 +68,10 @@ impl ClientContext for BenchContext {}
 impl ProducerContext for BenchContext {
     type DeliveryOpaque = usize;
     fn delivery(&self, result: &DeliveryResult<'_>, enqueued_nanos: usize) {
+        if enqueued_nanos == WARM_UP {
+            self.counts.warmed_up.store(result.is_ok(), Ordering::Relaxed);
+            return;
+        }
         match result {
             Ok(_) => {
                 let now = nanos_since(self.epoch);
@@ -170,8 +179,12 @@ fn report_latency(args: &BenchArgs, latency: &Histogram) {
 }
 
 fn produce(args: &BenchArgs) -> anyhow::Result<()> {
-    let counts =
-        Arc::new(Counting { delivered: AtomicU64::new(0), failed: AtomicU64::new(0), latency: Histogram::new() });
+    let counts = Arc::new(Counting {
+        delivered: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        latency: Histogram::new(),
+        warmed_up: AtomicBool::new(false),
+    });
     let epoch = Instant::now();
     let producer: BaseProducer<BenchContext> = ClientConfig::new()
         .set("bootstrap.servers", &args.bootstrap)
@@ -185,6 +198,16 @@ fn produce(args: &BenchArgs) -> anyhow::Result<()> {
         .create_with_context(BenchContext { counts: counts.clone(), epoch })
         .context("creating the producer")?;
     let payload = vec![b'x'; args.record_size];
+    // One record delivered before the clock starts, so that connection set-up and, with
+    // idempotence, librdkafka's producer-id acquisition (its first attempt runs before any broker
+    // connection is up and is retried after 500 ms) are not measured.
+    producer
+        .send(BaseRecord::with_opaque_to(&args.topic, WARM_UP).payload(&payload).key("warm-up"))
+        .map_err(|(e, _)| anyhow::anyhow!("producing the warm-up record failed: {e}"))?;
+    producer.flush(Duration::from_secs(60)).context("flushing the warm-up record")?;
+    if !counts.warmed_up.load(Ordering::Relaxed) {
+        bail!("the warm-up record was not delivered");
+    }
     let started = Instant::now();
     for i in 0..args.records {
         if args.rate > 0 {
@@ -277,4 +300,32 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Ok(())
     })
     .await?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_hold_their_values() {
+        for value in (0..100_000u64).chain([u64::MAX / 3, u64::MAX - 1, u64::MAX]) {
+            let (low, high) = Histogram::bounds(Histogram::index(value));
+            assert!(low <= value && value <= high, "{value} outside {low}..={high}");
+            assert!((high - low) as f64 <= value as f64 / 128.0, "bucket of {value} too wide: {low}..={high}");
+        }
+    }
+
+    #[test]
+    fn histogram_quantiles() {
+        let h = Histogram::new();
+        assert_eq!(h.quantile(0.5), None);
+        for v in 1..=1000u64 {
+            h.record(v * 10);
+        }
+        let within = |got: Option<u64>, want: u64| got.is_some_and(|g| g.abs_diff(want) as f64 <= want as f64 / 128.0);
+        assert!(within(h.quantile(0.5), 5_000), "{:?}", h.quantile(0.5));
+        assert!(within(h.quantile(0.99), 9_900), "{:?}", h.quantile(0.99));
+        assert_eq!(h.quantile(1.0), Some(10_000));
+        assert_eq!(h.max.load(Ordering::Relaxed), 10_000);
+    }
 }

@@ -72,9 +72,14 @@ struct BrokerArgs {
     check_config: bool,
 }
 
+/// Log filter unless `MILLRACE_LOG` says otherwise. openraft reports every failed RPC to a
+/// stopped voter at ERROR twice a second; the broker logs the consequences (fencing) itself.
+const DEFAULT_LOG_FILTER: &str =
+    "info,openraft=warn,openraft::replication=off,openraft::engine::handler::replication_handler=off";
+
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MILLRACE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
