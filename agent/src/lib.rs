@@ -1,5 +1,9 @@
-//! millrace agent: tails log files and samples host metrics, shipping them to the broker.
+//! millrace agent: tails log files, samples host metrics, receives syslog, scrapes Prometheus
+//! endpoints and ships it all to the broker, at least once.
 //!
-//! Not built yet: the agent is planned in its own issue (file tailing, host metrics, syslog,
-//! checkpoints, disk buffer). This crate exists so the workspace has its final shape; it exports
-//! nothing that could be mistaken for a working component.
+//! Layout (work in progress, issue 5):
+//! - [`event`]: the record format (log documents and metric points).
+//! - [`inputs`]: sources of events.
+
+pub mod event;
+pub mod inputs;

@@ -1,0 +1,1 @@
+//! Sources of events. Each input is a small component that produces [`crate::event`] values.
