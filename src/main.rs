@@ -31,6 +31,8 @@ enum LogFormat {
 enum Command {
     /// Run a broker.
     Broker(BrokerArgs),
+    /// Run the agent: tail files and ship them to the broker.
+    Agent(AgentArgs),
     /// Create, list, describe or delete topics on any Kafka-compatible broker.
     Topic(topic::TopicArgs),
     /// List consumer groups or describe one: members, assignments, committed offsets and lag.
@@ -77,6 +79,19 @@ struct BrokerArgs {
 const DEFAULT_LOG_FILTER: &str =
     "info,openraft=warn,openraft::replication=off,openraft::engine::handler::replication_handler=off";
 
+#[derive(clap::Args)]
+struct AgentArgs {
+    /// TOML configuration file (see config/examples/agent.toml).
+    #[arg(long)]
+    config: PathBuf,
+    /// Check the configuration, report every problem, and exit.
+    #[arg(long)]
+    check_config: bool,
+    /// Run the inputs once and print the events to stdout instead of sending them.
+    #[arg(long)]
+    once: bool,
+}
+
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MILLRACE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
@@ -102,6 +117,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         match cli.command {
             Command::Broker(args) => run_broker(args).await,
+            Command::Agent(args) => run_agent(args).await,
             Command::Topic(args) => topic::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Group(args) => group::run(args).await,
@@ -154,6 +170,37 @@ async fn run_broker(args: BrokerArgs) -> anyhow::Result<()> {
         let _ = shutdown_tx.send(true);
     });
     running.serve(shutdown_rx).await?;
+    Ok(())
+}
+
+async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
+    let config = match millrace_config::load_agent(&args.config) {
+        Ok(config) => config,
+        Err(problems) => {
+            for problem in &problems {
+                eprintln!("error: {problem}");
+            }
+            anyhow::bail!("{} problem(s) in {}", problems.len(), args.config.display());
+        }
+    };
+    if args.check_config {
+        println!("configuration is valid");
+        return Ok(());
+    }
+    if args.once {
+        let stdout = std::io::stdout();
+        let count =
+            tokio::task::spawn_blocking(move || millrace_agent::run_once(&config, &mut stdout.lock())).await??;
+        eprintln!("{count} events");
+        return Ok(());
+    }
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("signal received, stopping");
+        let _ = shutdown_tx.send(true);
+    });
+    millrace_agent::run(config, shutdown_rx).await?;
     Ok(())
 }
 

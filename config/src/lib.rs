@@ -5,12 +5,14 @@
 //! - [`units`]: byte sizes and durations written the way people write them ("64MiB", "7d").
 //! - [`error`]: errors that name the file, the key and the fix.
 
+pub mod agent;
 pub mod broker;
 pub mod error;
 mod limits;
 pub mod topic;
 pub mod units;
 
+pub use agent::AgentConfig;
 pub use broker::{BrokerConfig, FlushMode};
 pub use error::ConfigError;
 pub use topic::{EffectiveTopicConfig, TopicOverrides};
@@ -23,6 +25,26 @@ pub fn load_broker(path: &Path) -> Result<BrokerConfig, ConfigError> {
     let text =
         std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
     parse_broker(&text, &path.display().to_string())
+}
+
+/// Reads an agent config file and reports every problem found (unreadable, unparsable, or each
+/// invalid key).
+pub fn load_agent(path: &Path) -> Result<AgentConfig, Vec<ConfigError>> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| vec![ConfigError::Read { path: path.to_path_buf(), source }])?;
+    parse_agent(&text, &path.display().to_string())
+}
+
+/// Parses agent config text and reports every invalid key; `origin` names its source.
+pub fn parse_agent(text: &str, origin: &str) -> Result<AgentConfig, Vec<ConfigError>> {
+    let config: AgentConfig = toml::from_str(text)
+        .map_err(|e| vec![ConfigError::Parse { origin: origin.to_string(), message: e.to_string() }])?;
+    let problems = config.problems(origin);
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(problems)
+    }
 }
 
 /// Parses and validates broker config text; `origin` names its source in errors.

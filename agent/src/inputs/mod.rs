@@ -1,1 +1,3 @@
-//! Sources of events. Each input is a small component that produces [`crate::event`] values.
+//! Sources of events. Each input is a small component that produces [`crate::pipeline::Envelope`]s.
+
+pub mod file;

@@ -1,0 +1,555 @@
+//! File tailing, as users of Filebeat expect it to behave.
+//!
+//! - Files are found by glob `include` patterns minus `exclude`, re-scanned every
+//!   `scan_interval`, so new files are picked up while running.
+//! - A file's identity is its device and inode plus a fingerprint (CRC-32C) of its first bytes
+//!   (up to 1 KiB), so an inode reused by a new file is not mistaken for the old one.
+//! - Rename rotation: the open handle is read to its end after the rename, then closed once it
+//!   stays quiet; the new file at the path is a new identity, read from its start.
+//! - copytruncate / truncation: a file shorter than the read position starts again at 0.
+//! - Deleted files are read to their end and closed at once, so their disk space is freed.
+//! - Lines longer than `max_line_bytes` are cut (the rest of the line is skipped) and flagged.
+//! - Multiline: with `multiline_start`, lines not matching it are appended to the previous event,
+//!   which is sent when the next start line arrives or after `multiline_timeout` of quiet.
+//! - Each event carries `log.offset` (the byte offset of its first line) and the file's identity;
+//!   the checkpoint advances only over lines the broker acknowledged.
+//!
+//! The input runs on its own thread: file reads are blocking and it hands events over with
+//! `blocking_send`, which is what pauses it when the output is saturated.
+
+use crate::checkpoint::FileCheckpoint;
+use crate::event::LogEvent;
+use crate::pipeline::{Ack, Envelope, FileProgress, Processors};
+use millrace_config::agent::{FileInput, PartitionKey, StartAt};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::mpsc::Sender;
+
+/// Bytes of a file's start covered by its fingerprint.
+const FINGERPRINT_BYTES: u64 = 1024;
+/// How often open files are polled for new data.
+const POLL: Duration = Duration::from_millis(100);
+/// A file no longer reachable under a matched path is closed after this much quiet at its end.
+const CLOSE_RENAMED_AFTER: Duration = Duration::from_secs(5);
+/// Bytes read from one file per poll before moving to the next (fairness among files).
+const READ_CHUNK: usize = 256 << 10;
+
+/// (device, inode).
+pub type FileKey = (u64, u64);
+
+/// Shared view of the files an input has open, for checkpoints.
+#[derive(Default)]
+pub struct FileStates {
+    files: Mutex<BTreeMap<FileKey, (FileCheckpoint, Arc<FileProgress>)>>,
+}
+
+impl FileStates {
+    /// Current checkpoints (offset = acknowledged offset).
+    pub fn checkpoints(&self) -> Vec<FileCheckpoint> {
+        let files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        files.values().map(|(c, progress)| FileCheckpoint { offset: progress.committed(), ..c.clone() }).collect()
+    }
+
+    fn set(&self, key: FileKey, checkpoint: FileCheckpoint, progress: Arc<FileProgress>) {
+        self.files.lock().unwrap_or_else(|p| p.into_inner()).insert(key, (checkpoint, progress));
+    }
+
+    fn remove(&self, key: &FileKey) {
+        self.files.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+    }
+}
+
+/// CRC-32C of the first `len` bytes of `file`.
+fn fingerprint(file: &mut File, len: u64) -> std::io::Result<u32> {
+    let mut buf = vec![0u8; len as usize];
+    file.seek(SeekFrom::Start(0))?;
+    file.read_exact(&mut buf)?;
+    Ok(crc32c(&buf))
+}
+
+/// CRC-32C (Castagnoli), bitwise: fingerprints cover at most 1 KiB, read once per file.
+fn crc32c(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in data {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0x82F6_3B78 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+struct Pending {
+    text: Vec<u8>,
+    offset: u64,
+    end: u64,
+    truncated: bool,
+    since: Instant,
+}
+
+struct Tailed {
+    key: FileKey,
+    path: PathBuf,
+    file: File,
+    fingerprint: u32,
+    fingerprint_len: u64,
+    /// Next byte to read.
+    read_pos: u64,
+    /// Bytes of the current partial line.
+    partial: Vec<u8>,
+    /// The current line is longer than the maximum: skip to its end.
+    skipping: bool,
+    /// Offset where the current partial line started.
+    line_start: Option<u64>,
+    progress: Arc<FileProgress>,
+    pending: Option<Pending>,
+    last_data: Instant,
+    /// Still reachable under a matched path at the last scan.
+    matched: bool,
+    partition_key: Option<String>,
+}
+
+/// One file input.
+pub struct FileTailer {
+    config: FileInput,
+    host: String,
+    topic: Arc<str>,
+    processors: Processors,
+    multiline: Option<regex::Regex>,
+    include: Vec<String>,
+    exclude: Vec<glob::Pattern>,
+    open: BTreeMap<FileKey, Tailed>,
+    known: BTreeMap<FileKey, FileCheckpoint>,
+    states: Arc<FileStates>,
+    /// Files found at the first scan follow `start_at`; files appearing later are new and read
+    /// from their start.
+    first_scan: bool,
+}
+
+impl FileTailer {
+    /// An input from its settings and the checkpoints loaded from the registry.
+    pub fn new(
+        config: FileInput,
+        host: String,
+        known: BTreeMap<FileKey, FileCheckpoint>,
+        states: Arc<FileStates>,
+    ) -> Result<FileTailer, String> {
+        let processors = Processors::new(&config.processors).map_err(|e| e.to_string())?;
+        let multiline =
+            config.multiline_start.as_deref().map(regex::Regex::new).transpose().map_err(|e| e.to_string())?;
+        let exclude = config
+            .exclude
+            .iter()
+            .map(|p| glob::Pattern::new(p))
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
+        Ok(FileTailer {
+            topic: Arc::from(config.topic.as_str()),
+            include: config.include.clone(),
+            processors,
+            multiline,
+            exclude,
+            config,
+            host,
+            open: BTreeMap::new(),
+            known,
+            states,
+            first_scan: true,
+        })
+    }
+
+    /// Tails until `stop` is set, sending events to `tx`. Pending partial lines are not sent at
+    /// stop: their bytes are read again after a restart.
+    pub fn run(mut self, tx: Sender<Envelope>, stop: Arc<AtomicBool>) {
+        let scan_every = Duration::from_millis(self.config.scan_interval.0);
+        let mut last_scan: Option<Instant> = None;
+        while !stop.load(Ordering::Relaxed) {
+            if last_scan.is_none_or(|at| at.elapsed() >= scan_every) {
+                self.scan();
+                last_scan = Some(Instant::now());
+            }
+            let keys: Vec<FileKey> = self.open.keys().copied().collect();
+            for key in keys {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                if !self.poll_file(key, &tx) {
+                    return;
+                }
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// One pass for `--once`: reads every matched file from its start position to its current
+    /// end (ignoring checkpoints' advancement), sending every event including a last
+    /// unterminated line and pending multiline events.
+    pub fn run_once(mut self, tx: &Sender<Envelope>) {
+        self.scan();
+        let keys: Vec<FileKey> = self.open.keys().copied().collect();
+        for key in keys {
+            loop {
+                let before = self.open.get(&key).map(|t| t.read_pos);
+                if !self.poll_file(key, tx) {
+                    return;
+                }
+                if self.open.get(&key).map(|t| t.read_pos) == before {
+                    break;
+                }
+            }
+            let Some(mut tailed) = self.open.remove(&key) else { continue };
+            let mut events = Vec::new();
+            if !tailed.partial.is_empty() {
+                let line = std::mem::take(&mut tailed.partial);
+                let end = tailed.read_pos;
+                let start = tailed.line_start.take().unwrap_or(end.saturating_sub(line.len() as u64));
+                self.push_line(&mut tailed, line, start, end, false, &mut events);
+            }
+            if let Some(p) = tailed.pending.take() {
+                events.push(self.event_from(&tailed, p));
+            }
+            for (envelope, _) in events {
+                if let Some(envelope) = envelope {
+                    if tx.blocking_send(envelope).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn excluded(&self, path: &Path) -> bool {
+        self.exclude.iter().any(|p| p.matches_path(path))
+    }
+
+    /// Finds files, opens new ones, notices rotated-away and truncated ones.
+    fn scan(&mut self) {
+        let mut seen = BTreeMap::new();
+        for pattern in &self.include {
+            let Ok(paths) = glob::glob(pattern) else { continue };
+            for path in paths.flatten() {
+                if self.excluded(&path) {
+                    continue;
+                }
+                let Ok(meta) = std::fs::metadata(&path) else { continue };
+                if !meta.is_file() {
+                    continue;
+                }
+                seen.insert((meta.dev(), meta.ino()), path);
+            }
+        }
+        for tailed in self.open.values_mut() {
+            tailed.matched = seen.contains_key(&tailed.key);
+            if let Some(path) = seen.get(&tailed.key) {
+                tailed.path = path.clone();
+            }
+        }
+        for (key, path) in seen {
+            if self.open.contains_key(&key) {
+                continue;
+            }
+            match self.open_file(key, &path) {
+                Ok(Some(tailed)) => {
+                    tracing::info!(input = %self.config.name, path = %path.display(), offset = tailed.read_pos, "tailing file");
+                    self.open.insert(key, tailed);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(input = %self.config.name, path = %path.display(), error = %e, "cannot open file")
+                }
+            }
+        }
+        self.first_scan = false;
+    }
+
+    fn open_file(&mut self, key: FileKey, path: &Path) -> std::io::Result<Option<Tailed>> {
+        let mut file = File::open(path)?;
+        let meta = file.metadata()?;
+        if (meta.dev(), meta.ino()) != key {
+            return Ok(None); // Replaced between the scan and the open: next scan.
+        }
+        let len = meta.len();
+        let fingerprint_len = len.min(FINGERPRINT_BYTES);
+        let fp = fingerprint(&mut file, fingerprint_len)?;
+        let resume = self.known.get(&key).filter(|c| {
+            // Same inode and the same first bytes: the same file (inode reuse changes the bytes).
+            c.fingerprint_len <= len
+                && (c.fingerprint_len == fingerprint_len && c.fingerprint == fp
+                    || fingerprint(&mut file, c.fingerprint_len).is_ok_and(|f| f == c.fingerprint))
+        });
+        let start = match resume {
+            Some(c) if c.offset <= len => c.offset,
+            Some(c) => {
+                tracing::info!(path = %path.display(), checkpoint = c.offset, len, "file shrank since its checkpoint (truncated); reading from the start");
+                0
+            }
+            None if self.first_scan && self.config.start_at == StartAt::End => len,
+            None => 0,
+        };
+        let (fingerprint_value, fingerprint_len) = match resume {
+            Some(c) => (c.fingerprint, c.fingerprint_len),
+            None => (fp, fingerprint_len),
+        };
+        let progress = FileProgress::new(start);
+        let checkpoint = FileCheckpoint {
+            path: path.display().to_string(),
+            device: key.0,
+            inode: key.1,
+            fingerprint: fingerprint_value,
+            fingerprint_len,
+            offset: start,
+        };
+        self.states.set(key, checkpoint, progress.clone());
+        let partition_key = match self.config.key {
+            PartitionKey::File => Some(format!("{}:{}", self.host, path.display())),
+            PartitionKey::Host => Some(self.host.clone()),
+            PartitionKey::None => None,
+        };
+        file.seek(SeekFrom::Start(start))?;
+        Ok(Some(Tailed {
+            key,
+            path: path.to_path_buf(),
+            file,
+            fingerprint: fingerprint_value,
+            fingerprint_len,
+            read_pos: start,
+            partial: Vec::new(),
+            skipping: false,
+            line_start: None,
+            progress,
+            pending: None,
+            last_data: Instant::now(),
+            matched: true,
+            partition_key,
+        }))
+    }
+
+    /// Reads what is new in one file. Returns false when the output is gone (shutdown).
+    fn poll_file(&mut self, key: FileKey, tx: &Sender<Envelope>) -> bool {
+        let Some(mut tailed) = self.open.remove(&key) else { return true };
+        let meta = match tailed.file.metadata() {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(path = %tailed.path.display(), error = %e, "cannot stat open file; closing it");
+                return true;
+            }
+        };
+        if meta.len() < tailed.read_pos {
+            tracing::info!(input = %self.config.name, path = %tailed.path.display(), from = tailed.read_pos, to = meta.len(), "file truncated; reading it again from the start");
+            tailed.read_pos = 0;
+            tailed.partial.clear();
+            tailed.skipping = false;
+            tailed.line_start = None;
+            tailed.pending = None;
+            // A new generation: acknowledgements of the old one no longer move the checkpoint.
+            tailed.progress = FileProgress::new(0);
+            let checkpoint = self.checkpoint_of(&tailed);
+            self.states.set(key, checkpoint, tailed.progress.clone());
+            if tailed.file.seek(SeekFrom::Start(0)).is_err() {
+                return true;
+            }
+        }
+        let mut chunk = vec![0u8; 64 << 10];
+        let mut read_now = 0usize;
+        let mut events = Vec::new();
+        while read_now < READ_CHUNK {
+            let n = match tailed.file.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(path = %tailed.path.display(), error = %e, "read failed");
+                    break;
+                }
+            };
+            read_now += n;
+            tailed.last_data = Instant::now();
+            self.split_lines(&mut tailed, &chunk[..n], &mut events);
+        }
+        let at_end = read_now < READ_CHUNK;
+        let deleted = meta.nlink() == 0;
+        let gone = deleted || (!tailed.matched && tailed.last_data.elapsed() >= CLOSE_RENAMED_AFTER);
+        if at_end && gone && !tailed.partial.is_empty() {
+            // The writer moved on: the unterminated last line is complete.
+            let line = std::mem::take(&mut tailed.partial);
+            let end = tailed.read_pos;
+            let start = tailed.line_start.take().unwrap_or(end.saturating_sub(line.len() as u64));
+            let truncated = std::mem::take(&mut tailed.skipping);
+            self.push_line(&mut tailed, line, start, end, truncated, &mut events);
+        }
+        let quiet = tailed
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.since.elapsed() >= Duration::from_millis(self.config.multiline_timeout.0));
+        if (at_end && gone) || quiet {
+            if let Some(p) = tailed.pending.take() {
+                events.push(self.event_from(&tailed, p));
+            }
+        }
+        for (envelope, end) in events {
+            match envelope {
+                Some(envelope) => {
+                    if tx.blocking_send(envelope).is_err() {
+                        return false;
+                    }
+                }
+                None => tailed.progress.skip_to(end),
+            }
+        }
+        if at_end && gone {
+            tracing::info!(input = %self.config.name, path = %tailed.path.display(), deleted, "closing file");
+            if deleted {
+                // Nothing can read it again; the checkpoint entry goes once all of it is acked.
+                let states = self.states.clone();
+                let progress = tailed.progress.clone();
+                std::thread::spawn(move || {
+                    while progress.in_flight() > 0 {
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                    states.remove(&key);
+                });
+            } else {
+                self.known.insert(key, FileCheckpoint { offset: tailed.read_pos, ..self.checkpoint_of(&tailed) });
+            }
+            return true;
+        }
+        self.open.insert(key, tailed);
+        true
+    }
+
+    fn checkpoint_of(&self, tailed: &Tailed) -> FileCheckpoint {
+        FileCheckpoint {
+            path: tailed.path.display().to_string(),
+            device: tailed.key.0,
+            inode: tailed.key.1,
+            fingerprint: tailed.fingerprint,
+            fingerprint_len: tailed.fingerprint_len,
+            offset: tailed.progress.committed(),
+        }
+    }
+
+    /// Splits `data` into lines (LF, with a trailing CR removed) and turns them into events.
+    fn split_lines(&self, tailed: &mut Tailed, mut data: &[u8], events: &mut Vec<(Option<Envelope>, u64)>) {
+        let max = self.config.max_line_bytes.0 as usize;
+        while !data.is_empty() {
+            let newline = data.iter().position(|&b| b == b'\n');
+            let (piece, rest, complete) = match newline {
+                Some(i) => (&data[..i], &data[i + 1..], true),
+                None => (data, &data[data.len()..], false),
+            };
+            let consumed = piece.len() + usize::from(complete);
+            if !tailed.skipping {
+                let room = max.saturating_sub(tailed.partial.len());
+                tailed.partial.extend_from_slice(&piece[..piece.len().min(room)]);
+                if piece.len() > room {
+                    tailed.skipping = true;
+                }
+            }
+            tailed.read_pos += consumed as u64;
+            if complete {
+                let mut line = std::mem::take(&mut tailed.partial);
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                let truncated = std::mem::take(&mut tailed.skipping);
+                let end = tailed.read_pos;
+                // The line started where its bytes (all of them, cut or not) began.
+                let start = tailed.line_start.take().unwrap_or(end - consumed as u64);
+                self.push_line(tailed, line, start, end, truncated, events);
+            } else if tailed.line_start.is_none() {
+                tailed.line_start = Some(tailed.read_pos - consumed as u64);
+            }
+            data = rest;
+        }
+    }
+
+    fn push_line(
+        &self,
+        tailed: &mut Tailed,
+        line: Vec<u8>,
+        start: u64,
+        end: u64,
+        truncated: bool,
+        events: &mut Vec<(Option<Envelope>, u64)>,
+    ) {
+        match &self.multiline {
+            None => {
+                let p = Pending { text: line, offset: start, end, truncated, since: Instant::now() };
+                events.push(self.event_from(tailed, p));
+            }
+            Some(start_re) => {
+                let starts = start_re.is_match(&String::from_utf8_lossy(&line));
+                match tailed.pending.as_mut() {
+                    Some(p) if !starts => {
+                        if p.text.len() < self.config.max_line_bytes.0 as usize {
+                            p.text.push(b'\n');
+                            p.text.extend_from_slice(&line);
+                        } else {
+                            p.truncated = true;
+                        }
+                        p.end = end;
+                        p.truncated |= truncated;
+                    }
+                    _ => {
+                        let next = Pending { text: line, offset: start, end, truncated, since: Instant::now() };
+                        if let Some(previous) = tailed.pending.replace(next) {
+                            events.push(self.event_from(tailed, previous));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Builds the event (None when a processor dropped it) and the offset it ends at.
+    fn event_from(&self, tailed: &Tailed, p: Pending) -> (Option<Envelope>, u64) {
+        let message = String::from_utf8_lossy(&p.text).into_owned();
+        let mut event = LogEvent::new(message, SystemTime::now());
+        event.set("host.name", Value::from(self.host.as_str()));
+        event.set("input.type", Value::from("file"));
+        event.set("input.name", Value::from(self.config.name.as_str()));
+        event.set("log.file.path", Value::from(tailed.path.display().to_string()));
+        event.set("log.file.device", Value::from(tailed.key.0));
+        event.set("log.file.inode", Value::from(tailed.key.1));
+        event.set("log.file.fingerprint", Value::from(format!("{:08x}", tailed.fingerprint)));
+        event.set("log.offset", Value::from(p.offset));
+        let mut flags = Vec::new();
+        if p.truncated {
+            flags.push(Value::from("truncated"));
+        }
+        if self.multiline.is_some() && p.text.contains(&b'\n') {
+            flags.push(Value::from("multiline"));
+        }
+        if self.config.json {
+            match serde_json::from_slice::<Value>(&p.text) {
+                Ok(Value::Object(fields)) => {
+                    for (k, v) in fields {
+                        // The agent's own fields win; the line's are kept under `json` then.
+                        if matches!(k.as_str(), "@timestamp" | "host" | "input" | "log" | "event") {
+                            event.set(&format!("json.{k}"), v);
+                        } else {
+                            event.doc.insert(k, v);
+                        }
+                    }
+                }
+                _ => flags.push(Value::from("json_error")),
+            }
+        }
+        if !flags.is_empty() {
+            event.set("log.flags", Value::Array(flags));
+        }
+        let mut doc = event.doc;
+        if !self.processors.apply(&mut doc) {
+            return (None, p.end);
+        }
+        let ack = Ack { progress: tailed.progress.clone(), end_offset: p.end };
+        let envelope = Envelope { doc, topic: self.topic.clone(), key: tailed.partition_key.clone(), ack: Some(ack) };
+        (Some(envelope), p.end)
+    }
+}

@@ -1,0 +1,264 @@
+//! Agent configuration: `millrace agent --config agent.toml` (see `config/examples/agent.toml`).
+
+use crate::error::ConfigError;
+use crate::units::{ByteSize, DurationMs};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The whole agent configuration file.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    /// Agent-wide settings.
+    pub agent: AgentSettings,
+    /// Where events go.
+    pub output: OutputSettings,
+    /// Event sources.
+    pub inputs: Inputs,
+}
+
+/// Agent-wide settings.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentSettings {
+    /// `host.name` of every event; the machine's host name when absent.
+    pub host_name: Option<String>,
+    /// Checkpoint registry (`registry.json`) and disk buffer live here.
+    pub data_dir: PathBuf,
+    /// Prometheus `/metrics` listener; none when absent.
+    pub metrics_listen: Option<SocketAddr>,
+    /// How often file checkpoints are written (they are also written at shutdown).
+    pub checkpoint_interval: DurationMs,
+}
+
+impl Default for AgentSettings {
+    fn default() -> Self {
+        AgentSettings {
+            host_name: None,
+            data_dir: PathBuf::from("millrace-agent-data"),
+            metrics_listen: None,
+            checkpoint_interval: DurationMs(1_000),
+        }
+    }
+}
+
+/// Compression of record batches sent to the broker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// No compression.
+    None,
+    /// gzip.
+    Gzip,
+    /// Snappy.
+    Snappy,
+    /// LZ4 (the default: cheap on CPU).
+    Lz4,
+    /// Zstandard.
+    Zstd,
+}
+
+/// Acknowledgement level of produce requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Acks {
+    /// Every in-sync replica has the record (the default; required for no loss).
+    All,
+    /// The partition leader has it.
+    #[serde(rename = "1")]
+    One,
+}
+
+/// The broker output (librdkafka).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputSettings {
+    /// Brokers to bootstrap from, `HOST:PORT[,HOST:PORT…]`.
+    pub bootstrap: String,
+    /// Acknowledgement level.
+    pub acks: Acks,
+    /// Idempotent producer: retries never duplicate or reorder records.
+    pub idempotence: bool,
+    /// Batch compression.
+    pub compression: Compression,
+    /// How long a batch may wait for more records.
+    pub linger: DurationMs,
+    /// Largest batch per partition.
+    pub batch_bytes: ByteSize,
+    /// Records waiting for the broker, in bytes; inputs pause when it is full.
+    pub queue_bytes: ByteSize,
+    /// Further librdkafka settings, by their librdkafka names.
+    pub librdkafka: BTreeMap<String, String>,
+}
+
+impl Default for OutputSettings {
+    fn default() -> Self {
+        OutputSettings {
+            bootstrap: "127.0.0.1:9092".into(),
+            acks: Acks::All,
+            idempotence: true,
+            compression: Compression::Lz4,
+            linger: DurationMs(5),
+            batch_bytes: ByteSize(1 << 20),
+            queue_bytes: ByteSize(64 << 20),
+            librdkafka: BTreeMap::new(),
+        }
+    }
+}
+
+/// All inputs, by type.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Inputs {
+    /// File tailing inputs.
+    pub file: Vec<FileInput>,
+}
+
+/// Where a file input starts reading a file it has no checkpoint for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartAt {
+    /// From its first byte.
+    Beginning,
+    /// From its current end (only new lines).
+    End,
+}
+
+/// What decides the partition of an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartitionKey {
+    /// Host and file path: all lines of one file stay in order on one partition (the default).
+    File,
+    /// Host name: everything of one host on one partition.
+    Host,
+    /// No key: spread evenly.
+    None,
+}
+
+/// Processors applied to every event of an input, in this order.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Processors {
+    /// Drop events whose `message` matches any of these regular expressions.
+    pub drop_matching: Vec<String>,
+    /// Set these fields (dotted paths) to these values.
+    pub add_fields: BTreeMap<String, String>,
+    /// Move fields (dotted paths): `from = "to"`.
+    pub rename_fields: BTreeMap<String, String>,
+}
+
+/// A file tailing input.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileInput {
+    /// Name (metrics, `input.name`).
+    pub name: String,
+    /// Topic the lines go to.
+    pub topic: String,
+    /// Glob patterns of files to tail.
+    pub include: Vec<String>,
+    /// Glob patterns excluded (matched against the full path).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Start position for files without a checkpoint.
+    #[serde(default = "default_start_at")]
+    pub start_at: StartAt,
+    /// Longer lines are cut to this and flagged (`log.flags: ["truncated"]`).
+    #[serde(default = "default_max_line")]
+    pub max_line_bytes: ByteSize,
+    /// How often the patterns are re-scanned for new, rotated and deleted files.
+    #[serde(default = "default_scan")]
+    pub scan_interval: DurationMs,
+    /// A regular expression matching the first line of a multiline event (e.g. a log line's
+    /// timestamp); following lines that do not match are appended to it.
+    #[serde(default)]
+    pub multiline_start: Option<String>,
+    /// A pending multiline event is sent after this much quiet.
+    #[serde(default = "default_multiline_timeout")]
+    pub multiline_timeout: DurationMs,
+    /// Decode each line as a JSON object and merge its keys into the event.
+    #[serde(default)]
+    pub json: bool,
+    /// Partition key.
+    #[serde(default = "default_key")]
+    pub key: PartitionKey,
+    /// Processors.
+    #[serde(default)]
+    pub processors: Processors,
+}
+
+fn default_start_at() -> StartAt {
+    StartAt::Beginning
+}
+fn default_max_line() -> ByteSize {
+    ByteSize(1 << 20)
+}
+fn default_scan() -> DurationMs {
+    DurationMs(1_000)
+}
+fn default_multiline_timeout() -> DurationMs {
+    DurationMs(1_000)
+}
+fn default_key() -> PartitionKey {
+    PartitionKey::File
+}
+
+impl AgentConfig {
+    /// Every problem in the configuration (empty when valid); `origin` names the file.
+    pub fn problems(&self, origin: &str) -> Vec<ConfigError> {
+        let mut problems = Vec::new();
+        let mut bad =
+            |key: String, problem: String, fix: &str| problems.push(ConfigError::invalid(origin, &key, problem, fix));
+        if self.output.bootstrap.trim().is_empty() {
+            bad("output.bootstrap".into(), "is empty".into(), "give the brokers, e.g. \"10.0.0.1:9092,10.0.0.2:9092\"");
+        }
+        if self.output.queue_bytes.0 < 1 << 20 {
+            bad("output.queue_bytes".into(), "is below 1 MiB".into(), "use e.g. \"64MiB\"");
+        }
+        if self.agent.checkpoint_interval.0 == 0 {
+            bad("agent.checkpoint_interval".into(), "must be positive".into(), "use e.g. \"1s\"");
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, input) in self.inputs.file.iter().enumerate() {
+            let at = |key: &str| format!("inputs.file[{i}].{key}");
+            if input.name.is_empty() || !names.insert(input.name.clone()) {
+                bad(at("name"), format!("`{}` is empty or used twice", input.name), "give every input its own name");
+            }
+            if input.topic.is_empty() {
+                bad(at("topic"), "is empty".into(), "name the topic the lines go to, e.g. \"logs\"");
+            }
+            if input.include.is_empty() {
+                bad(at("include"), "lists no pattern".into(), "add a glob such as \"/var/log/nginx/*.log\"");
+            }
+            for pattern in input.include.iter().chain(&input.exclude) {
+                if let Err(e) = glob::Pattern::new(pattern) {
+                    bad(at("include"), format!("`{pattern}` is not a valid glob: {e}"), "fix the pattern");
+                }
+            }
+            if input.max_line_bytes.0 < 64 {
+                bad(at("max_line_bytes"), "is below 64 bytes".into(), "use e.g. \"1MiB\"");
+            }
+            if input.scan_interval.0 == 0 {
+                bad(at("scan_interval"), "must be positive".into(), "use e.g. \"1s\"");
+            }
+            if let Some(re) = &input.multiline_start {
+                if let Err(e) = regex::Regex::new(re) {
+                    bad(at("multiline_start"), format!("is not a valid regular expression: {e}"), "fix the expression");
+                }
+            }
+            for re in &input.processors.drop_matching {
+                if let Err(e) = regex::Regex::new(re) {
+                    bad(
+                        at("processors.drop_matching"),
+                        format!("`{re}` is not a valid regular expression: {e}"),
+                        "fix the expression",
+                    );
+                }
+            }
+        }
+        problems
+    }
+}
