@@ -114,6 +114,42 @@ impl Default for OutputSettings {
 pub struct Inputs {
     /// File tailing inputs.
     pub file: Vec<FileInput>,
+    /// Prometheus scrape inputs.
+    pub prometheus: Vec<PrometheusInput>,
+}
+
+/// A Prometheus scrape input: every `interval`, each URL's text exposition becomes metric points.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusInput {
+    /// Name (`input.name`).
+    pub name: String,
+    /// Topic the points go to.
+    pub topic: String,
+    /// Endpoints, e.g. `http://127.0.0.1:9100/metrics` (plain HTTP).
+    pub urls: Vec<String>,
+    /// Scrape period.
+    #[serde(default = "default_metrics_interval")]
+    pub interval: DurationMs,
+    /// Per-scrape timeout.
+    #[serde(default = "default_scrape_timeout")]
+    pub timeout: DurationMs,
+    /// Largest response body accepted.
+    #[serde(default = "default_scrape_body")]
+    pub max_body_bytes: ByteSize,
+    /// Processors.
+    #[serde(default)]
+    pub processors: Processors,
+}
+
+fn default_metrics_interval() -> DurationMs {
+    DurationMs(10_000)
+}
+fn default_scrape_timeout() -> DurationMs {
+    DurationMs(5_000)
+}
+fn default_scrape_body() -> ByteSize {
+    ByteSize(10 << 20)
 }
 
 /// Where a file input starts reading a file it has no checkpoint for.
@@ -257,6 +293,28 @@ impl AgentConfig {
                         "fix the expression",
                     );
                 }
+            }
+        }
+        for (i, input) in self.inputs.prometheus.iter().enumerate() {
+            let at = |key: &str| format!("inputs.prometheus[{i}].{key}");
+            if input.name.is_empty() || !names.insert(input.name.clone()) {
+                bad(at("name"), format!("`{}` is empty or used twice", input.name), "give every input its own name");
+            }
+            if input.topic.is_empty() {
+                bad(at("topic"), "is empty".into(), "name the topic the points go to, e.g. \"metrics\"");
+            }
+            if input.urls.is_empty() {
+                bad(at("urls"), "lists no endpoint".into(), "add e.g. \"http://127.0.0.1:9100/metrics\"");
+            }
+            if let Some(url) = input.urls.iter().find(|u| !u.starts_with("http://")) {
+                bad(
+                    at("urls"),
+                    format!("`{url}` is not an http:// URL"),
+                    "scrape over plain HTTP (TLS is not supported)",
+                );
+            }
+            if input.interval.0 == 0 || input.timeout.0 == 0 {
+                bad(at("interval"), "interval and timeout must be positive".into(), "use e.g. \"10s\" and \"5s\"");
             }
         }
         problems

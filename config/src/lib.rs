@@ -108,4 +108,17 @@ mod tests {
         .to_string();
         assert!(err.contains("broker_heartbeat_interval"), "{err}");
     }
+
+    #[test]
+    fn example_agent_config_loads_and_bad_ones_list_every_problem() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/agent.toml");
+        let config = load_agent(&path).unwrap();
+        assert_eq!(config.inputs.file[0].include, vec!["/var/log/nginx/*.log".to_string()]);
+        assert_eq!(config.inputs.prometheus[0].interval.0, 10_000);
+        let text = "[[inputs.file]]\nname = \"a\"\ntopic = \"\"\ninclude = [\"[\"]\n\n[[inputs.prometheus]]\nname = \"a\"\ntopic = \"m\"\nurls = [\"https://x\"]\n";
+        let problems = parse_agent(text, "a.toml").unwrap_err();
+        let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(problems.len(), 4, "{text:#?}");
+        assert!(text.iter().all(|p| p.starts_with("a.toml: key `inputs.")), "{text:#?}");
+    }
 }

@@ -1,3 +1,91 @@
 //! Sources of events. Each input is a small component that produces [`crate::pipeline::Envelope`]s.
 
 pub mod file;
+pub mod prometheus;
+
+use crate::event::{set_path, MetricPoint};
+use crate::pipeline::{Envelope, Processors};
+use millrace_config::agent::PrometheusInput;
+use serde_json::Value;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::sync::mpsc::Sender;
+use tokio::sync::watch;
+
+/// Turns metric points of an input into envelopes (keyed by host, no acknowledgement: metrics are
+/// sampled again rather than replayed).
+pub fn metric_envelopes(
+    points: Vec<MetricPoint>,
+    host: &str,
+    input_type: &str,
+    input_name: &str,
+    topic: &Arc<str>,
+    processors: &Processors,
+) -> Vec<Envelope> {
+    points
+        .into_iter()
+        .filter_map(|point| {
+            let mut doc = point.to_document();
+            set_path(&mut doc, "host.name", Value::from(host));
+            set_path(&mut doc, "input.type", Value::from(input_type));
+            set_path(&mut doc, "input.name", Value::from(input_name));
+            processors.apply(&mut doc).then(|| Envelope {
+                doc,
+                topic: topic.clone(),
+                key: Some(host.to_string()),
+                ack: None,
+            })
+        })
+        .collect()
+}
+
+/// The task of a Prometheus scrape input: scrapes every URL each interval until shutdown.
+pub fn prometheus_task(
+    input: PrometheusInput,
+    host: String,
+    tx: Sender<Envelope>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<impl Future<Output = ()>, String> {
+    let scraper =
+        prometheus::Scraper::new(input.timeout.as_duration(), input.max_body_bytes.0).map_err(|e| e.to_string())?;
+    let processors = Processors::new(&input.processors).map_err(|e| e.to_string())?;
+    let topic: Arc<str> = Arc::from(input.topic.as_str());
+    Ok(async move {
+        let mut tick = tokio::time::interval(input.interval.as_duration());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            for url in &input.urls {
+                let points = match scraper.scrape(url).await {
+                    Ok(points) => points,
+                    Err(e) => {
+                        tracing::warn!(input = %input.name, error = %e, "scrape failed");
+                        vec![e.status_point()]
+                    }
+                };
+                for envelope in metric_envelopes(points, &host, "prometheus", &input.name, &topic, &processors) {
+                    if tx.send(envelope).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// One scrape of every URL of `input` (for `--once`).
+pub async fn prometheus_once(input: &PrometheusInput, host: &str) -> Result<Vec<Envelope>, String> {
+    let scraper =
+        prometheus::Scraper::new(input.timeout.as_duration(), input.max_body_bytes.0).map_err(|e| e.to_string())?;
+    let processors = Processors::new(&input.processors).map_err(|e| e.to_string())?;
+    let topic: Arc<str> = Arc::from(input.topic.as_str());
+    let mut out = Vec::new();
+    for url in &input.urls {
+        let points = scraper.scrape(url).await.unwrap_or_else(|e| vec![e.status_point()]);
+        out.extend(metric_envelopes(points, host, "prometheus", &input.name, &topic, &processors));
+    }
+    Ok(out)
+}
