@@ -93,6 +93,11 @@ pub async fn run(config: AgentConfig, mut shutdown: watch::Receiver<bool>) -> Re
             .map_err(|reason| AgentError::Input { input: input.name.clone(), reason })?;
         tokio::spawn(task);
     }
+    for input in &config.inputs.host_metrics {
+        let task = inputs::host_metrics_task(input.clone(), host.clone(), tx.clone(), shutdown.clone())
+            .map_err(|reason| AgentError::Input { input: input.name.clone(), reason })?;
+        tokio::spawn(task);
+    }
     drop(tx);
     let sender = {
         let output = output.clone();
@@ -165,6 +170,17 @@ pub fn run_once(config: &AgentConfig, out: &mut dyn std::io::Write) -> Result<us
             count += 1;
         }
         let _ = reader.join();
+    }
+    for input in &config.inputs.host_metrics {
+        let envelopes = inputs::host_metrics_once(input, &host)
+            .map_err(|reason| AgentError::Input { input: input.name.clone(), reason })?;
+        for envelope in envelopes {
+            let line = serde_json::to_string(&envelope.doc).unwrap_or_default();
+            if writeln!(out, "{line}").is_err() {
+                break;
+            }
+            count += 1;
+        }
     }
     for input in &config.inputs.prometheus {
         let envelopes = tokio::runtime::Handle::current()

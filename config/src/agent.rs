@@ -116,6 +116,74 @@ pub struct Inputs {
     pub file: Vec<FileInput>,
     /// Prometheus scrape inputs.
     pub prometheus: Vec<PrometheusInput>,
+    /// Host metrics inputs (from /proc).
+    pub host_metrics: Vec<HostMetricsInput>,
+}
+
+/// Which host-metric groups are sampled (all by default).
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HostCollectors {
+    /// Total CPU usage.
+    pub cpu: bool,
+    /// Also per core.
+    pub per_cpu: bool,
+    /// Memory.
+    pub memory: bool,
+    /// Swap.
+    pub swap: bool,
+    /// Disk usage per mount.
+    pub disk: bool,
+    /// Disk I/O per device.
+    pub diskio: bool,
+    /// Network interfaces.
+    pub net: bool,
+    /// Load average, uptime, CPU count.
+    pub load: bool,
+    /// Process counts by state.
+    pub processes: bool,
+}
+
+impl Default for HostCollectors {
+    fn default() -> Self {
+        HostCollectors {
+            cpu: true,
+            per_cpu: true,
+            memory: true,
+            swap: true,
+            disk: true,
+            diskio: true,
+            net: true,
+            load: true,
+            processes: true,
+        }
+    }
+}
+
+/// A host metrics input: samples /proc every `interval`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostMetricsInput {
+    /// Name (`input.name`).
+    pub name: String,
+    /// Topic the points go to.
+    pub topic: String,
+    /// Sampling period.
+    #[serde(default = "default_metrics_interval")]
+    pub interval: DurationMs,
+    /// Where /proc is (a host's /proc mounted into a container, say).
+    #[serde(default = "default_proc_root")]
+    pub proc_root: PathBuf,
+    /// Which groups are sampled.
+    #[serde(default)]
+    pub collectors: HostCollectors,
+    /// Processors.
+    #[serde(default)]
+    pub processors: Processors,
+}
+
+fn default_proc_root() -> PathBuf {
+    PathBuf::from("/proc")
 }
 
 /// A Prometheus scrape input: every `interval`, each URL's text exposition becomes metric points.
@@ -315,6 +383,18 @@ impl AgentConfig {
             }
             if input.interval.0 == 0 || input.timeout.0 == 0 {
                 bad(at("interval"), "interval and timeout must be positive".into(), "use e.g. \"10s\" and \"5s\"");
+            }
+        }
+        for (i, input) in self.inputs.host_metrics.iter().enumerate() {
+            let at = |key: &str| format!("inputs.host_metrics[{i}].{key}");
+            if input.name.is_empty() || !names.insert(input.name.clone()) {
+                bad(at("name"), format!("`{}` is empty or used twice", input.name), "give every input its own name");
+            }
+            if input.topic.is_empty() {
+                bad(at("topic"), "is empty".into(), "name the topic the points go to, e.g. \"metrics\"");
+            }
+            if input.interval.0 < 100 {
+                bad(at("interval"), "is below 100ms".into(), "use e.g. \"10s\"");
             }
         }
         problems

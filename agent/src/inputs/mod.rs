@@ -1,11 +1,12 @@
 //! Sources of events. Each input is a small component that produces [`crate::pipeline::Envelope`]s.
 
 pub mod file;
+pub mod host_metrics;
 pub mod prometheus;
 
 use crate::event::{set_path, MetricPoint};
 use crate::pipeline::{Envelope, Processors};
-use millrace_config::agent::PrometheusInput;
+use millrace_config::agent::{HostMetricsInput, PrometheusInput};
 use serde_json::Value;
 use std::future::Future;
 use std::sync::Arc;
@@ -74,6 +75,67 @@ pub fn prometheus_task(
             }
         }
     })
+}
+
+fn sampler(input: &HostMetricsInput) -> host_metrics::HostMetricsSampler {
+    let c = input.collectors;
+    let collectors = host_metrics::Collectors {
+        cpu: c.cpu,
+        per_cpu: c.per_cpu,
+        memory: c.memory,
+        swap: c.swap,
+        disk: c.disk,
+        diskio: c.diskio,
+        net: c.net,
+        load: c.load,
+        processes: c.processes,
+    };
+    host_metrics::HostMetricsSampler::new(input.proc_root.clone(), collectors)
+}
+
+/// The task of a host metrics input: samples every interval until shutdown. Sampling runs on a
+/// blocking thread (statvfs of a hung network mount blocks).
+pub fn host_metrics_task(
+    input: HostMetricsInput,
+    host: String,
+    tx: Sender<Envelope>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<impl Future<Output = ()>, String> {
+    let processors = Processors::new(&input.processors).map_err(|e| e.to_string())?;
+    let topic: Arc<str> = Arc::from(input.topic.as_str());
+    let sampler = std::sync::Arc::new(std::sync::Mutex::new(sampler(&input)));
+    Ok(async move {
+        let mut tick = tokio::time::interval(input.interval.as_duration());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            let sampler = sampler.clone();
+            let sampled = tokio::task::spawn_blocking(move || {
+                sampler.lock().unwrap_or_else(|p| p.into_inner()).sample(std::time::SystemTime::now())
+            })
+            .await;
+            let Ok(points) = sampled else { continue };
+            for envelope in metric_envelopes(points, &host, "host_metrics", &input.name, &topic, &processors) {
+                if tx.send(envelope).await.is_err() {
+                    return;
+                }
+            }
+        }
+    })
+}
+
+/// Two samples of `input` one second apart, so rates are present (for `--once`).
+pub fn host_metrics_once(input: &HostMetricsInput, host: &str) -> Result<Vec<Envelope>, String> {
+    let processors = Processors::new(&input.processors).map_err(|e| e.to_string())?;
+    let topic: Arc<str> = Arc::from(input.topic.as_str());
+    let mut sampler = sampler(input);
+    sampler.sample(std::time::SystemTime::now());
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let points = sampler.sample(std::time::SystemTime::now());
+    Ok(metric_envelopes(points, host, "host_metrics", &input.name, &topic, &processors))
 }
 
 /// One scrape of every URL of `input` (for `--once`).
