@@ -93,6 +93,12 @@ pub async fn run(config: AgentConfig, mut shutdown: watch::Receiver<bool>) -> Re
             .map_err(|reason| AgentError::Input { input: input.name.clone(), reason })?;
         tokio::spawn(task);
     }
+    for input in &config.inputs.syslog {
+        let task = inputs::syslog_task(input.clone(), host.clone(), tx.clone(), shutdown.clone())
+            .await
+            .map_err(|reason| AgentError::Input { input: input.name.clone(), reason })?;
+        tokio::spawn(task);
+    }
     for input in &config.inputs.host_metrics {
         let task = inputs::host_metrics_task(input.clone(), host.clone(), tx.clone(), shutdown.clone())
             .map_err(|reason| AgentError::Input { input: input.name.clone(), reason })?;

@@ -118,6 +118,42 @@ pub struct Inputs {
     pub prometheus: Vec<PrometheusInput>,
     /// Host metrics inputs (from /proc).
     pub host_metrics: Vec<HostMetricsInput>,
+    /// Syslog receivers.
+    pub syslog: Vec<SyslogInput>,
+}
+
+/// Transport of a syslog receiver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyslogProtocol {
+    /// One datagram per message.
+    Udp,
+    /// Octet-counted or newline framing (RFC 6587), detected per message.
+    Tcp,
+}
+
+/// A syslog receiver (RFC 3164 and RFC 5424).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogInput {
+    /// Name (`input.name`).
+    pub name: String,
+    /// Topic the messages go to.
+    pub topic: String,
+    /// Address to listen on, e.g. `0.0.0.0:514`.
+    pub listen: SocketAddr,
+    /// udp or tcp.
+    pub protocol: SyslogProtocol,
+    /// Longer messages are truncated.
+    #[serde(default = "default_syslog_max")]
+    pub max_message_bytes: ByteSize,
+    /// Processors.
+    #[serde(default)]
+    pub processors: Processors,
+}
+
+fn default_syslog_max() -> ByteSize {
+    ByteSize(64 << 10)
 }
 
 /// Which host-metric groups are sampled (all by default).
@@ -383,6 +419,18 @@ impl AgentConfig {
             }
             if input.interval.0 == 0 || input.timeout.0 == 0 {
                 bad(at("interval"), "interval and timeout must be positive".into(), "use e.g. \"10s\" and \"5s\"");
+            }
+        }
+        for (i, input) in self.inputs.syslog.iter().enumerate() {
+            let at = |key: &str| format!("inputs.syslog[{i}].{key}");
+            if input.name.is_empty() || !names.insert(input.name.clone()) {
+                bad(at("name"), format!("`{}` is empty or used twice", input.name), "give every input its own name");
+            }
+            if input.topic.is_empty() {
+                bad(at("topic"), "is empty".into(), "name the topic the messages go to, e.g. \"syslog\"");
+            }
+            if input.max_message_bytes.0 < 480 {
+                bad(at("max_message_bytes"), "is below 480 bytes (RFC 5424's minimum)".into(), "use e.g. \"64KiB\"");
             }
         }
         for (i, input) in self.inputs.host_metrics.iter().enumerate() {

@@ -3,10 +3,12 @@
 pub mod file;
 pub mod host_metrics;
 pub mod prometheus;
+pub mod syslog;
 
+use crate::event::LogEvent;
 use crate::event::{set_path, MetricPoint};
 use crate::pipeline::{Envelope, Processors};
-use millrace_config::agent::{HostMetricsInput, PrometheusInput};
+use millrace_config::agent::{HostMetricsInput, PrometheusInput, SyslogInput, SyslogProtocol};
 use serde_json::Value;
 use std::future::Future;
 use std::sync::Arc;
@@ -136,6 +138,55 @@ pub fn host_metrics_once(input: &HostMetricsInput, host: &str) -> Result<Vec<Env
     std::thread::sleep(std::time::Duration::from_secs(1));
     let points = sampler.sample(std::time::SystemTime::now());
     Ok(metric_envelopes(points, host, "host_metrics", &input.name, &topic, &processors))
+}
+
+/// The task of a syslog receiver: binds, then turns every received message into an envelope
+/// (keyed by the sender's host name so one sender's messages stay in order).
+pub async fn syslog_task(
+    input: SyslogInput,
+    host: String,
+    tx: Sender<Envelope>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<impl Future<Output = ()>, String> {
+    let processors = Processors::new(&input.processors).map_err(|e| e.to_string())?;
+    let topic: Arc<str> = Arc::from(input.topic.as_str());
+    let options = syslog::ServerOptions::new(input.max_message_bytes.0 as usize);
+    let (events_tx, mut events) = tokio::sync::mpsc::channel::<LogEvent>(1024);
+    // Bind now, so a taken port is a start-up error naming the address.
+    let server: std::pin::Pin<Box<dyn Future<Output = Result<(), syslog::SyslogError>> + Send>> = match input.protocol {
+        SyslogProtocol::Udp => {
+            let socket = syslog::bind_udp(input.listen).await.map_err(|e| e.to_string())?;
+            Box::pin(syslog::serve_udp(socket, options, events_tx, shutdown))
+        }
+        SyslogProtocol::Tcp => {
+            let listener = syslog::bind_tcp(input.listen).await.map_err(|e| e.to_string())?;
+            Box::pin(syslog::serve_tcp(listener, options, events_tx, shutdown))
+        }
+    };
+    tracing::info!(input = %input.name, listen = %input.listen, protocol = ?input.protocol, "syslog receiver listening");
+    Ok(async move {
+        let name = input.name.clone();
+        let server = tokio::spawn(async move {
+            if let Err(e) = server.await {
+                tracing::error!(input = %name, error = %e, "syslog receiver stopped");
+            }
+        });
+        while let Some(mut event) = events.recv().await {
+            let key = crate::event::get_path(&event.doc, "syslog.hostname").and_then(Value::as_str).map(str::to_string);
+            event.set("host.name", Value::from(host.as_str()));
+            event.set("input.type", Value::from("syslog"));
+            event.set("input.name", Value::from(input.name.as_str()));
+            let mut doc = event.doc;
+            if !processors.apply(&mut doc) {
+                continue;
+            }
+            let envelope = Envelope { doc, topic: topic.clone(), key: key.or_else(|| Some(host.clone())), ack: None };
+            if tx.send(envelope).await.is_err() {
+                break;
+            }
+        }
+        let _ = server.await;
+    })
 }
 
 /// One scrape of every URL of `input` (for `--once`).
