@@ -1,0 +1,112 @@
+//! The agent's non-file inputs against a real broker (issue 5): host metrics, syslog over UDP and
+//! TCP (both framings) and Prometheus scraping produce the documented records.
+
+use millrace_tests::{free_port, millrace_bin, run, wait_until, BrokerProcess};
+use serde_json::Value;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn records(bootstrap: &str, topic: &str) -> Vec<(String, Value)> {
+    let Ok(out) = run(
+        "kcat",
+        &["-C", "-b", bootstrap, "-t", topic, "-e", "-q", "-f", "%k\\t%s\\n"],
+        None,
+        Duration::from_secs(30),
+    ) else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .filter_map(|(k, v)| serde_json::from_str(v).ok().map(|doc| (k.to_string(), doc)))
+        .collect()
+}
+
+#[test]
+fn metrics_syslog_and_prometheus_records() -> anyhow::Result<()> {
+    let broker = BrokerProcess::start("")?;
+    let dir = tempfile::tempdir()?;
+    let (udp, tcp) = (free_port(), free_port());
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[agent]\ndata_dir = {:?}\nhost_name = \"web-test\"\n\n[output]\nbootstrap = \"{}\"\n\n\
+             [[inputs.host_metrics]]\nname = \"host\"\ntopic = \"metrics\"\ninterval = \"500ms\"\n\n\
+             [[inputs.prometheus]]\nname = \"broker\"\ntopic = \"metrics\"\nurls = [\"http://127.0.0.1:{}/metrics\"]\ninterval = \"1s\"\n\n\
+             [[inputs.syslog]]\nname = \"udp\"\ntopic = \"syslog\"\nlisten = \"127.0.0.1:{udp}\"\nprotocol = \"udp\"\n\n\
+             [[inputs.syslog]]\nname = \"tcp\"\ntopic = \"syslog\"\nlisten = \"127.0.0.1:{tcp}\"\nprotocol = \"tcp\"\n",
+            dir.path().join("data").display().to_string(),
+            broker.bootstrap(),
+            broker.admin_port,
+        ),
+    )?;
+    let log = std::fs::File::create(dir.path().join("agent.log"))?;
+    let mut agent = Command::new(millrace_bin())
+        .args(["agent", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()?;
+    let agent_log = || std::fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default();
+    wait_until("the agent to listen for syslog", Duration::from_secs(20), || {
+        agent_log().matches("syslog receiver listening").count() == 2
+    })?;
+
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    socket.send_to(b"<34>Oct 11 22:14:15 mymachine su: 'su root' failed on /dev/pts/8", ("127.0.0.1", udp))?;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", tcp))?;
+    let framed =
+        b"<165>1 2003-10-11T22:14:15.003Z app.example.com evntslog - ID47 [origin@1 ip=\"10.0.0.1\"] octet counted";
+    stream.write_all(format!("{} ", framed.len()).as_bytes())?;
+    stream.write_all(framed)?;
+    stream.write_all(b"<13>Nov 23 12:00:00 web2 nginx[42]: newline framed\n")?;
+    drop(stream);
+
+    wait_until("three syslog records", Duration::from_secs(30), || records(&broker.bootstrap(), "syslog").len() >= 3)
+        .map_err(|e| anyhow::anyhow!("{e}; agent log:\n{}", agent_log()))?;
+    let syslog = records(&broker.bootstrap(), "syslog");
+    let by_message = |m: &str| syslog.iter().find(|(_, d)| d["message"] == m).cloned();
+    let (key, udp_doc) = by_message("'su root' failed on /dev/pts/8").expect("UDP message");
+    assert_eq!(key, "mymachine");
+    assert_eq!(udp_doc["syslog"]["facility_name"], "auth");
+    assert_eq!(udp_doc["syslog"]["severity_name"], "crit");
+    assert_eq!(udp_doc["syslog"]["format"], "rfc3164");
+    assert_eq!(udp_doc["input"]["type"], "syslog");
+    assert_eq!(udp_doc["host"]["name"], "web-test");
+    let (_, counted) = by_message("octet counted").expect("octet-counted TCP message");
+    assert_eq!(counted["@timestamp"], "2003-10-11T22:14:15.003Z");
+    assert_eq!(counted["syslog"]["structured_data"]["origin@1"]["ip"], "10.0.0.1");
+    assert_eq!(counted["syslog"]["format"], "rfc5424");
+    let (_, newline) = by_message("newline framed").expect("newline-framed TCP message");
+    assert_eq!(newline["syslog"]["appname"], "nginx");
+    assert_eq!(newline["syslog"]["procid"], "42");
+
+    let names = |docs: &[(String, Value)]| -> Vec<String> {
+        docs.iter().filter_map(|(_, d)| d["name"].as_str().map(str::to_string)).collect()
+    };
+    wait_until("host metrics with rates and broker metrics", Duration::from_secs(30), || {
+        let n = names(&records(&broker.bootstrap(), "metrics"));
+        ["cpu", "mem", "system", "net", "prometheus_scrape", "millrace_broker_connections"]
+            .iter()
+            .all(|want| n.iter().any(|m| m == want))
+    })
+    .map_err(|e| anyhow::anyhow!("{e}; agent log:\n{}", agent_log()))?;
+    let metrics = records(&broker.bootstrap(), "metrics");
+    let cpu = metrics
+        .iter()
+        .find(|(_, d)| d["name"] == "cpu" && d["tags"]["cpu"] == "cpu-total" && d["fields"]["usage_idle"].is_number())
+        .expect("a cpu-total point with usage percentages");
+    assert_eq!(cpu.0, "web-test", "metrics are keyed by host");
+    assert_eq!(cpu.1["event"]["kind"], "metric");
+    let mem = metrics.iter().find(|(_, d)| d["name"] == "mem").expect("mem point");
+    assert!(mem.1["fields"]["total"].as_i64().unwrap_or(0) > 0);
+    let up = metrics.iter().find(|(_, d)| d["name"] == "prometheus_scrape").expect("scrape status");
+    assert_eq!(up.1["fields"]["up"], 1);
+
+    run("kill", &["-TERM", &agent.id().to_string()], None, Duration::from_secs(5))?;
+    let status = agent.wait()?;
+    assert!(status.success(), "agent exit {status}; log:\n{}", agent_log());
+    Ok(())
+}
