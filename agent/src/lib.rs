@@ -168,37 +168,34 @@ pub fn run_once(config: &AgentConfig, out: &mut dyn std::io::Write) -> Result<us
         let tailer = FileTailer::new(input.clone(), host.clone(), Default::default(), Default::default())
             .map_err(|reason| AgentError::Input { input: input.name.clone(), reason })?;
         let reader = std::thread::spawn(move || tailer.run_once(&tx));
-        while let Some(envelope) = rx.blocking_recv() {
-            let line = serde_json::to_string(&envelope.doc).unwrap_or_default();
-            if writeln!(out, "{line}").is_err() {
-                break;
-            }
-            count += 1;
-        }
+        count += print_envelopes(std::iter::from_fn(|| rx.blocking_recv()), out);
+        // Unblocks the reader should the output have stopped early.
+        drop(rx);
         let _ = reader.join();
     }
     for input in &config.inputs.host_metrics {
         let envelopes = inputs::host_metrics_once(input, &host)
             .map_err(|reason| AgentError::Input { input: input.name.clone(), reason })?;
-        for envelope in envelopes {
-            let line = serde_json::to_string(&envelope.doc).unwrap_or_default();
-            if writeln!(out, "{line}").is_err() {
-                break;
-            }
-            count += 1;
-        }
+        count += print_envelopes(envelopes, out);
     }
     for input in &config.inputs.prometheus {
         let envelopes = tokio::runtime::Handle::current()
             .block_on(inputs::prometheus_once(input, &host))
             .map_err(|reason| AgentError::Input { input: input.name.clone(), reason })?;
-        for envelope in envelopes {
-            let line = serde_json::to_string(&envelope.doc).unwrap_or_default();
-            if writeln!(out, "{line}").is_err() {
-                break;
-            }
-            count += 1;
-        }
+        count += print_envelopes(envelopes, out);
     }
     Ok(count)
+}
+
+/// Writes each envelope's document as one JSON line; returns how many were written.
+fn print_envelopes(envelopes: impl IntoIterator<Item = Envelope>, out: &mut dyn std::io::Write) -> usize {
+    let mut count = 0;
+    for envelope in envelopes {
+        let line = serde_json::to_string(&envelope.doc).unwrap_or_default();
+        if writeln!(out, "{line}").is_err() {
+            break;
+        }
+        count += 1;
+    }
+    count
 }

@@ -67,7 +67,6 @@
 
 use crate::event::{FieldValue, MetricPoint};
 use rustix::fs::{Mode, OFlags, RawDir};
-use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
@@ -110,46 +109,9 @@ pub const PSEUDO_FILESYSTEMS: &[&str] = &[
     "tracefs",
 ];
 
-/// Which groups of host metrics are sampled. Every group is on by default; unknown keys are
-/// refused, so a misspelt key is an error instead of a silently ignored setting.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[serde(default, deny_unknown_fields)]
-pub struct Collectors {
-    /// `cpu` point with `cpu=cpu-total`.
-    pub cpu: bool,
-    /// One more `cpu` point per CPU (`cpu=cpu0`, …); only together with `cpu`.
-    pub per_cpu: bool,
-    /// `mem` point.
-    pub memory: bool,
-    /// `swap` point.
-    pub swap: bool,
-    /// `disk` points, one per mounted file system.
-    pub disk: bool,
-    /// `diskio` points, one per block device.
-    pub diskio: bool,
-    /// `net` points, one per network interface.
-    pub net: bool,
-    /// `system` point (load averages, uptime, CPU count).
-    pub load: bool,
-    /// `processes` point (counts by state).
-    pub processes: bool,
-}
-
-impl Default for Collectors {
-    fn default() -> Self {
-        Collectors {
-            cpu: true,
-            per_cpu: true,
-            memory: true,
-            swap: true,
-            disk: true,
-            diskio: true,
-            net: true,
-            load: true,
-            processes: true,
-        }
-    }
-}
+/// Which groups of host metrics are sampled (the `[inputs.host_metrics.collectors]` table;
+/// every group is on by default).
+pub use millrace_config::agent::HostCollectors as Collectors;
 
 /// Samples host metrics from a `/proc` tree, keeping the previous counters to derive rates.
 pub struct HostMetricsSampler {

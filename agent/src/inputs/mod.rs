@@ -80,19 +80,7 @@ pub fn prometheus_task(
 }
 
 fn sampler(input: &HostMetricsInput) -> host_metrics::HostMetricsSampler {
-    let c = input.collectors;
-    let collectors = host_metrics::Collectors {
-        cpu: c.cpu,
-        per_cpu: c.per_cpu,
-        memory: c.memory,
-        swap: c.swap,
-        disk: c.disk,
-        diskio: c.diskio,
-        net: c.net,
-        load: c.load,
-        processes: c.processes,
-    };
-    host_metrics::HostMetricsSampler::new(input.proc_root.clone(), collectors)
+    host_metrics::HostMetricsSampler::new(input.proc_root.clone(), input.collectors)
 }
 
 /// The task of a host metrics input: samples every interval until shutdown. Sampling runs on a
