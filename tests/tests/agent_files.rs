@@ -85,15 +85,16 @@ fn write_lines(path: &Path, tag: &str, from: usize, count: usize) -> anyhow::Res
     Ok(())
 }
 
-/// Every record on the topic: (message, inode, offset).
-fn read_topic(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<(String, u64, u64)>> {
+/// Every record on the topic: (message, file identity "inode/fingerprint", offset).
+fn read_topic(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<(String, String, u64)>> {
     let out =
         run("kcat", &["-C", "-b", bootstrap, "-t", topic, "-e", "-q", "-f", "%s\\n"], None, Duration::from_secs(60))?;
     let mut records = Vec::new();
     for line in String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.is_empty()) {
         let doc: Value = serde_json::from_str(line)?;
         let message = doc["message"].as_str().unwrap_or_default().to_string();
-        let inode = doc["log"]["file"]["inode"].as_u64().unwrap_or_default();
+        // An inode can be reused by a new file: the fingerprint tells the two apart.
+        let inode = format!("{}/{}", doc["log"]["file"]["inode"], doc["log"]["file"]["fingerprint"]);
         let offset = doc["log"]["offset"].as_u64().unwrap_or_default();
         records.push((message, inode, offset));
     }
@@ -102,7 +103,7 @@ fn read_topic(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<(String, u64, 
 
 /// Checks every expected line arrived, that lines of one file generation arrived in order, and
 /// returns the number of duplicates.
-fn check(records: &[(String, u64, u64)], expected: &[String]) -> usize {
+fn check(records: &[(String, String, u64)], expected: &[String]) -> usize {
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (message, _, _) in records {
         *seen.entry(message.as_str()).or_default() += 1;
@@ -111,13 +112,13 @@ fn check(records: &[(String, u64, u64)], expected: &[String]) -> usize {
     assert!(missing.is_empty(), "{} lines never arrived, e.g. {:?}", missing.len(), &missing[..missing.len().min(5)]);
     // Per file (inode), offsets only grow except where a resend after a crash starts over from
     // the checkpoint: the first time each offset is seen, it is larger than every earlier one.
-    let mut highest: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut highest: BTreeMap<&str, u64> = BTreeMap::new();
     let mut first_seen = std::collections::HashSet::new();
     for (message, inode, offset) in records {
-        if !first_seen.insert((*inode, *offset)) {
+        if !first_seen.insert((inode.as_str(), *offset)) {
             continue;
         }
-        let top = highest.entry(*inode).or_insert(0);
+        let top = highest.entry(inode.as_str()).or_insert(0);
         assert!(*offset >= *top, "{message} at offset {offset} of inode {inode} arrived after offset {top}");
         *top = *offset;
     }
@@ -217,5 +218,69 @@ fn broker_outage_while_lines_keep_coming() -> anyhow::Result<()> {
     let records = read_topic(&broker.bootstrap(), "app-logs")?;
     let duplicates = check(&records, &expected);
     eprintln!("{} lines, {} records, {duplicates} duplicates", expected.len(), records.len());
+    Ok(())
+}
+
+#[test]
+fn hundred_files_inode_reuse_and_corrupt_checkpoint() -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let broker = BrokerProcess::start("")?;
+    let dir = tempfile::tempdir()?;
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs)?;
+    let mut agent = Agent::start(dir.path(), &broker.bootstrap())?;
+    let mut expected = Vec::new();
+    for f in 0..100 {
+        let tag = format!("f{f:03}");
+        write_lines(&logs.join(format!("{tag}.log")), &tag, 0, 50)?;
+        expected.extend((0..50).map(|n| format!("{tag}-{n:06}")));
+    }
+    wait_until("5000 lines from 100 files", Duration::from_secs(60), || {
+        read_topic(&broker.bootstrap(), "app-logs").is_ok_and(|r| r.len() >= expected.len())
+    })
+    .map_err(|e| anyhow::anyhow!("{e}; agent log:\n{}", agent.log()))?;
+
+    // Stopped agent; a file is deleted and a new one, written at once, likely takes its inode.
+    agent.stop()?;
+    let old = logs.join("f000.log");
+    let old_inode = std::fs::metadata(&old)?.ino();
+    std::fs::remove_file(&old)?;
+    let reused = logs.join("reused.log");
+    write_lines(&reused, "new", 0, 80)?;
+    expected.extend((0..80).map(|n| format!("new-{n:06}")));
+    let same_inode = std::fs::metadata(&reused)?.ino() == old_inode;
+    eprintln!("inode reused by the new file: {same_inode}");
+    agent.spawn()?;
+    wait_until("the new file's lines, from its first byte", Duration::from_secs(60), || {
+        read_topic(&broker.bootstrap(), "app-logs").is_ok_and(|r| {
+            (0..80).all(|n| {
+                let line = format!("new-{n:06}");
+                r.iter().any(|(m, _, _)| *m == line)
+            })
+        })
+    })
+    .map_err(|e| anyhow::anyhow!("{e}; agent log:\n{}", agent.log()))?;
+
+    // A corrupt checkpoint registry: a clear warning, no crash, nothing lost (repeats allowed).
+    agent.stop()?;
+    let registry = dir.path().join("agent-data").join("registry.json");
+    std::fs::write(&registry, b"{\"version\":1,\"files\":[{\"path\":")?;
+    write_lines(&logs.join("f001.log"), "f001", 50, 20)?;
+    expected.extend((50..70).map(|n| format!("f001-{n:06}")));
+    agent.spawn()?;
+    wait_until("lines written while the registry was corrupt", Duration::from_secs(60), || {
+        read_topic(&broker.bootstrap(), "app-logs")
+            .is_ok_and(|r| expected.iter().all(|l| r.iter().any(|(m, _, _)| m == l)))
+    })
+    .map_err(|e| anyhow::anyhow!("{e}; agent log:\n{}", agent.log()))?;
+    assert!(agent.log().contains("the checkpoint registry is corrupt"), "no warning about the corrupt registry");
+    agent.stop()?;
+    let records = read_topic(&broker.bootstrap(), "app-logs")?;
+    let duplicates = check(&records, &expected);
+    eprintln!(
+        "{} lines, {} records, {duplicates} duplicates (files re-read after the corrupt registry)",
+        expected.len(),
+        records.len()
+    );
     Ok(())
 }
