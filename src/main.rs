@@ -200,7 +200,29 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
         tracing::info!("signal received, stopping");
         let _ = shutdown_tx.send(true);
     });
-    millrace_agent::run(config, shutdown_rx).await?;
+    // SIGHUP re-reads the file; an invalid file is reported and the running configuration kept.
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
+    let path = args.config.clone();
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            match millrace_config::load_agent(&path) {
+                Ok(config) => {
+                    tracing::info!(path = %path.display(), "SIGHUP: reloading the configuration");
+                    if reload_tx.send(config).await.is_err() {
+                        return;
+                    }
+                }
+                Err(problems) => {
+                    for problem in problems {
+                        tracing::error!(%problem, "SIGHUP: configuration not reloaded");
+                    }
+                }
+            }
+        }
+    });
+    millrace_agent::run(config, shutdown_rx, reload_rx).await?;
     Ok(())
 }
 

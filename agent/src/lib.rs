@@ -7,10 +7,12 @@
 //! - [`pipeline`]: envelopes, processors and per-file acknowledgement tracking.
 //! - [`output`]: the librdkafka producer; delivery reports advance checkpoints.
 //! - [`checkpoint`]: the registry of file positions, written atomically.
+//! - [`metrics`]: the Prometheus endpoint.
 
 pub mod checkpoint;
 pub mod event;
 pub mod inputs;
+pub mod metrics;
 pub mod output;
 pub mod pipeline;
 
@@ -44,6 +46,9 @@ pub enum AgentError {
         /// What is wrong.
         reason: String,
     },
+    /// The metrics listener could not be bound or registered.
+    #[error("metrics endpoint: {0}")]
+    Metrics(String),
     /// Creating the data directory failed.
     #[error("creating the data directory {path}: {source}")]
     DataDir {
@@ -66,83 +71,173 @@ pub fn host_name(config: &AgentConfig) -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
+/// File states of the running inputs, by input name (read by checkpoints and metrics).
+type SharedStates = Arc<std::sync::Mutex<Vec<(String, Arc<FileStates>)>>>;
+
+/// One generation of inputs: started from a configuration, stopped on reload or shutdown.
+struct InputSet {
+    stop: Arc<AtomicBool>,
+    stop_tasks: watch::Sender<bool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl InputSet {
+    /// Starts every input of `config`, resuming files from `known`.
+    async fn start(
+        config: &AgentConfig,
+        host: &str,
+        tx: &tokio::sync::mpsc::Sender<Envelope>,
+        known: &std::collections::BTreeMap<inputs::file::FileKey, checkpoint::FileCheckpoint>,
+        states: &SharedStates,
+    ) -> Result<InputSet, AgentError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (stop_tasks, stopped) = watch::channel(false);
+        let mut set = InputSet { stop: stop.clone(), stop_tasks, threads: Vec::new(), tasks: Vec::new() };
+        let mut file_states = Vec::new();
+        let failed = |input: &str| {
+            let input = input.to_string();
+            move |reason| AgentError::Input { input, reason }
+        };
+        for input in &config.inputs.file {
+            let state = Arc::new(FileStates::default());
+            let tailer = FileTailer::new(input.clone(), host.to_string(), known.clone(), state.clone())
+                .map_err(failed(&input.name))?;
+            let (tx, stop) = (tx.clone(), stop.clone());
+            set.threads.push(std::thread::spawn(move || tailer.run(tx, stop)));
+            file_states.push((input.name.clone(), state));
+        }
+        for input in &config.inputs.prometheus {
+            let task = inputs::prometheus_task(input.clone(), host.to_string(), tx.clone(), stopped.clone())
+                .map_err(failed(&input.name))?;
+            set.tasks.push(tokio::spawn(task));
+        }
+        for input in &config.inputs.syslog {
+            let task = inputs::syslog_task(input.clone(), host.to_string(), tx.clone(), stopped.clone())
+                .await
+                .map_err(failed(&input.name))?;
+            set.tasks.push(tokio::spawn(task));
+        }
+        for input in &config.inputs.host_metrics {
+            let task = inputs::host_metrics_task(input.clone(), host.to_string(), tx.clone(), stopped.clone())
+                .map_err(failed(&input.name))?;
+            set.tasks.push(tokio::spawn(task));
+        }
+        *states.lock().unwrap_or_else(|p| p.into_inner()) = file_states;
+        Ok(set)
+    }
+
+    /// Stops every input and waits for it (file inputs finish their current handover).
+    async fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.stop_tasks.send(true);
+        let threads = self.threads;
+        let _ = tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        })
+        .await;
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
 /// Runs the agent until `shutdown` turns true, then drains: inputs stop, queued events are
-/// sent and acknowledged (up to 30 s), and the checkpoints are written.
-pub async fn run(config: AgentConfig, mut shutdown: watch::Receiver<bool>) -> Result<(), AgentError> {
+/// sent and acknowledged (up to 30 s), and the checkpoints are written. A configuration arriving
+/// on `reload` (SIGHUP) replaces the inputs without losing positions: the old inputs stop, the
+/// checkpoints are written, and the new inputs resume from them. Output settings apply at restart.
+pub async fn run(
+    config: AgentConfig,
+    mut shutdown: watch::Receiver<bool>,
+    mut reload: tokio::sync::mpsc::Receiver<AgentConfig>,
+) -> Result<(), AgentError> {
+    let mut config = config;
     let data_dir = config.agent.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .map_err(|source| AgentError::DataDir { path: data_dir.display().to_string(), source })?;
     let host = host_name(&config);
     let registry = Arc::new(Registry::new(&data_dir));
-    let known = registry.load();
     let output = Arc::new(Output::new(&config.output)?);
+    let metrics = Arc::new(metrics::AgentMetrics::new().map_err(|e| AgentError::Metrics(e.to_string()))?);
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Envelope>(CHANNEL_EVENTS);
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut states = Vec::new();
-    let mut inputs = Vec::new();
-    for input in &config.inputs.file {
-        let state = Arc::new(FileStates::default());
-        let tailer = FileTailer::new(input.clone(), host.clone(), known.clone(), state.clone())
-            .map_err(|reason| AgentError::Input { input: input.name.clone(), reason })?;
-        let (tx, stop) = (tx.clone(), stop.clone());
-        inputs.push(std::thread::spawn(move || tailer.run(tx, stop)));
-        states.push(state);
-    }
-    for input in &config.inputs.prometheus {
-        let task = inputs::prometheus_task(input.clone(), host.clone(), tx.clone(), shutdown.clone())
-            .map_err(|reason| AgentError::Input { input: input.name.clone(), reason })?;
-        tokio::spawn(task);
-    }
-    for input in &config.inputs.syslog {
-        let task = inputs::syslog_task(input.clone(), host.clone(), tx.clone(), shutdown.clone())
+    let states: SharedStates = Arc::default();
+    let mut running = Some(InputSet::start(&config, &host, &tx, &registry.load(), &states).await?);
+    if let Some(addr) = config.agent.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|reason| AgentError::Input { input: input.name.clone(), reason })?;
-        tokio::spawn(task);
+            .map_err(|e| AgentError::Metrics(format!("binding {addr}: {e}")))?;
+        let (metrics, output, states) = (metrics.clone(), output.clone(), states.clone());
+        let render: Arc<dyn Fn() -> String + Send + Sync> = Arc::new(move || {
+            let states = states.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            metrics.render(&output.stats, i64::from(output.in_flight()), &states)
+        });
+        tokio::spawn(metrics::serve(listener, render, shutdown.clone()));
+        tracing::info!(%addr, "metrics endpoint listening");
     }
-    for input in &config.inputs.host_metrics {
-        let task = inputs::host_metrics_task(input.clone(), host.clone(), tx.clone(), shutdown.clone())
-            .map_err(|reason| AgentError::Input { input: input.name.clone(), reason })?;
-        tokio::spawn(task);
-    }
-    drop(tx);
     let sender = {
-        let output = output.clone();
-        let stop = stop.clone();
+        let (output, metrics) = (output.clone(), metrics.clone());
         std::thread::spawn(move || {
             while let Some(envelope) = rx.blocking_recv() {
+                let input = event::get_path(&envelope.doc, "input.name").and_then(|v| v.as_str()).map(str::to_owned);
                 // At shutdown the queue is still sent: the inputs stopped, so it is bounded.
-                if output.send(envelope, &|| false).is_err() {
-                    break;
+                match output.send(envelope, &|| false) {
+                    Ok(bytes) => metrics.event(input.as_deref().unwrap_or("unknown"), bytes),
+                    Err(_) => break,
                 }
             }
-            drop(stop);
         })
     };
     let save = {
-        let registry = registry.clone();
-        let states = states.clone();
+        let (registry, states) = (registry.clone(), states.clone());
         move || {
-            let all: Vec<_> = states.iter().flat_map(|s| s.checkpoints()).collect();
+            let states = states.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let all: Vec<_> = states.iter().flat_map(|(_, s)| s.checkpoints()).collect();
             if let Err(e) = registry.save(&all) {
                 tracing::error!(error = %e, "writing checkpoints failed");
             }
         }
     };
-    tracing::info!(host = %host, inputs = inputs.len(), bootstrap = %config.output.bootstrap, "agent running");
+    tracing::info!(host = %host, bootstrap = %config.output.bootstrap, "agent running");
     let mut tick = tokio::time::interval(config.agent.checkpoint_interval.as_duration());
     loop {
         tokio::select! {
             _ = tick.tick() => save(),
             _ = shutdown.changed() => break,
+            Some(new) = reload.recv() => {
+                if let Some(set) = running.take() {
+                    set.stop().await;
+                }
+                // Let what the old inputs sent be acknowledged first, so the new ones resume
+                // exactly after it instead of sending it again.
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+                while (tx.capacity() < CHANNEL_EVENTS || output.in_flight() > 0) && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                save();
+                if new.output.bootstrap != config.output.bootstrap || new.agent.data_dir != config.agent.data_dir {
+                    tracing::warn!("output and data_dir changes take effect at the next restart");
+                }
+                config = new;
+                running = match InputSet::start(&config, &host, &tx, &registry.load(), &states).await {
+                    Ok(set) => Some(set),
+                    Err(e) => {
+                        tracing::error!(error = %e, "the reloaded configuration could not start; stopping");
+                        break;
+                    }
+                };
+                tracing::info!("configuration reloaded; inputs resumed from their checkpoints");
+            }
         }
     }
     tracing::info!("stopping: draining inputs and the output");
-    stop.store(true, Ordering::Relaxed);
+    if let Some(set) = running.take() {
+        set.stop().await;
+    }
+    drop(tx);
     let output_ref = output.clone();
     tokio::task::spawn_blocking(move || {
-        for input in inputs {
-            let _ = input.join();
-        }
         let _ = sender.join();
         if !output_ref.flush(DRAIN_TIMEOUT) {
             tracing::warn!(

@@ -108,13 +108,14 @@ impl Output {
         Ok(Output { producer, stats })
     }
 
-    /// Hands one record to the producer, waiting while its queue is full.
-    pub fn send(&self, envelope: Envelope, stop: &dyn Fn() -> bool) -> Result<(), Envelope> {
+    /// Hands one record to the producer, waiting while its queue is full; returns the encoded
+    /// size.
+    pub fn send(&self, envelope: Envelope, stop: &dyn Fn() -> bool) -> Result<usize, Envelope> {
         let payload = match serde_json::to_vec(&envelope.doc) {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e, "encoding an event failed; dropped");
-                return Ok(());
+                return Ok(0);
             }
         };
         let Envelope { topic, key, ack, doc } = envelope;
@@ -128,7 +129,7 @@ impl Output {
                 record = record.key(key.as_str());
             }
             match self.producer.send(record) {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(payload.len()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), record)) => {
                     opaque = record.delivery_opaque;
                     if stop() {
@@ -140,7 +141,7 @@ impl Output {
                     tracing::error!(topic = %topic, %error, "the producer refused a record; dropped");
                     self.stats.failed.fetch_add(1, Ordering::Relaxed);
                     drop(record);
-                    return Ok(());
+                    return Ok(0);
                 }
             }
         }

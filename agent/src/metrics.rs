@@ -1,0 +1,136 @@
+//! The agent's Prometheus endpoint (`agent.metrics_listen`, `GET /metrics`): events and bytes per
+//! input, delivery counters and errors, records waiting in the producer, and per-file read lag
+//! (bytes in the file not yet acknowledged by the broker).
+
+use crate::inputs::file::FileStates;
+use crate::output::OutputStats;
+use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// The agent's metrics.
+pub struct AgentMetrics {
+    registry: Registry,
+    events: IntCounterVec,
+    event_bytes: IntCounterVec,
+    delivered: IntGauge,
+    delivered_bytes: IntGauge,
+    delivery_errors: IntGauge,
+    in_flight: IntGauge,
+    file_lag: IntGaugeVec,
+}
+
+impl AgentMetrics {
+    /// Registers every metric.
+    pub fn new() -> Result<AgentMetrics, prometheus::Error> {
+        let registry = Registry::new_custom(Some("millrace_agent".into()), None)?;
+        let events =
+            IntCounterVec::new(Opts::new("events_total", "Events handed to the output, per input"), &["input"])?;
+        let event_bytes =
+            IntCounterVec::new(Opts::new("event_bytes_total", "Encoded event bytes handed to the output"), &["input"])?;
+        let delivered = IntGauge::new("delivered_total", "Records the broker acknowledged")?;
+        let delivered_bytes = IntGauge::new("delivered_bytes_total", "Bytes of records the broker acknowledged")?;
+        let delivery_errors =
+            IntGauge::new("delivery_errors_total", "Records the broker or producer refused for good")?;
+        let in_flight = IntGauge::new("output_in_flight", "Records queued in the producer, not yet acknowledged")?;
+        let file_lag = IntGaugeVec::new(
+            Opts::new("file_lag_bytes", "Bytes of a tailed file not yet acknowledged by the broker"),
+            &["input", "path"],
+        )?;
+        registry.register(Box::new(events.clone()))?;
+        registry.register(Box::new(event_bytes.clone()))?;
+        registry.register(Box::new(delivered.clone()))?;
+        registry.register(Box::new(delivered_bytes.clone()))?;
+        registry.register(Box::new(delivery_errors.clone()))?;
+        registry.register(Box::new(in_flight.clone()))?;
+        registry.register(Box::new(file_lag.clone()))?;
+        Ok(AgentMetrics {
+            registry,
+            events,
+            event_bytes,
+            delivered,
+            delivered_bytes,
+            delivery_errors,
+            in_flight,
+            file_lag,
+        })
+    }
+
+    /// Counts one event of `input`, `bytes` long once encoded.
+    pub fn event(&self, input: &str, bytes: usize) {
+        self.events.with_label_values(&[input]).inc();
+        self.event_bytes.with_label_values(&[input]).inc_by(bytes as u64);
+    }
+
+    /// The text exposition, refreshed from the output and the tailed files.
+    pub fn render(&self, output: &OutputStats, in_flight: i64, files: &[(String, Arc<FileStates>)]) -> String {
+        self.delivered.set(output.delivered.load(Ordering::Relaxed) as i64);
+        self.delivered_bytes.set(output.delivered_bytes.load(Ordering::Relaxed) as i64);
+        self.delivery_errors.set(output.failed.load(Ordering::Relaxed) as i64);
+        self.in_flight.set(in_flight);
+        self.file_lag.reset();
+        for (input, states) in files {
+            for c in states.checkpoints() {
+                let size = std::fs::metadata(&c.path).map_or(c.offset, |m| m.len());
+                self.file_lag
+                    .with_label_values(&[input.as_str(), c.path.as_str()])
+                    .set(size.saturating_sub(c.offset) as i64);
+            }
+        }
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::warn!(error = %e, "encoding metrics failed");
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+/// Serves `GET /metrics` (anything else: 404) until shutdown; `render` produces the body.
+pub async fn serve(
+    listener: TcpListener,
+    render: Arc<dyn Fn() -> String + Send + Sync>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let render = render.clone();
+        tokio::spawn(async move {
+            let mut stream = stream;
+            let mut head = Vec::with_capacity(1024);
+            let mut buf = [0u8; 1024];
+            // One request per connection; the head is all that is needed.
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
+                match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
+                    Ok(Ok(n)) if n > 0 => head.extend_from_slice(&buf[..n]),
+                    _ => return,
+                }
+            }
+            let request = String::from_utf8_lossy(&head);
+            let path = request.split_whitespace().nth(1).unwrap_or("");
+            let (status, body) = if path == "/metrics" {
+                ("200 OK", tokio::task::spawn_blocking(move || render()).await.unwrap_or_default())
+            } else {
+                ("404 Not Found", "not found\n".to_string())
+            };
+            let response = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+        });
+    }
+}
