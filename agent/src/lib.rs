@@ -164,6 +164,16 @@ pub async fn run(
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Envelope>(CHANNEL_EVENTS);
     let states: SharedStates = Arc::default();
     let mut running = Some(InputSet::start(&config, &host, &tx, &registry.load(), &states).await?);
+    // Standard input is read for the agent's whole life (a reload cannot reopen it) on a detached
+    // thread: a blocking read must not hold up the shutdown.
+    let stdin_stop = Arc::new(AtomicBool::new(false));
+    for input in &config.inputs.stdin {
+        let (input, host, tx, stop) = (input.clone(), host.clone(), tx.clone(), stdin_stop.clone());
+        std::thread::spawn(move || match inputs::read_stdin(&input, &host, &tx, &stop) {
+            Ok(()) => tracing::info!(input = %input.name, "standard input closed"),
+            Err(e) => tracing::error!(input = %input.name, error = %e, "standard input failed"),
+        });
+    }
     if let Some(addr) = config.agent.metrics_listen {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -232,13 +242,20 @@ pub async fn run(
         }
     }
     tracing::info!("stopping: draining inputs and the output");
+    stdin_stop.store(true, Ordering::Relaxed);
     if let Some(set) = running.take() {
         set.stop().await;
     }
+    // Wait for the sender to take everything queued (not for the channel to close: a detached
+    // stdin reader may still hold a sender half).
+    let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
+    while tx.capacity() < CHANNEL_EVENTS && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     drop(tx);
+    drop(sender);
     let output_ref = output.clone();
     tokio::task::spawn_blocking(move || {
-        let _ = sender.join();
         if !output_ref.flush(DRAIN_TIMEOUT) {
             tracing::warn!(
                 in_flight = output_ref.in_flight(),
@@ -267,6 +284,17 @@ pub fn run_once(config: &AgentConfig, out: &mut dyn std::io::Write) -> Result<us
         // Unblocks the reader should the output have stopped early.
         drop(rx);
         let _ = reader.join();
+    }
+    for input in &config.inputs.stdin {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Envelope>(CHANNEL_EVENTS);
+        let (input_ref, host_ref) = (input.clone(), host.clone());
+        let reader =
+            std::thread::spawn(move || inputs::read_stdin(&input_ref, &host_ref, &tx, &AtomicBool::new(false)));
+        count += print_envelopes(std::iter::from_fn(|| rx.blocking_recv()), out);
+        drop(rx);
+        if let Ok(Err(reason)) = reader.join() {
+            return Err(AgentError::Input { input: input.name.clone(), reason });
+        }
     }
     for input in &config.inputs.host_metrics {
         let envelopes = inputs::host_metrics_once(input, &host)

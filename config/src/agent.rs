@@ -120,6 +120,24 @@ pub struct Inputs {
     pub host_metrics: Vec<HostMetricsInput>,
     /// Syslog receivers.
     pub syslog: Vec<SyslogInput>,
+    /// Lines from the agent's standard input (at most one).
+    pub stdin: Vec<StdinInput>,
+}
+
+/// Lines read from standard input until it closes.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StdinInput {
+    /// Name (`input.name`).
+    pub name: String,
+    /// Topic the lines go to.
+    pub topic: String,
+    /// Longer lines are cut.
+    #[serde(default = "default_max_line")]
+    pub max_line_bytes: ByteSize,
+    /// Processors.
+    #[serde(default)]
+    pub processors: Processors,
 }
 
 /// Transport of a syslog receiver.
@@ -419,6 +437,21 @@ impl AgentConfig {
             }
             if input.interval.0 == 0 || input.timeout.0 == 0 {
                 bad(at("interval"), "interval and timeout must be positive".into(), "use e.g. \"10s\" and \"5s\"");
+            }
+        }
+        if self.inputs.stdin.len() > 1 {
+            bad("inputs.stdin".into(), "is configured more than once".into(), "keep one [[inputs.stdin]]");
+        }
+        for (i, input) in self.inputs.stdin.iter().enumerate() {
+            if input.name.is_empty() || !names.insert(input.name.clone()) {
+                bad(
+                    format!("inputs.stdin[{i}].name"),
+                    format!("`{}` is empty or used twice", input.name),
+                    "give every input its own name",
+                );
+            }
+            if input.topic.is_empty() {
+                bad(format!("inputs.stdin[{i}].topic"), "is empty".into(), "name the topic the lines go to");
             }
         }
         for (i, input) in self.inputs.syslog.iter().enumerate() {

@@ -8,7 +8,7 @@ pub mod syslog;
 use crate::event::LogEvent;
 use crate::event::{set_path, MetricPoint};
 use crate::pipeline::{Envelope, Processors};
-use millrace_config::agent::{HostMetricsInput, PrometheusInput, SyslogInput, SyslogProtocol};
+use millrace_config::agent::{HostMetricsInput, PrometheusInput, StdinInput, SyslogInput, SyslogProtocol};
 use serde_json::Value;
 use std::future::Future;
 use std::sync::Arc;
@@ -175,6 +175,53 @@ pub async fn syslog_task(
         }
         let _ = server.await;
     })
+}
+
+/// Reads standard input line by line until it closes (or `stop`), on the calling thread. Lines
+/// cannot be read again, so they carry no acknowledgement.
+pub fn read_stdin(
+    input: &StdinInput,
+    host: &str,
+    tx: &Sender<Envelope>,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<(), String> {
+    use std::io::BufRead;
+    let processors = Processors::new(&input.processors).map_err(|e| e.to_string())?;
+    let topic: Arc<str> = Arc::from(input.topic.as_str());
+    let max = input.max_line_bytes.0 as usize;
+    let mut reader = std::io::stdin().lock();
+    let mut line = Vec::new();
+    let mut offset = 0u64;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line).map_err(|e| format!("reading standard input: {e}"))?;
+        if n == 0 {
+            return Ok(());
+        }
+        let start = offset;
+        offset += n as u64;
+        while matches!(line.last(), Some(b'\n' | b'\r')) {
+            line.pop();
+        }
+        let truncated = line.len() > max;
+        line.truncate(max);
+        let mut event = LogEvent::new(String::from_utf8_lossy(&line), std::time::SystemTime::now());
+        event.set("host.name", Value::from(host));
+        event.set("input.type", Value::from("stdin"));
+        event.set("input.name", Value::from(input.name.as_str()));
+        event.set("log.offset", Value::from(start));
+        if truncated {
+            event.set("log.flags", Value::Array(vec![Value::from("truncated")]));
+        }
+        let mut doc = event.doc;
+        if processors.apply(&mut doc) {
+            let envelope = Envelope { doc, topic: topic.clone(), key: Some(host.to_string()), ack: None };
+            if tx.blocking_send(envelope).is_err() {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One scrape of every URL of `input` (for `--once`).
