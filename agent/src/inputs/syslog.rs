@@ -1033,8 +1033,17 @@ impl ServerOptions {
 /// The kernel's receive buffer keeps its system default (`net.core.rmem_default`); bursts beyond
 /// it are dropped by the kernel. A caller that needs more can bind and size the socket itself.
 pub async fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, SyslogError> {
-    UdpSocket::bind(addr).await.map_err(|source| SyslogError::Bind { transport: "UDP", addr, source })
+    let socket = UdpSocket::bind(addr).await.map_err(|source| SyslogError::Bind { transport: "UDP", addr, source })?;
+    // Bursts arrive faster than events are handed on; a larger kernel buffer (capped by
+    // net.core.rmem_max) holds them instead of dropping datagrams. Best effort.
+    if let Err(e) = rustix::net::sockopt::set_socket_recv_buffer_size(&socket, UDP_RECEIVE_BUFFER) {
+        tracing::debug!(%addr, error = %e, "could not enlarge the UDP receive buffer");
+    }
+    Ok(socket)
 }
+
+/// Requested kernel receive buffer of a UDP syslog socket.
+const UDP_RECEIVE_BUFFER: usize = 8 << 20;
 
 /// Binds a TCP listener for [`serve_tcp`] (port 0 picks a free port; see `local_addr`).
 pub async fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, SyslogError> {
