@@ -9,6 +9,7 @@
 //! - [`checkpoint`]: the registry of file positions, written atomically.
 //! - [`metrics`]: the Prometheus endpoint.
 
+pub mod buffer;
 pub mod checkpoint;
 pub mod event;
 pub mod inputs;
@@ -161,7 +162,7 @@ pub async fn run(
     let registry = Arc::new(Registry::new(&data_dir));
     let output = Arc::new(Output::new(&config.output)?);
     let metrics = Arc::new(metrics::AgentMetrics::new().map_err(|e| AgentError::Metrics(e.to_string()))?);
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Envelope>(CHANNEL_EVENTS);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Envelope>(CHANNEL_EVENTS);
     let states: SharedStates = Arc::default();
     let mut running = Some(InputSet::start(&config, &host, &tx, &registry.load(), &states).await?);
     // Standard input is read for the agent's whole life (a reload cannot reopen it) on a detached
@@ -186,18 +187,23 @@ pub async fn run(
         tokio::spawn(metrics::serve(listener, render, shutdown.clone()));
         tracing::info!(%addr, "metrics endpoint listening");
     }
+    let disk_buffer = match config.agent.disk_buffer_bytes.0 {
+        0 => None,
+        max => Some(
+            buffer::DiskBuffer::open(&data_dir.join("buffer"), max)
+                .map_err(|e| AgentError::Input { input: "disk buffer".into(), reason: e.to_string() })?,
+        ),
+    };
+    let sender_stop = Arc::new(AtomicBool::new(false));
     let sender = {
-        let (output, metrics) = (output.clone(), metrics.clone());
-        std::thread::spawn(move || {
-            while let Some(envelope) = rx.blocking_recv() {
-                let input = event::get_path(&envelope.doc, "input.name").and_then(|v| v.as_str()).map(str::to_owned);
-                // At shutdown the queue is still sent: the inputs stopped, so it is bounded.
-                match output.send(envelope, &|| false) {
-                    Ok(bytes) => metrics.event(input.as_deref().unwrap_or("unknown"), bytes),
-                    Err(_) => break,
-                }
-            }
-        })
+        let mut sender = Sender {
+            output: output.clone(),
+            metrics: metrics.clone(),
+            buffer: disk_buffer,
+            when_full: config.agent.when_buffer_full,
+        };
+        let (stop, runtime) = (sender_stop.clone(), tokio::runtime::Handle::current());
+        std::thread::spawn(move || sender.run(rx, &stop, runtime))
     };
     let save = {
         let (registry, states) = (registry.clone(), states.clone());
@@ -253,7 +259,8 @@ pub async fn run(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     drop(tx);
-    drop(sender);
+    sender_stop.store(true, Ordering::Relaxed);
+    let _ = tokio::task::spawn_blocking(move || sender.join()).await;
     let output_ref = output.clone();
     tokio::task::spawn_blocking(move || {
         if !output_ref.flush(DRAIN_TIMEOUT) {
@@ -268,6 +275,107 @@ pub async fn run(
     save();
     tracing::info!("agent stopped; checkpoints written");
     Ok(())
+}
+
+/// Moves events from the inputs to the producer. File lines (which carry an acknowledgement)
+/// wait for room in the producer's queue; events that cannot be read again go to the disk buffer
+/// while the queue is full (and while older ones wait there, to keep their order), and are fed
+/// back as room appears.
+struct Sender {
+    output: Arc<Output>,
+    metrics: Arc<metrics::AgentMetrics>,
+    buffer: Option<buffer::DiskBuffer>,
+    when_full: millrace_config::agent::WhenFull,
+}
+
+impl Sender {
+    fn run(
+        &mut self,
+        mut rx: tokio::sync::mpsc::Receiver<Envelope>,
+        stop: &AtomicBool,
+        runtime: tokio::runtime::Handle,
+    ) {
+        loop {
+            self.drain_buffer();
+            // While events wait on disk, look for room often; otherwise sleep until an event
+            // arrives, waking now and then to notice the stop request.
+            let waiting = self.buffer.as_ref().is_some_and(|b| !b.is_empty());
+            let wait = if waiting { Duration::from_millis(10) } else { Duration::from_millis(200) };
+            match runtime.block_on(async { tokio::time::timeout(wait, rx.recv()).await }) {
+                Ok(Some(envelope)) => self.dispatch(envelope, stop),
+                Ok(None) => break,
+                Err(_) if stop.load(Ordering::Relaxed) && rx.is_empty() => break,
+                Err(_) => {}
+            }
+        }
+        if let Some(buffer) = self.buffer.as_mut() {
+            buffer.close();
+        }
+    }
+
+    /// Hands one event on. With `stop` set, waiting for room gives up: an unsent file line is
+    /// read again after the restart (its checkpoint never covered it).
+    fn dispatch(&mut self, envelope: Envelope, stop: &AtomicBool) {
+        let stopping = || stop.load(Ordering::Relaxed);
+        let input =
+            event::get_path(&envelope.doc, "input.name").and_then(|v| v.as_str()).unwrap_or("unknown").to_owned();
+        let Some(buffer) = self.buffer.as_mut().filter(|_| envelope.ack.is_none()) else {
+            // Replayable (a file line) or no disk buffer: wait for room.
+            if let Ok(bytes) = self.output.send(envelope, &stopping) {
+                self.metrics.event(&input, bytes);
+            }
+            return;
+        };
+        let payload = match serde_json::to_vec(&envelope.doc) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "encoding an event failed; dropped");
+                return;
+            }
+        };
+        self.metrics.event(&input, payload.len());
+        let key = envelope.key.as_deref().map(str::as_bytes);
+        if buffer.is_empty() && self.output.try_send_raw(&envelope.topic, key, &payload) {
+            return;
+        }
+        let record = buffer::Record { topic: envelope.topic.to_string(), key: key.map(<[u8]>::to_vec), payload };
+        match buffer.push(&record) {
+            Ok(true) => {}
+            Ok(false) | Err(_) => match self.when_full {
+                millrace_config::agent::WhenFull::Drop => self.metrics.dropped(&input),
+                millrace_config::agent::WhenFull::Block => {
+                    while !self.output.try_send_raw(&record.topic, record.key.as_deref(), &record.payload) {
+                        if stopping() {
+                            self.metrics.dropped(&input);
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+            },
+        }
+    }
+
+    /// Feeds buffered events to the producer while it has room.
+    fn drain_buffer(&mut self) {
+        let Some(buffer) = self.buffer.as_mut() else { return };
+        loop {
+            match buffer.front() {
+                Ok(Some(record)) => {
+                    if !self.output.try_send_raw(&record.topic, record.key.as_deref(), &record.payload) {
+                        return;
+                    }
+                    buffer.pop();
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::error!(error = %e, "reading the disk buffer failed; skipping the rest of its segment");
+                    buffer.pop();
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// `--once`: runs every input once and writes the events to `out` as JSON lines instead of

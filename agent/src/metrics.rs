@@ -17,6 +17,7 @@ pub struct AgentMetrics {
     registry: Registry,
     events: IntCounterVec,
     event_bytes: IntCounterVec,
+    dropped: IntCounterVec,
     delivered: IntGauge,
     delivered_bytes: IntGauge,
     delivery_errors: IntGauge,
@@ -32,6 +33,10 @@ impl AgentMetrics {
             IntCounterVec::new(Opts::new("events_total", "Events handed to the output, per input"), &["input"])?;
         let event_bytes =
             IntCounterVec::new(Opts::new("event_bytes_total", "Encoded event bytes handed to the output"), &["input"])?;
+        let dropped = IntCounterVec::new(
+            Opts::new("events_dropped_total", "Events dropped because the disk buffer was full"),
+            &["input"],
+        )?;
         let delivered = IntGauge::new("delivered_total", "Records the broker acknowledged")?;
         let delivered_bytes = IntGauge::new("delivered_bytes_total", "Bytes of records the broker acknowledged")?;
         let delivery_errors =
@@ -43,6 +48,7 @@ impl AgentMetrics {
         )?;
         registry.register(Box::new(events.clone()))?;
         registry.register(Box::new(event_bytes.clone()))?;
+        registry.register(Box::new(dropped.clone()))?;
         registry.register(Box::new(delivered.clone()))?;
         registry.register(Box::new(delivered_bytes.clone()))?;
         registry.register(Box::new(delivery_errors.clone()))?;
@@ -52,6 +58,7 @@ impl AgentMetrics {
             registry,
             events,
             event_bytes,
+            dropped,
             delivered,
             delivered_bytes,
             delivery_errors,
@@ -64,6 +71,11 @@ impl AgentMetrics {
     pub fn event(&self, input: &str, bytes: usize) {
         self.events.with_label_values(&[input]).inc();
         self.event_bytes.with_label_values(&[input]).inc_by(bytes as u64);
+    }
+
+    /// Counts an event of `input` dropped because the disk buffer was full.
+    pub fn dropped(&self, input: &str) {
+        self.dropped.with_label_values(&[input]).inc();
     }
 
     /// The text exposition, refreshed from the output and the tailed files.

@@ -147,6 +147,24 @@ impl Output {
         }
     }
 
+    /// Tries once to queue an already encoded record without acknowledgement tracking; false
+    /// when the producer's queue is full (other refusals are logged and count as sent).
+    pub fn try_send_raw(&self, topic: &str, key: Option<&[u8]>, payload: &[u8]) -> bool {
+        let mut record = BaseRecord::with_opaque_to(topic, Box::new(None)).payload(payload);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        match self.producer.send(record) {
+            Ok(()) => true,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => false,
+            Err((error, _)) => {
+                tracing::error!(%topic, %error, "the producer refused a record; dropped");
+                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+        }
+    }
+
     /// Records queued in the client, not yet acknowledged.
     pub fn in_flight(&self) -> i32 {
         self.producer.in_flight_count()

@@ -31,6 +31,21 @@ pub struct AgentSettings {
     pub metrics_listen: Option<SocketAddr>,
     /// How often file checkpoints are written (they are also written at shutdown).
     pub checkpoint_interval: DurationMs,
+    /// Disk space for events that cannot be read again (metrics, syslog, stdin) while the
+    /// broker is away; 0 turns the disk buffer off. File lines never need it: their inputs pause.
+    pub disk_buffer_bytes: ByteSize,
+    /// What happens to such events when the disk buffer is full.
+    pub when_buffer_full: WhenFull,
+}
+
+/// Policy for events that cannot be read again once the disk buffer is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WhenFull {
+    /// Drop them (counted in `millrace_agent_events_dropped_total`): sampling goes on.
+    Drop,
+    /// Wait: the inputs pause (syslog senders see backpressure).
+    Block,
 }
 
 impl Default for AgentSettings {
@@ -40,6 +55,8 @@ impl Default for AgentSettings {
             data_dir: PathBuf::from("millrace-agent-data"),
             metrics_listen: None,
             checkpoint_interval: DurationMs(1_000),
+            disk_buffer_bytes: ByteSize(256 << 20),
+            when_buffer_full: WhenFull::Drop,
         }
     }
 }

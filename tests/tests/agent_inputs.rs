@@ -110,3 +110,63 @@ fn metrics_syslog_and_prometheus_records() -> anyhow::Result<()> {
     assert!(status.success(), "agent exit {status}; log:\n{}", agent_log());
     Ok(())
 }
+
+#[test]
+fn syslog_spills_to_disk_while_the_broker_is_down() -> anyhow::Result<()> {
+    let mut broker = BrokerProcess::start("")?;
+    let dir = tempfile::tempdir()?;
+    let tcp = free_port();
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[agent]\ndata_dir = {:?}\nhost_name = \"web-test\"\ndisk_buffer_bytes = \"64MiB\"\n\n\
+             [output]\nbootstrap = \"{}\"\nqueue_bytes = \"1MiB\"\n\n\
+             [[inputs.syslog]]\nname = \"tcp\"\ntopic = \"spill\"\nlisten = \"127.0.0.1:{tcp}\"\nprotocol = \"tcp\"\n",
+            dir.path().join("data").display().to_string(),
+            broker.bootstrap(),
+        ),
+    )?;
+    let log = std::fs::File::create(dir.path().join("agent.log"))?;
+    let mut agent = Command::new(millrace_bin())
+        .args(["agent", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()?;
+    let agent_log = || std::fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default();
+    wait_until("the agent to listen", Duration::from_secs(20), || agent_log().contains("syslog receiver listening"))?;
+    broker.stop()?;
+    // 20,000 messages of ~300 bytes: far more than the producer's 1 MiB memory queue.
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", tcp))?;
+    let filler = "x".repeat(250);
+    for n in 0..20_000 {
+        writeln!(stream, "<13>Nov 23 12:00:00 web2 app: msg-{n:05} {filler}")?;
+    }
+    drop(stream);
+    let buffer_dir = dir.path().join("data").join("buffer");
+    let spilled = || -> u64 {
+        std::fs::read_dir(&buffer_dir)
+            .map(|d| d.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+            .unwrap_or(0)
+    };
+    wait_until("events to spill to the disk buffer", Duration::from_secs(30), || spilled() > 1 << 20)
+        .map_err(|e| anyhow::anyhow!("{e}; agent log:\n{}", agent_log()))?;
+    eprintln!("{} bytes in the disk buffer while the broker is down", spilled());
+    broker.restart()?;
+    wait_until("every message after the broker returned", Duration::from_secs(90), || {
+        records(&broker.bootstrap(), "spill").len() >= 20_000
+    })
+    .map_err(|e| anyhow::anyhow!("{e}; agent log:\n{}", agent_log()))?;
+    let got = records(&broker.bootstrap(), "spill");
+    let mut seen = std::collections::HashSet::new();
+    for (_, doc) in &got {
+        if let Some(n) = doc["message"].as_str().and_then(|m| m.strip_prefix("msg-")).and_then(|m| m.get(..5)) {
+            seen.insert(n.to_string());
+        }
+    }
+    assert_eq!(seen.len(), 20_000, "distinct messages received: {} of 20000", seen.len());
+    run("kill", &["-TERM", &agent.id().to_string()], None, Duration::from_secs(5))?;
+    assert!(agent.wait()?.success(), "agent log:\n{}", agent_log());
+    Ok(())
+}
