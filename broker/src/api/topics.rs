@@ -129,7 +129,10 @@ pub async fn create_partitions(broker: &Arc<Broker>, request: CreatePartitionsRe
     for topic in request.topics {
         let explicit: Vec<Vec<i32>> =
             topic.assignments.iter().flatten().map(|a| a.broker_ids.iter().map(|b| b.0).collect()).collect();
-        let outcome = broker.cluster.add_partitions(&topic.name.0, topic.count, explicit, request.validate_only).await;
+        let outcome = broker
+            .cluster
+            .add_partitions(&broker.catalog, &topic.name.0, topic.count, explicit, request.validate_only)
+            .await;
         let result = CreatePartitionsTopicResult::default().with_name(topic.name);
         results.push(match outcome {
             Ok(()) => result,

@@ -160,12 +160,27 @@ impl ClusterLink {
     async fn wait_hosted(&self, catalog: &Catalog, name: &str, topic_id: Uuid) {
         let deadline = tokio::time::Instant::now() + ADMIN_TIMEOUT;
         while tokio::time::Instant::now() < deadline {
-            if catalog.get(name).is_some_and(|t| t.id == topic_id) {
+            if self.hosted_with_roles(catalog, name, topic_id) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         tracing::warn!(topic = %name, "topic created but not yet visible on this broker");
+    }
+
+    /// Whether the local catalog holds the topic and every partition this broker leads per the
+    /// metadata has taken the leader role (the catalog is applied before roles, so a produce right
+    /// after CreateTopics could otherwise see NOT_LEADER_OR_FOLLOWER).
+    fn hosted_with_roles(&self, catalog: &Catalog, name: &str, topic_id: Uuid) -> bool {
+        let Some(topic) = catalog.get(name).filter(|t| t.id == topic_id) else { return false };
+        let metadata = self.metadata();
+        let Some(meta) = metadata.topics.get(name) else { return false };
+        meta.partitions.iter().enumerate().all(|(index, p)| {
+            p.leader != self.node_id
+                || topic
+                    .partition(index as i32)
+                    .is_some_and(|local| local.leader_epoch_if_leader().is_some_and(|epoch| epoch >= p.leader_epoch))
+        })
     }
 
     /// Deletes a topic; returns its id.
@@ -185,6 +200,7 @@ impl ClusterLink {
     /// Grows a topic to `count` partitions.
     pub async fn add_partitions(
         &self,
+        catalog: &Catalog,
         name: &str,
         count: i32,
         explicit: Vec<Vec<i32>>,
@@ -218,6 +234,7 @@ impl ClusterLink {
         self.propose(MetadataCommand::CreatePartitions { name: name.to_string(), new }, ADMIN_TIMEOUT)
             .await
             .map_err(|e| from_controller(name, e))?;
+        self.wait_hosted(catalog, name, topic.topic_id).await;
         tracing::info!(topic = %name, from = current, to = count, "added partitions");
         Ok(())
     }
