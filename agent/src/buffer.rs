@@ -44,18 +44,6 @@ fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BufferErr
     move |source| BufferError { op, path, source }
 }
 
-/// CRC-32C (Castagnoli).
-fn crc32c(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &byte in data {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0x82F6_3B78 } else { crc >> 1 };
-        }
-    }
-    !crc
-}
-
 fn encode(record: &Record) -> Vec<u8> {
     let mut body = Vec::with_capacity(record.topic.len() + record.payload.len() + 16);
     body.extend_from_slice(&(record.topic.len().min(u16::MAX as usize) as u16).to_le_bytes());
@@ -70,7 +58,7 @@ fn encode(record: &Record) -> Vec<u8> {
     body.extend_from_slice(&record.payload);
     let mut out = Vec::with_capacity(body.len() + 8);
     out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32c(&body).to_le_bytes());
+    out.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
     out.extend_from_slice(&body);
     out
 }
@@ -267,7 +255,7 @@ fn valid_length(path: &Path) -> Result<u64, BufferError> {
         let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
         let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
         match data.get(at + 8..at + 8 + len) {
-            Some(body) if crc32c(body) == crc && decode(body).is_some() => at += 8 + len,
+            Some(body) if crc32c::crc32c(body) == crc && decode(body).is_some() => at += 8 + len,
             _ => break,
         }
     }

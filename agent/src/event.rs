@@ -106,8 +106,13 @@ pub struct LogEvent {
 impl LogEvent {
     /// A log event with `message` observed at `timestamp`.
     pub fn new(message: impl Into<String>, timestamp: SystemTime) -> LogEvent {
+        LogEvent::with_timestamp(message, format_timestamp(timestamp))
+    }
+
+    /// A log event with `message` and an already formatted `@timestamp`.
+    pub fn with_timestamp(message: impl Into<String>, timestamp: String) -> LogEvent {
         let mut doc = Map::new();
-        doc.insert("@timestamp".into(), Value::String(format_timestamp(timestamp)));
+        doc.insert("@timestamp".into(), Value::String(timestamp));
         doc.insert("message".into(), Value::String(message.into()));
         let mut event = Map::new();
         event.insert("schema".into(), Value::from(SCHEMA_VERSION));

@@ -10,13 +10,16 @@
 //! - [`metrics`]: the Prometheus endpoint.
 
 pub mod buffer;
+pub mod channel;
 pub mod checkpoint;
 pub mod event;
 pub mod inputs;
+pub mod memory;
 pub mod metrics;
 pub mod output;
 pub mod pipeline;
 
+use crate::channel::{EventReceiver, EventSender};
 use crate::checkpoint::Registry;
 use crate::inputs::file::{FileStates, FileTailer};
 use crate::output::Output;
@@ -27,9 +30,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// Events waiting between the inputs and the producer (the producer's own queue is bounded in
-/// bytes by `output.queue_bytes`).
-const CHANNEL_EVENTS: usize = 4096;
+/// Encoded bytes waiting between the inputs and the producer (the producer's own queue is bounded
+/// by `output.queue_bytes`).
+const CHANNEL_BYTES: usize = 4 << 20;
+/// How often the agent looks whether a burst is over (and its memory can be given back).
+const QUIET_CHECK: Duration = Duration::from_secs(2);
 /// How long a stopping agent waits for the broker to acknowledge what is queued.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -88,7 +93,7 @@ impl InputSet {
     async fn start(
         config: &AgentConfig,
         host: &str,
-        tx: &tokio::sync::mpsc::Sender<Envelope>,
+        tx: &EventSender,
         known: &std::collections::BTreeMap<inputs::file::FileKey, checkpoint::FileCheckpoint>,
         states: &SharedStates,
     ) -> Result<InputSet, AgentError> {
@@ -162,7 +167,7 @@ pub async fn run(
     let registry = Arc::new(Registry::new(&data_dir));
     let output = Arc::new(Output::new(&config.output)?);
     let metrics = Arc::new(metrics::AgentMetrics::new().map_err(|e| AgentError::Metrics(e.to_string()))?);
-    let (tx, rx) = tokio::sync::mpsc::channel::<Envelope>(CHANNEL_EVENTS);
+    let (tx, rx) = channel::channel(CHANNEL_BYTES);
     let states: SharedStates = Arc::default();
     let mut running = Some(InputSet::start(&config, &host, &tx, &registry.load(), &states).await?);
     // Standard input is read for the agent's whole life (a reload cannot reopen it) on a detached
@@ -217,9 +222,22 @@ pub async fn run(
     };
     tracing::info!(host = %host, bootstrap = %config.output.bootstrap, "agent running");
     let mut tick = tokio::time::interval(config.agent.checkpoint_interval.as_duration());
+    let mut quiet_check = tokio::time::interval(QUIET_CHECK);
+    let mut handed_over = 0u64;
+    let mut since_trim = 0u64;
     loop {
         tokio::select! {
             _ = tick.tick() => save(),
+            _ = quiet_check.tick() => {
+                // Give a burst's memory back once nothing moved for a whole interval.
+                let now = output.stats.delivered.load(Ordering::Relaxed);
+                let quiet = now == handed_over && output.in_flight() == 0 && tx.queued_bytes() == 0;
+                if quiet && now > since_trim {
+                    since_trim = now;
+                    tokio::task::spawn_blocking(memory::release_free_memory);
+                }
+                handed_over = now;
+            }
             _ = shutdown.changed() => break,
             Some(new) = reload.recv() => {
                 if let Some(set) = running.take() {
@@ -228,7 +246,7 @@ pub async fn run(
                 // Let what the old inputs sent be acknowledged first, so the new ones resume
                 // exactly after it instead of sending it again.
                 let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-                while (tx.capacity() < CHANNEL_EVENTS || output.in_flight() > 0) && tokio::time::Instant::now() < deadline {
+                while (tx.queued_bytes() > 0 || output.in_flight() > 0) && tokio::time::Instant::now() < deadline {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 save();
@@ -255,7 +273,7 @@ pub async fn run(
     // Wait for the sender to take everything queued (not for the channel to close: a detached
     // stdin reader may still hold a sender half).
     let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
-    while tx.capacity() < CHANNEL_EVENTS && tokio::time::Instant::now() < deadline {
+    while tx.queued_bytes() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     drop(tx);
@@ -289,12 +307,7 @@ struct Sender {
 }
 
 impl Sender {
-    fn run(
-        &mut self,
-        mut rx: tokio::sync::mpsc::Receiver<Envelope>,
-        stop: &AtomicBool,
-        runtime: tokio::runtime::Handle,
-    ) {
+    fn run(&mut self, mut rx: EventReceiver, stop: &AtomicBool, runtime: tokio::runtime::Handle) {
         loop {
             self.drain_buffer();
             // While events wait on disk, look for room often; otherwise sleep until an event
@@ -302,7 +315,7 @@ impl Sender {
             let waiting = self.buffer.as_ref().is_some_and(|b| !b.is_empty());
             let wait = if waiting { Duration::from_millis(10) } else { Duration::from_millis(200) };
             match runtime.block_on(async { tokio::time::timeout(wait, rx.recv()).await }) {
-                Ok(Some(envelope)) => self.dispatch(envelope, stop),
+                Ok(Some(batch)) => self.dispatch(batch, stop),
                 Ok(None) => break,
                 Err(_) if stop.load(Ordering::Relaxed) && rx.is_empty() => break,
                 Err(_) => {}
@@ -313,40 +326,41 @@ impl Sender {
         }
     }
 
-    /// Hands one event on. With `stop` set, waiting for room gives up: an unsent file line is
-    /// read again after the restart (its checkpoint never covered it).
-    fn dispatch(&mut self, envelope: Envelope, stop: &AtomicBool) {
+    /// Hands a batch (from one input) on. With `stop` set, waiting for room gives up: an unsent
+    /// file line is read again after the restart (its checkpoint never covered it).
+    fn dispatch(&mut self, batch: Vec<Envelope>, stop: &AtomicBool) {
+        let Some(input) = batch.first().map(|e| e.input.clone()) else { return };
+        let (count, bytes) = (batch.len(), batch.iter().map(|e| e.payload.len()).sum());
+        self.metrics.events(&input, count, bytes);
+        for envelope in batch {
+            self.dispatch_one(envelope, stop);
+        }
+    }
+
+    fn dispatch_one(&mut self, envelope: Envelope, stop: &AtomicBool) {
         let stopping = || stop.load(Ordering::Relaxed);
-        let input =
-            event::get_path(&envelope.doc, "input.name").and_then(|v| v.as_str()).unwrap_or("unknown").to_owned();
         let Some(buffer) = self.buffer.as_mut().filter(|_| envelope.ack.is_none()) else {
             // Replayable (a file line) or no disk buffer: wait for room.
-            if let Ok(bytes) = self.output.send(envelope, &stopping) {
-                self.metrics.event(&input, bytes);
-            }
+            let _ = self.output.send(envelope, &stopping);
             return;
         };
-        let payload = match serde_json::to_vec(&envelope.doc) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(error = %e, "encoding an event failed; dropped");
-                return;
-            }
-        };
-        self.metrics.event(&input, payload.len());
         let key = envelope.key.as_deref().map(str::as_bytes);
-        if buffer.is_empty() && self.output.try_send_raw(&envelope.topic, key, &payload) {
+        if buffer.is_empty() && self.output.try_send_raw(&envelope.topic, key, &envelope.payload) {
             return;
         }
-        let record = buffer::Record { topic: envelope.topic.to_string(), key: key.map(<[u8]>::to_vec), payload };
+        let record = buffer::Record {
+            topic: envelope.topic.to_string(),
+            key: key.map(<[u8]>::to_vec),
+            payload: envelope.payload,
+        };
         match buffer.push(&record) {
             Ok(true) => {}
             Ok(false) | Err(_) => match self.when_full {
-                millrace_config::agent::WhenFull::Drop => self.metrics.dropped(&input),
+                millrace_config::agent::WhenFull::Drop => self.metrics.dropped(&envelope.input),
                 millrace_config::agent::WhenFull::Block => {
                     while !self.output.try_send_raw(&record.topic, record.key.as_deref(), &record.payload) {
                         if stopping() {
-                            self.metrics.dropped(&input);
+                            self.metrics.dropped(&envelope.input);
                             break;
                         }
                         std::thread::sleep(Duration::from_millis(5));
@@ -384,21 +398,21 @@ pub fn run_once(config: &AgentConfig, out: &mut dyn std::io::Write) -> Result<us
     let host = host_name(config);
     let mut count = 0;
     for input in &config.inputs.file {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Envelope>(CHANNEL_EVENTS);
+        let (tx, mut rx) = channel::channel(CHANNEL_BYTES);
         let tailer = FileTailer::new(input.clone(), host.clone(), Default::default(), Default::default())
             .map_err(|reason| AgentError::Input { input: input.name.clone(), reason })?;
         let reader = std::thread::spawn(move || tailer.run_once(&tx));
-        count += print_envelopes(std::iter::from_fn(|| rx.blocking_recv()), out);
+        count += print_envelopes(std::iter::from_fn(|| rx.blocking_recv()).flatten(), out);
         // Unblocks the reader should the output have stopped early.
         drop(rx);
         let _ = reader.join();
     }
     for input in &config.inputs.stdin {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Envelope>(CHANNEL_EVENTS);
+        let (tx, mut rx) = channel::channel(CHANNEL_BYTES);
         let (input_ref, host_ref) = (input.clone(), host.clone());
         let reader =
             std::thread::spawn(move || inputs::read_stdin(&input_ref, &host_ref, &tx, &AtomicBool::new(false)));
-        count += print_envelopes(std::iter::from_fn(|| rx.blocking_recv()), out);
+        count += print_envelopes(std::iter::from_fn(|| rx.blocking_recv()).flatten(), out);
         drop(rx);
         if let Ok(Err(reason)) = reader.join() {
             return Err(AgentError::Input { input: input.name.clone(), reason });
@@ -422,8 +436,7 @@ pub fn run_once(config: &AgentConfig, out: &mut dyn std::io::Write) -> Result<us
 fn print_envelopes(envelopes: impl IntoIterator<Item = Envelope>, out: &mut dyn std::io::Write) -> usize {
     let mut count = 0;
     for envelope in envelopes {
-        let line = serde_json::to_string(&envelope.doc).unwrap_or_default();
-        if writeln!(out, "{line}").is_err() {
+        if out.write_all(&envelope.payload).and_then(|()| out.write_all(b"\n")).is_err() {
             break;
         }
         count += 1;

@@ -67,9 +67,9 @@ impl AgentMetrics {
         })
     }
 
-    /// Counts one event of `input`, `bytes` long once encoded.
-    pub fn event(&self, input: &str, bytes: usize) {
-        self.events.with_label_values(&[input]).inc();
+    /// Counts `count` events of `input`, `bytes` long once encoded.
+    pub fn events(&self, input: &str, count: usize, bytes: usize) {
+        self.events.with_label_values(&[input]).inc_by(count as u64);
         self.event_bytes.with_label_values(&[input]).inc_by(bytes as u64);
     }
 

@@ -108,32 +108,22 @@ impl Output {
         Ok(Output { producer, stats })
     }
 
-    /// Hands one record to the producer, waiting while its queue is full; returns the encoded
-    /// size.
-    pub fn send(&self, envelope: Envelope, stop: &dyn Fn() -> bool) -> Result<usize, Envelope> {
-        let payload = match serde_json::to_vec(&envelope.doc) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(error = %e, "encoding an event failed; dropped");
-                return Ok(0);
-            }
-        };
-        let Envelope { topic, key, ack, doc } = envelope;
-        if let Some(ack) = &ack {
-            ack.progress.register(ack.end_offset);
-        }
+    /// Hands one record to the producer, waiting while its queue is full. With `stop` true the
+    /// wait gives up and the envelope comes back.
+    pub fn send(&self, envelope: Envelope, stop: &dyn Fn() -> bool) -> Result<(), Envelope> {
+        let Envelope { payload, input, topic, key, ack } = envelope;
         let mut opaque = Box::new(ack);
         loop {
             let mut record = BaseRecord::with_opaque_to(&topic, opaque).payload(&payload);
             if let Some(key) = &key {
-                record = record.key(key.as_str());
+                record = record.key(key.as_bytes());
             }
             match self.producer.send(record) {
-                Ok(()) => return Ok(payload.len()),
+                Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), record)) => {
                     opaque = record.delivery_opaque;
                     if stop() {
-                        return Err(Envelope { doc, topic, key, ack: *opaque });
+                        return Err(Envelope { payload, input, topic, key, ack: *opaque });
                     }
                     std::thread::sleep(Duration::from_millis(5));
                 }
@@ -141,7 +131,7 @@ impl Output {
                     tracing::error!(topic = %topic, %error, "the producer refused a record; dropped");
                     self.stats.failed.fetch_add(1, Ordering::Relaxed);
                     drop(record);
-                    return Ok(0);
+                    return Ok(());
                 }
             }
         }

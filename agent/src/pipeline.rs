@@ -8,16 +8,34 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-/// One record on its way to the broker.
+/// One record on its way to the broker, already encoded (inputs encode on their own threads, so
+/// the output only hands bytes to the producer).
 pub struct Envelope {
-    /// The document (already processed).
-    pub doc: Map<String, Value>,
+    /// The encoded document (JSON).
+    pub payload: Vec<u8>,
+    /// Name of the input it came from (for metrics).
+    pub input: Arc<str>,
     /// Destination topic.
     pub topic: Arc<str>,
     /// Partition key, if any.
-    pub key: Option<String>,
+    pub key: Option<Arc<str>>,
     /// Acknowledgement to report once the broker has the record.
     pub ack: Option<Ack>,
+}
+
+impl Envelope {
+    /// Encodes a processed document.
+    pub fn from_doc(
+        doc: &Map<String, Value>,
+        input: &Arc<str>,
+        topic: &Arc<str>,
+        key: Option<Arc<str>>,
+        ack: Option<Ack>,
+    ) -> Envelope {
+        // A map with string keys always serializes; an empty object is the harmless fallback.
+        let payload = serde_json::to_vec(doc).unwrap_or_else(|_| b"{}".to_vec());
+        Envelope { payload, input: input.clone(), topic: topic.clone(), key, ack }
+    }
 }
 
 /// Marks a file's bytes up to `end_offset` as delivered once the record is acknowledged.
@@ -29,6 +47,13 @@ pub struct Ack {
 }
 
 impl Ack {
+    /// An acknowledgement for a record ending at `end_offset`, registered as in flight at once (so
+    /// a later dropped line cannot move the checkpoint past it before it is even sent).
+    pub fn new(progress: Arc<FileProgress>, end_offset: u64) -> Ack {
+        progress.register(end_offset);
+        Ack { progress, end_offset }
+    }
+
     /// The broker acknowledged the record.
     pub fn complete(self) {
         self.progress.complete(self.end_offset);
@@ -115,6 +140,11 @@ impl Processors {
             add_fields: settings.add_fields.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             rename_fields: settings.rename_fields.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         })
+    }
+
+    /// Whether there is nothing to apply.
+    pub fn is_empty(&self) -> bool {
+        self.drop_matching.is_empty() && self.add_fields.is_empty() && self.rename_fields.is_empty()
     }
 
     /// Applies drop, add and rename in that order; false means the event is dropped.

@@ -5,6 +5,7 @@ pub mod host_metrics;
 pub mod prometheus;
 pub mod syslog;
 
+use crate::channel::EventSender;
 use crate::event::LogEvent;
 use crate::event::{set_path, MetricPoint};
 use crate::pipeline::{Envelope, Processors};
@@ -12,7 +13,6 @@ use millrace_config::agent::{HostMetricsInput, PrometheusInput, StdinInput, Sysl
 use serde_json::Value;
 use std::future::Future;
 use std::sync::Arc;
-use tokio::sync::mpsc::Sender;
 use tokio::sync::watch;
 
 /// Turns metric points of an input into envelopes (keyed by host, no acknowledgement: metrics are
@@ -32,12 +32,8 @@ pub fn metric_envelopes(
             set_path(&mut doc, "host.name", Value::from(host));
             set_path(&mut doc, "input.type", Value::from(input_type));
             set_path(&mut doc, "input.name", Value::from(input_name));
-            processors.apply(&mut doc).then(|| Envelope {
-                doc,
-                topic: topic.clone(),
-                key: Some(host.to_string()),
-                ack: None,
-            })
+            let input: Arc<str> = Arc::from(input_name);
+            processors.apply(&mut doc).then(|| Envelope::from_doc(&doc, &input, topic, Some(Arc::from(host)), None))
         })
         .collect()
 }
@@ -46,7 +42,7 @@ pub fn metric_envelopes(
 pub fn prometheus_task(
     input: PrometheusInput,
     host: String,
-    tx: Sender<Envelope>,
+    tx: EventSender,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<impl Future<Output = ()>, String> {
     let scraper =
@@ -69,10 +65,9 @@ pub fn prometheus_task(
                         vec![e.status_point()]
                     }
                 };
-                for envelope in metric_envelopes(points, &host, "prometheus", &input.name, &topic, &processors) {
-                    if tx.send(envelope).await.is_err() {
-                        return;
-                    }
+                let batch = metric_envelopes(points, &host, "prometheus", &input.name, &topic, &processors);
+                if tx.send_batch(batch).await.is_err() {
+                    return;
                 }
             }
         }
@@ -88,7 +83,7 @@ fn sampler(input: &HostMetricsInput) -> host_metrics::HostMetricsSampler {
 pub fn host_metrics_task(
     input: HostMetricsInput,
     host: String,
-    tx: Sender<Envelope>,
+    tx: EventSender,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<impl Future<Output = ()>, String> {
     let processors = Processors::new(&input.processors).map_err(|e| e.to_string())?;
@@ -108,10 +103,9 @@ pub fn host_metrics_task(
             })
             .await;
             let Ok(points) = sampled else { continue };
-            for envelope in metric_envelopes(points, &host, "host_metrics", &input.name, &topic, &processors) {
-                if tx.send(envelope).await.is_err() {
-                    return;
-                }
+            let batch = metric_envelopes(points, &host, "host_metrics", &input.name, &topic, &processors);
+            if tx.send_batch(batch).await.is_err() {
+                return;
             }
         }
     })
@@ -128,12 +122,15 @@ pub fn host_metrics_once(input: &HostMetricsInput, host: &str) -> Result<Vec<Env
     Ok(metric_envelopes(points, host, "host_metrics", &input.name, &topic, &processors))
 }
 
+/// Most syslog messages handed to the output at once.
+const SYSLOG_BATCH: usize = 512;
+
 /// The task of a syslog receiver: binds, then turns every received message into an envelope
 /// (keyed by the sender's host name so one sender's messages stay in order).
 pub async fn syslog_task(
     input: SyslogInput,
     host: String,
-    tx: Sender<Envelope>,
+    tx: EventSender,
     shutdown: watch::Receiver<bool>,
 ) -> Result<impl Future<Output = ()>, String> {
     let processors = Processors::new(&input.processors).map_err(|e| e.to_string())?;
@@ -152,6 +149,8 @@ pub async fn syslog_task(
         }
     };
     tracing::info!(input = %input.name, listen = %input.listen, protocol = ?input.protocol, "syslog receiver listening");
+    let input_name: Arc<str> = Arc::from(input.name.as_str());
+    let host_key: Arc<str> = Arc::from(host.as_str());
     Ok(async move {
         let name = input.name.clone();
         let server = tokio::spawn(async move {
@@ -159,17 +158,25 @@ pub async fn syslog_task(
                 tracing::error!(input = %name, error = %e, "syslog receiver stopped");
             }
         });
-        while let Some(mut event) = events.recv().await {
-            let key = crate::event::get_path(&event.doc, "syslog.hostname").and_then(Value::as_str).map(str::to_string);
-            event.set("host.name", Value::from(host.as_str()));
-            event.set("input.type", Value::from("syslog"));
-            event.set("input.name", Value::from(input.name.as_str()));
-            let mut doc = event.doc;
-            if !processors.apply(&mut doc) {
-                continue;
+        let mut batch = Vec::new();
+        while let Some(first) = events.recv().await {
+            // Whatever else already arrived goes along in the same batch.
+            let mut next = Some(first);
+            while let Some(mut event) = next.take() {
+                let key = crate::event::get_path(&event.doc, "syslog.hostname").and_then(Value::as_str).map(Arc::from);
+                event.set("host.name", Value::from(host.as_str()));
+                event.set("input.type", Value::from("syslog"));
+                event.set("input.name", Value::from(input.name.as_str()));
+                let mut doc = event.doc;
+                if processors.apply(&mut doc) {
+                    let key = key.unwrap_or_else(|| host_key.clone());
+                    batch.push(Envelope::from_doc(&doc, &input_name, &topic, Some(key), None));
+                }
+                if batch.len() < SYSLOG_BATCH {
+                    next = events.try_recv().ok();
+                }
             }
-            let envelope = Envelope { doc, topic: topic.clone(), key: key.or_else(|| Some(host.clone())), ack: None };
-            if tx.send(envelope).await.is_err() {
+            if tx.send_batch(std::mem::take(&mut batch)).await.is_err() {
                 break;
             }
         }
@@ -182,13 +189,14 @@ pub async fn syslog_task(
 pub fn read_stdin(
     input: &StdinInput,
     host: &str,
-    tx: &Sender<Envelope>,
+    tx: &EventSender,
     stop: &std::sync::atomic::AtomicBool,
 ) -> Result<(), String> {
     use std::io::BufRead;
     let processors = Processors::new(&input.processors).map_err(|e| e.to_string())?;
     let topic: Arc<str> = Arc::from(input.topic.as_str());
     let max = input.max_line_bytes.0 as usize;
+    let (input_name, host_key): (Arc<str>, Arc<str>) = (Arc::from(input.name.as_str()), Arc::from(host));
     let mut reader = std::io::stdin().lock();
     let mut line = Vec::new();
     let mut offset = 0u64;
@@ -215,8 +223,8 @@ pub fn read_stdin(
         }
         let mut doc = event.doc;
         if processors.apply(&mut doc) {
-            let envelope = Envelope { doc, topic: topic.clone(), key: Some(host.to_string()), ack: None };
-            if tx.blocking_send(envelope).is_err() {
+            let envelope = Envelope::from_doc(&doc, &input_name, &topic, Some(host_key.clone()), None);
+            if tx.blocking_send_batch(vec![envelope]).is_err() {
                 return Ok(());
             }
         }

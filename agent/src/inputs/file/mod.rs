@@ -14,12 +14,18 @@
 //! - Each event carries `log.offset` (the byte offset of its first line) and the file's identity;
 //!   the checkpoint advances only over lines the broker acknowledged.
 //!
-//! The input runs on its own thread: file reads are blocking and it hands events over with
-//! `blocking_send`, which is what pauses it when the output is saturated.
+//! The input runs on its own thread: file reads are blocking and it hands each read's events
+//! over as one batch, waiting for room (which is what pauses it when the output is saturated).
+//! A file that had nothing new is polled less often, from every 100 ms up to every second; a file
+//! with more to read than one pass takes is read again without waiting.
 
+mod encode;
+
+use crate::channel::EventSender;
 use crate::checkpoint::FileCheckpoint;
 use crate::event::LogEvent;
 use crate::pipeline::{Ack, Envelope, FileProgress, Processors};
+use encode::{FileFields, LineEncoder};
 use millrace_config::agent::{FileInput, PartitionKey, StartAt};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -30,12 +36,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::mpsc::Sender;
 
 /// Bytes of a file's start covered by its fingerprint.
 const FINGERPRINT_BYTES: u64 = 1024;
-/// How often open files are polled for new data.
+/// How often open files with recent data are polled for more.
 const POLL: Duration = Duration::from_millis(100);
+/// The longest wait between polls of a quiet file.
+const MAX_POLL: Duration = Duration::from_secs(1);
 /// A file no longer reachable under a matched path is closed after this much quiet at its end.
 const CLOSE_RENAMED_AFTER: Duration = Duration::from_secs(5);
 /// Bytes read from one file per poll before moving to the next (fairness among files).
@@ -71,19 +78,7 @@ fn fingerprint(file: &mut File, len: u64) -> std::io::Result<u32> {
     let mut buf = vec![0u8; len as usize];
     file.seek(SeekFrom::Start(0))?;
     file.read_exact(&mut buf)?;
-    Ok(crc32c(&buf))
-}
-
-/// CRC-32C (Castagnoli), bitwise: fingerprints cover at most 1 KiB, read once per file.
-fn crc32c(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &byte in data {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0x82F6_3B78 } else { crc >> 1 };
-        }
-    }
-    !crc
+    Ok(crc32c::crc32c(&buf))
 }
 
 struct Pending {
@@ -113,15 +108,32 @@ struct Tailed {
     last_data: Instant,
     /// Still reachable under a matched path at the last scan.
     matched: bool,
-    partition_key: Option<String>,
+    partition_key: Option<Arc<str>>,
+    /// The fields every line of this file shares, encoded.
+    encoder: LineEncoder,
+    /// Polls in a row that found nothing new (the wait before the next one grows with them).
+    quiet_polls: u32,
+    next_poll: Instant,
+}
+
+/// What one poll of a file found.
+struct Polled {
+    /// The output is still there (false: shutting down).
+    alive: bool,
+    /// The file had more than one pass reads: poll again at once.
+    more: bool,
 }
 
 /// One file input.
 pub struct FileTailer {
     config: FileInput,
     host: String,
+    input_name: Arc<str>,
     topic: Arc<str>,
     processors: Processors,
+    /// No processors and no JSON decoding: lines are encoded directly.
+    direct: bool,
+    read_buf: Vec<u8>,
     multiline: Option<regex::Regex>,
     include: Vec<String>,
     exclude: Vec<glob::Pattern>,
@@ -151,6 +163,9 @@ impl FileTailer {
             .collect::<Result<_, _>>()
             .map_err(|e| e.to_string())?;
         Ok(FileTailer {
+            input_name: Arc::from(config.name.as_str()),
+            direct: processors.is_empty() && !config.json,
+            read_buf: Vec::new(),
             topic: Arc::from(config.topic.as_str()),
             include: config.include.clone(),
             processors,
@@ -167,7 +182,7 @@ impl FileTailer {
 
     /// Tails until `stop` is set, sending events to `tx`. Pending partial lines are not sent at
     /// stop: their bytes are read again after a restart.
-    pub fn run(mut self, tx: Sender<Envelope>, stop: Arc<AtomicBool>) {
+    pub fn run(mut self, tx: EventSender, stop: Arc<AtomicBool>) {
         let scan_every = Duration::from_millis(self.config.scan_interval.0);
         let mut last_scan: Option<Instant> = None;
         while !stop.load(Ordering::Relaxed) {
@@ -175,29 +190,35 @@ impl FileTailer {
                 self.scan();
                 last_scan = Some(Instant::now());
             }
-            let keys: Vec<FileKey> = self.open.keys().copied().collect();
-            for key in keys {
+            let now = Instant::now();
+            let due: Vec<FileKey> = self.open.iter().filter(|(_, t)| t.next_poll <= now).map(|(k, _)| *k).collect();
+            let mut more = false;
+            for key in due {
                 if stop.load(Ordering::Relaxed) {
                     return;
                 }
-                if !self.poll_file(key, &tx) {
+                let polled = self.poll_file(key, &tx);
+                if !polled.alive {
                     return;
                 }
+                more |= polled.more;
             }
-            std::thread::sleep(POLL);
+            if !more {
+                std::thread::sleep(POLL);
+            }
         }
     }
 
     /// One pass for `--once`: reads every matched file from its start position to its current
     /// end (ignoring checkpoints' advancement), sending every event including a last
     /// unterminated line and pending multiline events.
-    pub fn run_once(mut self, tx: &Sender<Envelope>) {
+    pub fn run_once(mut self, tx: &EventSender) {
         self.scan();
         let keys: Vec<FileKey> = self.open.keys().copied().collect();
         for key in keys {
             loop {
                 let before = self.open.get(&key).map(|t| t.read_pos);
-                if !self.poll_file(key, tx) {
+                if !self.poll_file(key, tx).alive {
                     return;
                 }
                 if self.open.get(&key).map(|t| t.read_pos) == before {
@@ -206,21 +227,18 @@ impl FileTailer {
             }
             let Some(mut tailed) = self.open.remove(&key) else { continue };
             let mut events = Vec::new();
+            let now = crate::event::format_timestamp(SystemTime::now());
             if !tailed.partial.is_empty() {
                 let line = std::mem::take(&mut tailed.partial);
                 let end = tailed.read_pos;
                 let start = tailed.line_start.take().unwrap_or(end.saturating_sub(line.len() as u64));
-                self.push_line(&mut tailed, line, start, end, false, &mut events);
+                self.push_line(&mut tailed, line, start, end, false, &now, &mut events);
             }
             if let Some(p) = tailed.pending.take() {
-                events.push(self.event_from(&tailed, p));
+                events.extend(self.event_from(&tailed, p, &now));
             }
-            for (envelope, _) in events {
-                if let Some(envelope) = envelope {
-                    if tx.blocking_send(envelope).is_err() {
-                        return;
-                    }
-                }
+            if tx.blocking_send_batch(events).is_err() {
+                return;
             }
         }
     }
@@ -247,8 +265,16 @@ impl FileTailer {
         }
         for tailed in self.open.values_mut() {
             tailed.matched = seen.contains_key(&tailed.key);
-            if let Some(path) = seen.get(&tailed.key) {
+            if let Some(path) = seen.get(&tailed.key).filter(|p| **p != tailed.path) {
                 tailed.path = path.clone();
+                tailed.encoder = LineEncoder::new(&FileFields {
+                    host: &self.host,
+                    input: &self.config.name,
+                    path: &path.display().to_string(),
+                    device: tailed.key.0,
+                    inode: tailed.key.1,
+                    fingerprint: tailed.fingerprint,
+                });
             }
         }
         for (key, path) in seen {
@@ -308,11 +334,19 @@ impl FileTailer {
         };
         self.states.set(key, checkpoint, progress.clone());
         let partition_key = match self.config.key {
-            PartitionKey::File => Some(format!("{}:{}", self.host, path.display())),
-            PartitionKey::Host => Some(self.host.clone()),
+            PartitionKey::File => Some(Arc::from(format!("{}:{}", self.host, path.display()))),
+            PartitionKey::Host => Some(Arc::from(self.host.as_str())),
             PartitionKey::None => None,
         };
         file.seek(SeekFrom::Start(start))?;
+        let encoder = LineEncoder::new(&FileFields {
+            host: &self.host,
+            input: &self.config.name,
+            path: &path.display().to_string(),
+            device: key.0,
+            inode: key.1,
+            fingerprint: fingerprint_value,
+        });
         Ok(Some(Tailed {
             key,
             path: path.to_path_buf(),
@@ -328,17 +362,21 @@ impl FileTailer {
             last_data: Instant::now(),
             matched: true,
             partition_key,
+            encoder,
+            quiet_polls: 0,
+            next_poll: Instant::now(),
         }))
     }
 
-    /// Reads what is new in one file. Returns false when the output is gone (shutdown).
-    fn poll_file(&mut self, key: FileKey, tx: &Sender<Envelope>) -> bool {
-        let Some(mut tailed) = self.open.remove(&key) else { return true };
+    /// Reads what is new in one file and hands its events over as one batch.
+    fn poll_file(&mut self, key: FileKey, tx: &EventSender) -> Polled {
+        let still = Polled { alive: true, more: false };
+        let Some(mut tailed) = self.open.remove(&key) else { return still };
         let meta = match tailed.file.metadata() {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(path = %tailed.path.display(), error = %e, "cannot stat open file; closing it");
-                return true;
+                return still;
             }
         };
         if meta.len() < tailed.read_pos {
@@ -353,10 +391,13 @@ impl FileTailer {
             let checkpoint = self.checkpoint_of(&tailed);
             self.states.set(key, checkpoint, tailed.progress.clone());
             if tailed.file.seek(SeekFrom::Start(0)).is_err() {
-                return true;
+                return still;
             }
         }
-        let mut chunk = vec![0u8; 64 << 10];
+        let now = crate::event::format_timestamp(SystemTime::now());
+        // One buffer for every file and pass (taken out while `self` is borrowed for splitting).
+        let mut chunk = std::mem::take(&mut self.read_buf);
+        chunk.resize(64 << 10, 0);
         let mut read_now = 0usize;
         let mut events = Vec::new();
         while read_now < READ_CHUNK {
@@ -370,8 +411,9 @@ impl FileTailer {
             };
             read_now += n;
             tailed.last_data = Instant::now();
-            self.split_lines(&mut tailed, &chunk[..n], &mut events);
+            self.split_lines(&mut tailed, &chunk[..n], &now, &mut events);
         }
+        self.read_buf = chunk;
         let at_end = read_now < READ_CHUNK;
         let deleted = meta.nlink() == 0;
         let gone = deleted || (!tailed.matched && tailed.last_data.elapsed() >= CLOSE_RENAMED_AFTER);
@@ -381,7 +423,7 @@ impl FileTailer {
             let end = tailed.read_pos;
             let start = tailed.line_start.take().unwrap_or(end.saturating_sub(line.len() as u64));
             let truncated = std::mem::take(&mut tailed.skipping);
-            self.push_line(&mut tailed, line, start, end, truncated, &mut events);
+            self.push_line(&mut tailed, line, start, end, truncated, &now, &mut events);
         }
         let quiet = tailed
             .pending
@@ -389,18 +431,11 @@ impl FileTailer {
             .is_some_and(|p| p.since.elapsed() >= Duration::from_millis(self.config.multiline_timeout.0));
         if (at_end && gone) || quiet {
             if let Some(p) = tailed.pending.take() {
-                events.push(self.event_from(&tailed, p));
+                events.extend(self.event_from(&tailed, p, &now));
             }
         }
-        for (envelope, end) in events {
-            match envelope {
-                Some(envelope) => {
-                    if tx.blocking_send(envelope).is_err() {
-                        return false;
-                    }
-                }
-                None => tailed.progress.skip_to(end),
-            }
+        if tx.blocking_send_batch(events).is_err() {
+            return Polled { alive: false, more: false };
         }
         if at_end && gone {
             tracing::info!(input = %self.config.name, path = %tailed.path.display(), deleted, "closing file");
@@ -417,10 +452,17 @@ impl FileTailer {
             } else {
                 self.known.insert(key, FileCheckpoint { offset: tailed.read_pos, ..self.checkpoint_of(&tailed) });
             }
-            return true;
+            return still;
         }
+        // Quiet files are polled less and less often; pending multiline events still time out.
+        tailed.quiet_polls = if read_now == 0 { tailed.quiet_polls.saturating_add(1) } else { 0 };
+        let mut wait = POLL.saturating_mul(1 << tailed.quiet_polls.min(4)).min(MAX_POLL);
+        if tailed.pending.is_some() || !tailed.partial.is_empty() {
+            wait = POLL;
+        }
+        tailed.next_poll = Instant::now() + wait.saturating_sub(POLL);
         self.open.insert(key, tailed);
-        true
+        Polled { alive: true, more: !at_end }
     }
 
     fn checkpoint_of(&self, tailed: &Tailed) -> FileCheckpoint {
@@ -435,7 +477,7 @@ impl FileTailer {
     }
 
     /// Splits `data` into lines (LF, with a trailing CR removed) and turns them into events.
-    fn split_lines(&self, tailed: &mut Tailed, mut data: &[u8], events: &mut Vec<(Option<Envelope>, u64)>) {
+    fn split_lines(&self, tailed: &mut Tailed, mut data: &[u8], now: &str, events: &mut Vec<Envelope>) {
         let max = self.config.max_line_bytes.0 as usize;
         while !data.is_empty() {
             let newline = data.iter().position(|&b| b == b'\n');
@@ -461,7 +503,7 @@ impl FileTailer {
                 let end = tailed.read_pos;
                 // The line started where its bytes (all of them, cut or not) began.
                 let start = tailed.line_start.take().unwrap_or(end - consumed as u64);
-                self.push_line(tailed, line, start, end, truncated, events);
+                self.push_line(tailed, line, start, end, truncated, now, events);
             } else if tailed.line_start.is_none() {
                 tailed.line_start = Some(tailed.read_pos - consumed as u64);
             }
@@ -469,6 +511,7 @@ impl FileTailer {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn push_line(
         &self,
         tailed: &mut Tailed,
@@ -476,12 +519,13 @@ impl FileTailer {
         start: u64,
         end: u64,
         truncated: bool,
-        events: &mut Vec<(Option<Envelope>, u64)>,
+        now: &str,
+        events: &mut Vec<Envelope>,
     ) {
         match &self.multiline {
             None => {
                 let p = Pending { text: line, offset: start, end, truncated, since: Instant::now() };
-                events.push(self.event_from(tailed, p));
+                events.extend(self.event_from(tailed, p, now));
             }
             Some(start_re) => {
                 let starts = start_re.is_match(&String::from_utf8_lossy(&line));
@@ -499,7 +543,7 @@ impl FileTailer {
                     _ => {
                         let next = Pending { text: line, offset: start, end, truncated, since: Instant::now() };
                         if let Some(previous) = tailed.pending.replace(next) {
-                            events.push(self.event_from(tailed, previous));
+                            events.extend(self.event_from(tailed, previous, now));
                         }
                     }
                 }
@@ -507,49 +551,61 @@ impl FileTailer {
         }
     }
 
-    /// Builds the event (None when a processor dropped it) and the offset it ends at.
-    fn event_from(&self, tailed: &Tailed, p: Pending) -> (Option<Envelope>, u64) {
-        let message = String::from_utf8_lossy(&p.text).into_owned();
-        let mut event = LogEvent::new(message, SystemTime::now());
-        event.set("host.name", Value::from(self.host.as_str()));
-        event.set("input.type", Value::from("file"));
-        event.set("input.name", Value::from(self.config.name.as_str()));
-        event.set("log.file.path", Value::from(tailed.path.display().to_string()));
-        event.set("log.file.device", Value::from(tailed.key.0));
-        event.set("log.file.inode", Value::from(tailed.key.1));
-        event.set("log.file.fingerprint", Value::from(format!("{:08x}", tailed.fingerprint)));
-        event.set("log.offset", Value::from(p.offset));
-        let mut flags = Vec::new();
+    /// Builds the event, registered as in flight for the file's checkpoint; None when a processor
+    /// dropped it (the checkpoint then moves over it with the records around it).
+    fn event_from(&self, tailed: &Tailed, p: Pending, now: &str) -> Option<Envelope> {
+        let message = String::from_utf8_lossy(&p.text);
+        let mut flags: Vec<&str> = Vec::new();
         if p.truncated {
-            flags.push(Value::from("truncated"));
+            flags.push("truncated");
         }
         if self.multiline.is_some() && p.text.contains(&b'\n') {
-            flags.push(Value::from("multiline"));
+            flags.push("multiline");
         }
-        if self.config.json {
-            match serde_json::from_slice::<Value>(&p.text) {
-                Ok(Value::Object(fields)) => {
-                    for (k, v) in fields {
-                        // The agent's own fields win; the line's are kept under `json` then.
-                        if matches!(k.as_str(), "@timestamp" | "host" | "input" | "log" | "event") {
-                            event.set(&format!("json.{k}"), v);
-                        } else {
-                            event.doc.insert(k, v);
+        let payload = if self.direct {
+            tailed.encoder.encode(now, &message, p.offset, &flags)
+        } else {
+            let mut event = LogEvent::with_timestamp(message.into_owned(), now.to_string());
+            event.set("host.name", Value::from(self.host.as_str()));
+            event.set("input.type", Value::from("file"));
+            event.set("input.name", Value::from(self.config.name.as_str()));
+            event.set("log.file.path", Value::from(tailed.path.display().to_string()));
+            event.set("log.file.device", Value::from(tailed.key.0));
+            event.set("log.file.inode", Value::from(tailed.key.1));
+            event.set("log.file.fingerprint", Value::from(format!("{:08x}", tailed.fingerprint)));
+            event.set("log.offset", Value::from(p.offset));
+            let mut flags: Vec<Value> = flags.into_iter().map(Value::from).collect();
+            if self.config.json {
+                match serde_json::from_slice::<Value>(&p.text) {
+                    Ok(Value::Object(fields)) => {
+                        for (k, v) in fields {
+                            // The agent's own fields win; the line's are kept under `json` then.
+                            if matches!(k.as_str(), "@timestamp" | "host" | "input" | "log" | "event") {
+                                event.set(&format!("json.{k}"), v);
+                            } else {
+                                event.doc.insert(k, v);
+                            }
                         }
                     }
+                    _ => flags.push(Value::from("json_error")),
                 }
-                _ => flags.push(Value::from("json_error")),
             }
-        }
-        if !flags.is_empty() {
-            event.set("log.flags", Value::Array(flags));
-        }
-        let mut doc = event.doc;
-        if !self.processors.apply(&mut doc) {
-            return (None, p.end);
-        }
-        let ack = Ack { progress: tailed.progress.clone(), end_offset: p.end };
-        let envelope = Envelope { doc, topic: self.topic.clone(), key: tailed.partition_key.clone(), ack: Some(ack) };
-        (Some(envelope), p.end)
+            if !flags.is_empty() {
+                event.set("log.flags", Value::Array(flags));
+            }
+            let mut doc = event.doc;
+            if !self.processors.apply(&mut doc) {
+                tailed.progress.skip_to(p.end);
+                return None;
+            }
+            serde_json::to_vec(&doc).unwrap_or_else(|_| b"{}".to_vec())
+        };
+        Some(Envelope {
+            payload,
+            input: self.input_name.clone(),
+            topic: self.topic.clone(),
+            key: tailed.partition_key.clone(),
+            ack: Some(Ack::new(tailed.progress.clone(), p.end)),
+        })
     }
 }
