@@ -180,14 +180,22 @@ pub async fn run(
             Err(e) => tracing::error!(input = %input.name, error = %e, "standard input failed"),
         });
     }
+    // Disk buffer level, kept by the sender thread for the metrics endpoint.
+    let buffered = Arc::new(std::sync::atomic::AtomicU64::new(0));
     if let Some(addr) = config.agent.metrics_listen {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| AgentError::Metrics(format!("binding {addr}: {e}")))?;
         let (metrics, output, states) = (metrics.clone(), output.clone(), states.clone());
+        let (tx, buffered) = (tx.clone(), buffered.clone());
         let render: Arc<dyn Fn() -> String + Send + Sync> = Arc::new(move || {
             let states = states.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            metrics.render(&output.stats, i64::from(output.in_flight()), &states)
+            let levels = metrics::QueueLevels {
+                in_flight: i64::from(output.in_flight()),
+                queued_bytes: tx.queued_bytes() as u64,
+                disk_buffer_bytes: buffered.load(Ordering::Relaxed),
+            };
+            metrics.render(&output.stats, levels, &states)
         });
         tokio::spawn(metrics::serve(listener, render, shutdown.clone()));
         tracing::info!(%addr, "metrics endpoint listening");
@@ -206,6 +214,7 @@ pub async fn run(
             metrics: metrics.clone(),
             buffer: disk_buffer,
             when_full: config.agent.when_buffer_full,
+            buffered: buffered.clone(),
         };
         let (stop, runtime) = (sender_stop.clone(), tokio::runtime::Handle::current());
         std::thread::spawn(move || sender.run(rx, &stop, runtime))
@@ -304,12 +313,17 @@ struct Sender {
     metrics: Arc<metrics::AgentMetrics>,
     buffer: Option<buffer::DiskBuffer>,
     when_full: millrace_config::agent::WhenFull,
+    /// The disk buffer's pending bytes, for the metrics.
+    buffered: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Sender {
     fn run(&mut self, mut rx: EventReceiver, stop: &AtomicBool, runtime: tokio::runtime::Handle) {
         loop {
             self.drain_buffer();
+            if let Some(buffer) = &self.buffer {
+                self.buffered.store(buffer.pending_bytes(), Ordering::Relaxed);
+            }
             // While events wait on disk, look for room often; otherwise sleep until an event
             // arrives, waking now and then to notice the stop request.
             let waiting = self.buffer.as_ref().is_some_and(|b| !b.is_empty());

@@ -22,7 +22,20 @@ pub struct AgentMetrics {
     delivered_bytes: IntGauge,
     delivery_errors: IntGauge,
     in_flight: IntGauge,
+    queued_bytes: IntGauge,
+    disk_buffer_bytes: IntGauge,
     file_lag: IntGaugeVec,
+}
+
+/// Levels of the agent's queues at one moment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QueueLevels {
+    /// Records in the producer, not yet acknowledged.
+    pub in_flight: i64,
+    /// Encoded bytes between the inputs and the producer.
+    pub queued_bytes: u64,
+    /// Bytes waiting in the disk buffer.
+    pub disk_buffer_bytes: u64,
 }
 
 impl AgentMetrics {
@@ -42,6 +55,8 @@ impl AgentMetrics {
         let delivery_errors =
             IntGauge::new("delivery_errors_total", "Records the broker or producer refused for good")?;
         let in_flight = IntGauge::new("output_in_flight", "Records queued in the producer, not yet acknowledged")?;
+        let queued_bytes = IntGauge::new("queue_bytes", "Encoded bytes waiting between the inputs and the producer")?;
+        let disk_buffer_bytes = IntGauge::new("disk_buffer_bytes", "Bytes waiting in the disk buffer")?;
         let file_lag = IntGaugeVec::new(
             Opts::new("file_lag_bytes", "Bytes of a tailed file not yet acknowledged by the broker"),
             &["input", "path"],
@@ -53,6 +68,8 @@ impl AgentMetrics {
         registry.register(Box::new(delivered_bytes.clone()))?;
         registry.register(Box::new(delivery_errors.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
+        registry.register(Box::new(queued_bytes.clone()))?;
+        registry.register(Box::new(disk_buffer_bytes.clone()))?;
         registry.register(Box::new(file_lag.clone()))?;
         Ok(AgentMetrics {
             registry,
@@ -63,6 +80,8 @@ impl AgentMetrics {
             delivered_bytes,
             delivery_errors,
             in_flight,
+            queued_bytes,
+            disk_buffer_bytes,
             file_lag,
         })
     }
@@ -79,11 +98,13 @@ impl AgentMetrics {
     }
 
     /// The text exposition, refreshed from the output and the tailed files.
-    pub fn render(&self, output: &OutputStats, in_flight: i64, files: &[(String, Arc<FileStates>)]) -> String {
+    pub fn render(&self, output: &OutputStats, levels: QueueLevels, files: &[(String, Arc<FileStates>)]) -> String {
         self.delivered.set(output.delivered.load(Ordering::Relaxed) as i64);
         self.delivered_bytes.set(output.delivered_bytes.load(Ordering::Relaxed) as i64);
         self.delivery_errors.set(output.failed.load(Ordering::Relaxed) as i64);
-        self.in_flight.set(in_flight);
+        self.in_flight.set(levels.in_flight);
+        self.queued_bytes.set(levels.queued_bytes as i64);
+        self.disk_buffer_bytes.set(levels.disk_buffer_bytes as i64);
         self.file_lag.reset();
         for (input, states) in files {
             for c in states.checkpoints() {

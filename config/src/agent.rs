@@ -104,7 +104,8 @@ pub struct OutputSettings {
     pub linger: DurationMs,
     /// Largest batch per partition.
     pub batch_bytes: ByteSize,
-    /// Records waiting for the broker, in bytes; inputs pause when it is full.
+    /// Records waiting for the broker, in bytes; inputs pause when it is full. It bounds the
+    /// agent's memory during a backlog (default 16 MiB, ~32,000 typical log records).
     pub queue_bytes: ByteSize,
     /// Further librdkafka settings, by their librdkafka names.
     pub librdkafka: BTreeMap<String, String>,
@@ -119,7 +120,7 @@ impl Default for OutputSettings {
             compression: Compression::Lz4,
             linger: DurationMs(5),
             batch_bytes: ByteSize(1 << 20),
-            queue_bytes: ByteSize(64 << 20),
+            queue_bytes: ByteSize(16 << 20),
             librdkafka: BTreeMap::new(),
         }
     }

@@ -2,7 +2,7 @@
 //! continuous writes, `kill -9` of the agent mid-stream, and the broker stopped while lines keep
 //! coming — every line arrives, in order per file, and duplicates stay bounded.
 
-use millrace_tests::{millrace_bin, run, wait_until, BrokerProcess};
+use millrace_tests::{free_port, http_get, millrace_bin, run, wait_for, wait_until, BrokerProcess};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -14,22 +14,25 @@ struct Agent {
     child: Option<Child>,
     config: PathBuf,
     log: PathBuf,
+    metrics_port: u16,
 }
 
 impl Agent {
     fn start(dir: &Path, bootstrap: &str) -> anyhow::Result<Agent> {
         let config = dir.join("agent.toml");
+        let metrics_port = free_port();
         std::fs::write(
             &config,
             format!(
-                "[agent]\ndata_dir = {:?}\nhost_name = \"web-test\"\ncheckpoint_interval = \"200ms\"\n\n\
+                "[agent]\ndata_dir = {:?}\nhost_name = \"web-test\"\ncheckpoint_interval = \"200ms\"\n\
+                 metrics_listen = \"127.0.0.1:{metrics_port}\"\n\n\
                  [output]\nbootstrap = \"{bootstrap}\"\n\n\
                  [[inputs.file]]\nname = \"app\"\ntopic = \"app-logs\"\ninclude = [{:?}]\nscan_interval = \"200ms\"\n",
                 dir.join("agent-data").display().to_string(),
                 dir.join("logs").join("*.log").display().to_string(),
             ),
         )?;
-        let mut agent = Agent { child: None, config, log: dir.join("agent.log") };
+        let mut agent = Agent { child: None, config, log: dir.join("agent.log"), metrics_port };
         agent.spawn()?;
         Ok(agent)
     }
@@ -65,6 +68,17 @@ impl Agent {
 
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The value of one series of the agent's `/metrics` (exact series name with labels).
+    fn metric(&self, series: &str) -> anyhow::Result<f64> {
+        let body = http_get(self.metrics_port, "/metrics")?;
+        body.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+            .ok_or_else(|| anyhow::anyhow!("no series {series} in the agent's metrics:\n{body}"))?
+            .trim()
+            .parse()
+            .map_err(|e| anyhow::anyhow!("{series}: {e}"))
     }
 }
 
@@ -239,6 +253,17 @@ fn hundred_files_inode_reuse_and_corrupt_checkpoint() -> anyhow::Result<()> {
         read_topic(&broker.bootstrap(), "app-logs").is_ok_and(|r| r.len() >= expected.len())
     })
     .map_err(|e| anyhow::anyhow!("{e}; agent log:\n{}", agent.log()))?;
+    // The metrics endpoint agrees: every line counted and acknowledged, queues empty, no lag.
+    wait_for("the agent's metrics to show every line delivered", Duration::from_secs(30), || {
+        Ok(agent.metric("millrace_agent_delivered_total")? >= 5000.0
+            && agent.metric("millrace_agent_output_in_flight")? == 0.0)
+    })?;
+    assert_eq!(agent.metric("millrace_agent_events_total{input=\"app\"}")?, 5000.0);
+    assert_eq!(agent.metric("millrace_agent_queue_bytes")?, 0.0);
+    assert_eq!(agent.metric("millrace_agent_disk_buffer_bytes")?, 0.0);
+    let lag_series =
+        format!("millrace_agent_file_lag_bytes{{input=\"app\",path=\"{}\"}}", logs.join("f042.log").display());
+    assert_eq!(agent.metric(&lag_series)?, 0.0);
 
     // Stopped agent; a file is deleted and a new one, written at once, likely takes its inode.
     agent.stop()?;
