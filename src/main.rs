@@ -33,6 +33,8 @@ enum Command {
     Broker(BrokerArgs),
     /// Run the agent: tail files and ship them to the broker.
     Agent(AgentArgs),
+    /// Run sink workers: forward topics to Elasticsearch and InfluxDB as consumer groups.
+    Sink(SinkArgs),
     /// Create, list, describe or delete topics on any Kafka-compatible broker.
     Topic(topic::TopicArgs),
     /// List consumer groups or describe one: members, assignments, committed offsets and lag.
@@ -92,6 +94,16 @@ struct AgentArgs {
     once: bool,
 }
 
+#[derive(clap::Args)]
+struct SinkArgs {
+    /// TOML configuration file (see config/examples/sink.toml).
+    #[arg(long)]
+    config: PathBuf,
+    /// Check the configuration, report every problem, and exit.
+    #[arg(long)]
+    check_config: bool,
+}
+
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MILLRACE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
@@ -118,6 +130,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Broker(args) => run_broker(args).await,
             Command::Agent(args) => run_agent(args).await,
+            Command::Sink(args) => run_sink(args).await,
             Command::Topic(args) => topic::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Group(args) => group::run(args).await,
@@ -163,26 +176,37 @@ async fn run_broker(args: BrokerArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let running = millrace_broker::start(config).await?;
-    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("signal received, stopping");
-        let _ = shutdown_tx.send(true);
-    });
+    let shutdown_rx = shutdown_on_signal();
     running.serve(shutdown_rx).await?;
     Ok(())
 }
 
-async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
-    let config = match millrace_config::load_agent(&args.config) {
-        Ok(config) => config,
-        Err(problems) => {
-            for problem in &problems {
-                eprintln!("error: {problem}");
-            }
-            anyhow::bail!("{} problem(s) in {}", problems.len(), args.config.display());
+/// Prints every problem of a configuration file and fails, or passes the configuration on.
+fn report_problems<T>(
+    loaded: Result<T, Vec<millrace_config::ConfigError>>,
+    path: &std::path::Path,
+) -> anyhow::Result<T> {
+    loaded.or_else(|problems| {
+        for problem in &problems {
+            eprintln!("error: {problem}");
         }
-    };
+        anyhow::bail!("{} problem(s) in {}", problems.len(), path.display())
+    })
+}
+
+async fn run_sink(args: SinkArgs) -> anyhow::Result<()> {
+    let config = report_problems(millrace_config::load_sink(&args.config), &args.config)?;
+    if args.check_config {
+        println!("configuration is valid");
+        return Ok(());
+    }
+    let shutdown_rx = shutdown_on_signal();
+    millrace_sinks::run(config, shutdown_rx).await?;
+    Ok(())
+}
+
+async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
+    let config = report_problems(millrace_config::load_agent(&args.config), &args.config)?;
     if args.check_config {
         println!("configuration is valid");
         return Ok(());
@@ -194,12 +218,7 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
         eprintln!("{count} events");
         return Ok(());
     }
-    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("signal received, stopping");
-        let _ = shutdown_tx.send(true);
-    });
+    let shutdown_rx = shutdown_on_signal();
     // SIGHUP re-reads the file; an invalid file is reported and the running configuration kept.
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
     let path = args.config.clone();
@@ -224,6 +243,17 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
     });
     millrace_agent::run(config, shutdown_rx, reload_rx).await?;
     Ok(())
+}
+
+/// A watch that turns true at SIGTERM or Ctrl-C.
+fn shutdown_on_signal() -> tokio::sync::watch::Receiver<bool> {
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("signal received, stopping");
+        let _ = shutdown_tx.send(true);
+    });
+    shutdown_rx
 }
 
 async fn wait_for_signal() {

@@ -2,6 +2,7 @@
 //!
 //! - [`broker`]: the broker's TOML file (`millrace broker --config`), with defaults and `validate()`.
 //! - [`topic`]: per-topic settings under their Kafka names, resolved against broker defaults.
+//! - [`sink`]: the sink workers' TOML file (`millrace sink --config`).
 //! - [`units`]: byte sizes and durations written the way people write them ("64MiB", "7d").
 //! - [`error`]: errors that name the file, the key and the fix.
 
@@ -9,12 +10,14 @@ pub mod agent;
 pub mod broker;
 pub mod error;
 mod limits;
+pub mod sink;
 pub mod topic;
 pub mod units;
 
 pub use agent::AgentConfig;
 pub use broker::{BrokerConfig, FlushMode};
 pub use error::ConfigError;
+pub use sink::SinkConfig;
 pub use topic::{EffectiveTopicConfig, TopicOverrides};
 
 use std::path::Path;
@@ -30,20 +33,46 @@ pub fn load_broker(path: &Path) -> Result<BrokerConfig, ConfigError> {
 /// Reads an agent config file and reports every problem found (unreadable, unparsable, or each
 /// invalid key).
 pub fn load_agent(path: &Path) -> Result<AgentConfig, Vec<ConfigError>> {
-    let text =
-        std::fs::read_to_string(path).map_err(|source| vec![ConfigError::Read { path: path.to_path_buf(), source }])?;
-    parse_agent(&text, &path.display().to_string())
+    load_listing_problems(path, parse_agent)
 }
 
 /// Parses agent config text and reports every invalid key; `origin` names its source.
 pub fn parse_agent(text: &str, origin: &str) -> Result<AgentConfig, Vec<ConfigError>> {
-    let config: AgentConfig = toml::from_str(text)
+    parse_listing_problems(text, origin, AgentConfig::problems)
+}
+
+/// Reads a sink config file and reports every problem found.
+pub fn load_sink(path: &Path) -> Result<SinkConfig, Vec<ConfigError>> {
+    load_listing_problems(path, parse_sink)
+}
+
+/// Parses sink config text and reports every invalid key; `origin` names its source.
+pub fn parse_sink(text: &str, origin: &str) -> Result<SinkConfig, Vec<ConfigError>> {
+    parse_listing_problems(text, origin, SinkConfig::problems)
+}
+
+fn load_listing_problems<T>(
+    path: &Path,
+    parse: fn(&str, &str) -> Result<T, Vec<ConfigError>>,
+) -> Result<T, Vec<ConfigError>> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| vec![ConfigError::Read { path: path.to_path_buf(), source }])?;
+    parse(&text, &path.display().to_string())
+}
+
+/// Parses TOML, then lists every problem `problems` finds (rather than stopping at the first).
+fn parse_listing_problems<T: serde::de::DeserializeOwned>(
+    text: &str,
+    origin: &str,
+    problems: fn(&T, &str) -> Vec<ConfigError>,
+) -> Result<T, Vec<ConfigError>> {
+    let config: T = toml::from_str(text)
         .map_err(|e| vec![ConfigError::Parse { origin: origin.to_string(), message: e.to_string() }])?;
-    let problems = config.problems(origin);
-    if problems.is_empty() {
+    let found = problems(&config, origin);
+    if found.is_empty() {
         Ok(config)
     } else {
-        Err(problems)
+        Err(found)
     }
 }
 
@@ -120,5 +149,21 @@ mod tests {
         let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
         assert_eq!(problems.len(), 4, "{text:#?}");
         assert!(text.iter().all(|p| p.starts_with("a.toml: key `inputs.")), "{text:#?}");
+    }
+
+    #[test]
+    fn example_sink_config_loads_and_mistakes_are_named() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sink.toml");
+        let config = load_sink(&path).unwrap();
+        assert_eq!(config.elasticsearch[0].common.topics, vec!["app-logs".to_string()]);
+        assert_eq!(config.influxdb[0].database.as_deref(), Some("metrics"));
+        // A misspelt key inside a sink table is refused, not ignored.
+        let text = "[[elasticsearch]]\nname = \"es\"\ntopics = [\"t\"]\ngroup = \"g\"\nendpoints = [\"http://e:9200\"]\nbatch_max_event = 5\n";
+        let err = parse_sink(text, "s.toml").unwrap_err();
+        assert!(err[0].to_string().contains("batch_max_event"), "{err:?}");
+        let text = "[[influxdb]]\nname = \"m\"\ntopics = []\ngroup = \"\"\nurl = \"https://x\"\n";
+        let problems: Vec<String> = parse_sink(text, "s.toml").unwrap_err().iter().map(|p| p.to_string()).collect();
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+        assert!(problems.iter().all(|p| p.starts_with("s.toml: key `influxdb[0].")), "{problems:#?}");
     }
 }

@@ -1,0 +1,364 @@
+//! Sink configuration: `millrace sink --config sink.toml` (see `config/examples/sink.toml`).
+//!
+//! One process runs any number of sinks; each is a consumer-group member reading its topics and
+//! writing to one destination (Elasticsearch or InfluxDB). Processes with the same sink `group`
+//! share the partitions.
+
+use crate::error::ConfigError;
+use crate::units::{ByteSize, DurationMs};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+/// The whole sink configuration file.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SinkConfig {
+    /// Process-wide settings.
+    pub sink: SinkSettings,
+    /// Where records are read from.
+    pub source: SourceSettings,
+    /// Elasticsearch (or OpenSearch) sinks.
+    pub elasticsearch: Vec<ElasticsearchSink>,
+    /// InfluxDB sinks.
+    pub influxdb: Vec<InfluxDbSink>,
+}
+
+/// Process-wide settings.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SinkSettings {
+    /// Prometheus `/metrics` listener; none when absent.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// The broker the sinks consume from.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourceSettings {
+    /// Brokers to bootstrap from, `HOST:PORT[,HOST:PORT…]`.
+    pub bootstrap: String,
+    /// Where a group without committed offsets starts: `earliest` or `latest`.
+    pub start_at: StartFrom,
+    /// Further librdkafka consumer settings, by their librdkafka names.
+    pub librdkafka: BTreeMap<String, String>,
+}
+
+impl Default for SourceSettings {
+    fn default() -> Self {
+        SourceSettings {
+            bootstrap: "127.0.0.1:9092".into(),
+            start_at: StartFrom::Earliest,
+            librdkafka: BTreeMap::new(),
+        }
+    }
+}
+
+/// Start position of a group that has no committed offset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartFrom {
+    /// The oldest retained record (nothing already in the topic is skipped).
+    Earliest,
+    /// Only records produced from now on.
+    Latest,
+}
+
+/// What every sink has: its topics, group, batching, retries and dead-letter topic.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Common {
+    /// Name (metrics, logs); unique in the file.
+    pub name: String,
+    /// Topics to consume.
+    pub topics: Vec<String>,
+    /// Consumer group; processes with the same group share the partitions.
+    pub group: String,
+    /// A batch is written once it holds this many records…
+    #[serde(default = "default_batch_events")]
+    pub batch_max_events: usize,
+    /// …or this many encoded bytes…
+    #[serde(default = "default_batch_bytes")]
+    pub batch_max_bytes: ByteSize,
+    /// …or its first record waited this long.
+    #[serde(default = "default_batch_timeout")]
+    pub batch_timeout: DurationMs,
+    /// Compress request bodies with gzip.
+    #[serde(default)]
+    pub gzip: bool,
+    /// First wait before retrying a failed write; doubles (with jitter) up to `retry_max`.
+    #[serde(default = "default_retry_initial")]
+    pub retry_initial: DurationMs,
+    /// Longest wait between retries.
+    #[serde(default = "default_retry_max")]
+    pub retry_max: DurationMs,
+    /// Timeout of one request to the destination.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout: DurationMs,
+    /// Topic for records the destination refuses for good (with the error and origin in
+    /// headers); without one such records are logged and skipped.
+    #[serde(default)]
+    pub dead_letter_topic: Option<String>,
+}
+
+fn default_batch_events() -> usize {
+    5_000
+}
+fn default_batch_bytes() -> ByteSize {
+    ByteSize(5 << 20)
+}
+fn default_batch_timeout() -> DurationMs {
+    DurationMs(1_000)
+}
+fn default_retry_initial() -> DurationMs {
+    DurationMs(200)
+}
+fn default_retry_max() -> DurationMs {
+    DurationMs(30_000)
+}
+fn default_request_timeout() -> DurationMs {
+    DurationMs(30_000)
+}
+
+/// Bulk action for Elasticsearch documents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BulkAction {
+    /// Create or overwrite (a replay overwrites the same `_id`).
+    Index,
+    /// Create only; an existing `_id` (a replay) counts as done. Required for data streams.
+    Create,
+}
+
+/// An Elasticsearch or OpenSearch sink (`[[elasticsearch]]`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ElasticsearchSink {
+    /// Topics, group, batching, retries.
+    #[serde(flatten)]
+    pub common: Common,
+    /// Base URLs of the nodes, e.g. `http://10.0.0.5:9200`; requests rotate over them.
+    pub endpoints: Vec<String>,
+    /// Target index, with strftime fields taken from the record's `@timestamp`
+    /// (`logs-%Y.%m.%d`), or a data stream's name with `data_stream = true`.
+    #[serde(default = "default_index")]
+    pub index: String,
+    /// Write into a data stream (forces the `create` action).
+    #[serde(default)]
+    pub data_stream: bool,
+    /// Bulk action.
+    #[serde(default = "default_action")]
+    pub action: BulkAction,
+    /// Basic authentication user name.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Basic authentication password.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// API key (the base64 `id:key` credential sent as `Authorization: ApiKey …`).
+    #[serde(default)]
+    pub api_key: Option<String>,
+}
+
+fn default_index() -> String {
+    "logs-%Y.%m.%d".into()
+}
+fn default_action() -> BulkAction {
+    BulkAction::Index
+}
+
+/// InfluxDB write API version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InfluxApi {
+    /// `POST /write?db=…&rp=…&precision=…` (InfluxDB 1.x).
+    V1,
+    /// `POST /api/v2/write?org=…&bucket=…&precision=…` with a token (InfluxDB 2.x, 1.8+).
+    V2,
+}
+
+/// Timestamp precision of written points.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Nanoseconds.
+    Ns,
+    /// Microseconds.
+    Us,
+    /// Milliseconds (the agent's resolution).
+    Ms,
+    /// Seconds.
+    S,
+}
+
+impl Precision {
+    /// The query-string value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::Ns => "ns",
+            Precision::Us => "u",
+            Precision::Ms => "ms",
+            Precision::S => "s",
+        }
+    }
+}
+
+/// An InfluxDB sink (`[[influxdb]]`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InfluxDbSink {
+    /// Topics, group, batching, retries.
+    #[serde(flatten)]
+    pub common: Common,
+    /// Base URL, e.g. `http://127.0.0.1:8086`.
+    pub url: String,
+    /// Write API.
+    #[serde(default = "default_api")]
+    pub api: InfluxApi,
+    /// v1: database.
+    #[serde(default)]
+    pub database: Option<String>,
+    /// v1: retention policy (the database's default when absent).
+    #[serde(default)]
+    pub retention_policy: Option<String>,
+    /// v1: user name.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// v1: password.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// v2: organization.
+    #[serde(default)]
+    pub org: Option<String>,
+    /// v2: bucket.
+    #[serde(default)]
+    pub bucket: Option<String>,
+    /// v2: API token.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// Timestamp precision.
+    #[serde(default = "default_precision")]
+    pub precision: Precision,
+}
+
+fn default_api() -> InfluxApi {
+    InfluxApi::V1
+}
+fn default_precision() -> Precision {
+    Precision::Ms
+}
+
+impl SinkConfig {
+    /// Every problem in the configuration (empty when valid); `origin` names the file.
+    pub fn problems(&self, origin: &str) -> Vec<ConfigError> {
+        let mut problems = Vec::new();
+        let mut bad =
+            |key: String, problem: String, fix: &str| problems.push(ConfigError::invalid(origin, &key, problem, fix));
+        if self.source.bootstrap.trim().is_empty() {
+            bad("source.bootstrap".into(), "is empty".into(), "give the brokers, e.g. \"10.0.0.1:9092\"");
+        }
+        if self.elasticsearch.is_empty() && self.influxdb.is_empty() {
+            bad(
+                "elasticsearch / influxdb".into(),
+                "no sink is configured".into(),
+                "add an [[elasticsearch]] or [[influxdb]] table",
+            );
+        }
+        let mut names = std::collections::BTreeSet::new();
+        let commons = self
+            .elasticsearch
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (format!("elasticsearch[{i}]"), &s.common))
+            .chain(self.influxdb.iter().enumerate().map(|(i, s)| (format!("influxdb[{i}]"), &s.common)));
+        for (table, common) in commons {
+            let at = |key: &str| format!("{table}.{key}");
+            if common.name.is_empty() || !names.insert(common.name.clone()) {
+                bad(at("name"), format!("`{}` is empty or used twice", common.name), "give every sink its own name");
+            }
+            if common.topics.is_empty() || common.topics.iter().any(String::is_empty) {
+                bad(at("topics"), "lists no topic (or an empty name)".into(), "e.g. topics = [\"app-logs\"]");
+            }
+            if common.group.is_empty() {
+                bad(at("group"), "is empty".into(), "name the consumer group, e.g. \"millrace-es\"");
+            }
+            if common.batch_max_events == 0 {
+                bad(at("batch_max_events"), "must be positive".into(), "use e.g. 5000");
+            }
+            if common.batch_max_bytes.0 < 1024 {
+                bad(at("batch_max_bytes"), "is below 1 KiB".into(), "use e.g. \"5MiB\"");
+            }
+            if common.batch_timeout.0 == 0 || common.request_timeout.0 == 0 || common.retry_initial.0 == 0 {
+                bad(
+                    at("batch_timeout"),
+                    "batch_timeout, request_timeout and retry_initial must be positive".into(),
+                    "use e.g. \"1s\", \"30s\" and \"200ms\"",
+                );
+            }
+            if common.retry_max.0 < common.retry_initial.0 {
+                bad(at("retry_max"), "is below retry_initial".into(), "use e.g. \"30s\"");
+            }
+            if common.dead_letter_topic.as_ref().is_some_and(|t| t.is_empty() || common.topics.contains(t)) {
+                bad(
+                    at("dead_letter_topic"),
+                    "is empty or one of the sink's own topics".into(),
+                    "name a separate topic, e.g. \"dead-letters\"",
+                );
+            }
+        }
+        for (i, es) in self.elasticsearch.iter().enumerate() {
+            let at = |key: &str| format!("elasticsearch[{i}].{key}");
+            if es.endpoints.is_empty() {
+                bad(at("endpoints"), "lists no node".into(), "e.g. endpoints = [\"http://127.0.0.1:9200\"]");
+            }
+            if let Some(url) = es.endpoints.iter().find(|u| !u.starts_with("http://")) {
+                bad(at("endpoints"), format!("`{url}` is not an http:// URL"), "use plain HTTP (TLS is not supported)");
+            }
+            // Capitals are only allowed in strftime fields (`%Y`).
+            let literal: String = es
+                .index
+                .split('%')
+                .enumerate()
+                .map(|(n, part)| if n == 0 { part } else { part.get(1..).unwrap_or("") })
+                .collect();
+            if es.index.is_empty() || literal != literal.to_lowercase() {
+                bad(at("index"), format!("`{}` is empty or has capitals", es.index), "use e.g. \"logs-%Y.%m.%d\"");
+            }
+            if chrono::format::StrftimeItems::new(&es.index).any(|i| matches!(i, chrono::format::Item::Error)) {
+                bad(
+                    at("index"),
+                    format!("`{}` has an unknown % field", es.index),
+                    "use strftime fields such as %Y.%m.%d",
+                );
+            }
+            if es.data_stream && es.action != BulkAction::Create {
+                bad(at("action"), "data streams only accept `create`".into(), "set action = \"create\"");
+            }
+            if es.username.is_some() != es.password.is_some() {
+                bad(at("username"), "username and password go together".into(), "give both or neither");
+            }
+        }
+        for (i, influx) in self.influxdb.iter().enumerate() {
+            let at = |key: &str| format!("influxdb[{i}].{key}");
+            if !influx.url.starts_with("http://") {
+                bad(at("url"), format!("`{}` is not an http:// URL", influx.url), "e.g. \"http://127.0.0.1:8086\"");
+            }
+            match influx.api {
+                InfluxApi::V1 if influx.database.as_deref().is_none_or(str::is_empty) => {
+                    bad(at("database"), "is required with api = \"v1\"".into(), "e.g. database = \"metrics\"")
+                }
+                InfluxApi::V2 if influx.bucket.as_deref().is_none_or(str::is_empty) => {
+                    bad(at("bucket"), "is required with api = \"v2\"".into(), "e.g. bucket = \"metrics\"")
+                }
+                InfluxApi::V2 if influx.org.as_deref().is_none_or(str::is_empty) => {
+                    bad(at("org"), "is required with api = \"v2\"".into(), "e.g. org = \"ops\"")
+                }
+                _ => {}
+            }
+            if influx.username.is_some() != influx.password.is_some() {
+                bad(at("username"), "username and password go together".into(), "give both or neither");
+            }
+        }
+        problems
+    }
+}

@@ -1,0 +1,57 @@
+//! The dead-letter topic: records a destination refuses for good go there unchanged (same key
+//! and value) with headers telling why and where they came from, so nothing is dropped silently
+//! and an operator can inspect, fix and replay them.
+
+use crate::record::SourceRecord;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use std::time::Duration;
+
+/// Producer for one sink's dead-letter topic.
+pub struct DeadLetters {
+    producer: FutureProducer,
+    topic: String,
+    sink: String,
+}
+
+impl DeadLetters {
+    /// A producer with acks=all and idempotence: a dead letter is acknowledged before the offset
+    /// of its record is committed.
+    pub fn new(bootstrap: &str, topic: &str, sink: &str) -> Result<DeadLetters, KafkaError> {
+        let producer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("client.id", format!("millrace-sink-{sink}-dead-letters"))
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("message.timeout.ms", "30000")
+            .create()?;
+        Ok(DeadLetters { producer, topic: topic.to_string(), sink: sink.to_string() })
+    }
+
+    /// The topic's name.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Sends `record` with `error`; Ok once the broker acknowledged it.
+    pub async fn send(&self, record: &SourceRecord, error: &str) -> Result<(), KafkaError> {
+        let partition = record.partition.to_string();
+        let offset = record.offset.to_string();
+        let headers = OwnedHeaders::new()
+            .insert(Header { key: "millrace.error", value: Some(error) })
+            .insert(Header { key: "millrace.sink", value: Some(&self.sink) })
+            .insert(Header { key: "millrace.origin.topic", value: Some(&*record.topic) })
+            .insert(Header { key: "millrace.origin.partition", value: Some(&partition) })
+            .insert(Header { key: "millrace.origin.offset", value: Some(&offset) });
+        let mut message = FutureRecord::<[u8], [u8]>::to(&self.topic).payload(&record.payload).headers(headers);
+        if let Some(key) = &record.key {
+            message = message.key(key);
+        }
+        if let Some(ts) = record.timestamp_ms {
+            message = message.timestamp(ts);
+        }
+        self.producer.send(message, Duration::from_secs(30)).await.map(|_| ()).map_err(|(e, _)| e)
+    }
+}

@@ -1,0 +1,181 @@
+//! The `_bulk` API's two halves: encoding one record as an action line plus its source line, and
+//! reading the per-item results of a response.
+
+use crate::destination::Verdict;
+use crate::record::SourceRecord;
+use chrono::{DateTime, Utc};
+use millrace_config::sink::BulkAction;
+use serde_json::Value;
+
+/// The document `_id` of a record. A log line from a file is identified by where it came from
+/// (host, the file's device, inode and fingerprint, and the line's byte offset): the same line
+/// re-sent by an agent after a crash lands on another broker offset but gets the same id, so it
+/// overwrites itself. Anything else is identified by its broker position.
+pub fn document_id(doc: &Value, record: &SourceRecord) -> String {
+    let file = &doc["log"]["file"];
+    let parts = (
+        doc["host"]["name"].as_str(),
+        file["device"].as_u64(),
+        file["inode"].as_u64(),
+        file["fingerprint"].as_str(),
+        doc["log"]["offset"].as_u64(),
+    );
+    match parts {
+        (Some(host), Some(device), Some(inode), Some(fingerprint), Some(offset)) => {
+            format!("{host}:{device}:{inode}:{fingerprint}:{offset}")
+        }
+        _ => format!("{}:{}:{}", record.topic, record.partition, record.offset),
+    }
+}
+
+/// The time a record's index name is taken from: its `@timestamp`, else the broker timestamp,
+/// else now.
+fn event_time(doc: &Value, record: &SourceRecord) -> DateTime<Utc> {
+    doc["@timestamp"]
+        .as_str()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .or_else(|| record.timestamp_ms.and_then(DateTime::from_timestamp_millis))
+        .unwrap_or_else(Utc::now)
+}
+
+/// The index for a document: `template` with strftime fields filled from its time. The template
+/// was checked with the configuration, so formatting cannot fail.
+pub fn index_name(template: &str, doc: &Value, record: &SourceRecord) -> String {
+    if !template.contains('%') {
+        return template.to_string();
+    }
+    let mut name = String::with_capacity(template.len() + 8);
+    // A template that slipped through as invalid yields its literal text rather than a panic.
+    if std::fmt::write(&mut name, format_args!("{}", event_time(doc, record).format(template))).is_err() {
+        return template.replace('%', "");
+    }
+    name
+}
+
+/// Whether `template` only uses strftime fields chrono knows.
+pub fn template_is_valid(template: &str) -> bool {
+    chrono::format::StrftimeItems::new(template).all(|item| !matches!(item, chrono::format::Item::Error))
+}
+
+/// Encodes a record as `{"<action>":{"_index":…,"_id":…}}\n<source>\n`. A record that is not a
+/// JSON object cannot become a document.
+pub fn encode(record: &SourceRecord, template: &str, action: BulkAction) -> Result<Vec<u8>, String> {
+    let doc: Value = serde_json::from_slice(&record.payload)
+        .map_err(|e| format!("the record is not JSON ({e}); it cannot become a document"))?;
+    if !doc.is_object() {
+        return Err("the record is JSON but not an object; it cannot become a document".into());
+    }
+    let verb = match action {
+        BulkAction::Index => "index",
+        BulkAction::Create => "create",
+    };
+    let meta =
+        serde_json::json!({ verb: { "_index": index_name(template, &doc, record), "_id": document_id(&doc, record) } });
+    let mut out = Vec::with_capacity(record.payload.len() + 128);
+    // Serializing a Value cannot fail.
+    let _ = serde_json::to_writer(&mut out, &meta);
+    out.push(b'\n');
+    // The record is sent as it came (already compact JSON from the agent), minus any newline
+    // that would break the NDJSON framing.
+    if record.payload.contains(&b'\n') {
+        let _ = serde_json::to_writer(&mut out, &doc);
+    } else {
+        out.extend_from_slice(&record.payload);
+    }
+    out.push(b'\n');
+    Ok(out)
+}
+
+/// Reads a `_bulk` response body: one verdict per item, in order.
+pub fn verdicts(body: &[u8], expected: usize, action: BulkAction) -> Result<Vec<Verdict>, String> {
+    let response: Value = serde_json::from_slice(body).map_err(|e| format!("unreadable bulk response: {e}"))?;
+    let items = response["items"].as_array().ok_or("bulk response without items")?;
+    if items.len() != expected {
+        return Err(format!("bulk response has {} items for {expected} documents", items.len()));
+    }
+    if response["errors"] == Value::Bool(false) {
+        return Ok(vec![Verdict::Accepted; expected]);
+    }
+    Ok(items
+        .iter()
+        .map(|item| {
+            // Each item is `{"<action>": {...}}`.
+            let result = item.as_object().and_then(|o| o.values().next()).unwrap_or(&Value::Null);
+            let status = result["status"].as_u64().unwrap_or(0);
+            let error = &result["error"];
+            let describe = || {
+                format!(
+                    "{status} {}: {}",
+                    error["type"].as_str().unwrap_or("error"),
+                    error["reason"].as_str().unwrap_or("no reason given")
+                )
+            };
+            match status {
+                200..=299 => Verdict::Accepted,
+                // `create` of an id that exists: this very document was written before (ids are
+                // deterministic), so the replay is done.
+                409 if action == BulkAction::Create => Verdict::Accepted,
+                429 | 500..=599 => Verdict::Retry(describe()),
+                _ => Verdict::Reject(describe()),
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn record(payload: &str) -> SourceRecord {
+        SourceRecord {
+            topic: "app-logs".into(),
+            partition: 2,
+            offset: 17,
+            key: None,
+            payload: payload.as_bytes().to_vec(),
+            timestamp_ms: Some(1_795_431_600_000),
+        }
+    }
+
+    const LINE: &str = r#"{"@timestamp":"2026-11-23T11:00:00.123Z","host":{"name":"web-1"},"log":{"file":{"device":2049,"fingerprint":"0a0b0c0d","inode":77,"path":"/var/log/a.log"},"offset":4096},"message":"GET /"}"#;
+
+    #[test]
+    fn file_lines_are_identified_by_their_origin_others_by_broker_position() {
+        let body = String::from_utf8(encode(&record(LINE), "logs-%Y.%m.%d", BulkAction::Index).unwrap()).unwrap();
+        let mut lines = body.lines();
+        let meta: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+        assert_eq!(meta["index"]["_index"], "logs-2026.11.23");
+        assert_eq!(meta["index"]["_id"], "web-1:2049:77:0a0b0c0d:4096");
+        assert_eq!(lines.next(), Some(LINE));
+        assert!(body.ends_with('\n'));
+        let other = encode(&record(r#"{"message":"no time"}"#), "syslog-%Y", BulkAction::Create).unwrap();
+        let meta: Value = serde_json::from_slice(other.split(|b| *b == b'\n').next().unwrap()).unwrap();
+        assert_eq!(meta["create"]["_id"], "app-logs:2:17");
+        assert_eq!(meta["create"]["_index"], "syslog-2026", "falls back to the broker timestamp");
+        assert!(encode(&record("not json"), "x", BulkAction::Index).is_err());
+        assert!(encode(&record("[1,2]"), "x", BulkAction::Index).is_err());
+        assert!(template_is_valid("logs-%Y.%m.%d") && !template_is_valid("logs-%Q"));
+    }
+
+    #[test]
+    fn per_item_results_become_verdicts() {
+        let body = br#"{"took":3,"errors":true,"items":[
+            {"create":{"status":201}},
+            {"create":{"status":409,"error":{"type":"version_conflict_engine_exception","reason":"exists"}}},
+            {"create":{"status":429,"error":{"type":"es_rejected_execution_exception","reason":"queue full"}}},
+            {"create":{"status":400,"error":{"type":"mapper_parsing_exception","reason":"failed to parse field [a]"}}},
+            {"create":{"status":503,"error":{"type":"unavailable_shards_exception","reason":"primary shard is not active"}}}]}"#;
+        let v = verdicts(body, 5, BulkAction::Create).unwrap();
+        assert_eq!(v[0], Verdict::Accepted);
+        assert_eq!(v[1], Verdict::Accepted, "409 on create is a replay");
+        assert!(matches!(&v[2], Verdict::Retry(r) if r.contains("429")));
+        assert!(matches!(&v[3], Verdict::Reject(r) if r.contains("mapper_parsing_exception")));
+        assert!(matches!(&v[4], Verdict::Retry(_)));
+        let v = verdicts(body, 5, BulkAction::Index).unwrap();
+        assert!(matches!(&v[1], Verdict::Reject(_)), "409 on index is a real conflict");
+        assert!(verdicts(body, 4, BulkAction::Index).is_err(), "item count mismatch");
+        assert_eq!(verdicts(br#"{"errors":false,"items":[{},{}]}"#, 2, BulkAction::Index).unwrap().len(), 2);
+    }
+}

@@ -1,0 +1,458 @@
+//! One sink: a consumer-group member that reads its topics, batches and encodes records on a
+//! consumer thread, and writes batches to its destination on the async side — one batch in
+//! flight while the next fills.
+//!
+//! Delivery rules:
+//! - A batch's offsets are committed only after every record in it was accepted by the
+//!   destination or acknowledged by the dead-letter topic; until then it is retried (backoff with
+//!   jitter, `Retry-After` honoured), so a destination that is down stalls the sink and its lag
+//!   grows, and nothing is dropped.
+//! - On a rebalance, the partitions being revoked are dropped from the batch being filled (their
+//!   records are read again by the new owner from the last commit), and the revocation waits,
+//!   bounded, for the batch in flight to be written and committed.
+//! - SIGTERM: consuming stops, what was read is written and committed (for up to
+//!   [`DRAIN_TIMEOUT`]), and the consumer leaves its group.
+
+use crate::dead_letter::DeadLetters;
+use crate::destination::{Destination, Verdict};
+use crate::metrics::SinkMetrics;
+use crate::record::SourceRecord;
+use crate::retry::Backoff;
+use crate::SinkError;
+use millrace_config::sink::{Common, SourceSettings, StartFrom};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// How long a stopping sink keeps writing what it has read.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a revocation waits for the batch in flight.
+const REVOKE_WAIT: Duration = Duration::from_secs(15);
+/// How often librdkafka reports statistics (the lag gauges come from them).
+const STATISTICS_INTERVAL_MS: &str = "2000";
+
+/// A record and what became of encoding it.
+struct Item {
+    record: SourceRecord,
+    encoded: Result<Vec<u8>, String>,
+}
+
+/// Records read together, written together, committed together.
+#[derive(Default)]
+struct Batch {
+    items: Vec<Item>,
+    bytes: usize,
+    started: Option<Instant>,
+}
+
+impl Batch {
+    /// The offsets to commit once the batch is done: per partition, one past its last record.
+    fn commit_offsets(&self) -> BTreeMap<(Arc<str>, i32), i64> {
+        let mut next = BTreeMap::new();
+        for item in &self.items {
+            let entry = next.entry((item.record.topic.clone(), item.record.partition)).or_insert(0);
+            *entry = (*entry).max(item.record.offset + 1);
+        }
+        next
+    }
+}
+
+/// State shared by the consumer thread, its rebalance callbacks and the writer.
+struct Shared {
+    sink: String,
+    /// Partitions revoked since the consumer thread last looked.
+    revoked: Mutex<Vec<(String, i32)>>,
+    /// Whether the writer has a batch it has not finished (true while writing or committing).
+    busy: Mutex<bool>,
+    idle: Condvar,
+    metrics: Arc<SinkMetrics>,
+}
+
+impl Shared {
+    fn set_busy(&self, busy: bool) {
+        *self.busy.lock().unwrap_or_else(|p| p.into_inner()) = busy;
+        if !busy {
+            self.idle.notify_all();
+        }
+    }
+
+    /// Waits up to `timeout` for the writer to finish its batch; false if it did not.
+    fn wait_idle(&self, timeout: Duration) -> bool {
+        let guard = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        let (guard, _) = self.idle.wait_timeout_while(guard, timeout, |busy| *busy).unwrap_or_else(|p| p.into_inner());
+        !*guard
+    }
+}
+
+/// Rebalance handling: see the module documentation.
+struct SinkContext {
+    shared: Arc<Shared>,
+}
+
+impl ClientContext for SinkContext {
+    /// Consumer lag per partition from librdkafka's statistics: its high watermark minus the
+    /// committed offset.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for (topic, stats) in &statistics.topics {
+            for (partition, p) in &stats.partitions {
+                if *partition < 0 || p.consumer_lag < 0 {
+                    continue; // the internal "unassigned" partition, or nothing known yet
+                }
+                self.shared
+                    .metrics
+                    .lag
+                    .with_label_values(&[self.shared.sink.as_str(), topic, &partition.to_string()])
+                    .set(p.consumer_lag);
+            }
+        }
+    }
+}
+
+impl ConsumerContext for SinkContext {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(partitions) = rebalance {
+            let revoked: Vec<(String, i32)> =
+                partitions.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+            tracing::info!(sink = %self.shared.sink, partitions = revoked.len(), "partitions revoked; finishing the batch in flight");
+            self.shared.revoked.lock().unwrap_or_else(|p| p.into_inner()).extend(revoked);
+            if !self.shared.wait_idle(REVOKE_WAIT) {
+                tracing::warn!(sink = %self.shared.sink, "the batch in flight is still not written; its records will be read again by the partitions' next owner");
+            }
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(partitions) = rebalance {
+            let assigned: Vec<String> =
+                partitions.elements().iter().map(|e| format!("{}/{}", e.topic(), e.partition())).collect();
+            tracing::info!(sink = %self.shared.sink, partitions = ?assigned, "partitions assigned");
+        }
+    }
+}
+
+type SinkConsumer = BaseConsumer<SinkContext>;
+
+/// Everything one sink needs to run.
+pub struct SinkSpec<D> {
+    /// Topics, group, batching and retry settings.
+    pub common: Common,
+    /// Where records are read from.
+    pub source: SourceSettings,
+    /// Where records are written.
+    pub destination: D,
+}
+
+/// Runs a sink until `shutdown` turns true, then drains.
+pub async fn run<D: Destination>(
+    spec: SinkSpec<D>,
+    metrics: Arc<SinkMetrics>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), SinkError> {
+    let SinkSpec { common, source, destination } = spec;
+    let name = common.name.clone();
+    let shared = Arc::new(Shared {
+        sink: name.clone(),
+        revoked: Mutex::default(),
+        busy: Mutex::new(false),
+        idle: Condvar::new(),
+        metrics: metrics.clone(),
+    });
+    let consumer = Arc::new(create_consumer(&common, &source, shared.clone())?);
+    let topics: Vec<&str> = common.topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topics).map_err(|e| SinkError::Kafka {
+        sink: name.clone(),
+        context: "subscribing",
+        source: e,
+    })?;
+    let dead_letters = match &common.dead_letter_topic {
+        Some(topic) => Some(DeadLetters::new(&source.bootstrap, topic, &name).map_err(|e| SinkError::Kafka {
+            sink: name.clone(),
+            context: "creating the dead-letter producer",
+            source: e,
+        })?),
+        None => None,
+    };
+    let destination = Arc::new(destination);
+    tracing::info!(sink = %name, kind = destination.kind(), topics = ?common.topics, group = %common.group, "sink running");
+
+    let (batches_tx, mut batches) = tokio::sync::mpsc::channel::<Batch>(1);
+    let stop_reading = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (consumer, destination, shared, stop) =
+            (consumer.clone(), destination.clone(), shared.clone(), stop_reading.clone());
+        let common = common.clone();
+        std::thread::Builder::new()
+            .name(format!("sink-{name}"))
+            .spawn(move || read_loop(&consumer, &*destination, &common, &shared, &stop, batches_tx))
+            .map_err(|e| SinkError::Io { context: format!("starting the consumer thread of sink {name}"), source: e })?
+    };
+
+    // Writing stops for good DRAIN_TIMEOUT after the shutdown request.
+    let (abandon_tx, abandon) = watch::channel(false);
+    let writer = Writer {
+        name: name.clone(),
+        destination,
+        dead_letters,
+        metrics,
+        backoff: (common.retry_initial.as_duration(), common.retry_max.as_duration()),
+        abandon,
+    };
+    let mut draining = false;
+    loop {
+        tokio::select! {
+            batch = batches.recv() => match batch {
+                Some(batch) => {
+                    shared.set_busy(true);
+                    if let Some(offsets) = writer.deliver(batch).await {
+                        commit(&consumer, &shared, offsets).await;
+                    }
+                    shared.set_busy(false);
+                }
+                None => break,
+            },
+            _ = shutdown.changed(), if !draining => {
+                draining = true;
+                tracing::info!(sink = %name, "stopping: writing what was read, then leaving the group");
+                stop_reading.store(true, Ordering::Relaxed);
+                let abandon_tx = abandon_tx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(DRAIN_TIMEOUT).await;
+                    let _ = abandon_tx.send(true);
+                });
+            }
+        }
+    }
+    let _ = tokio::task::spawn_blocking(move || reader.join()).await;
+    // Closing the consumer leaves the group, so the partitions move on at once.
+    tokio::task::spawn_blocking(move || {
+        consumer.unsubscribe();
+        drop(consumer);
+    })
+    .await
+    .ok();
+    tracing::info!(sink = %name, "sink stopped");
+    Ok(())
+}
+
+fn create_consumer(common: &Common, source: &SourceSettings, shared: Arc<Shared>) -> Result<SinkConsumer, SinkError> {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &source.bootstrap)
+        .set("group.id", &common.group)
+        .set("client.id", format!("millrace-sink-{}", common.name))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set(
+            "auto.offset.reset",
+            match source.start_at {
+                StartFrom::Earliest => "earliest",
+                StartFrom::Latest => "latest",
+            },
+        )
+        .set("session.timeout.ms", "10000")
+        .set("statistics.interval.ms", STATISTICS_INTERVAL_MS)
+        .set("heartbeat.interval.ms", "1000");
+    for (key, value) in &source.librdkafka {
+        config.set(key, value);
+    }
+    config.create_with_context(SinkContext { shared }).map_err(|e| SinkError::Kafka {
+        sink: common.name.clone(),
+        context: "creating the consumer",
+        source: e,
+    })
+}
+
+/// The consumer thread: polls, encodes, cuts batches by count, bytes and time, and hands them to
+/// the writer (waiting while one is already queued: backpressure).
+fn read_loop<D: Destination>(
+    consumer: &SinkConsumer,
+    destination: &D,
+    common: &Common,
+    shared: &Shared,
+    stop: &AtomicBool,
+    batches: tokio::sync::mpsc::Sender<Batch>,
+) {
+    let max_wait = common.batch_timeout.as_duration();
+    let mut batch = Batch::default();
+    let mut warned_at: Option<Instant> = None;
+    while !stop.load(Ordering::Relaxed) {
+        let wait = batch.started.map_or(Duration::from_millis(100), |s| max_wait.saturating_sub(s.elapsed()));
+        match consumer.poll(wait.min(Duration::from_millis(100))) {
+            Some(Ok(message)) => {
+                let record = SourceRecord {
+                    topic: Arc::from(message.topic()),
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    key: message.key().map(<[u8]>::to_vec),
+                    payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                    timestamp_ms: message.timestamp().to_millis(),
+                };
+                let encoded = destination.encode(&record);
+                batch.bytes += encoded.as_ref().map_or(0, Vec::len);
+                batch.started.get_or_insert_with(Instant::now);
+                batch.items.push(Item { record, encoded });
+            }
+            // Broker errors are transient here (librdkafka reconnects); say so now and then.
+            Some(Err(e)) if warned_at.is_none_or(|at| at.elapsed() > Duration::from_secs(10)) => {
+                tracing::warn!(sink = %common.name, error = %e, "consumer error");
+                warned_at = Some(Instant::now());
+            }
+            Some(Err(_)) => {}
+            None => {}
+        }
+        let revoked = std::mem::take(&mut *shared.revoked.lock().unwrap_or_else(|p| p.into_inner()));
+        if !revoked.is_empty() {
+            let revoked: BTreeSet<(String, i32)> = revoked.into_iter().collect();
+            batch.items.retain(|i| !revoked.contains(&(i.record.topic.to_string(), i.record.partition)));
+            batch.bytes = batch.items.iter().map(|i| i.encoded.as_ref().map_or(0, Vec::len)).sum();
+            if batch.items.is_empty() {
+                batch.started = None;
+            }
+        }
+        let due = batch.items.len() >= common.batch_max_events
+            || batch.bytes as u64 >= common.batch_max_bytes.0
+            || batch.started.is_some_and(|s| s.elapsed() >= max_wait);
+        if due && batches.blocking_send(std::mem::take(&mut batch)).is_err() {
+            return;
+        }
+    }
+    if !batch.items.is_empty() {
+        let _ = batches.blocking_send(batch);
+    }
+}
+
+/// Commits `offsets` (synchronously, off the async threads). A failed commit is logged: the
+/// records are read again and written again, which the destinations absorb (same ids, same points).
+async fn commit(consumer: &Arc<SinkConsumer>, shared: &Arc<Shared>, offsets: BTreeMap<(Arc<str>, i32), i64>) {
+    let mut list = TopicPartitionList::new();
+    for ((topic, partition), next) in &offsets {
+        if list.add_partition_offset(topic, *partition, Offset::Offset(*next)).is_err() {
+            return;
+        }
+    }
+    let (consumer, shared) = (consumer.clone(), shared.clone());
+    let _ = tokio::task::spawn_blocking(move || match consumer.commit(&list, CommitMode::Sync) {
+        Ok(()) => tracing::debug!(sink = %shared.sink, partitions = offsets.len(), "offsets committed"),
+        Err(e) => tracing::warn!(sink = %shared.sink, error = %e, "committing offsets failed; the records will be read and written again"),
+    })
+    .await;
+}
+
+/// The async half: writes a batch until every record is accepted or dead-lettered.
+struct Writer<D> {
+    name: String,
+    destination: Arc<D>,
+    dead_letters: Option<DeadLetters>,
+    metrics: Arc<SinkMetrics>,
+    backoff: (Duration, Duration),
+    abandon: watch::Receiver<bool>,
+}
+
+impl<D: Destination> Writer<D> {
+    /// Sleeps `wait`; false if the drain deadline passed meanwhile.
+    async fn pause(&self, wait: Duration) -> bool {
+        let mut abandon = self.abandon.clone();
+        if *abandon.borrow() {
+            return false;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => true,
+            _ = abandon.wait_for(|a| *a) => false,
+        }
+    }
+
+    /// Writes `batch`; returns the offsets to commit, or None when it was abandoned at shutdown
+    /// (nothing of it is committed, so all of it is read again).
+    async fn deliver(&self, batch: Batch) -> Option<BTreeMap<(Arc<str>, i32), i64>> {
+        let started = Instant::now();
+        let sink = self.name.as_str();
+        let offsets = batch.commit_offsets();
+        self.metrics.batch_records.with_label_values(&[sink]).observe(batch.items.len() as f64);
+        let mut rejected: Vec<(usize, String)> = Vec::new();
+        let mut pending: Vec<usize> = Vec::new();
+        for (i, item) in batch.items.iter().enumerate() {
+            match &item.encoded {
+                Ok(_) => pending.push(i),
+                Err(e) => rejected.push((i, e.clone())),
+            }
+        }
+        let mut backoff = Backoff::new(self.backoff.0, self.backoff.1);
+        while !pending.is_empty() {
+            let bodies: Vec<&[u8]> = pending.iter().filter_map(|&i| batch.items[i].encoded.as_deref().ok()).collect();
+            match self.destination.write(&bodies).await {
+                Ok(verdicts) => {
+                    let mut retry = Vec::new();
+                    let mut accepted = 0u64;
+                    let mut reason = None;
+                    for (&i, verdict) in pending.iter().zip(verdicts) {
+                        match verdict {
+                            Verdict::Accepted => accepted += 1,
+                            Verdict::Retry(why) => {
+                                retry.push(i);
+                                reason.get_or_insert(why);
+                            }
+                            Verdict::Reject(why) => rejected.push((i, why)),
+                        }
+                    }
+                    self.metrics.forwarded.with_label_values(&[sink]).inc_by(accepted);
+                    pending = retry;
+                    if let Some(reason) = reason {
+                        self.metrics.retried.with_label_values(&[sink]).inc_by(pending.len() as u64);
+                        let wait = backoff.next_wait();
+                        tracing::warn!(sink, records = pending.len(), %reason, ?wait, "records refused for now; retrying them");
+                        if !self.pause(wait).await {
+                            return None;
+                        }
+                    }
+                }
+                Err(failure) => {
+                    self.metrics.write_failures.with_label_values(&[sink]).inc();
+                    let wait = failure.retry_after.unwrap_or_else(|| backoff.next_wait());
+                    tracing::warn!(sink, records = pending.len(), reason = %failure.reason, attempt = backoff.attempts(), ?wait, "write failed; retrying");
+                    if !self.pause(wait).await {
+                        return None;
+                    }
+                }
+            }
+        }
+        for (i, error) in rejected {
+            if !self.dead_letter(&batch.items[i].record, &error).await {
+                return None;
+            }
+        }
+        self.metrics.batch_seconds.with_label_values(&[sink]).observe(started.elapsed().as_secs_f64());
+        Some(offsets)
+    }
+
+    /// Sends one refused record to the dead-letter topic, retrying until the broker takes it;
+    /// false if the drain deadline passed first.
+    async fn dead_letter(&self, record: &SourceRecord, error: &str) -> bool {
+        let sink = self.name.as_str();
+        self.metrics.dead_lettered.with_label_values(&[sink]).inc();
+        let Some(dead_letters) = &self.dead_letters else {
+            tracing::error!(sink, origin = %record.origin(), %error, "record refused for good and no dead_letter_topic is configured; skipped");
+            return true;
+        };
+        let mut backoff = Backoff::new(self.backoff.0, self.backoff.1);
+        loop {
+            match dead_letters.send(record, error).await {
+                Ok(()) => {
+                    tracing::warn!(sink, origin = %record.origin(), %error, topic = dead_letters.topic(), "record refused for good; sent to the dead-letter topic");
+                    return true;
+                }
+                Err(e) => {
+                    let wait = backoff.next_wait();
+                    tracing::warn!(sink, error = %e, ?wait, "writing to the dead-letter topic failed; retrying");
+                    if !self.pause(wait).await {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+}
