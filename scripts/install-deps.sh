@@ -3,8 +3,10 @@
 #   build: cmake and a C toolchain (librdkafka is compiled statically by rdkafka's cmake-build
 #          feature) and the libcurl headers (librdkafka 2.12's rdkafka_conf.c includes curl.h even
 #          when built without curl; nothing links against libcurl);
-#   tests (with --tests): kcat, iproute2 (network namespaces for the partition tests), and the
-#          Python Kafka clients from tests/python/requirements.txt.
+#   tests (with --tests): kcat, iproute2 (network namespaces for the partition tests), influxdb
+#          (only for /usr/bin/influxd: tests/src/influx.rs runs private influxd processes on free
+#          ports; the packaged service is neither started nor enabled, see below), and the Python
+#          Kafka clients from tests/python/requirements.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,18 +17,35 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 packages=(cmake build-essential pkg-config libcurl4-openssl-dev)
-[ "$want_tests" = 1 ] && packages+=(kcat iproute2)
+[ "$want_tests" = 1 ] && packages+=(kcat iproute2 influxdb)
 missing=()
 for p in "${packages[@]}"; do
-  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  # Not `dpkg -s`: it also succeeds for a removed package whose conffiles remain (influxdb has some).
+  [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" = installed ] || missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
+  # influxdb's postinst starts its service and fails the whole install when that fails
+  # (`invoke-rc.d influxdb start || exit 1`: e.g. without systemd but with a known runlevel, its
+  # init script's `ulimit -n 65536` fails where the hard limit is lower, as in containers). Deny
+  # service starts during the install with a temporary policy-rc.d (honoured by invoke-rc.d and
+  # deb-systemd-invoke, as in Docker images), unless the machine has its own.
+  if [[ " ${missing[*]} " == *" influxdb "* ]] && [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+    trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  if [[ " ${missing[*]} " == *" influxdb "* ]]; then
+    # Nothing uses the packaged service (Debian's config listens on :8086 without auth): keep it
+    # from starting at boot (sysvinit links and the systemd unit alike).
+    $SUDO update-rc.d influxdb disable >/dev/null 2>&1 || true
+  fi
 fi
 
 if [ "$want_tests" = 1 ]; then
+  command -v influxd >/dev/null || { echo "influxd is missing after installing influxdb" >&2; exit 1; }
   python3 -m pip install -q --disable-pip-version-check -r tests/python/requirements.txt 2>&1 \
     | grep -v "Running pip as the 'root' user" || true
   python3 -c "import confluent_kafka, kafka" \

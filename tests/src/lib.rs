@@ -3,6 +3,9 @@
 //! with bounded timeouts that fail with a clear message.
 
 pub mod cluster;
+pub mod component;
+pub mod es;
+pub mod influx;
 pub mod jepsen;
 pub mod netns;
 
@@ -419,6 +422,20 @@ fn read_all(mut reader: impl Read) -> Vec<u8> {
     let mut buf = Vec::new();
     let _ = reader.read_to_end(&mut buf);
     buf
+}
+
+/// Every record of `topic` as (headers as kcat prints them, `key=value,…`; value), read with kcat.
+pub fn read_with_headers(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let out = run(
+        "kcat",
+        &["-C", "-b", bootstrap, "-t", topic, "-e", "-q", "-f", "%h\t%s\n"],
+        None,
+        Duration::from_secs(30),
+    )?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('\t').map(|(h, v)| (h.to_string(), v.to_string())))
+        .collect())
 }
 
 /// Runs `millrace ARGS…` and returns stdout.

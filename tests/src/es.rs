@@ -1,0 +1,163 @@
+//! Harness for `tests/python/es_test_server.py`, a test double of Elasticsearch 8's `_bulk` API.
+//!
+//! No real Elasticsearch can be installed where these tests run, so sink tests talk to this
+//! server instead. It follows the documented `_bulk` contract (NDJSON bodies, gzip, per-item
+//! results and errors in request order, version conflicts, dynamic-mapping conflicts, data
+//! streams, whole-request 400/401/406/413/429/503 answers) and adds, under `/_test/`, fault
+//! injection (`configure`) and inspection of what was stored (`docs`, `stats`). The module
+//! docstring of the Python script lists its options and its known deviations from Elasticsearch.
+
+use crate::{connect_timeout, python_bin, python_script, wait_until, LoggedProcess};
+use anyhow::{bail, Context};
+use serde_json::Value;
+use std::process::Command;
+use std::time::Duration;
+
+/// A running `es_test_server.py` on a free port; killed when dropped.
+pub struct EsTestServer {
+    process: LoggedProcess,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl EsTestServer {
+    /// Starts the server with `extra_args` (e.g. `["--basic", "elastic:changeme"]`,
+    /// `["--reject-every", "3"]`) and waits (bounded) until it has written its port file.
+    pub fn start(extra_args: &[&str]) -> anyhow::Result<EsTestServer> {
+        let dir = tempfile::Builder::new().prefix("millrace-es-").tempdir()?;
+        let port_file = dir.path().join("port");
+        let mut process = LoggedProcess::new(dir.path().join("es_test_server.log"));
+        let mut command = Command::new(python_bin());
+        command
+            .arg(python_script("es_test_server.py"))
+            .args(["--port", "0", "--port-file"])
+            .arg(&port_file)
+            .args(extra_args);
+        process.spawn(command)?;
+        // The server writes the port file with a rename once it listens, so a file that exists is
+        // complete; parsing still guards against anything unexpected in it.
+        let mut port = None;
+        let mut exit = None;
+        let waited =
+            wait_until("the Elasticsearch test server to write its port file", Duration::from_secs(20), || {
+                port = std::fs::read_to_string(&port_file).ok().and_then(|text| text.trim().parse::<u16>().ok());
+                if port.is_some() {
+                    return true;
+                }
+                exit = process.exited();
+                exit.is_some()
+            });
+        if let Some(status) = exit {
+            bail!("es_test_server.py exited with {status} before listening; log:\n{}", process.log());
+        }
+        waited.with_context(|| format!("es_test_server.py log:\n{}", process.log()))?;
+        let port = port.context("the port file vanished")?;
+        Ok(EsTestServer { process, port, _dir: dir })
+    }
+
+    /// `http://127.0.0.1:PORT`, the Elasticsearch URL to give a sink.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The listening port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stored documents in order of first write, each `{"index", "data_stream", "id", "version",
+    /// "seq_no", "source"}`; `index` may be a name, data stream, comma list or wildcard pattern.
+    pub fn docs(&self, index: Option<&str>) -> anyhow::Result<Vec<Value>> {
+        let path = match index {
+            Some(index) => format!("/_test/docs?index={}", percent_encode(index)),
+            None => "/_test/docs".to_string(),
+        };
+        let body = self.expect_ok("GET", &path, b"")?;
+        match body.get("docs") {
+            Some(Value::Array(docs)) => Ok(docs.clone()),
+            _ => bail!("GET {path}: no docs array in {body}"),
+        }
+    }
+
+    /// The server's counters: `bulk_requests`, `items`, `items_by_status`, `rejected_requests_429`,
+    /// `rejected_items_429`, `down_503`, `too_large_413`, `unauthorized_401`, `gzip_requests`,
+    /// `max_items_in_a_request`, `bytes_received`, `bytes_decompressed`, `requests`.
+    pub fn stats(&self) -> anyhow::Result<Value> {
+        self.expect_ok("GET", "/_test/stats", b"")
+    }
+
+    /// Changes fault injection at run time, e.g. `{"reject_every": 3}`, `{"down": true}`,
+    /// `{"item_429_every": 2, "latency_ms": 50}`, `{"max_body_bytes": 1000}`, `{"strict_types": true}`,
+    /// `{"legacy_parsing_errors": true}` (mapping failures named `mapper_parsing_exception`, as before
+    /// Elasticsearch 8.8, instead of `document_parsing_exception`).
+    pub fn configure(&self, json: &str) -> anyhow::Result<()> {
+        self.expect_ok("POST", "/_test/config", json.as_bytes()).map(drop)
+    }
+
+    /// Forgets documents, indices, mappings, data streams and counters (settings stay).
+    pub fn reset(&self) -> anyhow::Result<()> {
+        self.expect_ok("POST", "/_test/reset", b"").map(drop)
+    }
+
+    /// POSTs an NDJSON body to `/_bulk` and returns the parsed 200 response.
+    pub fn bulk(&self, ndjson: &str) -> anyhow::Result<Value> {
+        self.expect_ok("POST", "/_bulk", ndjson.as_bytes())
+    }
+
+    /// One HTTP/1.1 request with a JSON/NDJSON body (`Content-Type: application/x-ndjson`);
+    /// returns the status and the body, whatever the status.
+    pub fn request(&self, method: &str, path: &str, body: &[u8]) -> anyhow::Result<(u16, String)> {
+        use std::io::{Read, Write};
+        let mut stream = connect_timeout(&format!("127.0.0.1:{}", self.port), Duration::from_secs(5))?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        stream.set_write_timeout(Some(Duration::from_secs(30)))?;
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
+             Content-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes())?;
+        stream.write_all(body)?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).with_context(|| format!("reading the answer to {method} {path}"))?;
+        let text = String::from_utf8_lossy(&response);
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse::<u16>().ok())
+            .with_context(|| format!("{method} {path}: no HTTP status in {head:?}"))?;
+        Ok((status, body.to_string()))
+    }
+
+    /// The server's log: one line per request.
+    pub fn log(&self) -> String {
+        self.process.log()
+    }
+
+    fn expect_ok(&self, method: &str, path: &str, body: &[u8]) -> anyhow::Result<Value> {
+        let (status, text) = self.request(method, path, body)?;
+        if status != 200 {
+            bail!("{method} {path} answered {status}: {text}");
+        }
+        serde_json::from_str(&text).with_context(|| format!("{method} {path}: answer is not JSON: {text}"))
+    }
+}
+
+impl Drop for EsTestServer {
+    fn drop(&mut self) {
+        self.process.kill9();
+    }
+}
+
+/// Percent-encodes everything but unreserved characters and the `,`/`*` of index expressions.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b',' | b'*' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
