@@ -55,6 +55,9 @@ pub enum AgentError {
     /// The metrics listener could not be bound or registered.
     #[error("metrics endpoint: {0}")]
     Metrics(String),
+    /// The producer can send nothing more; restarting resends from the checkpoints.
+    #[error("the broker producer hit a fatal error; restart the agent (it resumes from its checkpoints)")]
+    FatalOutput,
     /// Creating the data directory failed.
     #[error("creating the data directory {path}: {source}")]
     DataDir {
@@ -234,10 +237,17 @@ pub async fn run(
     let mut quiet_check = tokio::time::interval(QUIET_CHECK);
     let mut handed_over = 0u64;
     let mut since_trim = 0u64;
+    let mut fatal = false;
     loop {
         tokio::select! {
             _ = tick.tick() => save(),
             _ = quiet_check.tick() => {
+                if output.stats.fatal.load(Ordering::Acquire) {
+                    // Nothing more can be acknowledged, so no checkpoint moves: stop, and let the
+                    // supervisor's restart send the rest again.
+                    fatal = true;
+                    break;
+                }
                 // Give a burst's memory back once nothing moved for a whole interval.
                 let now = output.stats.delivered.load(Ordering::Relaxed);
                 let quiet = now == handed_over && output.in_flight() == 0 && tx.queued_bytes() == 0;
@@ -301,6 +311,9 @@ pub async fn run(
     .ok();
     save();
     tracing::info!("agent stopped; checkpoints written");
+    if fatal {
+        return Err(AgentError::FatalOutput);
+    }
     Ok(())
 }
 

@@ -37,13 +37,25 @@ pub struct OutputStats {
     pub delivered_bytes: AtomicU64,
     /// Records the broker refused for good (e.g. too large); logged.
     pub failed: AtomicU64,
+    /// librdkafka reported a fatal error (e.g. an idempotent producer's sequence broken): the
+    /// producer accepts nothing more and the agent must restart.
+    pub fatal: std::sync::atomic::AtomicBool,
 }
 
 struct Context {
     stats: Arc<OutputStats>,
 }
 
-impl ClientContext for Context {}
+impl ClientContext for Context {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) {
+            tracing::error!(%error, reason, "the producer hit a fatal error");
+            self.stats.fatal.store(true, Ordering::Release);
+        } else {
+            tracing::warn!(%error, reason, "producer error");
+        }
+    }
+}
 
 impl ProducerContext for Context {
     type DeliveryOpaque = Box<Option<Ack>>;

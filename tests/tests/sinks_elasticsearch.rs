@@ -243,3 +243,70 @@ fn workers_of_one_group_share_partitions_and_a_third_takes_its_share() -> anyhow
     }
     Ok(())
 }
+
+#[test]
+fn data_stream_with_api_key_absorbs_throttling_and_replays() -> anyhow::Result<()> {
+    let broker = BrokerProcess::start("")?;
+    let bootstrap = broker.bootstrap();
+    // Every 5th bulk request is refused with 429 and every 7th document with a per-item 429.
+    let es = EsTestServer::start(&["--api-key", "c2luazpzZWNyZXQ=", "--reject-every", "5", "--item-429-every", "7"])?;
+    millrace(&["topic", "create", "app", "--partitions", "2", "--bootstrap", &bootstrap])?;
+    // File lines as the agent writes them: their identity (host, file, offset) makes the _id.
+    let lines: String = (0..1000)
+        .map(|i| {
+            format!(
+                "{{\"@timestamp\":\"2026-11-23T11:00:00.000Z\",\"message\":\"line-{i:04}\",\"host\":{{\"name\":\"web-1\"}},\
+                 \"log\":{{\"file\":{{\"device\":1,\"inode\":2,\"fingerprint\":\"0000abcd\",\"path\":\"/var/log/a.log\"}},\"offset\":{}}}}}\n",
+                i * 64
+            )
+        })
+        .collect();
+    let produce = || -> anyhow::Result<()> {
+        let out = run("kcat", &["-P", "-b", &bootstrap, "-t", "app"], Some(lines.as_bytes()), Duration::from_secs(60))?;
+        anyhow::ensure!(out.status.success(), "kcat: {}", String::from_utf8_lossy(&out.stderr));
+        Ok(())
+    };
+    produce()?;
+    let dir = tempfile::tempdir()?;
+    let metrics_port = free_port();
+    let toml = format!(
+        "[sink]\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n\n[source]\nbootstrap = \"{bootstrap}\"\n\n\
+         [[elasticsearch]]\nname = \"stream\"\ntopics = [\"app\"]\ngroup = \"stream\"\nendpoints = [\"{}\"]\n\
+         index = \"logs-app-default\"\ndata_stream = true\naction = \"create\"\napi_key = \"c2luazpzZWNyZXQ=\"\n\
+         gzip = true\nbatch_max_events = 100\nbatch_timeout = \"100ms\"\nretry_initial = \"50ms\"\nretry_max = \"500ms\"\n\
+         dead_letter_topic = \"dead-letters\"\n",
+        es.url()
+    );
+    let mut sink = Component::start("sink", dir.path(), "sink", &toml)?;
+    let in_stream = |es: &EsTestServer| -> anyhow::Result<BTreeSet<String>> {
+        Ok(es
+            .docs(None)?
+            .iter()
+            .filter(|d| d["data_stream"] == "logs-app-default")
+            .filter_map(|d| d["source"]["message"].as_str().map(str::to_string))
+            .collect())
+    };
+    wait_for("1000 documents in the data stream", Duration::from_secs(60), || Ok(in_stream(&es)?.len() >= 1000))
+        .map_err(|e| anyhow::anyhow!("{e}; sink log:\n{}", sink.log()))?;
+    // The same lines again, at new broker offsets (an agent re-sending after a crash): `create`
+    // of existing ids answers 409, which the sink counts as done.
+    produce()?;
+    wait_for("the replay consumed", Duration::from_secs(60), || group_lag_is_zero(&bootstrap, "stream"))
+        .map_err(|e| anyhow::anyhow!("{e}; sink log:\n{}", sink.log()))?;
+    let docs = es.docs(None)?;
+    assert_eq!(docs.len(), 1000, "one document per line, replay included");
+    let stats = es.stats()?;
+    eprintln!("test server counters: {stats}");
+    assert!(stats["rejected_requests_429"].as_u64().unwrap_or(0) > 0, "{stats}");
+    assert!(stats["items_by_status"]["409"].as_u64().unwrap_or(0) >= 1000, "{stats}");
+    let metrics = millrace_tests::http_get(metrics_port, "/metrics")?;
+    let retried = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("millrace_sink_records_retried_total{sink=\"stream\"} "))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(retried > 0, "per-item 429s were retried:\n{metrics}");
+    assert!(read_with_headers(&bootstrap, "dead-letters").map(|d| d.is_empty()).unwrap_or(true));
+    sink.stop(Duration::from_secs(30))?;
+    Ok(())
+}
