@@ -3,8 +3,9 @@
 //! flight while the next fills.
 //!
 //! Delivery rules:
-//! - A batch's offsets are committed only after every record in it was accepted by the
-//!   destination or acknowledged by the dead-letter topic; until then it is retried (backoff with
+//! - A batch's offsets become committable only after every record in it was accepted by the
+//!   destination or acknowledged by the dead-letter topic; they are committed at most every
+//!   [`COMMIT_INTERVAL`] (and at once on revocation and shutdown); until then it is retried (backoff with
 //!   jitter, `Retry-After` honoured), so a destination that is down stalls the sink and its lag
 //!   grows, and nothing is dropped.
 //! - On a rebalance, the partitions being revoked are dropped from the batch being filled (their
@@ -31,6 +32,10 @@ use tokio::sync::watch;
 
 /// How long a stopping sink keeps writing what it has read.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often finished batches' offsets are committed: each commit is a write to the offsets topic,
+/// and a crash between commits only means records are written again, which the destinations
+/// absorb (same ids, same points).
+pub const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a revocation waits for the batch in flight.
 const REVOKE_WAIT: Duration = Duration::from_secs(15);
 /// How often librdkafka reports statistics (the lag gauges come from them).
@@ -71,9 +76,37 @@ struct Shared {
     busy: Mutex<bool>,
     idle: Condvar,
     metrics: Arc<SinkMetrics>,
+    /// Offsets of finished batches not yet committed (next offset per partition).
+    uncommitted: Mutex<BTreeMap<(Arc<str>, i32), i64>>,
 }
 
 impl Shared {
+    /// Adds a finished batch's offsets.
+    fn finished(&self, offsets: BTreeMap<(Arc<str>, i32), i64>) {
+        let mut uncommitted = self.uncommitted.lock().unwrap_or_else(|p| p.into_inner());
+        for (partition, next) in offsets {
+            let entry = uncommitted.entry(partition).or_insert(next);
+            *entry = (*entry).max(next);
+        }
+    }
+
+    /// Commits what finished since the last commit.
+    fn commit(&self, consumer: &SinkConsumer, mode: CommitMode) {
+        let offsets = std::mem::take(&mut *self.uncommitted.lock().unwrap_or_else(|p| p.into_inner()));
+        if offsets.is_empty() {
+            return;
+        }
+        let mut list = TopicPartitionList::new();
+        for ((topic, partition), next) in &offsets {
+            if list.add_partition_offset(topic, *partition, Offset::Offset(*next)).is_err() {
+                return;
+            }
+        }
+        if let Err(e) = consumer.commit(&list, mode) {
+            tracing::warn!(sink = %self.sink, error = %e, "committing offsets failed; the records will be read and written again");
+        }
+    }
+
     fn set_busy(&self, busy: bool) {
         *self.busy.lock().unwrap_or_else(|p| p.into_inner()) = busy;
         if !busy {
@@ -114,7 +147,7 @@ impl ClientContext for SinkContext {
 }
 
 impl ConsumerContext for SinkContext {
-    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(partitions) = rebalance {
             let revoked: Vec<(String, i32)> =
                 partitions.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
@@ -123,6 +156,14 @@ impl ConsumerContext for SinkContext {
             if !self.shared.wait_idle(REVOKE_WAIT) {
                 tracing::warn!(sink = %self.shared.sink, "the batch in flight is still not written; its records will be read again by the partitions' next owner");
             }
+            // Hand the partitions over at exactly what was written.
+            self.shared.commit(consumer, CommitMode::Sync);
+        }
+    }
+
+    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _offsets: &TopicPartitionList) {
+        if let Err(e) = result {
+            tracing::warn!(sink = %self.shared.sink, error = %e, "committing offsets failed; the records will be read and written again");
         }
     }
 
@@ -161,6 +202,7 @@ pub async fn run<D: Destination>(
         busy: Mutex::new(false),
         idle: Condvar::new(),
         metrics: metrics.clone(),
+        uncommitted: Mutex::default(),
     });
     let consumer = Arc::new(create_consumer(&common, &source, shared.clone())?);
     let topics: Vec<&str> = common.topics.iter().map(String::as_str).collect();
@@ -203,18 +245,23 @@ pub async fn run<D: Destination>(
         abandon,
     };
     let mut draining = false;
+    let mut commit_tick = tokio::time::interval(COMMIT_INTERVAL);
+    commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             batch = batches.recv() => match batch {
                 Some(batch) => {
                     shared.set_busy(true);
                     if let Some(offsets) = writer.deliver(batch).await {
-                        commit(&consumer, &shared, offsets).await;
+                        shared.finished(offsets);
                     }
                     shared.set_busy(false);
                 }
                 None => break,
             },
+            // Without waiting for the answer: commits go out in order on the coordinator
+            // connection; a failure is logged by the commit callback.
+            _ = commit_tick.tick() => shared.commit(&consumer, CommitMode::Async),
             _ = shutdown.changed(), if !draining => {
                 draining = true;
                 tracing::info!(sink = %name, "stopping: writing what was read, then leaving the group");
@@ -228,8 +275,9 @@ pub async fn run<D: Destination>(
         }
     }
     let _ = tokio::task::spawn_blocking(move || reader.join()).await;
-    // Closing the consumer leaves the group, so the partitions move on at once.
+    // Commit what was written, then close: leaving the group moves the partitions on at once.
     tokio::task::spawn_blocking(move || {
+        shared.commit(&consumer, CommitMode::Sync);
         consumer.unsubscribe();
         drop(consumer);
     })
@@ -255,6 +303,10 @@ fn create_consumer(common: &Common, source: &SourceSettings, shared: Arc<Shared>
             },
         )
         .set("session.timeout.ms", "10000")
+        // librdkafka prefetches up to 64 MiB per consumer by default; a batch or two ahead is
+        // plenty for a sink that waits on its destination anyway.
+        .set("queued.max.messages.kbytes", "16384")
+        .set("fetch.max.bytes", "16777216")
         .set("statistics.interval.ms", STATISTICS_INTERVAL_MS)
         .set("heartbeat.interval.ms", "1000");
     for (key, value) in &source.librdkafka {
@@ -280,12 +332,22 @@ fn read_loop<D: Destination>(
     let max_wait = common.batch_timeout.as_duration();
     let mut batch = Batch::default();
     let mut warned_at: Option<Instant> = None;
+    let mut topic_names: std::collections::HashMap<String, Arc<str>> = std::collections::HashMap::new();
     while !stop.load(Ordering::Relaxed) {
         let wait = batch.started.map_or(Duration::from_millis(100), |s| max_wait.saturating_sub(s.elapsed()));
         match consumer.poll(wait.min(Duration::from_millis(100))) {
             Some(Ok(message)) => {
+                // One shared name per topic rather than an allocation per record.
+                let topic = match topic_names.get(message.topic()) {
+                    Some(name) => Arc::clone(name),
+                    None => {
+                        let name: Arc<str> = Arc::from(message.topic());
+                        topic_names.insert(message.topic().to_string(), name.clone());
+                        name
+                    }
+                };
                 let record = SourceRecord {
-                    topic: Arc::from(message.topic()),
+                    topic,
                     partition: message.partition(),
                     offset: message.offset(),
                     key: message.key().map(<[u8]>::to_vec),
@@ -324,23 +386,6 @@ fn read_loop<D: Destination>(
     if !batch.items.is_empty() {
         let _ = batches.blocking_send(batch);
     }
-}
-
-/// Commits `offsets` (synchronously, off the async threads). A failed commit is logged: the
-/// records are read again and written again, which the destinations absorb (same ids, same points).
-async fn commit(consumer: &Arc<SinkConsumer>, shared: &Arc<Shared>, offsets: BTreeMap<(Arc<str>, i32), i64>) {
-    let mut list = TopicPartitionList::new();
-    for ((topic, partition), next) in &offsets {
-        if list.add_partition_offset(topic, *partition, Offset::Offset(*next)).is_err() {
-            return;
-        }
-    }
-    let (consumer, shared) = (consumer.clone(), shared.clone());
-    let _ = tokio::task::spawn_blocking(move || match consumer.commit(&list, CommitMode::Sync) {
-        Ok(()) => tracing::debug!(sink = %shared.sink, partitions = offsets.len(), "offsets committed"),
-        Err(e) => tracing::warn!(sink = %shared.sink, error = %e, "committing offsets failed; the records will be read and written again"),
-    })
-    .await;
 }
 
 /// The async half: writes a batch until every record is accepted or dead-lettered.

@@ -8,7 +8,11 @@
 
 use chrono::DateTime;
 use millrace_config::sink::Precision;
-use serde_json::Value;
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt::Write;
 
 fn escape(out: &mut String, text: &str, specials: &[char]) -> Result<(), String> {
     for c in text.chars() {
@@ -26,21 +30,146 @@ fn escape(out: &mut String, text: &str, specials: &[char]) -> Result<(), String>
 const MEASUREMENT: &[char] = &[',', ' '];
 const KEY_OR_TAG: &[char] = &[',', '=', ' '];
 
-/// Encodes one metric record as a line (without the trailing newline).
-pub fn encode(doc: &Value, precision: Precision) -> Result<String, String> {
-    let name = doc["name"].as_str().filter(|n| !n.is_empty()).ok_or("the record has no metric `name`")?;
-    let fields = doc["fields"].as_object().ok_or("the record has no `fields` object (not a metric record?)")?;
-    let timestamp = doc["@timestamp"].as_str().ok_or("the record has no `@timestamp`")?;
+/// A JSON string, borrowed from the record when it has no escapes.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> Visitor<'de> for Visit {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v.to_string())))
+            }
+        }
+        deserializer.deserialize_str(Visit)
+    }
+}
+
+/// A tag or field value: the scalars line protocol can carry, anything else kept as `Other`.
+enum Scalar<'a> {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Text(Cow<'a, str>),
+    Other,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> Visitor<'de> for Visit {
+            type Value = Scalar<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(Scalar::Bool(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Scalar::Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                // InfluxDB 1.x has no unsigned integers: beyond i64 the value goes as a float.
+                Ok(i64::try_from(v).map_or(Scalar::Float(v as f64), Scalar::Int))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(Scalar::Float(v))
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Scalar::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Scalar::Text(Cow::Owned(v.to_string())))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Scalar::Other)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Other)
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<de::IgnoredAny, de::IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Other)
+            }
+        }
+        deserializer.deserialize_any(Visit)
+    }
+}
+
+#[derive(Deserialize)]
+struct Host<'a> {
+    #[serde(borrow)]
+    name: Option<Text<'a>>,
+}
+
+/// The parts of a metric record a point needs, borrowed from the record where possible (other
+/// keys are skipped unparsed).
+#[derive(Deserialize)]
+struct MetricRecord<'a> {
+    #[serde(rename = "@timestamp", borrow)]
+    timestamp: Option<Text<'a>>,
+    #[serde(borrow)]
+    name: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    tags: Option<BTreeMap<Text<'a>, Scalar<'a>>>,
+    #[serde(borrow)]
+    fields: Option<BTreeMap<Text<'a>, Scalar<'a>>>,
+    #[serde(borrow)]
+    host: Option<Host<'a>>,
+}
+
+impl PartialEq for Text<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+impl Eq for Text<'_> {}
+impl PartialOrd for Text<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Text<'_> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.cmp(&other.0)
+    }
+}
+
+/// Encodes one metric record (JSON bytes) as a line (without the trailing newline).
+pub fn encode_record(json: &[u8], precision: Precision) -> Result<String, String> {
+    let record: MetricRecord<'_> = serde_json::from_slice(json)
+        .map_err(|e| format!("the record is not a JSON object ({e}); it cannot become a point"))?;
+    let name = record
+        .name
+        .as_ref()
+        .map(|n| n.0.as_ref())
+        .filter(|n| !n.is_empty())
+        .ok_or("the record has no metric `name`")?;
+    let fields = record.fields.as_ref().ok_or("the record has no `fields` object (not a metric record?)")?;
+    let timestamp = record.timestamp.as_ref().map(|t| t.0.as_ref()).ok_or("the record has no `@timestamp`")?;
     let at = DateTime::parse_from_rfc3339(timestamp).map_err(|e| format!("`@timestamp` {timestamp:?}: {e}"))?;
-    let mut line = String::with_capacity(128);
+    let mut line = String::with_capacity(json.len() / 2);
     escape(&mut line, name, MEASUREMENT)?;
-    let mut tags: Vec<(&str, &str)> = doc["tags"]
-        .as_object()
-        .map(|t| t.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.as_str(), v))).collect())
-        .unwrap_or_default();
-    if let Some(host) = doc["host"]["name"].as_str() {
+    let mut tags: Vec<(&str, &str)> = record
+        .tags
+        .iter()
+        .flatten()
+        .filter_map(|(k, v)| match v {
+            Scalar::Text(v) => Some((k.0.as_ref(), v.as_ref())),
+            _ => None,
+        })
+        .collect();
+    if let Some(host) = record.host.as_ref().and_then(|h| h.name.as_ref()) {
         if !tags.iter().any(|(k, _)| *k == "host") {
-            tags.push(("host", host));
+            tags.push(("host", host.0.as_ref()));
         }
     }
     // InfluxDB stores tags sorted; sending them sorted spares it the work.
@@ -53,37 +182,37 @@ pub fn encode(doc: &Value, precision: Precision) -> Result<String, String> {
     }
     let mut written = 0;
     for (key, value) in fields {
-        let mut text = String::new();
-        match value {
-            Value::Number(n) => match (n.as_i64(), n.as_f64()) {
-                (Some(i), _) => text = format!("{i}i"),
-                (None, Some(f)) if f.is_finite() => text = format!("{f:?}"),
-                _ => continue,
-            },
-            Value::Bool(b) => text.push_str(if *b { "true" } else { "false" }),
-            Value::String(s) => {
-                if s.contains(['\n', '\r']) {
-                    return Err(format!("field `{key}` contains a newline, which line protocol cannot carry"));
-                }
-                text.push('"');
-                for c in s.chars() {
-                    if c == '"' || c == '\\' {
-                        text.push('\\');
-                    }
-                    text.push(c);
-                }
-                text.push('"');
-            }
+        let key = key.0.as_ref();
+        if key.is_empty() || matches!(value, Scalar::Other) || matches!(value, Scalar::Float(f) if !f.is_finite()) {
             // Nulls (NaN samples) and nested values have no line-protocol form: left out.
-            _ => continue,
-        }
-        if key.is_empty() {
             continue;
         }
         line.push(if written == 0 { ' ' } else { ',' });
         escape(&mut line, key, KEY_OR_TAG)?;
         line.push('=');
-        line.push_str(&text);
+        match value {
+            Scalar::Int(i) => {
+                let _ = write!(line, "{i}i");
+            }
+            Scalar::Float(f) => {
+                let _ = write!(line, "{f:?}");
+            }
+            Scalar::Bool(b) => line.push_str(if *b { "true" } else { "false" }),
+            Scalar::Text(s) => {
+                if s.contains(['\n', '\r']) {
+                    return Err(format!("field `{key}` contains a newline, which line protocol cannot carry"));
+                }
+                line.push('"');
+                for c in s.chars() {
+                    if c == '"' || c == '\\' {
+                        line.push('\\');
+                    }
+                    line.push(c);
+                }
+                line.push('"');
+            }
+            Scalar::Other => {}
+        }
         written += 1;
     }
     if written == 0 {
@@ -96,8 +225,7 @@ pub fn encode(doc: &Value, precision: Precision) -> Result<String, String> {
         Precision::Ms => i128::from(ms),
         Precision::S => i128::from(ms.div_euclid(1000)),
     };
-    line.push(' ');
-    line.push_str(&stamp.to_string());
+    let _ = write!(line, " {stamp}");
     Ok(line)
 }
 
@@ -106,6 +234,10 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use serde_json::json;
+
+    fn encode(doc: &serde_json::Value, precision: Precision) -> Result<String, String> {
+        encode_record(&serde_json::to_vec(doc).unwrap(), precision)
+    }
 
     #[test]
     fn points_become_escaped_lines() {

@@ -109,9 +109,7 @@ impl Destination for InfluxDb {
     }
 
     fn encode(&self, record: &SourceRecord) -> Result<Vec<u8>, String> {
-        let doc: serde_json::Value = serde_json::from_slice(&record.payload)
-            .map_err(|e| format!("the record is not JSON ({e}); it cannot become a point"))?;
-        line_protocol::encode(&doc, self.precision).map(String::into_bytes)
+        line_protocol::encode_record(&record.payload, self.precision).map(String::into_bytes)
     }
 
     async fn write(&self, items: &[&[u8]]) -> Result<Vec<Verdict>, WriteFailure> {

@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Helpers of scripts/bench_sinks.sh.
+
+  generate N JSON_OUT LP_OUT   N metric records in the agent's record format (one JSON per line)
+                               and the same points as InfluxDB line protocol, byte for byte what
+                               the sink writes (50 hosts x 8 CPUs, one point per series per second)
+  logs N JSON_OUT              N log records as the agent writes file lines
+  direct URL DB FILE BATCH     writes FILE's lines to InfluxDB's /write in batches of BATCH lines
+                               over one keep-alive connection, one request at a time (what the
+                               sink does); prints points and seconds
+"""
+import http.client
+import json
+import sys
+import time
+import urllib.parse
+
+BASE_MS = 1_795_431_600_000
+
+
+def generate(n, json_out, lp_out):
+    with open(json_out, "w") as js, open(lp_out, "w") as lp:
+        for i in range(n):
+            series, second = i % 400, i // 400
+            host, cpu = f"h{series // 8:02d}", f"cpu{series % 8}"
+            ms = BASE_MS + second * 1000
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+            user, system = (i * 7 % 1000) / 10 + 0.25, (i * 3 % 500) / 10 + 0.5
+            idle = 100.0 - user / 2 - system / 2
+            fields = {"usage_idle": idle, "usage_system": system, "usage_user": user, "runnable": i % 17}
+            js.write(json.dumps({
+                "@timestamp": stamp, "name": "cpu", "tags": {"cpu": cpu}, "fields": fields,
+                "host": {"name": host}, "input": {"type": "host_metrics", "name": "host"},
+                "event": {"schema": 1, "kind": "metric"}}, separators=(",", ":")) + "\n")
+            # Fields in the order the sink writes them: the record's key order (sorted).
+            lp.write(f"cpu,cpu={cpu},host={host} runnable={i % 17}i,usage_idle={idle!r},"
+                     f"usage_system={system!r},usage_user={user!r} {ms}\n")
+
+
+def logs(n, json_out):
+    with open(json_out, "w") as js:
+        for i in range(n):
+            ms = BASE_MS + i
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+            js.write(json.dumps({
+                "@timestamp": stamp, "event": {"kind": "log", "schema": 1}, "host": {"name": f"web-{i % 20}"},
+                "input": {"name": "nginx", "type": "file"},
+                "log": {"file": {"device": 2049, "fingerprint": "0a0b0c0d", "inode": 1000 + i % 20,
+                                 "path": "/var/log/nginx/access.log"}, "offset": i * 190},
+                "message": f"10.0.{i % 256}.{i % 200} - - [23/Nov/2026:11:00:00 +0000] \"GET /api/items/{i} HTTP/1.1\" "
+                           f"200 {i % 5000} \"-\" \"Mozilla/5.0\" {i % 1000 / 1000:.3f}"},
+                separators=(",", ":")) + "\n")
+
+
+def direct(url, db, path, batch):
+    parsed = urllib.parse.urlparse(url)
+    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=60)
+    query = urllib.parse.urlencode({"db": db, "precision": "ms"})
+    with open(path, "rb") as f:
+        lines = f.readlines()
+    bodies = [b"".join(lines[i:i + batch]) for i in range(0, len(lines), batch)]
+    start = time.monotonic()
+    for body in bodies:
+        conn.request("POST", f"/write?{query}", body=body, headers={"Content-Type": "text/plain"})
+        response = conn.getresponse()
+        text = response.read()
+        if response.status != 204:
+            sys.exit(f"InfluxDB answered {response.status}: {text[:300]!r}")
+    print(f"{len(lines)}\t{time.monotonic() - start:.3f}")
+
+
+if __name__ == "__main__":
+    cmd = sys.argv[1]
+    if cmd == "generate":
+        generate(int(sys.argv[2]), sys.argv[3], sys.argv[4])
+    elif cmd == "logs":
+        logs(int(sys.argv[2]), sys.argv[3])
+    elif cmd == "direct":
+        direct(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+    else:
+        sys.exit(__doc__)

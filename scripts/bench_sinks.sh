@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Sink benchmark (issue 6): broker → InfluxDB through `millrace sink` against writing the same
+# line-protocol batches straight to InfluxDB, and broker → the Elasticsearch test server.
+#   ./scripts/bench_sinks.sh [POINTS] [LOG_RECORDS]     # defaults 400000 and 200000
+# 1. installs the test dependencies (InfluxDB 1.x from Debian), builds the release binary;
+# 2. starts a release broker, a private influxd and the Elasticsearch test server
+#    (tests/python/es_test_server.py) on free loopback ports, all data in a temporary directory;
+# 3. generates POINTS metric records in the agent's format (400 series, one point per series per
+#    second) and the identical line protocol (scripts/bench_sinks.py), produces the records to a
+#    4-partition topic;
+# 4. direct: the line protocol written to database `direct` in batches of BATCH (default 5000)
+#    lines over one keep-alive connection, one request at a time; timed by the writer;
+# 5. sink: `millrace sink` with one InfluxDB sink (batch_max_events = BATCH, no gzip) from a fresh
+#    group into database `sink`; timed from its "partitions assigned" log line (the group join,
+#    held 3 s by the broker for a new group, is left out) until its records_forwarded_total
+#    reaches POINTS (polled every 0.1 s); its CPU (/proc/PID/stat) and peak
+#    RSS (VmHWM) then; both databases must then hold POINTS points;
+# 6. steps 4 and 5 again, REPEATS times in all (default 4), odd rounds direct first, even rounds
+#    the sink first;
+# 7. Elasticsearch: LOG_RECORDS log records through a sink into the test server (same timing);
+#    documents/s, CPU and RSS. The test server is a single Python process, so this measures the
+#    sink against that server, not against Elasticsearch.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+points=${1:-400000}
+log_records=${2:-200000}
+batch=${BATCH:-5000}
+repeats=${REPEATS:-4}
+
+./scripts/install-deps.sh --tests >/dev/null
+cargo build --release --bin millrace -q
+bin=$PWD/target/release/millrace
+py=$PWD/scripts/bench_sinks.py
+work=$(mktemp -d "${BENCH_DIR:-$PWD/target}/bench-sinks.XXXXXX")
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  sleep 1
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  if [ -n "${KEEP_LOGS:-}" ]; then mkdir -p "$KEEP_LOGS" && cp "$work"/*.log "$work"/*.toml "$KEEP_LOGS"/ 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_ports() { python3 -c "
+import socket
+socks = [socket.socket() for _ in range($1)]
+for s in socks: s.bind(('127.0.0.1', 0))
+print(' '.join(str(s.getsockname()[1]) for s in socks))"; }
+read -r kafka admin influx_http influx_rpc es_port metrics_port <<<"$(free_ports 6)"
+bootstrap=127.0.0.1:$kafka
+clk_tck=$(getconf CLK_TCK)
+cpu_seconds() { sed 's/^.*) //' "/proc/$1/stat" | awk -v h="$clk_tck" '{printf "%.2f", ($12 + $13) / h}'; }
+status_mib() { awk -v k="$2:" '$1 == k {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+now() { date +%s.%N; }
+
+echo "## machine"
+echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), cores: $(nproc), memory: $(free -g | awk '/Mem:/{print $2}') GiB"
+echo "millrace: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- 2>/dev/null || echo ' + uncommitted changes')"
+echo "influxdb: $(influxd version 2>/dev/null | head -1)"
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+"$bin" broker --data-dir "$work/broker" --listen "$bootstrap" --admin-listen "127.0.0.1:$admin" >"$work/broker.log" 2>&1 &
+pids+=($!)
+cat >"$work/influxdb.conf" <<CONF
+reporting-disabled = true
+reporting-enabled = false
+bind-address = "127.0.0.1:$influx_rpc"
+[meta]
+  dir = "$work/influx/meta"
+[data]
+  dir = "$work/influx/data"
+  wal-dir = "$work/influx/wal"
+[http]
+  bind-address = "127.0.0.1:$influx_http"
+  log-enabled = false
+[monitor]
+  store-enabled = false
+CONF
+influxd -config "$work/influxdb.conf" >"$work/influxd.log" 2>&1 &
+pids+=($!)
+python3 tests/python/es_test_server.py --port "$es_port" >"$work/es.log" 2>&1 &
+pids+=($!)
+influx=http://127.0.0.1:$influx_http
+for _ in $(seq 300); do
+  grep -q "broker ready" "$work/broker.log" && curl -sf "$influx/ping" >/dev/null && curl -sf "http://127.0.0.1:$es_port/" >/dev/null && break
+  sleep 0.1
+done
+curl -sf "$influx/ping" >/dev/null || { echo "influxd did not start:" >&2; tail "$work/influxd.log" >&2; exit 1; }
+query() { curl -sf -XPOST "$influx/query" --data-urlencode "db=$1" --data-urlencode "q=$2"; }
+count_points() { query "$1" "SELECT count(usage_user) FROM cpu" | python3 -c 'import json,sys; r=json.load(sys.stdin)["results"][0]; print(r["series"][0]["values"][0][1] if "series" in r else 0)'; }
+
+echo "## input: $points metric points, $log_records log records"
+python3 "$py" generate "$points" "$work/points.json" "$work/points.lp"
+python3 "$py" logs "$log_records" "$work/logs.json"
+"$bin" topic create bench-metrics --partitions 4 --bootstrap "$bootstrap" >/dev/null
+"$bin" topic create bench-logs --partitions 4 --bootstrap "$bootstrap" >/dev/null
+kcat -P -b "$bootstrap" -t bench-metrics -z lz4 <"$work/points.json"
+kcat -P -b "$bootstrap" -t bench-logs -z lz4 <"$work/logs.json"
+
+forwarded() { curl -sf "http://127.0.0.1:$metrics_port/metrics" 2>/dev/null | awk -v s="millrace_sink_records_forwarded_total{sink=\"$1\"}" '$1 == s {print $2}'; }
+
+run_sink() { # NAME KIND TARGET COUNT — prints "seconds cpu_s peak_rss_mib"
+  local name=$1 kind=$2 target=$3 count=$4 start sink_pid n end
+  case $kind in
+    influxdb) cat >"$work/$name.toml" <<TOML
+[sink]
+metrics_listen = "127.0.0.1:$metrics_port"
+[source]
+bootstrap = "$bootstrap"
+[[influxdb]]
+name = "$name"
+topics = ["bench-metrics"]
+group = "$name"
+url = "$influx"
+database = "$target"
+batch_max_events = $batch
+batch_max_bytes = "16MiB"
+TOML
+    ;;
+    elasticsearch) cat >"$work/$name.toml" <<TOML
+[sink]
+metrics_listen = "127.0.0.1:$metrics_port"
+[source]
+bootstrap = "$bootstrap"
+[[elasticsearch]]
+name = "$name"
+topics = ["bench-logs"]
+group = "$name"
+endpoints = ["http://127.0.0.1:$es_port"]
+index = "$target"
+batch_max_events = $batch
+batch_max_bytes = "16MiB"
+TOML
+    ;;
+  esac
+  MILLRACE_LOG=info ${SINK_WRAPPER:-} "$bin" sink --config "$work/$name.toml" >"$work/$name.log" 2>&1 &
+  sink_pid=$!
+  # The clock starts once the group gave the sink its partitions: joining (the broker holds a new
+  # group's first join for group.initial.rebalance.delay, 3 s) is not the sink's throughput.
+  for _ in $(seq 600); do grep -q "partitions assigned" "$work/$name.log" && break; sleep 0.02; done
+  start=$(now)
+  while :; do
+    n=$(forwarded "$name")
+    if [ "${n:-0}" -ge "$count" ]; then break; fi
+    kill -0 "$sink_pid" 2>/dev/null || { echo "the sink exited; log:" >&2; tail "$work/$name.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  end=$(now)
+  echo "$(awk -v a="$start" -v b="$end" 'BEGIN{printf "%.2f", b - a}') $(cpu_seconds "$sink_pid") $(status_mib "$sink_pid" VmHWM)"
+  kill "$sink_pid"
+  wait "$sink_pid" 2>/dev/null || true
+}
+
+results=()
+for r in $(seq "$repeats"); do
+  query "direct$r" "CREATE DATABASE direct$r" >/dev/null
+  query "sink$r" "CREATE DATABASE sink$r" >/dev/null
+  # Alternating which goes first, so neither always meets a warmer (or busier) InfluxDB.
+  if [ $((r % 2)) = 0 ]; then
+    read -r sink_secs sink_cpu sink_rss <<<"$(run_sink "influx$r" influxdb "sink$r" "$points")"
+  fi
+  read -r n secs <<<"$(python3 "$py" direct "$influx" "direct$r" "$work/points.lp" "$batch")"
+  direct_rate=$(awk -v n="$n" -v s="$secs" 'BEGIN{printf "%.0f", n / s}')
+  if [ $((r % 2)) = 1 ]; then
+    read -r sink_secs sink_cpu sink_rss <<<"$(run_sink "influx$r" influxdb "sink$r" "$points")"
+  fi
+  sink_rate=$(awk -v n="$points" -v s="$sink_secs" 'BEGIN{printf "%.0f", n / s}')
+  stored_direct=$(count_points "direct$r")
+  stored_sink=$(count_points "sink$r")
+  echo "round $r: direct $direct_rate points/s ($secs s); sink $sink_rate points/s ($sink_secs s, $sink_cpu CPU s, peak RSS $sink_rss MiB); ratio $(awk -v a="$sink_rate" -v b="$direct_rate" 'BEGIN{printf "%.2f", a / b}'); stored $stored_direct / $stored_sink"
+  [ "$stored_direct" = "$points" ] && [ "$stored_sink" = "$points" ] || { echo "point counts differ from $points" >&2; exit 1; }
+done
+
+read -r es_secs es_cpu es_rss <<<"$(run_sink es elasticsearch logs-bench "$log_records")"
+docs=$(curl -sf "http://127.0.0.1:$es_port/logs-bench/_count" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')
+echo "elasticsearch test server: $(awk -v n="$log_records" -v s="$es_secs" 'BEGIN{printf "%.0f", n / s}') documents/s ($es_secs s, $es_cpu CPU s, peak RSS $es_rss MiB); $docs documents stored"
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
