@@ -102,39 +102,15 @@ forwarded() { curl -sf "http://127.0.0.1:$metrics_port/metrics" 2>/dev/null | aw
 
 run_sink() { # NAME KIND TARGET COUNT — prints "seconds cpu_s peak_rss_mib"
   local name=$1 kind=$2 target=$3 count=$4 start sink_pid n end
-  case $kind in
-    influxdb) cat >"$work/$name.toml" <<TOML
-[sink]
-metrics_listen = "127.0.0.1:$metrics_port"
-[source]
-bootstrap = "$bootstrap"
-[[influxdb]]
-name = "$name"
-topics = ["bench-metrics"]
-group = "$name"
-url = "$influx"
-database = "$target"
-batch_max_events = $batch
-batch_max_bytes = "16MiB"
-TOML
-    ;;
-    elasticsearch) cat >"$work/$name.toml" <<TOML
-[sink]
-metrics_listen = "127.0.0.1:$metrics_port"
-[source]
-bootstrap = "$bootstrap"
-[[elasticsearch]]
-name = "$name"
-topics = ["bench-logs"]
-group = "$name"
-endpoints = ["http://127.0.0.1:$es_port"]
-index = "$target"
-batch_max_events = $batch
-batch_max_bytes = "16MiB"
-TOML
-    ;;
-  esac
-  MILLRACE_LOG=info ${SINK_WRAPPER:-} "$bin" sink --config "$work/$name.toml" >"$work/$name.log" 2>&1 &
+  {
+    printf '[sink]\nmetrics_listen = "127.0.0.1:%s"\n[source]\nbootstrap = "%s"\n' "$metrics_port" "$bootstrap"
+    case $kind in
+      influxdb) printf '[[influxdb]]\ntopics = ["bench-metrics"]\nurl = "%s"\ndatabase = "%s"\n' "$influx" "$target" ;;
+      elasticsearch) printf '[[elasticsearch]]\ntopics = ["bench-logs"]\nendpoints = ["http://127.0.0.1:%s"]\nindex = "%s"\n' "$es_port" "$target" ;;
+    esac
+    printf 'name = "%s"\ngroup = "%s"\nbatch_max_events = %s\nbatch_max_bytes = "16MiB"\n' "$name" "$name" "$batch"
+  } >"$work/$name.toml"
+  MILLRACE_LOG=${SINK_LOG:-info} ${SINK_WRAPPER:-} "$bin" sink --config "$work/$name.toml" >"$work/$name.log" 2>&1 &
   sink_pid=$!
   # The clock starts once the group gave the sink its partitions: joining (the broker holds a new
   # group's first join for group.initial.rebalance.delay, 3 s) is not the sink's throughput.

@@ -247,15 +247,19 @@ pub async fn run<D: Destination>(
     let mut draining = false;
     let mut commit_tick = tokio::time::interval(COMMIT_INTERVAL);
     commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut idle_since = Instant::now();
     loop {
         tokio::select! {
             batch = batches.recv() => match batch {
                 Some(batch) => {
                     shared.set_busy(true);
+                    let (records, waited, started) = (batch.items.len(), idle_since.elapsed(), Instant::now());
                     if let Some(offsets) = writer.deliver(batch).await {
                         shared.finished(offsets);
                     }
+                    tracing::debug!(sink = %name, records, waited_ms = waited.as_millis() as u64, written_ms = started.elapsed().as_millis() as u64, "batch done");
                     shared.set_busy(false);
+                    idle_since = Instant::now();
                 }
                 None => break,
             },
@@ -307,6 +311,9 @@ fn create_consumer(common: &Common, source: &SourceSettings, shared: Arc<Shared>
         // plenty for a sink that waits on its destination anyway.
         .set("queued.max.messages.kbytes", "16384")
         .set("fetch.max.bytes", "16777216")
+        // Once that queue is full, librdkafka would otherwise wait a whole second before fetching
+        // again: the sink would run dry every few batches.
+        .set("fetch.queue.backoff.ms", "10")
         .set("statistics.interval.ms", STATISTICS_INTERVAL_MS)
         .set("heartbeat.interval.ms", "1000");
     for (key, value) in &source.librdkafka {
