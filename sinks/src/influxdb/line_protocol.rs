@@ -15,6 +15,12 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 fn escape(out: &mut String, text: &str, specials: &[char]) -> Result<(), String> {
+    let needs_care = |c: char| c == '\n' || c == '\r' || specials.contains(&c);
+    // Most names and values need nothing: copy them whole.
+    if !text.contains(needs_care) {
+        out.push_str(text);
+        return Ok(());
+    }
     for c in text.chars() {
         if c == '\n' || c == '\r' {
             return Err(format!("`{}` contains a newline, which line protocol cannot carry", text.escape_debug()));
@@ -194,9 +200,8 @@ pub fn encode_record(json: &[u8], precision: Precision) -> Result<String, String
             Scalar::Int(i) => {
                 let _ = write!(line, "{i}i");
             }
-            Scalar::Float(f) => {
-                let _ = write!(line, "{f:?}");
-            }
+            // ryu: the shortest text that reads back as the same float, and fast.
+            Scalar::Float(f) => line.push_str(ryu::Buffer::new().format_finite(*f)),
             Scalar::Bool(b) => line.push_str(if *b { "true" } else { "false" }),
             Scalar::Text(s) => {
                 if s.contains(['\n', '\r']) {
