@@ -100,7 +100,7 @@ async fn tcp_end_to_end_with_both_framings() {
 }
 
 #[tokio::test]
-async fn tcp_idle_connections_are_closed() {
+async fn tcp_idle_connections_are_closed_keeping_their_last_line() {
     let listener = bind_tcp("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, mut rx) = mpsc::channel(16);
@@ -110,6 +110,9 @@ async fn tcp_idle_connections_are_closed() {
     let mut client = TcpStream::connect(addr).await.unwrap();
     client.write_all(b"<13>hello\n").await.unwrap();
     assert_eq!(field(&recv(&mut rx).await, "message"), "hello");
+    // A last line without its newline is still a message when the connection goes idle.
+    client.write_all(b"<13>unterminated").await.unwrap();
+    assert_eq!(field(&recv(&mut rx).await, "message"), "unterminated");
     let mut rest = Vec::new();
     let read = tokio::time::timeout(WAIT, client.read_to_end(&mut rest)).await.expect("closed in time");
     assert_eq!(read.unwrap(), 0);
