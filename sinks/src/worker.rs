@@ -309,8 +309,8 @@ fn create_consumer(common: &Common, source: &SourceSettings, shared: Arc<Shared>
         .set("session.timeout.ms", "10000")
         // librdkafka prefetches up to 64 MiB per consumer by default; a batch or two ahead is
         // plenty for a sink that waits on its destination anyway.
-        .set("queued.max.messages.kbytes", "16384")
-        .set("fetch.max.bytes", "16777216")
+        .set("queued.max.messages.kbytes", "8192")
+        .set("fetch.max.bytes", "8388608")
         // Once that queue is full, librdkafka would otherwise wait a whole second before fetching
         // again: the sink would run dry every few batches.
         .set("fetch.queue.backoff.ms", "10")
