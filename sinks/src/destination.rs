@@ -51,3 +51,15 @@ pub fn gzip(body: &[u8]) -> Vec<u8> {
     let _ = encoder.write_all(body);
     encoder.finish().unwrap_or_default()
 }
+
+/// A reqwest error with its cause chain (the top level alone says little).
+pub fn describe_reqwest(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

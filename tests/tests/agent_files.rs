@@ -2,72 +2,36 @@
 //! continuous writes, `kill -9` of the agent mid-stream, and the broker stopped while lines keep
 //! coming — every line arrives, in order per file, and duplicates stay bounded.
 
-use millrace_tests::{free_port, http_get, millrace_bin, run, wait_for, wait_until, BrokerProcess};
+use millrace_tests::component::Component;
+use millrace_tests::{free_port, http_get, run, wait_for, wait_until, BrokerProcess};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
+/// The agent under test: a [`Component`] with its metrics endpoint on a free port.
 struct Agent {
-    child: Option<Child>,
-    config: PathBuf,
-    log: PathBuf,
+    component: Component,
     metrics_port: u16,
 }
 
 impl Agent {
     fn start(dir: &Path, bootstrap: &str) -> anyhow::Result<Agent> {
-        let config = dir.join("agent.toml");
         let metrics_port = free_port();
-        std::fs::write(
-            &config,
-            format!(
-                "[agent]\ndata_dir = {:?}\nhost_name = \"web-test\"\ncheckpoint_interval = \"200ms\"\n\
-                 metrics_listen = \"127.0.0.1:{metrics_port}\"\n\n\
-                 [output]\nbootstrap = \"{bootstrap}\"\n\n\
-                 [[inputs.file]]\nname = \"app\"\ntopic = \"app-logs\"\ninclude = [{:?}]\nscan_interval = \"200ms\"\n",
-                dir.join("agent-data").display().to_string(),
-                dir.join("logs").join("*.log").display().to_string(),
-            ),
-        )?;
-        let mut agent = Agent { child: None, config, log: dir.join("agent.log"), metrics_port };
-        agent.spawn()?;
-        Ok(agent)
-    }
-
-    fn spawn(&mut self) -> anyhow::Result<()> {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
-        let child = Command::new(millrace_bin())
-            .args(["agent", "--config"])
-            .arg(&self.config)
-            .env("MILLRACE_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()?;
-        self.child = Some(child);
-        Ok(())
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        let toml = format!(
+            "[agent]\ndata_dir = {:?}\nhost_name = \"web-test\"\ncheckpoint_interval = \"200ms\"\n\
+             metrics_listen = \"127.0.0.1:{metrics_port}\"\n\n\
+             [output]\nbootstrap = \"{bootstrap}\"\n\n\
+             [[inputs.file]]\nname = \"app\"\ntopic = \"app-logs\"\ninclude = [{:?}]\nscan_interval = \"200ms\"\n",
+            dir.join("agent-data").display().to_string(),
+            dir.join("logs").join("*.log").display().to_string(),
+        );
+        Ok(Agent { component: Component::start("agent", dir, "agent", &toml)?, metrics_port })
     }
 
     fn stop(&mut self) -> anyhow::Result<()> {
-        if let Some(mut child) = self.child.take() {
-            run("kill", &["-TERM", &child.id().to_string()], None, Duration::from_secs(5))?;
-            let status = child.wait()?;
-            anyhow::ensure!(status.success(), "agent exited with {status}; log:\n{}", self.log());
-        }
-        Ok(())
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.component.stop(Duration::from_secs(30))
     }
 
     /// The value of one series of the agent's `/metrics` (exact series name with labels).
@@ -82,9 +46,16 @@ impl Agent {
     }
 }
 
-impl Drop for Agent {
-    fn drop(&mut self) {
-        self.kill9();
+impl std::ops::Deref for Agent {
+    type Target = Component;
+    fn deref(&self) -> &Component {
+        &self.component
+    }
+}
+
+impl std::ops::DerefMut for Agent {
+    fn deref_mut(&mut self) -> &mut Component {
+        &mut self.component
     }
 }
 

@@ -1,10 +1,10 @@
 //! The agent's non-file inputs against a real broker (issue 5): host metrics, syslog over UDP and
 //! TCP (both framings) and Prometheus scraping produce the documented records.
 
-use millrace_tests::{free_port, millrace_bin, run, wait_until, BrokerProcess};
+use millrace_tests::component::Component;
+use millrace_tests::{free_port, run, wait_until, BrokerProcess};
 use serde_json::Value;
 use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn records(bootstrap: &str, topic: &str) -> Vec<(String, Value)> {
@@ -28,10 +28,7 @@ fn metrics_syslog_and_prometheus_records() -> anyhow::Result<()> {
     let broker = BrokerProcess::start("")?;
     let dir = tempfile::tempdir()?;
     let (udp, tcp) = (free_port(), free_port());
-    let config = dir.path().join("agent.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let toml = format!(
             "[agent]\ndata_dir = {:?}\nhost_name = \"web-test\"\n\n[output]\nbootstrap = \"{}\"\n\n\
              [[inputs.host_metrics]]\nname = \"host\"\ntopic = \"metrics\"\ninterval = \"500ms\"\n\n\
              [[inputs.prometheus]]\nname = \"broker\"\ntopic = \"metrics\"\nurls = [\"http://127.0.0.1:{}/metrics\"]\ninterval = \"1s\"\n\n\
@@ -40,18 +37,10 @@ fn metrics_syslog_and_prometheus_records() -> anyhow::Result<()> {
             dir.path().join("data").display().to_string(),
             broker.bootstrap(),
             broker.admin_port,
-        ),
-    )?;
-    let log = std::fs::File::create(dir.path().join("agent.log"))?;
-    let mut agent = Command::new(millrace_bin())
-        .args(["agent", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()?;
-    let agent_log = || std::fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default();
+        );
+    let mut agent = Component::start("agent", dir.path(), "agent", &toml)?;
     wait_until("the agent to listen for syslog", Duration::from_secs(20), || {
-        agent_log().matches("syslog receiver listening").count() == 2
+        agent.log().matches("syslog receiver listening").count() == 2
     })?;
 
     let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
@@ -65,7 +54,7 @@ fn metrics_syslog_and_prometheus_records() -> anyhow::Result<()> {
     drop(stream);
 
     wait_until("three syslog records", Duration::from_secs(30), || records(&broker.bootstrap(), "syslog").len() >= 3)
-        .map_err(|e| anyhow::anyhow!("{e}; agent log:\n{}", agent_log()))?;
+        .map_err(|e| anyhow::anyhow!("{e}; agent log:\n{}", agent.log()))?;
     let syslog = records(&broker.bootstrap(), "syslog");
     let by_message = |m: &str| syslog.iter().find(|(_, d)| d["message"] == m).cloned();
     let (key, udp_doc) = by_message("'su root' failed on /dev/pts/8").expect("UDP message");
@@ -92,7 +81,7 @@ fn metrics_syslog_and_prometheus_records() -> anyhow::Result<()> {
             .iter()
             .all(|want| n.iter().any(|m| m == want))
     })
-    .map_err(|e| anyhow::anyhow!("{e}; agent log:\n{}", agent_log()))?;
+    .map_err(|e| anyhow::anyhow!("{e}; agent log:\n{}", agent.log()))?;
     let metrics = records(&broker.bootstrap(), "metrics");
     let cpu = metrics
         .iter()
@@ -105,9 +94,7 @@ fn metrics_syslog_and_prometheus_records() -> anyhow::Result<()> {
     let up = metrics.iter().find(|(_, d)| d["name"] == "prometheus_scrape").expect("scrape status");
     assert_eq!(up.1["fields"]["up"], 1);
 
-    run("kill", &["-TERM", &agent.id().to_string()], None, Duration::from_secs(5))?;
-    let status = agent.wait()?;
-    assert!(status.success(), "agent exit {status}; log:\n{}", agent_log());
+    agent.stop(Duration::from_secs(30))?;
     Ok(())
 }
 
@@ -116,26 +103,15 @@ fn syslog_spills_to_disk_while_the_broker_is_down() -> anyhow::Result<()> {
     let mut broker = BrokerProcess::start("")?;
     let dir = tempfile::tempdir()?;
     let tcp = free_port();
-    let config = dir.path().join("agent.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[agent]\ndata_dir = {:?}\nhost_name = \"web-test\"\ndisk_buffer_bytes = \"64MiB\"\n\n\
+    let toml = format!(
+        "[agent]\ndata_dir = {:?}\nhost_name = \"web-test\"\ndisk_buffer_bytes = \"64MiB\"\n\n\
              [output]\nbootstrap = \"{}\"\nqueue_bytes = \"1MiB\"\n\n\
              [[inputs.syslog]]\nname = \"tcp\"\ntopic = \"spill\"\nlisten = \"127.0.0.1:{tcp}\"\nprotocol = \"tcp\"\n",
-            dir.path().join("data").display().to_string(),
-            broker.bootstrap(),
-        ),
-    )?;
-    let log = std::fs::File::create(dir.path().join("agent.log"))?;
-    let mut agent = Command::new(millrace_bin())
-        .args(["agent", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()?;
-    let agent_log = || std::fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default();
-    wait_until("the agent to listen", Duration::from_secs(20), || agent_log().contains("syslog receiver listening"))?;
+        dir.path().join("data").display().to_string(),
+        broker.bootstrap(),
+    );
+    let mut agent = Component::start("agent", dir.path(), "agent", &toml)?;
+    wait_until("the agent to listen", Duration::from_secs(20), || agent.log().contains("syslog receiver listening"))?;
     broker.stop()?;
     // 20,000 messages of ~300 bytes: far more than the producer's 1 MiB memory queue.
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", tcp))?;
@@ -151,13 +127,13 @@ fn syslog_spills_to_disk_while_the_broker_is_down() -> anyhow::Result<()> {
             .unwrap_or(0)
     };
     wait_until("events to spill to the disk buffer", Duration::from_secs(30), || spilled() > 1 << 20)
-        .map_err(|e| anyhow::anyhow!("{e}; agent log:\n{}", agent_log()))?;
+        .map_err(|e| anyhow::anyhow!("{e}; agent log:\n{}", agent.log()))?;
     eprintln!("{} bytes in the disk buffer while the broker is down", spilled());
     broker.restart()?;
     wait_until("every message after the broker returned", Duration::from_secs(90), || {
         records(&broker.bootstrap(), "spill").len() >= 20_000
     })
-    .map_err(|e| anyhow::anyhow!("{e}; agent log:\n{}", agent_log()))?;
+    .map_err(|e| anyhow::anyhow!("{e}; agent log:\n{}", agent.log()))?;
     let got = records(&broker.bootstrap(), "spill");
     let mut seen = std::collections::HashSet::new();
     for (_, doc) in &got {
@@ -166,7 +142,6 @@ fn syslog_spills_to_disk_while_the_broker_is_down() -> anyhow::Result<()> {
         }
     }
     assert_eq!(seen.len(), 20_000, "distinct messages received: {} of 20000", seen.len());
-    run("kill", &["-TERM", &agent.id().to_string()], None, Duration::from_secs(5))?;
-    assert!(agent.wait()?.success(), "agent log:\n{}", agent_log());
+    agent.stop(Duration::from_secs(30))?;
     Ok(())
 }

@@ -50,13 +50,8 @@ pub fn prometheus_task(
     let processors = Processors::new(&input.processors).map_err(|e| e.to_string())?;
     let topic: Arc<str> = Arc::from(input.topic.as_str());
     Ok(async move {
-        let mut tick = tokio::time::interval(input.interval.as_duration());
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = shutdown.changed() => return,
-            }
+        let mut tick = ticker(input.interval.as_duration());
+        while next_tick(&mut tick, &mut shutdown).await {
             for url in &input.urls {
                 let points = match scraper.scrape(url).await {
                     Ok(points) => points,
@@ -72,6 +67,21 @@ pub fn prometheus_task(
             }
         }
     })
+}
+
+/// An interval for sampling inputs: a late tick delays the next rather than bunching them up.
+fn ticker(every: std::time::Duration) -> tokio::time::Interval {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick
+}
+
+/// Waits for the next tick; false once shutdown is asked for.
+async fn next_tick(tick: &mut tokio::time::Interval, shutdown: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tick.tick() => true,
+        _ = shutdown.changed() => false,
+    }
 }
 
 fn sampler(input: &HostMetricsInput) -> host_metrics::HostMetricsSampler {
@@ -90,13 +100,8 @@ pub fn host_metrics_task(
     let topic: Arc<str> = Arc::from(input.topic.as_str());
     let sampler = std::sync::Arc::new(std::sync::Mutex::new(sampler(&input)));
     Ok(async move {
-        let mut tick = tokio::time::interval(input.interval.as_duration());
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = shutdown.changed() => return,
-            }
+        let mut tick = ticker(input.interval.as_duration());
+        while next_tick(&mut tick, &mut shutdown).await {
             let sampler = sampler.clone();
             let sampled = tokio::task::spawn_blocking(move || {
                 sampler.lock().unwrap_or_else(|p| p.into_inner()).sample(std::time::SystemTime::now())

@@ -4,7 +4,7 @@
 
 pub mod bulk;
 
-use crate::destination::{gzip, retry_after, Destination, Verdict, WriteFailure};
+use crate::destination::{describe_reqwest, gzip, retry_after, Destination, Verdict, WriteFailure};
 use crate::record::SourceRecord;
 use millrace_config::sink::{BulkAction, ElasticsearchSink};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -90,18 +90,6 @@ impl Elasticsearch {
             )),
         }
     }
-}
-
-/// A reqwest error with its cause chain (the top level alone says little).
-pub(crate) fn describe_reqwest(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 impl Destination for Elasticsearch {

@@ -7,8 +7,7 @@
 
 pub mod line_protocol;
 
-use crate::destination::{gzip, retry_after, Destination, Verdict, WriteFailure};
-use crate::elasticsearch::describe_reqwest;
+use crate::destination::{describe_reqwest, gzip, retry_after, Destination, Verdict, WriteFailure};
 use crate::record::SourceRecord;
 use millrace_config::sink::{InfluxApi, InfluxDbSink, Precision};
 use std::time::Duration;

@@ -108,8 +108,13 @@ struct Parsed<'a> {
 impl<'a> Parsed<'a> {
     /// Nothing recognised: the whole line is the message.
     fn unknown(line: &'a [u8], priority: u8, error: String) -> Parsed<'a> {
+        Parsed { errors: vec![error], ..Parsed::bare(Format::Unknown, priority, line) }
+    }
+
+    /// Only a priority: everything after it is the message.
+    fn bare(format: Format, priority: u8, message: &'a [u8]) -> Parsed<'a> {
         Parsed {
-            format: Format::Unknown,
+            format,
             priority,
             version: None,
             timestamp: None,
@@ -118,8 +123,8 @@ impl<'a> Parsed<'a> {
             procid: None,
             msgid: None,
             structured_data: None,
-            message: line,
-            errors: vec![error],
+            message,
+            errors: Vec::new(),
         }
     }
 
@@ -195,19 +200,7 @@ fn parse_line(line: &[u8], received: DateTime<Utc>, zone: TimeZoneHint) -> Parse
         None => match pri_error {
             Some(reason) => Parsed::unknown(line, priority, reason),
             // RFC 3164 §4.3.2: a valid PRI without a valid timestamp; the rest is all MSG.
-            None => Parsed {
-                format: Format::Rfc3164,
-                priority,
-                version: None,
-                timestamp: None,
-                hostname: None,
-                appname: None,
-                procid: None,
-                msgid: None,
-                structured_data: None,
-                message: rest,
-                errors: Vec::new(),
-            },
+            None => Parsed::bare(Format::Rfc3164, priority, rest),
         },
     }
 }
