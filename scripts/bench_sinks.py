@@ -12,6 +12,7 @@
 import http.client
 import json
 import sys
+import threading
 import time
 import urllib.parse
 
@@ -52,21 +53,41 @@ def logs(n, json_out):
                 separators=(",", ":")) + "\n")
 
 
-def direct(url, db, path, batch):
+def direct(url, db, path, batch, in_flight):
+    """Writes the line protocol in batches over `in_flight` keep-alive connections, each with one
+    request at a time (as the sink with max_in_flight = in_flight); prints lines and seconds."""
     parsed = urllib.parse.urlparse(url)
-    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=60)
     query = urllib.parse.urlencode({"db": db, "precision": "ms"})
     with open(path, "rb") as f:
         lines = f.readlines()
     bodies = [b"".join(lines[i:i + batch]) for i in range(0, len(lines), batch)]
+    next_body = iter(bodies)
+    lock = threading.Lock()
+    failures = []
+
+    def writer():
+        conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=60)
+        while True:
+            with lock:
+                body = next(next_body, None)
+            if body is None or failures:
+                return
+            conn.request("POST", f"/write?{query}", body=body, headers={"Content-Type": "text/plain"})
+            response = conn.getresponse()
+            text = response.read()
+            if response.status != 204:
+                failures.append(f"InfluxDB answered {response.status}: {text[:300]!r}")
+
+    threads = [threading.Thread(target=writer) for _ in range(in_flight)]
     start = time.monotonic()
-    for body in bodies:
-        conn.request("POST", f"/write?{query}", body=body, headers={"Content-Type": "text/plain"})
-        response = conn.getresponse()
-        text = response.read()
-        if response.status != 204:
-            sys.exit(f"InfluxDB answered {response.status}: {text[:300]!r}")
-    print(f"{len(lines)}\t{time.monotonic() - start:.3f}")
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - start
+    if failures:
+        sys.exit(failures[0])
+    print(f"{len(lines)}\t{elapsed:.3f}")
 
 
 if __name__ == "__main__":
@@ -76,6 +97,6 @@ if __name__ == "__main__":
     elif cmd == "logs":
         logs(int(sys.argv[2]), sys.argv[3])
     elif cmd == "direct":
-        direct(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+        direct(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]))
     else:
         sys.exit(__doc__)

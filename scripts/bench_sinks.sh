@@ -9,14 +9,17 @@
 #    second) and the identical line protocol (scripts/bench_sinks.py), produces the records to a
 #    4-partition topic;
 # 4. direct: the line protocol written to database `direct` in batches of BATCH (default 5000)
-#    lines over one keep-alive connection, one request at a time; timed by the writer;
-# 5. sink: `millrace sink` with one InfluxDB sink (batch_max_events = BATCH, no gzip) from a fresh
+#    lines over IN_FLIGHT (default 2) keep-alive connections, one request at a time on each;
+#    timed by the writer;
+# 5. sink: `millrace sink` with one InfluxDB sink (batch_max_events = BATCH,
+#    max_in_flight = IN_FLIGHT, no gzip) from a fresh
 #    group into database `sink`; timed from its "partitions assigned" log line (the group join,
 #    held 3 s by the broker for a new group, is left out) until its records_forwarded_total
 #    reaches POINTS (polled every 0.1 s); its CPU (/proc/PID/stat) and peak
 #    RSS (VmHWM) then; both databases must then hold POINTS points;
 # 6. steps 4 and 5 again, REPEATS times in all (default 4), odd rounds direct first, even rounds
-#    the sink first;
+#    the sink first; each run starts once influxd is quiet (its compactions after the last run
+#    done);
 # 7. Elasticsearch: LOG_RECORDS log records through a sink into the test server (same timing);
 #    documents/s, CPU and RSS. The test server is a single Python process, so this measures the
 #    sink against that server, not against Elasticsearch.
@@ -25,6 +28,7 @@ cd "$(dirname "$0")/.."
 points=${1:-400000}
 log_records=${2:-200000}
 batch=${BATCH:-5000}
+in_flight=${IN_FLIGHT:-2}
 repeats=${REPEATS:-4}
 
 ./scripts/install-deps.sh --tests >/dev/null
@@ -53,6 +57,7 @@ clk_tck=$(getconf CLK_TCK)
 cpu_seconds() { sed 's/^.*) //' "/proc/$1/stat" | awk -v h="$clk_tck" '{printf "%.2f", ($12 + $13) / h}'; }
 status_mib() { awk -v k="$2:" '$1 == k {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 now() { date +%s.%N; }
+cpu_delta() { awk -v a="$2" -v b="$(cpu_seconds "$1")" 'BEGIN{printf "%.2f", b - a}'; }
 
 echo "## machine"
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), cores: $(nproc), memory: $(free -g | awk '/Mem:/{print $2}') GiB"
@@ -61,7 +66,8 @@ echo "influxdb: $(influxd version 2>/dev/null | head -1)"
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 "$bin" broker --data-dir "$work/broker" --listen "$bootstrap" --admin-listen "127.0.0.1:$admin" >"$work/broker.log" 2>&1 &
-pids+=($!)
+broker_pid=$!
+pids+=($broker_pid)
 cat >"$work/influxdb.conf" <<CONF
 reporting-disabled = true
 reporting-enabled = false
@@ -78,7 +84,8 @@ bind-address = "127.0.0.1:$influx_rpc"
   store-enabled = false
 CONF
 influxd -config "$work/influxdb.conf" >"$work/influxd.log" 2>&1 &
-pids+=($!)
+influxd_pid=$!
+pids+=($influxd_pid)
 python3 tests/python/es_test_server.py --port "$es_port" >"$work/es.log" 2>&1 &
 pids+=($!)
 influx=http://127.0.0.1:$influx_http
@@ -90,7 +97,7 @@ curl -sf "$influx/ping" >/dev/null || { echo "influxd did not start:" >&2; tail 
 query() { curl -sf -XPOST "$influx/query" --data-urlencode "db=$1" --data-urlencode "q=$2"; }
 count_points() { query "$1" "SELECT count(usage_user) FROM cpu" | python3 -c 'import json,sys; r=json.load(sys.stdin)["results"][0]; print(r["series"][0]["values"][0][1] if "series" in r else 0)'; }
 
-echo "## input: $points metric points, $log_records log records"
+echo "## input: $points metric points, $log_records log records; batches of $batch, $in_flight in flight"
 python3 "$py" generate "$points" "$work/points.json" "$work/points.lp"
 python3 "$py" logs "$log_records" "$work/logs.json"
 "$bin" topic create bench-metrics --partitions 4 --bootstrap "$bootstrap" >/dev/null
@@ -108,7 +115,7 @@ run_sink() { # NAME KIND TARGET COUNT — prints "seconds cpu_s peak_rss_mib"
       influxdb) printf '[[influxdb]]\ntopics = ["bench-metrics"]\nurl = "%s"\ndatabase = "%s"\n' "$influx" "$target" ;;
       elasticsearch) printf '[[elasticsearch]]\ntopics = ["bench-logs"]\nendpoints = ["http://127.0.0.1:%s"]\nindex = "%s"\n' "$es_port" "$target" ;;
     esac
-    printf 'name = "%s"\ngroup = "%s"\nbatch_max_events = %s\nbatch_max_bytes = "16MiB"\n' "$name" "$name" "$batch"
+    printf 'name = "%s"\ngroup = "%s"\nbatch_max_events = %s\nbatch_max_bytes = "16MiB"\nmax_in_flight = %s\n' "$name" "$name" "$batch" "$in_flight"
   } >"$work/$name.toml"
   MILLRACE_LOG=${SINK_LOG:-info} ${SINK_WRAPPER:-} "$bin" sink --config "$work/$name.toml" >"$work/$name.log" 2>&1 &
   sink_pid=$!
@@ -116,6 +123,9 @@ run_sink() { # NAME KIND TARGET COUNT — prints "seconds cpu_s peak_rss_mib"
   # group's first join for group.initial.rebalance.delay, 3 s) is not the sink's throughput.
   for _ in $(seq 600); do grep -q "partitions assigned" "$work/$name.log" && break; sleep 0.02; done
   start=$(now)
+  local influx_cpu0 broker_cpu0
+  influx_cpu0=$(cpu_seconds "$influxd_pid")
+  broker_cpu0=$(cpu_seconds "$broker_pid")
   while :; do
     n=$(forwarded "$name")
     if [ "${n:-0}" -ge "$count" ]; then break; fi
@@ -123,10 +133,27 @@ run_sink() { # NAME KIND TARGET COUNT — prints "seconds cpu_s peak_rss_mib"
     sleep 0.1
   done
   end=$(now)
-  echo "$(awk -v a="$start" -v b="$end" 'BEGIN{printf "%.2f", b - a}') $(cpu_seconds "$sink_pid") $(status_mib "$sink_pid" VmHWM)"
+  echo "$(awk -v a="$start" -v b="$end" 'BEGIN{printf "%.2f", b - a}') $(cpu_seconds "$sink_pid") $(status_mib "$sink_pid" VmHWM) $(cpu_delta "$influxd_pid" "$influx_cpu0") $(cpu_delta "$broker_pid" "$broker_cpu0")"
   kill "$sink_pid"
   wait "$sink_pid" 2>/dev/null || true
 }
+
+# After a write run InfluxDB snapshots its cache and compacts for a while; whichever run came
+# next would share the CPU with that. Each run starts once influxd has used under 5% of a core
+# for a whole second (at most 60 s).
+wait_influx_quiet() {
+  local before after waited=0
+  before=$(cpu_seconds "$influxd_pid")
+  while [ "$waited" -lt 60 ]; do
+    sleep 1
+    waited=$((waited + 1))
+    after=$(cpu_seconds "$influxd_pid")
+    if awk -v a="$before" -v b="$after" 'BEGIN{exit !(b - a < 0.05)}'; then break; fi
+    before=$after
+  done
+  quiet_waits+=("$waited")
+}
+quiet_waits=()
 
 results=()
 for r in $(seq "$repeats"); do
@@ -134,21 +161,27 @@ for r in $(seq "$repeats"); do
   query "sink$r" "CREATE DATABASE sink$r" >/dev/null
   # Alternating which goes first, so neither always meets a warmer (or busier) InfluxDB.
   if [ $((r % 2)) = 0 ]; then
-    read -r sink_secs sink_cpu sink_rss <<<"$(run_sink "influx$r" influxdb "sink$r" "$points")"
+    wait_influx_quiet
+    read -r sink_secs sink_cpu sink_rss sink_influx_cpu sink_broker_cpu <<<"$(run_sink "influx$r" influxdb "sink$r" "$points")"
   fi
-  read -r n secs <<<"$(python3 "$py" direct "$influx" "direct$r" "$work/points.lp" "$batch")"
+  wait_influx_quiet
+  direct_influx_cpu0=$(cpu_seconds "$influxd_pid")
+  read -r n secs <<<"$(python3 "$py" direct "$influx" "direct$r" "$work/points.lp" "$batch" "$in_flight")"
+  direct_influx_cpu=$(cpu_delta "$influxd_pid" "$direct_influx_cpu0")
   direct_rate=$(awk -v n="$n" -v s="$secs" 'BEGIN{printf "%.0f", n / s}')
   if [ $((r % 2)) = 1 ]; then
-    read -r sink_secs sink_cpu sink_rss <<<"$(run_sink "influx$r" influxdb "sink$r" "$points")"
+    wait_influx_quiet
+    read -r sink_secs sink_cpu sink_rss sink_influx_cpu sink_broker_cpu <<<"$(run_sink "influx$r" influxdb "sink$r" "$points")"
   fi
   sink_rate=$(awk -v n="$points" -v s="$sink_secs" 'BEGIN{printf "%.0f", n / s}')
   stored_direct=$(count_points "direct$r")
   stored_sink=$(count_points "sink$r")
-  echo "round $r: direct $direct_rate points/s ($secs s); sink $sink_rate points/s ($sink_secs s, $sink_cpu CPU s, peak RSS $sink_rss MiB); ratio $(awk -v a="$sink_rate" -v b="$direct_rate" 'BEGIN{printf "%.2f", a / b}'); stored $stored_direct / $stored_sink"
+  echo "round $r: direct $direct_rate points/s ($secs s, influxd $direct_influx_cpu CPU s); sink $sink_rate points/s ($sink_secs s, $sink_cpu CPU s, peak RSS $sink_rss MiB; influxd $sink_influx_cpu, broker $sink_broker_cpu CPU s); ratio $(awk -v a="$sink_rate" -v b="$direct_rate" 'BEGIN{printf "%.2f", a / b}'); stored $stored_direct / $stored_sink"
   [ "$stored_direct" = "$points" ] && [ "$stored_sink" = "$points" ] || { echo "point counts differ from $points" >&2; exit 1; }
 done
 
-read -r es_secs es_cpu es_rss <<<"$(run_sink es elasticsearch logs-bench "$log_records")"
+read -r es_secs es_cpu es_rss _ _ <<<"$(run_sink es elasticsearch logs-bench "$log_records")"
 docs=$(curl -sf "http://127.0.0.1:$es_port/logs-bench/_count" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')
 echo "elasticsearch test server: $(awk -v n="$log_records" -v s="$es_secs" 'BEGIN{printf "%.0f", n / s}') documents/s ($es_secs s, $es_cpu CPU s, peak RSS $es_rss MiB); $docs documents stored"
+echo "seconds waited for a quiet InfluxDB before each run: ${quiet_waits[*]}"
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -165,5 +165,9 @@ mod tests {
         let problems: Vec<String> = parse_sink(text, "s.toml").unwrap_err().iter().map(|p| p.to_string()).collect();
         assert_eq!(problems.len(), 4, "{problems:#?}");
         assert!(problems.iter().all(|p| p.starts_with("s.toml: key `influxdb[0].")), "{problems:#?}");
+        assert_eq!(config.elasticsearch[0].common.max_in_flight, 2);
+        let text = "[[elasticsearch]]\nname = \"es\"\ntopics = [\"t\"]\ngroup = \"g\"\nendpoints = [\"http://e:9200\"]\nmax_in_flight = 0\n";
+        let err = parse_sink(text, "s.toml").unwrap_err();
+        assert!(err[0].to_string().contains("elasticsearch[0].max_in_flight"), "{err:?}");
     }
 }

@@ -83,6 +83,10 @@ pub struct Common {
     /// …or its first record waited this long.
     #[serde(default = "default_batch_timeout")]
     pub batch_timeout: DurationMs,
+    /// Batches being written at once. Above 1 the next write does not wait for the answer to the
+    /// last (hiding the destination's round trip); offsets are still committed in order.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
     /// Compress request bodies with gzip.
     #[serde(default)]
     pub gzip: bool,
@@ -109,6 +113,9 @@ fn default_batch_bytes() -> ByteSize {
 }
 fn default_batch_timeout() -> DurationMs {
     DurationMs(1_000)
+}
+fn default_max_in_flight() -> usize {
+    2
 }
 fn default_retry_initial() -> DurationMs {
     DurationMs(200)
@@ -284,6 +291,9 @@ impl SinkConfig {
             }
             if common.batch_max_events == 0 {
                 bad(at("batch_max_events"), "must be positive".into(), "use e.g. 5000");
+            }
+            if !(1..=16).contains(&common.max_in_flight) {
+                bad(at("max_in_flight"), format!("is {}", common.max_in_flight), "use 1 to 16, e.g. 2");
             }
             if common.batch_max_bytes.0 < 1024 {
                 bad(at("batch_max_bytes"), "is below 1 KiB".into(), "use e.g. \"5MiB\"");

@@ -36,17 +36,17 @@ impl DeadLetters {
     }
 
     /// Sends `record` with `error`; Ok once the broker acknowledged it.
-    pub async fn send(&self, record: &SourceRecord, error: &str) -> Result<(), KafkaError> {
+    pub async fn send(&self, record: &SourceRecord<'_>, error: &str) -> Result<(), KafkaError> {
         let partition = record.partition.to_string();
         let offset = record.offset.to_string();
         let headers = OwnedHeaders::new()
             .insert(Header { key: "millrace.error", value: Some(error) })
             .insert(Header { key: "millrace.sink", value: Some(&self.sink) })
-            .insert(Header { key: "millrace.origin.topic", value: Some(&*record.topic) })
+            .insert(Header { key: "millrace.origin.topic", value: Some(record.topic) })
             .insert(Header { key: "millrace.origin.partition", value: Some(&partition) })
             .insert(Header { key: "millrace.origin.offset", value: Some(&offset) });
-        let mut message = FutureRecord::<[u8], [u8]>::to(&self.topic).payload(&record.payload).headers(headers);
-        if let Some(key) = &record.key {
+        let mut message = FutureRecord::<[u8], [u8]>::to(&self.topic).payload(record.payload).headers(headers);
+        if let Some(key) = record.key {
             message = message.key(key);
         }
         if let Some(ts) = record.timestamp_ms {

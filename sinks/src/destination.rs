@@ -30,8 +30,9 @@ pub trait Destination: Send + Sync + 'static {
     /// Short kind name for logs and metrics (`elasticsearch`, `influxdb`).
     fn kind(&self) -> &'static str;
 
-    /// Encodes one record; an error means it can never be written (it is dead-lettered).
-    fn encode(&self, record: &SourceRecord) -> Result<Vec<u8>, String>;
+    /// Appends one record's encoding to `out`; an error means it can never be written (it is
+    /// dead-lettered), and whatever was appended before the error is discarded by the caller.
+    fn encode(&self, record: &SourceRecord<'_>, out: &mut Vec<u8>) -> Result<(), String>;
 
     /// Writes encoded records, returning one verdict per record in order.
     fn write(&self, items: &[&[u8]]) -> impl Future<Output = Result<Vec<Verdict>, WriteFailure>> + Send;

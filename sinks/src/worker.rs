@@ -1,6 +1,6 @@
 //! One sink: a consumer-group member that reads its topics, batches and encodes records on a
-//! consumer thread, and writes batches to its destination on the async side — one batch in
-//! flight while the next fills.
+//! consumer thread, and writes batches to its destination on the async side — up to
+//! `max_in_flight` batches at once while the next fills.
 //!
 //! Delivery rules:
 //! - A batch's offsets become committable only after every record in it was accepted by the
@@ -20,11 +20,13 @@ use crate::metrics::SinkMetrics;
 use crate::record::SourceRecord;
 use crate::retry::Backoff;
 use crate::SinkError;
+use futures_util::stream::{FuturesOrdered, StreamExt};
 use millrace_config::sink::{Common, SourceSettings, StartFrom};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -41,27 +43,108 @@ const REVOKE_WAIT: Duration = Duration::from_secs(15);
 /// How often librdkafka reports statistics (the lag gauges come from them).
 const STATISTICS_INTERVAL_MS: &str = "2000";
 
-/// A record and what became of encoding it.
+/// Where one record and its encoding lie in its batch's buffers.
 struct Item {
-    record: SourceRecord,
-    encoded: Result<Vec<u8>, String>,
+    topic: Arc<str>,
+    partition: i32,
+    offset: i64,
+    timestamp_ms: Option<i64>,
+    key: Option<Range<usize>>,
+    payload: Range<usize>,
+    /// The encoding's place in `Batch::encoded`, or why the record cannot be encoded.
+    encoded: Result<Range<usize>, String>,
 }
 
-/// Records read together, written together, committed together.
+/// Records read together, written together, committed together. Records and encodings are
+/// copied into two buffers per batch rather than allocated one by one: the consumer thread's
+/// work per record is most of the sink's CPU, which on a small machine is CPU the destination
+/// does not get.
 #[derive(Default)]
 struct Batch {
     items: Vec<Item>,
-    bytes: usize,
+    /// Keys and payloads as read (a refused record is dead-lettered unchanged).
+    originals: Vec<u8>,
+    encoded: Vec<u8>,
     started: Option<Instant>,
 }
 
 impl Batch {
+    /// An empty batch with room for one like `previous`.
+    fn sized_like(previous: &Batch) -> Batch {
+        Batch {
+            items: Vec::with_capacity(previous.items.len()),
+            originals: Vec::with_capacity(previous.originals.len()),
+            encoded: Vec::with_capacity(previous.encoded.len()),
+            started: None,
+        }
+    }
+
+    /// Copies `record` in and encodes it.
+    fn push<D: Destination>(&mut self, topic: &Arc<str>, record: &SourceRecord<'_>, destination: &D) {
+        let copy = |buffer: &mut Vec<u8>, bytes: &[u8]| {
+            buffer.extend_from_slice(bytes);
+            buffer.len() - bytes.len()..buffer.len()
+        };
+        let key = record.key.map(|k| copy(&mut self.originals, k));
+        let payload = copy(&mut self.originals, record.payload);
+        let start = self.encoded.len();
+        let encoded = match destination.encode(record, &mut self.encoded) {
+            Ok(()) => Ok(start..self.encoded.len()),
+            Err(e) => {
+                self.encoded.truncate(start);
+                Err(e)
+            }
+        };
+        self.started.get_or_insert_with(Instant::now);
+        self.items.push(Item {
+            topic: topic.clone(),
+            partition: record.partition,
+            offset: record.offset,
+            timestamp_ms: record.timestamp_ms,
+            key,
+            payload,
+            encoded,
+        });
+    }
+
+    /// The record at `index`, as it was read.
+    fn record(&self, index: usize) -> SourceRecord<'_> {
+        let item = &self.items[index];
+        SourceRecord {
+            topic: &item.topic,
+            partition: item.partition,
+            offset: item.offset,
+            key: item.key.clone().map(|k| &self.originals[k]),
+            payload: &self.originals[item.payload.clone()],
+            timestamp_ms: item.timestamp_ms,
+        }
+    }
+
+    /// The encoding of the record at `index`, unless it could not be encoded.
+    fn encoded(&self, index: usize) -> Option<&[u8]> {
+        self.items[index].encoded.as_ref().ok().map(|r| &self.encoded[r.clone()])
+    }
+
+    /// The batch without the records of `revoked` partitions (encoded again: revocations are rare).
+    fn without<D: Destination>(&self, revoked: &BTreeSet<(String, i32)>, destination: &D) -> Batch {
+        let mut kept = Batch::sized_like(self);
+        for (i, item) in self.items.iter().enumerate() {
+            if !revoked.contains(&(item.topic.to_string(), item.partition)) {
+                kept.push(&item.topic, &self.record(i), destination);
+            }
+        }
+        if !kept.items.is_empty() {
+            kept.started = self.started;
+        }
+        kept
+    }
+
     /// The offsets to commit once the batch is done: per partition, one past its last record.
     fn commit_offsets(&self) -> BTreeMap<(Arc<str>, i32), i64> {
         let mut next = BTreeMap::new();
         for item in &self.items {
-            let entry = next.entry((item.record.topic.clone(), item.record.partition)).or_insert(0);
-            *entry = (*entry).max(item.record.offset + 1);
+            let entry = next.entry((item.topic.clone(), item.partition)).or_insert(0);
+            *entry = (*entry).max(item.offset + 1);
         }
         next
     }
@@ -72,8 +155,8 @@ struct Shared {
     sink: String,
     /// Partitions revoked since the consumer thread last looked.
     revoked: Mutex<Vec<(String, i32)>>,
-    /// Whether the writer has a batch it has not finished (true while writing or committing).
-    busy: Mutex<bool>,
+    /// Batches the writer has taken and not finished.
+    busy: Mutex<usize>,
     idle: Condvar,
     metrics: Arc<SinkMetrics>,
     /// Offsets of finished batches not yet committed (next offset per partition).
@@ -107,18 +190,24 @@ impl Shared {
         }
     }
 
-    fn set_busy(&self, busy: bool) {
-        *self.busy.lock().unwrap_or_else(|p| p.into_inner()) = busy;
-        if !busy {
+    fn batch_taken(&self) {
+        *self.busy.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+    }
+
+    fn batch_finished(&self) {
+        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        *busy = busy.saturating_sub(1);
+        if *busy == 0 {
             self.idle.notify_all();
         }
     }
 
-    /// Waits up to `timeout` for the writer to finish its batch; false if it did not.
+    /// Waits up to `timeout` for the writer to finish its batches; false if it did not.
     fn wait_idle(&self, timeout: Duration) -> bool {
         let guard = self.busy.lock().unwrap_or_else(|p| p.into_inner());
-        let (guard, _) = self.idle.wait_timeout_while(guard, timeout, |busy| *busy).unwrap_or_else(|p| p.into_inner());
-        !*guard
+        let (guard, _) =
+            self.idle.wait_timeout_while(guard, timeout, |busy| *busy > 0).unwrap_or_else(|p| p.into_inner());
+        *guard == 0
     }
 }
 
@@ -199,7 +288,7 @@ pub async fn run<D: Destination>(
     let shared = Arc::new(Shared {
         sink: name.clone(),
         revoked: Mutex::default(),
-        busy: Mutex::new(false),
+        busy: Mutex::new(0),
         idle: Condvar::new(),
         metrics: metrics.clone(),
         uncommitted: Mutex::default(),
@@ -247,21 +336,24 @@ pub async fn run<D: Destination>(
     let mut draining = false;
     let mut commit_tick = tokio::time::interval(COMMIT_INTERVAL);
     commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut idle_since = Instant::now();
-    loop {
+    // Batches being written, finished in the order they were taken: a batch's offsets become
+    // committable only after every batch before it.
+    let mut in_flight = FuturesOrdered::new();
+    let mut reader_done = false;
+    while !(reader_done && in_flight.is_empty()) {
         tokio::select! {
-            batch = batches.recv() => match batch {
+            batch = batches.recv(), if !reader_done && in_flight.len() < common.max_in_flight => match batch {
                 Some(batch) => {
-                    shared.set_busy(true);
-                    let (records, waited, started) = (batch.items.len(), idle_since.elapsed(), Instant::now());
-                    if let Some(offsets) = writer.deliver(batch).await {
-                        shared.finished(offsets);
-                    }
-                    tracing::debug!(sink = %name, records, waited_ms = waited.as_millis() as u64, written_ms = started.elapsed().as_millis() as u64, "batch done");
-                    shared.set_busy(false);
-                    idle_since = Instant::now();
+                    shared.batch_taken();
+                    in_flight.push_back(writer.deliver(batch));
                 }
-                None => break,
+                None => reader_done = true,
+            },
+            Some(offsets) = in_flight.next(), if !in_flight.is_empty() => {
+                if let Some(offsets) = offsets {
+                    shared.finished(offsets);
+                }
+                shared.batch_finished();
             },
             // Without waiting for the answer: commits go out in order on the coordinator
             // connection; a failure is logged by the commit callback.
@@ -278,6 +370,7 @@ pub async fn run<D: Destination>(
             }
         }
     }
+    drop(in_flight);
     let _ = tokio::task::spawn_blocking(move || reader.join()).await;
     // Commit what was written, then close: leaving the group moves the partitions on at once.
     tokio::task::spawn_blocking(move || {
@@ -340,9 +433,21 @@ fn read_loop<D: Destination>(
     let mut batch = Batch::default();
     let mut warned_at: Option<Instant> = None;
     let mut topic_names: std::collections::HashMap<String, Arc<str>> = std::collections::HashMap::new();
+    let mut dry = Duration::ZERO;
     while !stop.load(Ordering::Relaxed) {
-        let wait = batch.started.map_or(Duration::from_millis(100), |s| max_wait.saturating_sub(s.elapsed()));
-        match consumer.poll(wait.min(Duration::from_millis(100))) {
+        // Ask for a ready message first: reading the clock for the wait on every record costs
+        // more than the poll.
+        let mut polled = consumer.poll(Duration::ZERO);
+        // The batch's age is checked whenever the consumer ran dry, and every 256 records.
+        let ran_dry = polled.is_none();
+        if ran_dry {
+            let dry_start = Instant::now();
+            let wait = batch.started.map_or(Duration::from_millis(100), |s| max_wait.saturating_sub(s.elapsed()));
+            polled = consumer.poll(wait.min(Duration::from_millis(100)));
+            dry += dry_start.elapsed();
+        }
+        let mut check_time = true;
+        match polled {
             Some(Ok(message)) => {
                 // One shared name per topic rather than an allocation per record.
                 let topic = match topic_names.get(message.topic()) {
@@ -354,17 +459,15 @@ fn read_loop<D: Destination>(
                     }
                 };
                 let record = SourceRecord {
-                    topic,
+                    topic: &topic,
                     partition: message.partition(),
                     offset: message.offset(),
-                    key: message.key().map(<[u8]>::to_vec),
-                    payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                    key: message.key(),
+                    payload: message.payload().unwrap_or_default(),
                     timestamp_ms: message.timestamp().to_millis(),
                 };
-                let encoded = destination.encode(&record);
-                batch.bytes += encoded.as_ref().map_or(0, Vec::len);
-                batch.started.get_or_insert_with(Instant::now);
-                batch.items.push(Item { record, encoded });
+                batch.push(&topic, &record, destination);
+                check_time = ran_dry || batch.items.len() % 256 == 0;
             }
             // Broker errors are transient here (librdkafka reconnects); say so now and then.
             Some(Err(e)) if warned_at.is_none_or(|at| at.elapsed() > Duration::from_secs(10)) => {
@@ -377,17 +480,19 @@ fn read_loop<D: Destination>(
         let revoked = std::mem::take(&mut *shared.revoked.lock().unwrap_or_else(|p| p.into_inner()));
         if !revoked.is_empty() {
             let revoked: BTreeSet<(String, i32)> = revoked.into_iter().collect();
-            batch.items.retain(|i| !revoked.contains(&(i.record.topic.to_string(), i.record.partition)));
-            batch.bytes = batch.items.iter().map(|i| i.encoded.as_ref().map_or(0, Vec::len)).sum();
-            if batch.items.is_empty() {
-                batch.started = None;
-            }
+            batch = batch.without(&revoked, destination);
         }
         let due = batch.items.len() >= common.batch_max_events
-            || batch.bytes as u64 >= common.batch_max_bytes.0
-            || batch.started.is_some_and(|s| s.elapsed() >= max_wait);
-        if due && batches.blocking_send(std::mem::take(&mut batch)).is_err() {
-            return;
+            || batch.encoded.len() as u64 >= common.batch_max_bytes.0
+            || (check_time && batch.started.is_some_and(|s| s.elapsed() >= max_wait));
+        if due {
+            let next = Batch::sized_like(&batch);
+            let (records, send_start) = (batch.items.len(), Instant::now());
+            if batches.blocking_send(std::mem::replace(&mut batch, next)).is_err() {
+                return;
+            }
+            tracing::debug!(sink = %common.name, records, dry_ms = dry.as_millis() as u64, blocked_ms = send_start.elapsed().as_millis() as u64, "batch cut");
+            dry = Duration::ZERO;
         }
     }
     if !batch.items.is_empty() {
@@ -424,6 +529,7 @@ impl<D: Destination> Writer<D> {
         let started = Instant::now();
         let sink = self.name.as_str();
         let offsets = batch.commit_offsets();
+        let records = batch.items.len();
         self.metrics.batch_records.with_label_values(&[sink]).observe(batch.items.len() as f64);
         let mut rejected: Vec<(usize, String)> = Vec::new();
         let mut pending: Vec<usize> = Vec::new();
@@ -435,7 +541,7 @@ impl<D: Destination> Writer<D> {
         }
         let mut backoff = Backoff::new(self.backoff.0, self.backoff.1);
         while !pending.is_empty() {
-            let bodies: Vec<&[u8]> = pending.iter().filter_map(|&i| batch.items[i].encoded.as_deref().ok()).collect();
+            let bodies: Vec<&[u8]> = pending.iter().filter_map(|&i| batch.encoded(i)).collect();
             match self.destination.write(&bodies).await {
                 Ok(verdicts) => {
                     let mut retry = Vec::new();
@@ -473,17 +579,18 @@ impl<D: Destination> Writer<D> {
             }
         }
         for (i, error) in rejected {
-            if !self.dead_letter(&batch.items[i].record, &error).await {
+            if !self.dead_letter(&batch.record(i), &error).await {
                 return None;
             }
         }
         self.metrics.batch_seconds.with_label_values(&[sink]).observe(started.elapsed().as_secs_f64());
+        tracing::debug!(sink, records, written_ms = started.elapsed().as_millis() as u64, "batch done");
         Some(offsets)
     }
 
     /// Sends one refused record to the dead-letter topic, retrying until the broker takes it;
     /// false if the drain deadline passed first.
-    async fn dead_letter(&self, record: &SourceRecord, error: &str) -> bool {
+    async fn dead_letter(&self, record: &SourceRecord<'_>, error: &str) -> bool {
         let sink = self.name.as_str();
         self.metrics.dead_lettered.with_label_values(&[sink]).inc();
         let Some(dead_letters) = &self.dead_letters else {

@@ -11,7 +11,7 @@ use serde_json::Value;
 /// (host, the file's device, inode and fingerprint, and the line's byte offset): the same line
 /// re-sent by an agent after a crash lands on another broker offset but gets the same id, so it
 /// overwrites itself. Anything else is identified by its broker position.
-pub fn document_id(doc: &Value, record: &SourceRecord) -> String {
+pub fn document_id(doc: &Value, record: &SourceRecord<'_>) -> String {
     let file = &doc["log"]["file"];
     let parts = (
         doc["host"]["name"].as_str(),
@@ -30,7 +30,7 @@ pub fn document_id(doc: &Value, record: &SourceRecord) -> String {
 
 /// The time a record's index name is taken from: its `@timestamp`, else the broker timestamp,
 /// else now.
-fn event_time(doc: &Value, record: &SourceRecord) -> DateTime<Utc> {
+fn event_time(doc: &Value, record: &SourceRecord<'_>) -> DateTime<Utc> {
     doc["@timestamp"]
         .as_str()
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
@@ -41,7 +41,7 @@ fn event_time(doc: &Value, record: &SourceRecord) -> DateTime<Utc> {
 
 /// The index for a document: `template` with strftime fields filled from its time. The template
 /// was checked with the configuration, so formatting cannot fail.
-pub fn index_name(template: &str, doc: &Value, record: &SourceRecord) -> String {
+pub fn index_name(template: &str, doc: &Value, record: &SourceRecord<'_>) -> String {
     if !template.contains('%') {
         return template.to_string();
     }
@@ -58,10 +58,10 @@ pub fn template_is_valid(template: &str) -> bool {
     chrono::format::StrftimeItems::new(template).all(|item| !matches!(item, chrono::format::Item::Error))
 }
 
-/// Encodes a record as `{"<action>":{"_index":…,"_id":…}}\n<source>\n`. A record that is not a
-/// JSON object cannot become a document.
-pub fn encode(record: &SourceRecord, template: &str, action: BulkAction) -> Result<Vec<u8>, String> {
-    let doc: Value = serde_json::from_slice(&record.payload)
+/// Appends a record as `{"<action>":{"_index":…,"_id":…}}\n<source>\n` to `out`. A record that is
+/// not a JSON object cannot become a document.
+pub fn encode(record: &SourceRecord<'_>, template: &str, action: BulkAction, out: &mut Vec<u8>) -> Result<(), String> {
+    let doc: Value = serde_json::from_slice(record.payload)
         .map_err(|e| format!("the record is not JSON ({e}); it cannot become a document"))?;
     if !doc.is_object() {
         return Err("the record is JSON but not an object; it cannot become a document".into());
@@ -72,19 +72,18 @@ pub fn encode(record: &SourceRecord, template: &str, action: BulkAction) -> Resu
     };
     let meta =
         serde_json::json!({ verb: { "_index": index_name(template, &doc, record), "_id": document_id(&doc, record) } });
-    let mut out = Vec::with_capacity(record.payload.len() + 128);
     // Serializing a Value cannot fail.
-    let _ = serde_json::to_writer(&mut out, &meta);
+    let _ = serde_json::to_writer(&mut *out, &meta);
     out.push(b'\n');
     // The record is sent as it came (already compact JSON from the agent), minus any newline
     // that would break the NDJSON framing.
     if record.payload.contains(&b'\n') {
-        let _ = serde_json::to_writer(&mut out, &doc);
+        let _ = serde_json::to_writer(&mut *out, &doc);
     } else {
-        out.extend_from_slice(&record.payload);
+        out.extend_from_slice(record.payload);
     }
     out.push(b'\n');
-    Ok(out)
+    Ok(())
 }
 
 /// Reads a `_bulk` response body: one verdict per item, in order.
@@ -135,15 +134,20 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn record(payload: &str) -> SourceRecord {
+    fn record(payload: &str) -> SourceRecord<'_> {
         SourceRecord {
-            topic: "app-logs".into(),
+            topic: "app-logs",
             partition: 2,
             offset: 17,
             key: None,
-            payload: payload.as_bytes().to_vec(),
+            payload: payload.as_bytes(),
             timestamp_ms: Some(1_795_431_600_000),
         }
+    }
+
+    fn encode(record: &SourceRecord<'_>, template: &str, action: BulkAction) -> Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        super::encode(record, template, action, &mut out).map(|()| out)
     }
 
     const LINE: &str = r#"{"@timestamp":"2026-11-23T11:00:00.123Z","host":{"name":"web-1"},"log":{"file":{"device":2049,"fingerprint":"0a0b0c0d","inode":77,"path":"/var/log/a.log"},"offset":4096},"message":"GET /"}"#;

@@ -97,8 +97,8 @@ impl Destination for Elasticsearch {
         "elasticsearch"
     }
 
-    fn encode(&self, record: &SourceRecord) -> Result<Vec<u8>, String> {
-        bulk::encode(record, &self.index, self.action)
+    fn encode(&self, record: &SourceRecord<'_>, out: &mut Vec<u8>) -> Result<(), String> {
+        bulk::encode(record, &self.index, self.action, out)
     }
 
     async fn write(&self, items: &[&[u8]]) -> Result<Vec<Verdict>, WriteFailure> {

@@ -6,217 +6,199 @@
 //! in string field values. Newlines cannot be represented anywhere, so such a record is refused
 //! (dead-lettered) rather than altered. Empty tag values are left out, as Telegraf does.
 
+use super::scan::{Scalar, Scanner};
 use chrono::DateTime;
 use millrace_config::sink::Precision;
-use serde::de::{self, Deserializer, Visitor};
-use serde::Deserialize;
 use std::borrow::Cow;
-use std::collections::BTreeMap;
-use std::fmt::Write;
+use std::io::Write;
 
-fn escape(out: &mut String, text: &str, specials: &[char]) -> Result<(), String> {
-    let needs_care = |c: char| c == '\n' || c == '\r' || specials.contains(&c);
+/// Appends `text`, with a backslash before each byte `special` picks; refuses newlines.
+fn escape(out: &mut Vec<u8>, text: &str, special: fn(u8) -> bool) -> Result<(), String> {
+    let bytes = text.as_bytes();
     // Most names and values need nothing: copy them whole.
-    if !text.contains(needs_care) {
-        out.push_str(text);
+    if !bytes.iter().any(|&b| b == b'\n' || b == b'\r' || special(b)) {
+        out.extend_from_slice(bytes);
         return Ok(());
     }
-    for c in text.chars() {
-        if c == '\n' || c == '\r' {
+    for &b in bytes {
+        if b == b'\n' || b == b'\r' {
             return Err(format!("`{}` contains a newline, which line protocol cannot carry", text.escape_debug()));
         }
-        if specials.contains(&c) {
-            out.push('\\');
+        if special(b) {
+            out.push(b'\\');
         }
-        out.push(c);
+        out.push(b);
     }
     Ok(())
 }
 
-const MEASUREMENT: &[char] = &[',', ' '];
-const KEY_OR_TAG: &[char] = &[',', '=', ' '];
-
-/// A JSON string, borrowed from the record when it has no escapes.
-struct Text<'a>(Cow<'a, str>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visit;
-        impl<'de> Visitor<'de> for Visit {
-            type Value = Text<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Owned(v.to_string())))
-            }
-        }
-        deserializer.deserialize_str(Visit)
-    }
+/// What a measurement name escapes.
+fn measurement_special(b: u8) -> bool {
+    matches!(b, b',' | b' ')
 }
 
-/// A tag or field value: the scalars line protocol can carry, anything else kept as `Other`.
-enum Scalar<'a> {
-    Int(i64),
-    Float(f64),
-    Bool(bool),
-    Text(Cow<'a, str>),
-    Other,
+/// What tag keys, tag values and field keys escape.
+fn key_or_tag_special(b: u8) -> bool {
+    matches!(b, b',' | b'=' | b' ')
 }
 
-impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visit;
-        impl<'de> Visitor<'de> for Visit {
-            type Value = Scalar<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON value")
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-                Ok(Scalar::Bool(v))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(Scalar::Int(v))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                // InfluxDB 1.x has no unsigned integers: beyond i64 the value goes as a float.
-                Ok(i64::try_from(v).map_or(Scalar::Float(v as f64), Scalar::Int))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                Ok(Scalar::Float(v))
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Scalar::Text(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Scalar::Text(Cow::Owned(v.to_string())))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(Scalar::Other)
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
-                Ok(Scalar::Other)
-            }
-            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<de::IgnoredAny, de::IgnoredAny>()?.is_some() {}
-                Ok(Scalar::Other)
-            }
-        }
-        deserializer.deserialize_any(Visit)
-    }
-}
+/// An object's entries (tags or fields), sorted by key.
+type Entries<'a> = Vec<(Cow<'a, str>, Scalar<'a>)>;
 
-#[derive(Deserialize)]
-struct Host<'a> {
-    #[serde(borrow)]
-    name: Option<Text<'a>>,
-}
-
-/// The parts of a metric record a point needs, borrowed from the record where possible (other
-/// keys are skipped unparsed).
-#[derive(Deserialize)]
+/// The parts of a metric record a point needs, borrowed from the record where possible.
+#[derive(Default)]
 struct MetricRecord<'a> {
-    #[serde(rename = "@timestamp", borrow)]
-    timestamp: Option<Text<'a>>,
-    #[serde(borrow)]
-    name: Option<Text<'a>>,
-    #[serde(borrow, default)]
-    tags: Option<BTreeMap<Text<'a>, Scalar<'a>>>,
-    #[serde(borrow)]
-    fields: Option<BTreeMap<Text<'a>, Scalar<'a>>>,
-    #[serde(borrow)]
-    host: Option<Host<'a>>,
+    timestamp: Option<Cow<'a, str>>,
+    name: Option<Cow<'a, str>>,
+    tags: Entries<'a>,
+    fields: Option<Entries<'a>>,
+    host_name: Option<Cow<'a, str>>,
 }
 
-impl PartialEq for Text<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        self.0 == other.0
+/// The entries of the object at the cursor, or None (after skipping it) when it is not one.
+fn entries<'a>(scanner: &mut Scanner<'a>) -> Result<Option<Entries<'a>>, String> {
+    if !scanner.at_object() {
+        scanner.value()?;
+        return Ok(None);
     }
-}
-impl Eq for Text<'_> {}
-impl PartialOrd for Text<'_> {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
+    let mut object = scanner.begin_object()?;
+    let mut entries = Vec::with_capacity(8);
+    while let Some(key) = scanner.next_key(&mut object)? {
+        let value = scanner.value()?;
+        entries.push((key, value));
     }
+    // Sorted by key (InfluxDB stores tags sorted; sending them so spares it the work), and of
+    // a key given twice the last one counts, as in any JSON reader.
+    entries.reverse();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries.dedup_by(|later, earlier| later.0 == earlier.0);
+    Ok(Some(entries))
 }
-impl Ord for Text<'_> {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.cmp(&other.0)
+
+/// A string value, or None (after skipping the value) when it is not one.
+fn text<'a>(scanner: &mut Scanner<'a>) -> Result<Option<Cow<'a, str>>, String> {
+    Ok(match scanner.value()? {
+        Scalar::Text(t) => Some(t),
+        _ => None,
+    })
+}
+
+fn parse(json: &[u8]) -> Result<MetricRecord<'_>, String> {
+    let mut scanner = Scanner::new(json)?;
+    let mut record = MetricRecord::default();
+    let mut object = scanner.begin_object()?;
+    while let Some(key) = scanner.next_key(&mut object)? {
+        match key.as_ref() {
+            "@timestamp" => record.timestamp = text(&mut scanner)?,
+            "name" => record.name = text(&mut scanner)?,
+            "tags" => record.tags = entries(&mut scanner)?.unwrap_or_default(),
+            "fields" => record.fields = entries(&mut scanner)?,
+            "host" if scanner.at_object() => {
+                let mut host = scanner.begin_object()?;
+                while let Some(key) = scanner.next_key(&mut host)? {
+                    match key.as_ref() {
+                        "name" => record.host_name = text(&mut scanner)?,
+                        _ => drop(scanner.value()?),
+                    }
+                }
+            }
+            _ => drop(scanner.value()?),
+        }
+    }
+    scanner.finish()?;
+    Ok(record)
+}
+
+/// Writes a JSON number as a line-protocol field value: integers get the `i` suffix, floats go
+/// as written (JSON's number grammar is a subset of line protocol's).
+fn write_number(out: &mut Vec<u8>, key: &str, text: &str, integer: bool) -> Result<(), String> {
+    // Up to 18 digits always fit an i64; a float without an exponent and with fewer than 300
+    // digits is always finite. Only the rest needs parsing.
+    if (integer && text.trim_start_matches('-').len() <= 18)
+        || (!integer && text.len() < 300 && !text.contains(['e', 'E']))
+    {
+        out.extend_from_slice(text.as_bytes());
+        if integer {
+            out.push(b'i');
+        }
+        return Ok(());
+    }
+    if integer {
+        if let Ok(i) = text.parse::<i64>() {
+            let _ = write!(out, "{i}i");
+            return Ok(());
+        }
+        // InfluxDB 1.x has no unsigned integers: beyond i64 the value goes as a float.
+    }
+    match text.parse::<f64>() {
+        Ok(f) if f.is_finite() => {
+            if integer {
+                out.extend_from_slice(ryu::Buffer::new().format_finite(f).as_bytes());
+            } else {
+                out.extend_from_slice(text.as_bytes());
+            }
+            Ok(())
+        }
+        _ => Err(format!("field `{key}`: {text} is out of the range of a 64-bit float")),
     }
 }
 
-/// Encodes one metric record (JSON bytes) as a line (without the trailing newline).
-pub fn encode_record(json: &[u8], precision: Precision) -> Result<String, String> {
-    let record: MetricRecord<'_> = serde_json::from_slice(json)
-        .map_err(|e| format!("the record is not a JSON object ({e}); it cannot become a point"))?;
-    let name = record
-        .name
-        .as_ref()
-        .map(|n| n.0.as_ref())
-        .filter(|n| !n.is_empty())
-        .ok_or("the record has no metric `name`")?;
+/// Appends one metric record (JSON bytes) as a line, without the trailing newline, to `out`.
+/// On an error, part of a line may have been appended: the caller discards it.
+pub fn encode_record(json: &[u8], precision: Precision, out: &mut Vec<u8>) -> Result<(), String> {
+    let record = parse(json).map_err(|e| format!("the record is not a JSON object ({e}); it cannot become a point"))?;
+    let name = record.name.as_deref().filter(|n| !n.is_empty()).ok_or("the record has no metric `name`")?;
     let fields = record.fields.as_ref().ok_or("the record has no `fields` object (not a metric record?)")?;
-    let timestamp = record.timestamp.as_ref().map(|t| t.0.as_ref()).ok_or("the record has no `@timestamp`")?;
+    let timestamp = record.timestamp.as_deref().ok_or("the record has no `@timestamp`")?;
     let at = DateTime::parse_from_rfc3339(timestamp).map_err(|e| format!("`@timestamp` {timestamp:?}: {e}"))?;
-    let mut line = String::with_capacity(json.len() / 2);
-    escape(&mut line, name, MEASUREMENT)?;
+    escape(out, name, measurement_special)?;
     let mut tags: Vec<(&str, &str)> = record
         .tags
         .iter()
-        .flatten()
         .filter_map(|(k, v)| match v {
-            Scalar::Text(v) => Some((k.0.as_ref(), v.as_ref())),
+            Scalar::Text(v) => Some((k.as_ref(), v.as_ref())),
             _ => None,
         })
         .collect();
-    if let Some(host) = record.host.as_ref().and_then(|h| h.name.as_ref()) {
+    if let Some(host) = record.host_name.as_deref() {
         if !tags.iter().any(|(k, _)| *k == "host") {
-            tags.push(("host", host.0.as_ref()));
+            let at = tags.partition_point(|(k, _)| *k < "host");
+            tags.insert(at, ("host", host));
         }
     }
-    // InfluxDB stores tags sorted; sending them sorted spares it the work.
-    tags.sort_unstable();
     for (key, value) in tags.into_iter().filter(|(k, v)| !k.is_empty() && !v.is_empty()) {
-        line.push(',');
-        escape(&mut line, key, KEY_OR_TAG)?;
-        line.push('=');
-        escape(&mut line, value, KEY_OR_TAG)?;
+        out.push(b',');
+        escape(out, key, key_or_tag_special)?;
+        out.push(b'=');
+        escape(out, value, key_or_tag_special)?;
     }
     let mut written = 0;
     for (key, value) in fields {
-        let key = key.0.as_ref();
-        if key.is_empty() || matches!(value, Scalar::Other) || matches!(value, Scalar::Float(f) if !f.is_finite()) {
+        let key = key.as_ref();
+        if key.is_empty() || matches!(value, Scalar::Null | Scalar::Composite) {
             // Nulls (NaN samples) and nested values have no line-protocol form: left out.
             continue;
         }
-        line.push(if written == 0 { ' ' } else { ',' });
-        escape(&mut line, key, KEY_OR_TAG)?;
-        line.push('=');
+        out.push(if written == 0 { b' ' } else { b',' });
+        escape(out, key, key_or_tag_special)?;
+        out.push(b'=');
         match value {
-            Scalar::Int(i) => {
-                let _ = write!(line, "{i}i");
-            }
-            // ryu: the shortest text that reads back as the same float, and fast.
-            Scalar::Float(f) => line.push_str(ryu::Buffer::new().format_finite(*f)),
-            Scalar::Bool(b) => line.push_str(if *b { "true" } else { "false" }),
+            Scalar::Number { text, integer } => write_number(out, key, text, *integer)?,
+            Scalar::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
             Scalar::Text(s) => {
                 if s.contains(['\n', '\r']) {
                     return Err(format!("field `{key}` contains a newline, which line protocol cannot carry"));
                 }
-                line.push('"');
-                for c in s.chars() {
-                    if c == '"' || c == '\\' {
-                        line.push('\\');
+                out.push(b'"');
+                for &b in s.as_bytes() {
+                    if b == b'"' || b == b'\\' {
+                        out.push(b'\\');
                     }
-                    line.push(c);
+                    out.push(b);
                 }
-                line.push('"');
+                out.push(b'"');
             }
-            Scalar::Other => {}
+            Scalar::Null | Scalar::Composite => {}
         }
         written += 1;
     }
@@ -230,8 +212,8 @@ pub fn encode_record(json: &[u8], precision: Precision) -> Result<String, String
         Precision::Ms => i128::from(ms),
         Precision::S => i128::from(ms.div_euclid(1000)),
     };
-    let _ = write!(line, " {stamp}");
-    Ok(line)
+    let _ = write!(out, " {stamp}");
+    Ok(())
 }
 
 #[cfg(test)]
@@ -241,7 +223,9 @@ mod tests {
     use serde_json::json;
 
     fn encode(doc: &serde_json::Value, precision: Precision) -> Result<String, String> {
-        encode_record(&serde_json::to_vec(doc).unwrap(), precision)
+        let mut out = Vec::new();
+        encode_record(&serde_json::to_vec(doc).unwrap(), precision, &mut out)?;
+        Ok(String::from_utf8(out).unwrap())
     }
 
     #[test]
@@ -274,5 +258,31 @@ mod tests {
         assert!(encode(&newline, Precision::Ms).unwrap_err().contains("newline"));
         let no_time = json!({"name": "m", "fields": {"x": 1}});
         assert!(encode(&no_time, Precision::Ms).is_err());
+    }
+
+    #[test]
+    fn numbers_keep_their_text_and_odd_records_are_read_as_json_readers_do() {
+        let line = |json: &str| {
+            let mut out = Vec::new();
+            encode_record(json.as_bytes(), Precision::S, &mut out).map(|()| String::from_utf8(out).unwrap())
+        };
+        let at = r#""@timestamp":"2026-11-23T11:00:00Z""#;
+        assert_eq!(
+            line(&format!(
+                r#"{{{at},"name":"m","fields":{{"e":6.02E+23,"neg":-0.5,"big":12345678901234567890,"max":-9223372036854775808,"nested":{{"a":1}},"list":[1]}},"tags":{{"n":1,"t":"a\u0020b"}}}}"#
+            ))
+            .unwrap(),
+            r"m,t=a\ b big=1.2345678901234567e19,e=6.02E+23,max=-9223372036854775808i,neg=-0.5 1795431600",
+            "exponents pass through, integers beyond i64 become floats, nested fields and non-string tags are left out"
+        );
+        assert_eq!(
+            line(&format!(r#"{{"name":"old",{at},"fields":{{"x":1,"x":2}},"name":"new"}}"#)).unwrap(),
+            "new x=2i 1795431600",
+            "of a key given twice, the last counts"
+        );
+        assert!(line(&format!(r#"{{{at},"name":"m","fields":{{"x":1e999}}}}"#)).unwrap_err().contains("range"));
+        assert!(line(&format!(r#"{{{at},"name":"m","fields":{{"x":1}}}} trailing"#)).is_err());
+        assert!(line(&format!(r#"{{{at},"name":"m","fields":{{"x":1}},"extra":[1,}}"#)).is_err());
+        assert!(line(r#"[{"name":"m"}]"#).unwrap_err().contains("not a JSON object"));
     }
 }

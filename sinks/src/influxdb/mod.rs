@@ -6,6 +6,7 @@
 //! retried, honouring `Retry-After`.
 
 pub mod line_protocol;
+mod scan;
 
 use crate::destination::{describe_reqwest, gzip, retry_after, Destination, Verdict, WriteFailure};
 use crate::record::SourceRecord;
@@ -107,8 +108,8 @@ impl Destination for InfluxDb {
         "influxdb"
     }
 
-    fn encode(&self, record: &SourceRecord) -> Result<Vec<u8>, String> {
-        line_protocol::encode_record(&record.payload, self.precision).map(String::into_bytes)
+    fn encode(&self, record: &SourceRecord<'_>, out: &mut Vec<u8>) -> Result<(), String> {
+        line_protocol::encode_record(record.payload, self.precision, out)
     }
 
     async fn write(&self, items: &[&[u8]]) -> Result<Vec<Verdict>, WriteFailure> {
