@@ -6,7 +6,8 @@
 #   tests (with --tests): kcat, iproute2 (network namespaces for the partition tests), influxdb
 #          (only for /usr/bin/influxd: tests/src/influx.rs runs private influxd processes on free
 #          ports; the packaged service is neither started nor enabled, see below), and the Python
-#          Kafka clients from tests/python/requirements.txt.
+#          Kafka clients from tests/python/requirements.txt, and tmux (the `millrace top` test
+#          drives the real terminal UI in a tmux pane).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +18,7 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 packages=(cmake build-essential pkg-config libcurl4-openssl-dev)
-[ "$want_tests" = 1 ] && packages+=(kcat iproute2 influxdb)
+[ "$want_tests" = 1 ] && packages+=(kcat iproute2 influxdb tmux)
 missing=()
 for p in "${packages[@]}"; do
   # Not `dpkg -s`: it also succeeds for a removed package whose conffiles remain (influxdb has some).
