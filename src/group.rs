@@ -3,9 +3,6 @@
 //! against any Kafka-compatible cluster.
 
 use anyhow::{bail, Context};
-use bytes::Buf;
-use kafka_protocol::messages::ConsumerProtocolAssignment;
-use kafka_protocol::protocol::{Decodable, Message};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
@@ -44,26 +41,6 @@ fn consumer(bootstrap: &str, group: &str) -> anyhow::Result<BaseConsumer> {
         .context("creating the Kafka client")
 }
 
-/// (topic, partition) pairs in a consumer-protocol assignment.
-fn assigned_partitions(assignment: &[u8]) -> Vec<(String, i32)> {
-    let mut buf = bytes::Bytes::copy_from_slice(assignment);
-    if buf.remaining() < 2 {
-        return Vec::new();
-    }
-    let version = buf.get_i16().clamp(0, ConsumerProtocolAssignment::VERSIONS.max);
-    ConsumerProtocolAssignment::decode(&mut buf, version)
-        .map(|a| {
-            a.assigned_partitions
-                .into_iter()
-                .flat_map(|tp| {
-                    let topic = tp.topic.to_string();
-                    tp.partitions.into_iter().map(move |p| (topic.clone(), p))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Runs a group subcommand.
 pub async fn run(args: GroupArgs) -> anyhow::Result<()> {
     let bootstrap = args.bootstrap.clone();
@@ -98,7 +75,8 @@ fn describe(bootstrap: &str, group_id: &str) -> anyhow::Result<()> {
     };
     let mut rows: BTreeMap<(String, i32), Row> = BTreeMap::new();
     for member in group.members() {
-        for (topic, partition) in member.assignment().map(assigned_partitions).unwrap_or_default() {
+        for (topic, partition) in member.assignment().map(millrace_tui::poller::assigned_partitions).unwrap_or_default()
+        {
             let owner = (member.id().to_string(), member.client_host().to_string(), member.client_id().to_string());
             rows.insert((topic, partition), Row { committed: None, end: -1, member: Some(owner) });
         }

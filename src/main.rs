@@ -2,7 +2,9 @@
 
 mod bench;
 mod cluster;
+mod demo;
 mod group;
+mod top;
 mod topic;
 
 use anyhow::Context;
@@ -41,8 +43,12 @@ enum Command {
     Group(group::GroupArgs),
     /// Describe the cluster, move partitions between brokers, remove a broker.
     Cluster(cluster::ClusterArgs),
+    /// Terminal UI for any Kafka-compatible cluster: brokers, partitions, ISR health, group lag.
+    Top(top::TopArgs),
     /// Measure produce and consume throughput against a broker with librdkafka.
     Bench(bench::BenchArgs),
+    /// Run the whole pipeline on this machine: 3 brokers, an agent tailing a generated access log, sinks to files.
+    Demo(demo::DemoArgs),
 }
 
 #[derive(clap::Args)]
@@ -120,7 +126,11 @@ fn init_tracing(format: LogFormat) {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    // The UI owns the terminal: its logs go to --log-file (or stderr with --once) only.
+    match &cli.command {
+        Command::Top(args) => top::init_tracing(args, DEFAULT_LOG_FILTER)?,
+        _ => init_tracing(cli.log_format),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("millrace")
@@ -135,6 +145,8 @@ fn main() -> anyhow::Result<()> {
             Command::Bench(args) => bench::run(args).await,
             Command::Group(args) => group::run(args).await,
             Command::Cluster(args) => cluster::run(args).await,
+            Command::Top(args) => top::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
         }
     })
 }

@@ -5,6 +5,7 @@ use anyhow::{anyhow, bail, Context};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 use std::time::Duration;
 
@@ -60,6 +61,29 @@ fn admin(bootstrap: &str) -> anyhow::Result<AdminClient<DefaultClientContext>> {
     client_config(bootstrap).create().context("creating the Kafka admin client")
 }
 
+/// Creates topic `name` with Kafka-named `settings`. The outer error means the cluster could not
+/// be asked; the inner one is the cluster's refusal (e.g. `TopicAlreadyExists`).
+pub async fn create(
+    bootstrap: &str,
+    name: &str,
+    partitions: i32,
+    replication_factor: i32,
+    settings: &[(&str, &str)],
+) -> anyhow::Result<Result<(), RDKafkaErrorCode>> {
+    let options = AdminOptions::new().operation_timeout(Some(TIMEOUT)).request_timeout(Some(TIMEOUT));
+    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(replication_factor));
+    for (key, value) in settings {
+        topic = topic.set(key, value);
+    }
+    let results = admin(bootstrap)?.create_topics([&topic], &options).await?;
+    for result in results {
+        if let Err((_, code)) = result {
+            return Ok(Err(code));
+        }
+    }
+    Ok(Ok(()))
+}
+
 /// Runs a topic subcommand.
 pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
     let options = AdminOptions::new().operation_timeout(Some(TIMEOUT)).request_timeout(Some(TIMEOUT));
@@ -74,16 +98,9 @@ pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
             }
             // Check locally first so typos get a precise message instead of INVALID_CONFIG.
             millrace_config::TopicOverrides::from_pairs(pairs.iter().copied())?;
-            let mut topic = NewTopic::new(&name, partitions, TopicReplication::Fixed(replication_factor));
-            for (key, value) in &pairs {
-                topic = topic.set(key, value);
-            }
-            let results = admin(&args.bootstrap)?.create_topics([&topic], &options).await?;
-            for result in results {
-                match result {
-                    Ok(created) => println!("created topic {created} with {partitions} partitions"),
-                    Err((topic, code)) => bail!("creating topic {topic} failed: {code} ({code:?})"),
-                }
+            match create(&args.bootstrap, &name, partitions, replication_factor, &pairs).await? {
+                Ok(()) => println!("created topic {name} with {partitions} partitions"),
+                Err(code) => bail!("creating topic {name} failed: {code} ({code:?})"),
             }
         }
         TopicCommand::Delete { name } => {

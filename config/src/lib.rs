@@ -169,5 +169,63 @@ mod tests {
         let text = "[[elasticsearch]]\nname = \"es\"\ntopics = [\"t\"]\ngroup = \"g\"\nendpoints = [\"http://e:9200\"]\nmax_in_flight = 0\n";
         let err = parse_sink(text, "s.toml").unwrap_err();
         assert!(err[0].to_string().contains("elasticsearch[0].max_in_flight"), "{err:?}");
+        assert_eq!(config.file[0].format, sink::FileFormat::ElasticsearchBulk);
+        assert_eq!(config.file[0].index_or_default(), "logs-%Y.%m.%d");
+    }
+
+    #[test]
+    fn every_example_file_loads_with_its_loader() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+        let mut loaded = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            // A new example needs a loader here, so that it cannot rot unchecked.
+            let result = match name.as_str() {
+                "broker.toml" => load_broker(&path).map(drop).map_err(|e| e.to_string()),
+                "agent.toml" => load_agent(&path).map(drop).map_err(|e| format!("{e:?}")),
+                "sink.toml" => load_sink(&path).map(drop).map_err(|e| format!("{e:?}")),
+                _ => panic!("{name}: no loader is known for this example; add it to this test"),
+            };
+            assert!(result.is_ok(), "{name}: {result:?}");
+            loaded.push(name);
+        }
+        loaded.sort();
+        assert_eq!(loaded, ["agent.toml", "broker.toml", "sink.toml"]);
+    }
+
+    #[test]
+    fn file_sinks_parse_with_defaults_and_mistakes_are_named() {
+        let text = "[[file]]\nname = \"m\"\ntopics = [\"metrics\"]\ngroup = \"g\"\npath = \"out/m.lp\"\n\
+                    format = \"line_protocol\"\n";
+        let config = parse_sink(text, "s.toml").unwrap();
+        assert_eq!(config.file[0].precision_or_default(), sink::Precision::Ms);
+        assert_eq!(config.file[0].common.batch_max_events, 5_000, "the common defaults apply");
+
+        let text = "[[file]]\nname = \"a\"\ntopics = [\"t\"]\ngroup = \"g\"\npath = \"x\"\nformat = \"line_protocol\"\n\
+                    index = \"logs\"\ngzip = true\n\n\
+                    [[file]]\nname = \"b\"\ntopics = [\"t\"]\ngroup = \"g\"\npath = \"x\"\nformat = \"elasticsearch_bulk\"\n\
+                    index = \"Logs-%Q\"\nprecision = \"s\"\n";
+        let problems: Vec<String> = parse_sink(text, "s.toml").unwrap_err().iter().map(|p| p.to_string()).collect();
+        for expected in ["file[0].index", "file[0].gzip", "file[1].path", "file[1].precision", "file[1].index"] {
+            assert!(
+                problems.iter().any(|p| p.contains(&format!("key `{expected}`")) && p.contains("fix:")),
+                "{expected}: {problems:#?}"
+            );
+        }
+        assert_eq!(problems.len(), 6, "{problems:#?}");
+
+        let err = parse_sink(
+            "[[file]]\nname = \"a\"\ntopics = [\"t\"]\ngroup = \"g\"\npath = \"x\"\nformat = \"csv\"\n",
+            "s.toml",
+        )
+        .unwrap_err();
+        assert!(err[0].to_string().contains("csv"), "{err:?}");
+        let err = parse_sink(
+            "[[file]]\nname = \"a\"\ntopics = [\"t\"]\ngroup = \"g\"\nformat = \"line_protocol\"\n",
+            "s.toml",
+        )
+        .unwrap_err();
+        assert!(err[0].to_string().contains("path"), "{err:?}");
     }
 }

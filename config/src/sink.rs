@@ -1,14 +1,15 @@
 //! Sink configuration: `millrace sink --config sink.toml` (see `config/examples/sink.toml`).
 //!
 //! One process runs any number of sinks; each is a consumer-group member reading its topics and
-//! writing to one destination (Elasticsearch or InfluxDB). Processes with the same sink `group`
-//! share the partitions.
+//! writing to one destination (Elasticsearch, InfluxDB, or a local file in either's format).
+//! Processes with the same sink `group` share the partitions.
 
 use crate::error::ConfigError;
 use crate::units::{ByteSize, DurationMs};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 /// The whole sink configuration file.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -22,6 +23,8 @@ pub struct SinkConfig {
     pub elasticsearch: Vec<ElasticsearchSink>,
     /// InfluxDB sinks.
     pub influxdb: Vec<InfluxDbSink>,
+    /// Sinks appending to local files (Elasticsearch bulk or line protocol).
+    pub file: Vec<FileSink>,
 }
 
 /// Process-wide settings.
@@ -255,6 +258,66 @@ fn default_precision() -> Precision {
     Precision::Ms
 }
 
+/// What a file sink writes: the exact encoding one of the network destinations would send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileFormat {
+    /// `_bulk` NDJSON: an `index` action line then the document, as the Elasticsearch sink sends;
+    /// the file can be replayed with `curl --data-binary @file …/_bulk`.
+    ElasticsearchBulk,
+    /// InfluxDB line protocol, one point per line, as the InfluxDB sink sends.
+    LineProtocol,
+}
+
+/// A sink appending to a local file (`[[file]]`): for trying the pipeline without Elasticsearch
+/// or InfluxDB, or for keeping a plain copy. Each batch is appended and fsynced before its
+/// offsets are committed.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSink {
+    /// Topics, group, batching, retries.
+    #[serde(flatten)]
+    pub common: Common,
+    /// File to append to; created (with its directory) when missing.
+    pub path: PathBuf,
+    /// Encoding of the records.
+    pub format: FileFormat,
+    /// `elasticsearch_bulk` only: the `_index` of each action line, with strftime fields taken from
+    /// the record's `@timestamp` (default `logs-%Y.%m.%d`).
+    #[serde(default)]
+    pub index: Option<String>,
+    /// `line_protocol` only: timestamp precision of the points (default `ms`).
+    #[serde(default)]
+    pub precision: Option<Precision>,
+}
+
+impl FileSink {
+    /// The index template in effect.
+    pub fn index_or_default(&self) -> String {
+        self.index.clone().unwrap_or_else(default_index)
+    }
+
+    /// The precision in effect.
+    pub fn precision_or_default(&self) -> Precision {
+        self.precision.unwrap_or_else(default_precision)
+    }
+}
+
+/// What is wrong with an Elasticsearch index template (nothing when valid), each with its fix.
+fn index_problems(index: &str) -> Vec<(String, &'static str)> {
+    let mut problems = Vec::new();
+    // Capitals are only allowed in strftime fields (`%Y`).
+    let literal: String =
+        index.split('%').enumerate().map(|(n, part)| if n == 0 { part } else { part.get(1..).unwrap_or("") }).collect();
+    if index.is_empty() || literal != literal.to_lowercase() {
+        problems.push((format!("`{index}` is empty or has capitals"), "use e.g. \"logs-%Y.%m.%d\""));
+    }
+    if chrono::format::StrftimeItems::new(index).any(|i| matches!(i, chrono::format::Item::Error)) {
+        problems.push((format!("`{index}` has an unknown % field"), "use strftime fields such as %Y.%m.%d"));
+    }
+    problems
+}
+
 impl SinkConfig {
     /// Every problem in the configuration (empty when valid); `origin` names the file.
     pub fn problems(&self, origin: &str) -> Vec<ConfigError> {
@@ -264,11 +327,11 @@ impl SinkConfig {
         if self.source.bootstrap.trim().is_empty() {
             bad("source.bootstrap".into(), "is empty".into(), "give the brokers, e.g. \"10.0.0.1:9092\"");
         }
-        if self.elasticsearch.is_empty() && self.influxdb.is_empty() {
+        if self.elasticsearch.is_empty() && self.influxdb.is_empty() && self.file.is_empty() {
             bad(
-                "elasticsearch / influxdb".into(),
+                "elasticsearch / influxdb / file".into(),
                 "no sink is configured".into(),
-                "add an [[elasticsearch]] or [[influxdb]] table",
+                "add an [[elasticsearch]], [[influxdb]] or [[file]] table",
             );
         }
         let mut names = std::collections::BTreeSet::new();
@@ -277,7 +340,8 @@ impl SinkConfig {
             .iter()
             .enumerate()
             .map(|(i, s)| (format!("elasticsearch[{i}]"), &s.common))
-            .chain(self.influxdb.iter().enumerate().map(|(i, s)| (format!("influxdb[{i}]"), &s.common)));
+            .chain(self.influxdb.iter().enumerate().map(|(i, s)| (format!("influxdb[{i}]"), &s.common)))
+            .chain(self.file.iter().enumerate().map(|(i, s)| (format!("file[{i}]"), &s.common)));
         for (table, common) in commons {
             let at = |key: &str| format!("{table}.{key}");
             if common.name.is_empty() || !names.insert(common.name.clone()) {
@@ -324,22 +388,8 @@ impl SinkConfig {
             if let Some(url) = es.endpoints.iter().find(|u| !u.starts_with("http://")) {
                 bad(at("endpoints"), format!("`{url}` is not an http:// URL"), "use plain HTTP (TLS is not supported)");
             }
-            // Capitals are only allowed in strftime fields (`%Y`).
-            let literal: String = es
-                .index
-                .split('%')
-                .enumerate()
-                .map(|(n, part)| if n == 0 { part } else { part.get(1..).unwrap_or("") })
-                .collect();
-            if es.index.is_empty() || literal != literal.to_lowercase() {
-                bad(at("index"), format!("`{}` is empty or has capitals", es.index), "use e.g. \"logs-%Y.%m.%d\"");
-            }
-            if chrono::format::StrftimeItems::new(&es.index).any(|i| matches!(i, chrono::format::Item::Error)) {
-                bad(
-                    at("index"),
-                    format!("`{}` has an unknown % field", es.index),
-                    "use strftime fields such as %Y.%m.%d",
-                );
+            for (problem, fix) in index_problems(&es.index) {
+                bad(at("index"), problem, fix);
             }
             if es.data_stream && es.action != BulkAction::Create {
                 bad(at("action"), "data streams only accept `create`".into(), "set action = \"create\"");
@@ -367,6 +417,46 @@ impl SinkConfig {
             }
             if influx.username.is_some() != influx.password.is_some() {
                 bad(at("username"), "username and password go together".into(), "give both or neither");
+            }
+        }
+        let mut paths = std::collections::BTreeSet::new();
+        for (i, file) in self.file.iter().enumerate() {
+            let at = |key: &str| format!("file[{i}].{key}");
+            if file.path.as_os_str().is_empty() {
+                bad(at("path"), "is empty".into(), "name the file to append to, e.g. \"out/logs.ndjson\"");
+            } else if !paths.insert(file.path.clone()) {
+                // Two sinks appending to one file would interleave partial batches.
+                bad(
+                    at("path"),
+                    format!("`{}` is used by another [[file]] sink", file.path.display()),
+                    "give every file sink its own path",
+                );
+            }
+            if file.common.gzip {
+                bad(at("gzip"), "does not apply to a file sink".into(), "remove it; files are written uncompressed");
+            }
+            match file.format {
+                FileFormat::ElasticsearchBulk => {
+                    if file.precision.is_some() {
+                        bad(
+                            at("precision"),
+                            "only applies to format = \"line_protocol\"".into(),
+                            "remove it, or use format = \"line_protocol\"",
+                        );
+                    }
+                    for (problem, fix) in file.index.as_deref().map(index_problems).unwrap_or_default() {
+                        bad(at("index"), problem, fix);
+                    }
+                }
+                FileFormat::LineProtocol => {
+                    if file.index.is_some() {
+                        bad(
+                            at("index"),
+                            "only applies to format = \"elasticsearch_bulk\"".into(),
+                            "remove it, or use format = \"elasticsearch_bulk\"",
+                        );
+                    }
+                }
             }
         }
         problems

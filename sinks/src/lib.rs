@@ -1,16 +1,17 @@
 //! millrace sinks: consumer-group workers that forward topics to Elasticsearch (logs) and
-//! InfluxDB (metrics) with no loss and no duplicates.
+//! InfluxDB (metrics) with no loss and no duplicates, or to local files in either's format.
 //!
 //! Layout:
 //! - [`worker`]: one sink — consumer thread, batching, writing with retries, dead letters,
 //!   committing only what the destination accepted, rebalances and draining.
-//! - [`destination`]: the trait each destination implements; [`elasticsearch`] and
-//!   [`influxdb`] implement it.
+//! - [`destination`]: the trait each destination implements; [`elasticsearch`], [`influxdb`]
+//!   and [`file`] implement it.
 //! - [`dead_letter`]: the dead-letter topic. [`retry`]: backoff. [`metrics`]: `/metrics`.
 
 pub mod dead_letter;
 pub mod destination;
 pub mod elasticsearch;
+pub mod file;
 pub mod influxdb;
 pub mod metrics;
 pub mod record;
@@ -74,6 +75,12 @@ pub async fn run(config: SinkConfig, shutdown: watch::Receiver<bool>) -> Result<
     }
     for settings in &config.influxdb {
         let destination = influxdb::InfluxDb::new(settings)
+            .map_err(|reason| SinkError::Destination { sink: settings.common.name.clone(), reason })?;
+        let spec = worker::SinkSpec { common: settings.common.clone(), source: config.source.clone(), destination };
+        sinks.spawn(worker::run(spec, metrics.clone(), shutdown.clone()));
+    }
+    for settings in &config.file {
+        let destination = file::FileDestination::new(settings)
             .map_err(|reason| SinkError::Destination { sink: settings.common.name.clone(), reason })?;
         let spec = worker::SinkSpec { common: settings.common.clone(), source: config.source.clone(), destination };
         sinks.spawn(worker::run(spec, metrics.clone(), shutdown.clone()));

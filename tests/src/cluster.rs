@@ -461,6 +461,23 @@ impl Cluster {
             .with_context(|| format!("restarting broker {id}\n{}", self.log_tails(40)))
     }
 
+    /// Starts several stopped brokers at once and waits until all are ready and registered: a
+    /// quorum that lost its majority only comes back when enough voters run at the same time.
+    pub fn restart_all(&mut self, ids: &[i32]) -> anyhow::Result<()> {
+        for &id in ids {
+            if self.broker_mut(id).process.is_running() {
+                bail!("broker {id} is still running; kill9 or stop it before restarting");
+            }
+            self.spawn_broker(id)?;
+        }
+        let deadline = Instant::now() + REGISTER_TIMEOUT;
+        for &id in ids {
+            self.wait_started(id, deadline)
+                .with_context(|| format!("restarting broker {id}\n{}", self.log_tails(40)))?;
+        }
+        self.wait_listed(ids, deadline).with_context(|| format!("restarting brokers {ids:?}\n{}", self.log_tails(40)))
+    }
+
     /// Cuts broker `id` off from the other brokers and from clients outside its namespace
     /// (needs [`Cluster::start_netns`]).
     pub fn isolate(&mut self, id: i32) -> anyhow::Result<()> {

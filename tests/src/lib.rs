@@ -8,6 +8,7 @@ pub mod es;
 pub mod influx;
 pub mod jepsen;
 pub mod netns;
+pub mod tmux;
 
 pub use cluster::{Cluster, PartitionInfo};
 pub use jepsen::Workload;

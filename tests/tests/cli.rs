@@ -112,3 +112,20 @@ fn bad_config_is_reported_with_file_key_and_fix() -> anyhow::Result<()> {
     assert!(ok.contains("valid"));
     Ok(())
 }
+
+#[test]
+fn every_example_config_passes_check_config() -> anyhow::Result<()> {
+    // The component each example configures is its file name: broker.toml → `millrace broker`.
+    let examples = millrace_tests::workspace_root().join("config/examples");
+    let mut checked = Vec::new();
+    for entry in std::fs::read_dir(&examples)? {
+        let path = entry?.path();
+        let Some(component) = path.file_stem().and_then(|s| s.to_str()).map(str::to_string) else { continue };
+        let out = millrace(&[&component, "--config", &path.display().to_string(), "--check-config"])?;
+        assert!(out.contains("configuration is valid"), "{}: {out}", path.display());
+        checked.push(component);
+    }
+    checked.sort();
+    assert_eq!(checked, ["agent", "broker", "sink"]);
+    Ok(())
+}

@@ -1,4 +1,19 @@
-//! millrace top: the terminal UI showing brokers, partitions, ISR health and consumer lag.
+//! millrace top: a terminal UI in the style of k9s for any Kafka-compatible cluster — brokers,
+//! topics, partitions (ISR health), consumer groups and their lag — read only through Kafka
+//! APIs (Metadata, ListOffsets, ListGroups, DescribeGroups, OffsetFetch, DescribeConfigs) plus
+//! each broker's Prometheus `/metrics` where there is one.
 //!
-//! Not built yet: planned in the TUI issue, after the cluster. This crate exports nothing that
-//! could be mistaken for a working component.
+//! - [`poller`]: the requests, batched per broker and counted;
+//! - [`model`]: snapshots as plain data, rates, lag and trends as pure functions;
+//! - [`app`]: the UI state and its update on keys and snapshots, no I/O;
+//! - [`views`]: rendering a state and a snapshot, also to plain text;
+//! - [`run`]: the terminal program.
+
+pub mod app;
+pub mod fixture;
+pub mod model;
+pub mod poller;
+mod runtime;
+pub mod views;
+
+pub use runtime::{run, Options, TuiError};

@@ -35,6 +35,8 @@ fn broker_entries(broker: &Broker) -> Vec<(&'static str, String)> {
         ("log.retention.bytes", limit(config.log.retention_bytes.map(|b| b.0))),
         ("log.index.interval.bytes", config.log.index_interval_bytes.0.to_string()),
         ("log.retention.check.interval.ms", config.log.retention_check_interval.0.to_string()),
+        // Not a Kafka setting: tells `millrace top` (or any tool) where this broker's /metrics is.
+        ("millrace.admin.listeners", format!("http://{}", config.admin_listen)),
     ]
 }
 

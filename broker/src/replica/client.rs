@@ -47,6 +47,7 @@ pub struct PeerConnection {
     addr: String,
     stream: TcpStream,
     next_correlation: i32,
+    client_id: &'static str,
 }
 
 impl PeerConnection {
@@ -57,7 +58,18 @@ impl PeerConnection {
             .map_err(|_| ClientError::Timeout { addr: addr.to_string(), after: timeout })?
             .map_err(|source| ClientError::Io { addr: addr.to_string(), context: "connecting", source })?;
         let _ = stream.set_nodelay(true);
-        Ok(PeerConnection { addr: addr.to_string(), stream, next_correlation: 0 })
+        Ok(PeerConnection {
+            addr: addr.to_string(),
+            stream,
+            next_correlation: 0,
+            client_id: "millrace-replica-fetcher",
+        })
+    }
+
+    /// Names this connection's requests with `client_id` (brokers log and count by it).
+    pub fn with_client_id(mut self, client_id: &'static str) -> PeerConnection {
+        self.client_id = client_id;
+        self
     }
 
     /// The peer's address.
@@ -84,7 +96,7 @@ impl PeerConnection {
             .with_request_api_key(R::KEY)
             .with_request_api_version(version)
             .with_correlation_id(correlation)
-            .with_client_id(Some(StrBytes::from_static_str("millrace-replica-fetcher")));
+            .with_client_id(Some(StrBytes::from_static_str(self.client_id)));
         let mut body = BytesMut::new();
         header
             .encode(&mut body, api_key.request_header_version(version))

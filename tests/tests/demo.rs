@@ -1,0 +1,160 @@
+//! `millrace demo` as a user runs it: a 3-broker cluster, the agent tailing the generated access
+//! log, and the sinks writing Elasticsearch bulk and line-protocol files, then a clean stop with
+//! nothing left running.
+
+use anyhow::{bail, Context};
+use millrace_tests::{millrace, millrace_bin, wait_for, wait_or_kill};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Start-up (up to 90 s for the cluster), the run, the catch-up and the ordered stop.
+const DEMO_BOUND: Duration = Duration::from_secs(300);
+
+/// Starts `millrace demo ARGS…` with stdout and stderr in `<tmp>/demo.out`.
+fn start_demo(tmp: &Path, args: &[&str]) -> anyhow::Result<(Child, PathBuf)> {
+    let output = tmp.join("demo.out");
+    let file = std::fs::File::create(&output)?;
+    let child = Command::new(millrace_bin())
+        .arg("demo")
+        .args(args)
+        // The default demo directory is made in the temporary directory: the test's own.
+        .env("TMPDIR", tmp)
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .spawn()
+        .context("starting millrace demo")?;
+    Ok((child, output))
+}
+
+/// Waits (bounded) for the demo to exit; returns its output. Fails unless it exited 0.
+fn wait_for_exit(child: &mut Child, output: &Path) -> anyhow::Result<String> {
+    let status = wait_or_kill(child, Instant::now() + DEMO_BOUND)?;
+    let text = std::fs::read_to_string(output).unwrap_or_default();
+    let Some(status) = status else { bail!("the demo did not exit within {DEMO_BOUND:?}; output:\n{text}") };
+    anyhow::ensure!(status.success(), "the demo exited with {status}; output:\n{text}");
+    Ok(text)
+}
+
+/// Processes whose command line mentions `dir` (every child's `--config` is in it).
+fn processes_in(dir: &Path) -> anyhow::Result<String> {
+    let out = Command::new("pgrep").arg("-fa").arg(dir.as_os_str()).output().context("running pgrep")?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The value of `key` in the banner (`  key   value`).
+fn banner(output: &str, key: &str) -> Option<String> {
+    output.lines().find_map(|l| l.trim_start().strip_prefix(key)).map(|v| v.trim().to_string())
+}
+
+#[test]
+fn demo_ships_every_line_and_host_metrics_then_stops_cleanly() -> anyhow::Result<()> {
+    let tmp = tempfile::Builder::new().prefix("millrace-demo-test-").tempdir()?;
+    let dir = tmp.path().join("demo");
+    let dir_arg = dir.display().to_string();
+    let args = ["--no-top", "--duration", "40", "--generate-for", "20", "--rate", "200", "--dir", &dir_arg];
+    let (mut child, output) = start_demo(tmp.path(), &args)?;
+    let text = wait_for_exit(&mut child, &output)?;
+    let dir = std::fs::canonicalize(&dir)?;
+
+    // Nothing of the demo runs any more, and the banner's processes are gone.
+    let left = processes_in(&dir)?;
+    assert!(left.is_empty(), "processes left running:\n{left}");
+    let processes = banner(&text, "processes").with_context(|| format!("no processes line in:\n{text}"))?;
+    for entry in processes.split(", ") {
+        let pid = entry.rsplit(' ').next().unwrap_or_default();
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        assert!(!String::from_utf8_lossy(&cmdline).contains(&dir_arg), "{entry} still runs");
+    }
+
+    // The three brokers came up and formed the cluster.
+    for id in 1..=3 {
+        let log = std::fs::read_to_string(dir.join(format!("logs/broker-{id}.log")))?;
+        assert!(log.contains("broker ready"), "broker {id} never got ready:\n{log}");
+    }
+    let status: Vec<&str> = text.lines().filter(|l| l.starts_with('[')).collect();
+    assert!(status.iter().any(|l| l.contains("brokers 1:up 2:up 3:up")), "{text}");
+    // Once generation stopped, the logs group caught up while the demo still ran.
+    assert!(status.iter().any(|l| l.contains("(stopped)") && l.contains("lag demo-logs 0,")), "{text}");
+    let last = text.lines().find(|l| l.starts_with("final ")).with_context(|| format!("no final line:\n{text}"))?;
+    assert!(last.contains("lag demo-logs 0, demo-metrics 0"), "{last}");
+
+    // Every generated line became exactly one bulk document, identified by its origin.
+    let access = std::fs::read(dir.join("access.log"))?;
+    let mut lines: Vec<(u64, &str)> = Vec::new();
+    let mut offset = 0u64;
+    for line in access.split_inclusive(|b| *b == b'\n') {
+        anyhow::ensure!(line.ends_with(b"\n"), "the generator left a partial line at offset {offset}");
+        lines.push((offset, std::str::from_utf8(&line[..line.len() - 1])?));
+        offset += line.len() as u64;
+    }
+    assert!(lines.len() >= 3000, "only {} lines generated in 20 s at 200/s", lines.len());
+    let bulk = std::fs::read_to_string(dir.join("out/elasticsearch-bulk.ndjson"))?;
+    let bulk_lines: Vec<&str> = bulk.lines().collect();
+    assert_eq!(bulk_lines.len() % 2, 0, "bulk actions and documents come in pairs");
+    let mut by_offset: HashMap<u64, (String, String)> = HashMap::new();
+    for pair in bulk_lines.chunks(2) {
+        let action: Value = serde_json::from_str(pair[0]).with_context(|| format!("action line {}", pair[0]))?;
+        let doc: Value = serde_json::from_str(pair[1]).with_context(|| format!("document {}", pair[1]))?;
+        let id = action["index"]["_id"].as_str().with_context(|| format!("no _id in {}", pair[0]))?.to_string();
+        assert!(action["index"]["_index"].as_str().is_some_and(|i| i.starts_with("logs-")), "{}", pair[0]);
+        let at = doc["log"]["offset"].as_u64().with_context(|| format!("no log.offset in {}", pair[1]))?;
+        assert!(id.ends_with(&format!(":{at}")), "_id {id} is not the line's origin (offset {at})");
+        let message = doc["message"].as_str().unwrap_or_default().to_string();
+        if let Some((earlier, _)) = by_offset.insert(at, (id.clone(), message)) {
+            bail!("the line at offset {at} was written twice ({earlier} and {id})");
+        }
+    }
+    for (at, line) in &lines {
+        let (_, message) = by_offset.get(at).with_context(|| format!("the line at offset {at} is missing: {line}"))?;
+        assert_eq!(message, line, "document of offset {at}");
+    }
+    assert_eq!(by_offset.len(), lines.len(), "documents that match no line");
+
+    // Host metrics arrived as line-protocol points.
+    let points = std::fs::read_to_string(dir.join("out/metrics.lp"))?;
+    let measurements: Vec<&str> = points.lines().filter_map(|l| l.split([',', ' ']).next()).collect();
+    for wanted in ["cpu", "mem"] {
+        assert!(measurements.contains(&wanted), "no {wanted} point in:\n{points}");
+    }
+    for point in points.lines() {
+        let timestamp = point.rsplit(' ').next().unwrap_or_default();
+        assert!(timestamp.len() == 13 && timestamp.bytes().all(|b| b.is_ascii_digit()), "{point}");
+    }
+
+    // The configurations the demo wrote pass the components' own checks.
+    for (component, file) in [("broker", "broker-1.toml"), ("agent", "agent.toml"), ("sink", "sink.toml")] {
+        let out = millrace(&[component, "--config", &dir.join(file).display().to_string(), "--check-config"])?;
+        assert!(out.contains("configuration is valid"), "{file}: {out}");
+    }
+    Ok(())
+}
+
+#[test]
+fn demo_in_a_temporary_directory_stops_on_sigterm_and_removes_it() -> anyhow::Result<()> {
+    let tmp = tempfile::Builder::new().prefix("millrace-demo-test-").tempdir()?;
+    let (mut child, output) = start_demo(tmp.path(), &["--no-top", "--rate", "50"])?;
+    let read = || std::fs::read_to_string(&output).unwrap_or_default();
+    let outcome = wait_for("the demo's first status line", Duration::from_secs(150), || {
+        anyhow::ensure!(child.try_wait()?.is_none(), "the demo exited early; output:\n{}", read());
+        Ok(read().lines().any(|l| l.starts_with('[')))
+    });
+    if let Err(e) = outcome {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(e.context(read()));
+    }
+    let dir = PathBuf::from(banner(&read(), "directory").unwrap_or_default().split(" (").next().unwrap_or_default());
+    assert!(dir.starts_with(tmp.path()) && dir.is_dir(), "demo directory {dir:?}; output:\n{}", read());
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?;
+    assert!(status.success(), "kill -TERM failed");
+    let text = wait_for_exit(&mut child, &output)?;
+    assert!(text.contains("final "), "{text}");
+    assert!(!dir.exists(), "the temporary demo directory {} was not removed:\n{text}", dir.display());
+    let left = processes_in(&dir)?;
+    assert!(left.is_empty(), "processes left running:\n{left}");
+    Ok(())
+}

@@ -1,0 +1,31 @@
+//! Key bindings.
+
+use ratatui::layout::Rect;
+use ratatui::text::Line;
+use ratatui::widgets::{Block, Borders, Paragraph};
+use ratatui::Frame;
+
+const KEYS: [(&str, &str); 16] = [
+    (":brokers  :b", "brokers: state, controller, partitions led, bytes in/out per second"),
+    (":topics   :t", "topics: partitions, under-replicated, offline, records/s, bytes/s"),
+    (":partitions :p [TOPIC]", "partitions: leader, replicas, ISR, offsets, records/s"),
+    (":groups   :g [GROUP]", "consumer groups: state, members, lag and its trend"),
+    ("enter", "open the selected topic or group"),
+    ("esc", "clear the filter, else go back"),
+    ("/", "filter rows by substring (partitions also by `under`, `offline`)"),
+    ("j k ↑ ↓", "move"),
+    ("g G", "first / last row"),
+    ("PgUp PgDn", "page"),
+    ("r", "refresh now"),
+    ("?", "this help (again to close)"),
+    ("q  ctrl-c", "quit"),
+    ("", ""),
+    ("yellow", "under-replicated partition, growing lag"),
+    ("red", "OFFLINE partition (no leader), broker down, cluster unreachable"),
+];
+
+/// Draws the key bindings.
+pub fn render(frame: &mut Frame, area: Rect) {
+    let lines: Vec<Line<'static>> = KEYS.iter().map(|(key, what)| Line::raw(format!("  {key:<26}{what}"))).collect();
+    frame.render_widget(Paragraph::new(lines).block(Block::new().borders(Borders::ALL).title(" help ")), area);
+}
