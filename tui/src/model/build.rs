@@ -258,6 +258,26 @@ fn build_brokers(
             ..old.clone()
         });
     }
+    // Never seen but holding replicas: a broker that was already gone when this TUI started
+    // (Metadata lists only live brokers; partitions still name it among their replicas).
+    for (&id, &count) in &replicas {
+        if id >= 0 {
+            rows.entry(id).or_insert_with(|| BrokerRow {
+                id,
+                address: "-".to_string(),
+                rack: None,
+                state: BrokerState::Down,
+                is_controller: false,
+                error: Some("missing from metadata, named as a replica (stopped or fenced)".to_string()),
+                leads: leads.get(&id).copied().unwrap_or(0),
+                replicas: count,
+                metrics_url: None,
+                bytes_in_rate: None,
+                bytes_out_rate: None,
+                metrics: None,
+            });
+        }
+    }
     rows.into_values().collect()
 }
 

@@ -155,3 +155,14 @@ fn unknown_log_ends_make_the_total_a_lower_bound_and_skip_the_history() {
     assert_eq!(es.partitions[1].lag, None);
     assert_eq!(es.lag_history, good.group("sink-elasticsearch").unwrap().lag_history);
 }
+
+#[test]
+fn a_broker_gone_before_the_first_refresh_is_down_when_partitions_name_it() {
+    // Broker 3 is not in Metadata at all, but web-logs-1 and metrics-1 list it as a replica.
+    let snapshot = Snapshot::next(&Snapshot::waiting("127.0.0.1:9092"), fixture::small_raw(0), at(0));
+    let b3 = snapshot.brokers.iter().find(|b| b.id == 3).expect("broker 3 inferred from replica lists");
+    assert_eq!(b3.state, BrokerState::Down);
+    assert_eq!(b3.replicas, 2);
+    let summary = snapshot.summary();
+    assert_eq!((summary.brokers_up, summary.brokers_total), (2, 3));
+}
