@@ -17,8 +17,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// How often the thread wakes to append what is due.
 const TICK: Duration = Duration::from_millis(50);
 
-const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-
 const PAGES: &[&str] = &[
     "/",
     "/index.html",
@@ -51,48 +49,23 @@ const AGENTS: &[&str] = &[
     "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
 ];
 
-/// xorshift64*: plenty for made-up traffic, and no dependency.
-struct Rng(u64);
+/// Picks for made-up traffic from a seeded generator.
+struct Rng(fastrand::Rng);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
     /// Uniform in `0..n` (n > 0).
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.0.u64(..n.max(1))
     }
 
     fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items.get(self.below(items.len() as u64) as usize).copied().unwrap_or_default()
+        self.0.choice(items.iter().copied()).unwrap_or_default()
     }
-}
-
-/// `(year, month 1-12, day)` of a day count since 1970-01-01 (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// nginx's `$time_local` in UTC: `23/Nov/2026:11:00:00 +0000`.
 fn time_local(at: SystemTime) -> String {
-    let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-    let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
-    let of_day = secs.rem_euclid(86_400);
-    let month = MONTHS.get(month as usize - 1).copied().unwrap_or("Jan");
-    format!("{day:02}/{month}/{year}:{:02}:{:02}:{:02} +0000", of_day / 3600, of_day % 3600 / 60, of_day % 60)
+    chrono::DateTime::<chrono::Utc>::from(at).format("%d/%b/%Y:%H:%M:%S +0000").to_string()
 }
 
 /// Makes up access-log lines.
@@ -103,8 +76,7 @@ pub struct AccessLog {
 impl AccessLog {
     /// A generator seeded with `seed`.
     pub fn new(seed: u64) -> AccessLog {
-        // xorshift never leaves zero.
-        AccessLog { rng: Rng(seed | 1) }
+        AccessLog { rng: Rng(fastrand::Rng::with_seed(seed)) }
     }
 
     /// One line (without its newline) for a request at `at`.

@@ -451,14 +451,7 @@ impl Cluster {
     /// Starts broker `id` again (same config, ports and data) after [`Cluster::kill9`] or
     /// [`Cluster::stop`], and waits until it is ready and registered again.
     pub fn restart(&mut self, id: i32) -> anyhow::Result<()> {
-        if self.broker_mut(id).process.is_running() {
-            bail!("broker {id} is still running; kill9 or stop it before restarting");
-        }
-        self.spawn_broker(id)?;
-        let deadline = Instant::now() + REGISTER_TIMEOUT;
-        self.wait_started(id, deadline)
-            .and_then(|()| self.wait_listed(&[id], deadline))
-            .with_context(|| format!("restarting broker {id}\n{}", self.log_tails(40)))
+        self.restart_all(&[id])
     }
 
     /// Starts several stopped brokers at once and waits until all are ready and registered: a
@@ -475,7 +468,7 @@ impl Cluster {
             self.wait_started(id, deadline)
                 .with_context(|| format!("restarting broker {id}\n{}", self.log_tails(40)))?;
         }
-        self.wait_listed(ids, deadline).with_context(|| format!("restarting brokers {ids:?}\n{}", self.log_tails(40)))
+        self.wait_listed(ids, deadline).with_context(|| format!("restarting broker(s) {ids:?}\n{}", self.log_tails(40)))
     }
 
     /// Cuts broker `id` off from the other brokers and from clients outside its namespace

@@ -3,7 +3,6 @@
 //! view on a 200×60 screen, and the Kafka requests a refresh sends, counted by the poller's own
 //! planning code. `cargo bench -p millrace-tui --bench render`.
 
-use kafka_protocol::messages::ApiKey;
 use millrace_tui::app::{update, AppState, Key, Msg, View};
 use millrace_tui::fixture::{self, Shape};
 use millrace_tui::model::{RequestCounts, Snapshot};
@@ -100,17 +99,8 @@ fn main() {
         "requests on the first refresh (+1 ApiVersions per new connection): {}",
         describe(&plan_requests(&first, &Versions::latest()))
     );
-    let old = Versions::from_ranges([
-        (ApiKey::Metadata, 0, 9),
-        (ApiKey::ListOffsets, 0, 5),
-        (ApiKey::ListGroups, 0, 3),
-        (ApiKey::FindCoordinator, 0, 3),
-        (ApiKey::DescribeGroups, 0, 4),
-        (ApiKey::OffsetFetch, 0, 7),
-        (ApiKey::DescribeConfigs, 0, 2),
-    ]);
     println!(
         "requests per steady refresh (Kafka 2.x brokers, OffsetFetch v7): {}",
-        describe(&plan_requests(&shape, &old))
+        describe(&plan_requests(&shape, &Versions::kafka_2()))
     );
 }

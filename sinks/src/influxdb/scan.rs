@@ -276,10 +276,11 @@ impl<'a> Scanner<'a> {
 
     fn hex4(&mut self) -> Result<u32, String> {
         let digits = self.text.get(self.pos..self.pos + 4).ok_or_else(|| self.error("short \\u escape"))?;
-        let value = u32::from_str_radix(digits, 16).map_err(|_| self.error("invalid \\u escape"))?;
+        // from_str_radix alone would also take a leading `+`.
         if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(self.error("invalid \\u escape"));
         }
+        let value = u32::from_str_radix(digits, 16).map_err(|_| self.error("invalid \\u escape"))?;
         self.pos += 4;
         Ok(value)
     }

@@ -15,6 +15,18 @@ const CLIENT_ID: &str = "millrace-top";
 /// version with a v0 body (KIP-511) is still decoded, and every broker since Kafka 2.0 has it.
 const API_VERSIONS_VERSION: i16 = 2;
 
+/// Every Kafka API `millrace top` sends (besides ApiVersions).
+pub const APIS_USED: [ApiKey; 8] = [
+    ApiKey::Metadata,
+    ApiKey::DescribeCluster,
+    ApiKey::ListOffsets,
+    ApiKey::ListGroups,
+    ApiKey::FindCoordinator,
+    ApiKey::DescribeGroups,
+    ApiKey::OffsetFetch,
+    ApiKey::DescribeConfigs,
+];
+
 /// The version ranges a broker advertised, per API key.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Versions {
@@ -22,6 +34,20 @@ pub struct Versions {
 }
 
 impl Versions {
+    /// What Kafka 2.x brokers offer of [`APIS_USED`]: no DescribeCluster, OffsetFetch up to v7
+    /// (one group per request).
+    pub fn kafka_2() -> Versions {
+        Versions::from_ranges([
+            (ApiKey::Metadata, 0, 9),
+            (ApiKey::ListOffsets, 0, 5),
+            (ApiKey::ListGroups, 0, 3),
+            (ApiKey::FindCoordinator, 0, 3),
+            (ApiKey::DescribeGroups, 0, 4),
+            (ApiKey::OffsetFetch, 0, 7),
+            (ApiKey::DescribeConfigs, 0, 2),
+        ])
+    }
+
     /// Versions from (api key, min, max) triples.
     pub fn from_ranges(ranges: impl IntoIterator<Item = (ApiKey, i16, i16)>) -> Versions {
         Versions { ranges: ranges.into_iter().map(|(key, min, max)| (key as i16, (min, max))).collect() }
@@ -30,18 +56,7 @@ impl Versions {
     /// A broker that speaks every version this codec knows (for planning and tests).
     pub fn latest() -> Versions {
         Versions::from_ranges(
-            [
-                ApiKey::Metadata,
-                ApiKey::DescribeCluster,
-                ApiKey::ListOffsets,
-                ApiKey::ListGroups,
-                ApiKey::FindCoordinator,
-                ApiKey::DescribeGroups,
-                ApiKey::OffsetFetch,
-                ApiKey::DescribeConfigs,
-            ]
-            .into_iter()
-            .map(|key| (key, key.valid_versions().min, key.valid_versions().max)),
+            APIS_USED.into_iter().map(|key| (key, key.valid_versions().min, key.valid_versions().max)),
         )
     }
 

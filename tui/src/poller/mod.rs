@@ -15,7 +15,7 @@ mod metrics;
 mod plan;
 mod rounds;
 
-pub use conn::Versions;
+pub use conn::{Versions, APIS_USED};
 pub use metrics::MetricsSource;
 pub use plan::{plan_requests, ClusterShape};
 

@@ -283,16 +283,7 @@ mod tests {
         let mut shape = shape(3, 30, 10);
         shape.uncached_groups = (0..10).map(|g| format!("g{g}")).collect();
         shape.describe_configs = true;
-        let versions = Versions::from_ranges([
-            (ApiKey::Metadata, 0, 9),
-            (ApiKey::ListOffsets, 0, 5),
-            (ApiKey::ListGroups, 0, 3),
-            (ApiKey::FindCoordinator, 0, 3),
-            (ApiKey::DescribeGroups, 0, 4),
-            (ApiKey::OffsetFetch, 0, 7),
-            (ApiKey::DescribeConfigs, 0, 2),
-        ]);
-        let counts = plan_requests(&shape, &versions);
+        let counts = plan_requests(&shape, &Versions::kafka_2());
         assert_eq!(counts.get("DescribeCluster"), 0, "not offered");
         assert_eq!(counts.get("FindCoordinator"), 10);
         assert_eq!(counts.get("OffsetFetch"), 10);
@@ -308,19 +299,7 @@ mod tests {
         let partitions = vec![("a".to_string(), 0), ("a".to_string(), 1), ("b".to_string(), 0)];
         let groups = vec!["g1".to_string(), "g2".to_string()];
         for max in [0, 2, 4, 7, 8, 9, 12] {
-            let versions = Versions::from_ranges(
-                [
-                    ApiKey::Metadata,
-                    ApiKey::DescribeCluster,
-                    ApiKey::ListOffsets,
-                    ApiKey::ListGroups,
-                    ApiKey::FindCoordinator,
-                    ApiKey::DescribeGroups,
-                    ApiKey::OffsetFetch,
-                    ApiKey::DescribeConfigs,
-                ]
-                .map(|k| (k, 0, max)),
-            );
+            let versions = Versions::from_ranges(crate::poller::conn::APIS_USED.map(|k| (k, 0, max)));
             let mut buf = BytesMut::new();
             if let Some((v, r)) = metadata(&versions) {
                 r.encode(&mut buf, v).unwrap();

@@ -97,6 +97,25 @@ pub(super) async fn broker_round(
     }
 }
 
+/// Files per-group answers: a result, an error's name, or — when the group's coordinator moved —
+/// a note to find it again.
+fn file_answers<T>(
+    answers: impl IntoIterator<Item = (String, Result<T, i16>)>,
+    into: &mut HashMap<String, Result<T, String>>,
+    moved: &mut HashSet<String>,
+) {
+    for (group, answer) in answers {
+        match answer {
+            Err(code) if decode::is_coordinator_moved(code) => {
+                moved.insert(group);
+            }
+            answer => {
+                into.insert(group, answer.map_err(|code| decode::error_name(code).unwrap_or_default()));
+            }
+        }
+    }
+}
+
 /// DescribeGroups and OffsetFetch for the groups of one coordinator.
 pub(super) async fn coordinator_round(
     id: i32,
@@ -123,38 +142,14 @@ pub(super) async fn coordinator_round(
     let result: Result<(), ClientError> = async {
         if let Some((version, request)) = &plan.describe_groups {
             let answer = conn.call(*version, request, timeout, &mut round.counts).await?;
-            for (g, described) in decode::described_groups(&answer) {
-                match described {
-                    Ok(d) => {
-                        round.described.insert(g, Ok(d));
-                    }
-                    Err(code) if decode::is_coordinator_moved(code) => {
-                        moved.insert(g);
-                    }
-                    Err(code) => {
-                        round.described.insert(g, Err(decode::error_name(code).unwrap_or_default()));
-                    }
-                }
-            }
+            file_answers(decode::described_groups(&answer), &mut round.described, &mut moved);
         }
         if let Some((version, requests)) = &plan.offset_fetch {
             let batched = *version >= 8;
             for (i, request) in requests.iter().enumerate() {
                 let asked = if batched { None } else { groups.get(i).map(String::as_str) };
                 let answer = conn.call(*version, request, timeout, &mut round.counts).await?;
-                for (g, committed) in decode::committed(&answer, asked) {
-                    match committed {
-                        Ok(offsets) => {
-                            round.committed.insert(g, Ok(offsets));
-                        }
-                        Err(code) if decode::is_coordinator_moved(code) => {
-                            moved.insert(g);
-                        }
-                        Err(code) => {
-                            round.committed.insert(g, Err(decode::error_name(code).unwrap_or_default()));
-                        }
-                    }
-                }
+                file_answers(decode::committed(&answer, asked), &mut round.committed, &mut moved);
             }
         }
         Ok(())
