@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Helpers of scripts/bench_sinks.sh.
 
-  generate N JSON_OUT LP_OUT   N metric records in the agent's record format (one JSON per line)
+  generate N JSON_OUT LP_OUT   N metric records in the agent's record format, each line
+                               "key<TAB>JSON" with the host name as the key (as the agent keys
+                               metrics), for `kcat -K '\t'`
                                and the same points as InfluxDB line protocol, byte for byte what
                                the sink writes (50 hosts x 8 CPUs, one point per series per second)
-  logs N JSON_OUT              N log records as the agent writes file lines
+  logs N JSON_OUT              N log records as the agent writes file lines, keyed by host and
+                               path as the agent keys them
   direct URL DB FILE BATCH     writes FILE's lines to InfluxDB's /write in batches of BATCH lines
                                over one keep-alive connection, one request at a time (what the
                                sink does); prints points and seconds
@@ -29,7 +32,7 @@ def generate(n, json_out, lp_out):
             user, system = (i * 7 % 1000) / 10 + 0.25, (i * 3 % 500) / 10 + 0.5
             idle = 100.0 - user / 2 - system / 2
             fields = {"usage_idle": idle, "usage_system": system, "usage_user": user, "runnable": i % 17}
-            js.write(json.dumps({
+            js.write(host + "\t" + json.dumps({
                 "@timestamp": stamp, "name": "cpu", "tags": {"cpu": cpu}, "fields": fields,
                 "host": {"name": host}, "input": {"type": "host_metrics", "name": "host"},
                 "event": {"schema": 1, "kind": "metric"}}, separators=(",", ":")) + "\n")
@@ -43,7 +46,7 @@ def logs(n, json_out):
         for i in range(n):
             ms = BASE_MS + i
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
-            js.write(json.dumps({
+            js.write(f"web-{i % 20}/var/log/nginx/access.log\t" + json.dumps({
                 "@timestamp": stamp, "event": {"kind": "log", "schema": 1}, "host": {"name": f"web-{i % 20}"},
                 "input": {"name": "nginx", "type": "file"},
                 "log": {"file": {"device": 2049, "fingerprint": "0a0b0c0d", "inode": 1000 + i % 20,

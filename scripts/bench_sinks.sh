@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Sink benchmark (issue 6): broker → InfluxDB through `millrace sink` against writing the same
 # line-protocol batches straight to InfluxDB, and broker → the Elasticsearch test server.
-#   ./scripts/bench_sinks.sh [POINTS] [LOG_RECORDS]     # defaults 400000 and 200000
+#   ./scripts/bench_sinks.sh [POINTS] [LOG_RECORDS]     # defaults 400000 and 200000 (0: no Elasticsearch run)
 # 1. installs the test dependencies (InfluxDB 1.x from Debian), builds the release binary;
 # 2. starts a release broker, a private influxd and the Elasticsearch test server
 #    (tests/python/es_test_server.py) on free loopback ports, all data in a temporary directory;
 # 3. generates POINTS metric records in the agent's format (400 series, one point per series per
 #    second) and the identical line protocol (scripts/bench_sinks.py), produces the records to a
-#    4-partition topic;
+#    4-partition topic keyed by host name, as the agent keys metrics (so each series stays in
+#    order on one partition);
 # 4. direct: the line protocol written to database `direct` in batches of BATCH (default 5000)
 #    lines over IN_FLIGHT (default 2) keep-alive connections, one request at a time on each;
 #    timed by the writer;
@@ -102,8 +103,8 @@ python3 "$py" generate "$points" "$work/points.json" "$work/points.lp"
 python3 "$py" logs "$log_records" "$work/logs.json"
 "$bin" topic create bench-metrics --partitions 4 --bootstrap "$bootstrap" >/dev/null
 "$bin" topic create bench-logs --partitions 4 --bootstrap "$bootstrap" >/dev/null
-kcat -P -b "$bootstrap" -t bench-metrics -z lz4 <"$work/points.json"
-kcat -P -b "$bootstrap" -t bench-logs -z lz4 <"$work/logs.json"
+kcat -P -K '\t' -b "$bootstrap" -t bench-metrics -z lz4 <"$work/points.json"
+kcat -P -K '\t' -b "$bootstrap" -t bench-logs -z lz4 <"$work/logs.json"
 
 forwarded() { curl -sf "http://127.0.0.1:$metrics_port/metrics" 2>/dev/null | awk -v s="millrace_sink_records_forwarded_total{sink=\"$1\"}" '$1 == s {print $2}'; }
 
@@ -180,8 +181,10 @@ for r in $(seq "$repeats"); do
   [ "$stored_direct" = "$points" ] && [ "$stored_sink" = "$points" ] || { echo "point counts differ from $points" >&2; exit 1; }
 done
 
-read -r es_secs es_cpu es_rss _ _ <<<"$(run_sink es elasticsearch logs-bench "$log_records")"
-docs=$(curl -sf "http://127.0.0.1:$es_port/logs-bench/_count" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')
-echo "elasticsearch test server: $(awk -v n="$log_records" -v s="$es_secs" 'BEGIN{printf "%.0f", n / s}') documents/s ($es_secs s, $es_cpu CPU s, peak RSS $es_rss MiB); $docs documents stored"
+if [ "$log_records" -gt 0 ]; then
+  read -r es_secs es_cpu es_rss _ _ <<<"$(run_sink es elasticsearch logs-bench "$log_records")"
+  docs=$(curl -sf "http://127.0.0.1:$es_port/logs-bench/_count" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')
+  echo "elasticsearch test server: $(awk -v n="$log_records" -v s="$es_secs" 'BEGIN{printf "%.0f", n / s}') documents/s ($es_secs s, $es_cpu CPU s, peak RSS $es_rss MiB); $docs documents stored"
+fi
 echo "seconds waited for a quiet InfluxDB before each run: ${quiet_waits[*]}"
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

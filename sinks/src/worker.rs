@@ -155,6 +155,8 @@ struct Shared {
     sink: String,
     /// Partitions revoked since the consumer thread last looked.
     revoked: Mutex<Vec<(String, i32)>>,
+    /// Whether `revoked` has entries: checked per record, where a lock would cost more.
+    revocations_pending: AtomicBool,
     /// Batches the writer has taken and not finished.
     busy: Mutex<usize>,
     idle: Condvar,
@@ -242,6 +244,7 @@ impl ConsumerContext for SinkContext {
                 partitions.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
             tracing::info!(sink = %self.shared.sink, partitions = revoked.len(), "partitions revoked; finishing the batch in flight");
             self.shared.revoked.lock().unwrap_or_else(|p| p.into_inner()).extend(revoked);
+            self.shared.revocations_pending.store(true, Ordering::Release);
             if !self.shared.wait_idle(REVOKE_WAIT) {
                 tracing::warn!(sink = %self.shared.sink, "the batch in flight is still not written; its records will be read again by the partitions' next owner");
             }
@@ -288,6 +291,7 @@ pub async fn run<D: Destination>(
     let shared = Arc::new(Shared {
         sink: name.clone(),
         revoked: Mutex::default(),
+        revocations_pending: AtomicBool::new(false),
         busy: Mutex::new(0),
         idle: Condvar::new(),
         metrics: metrics.clone(),
@@ -433,6 +437,7 @@ fn read_loop<D: Destination>(
     let mut batch = Batch::default();
     let mut warned_at: Option<Instant> = None;
     let mut topic_names: std::collections::HashMap<String, Arc<str>> = std::collections::HashMap::new();
+    let mut last_topic: Option<Arc<str>> = None;
     let mut dry = Duration::ZERO;
     while !stop.load(Ordering::Relaxed) {
         // Ask for a ready message first: reading the clock for the wait on every record costs
@@ -450,11 +455,19 @@ fn read_loop<D: Destination>(
         match polled {
             Some(Ok(message)) => {
                 // One shared name per topic rather than an allocation per record.
-                let topic = match topic_names.get(message.topic()) {
-                    Some(name) => Arc::clone(name),
-                    None => {
-                        let name: Arc<str> = Arc::from(message.topic());
-                        topic_names.insert(message.topic().to_string(), name.clone());
+                // Consecutive records mostly share a topic: compared before hashed.
+                let topic = match &last_topic {
+                    Some(last) if **last == *message.topic() => Arc::clone(last),
+                    _ => {
+                        let name = match topic_names.get(message.topic()) {
+                            Some(name) => Arc::clone(name),
+                            None => {
+                                let name: Arc<str> = Arc::from(message.topic());
+                                topic_names.insert(message.topic().to_string(), name.clone());
+                                name
+                            }
+                        };
+                        last_topic = Some(name.clone());
                         name
                     }
                 };
@@ -477,8 +490,10 @@ fn read_loop<D: Destination>(
             Some(Err(_)) => {}
             None => {}
         }
-        let revoked = std::mem::take(&mut *shared.revoked.lock().unwrap_or_else(|p| p.into_inner()));
-        if !revoked.is_empty() {
+        if shared.revocations_pending.load(Ordering::Relaxed)
+            && shared.revocations_pending.swap(false, Ordering::AcqRel)
+        {
+            let revoked = std::mem::take(&mut *shared.revoked.lock().unwrap_or_else(|p| p.into_inner()));
             let revoked: BTreeSet<(String, i32)> = revoked.into_iter().collect();
             batch = batch.without(&revoked, destination);
         }

@@ -6,98 +6,125 @@
 //! in string field values. Newlines cannot be represented anywhere, so such a record is refused
 //! (dead-lettered) rather than altered. Empty tag values are left out, as Telegraf does.
 
-use super::scan::{Scalar, Scanner};
+use super::scan::{Object, Scalar, Scanner, Span};
 use chrono::DateTime;
 use millrace_config::sink::Precision;
-use std::borrow::Cow;
-use std::io::Write;
+use std::cell::RefCell;
 
-/// Appends `text`, with a backslash before each byte `special` picks; refuses newlines.
-fn escape(out: &mut Vec<u8>, text: &str, special: fn(u8) -> bool) -> Result<(), String> {
+/// Which bytes a part of a line escapes: 1 for a backslash before it, 2 for a newline (which
+/// line protocol cannot carry).
+type EscapeTable = [u8; 256];
+
+const fn escape_table(special: &[u8]) -> EscapeTable {
+    let mut table = [0; 256];
+    let mut i = 0;
+    while i < special.len() {
+        table[special[i] as usize] = 1;
+        i += 1;
+    }
+    table[b'\n' as usize] = 2;
+    table[b'\r' as usize] = 2;
+    table
+}
+
+/// What a measurement name escapes.
+const MEASUREMENT: EscapeTable = escape_table(b", ");
+/// What tag keys, tag values and field keys escape.
+const KEY_OR_TAG: EscapeTable = escape_table(b",= ");
+
+/// Appends `text`, with a backslash before each byte `table` marks; refuses newlines.
+fn escape(out: &mut Vec<u8>, text: &str, table: &EscapeTable) -> Result<(), String> {
     let bytes = text.as_bytes();
     // Most names and values need nothing: copy them whole.
-    if !bytes.iter().any(|&b| b == b'\n' || b == b'\r' || special(b)) {
+    if bytes.iter().all(|&b| table[b as usize] == 0) {
         out.extend_from_slice(bytes);
         return Ok(());
     }
     for &b in bytes {
-        if b == b'\n' || b == b'\r' {
-            return Err(format!("`{}` contains a newline, which line protocol cannot carry", text.escape_debug()));
-        }
-        if special(b) {
-            out.push(b'\\');
+        match table[b as usize] {
+            0 => {}
+            1 => out.push(b'\\'),
+            _ => return Err(format!("`{}` contains a newline, which line protocol cannot carry", text.escape_debug())),
         }
         out.push(b);
     }
     Ok(())
 }
 
-/// What a measurement name escapes.
-fn measurement_special(b: u8) -> bool {
-    matches!(b, b',' | b' ')
+/// One entry of the record's `tags` or `fields` object.
+#[derive(Clone, Copy)]
+struct Entry {
+    key: Span,
+    value: Scalar,
 }
 
-/// What tag keys, tag values and field keys escape.
-fn key_or_tag_special(b: u8) -> bool {
-    matches!(b, b',' | b'=' | b' ')
-}
-
-/// An object's entries (tags or fields), sorted by key.
-type Entries<'a> = Vec<(Cow<'a, str>, Scalar<'a>)>;
-
-/// The parts of a metric record a point needs, borrowed from the record where possible.
+/// Buffers for a record's entries, kept from record to record on each thread: allocating
+/// them per record was a visible share of the sink's CPU.
 #[derive(Default)]
-struct MetricRecord<'a> {
-    timestamp: Option<Cow<'a, str>>,
-    name: Option<Cow<'a, str>>,
-    tags: Entries<'a>,
-    fields: Option<Entries<'a>>,
-    host_name: Option<Cow<'a, str>>,
+struct Scratch {
+    tags: Vec<Entry>,
+    fields: Vec<Entry>,
 }
 
-/// The entries of the object at the cursor, or None (after skipping it) when it is not one.
-fn entries<'a>(scanner: &mut Scanner<'a>) -> Result<Option<Entries<'a>>, String> {
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::default();
+}
+
+/// Where the parts of a metric record a point needs lie; tags and fields are in the scratch.
+#[derive(Default)]
+struct MetricRecord {
+    timestamp: Option<Span>,
+    name: Option<Span>,
+    has_fields: bool,
+    /// `host.name`, and the top-level key `host` (standing in for the tag's key).
+    host: Option<(Span, Span)>,
+}
+
+/// Reads the entries of the object at the cursor into `into`, sorted by key (InfluxDB stores
+/// tags sorted; sending them so spares it the work), of a key given twice the last one (as in
+/// any JSON reader). False, with `into` empty, when the value is not an object.
+fn entries(scanner: &mut Scanner<'_>, into: &mut Vec<Entry>) -> Result<bool, String> {
+    into.clear();
     if !scanner.at_object() {
         scanner.value()?;
-        return Ok(None);
+        return Ok(false);
     }
     let mut object = scanner.begin_object()?;
-    let mut entries = Vec::with_capacity(8);
     while let Some(key) = scanner.next_key(&mut object)? {
         let value = scanner.value()?;
-        entries.push((key, value));
+        into.push(Entry { key, value });
     }
-    // Sorted by key (InfluxDB stores tags sorted; sending them so spares it the work), and of
-    // a key given twice the last one counts, as in any JSON reader.
-    entries.reverse();
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    entries.dedup_by(|later, earlier| later.0 == earlier.0);
-    Ok(Some(entries))
+    // Reversed first so that the stable sort leaves the last of equal keys first, which
+    // `dedup_by` keeps.
+    into.reverse();
+    into.sort_by(|a, b| scanner.compare(a.key, b.key));
+    into.dedup_by(|later, earlier| scanner.compare(later.key, earlier.key).is_eq());
+    Ok(true)
 }
 
 /// A string value, or None (after skipping the value) when it is not one.
-fn text<'a>(scanner: &mut Scanner<'a>) -> Result<Option<Cow<'a, str>>, String> {
+fn text(scanner: &mut Scanner<'_>) -> Result<Option<Span>, String> {
     Ok(match scanner.value()? {
         Scalar::Text(t) => Some(t),
         _ => None,
     })
 }
 
-fn parse(json: &[u8]) -> Result<MetricRecord<'_>, String> {
-    let mut scanner = Scanner::new(json)?;
+fn parse(scanner: &mut Scanner<'_>, scratch: &mut Scratch) -> Result<MetricRecord, String> {
     let mut record = MetricRecord::default();
+    scratch.tags.clear();
     let mut object = scanner.begin_object()?;
     while let Some(key) = scanner.next_key(&mut object)? {
-        match key.as_ref() {
-            "@timestamp" => record.timestamp = text(&mut scanner)?,
-            "name" => record.name = text(&mut scanner)?,
-            "tags" => record.tags = entries(&mut scanner)?.unwrap_or_default(),
-            "fields" => record.fields = entries(&mut scanner)?,
+        match scanner.text(key).as_ref() {
+            "@timestamp" => record.timestamp = text(scanner)?,
+            "name" => record.name = text(scanner)?,
+            "tags" => drop(entries(scanner, &mut scratch.tags)?),
+            "fields" => record.has_fields = entries(scanner, &mut scratch.fields)?,
             "host" if scanner.at_object() => {
-                let mut host = scanner.begin_object()?;
-                while let Some(key) = scanner.next_key(&mut host)? {
-                    match key.as_ref() {
-                        "name" => record.host_name = text(&mut scanner)?,
+                let mut host: Object = scanner.begin_object()?;
+                while let Some(field) = scanner.next_key(&mut host)? {
+                    match scanner.text(field).as_ref() {
+                        "name" => record.host = text(scanner)?.map(|name| (key, name)),
                         _ => drop(scanner.value()?),
                     }
                 }
@@ -125,7 +152,8 @@ fn write_number(out: &mut Vec<u8>, key: &str, text: &str, integer: bool) -> Resu
     }
     if integer {
         if let Ok(i) = text.parse::<i64>() {
-            let _ = write!(out, "{i}i");
+            out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
+            out.push(b'i');
             return Ok(());
         }
         // InfluxDB 1.x has no unsigned integers: beyond i64 the value goes as a float.
@@ -143,49 +171,121 @@ fn write_number(out: &mut Vec<u8>, key: &str, text: &str, integer: bool) -> Resu
     }
 }
 
+/// Milliseconds since the epoch of an RFC 3339 timestamp. The agent's own form
+/// (`2026-11-23T11:00:00.123Z`) is read directly, anything else by chrono.
+fn epoch_millis(timestamp: &str) -> Result<i64, String> {
+    if let Some(ms) = utc_millis(timestamp.as_bytes()) {
+        return Ok(ms);
+    }
+    DateTime::parse_from_rfc3339(timestamp)
+        .map(|at| at.timestamp_millis())
+        .map_err(|e| format!("`@timestamp` {timestamp:?}: {e}"))
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fraction]Z` as milliseconds since the epoch (the fraction truncated),
+/// or None for any other form, an impossible date or a leap second (chrono decides those).
+fn utc_millis(t: &[u8]) -> Option<i64> {
+    let digits = |from: usize, to: usize| -> Option<i64> {
+        t.get(from..to)?.iter().try_fold(0i64, |n, &b| b.is_ascii_digit().then(|| n * 10 + i64::from(b - b'0')))
+    };
+    if t.len() < 20 || t[4] != b'-' || t[7] != b'-' || t[10] != b'T' || t[13] != b':' || t[16] != b':' {
+        return None;
+    }
+    let (year, month, day) = (digits(0, 4)?, digits(5, 7)?, digits(8, 10)?);
+    let (hour, minute, second) = (digits(11, 13)?, digits(14, 16)?, digits(17, 19)?);
+    let mut millis = 0;
+    let zone = match t[19] {
+        b'.' => {
+            let fraction = t[20..].iter().take_while(|b| b.is_ascii_digit()).count();
+            if fraction == 0 {
+                return None;
+            }
+            let kept = fraction.min(3);
+            millis = digits(20, 20 + kept)? * [100, 10, 1][kept - 1];
+            20 + fraction
+        }
+        _ => 19,
+    };
+    if t.get(zone..) != Some(b"Z") {
+        return None;
+    }
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if !(1..=12).contains(&month) || day < 1 || day > month_days[(month - 1) as usize] {
+        return None;
+    }
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm, years counted from March).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    Some(((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + millis)
+}
+
 /// Appends one metric record (JSON bytes) as a line, without the trailing newline, to `out`.
 /// On an error, part of a line may have been appended: the caller discards it.
 pub fn encode_record(json: &[u8], precision: Precision, out: &mut Vec<u8>) -> Result<(), String> {
-    let record = parse(json).map_err(|e| format!("the record is not a JSON object ({e}); it cannot become a point"))?;
-    let name = record.name.as_deref().filter(|n| !n.is_empty()).ok_or("the record has no metric `name`")?;
-    let fields = record.fields.as_ref().ok_or("the record has no `fields` object (not a metric record?)")?;
-    let timestamp = record.timestamp.as_deref().ok_or("the record has no `@timestamp`")?;
-    let at = DateTime::parse_from_rfc3339(timestamp).map_err(|e| format!("`@timestamp` {timestamp:?}: {e}"))?;
-    escape(out, name, measurement_special)?;
-    let mut tags: Vec<(&str, &str)> = record
-        .tags
-        .iter()
-        .filter_map(|(k, v)| match v {
-            Scalar::Text(v) => Some((k.as_ref(), v.as_ref())),
-            _ => None,
-        })
-        .collect();
-    if let Some(host) = record.host_name.as_deref() {
-        if !tags.iter().any(|(k, _)| *k == "host") {
-            let at = tags.partition_point(|(k, _)| *k < "host");
-            tags.insert(at, ("host", host));
+    // This thread's buffers, unless they are unavailable (a call during thread teardown).
+    let reused = SCRATCH
+        .try_with(|cell| cell.try_borrow_mut().ok().map(|mut scratch| encode_with(json, precision, out, &mut scratch)));
+    match reused {
+        Ok(Some(result)) => result,
+        _ => encode_with(json, precision, out, &mut Scratch::default()),
+    }
+}
+
+fn encode_with(json: &[u8], precision: Precision, out: &mut Vec<u8>, scratch: &mut Scratch) -> Result<(), String> {
+    let not_an_object = |e: String| format!("the record is not a JSON object ({e}); it cannot become a point");
+    let mut scanner = Scanner::new(json).map_err(not_an_object)?;
+    let record = parse(&mut scanner, scratch).map_err(not_an_object)?;
+    let name =
+        record.name.map(|n| scanner.text(n)).filter(|n| !n.is_empty()).ok_or("the record has no metric `name`")?;
+    if !record.has_fields {
+        return Err("the record has no `fields` object (not a metric record?)".into());
+    }
+    let timestamp = record.timestamp.map(|t| scanner.text(t)).ok_or("the record has no `@timestamp`")?;
+    let ms = epoch_millis(&timestamp)?;
+    escape(out, &name, &MEASUREMENT)?;
+    let tags = &mut scratch.tags;
+    if let Some((host_key, host_name)) = record.host {
+        let is_host = |e: &Entry| scanner.is(e.key, "host");
+        // A string tag `host` wins over `host.name`.
+        if !tags.iter().any(|e| is_host(e) && matches!(e.value, Scalar::Text(_))) {
+            let at = tags.partition_point(|e| scanner.text(e.key).as_ref() < "host");
+            tags.insert(at, Entry { key: host_key, value: Scalar::Text(host_name) });
         }
     }
-    for (key, value) in tags.into_iter().filter(|(k, v)| !k.is_empty() && !v.is_empty()) {
+    for entry in tags.iter() {
+        let Scalar::Text(value) = entry.value else { continue };
+        let (key, value) = (scanner.text(entry.key), scanner.text(value));
+        if key.is_empty() || value.is_empty() {
+            continue;
+        }
         out.push(b',');
-        escape(out, key, key_or_tag_special)?;
+        escape(out, &key, &KEY_OR_TAG)?;
         out.push(b'=');
-        escape(out, value, key_or_tag_special)?;
+        escape(out, &value, &KEY_OR_TAG)?;
     }
     let mut written = 0;
-    for (key, value) in fields {
-        let key = key.as_ref();
-        if key.is_empty() || matches!(value, Scalar::Null | Scalar::Composite) {
+    for entry in &scratch.fields {
+        let key = scanner.text(entry.key);
+        if key.is_empty() || matches!(entry.value, Scalar::Null | Scalar::Composite) {
             // Nulls (NaN samples) and nested values have no line-protocol form: left out.
             continue;
         }
         out.push(if written == 0 { b' ' } else { b',' });
-        escape(out, key, key_or_tag_special)?;
+        escape(out, &key, &KEY_OR_TAG)?;
         out.push(b'=');
-        match value {
-            Scalar::Number { text, integer } => write_number(out, key, text, *integer)?,
-            Scalar::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        match entry.value {
+            Scalar::Number { text, integer } => write_number(out, &key, &scanner.text(text), integer)?,
+            Scalar::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
             Scalar::Text(s) => {
+                let s = scanner.text(s);
                 if s.contains(['\n', '\r']) {
                     return Err(format!("field `{key}` contains a newline, which line protocol cannot carry"));
                 }
@@ -205,14 +305,18 @@ pub fn encode_record(json: &[u8], precision: Precision, out: &mut Vec<u8>) -> Re
     if written == 0 {
         return Err(format!("metric `{name}` has no field with a value"));
     }
-    let ms = at.timestamp_millis();
     let stamp = match precision {
         Precision::Ns => i128::from(ms) * 1_000_000,
         Precision::Us => i128::from(ms) * 1_000,
         Precision::Ms => i128::from(ms),
         Precision::S => i128::from(ms.div_euclid(1000)),
     };
-    let _ = write!(out, " {stamp}");
+    out.push(b' ');
+    // Beyond an i64 (nanoseconds after the year 2262) InfluxDB refuses the point: its verdict.
+    match i64::try_from(stamp) {
+        Ok(stamp) => out.extend_from_slice(itoa::Buffer::new().format(stamp).as_bytes()),
+        Err(_) => out.extend_from_slice(stamp.to_string().as_bytes()),
+    }
     Ok(())
 }
 
@@ -245,6 +349,80 @@ mod tests {
         assert!(encode(&doc, Precision::Ns).unwrap().ends_with(" 1795431600123000000"));
         let whole = json!({"@timestamp": "2026-11-23T11:00:00Z", "name": "m", "fields": {"f": 1.0}});
         assert_eq!(encode(&whole, Precision::Ms).unwrap(), "m f=1.0 1795431600000", "a float stays a float");
+    }
+
+    #[test]
+    fn timestamps_read_directly_agree_with_chrono() {
+        let chrono_millis = |t: &str| DateTime::parse_from_rfc3339(t).ok().map(|at| at.timestamp_millis());
+        let mut cases: Vec<String> = [
+            "2026-11-23T11:00:00Z",
+            "2026-11-23T11:00:00.1Z",
+            "2026-11-23T11:00:00.12Z",
+            "2026-11-23T11:00:00.123456789Z",
+            "1969-12-31T23:59:59.9995Z",
+            "1970-01-01T00:00:00Z",
+            "0001-01-01T00:00:00Z",
+            "9999-12-31T23:59:59.999Z",
+            "2024-02-29T12:00:00Z",
+            "2000-02-29T12:00:00Z",
+            // Not read directly (chrono decides, or refuses):
+            "2023-02-29T12:00:00Z",
+            "1900-02-29T12:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-11-31T00:00:00Z",
+            "2026-11-23T24:00:00Z",
+            "2016-12-31T23:59:60Z",
+            "2026-11-23T11:00:00.Z",
+            "2026-11-23T11:00:00+01:00",
+            "2026-11-23 11:00:00Z",
+            "2026-11-23t11:00:00z",
+            "2026-11-23T11:00:00Zjunk",
+            "+2026-11-23T11:00:00Z",
+            "2026-11-23",
+        ]
+        .map(String::from)
+        .to_vec();
+        // Every day of four years (a leap year, a century) at a few times of day.
+        for day in 0..(4 * 366) {
+            let base = chrono::NaiveDate::from_ymd_opt(1999, 1, 1).unwrap() + chrono::Days::new(day);
+            cases.push(format!("{}T{:02}:{:02}:{:02}.{:03}Z", base, day % 24, day % 60, (day * 7) % 60, day % 1000));
+        }
+        for case in &cases {
+            let direct = utc_millis(case.as_bytes());
+            if let Some(ms) = direct {
+                assert_eq!(Some(ms), chrono_millis(case), "{case}");
+            }
+            assert_eq!(epoch_millis(case).ok(), chrono_millis(case), "{case}");
+        }
+        assert!(utc_millis(b"2026-11-23T11:00:00.123Z").is_some(), "the agent's form is read directly");
+    }
+
+    #[test]
+    fn the_host_tag_and_escaped_keys() {
+        let line = |json: &str| {
+            let mut out = Vec::new();
+            encode_record(json.as_bytes(), Precision::S, &mut out).map(|()| String::from_utf8(out).unwrap())
+        };
+        let at = r#""@timestamp":"2026-11-23T11:00:00Z","name":"m","fields":{"x":1}"#;
+        assert_eq!(
+            line(&format!(r#"{{{at},"host":{{"name":"h"}},"tags":{{"a":"1","z":"2"}}}}"#)).unwrap(),
+            "m,a=1,host=h,z=2 x=1i 1795431600"
+        );
+        assert_eq!(
+            line(&format!(r#"{{{at},"host":{{"name":"h"}},"tags":{{"host":"t"}}}}"#)).unwrap(),
+            "m,host=t x=1i 1795431600",
+            "a tag wins"
+        );
+        assert_eq!(
+            line(&format!(r#"{{{at},"host":{{"name":"h"}},"tags":{{"host":5}}}}"#)).unwrap(),
+            "m,host=h x=1i 1795431600",
+            "a number is no tag"
+        );
+        assert_eq!(
+            line(&format!(r#"{{{at},"tags":{{"b":"2","\u0061c":"3","a\"":"1"}}}}"#)).unwrap(),
+            r#"m,a"=1,ac=3,b=2 x=1i 1795431600"#,
+            "escaped keys are sorted by their text"
+        );
     }
 
     #[test]

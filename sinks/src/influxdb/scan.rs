@@ -9,13 +9,24 @@ use std::borrow::Cow;
 /// How deep skipped values may nest; deeper input is refused rather than risking the stack.
 const MAX_DEPTH: usize = 128;
 
+/// Where a string's contents lie in the text (between its quotes). Spans are plain data, so the
+/// reader's callers can keep them in buffers reused from record to record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    start: usize,
+    end: usize,
+    /// Whether the contents hold escapes (and so must be unescaped into a new string).
+    escaped: bool,
+}
+
 /// A scalar, or a note that a composite value was skipped.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Scalar<'a> {
-    /// A string, unescaped.
-    Text(Cow<'a, str>),
-    /// A number as written: `integer` when it has no fraction and no exponent.
-    Number { text: &'a str, integer: bool },
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scalar {
+    /// A string; [`Scanner::text`] gives it unescaped.
+    Text(Span),
+    /// A number as written (its text is [`Scanner::text`] of the span): `integer` when it has
+    /// no fraction and no exponent.
+    Number { text: Span, integer: bool },
     /// `true` or `false`.
     Bool(bool),
     /// `null`.
@@ -27,6 +38,31 @@ pub enum Scalar<'a> {
 /// An object being read: whether its first key is still to come.
 pub struct Object {
     first: bool,
+}
+
+/// The offset of the first byte in `bytes` that ends a string's plain run (a quote, a
+/// backslash or a control character), or None. Eight bytes are tested at a time with word
+/// arithmetic: byte by byte, this search was the largest part of reading a record.
+fn plain_run(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // A byte's high bit is set where it is below `n` (exact for the lowest such byte, which is
+    // the only one used); bytes of 0x80 and above never count.
+    let below = |word: u64, n: u8| word.wrapping_sub(ONES * u64::from(n)) & !word & HIGHS;
+    let equal = |word: u64, b: u8| below(word ^ (ONES * u64::from(b)), 1);
+    let mut chunks = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        let stops = below(word, 0x20) | equal(word, b'"') | equal(word, b'\\');
+        if stops != 0 {
+            return Some(offset + (stops.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    chunks.remainder().iter().position(|&b| b < 0x20 || b == b'"' || b == b'\\').map(|i| offset + i)
 }
 
 /// Reads one JSON text from the front.
@@ -46,8 +82,16 @@ impl<'a> Scanner<'a> {
         self.text.as_bytes()
     }
 
+    #[cold]
+    #[inline(never)]
     fn error(&self, what: &str) -> String {
         format!("{what} at byte {}", self.pos)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn expected(&self, byte: u8) -> String {
+        self.error(&format!("expected `{}`", byte as char))
     }
 
     fn skip_whitespace(&mut self) {
@@ -56,6 +100,7 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    #[inline]
     fn peek(&mut self) -> Option<u8> {
         // Compact JSON (what the agent writes) has no whitespace between tokens.
         match self.bytes().get(self.pos) {
@@ -67,12 +112,44 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    #[inline]
     fn expect(&mut self, byte: u8) -> Result<(), String> {
         if self.peek() == Some(byte) {
             self.pos += 1;
             Ok(())
         } else {
-            Err(self.error(&format!("expected `{}`", byte as char)))
+            Err(self.expected(byte))
+        }
+    }
+
+    /// A string's contents, unescaped: borrowed from the text unless it held escapes.
+    pub fn text(&self, span: Span) -> Cow<'a, str> {
+        let raw = &self.text[span.start..span.end];
+        if !span.escaped {
+            return Cow::Borrowed(raw);
+        }
+        // The span was validated when it was read, so this cannot fail; an empty string would
+        // only stand in for an impossible error.
+        let mut again = Scanner { text: self.text, pos: span.start };
+        Cow::Owned(again.escaped_string(span.start).unwrap_or_default())
+    }
+
+    /// Whether the string at `span` is `word`.
+    pub fn is(&self, span: Span, word: &str) -> bool {
+        if span.escaped {
+            self.text(span) == word
+        } else {
+            &self.bytes()[span.start..span.end] == word.as_bytes()
+        }
+    }
+
+    /// The order of two strings by their text.
+    pub fn compare(&self, a: Span, b: Span) -> std::cmp::Ordering {
+        if a.escaped || b.escaped {
+            self.text(a).cmp(&self.text(b))
+        } else {
+            // Unescaped UTF-8 orders as its bytes do.
+            self.bytes()[a.start..a.end].cmp(&self.bytes()[b.start..b.end])
         }
     }
 
@@ -88,7 +165,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// The next key of `object` (its `:` consumed), or None at the object's end.
-    pub fn next_key(&mut self, object: &mut Object) -> Result<Option<Cow<'a, str>>, String> {
+    pub fn next_key(&mut self, object: &mut Object) -> Result<Option<Span>, String> {
         let first = std::mem::replace(&mut object.first, false);
         match self.peek() {
             Some(b'}') => {
@@ -118,11 +195,11 @@ impl<'a> Scanner<'a> {
     }
 
     /// Reads the next value; objects and arrays are validated and skipped.
-    pub fn value(&mut self) -> Result<Scalar<'a>, String> {
+    pub fn value(&mut self) -> Result<Scalar, String> {
         self.value_at(0)
     }
 
-    fn value_at(&mut self, depth: usize) -> Result<Scalar<'a>, String> {
+    fn value_at(&mut self, depth: usize) -> Result<Scalar, String> {
         match self.peek() {
             Some(b'"') => self.string().map(Scalar::Text),
             Some(b'-' | b'0'..=b'9') => self.number(),
@@ -154,7 +231,7 @@ impl<'a> Scanner<'a> {
                             self.pos += 1;
                             return Ok(Scalar::Composite);
                         }
-                        _ => return Err(self.error(&format!("expected `,` or `{}`", close as char))),
+                        _ => return Err(self.expected_separator(close)),
                     }
                 }
             }
@@ -163,7 +240,13 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn literal(&mut self, word: &'static str, value: Scalar<'a>) -> Result<Scalar<'a>, String> {
+    #[cold]
+    #[inline(never)]
+    fn expected_separator(&self, close: u8) -> String {
+        self.error(&format!("expected `,` or `{}`", close as char))
+    }
+
+    fn literal(&mut self, word: &'static str, value: Scalar) -> Result<Scalar, String> {
         if self.text[self.pos..].starts_with(word) {
             self.pos += word.len();
             Ok(value)
@@ -173,7 +256,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// A number, checked against the JSON grammar: `-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?`.
-    fn number(&mut self) -> Result<Scalar<'a>, String> {
+    fn number(&mut self) -> Result<Scalar, String> {
         let bytes = self.bytes();
         let start = self.pos;
         let mut i = start;
@@ -213,28 +296,27 @@ impl<'a> Scanner<'a> {
             }
         }
         self.pos = i;
-        Ok(Scalar::Number { text: &self.text[start..i], integer })
+        Ok(Scalar::Number { text: Span { start, end: i, escaped: false }, integer })
     }
 
-    /// A string at the cursor, borrowed when it has no escapes.
-    fn string(&mut self) -> Result<Cow<'a, str>, String> {
+    /// The string at the cursor, validated; its span.
+    fn string(&mut self) -> Result<Span, String> {
         self.expect(b'"')?;
+        let bytes = self.bytes();
         let start = self.pos;
-        let rest = &self.bytes()[start..];
-        let Some(end) = memchr::memchr2(b'"', b'\\', rest) else {
-            self.pos = self.text.len();
-            return Err(self.error("unterminated string"));
-        };
-        if let Some(control) = rest[..end].iter().position(|b| *b < 0x20) {
-            self.pos = start + control;
-            return Err(self.error("control character in a string"));
-        }
-        self.pos = start + end;
-        if rest[end] == b'"' {
-            self.pos += 1;
-            Ok(Cow::Borrowed(&self.text[start..start + end]))
-        } else {
-            self.escaped_string(start).map(Cow::Owned)
+        let end = plain_run(&bytes[start..]).map_or(bytes.len(), |run| start + run);
+        self.pos = end;
+        match bytes.get(end) {
+            Some(b'"') => {
+                self.pos += 1;
+                Ok(Span { start, end, escaped: false })
+            }
+            Some(b'\\') => {
+                self.escaped_string(start)?;
+                Ok(Span { start, end: self.pos - 1, escaped: true })
+            }
+            Some(_) => Err(self.error("control character in a string")),
+            None => Err(self.error("unterminated string")),
         }
     }
 
@@ -315,22 +397,27 @@ mod tests {
     /// Reads one value with the scanner and checks it against serde_json's reading of the same
     /// text (or that both refuse it).
     fn agrees_with_serde(json: &str) {
-        let ours = Scanner::new(json.as_bytes()).and_then(|mut s| {
+        let scanner = Scanner::new(json.as_bytes());
+        let ours = scanner.and_then(|mut s| {
             let v = s.value()?;
             s.finish()?;
-            Ok(v)
+            Ok(match v {
+                Scalar::Text(span) => Err(s.text(span).into_owned()),
+                other => Ok(other),
+            })
         });
         let theirs: Result<serde_json::Value, _> = serde_json::from_str(json);
         match (ours, theirs) {
-            (Ok(Scalar::Text(a)), Ok(serde_json::Value::String(b))) => assert_eq!(a, b, "{json}"),
-            (Ok(Scalar::Number { text, integer }), Ok(serde_json::Value::Number(n))) => {
+            (Ok(Err(a)), Ok(serde_json::Value::String(b))) => assert_eq!(a, b, "{json}"),
+            (Ok(Ok(Scalar::Number { text, integer })), Ok(serde_json::Value::Number(n))) => {
+                let text = Scanner::new(json.as_bytes()).unwrap().text(text).into_owned();
                 // serde_json reads `-0` as a float (it keeps the sign); as an integer it is 0.
                 assert_eq!(integer, n.is_i64() || n.is_u64() || text == "-0", "{json}");
                 assert_eq!(text.parse::<f64>().unwrap(), n.as_f64().unwrap(), "{json}");
             }
-            (Ok(Scalar::Bool(a)), Ok(serde_json::Value::Bool(b))) => assert_eq!(a, b),
-            (Ok(Scalar::Null), Ok(serde_json::Value::Null)) => {}
-            (Ok(Scalar::Composite), Ok(serde_json::Value::Object(_) | serde_json::Value::Array(_))) => {}
+            (Ok(Ok(Scalar::Bool(a))), Ok(serde_json::Value::Bool(b))) => assert_eq!(a, b),
+            (Ok(Ok(Scalar::Null)), Ok(serde_json::Value::Null)) => {}
+            (Ok(Ok(Scalar::Composite)), Ok(serde_json::Value::Object(_) | serde_json::Value::Array(_))) => {}
             (Err(_), Err(_)) => {}
             (ours, theirs) => panic!("{json}: scanner {ours:?}, serde_json {theirs:?}"),
         }
@@ -383,16 +470,44 @@ mod tests {
     }
 
     #[test]
+    fn plain_runs_end_where_a_byte_by_byte_search_ends_them() {
+        let naive = |b: &[u8]| b.iter().position(|&c| c < 0x20 || c == b'"' || c == b'\\');
+        let alphabet = [b'a', b'"', b'\\', 0x1f, 0x20, 0x00, 0x7f, 0x80, 0xc3, 0xa9, 0xff, b'!', b'#', b'[', b']'];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for len in 0..40 {
+            for _ in 0..200 {
+                let bytes: Vec<u8> = (0..len)
+                    .map(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        // Mostly plain bytes, as in real strings.
+                        if seed.is_multiple_of(8) {
+                            alphabet[(seed >> 8) as usize % alphabet.len()]
+                        } else {
+                            b'a' + (seed >> 16) as u8 % 26
+                        }
+                    })
+                    .collect();
+                assert_eq!(plain_run(&bytes), naive(&bytes), "{bytes:?}");
+            }
+        }
+    }
+
+    #[test]
     fn objects_are_read_key_by_key() {
         let mut s = Scanner::new(br#"{"a":1, "b\n":{"x":[true]}, "c":"v"}"#).unwrap();
         let mut o = s.begin_object().unwrap();
-        assert_eq!(s.next_key(&mut o).unwrap().unwrap(), "a");
-        assert_eq!(s.value().unwrap(), Scalar::Number { text: "1", integer: true });
-        assert_eq!(s.next_key(&mut o).unwrap().unwrap(), "b\n");
+        let key = |s: &mut Scanner<'_>, o: &mut Object| s.next_key(o).unwrap().map(|k| s.text(k).into_owned());
+        assert_eq!(key(&mut s, &mut o).unwrap(), "a");
+        let Scalar::Number { text, integer: true } = s.value().unwrap() else { panic!("not an integer") };
+        assert_eq!(s.text(text), "1");
+        assert_eq!(key(&mut s, &mut o).unwrap(), "b\n");
         assert!(s.at_object());
         assert_eq!(s.value().unwrap(), Scalar::Composite);
-        assert_eq!(s.next_key(&mut o).unwrap().unwrap(), "c");
-        assert_eq!(s.value().unwrap(), Scalar::Text("v".into()));
+        assert_eq!(key(&mut s, &mut o).unwrap(), "c");
+        let Scalar::Text(v) = s.value().unwrap() else { panic!("not a string") };
+        assert_eq!(s.text(v), "v");
         assert_eq!(s.next_key(&mut o).unwrap(), None);
         s.finish().unwrap();
 
