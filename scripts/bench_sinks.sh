@@ -21,6 +21,10 @@
 # 6. steps 4 and 5 again, REPEATS times in all (default 4), odd rounds direct first, even rounds
 #    the sink first; each run starts once influxd is quiet (its compactions after the last run
 #    done);
+# With PIN=1, influxd (and the Elasticsearch test server) run on CPU 1 and everything else (broker,
+# sink, direct writer) on CPU 0 (taskset): InfluxDB has the same one core in both runs, as when the
+# sink runs on a host of its own, and the ratio measures the sink rather than the two sides taking
+# CPU from each other on a shared machine.
 # 7. Elasticsearch: LOG_RECORDS log records through a sink into the test server (same timing);
 #    documents/s, CPU and RSS. The test server is a single Python process, so this measures the
 #    sink against that server, not against Elasticsearch.
@@ -31,6 +35,11 @@ log_records=${2:-200000}
 batch=${BATCH:-5000}
 in_flight=${IN_FLIGHT:-2}
 repeats=${REPEATS:-4}
+server_cpu=() client_cpu=()
+if [ "${PIN:-0}" = 1 ]; then
+  [ "$(nproc)" -ge 2 ] || { echo "PIN=1 needs two CPUs" >&2; exit 1; }
+  server_cpu=(taskset -c 1) client_cpu=(taskset -c 0)
+fi
 
 ./scripts/install-deps.sh --tests >/dev/null
 cargo build --release --bin millrace -q
@@ -65,8 +74,9 @@ echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), cores:
 echo "millrace: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- 2>/dev/null || echo ' + uncommitted changes')"
 echo "influxdb: $(influxd version 2>/dev/null | head -1)"
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "pinned: ${PIN:-0}$([ "${PIN:-0}" = 1 ] && echo ' (influxd and the Elasticsearch test server on CPU 1; broker, sink and direct writer on CPU 0)')"
 
-"$bin" broker --data-dir "$work/broker" --listen "$bootstrap" --admin-listen "127.0.0.1:$admin" >"$work/broker.log" 2>&1 &
+"${client_cpu[@]}" "$bin" broker --data-dir "$work/broker" --listen "$bootstrap" --admin-listen "127.0.0.1:$admin" >"$work/broker.log" 2>&1 &
 broker_pid=$!
 pids+=($broker_pid)
 cat >"$work/influxdb.conf" <<CONF
@@ -84,10 +94,10 @@ bind-address = "127.0.0.1:$influx_rpc"
 [monitor]
   store-enabled = false
 CONF
-influxd -config "$work/influxdb.conf" >"$work/influxd.log" 2>&1 &
+"${server_cpu[@]}" influxd -config "$work/influxdb.conf" >"$work/influxd.log" 2>&1 &
 influxd_pid=$!
 pids+=($influxd_pid)
-python3 tests/python/es_test_server.py --port "$es_port" >"$work/es.log" 2>&1 &
+"${server_cpu[@]}" python3 tests/python/es_test_server.py --port "$es_port" >"$work/es.log" 2>&1 &
 pids+=($!)
 influx=http://127.0.0.1:$influx_http
 for _ in $(seq 300); do
@@ -118,7 +128,7 @@ run_sink() { # NAME KIND TARGET COUNT — prints "seconds cpu_s peak_rss_mib"
     esac
     printf 'name = "%s"\ngroup = "%s"\nbatch_max_events = %s\nbatch_max_bytes = "16MiB"\nmax_in_flight = %s\n' "$name" "$name" "$batch" "$in_flight"
   } >"$work/$name.toml"
-  MILLRACE_LOG=${SINK_LOG:-info} ${SINK_WRAPPER:-} "$bin" sink --config "$work/$name.toml" >"$work/$name.log" 2>&1 &
+  MILLRACE_LOG=${SINK_LOG:-info} "${client_cpu[@]}" ${SINK_WRAPPER:-} "$bin" sink --config "$work/$name.toml" >"$work/$name.log" 2>&1 &
   sink_pid=$!
   # The clock starts once the group gave the sink its partitions: joining (the broker holds a new
   # group's first join for group.initial.rebalance.delay, 3 s) is not the sink's throughput.
@@ -167,7 +177,7 @@ for r in $(seq "$repeats"); do
   fi
   wait_influx_quiet
   direct_influx_cpu0=$(cpu_seconds "$influxd_pid")
-  read -r n secs <<<"$(python3 "$py" direct "$influx" "direct$r" "$work/points.lp" "$batch" "$in_flight")"
+  read -r n secs <<<"$("${client_cpu[@]}" python3 "$py" direct "$influx" "direct$r" "$work/points.lp" "$batch" "$in_flight")"
   direct_influx_cpu=$(cpu_delta "$influxd_pid" "$direct_influx_cpu0")
   direct_rate=$(awk -v n="$n" -v s="$secs" 'BEGIN{printf "%.0f", n / s}')
   if [ $((r % 2)) = 1 ]; then
