@@ -82,14 +82,21 @@ impl TmuxPane {
         bail!("timed out after {timeout:?} waiting for {what}; the screen was:\n{last}")
     }
 
-    /// The program's exit status once it has ended, None while it runs.
+    /// The program's exit status once it has ended (128 + the signal if a signal ended it), None
+    /// while it runs — and also for a moment after its terminal closed, before tmux has reaped it.
     pub fn exit_status(&self) -> anyhow::Result<Option<i32>> {
-        let output = self.tmux(&["display-message", "-p", "-t", "main", "#{pane_dead} #{pane_dead_status}"])?;
+        let output = self.tmux(&[
+            "display-message",
+            "-p",
+            "-t",
+            "main",
+            "#{pane_dead}|#{pane_dead_status}|#{pane_dead_signal}",
+        ])?;
         let text = String::from_utf8_lossy(&output.stdout);
-        let mut parts = text.split_whitespace();
-        Ok(match (parts.next(), parts.next()) {
-            (Some("1"), Some(status)) => status.parse().ok(),
-            (Some("1"), None) => Some(-1),
+        let mut parts = text.trim().split('|');
+        Ok(match (parts.next(), parts.next(), parts.next()) {
+            (Some("1"), Some(status), _) if !status.is_empty() => status.parse().ok(),
+            (Some("1"), _, Some(signal)) if !signal.is_empty() => signal.parse::<i32>().ok().map(|s| 128 + s),
             _ => None,
         })
     }
