@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 /// One program running in a tmux pane.
 pub struct TmuxPane {
     socket: PathBuf,
+    /// Where the program's exit status is written when it ends.
+    status_file: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -19,9 +21,15 @@ impl TmuxPane {
     pub fn start(program: &str, args: &[&str], width: u16, height: u16) -> anyhow::Result<TmuxPane> {
         let dir = tempfile::tempdir()?;
         let socket = dir.path().join("tmux.sock");
-        let pane = TmuxPane { socket, _dir: dir };
+        let status_file = dir.path().join("exit-status");
+        // A shell runs the program and writes its exit status: tmux reaps a pane's process only
+        // when its own event loop gets to it (seen to take over 5 s), so its status is not a
+        // reliable way to learn that the program ended.
+        let script = format!("\"$0\" \"$@\"; echo $? > '{}'", status_file.display());
+        let pane = TmuxPane { socket, status_file, _dir: dir };
         let (w, h) = (width.to_string(), height.to_string());
-        let mut command = vec!["new-session", "-d", "-s", "main", "-x", &w, "-y", &h, "--", program];
+        let mut command =
+            vec!["new-session", "-d", "-s", "main", "-x", &w, "-y", &h, "--", "sh", "-c", &script, program];
         command.extend_from_slice(args);
         pane.tmux(&command).context("starting the program in tmux (is tmux installed?)")?;
         // Keep the pane once the program ends, to see how it left the screen.
@@ -83,22 +91,17 @@ impl TmuxPane {
     }
 
     /// The program's exit status once it has ended (128 + the signal if a signal ended it), None
-    /// while it runs — and also for a moment after its terminal closed, before tmux has reaped it.
+    /// while it runs.
     pub fn exit_status(&self) -> anyhow::Result<Option<i32>> {
-        let output = self.tmux(&[
-            "display-message",
-            "-p",
-            "-t",
-            "main",
-            "#{pane_dead}|#{pane_dead_status}|#{pane_dead_signal}",
-        ])?;
-        let text = String::from_utf8_lossy(&output.stdout);
-        let mut parts = text.trim().split('|');
-        Ok(match (parts.next(), parts.next(), parts.next()) {
-            (Some("1"), Some(status), _) if !status.is_empty() => status.parse().ok(),
-            (Some("1"), _, Some(signal)) if !signal.is_empty() => signal.parse::<i32>().ok().map(|s| 128 + s),
-            _ => None,
-        })
+        match std::fs::read_to_string(&self.status_file) {
+            // Complete once the shell's line is: the file may be read between creation and write.
+            Ok(text) if text.ends_with('\n') => {
+                Ok(Some(text.trim().parse().with_context(|| format!("exit status {text:?}"))?))
+            }
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {}", self.status_file.display())),
+        }
     }
 }
 
