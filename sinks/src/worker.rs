@@ -436,8 +436,7 @@ fn read_loop<D: Destination>(
     let max_wait = common.batch_timeout.as_duration();
     let mut batch = Batch::default();
     let mut warned_at: Option<Instant> = None;
-    let mut topic_names: std::collections::HashMap<String, Arc<str>> = std::collections::HashMap::new();
-    let mut last_topic: Option<Arc<str>> = None;
+    let mut topic_names = TopicNames::default();
     let mut dry = Duration::ZERO;
     while !stop.load(Ordering::Relaxed) {
         // Ask for a ready message first: reading the clock for the wait on every record costs
@@ -454,23 +453,7 @@ fn read_loop<D: Destination>(
         let mut check_time = true;
         match polled {
             Some(Ok(message)) => {
-                // One shared name per topic rather than an allocation per record.
-                // Consecutive records mostly share a topic: compared before hashed.
-                let topic = match &last_topic {
-                    Some(last) if **last == *message.topic() => Arc::clone(last),
-                    _ => {
-                        let name = match topic_names.get(message.topic()) {
-                            Some(name) => Arc::clone(name),
-                            None => {
-                                let name: Arc<str> = Arc::from(message.topic());
-                                topic_names.insert(message.topic().to_string(), name.clone());
-                                name
-                            }
-                        };
-                        last_topic = Some(name.clone());
-                        name
-                    }
-                };
+                let topic = topic_names.get(message.topic());
                 let record = SourceRecord {
                     topic: &topic,
                     partition: message.partition(),
@@ -512,6 +495,25 @@ fn read_loop<D: Destination>(
     }
     if !batch.items.is_empty() {
         let _ = batches.blocking_send(batch);
+    }
+}
+
+/// One shared name per topic rather than an allocation per record.
+#[derive(Default)]
+struct TopicNames {
+    names: std::collections::HashMap<String, Arc<str>>,
+    /// The last one given: consecutive records mostly share a topic, compared before hashed.
+    last: Option<Arc<str>>,
+}
+
+impl TopicNames {
+    fn get(&mut self, topic: &str) -> Arc<str> {
+        if let Some(last) = self.last.as_ref().filter(|last| &***last == topic) {
+            return Arc::clone(last);
+        }
+        let name = Arc::clone(self.names.entry(topic.to_string()).or_insert_with(|| Arc::from(topic)));
+        self.last = Some(Arc::clone(&name));
+        name
     }
 }
 

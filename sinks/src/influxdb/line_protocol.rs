@@ -209,22 +209,14 @@ fn utc_millis(t: &[u8]) -> Option<i64> {
     if t.get(zone..) != Some(b"Z") {
         return None;
     }
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    if !(1..=12).contains(&month) || day < 1 || day > month_days[(month - 1) as usize] {
-        return None;
+    if second > 59 {
+        return None; // a leap second: chrono's parser decides
     }
-    if hour > 23 || minute > 59 || second > 59 {
-        return None;
-    }
-    // Days from the civil date (Howard Hinnant's algorithm, years counted from March).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let year_of_era = y - era * 400;
-    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    let days = era * 146_097 + day_of_era - 719_468;
-    Some(((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + millis)
+    // chrono checks the calendar (month lengths, leap years) and counts the days; only its text
+    // parsing is skipped. Every value has at most four digits, so the casts are exact.
+    let date = chrono::NaiveDate::from_ymd_opt(year as i32, month as u32, day as u32)?;
+    let at = date.and_hms_milli_opt(hour as u32, minute as u32, second as u32, millis as u32)?;
+    Some(at.and_utc().timestamp_millis())
 }
 
 /// Appends one metric record (JSON bytes) as a line, without the trailing newline, to `out`.
