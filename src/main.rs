@@ -4,6 +4,7 @@ mod bench;
 mod cluster;
 mod demo;
 mod group;
+mod panics;
 mod top;
 mod topic;
 
@@ -212,8 +213,17 @@ async fn run_sink(args: SinkArgs) -> anyhow::Result<()> {
         println!("configuration is valid");
         return Ok(());
     }
+    panics::install();
     let shutdown_rx = shutdown_on_signal();
     millrace_sinks::run(config, shutdown_rx).await?;
+    exit_status_after_panics()
+}
+
+/// An error once anything panicked, so the process exits non-zero and its supervisor restarts it.
+fn exit_status_after_panics() -> anyhow::Result<()> {
+    if panics::panicked() {
+        anyhow::bail!("a task panicked (see the log above); stopped so that a supervisor restarts the process");
+    }
     Ok(())
 }
 
@@ -230,6 +240,7 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
         eprintln!("{count} events");
         return Ok(());
     }
+    panics::install();
     let shutdown_rx = shutdown_on_signal();
     // SIGHUP re-reads the file; an invalid file is reported and the running configuration kept.
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
@@ -254,15 +265,18 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
         }
     });
     millrace_agent::run(config, shutdown_rx, reload_rx).await?;
-    Ok(())
+    exit_status_after_panics()
 }
 
-/// A watch that turns true at SIGTERM or Ctrl-C.
+/// A watch that turns true at SIGTERM or Ctrl-C, or once anything panicked (with
+/// [`panics::install`]).
 fn shutdown_on_signal() -> tokio::sync::watch::Receiver<bool> {
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("signal received, stopping");
+        tokio::select! {
+            _ = wait_for_signal() => tracing::info!("signal received, stopping"),
+            _ = panics::wait() => {}
+        }
         let _ = shutdown_tx.send(true);
     });
     shutdown_rx

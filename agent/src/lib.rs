@@ -7,12 +7,14 @@
 //! - [`pipeline`]: envelopes, processors and per-file acknowledgement tracking.
 //! - [`output`]: the librdkafka producer; delivery reports advance checkpoints.
 //! - [`checkpoint`]: the registry of file positions, written atomically.
-//! - [`metrics`]: the Prometheus endpoint.
+//! - [`metrics`]: the Prometheus endpoint, served by [`http`] with bounded heads, times and
+//!   connections.
 
 pub mod buffer;
 pub mod channel;
 pub mod checkpoint;
 pub mod event;
+pub mod http;
 pub mod inputs;
 pub mod memory;
 pub mod metrics;
@@ -110,7 +112,8 @@ impl InputSet {
         };
         for input in &config.inputs.file {
             let state = Arc::new(FileStates::default());
-            let tailer = FileTailer::new(input.clone(), host.to_string(), known.clone(), state.clone())
+            let limit = output::max_record_bytes(&config.output);
+            let tailer = FileTailer::new(input.clone(), host.to_string(), known.clone(), state.clone(), limit)
                 .map_err(failed(&input.name))?;
             let (tx, stop) = (tx.clone(), stop.clone());
             set.threads.push(std::thread::spawn(move || tailer.run(tx, stop)));
@@ -426,7 +429,8 @@ pub fn run_once(config: &AgentConfig, out: &mut dyn std::io::Write) -> Result<us
     let mut count = 0;
     for input in &config.inputs.file {
         let (tx, mut rx) = channel::channel(CHANNEL_BYTES);
-        let tailer = FileTailer::new(input.clone(), host.clone(), Default::default(), Default::default())
+        let limit = output::max_record_bytes(&config.output);
+        let tailer = FileTailer::new(input.clone(), host.clone(), Default::default(), Default::default(), limit)
             .map_err(|reason| AgentError::Input { input: input.name.clone(), reason })?;
         let reader = std::thread::spawn(move || tailer.run_once(&tx));
         count += print_envelopes(std::iter::from_fn(|| rx.blocking_recv()).flatten(), out);

@@ -7,8 +7,6 @@ use crate::output::OutputStats;
 use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -122,48 +120,8 @@ impl AgentMetrics {
     }
 }
 
-/// Serves `GET /metrics` (anything else: 404) until shutdown; `render` produces the body.
-pub async fn serve(
-    listener: TcpListener,
-    render: Arc<dyn Fn() -> String + Send + Sync>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    tracing::warn!(error = %e, "metrics accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.changed() => return,
-        };
-        let render = render.clone();
-        tokio::spawn(async move {
-            let mut stream = stream;
-            let mut head = Vec::with_capacity(1024);
-            let mut buf = [0u8; 1024];
-            // One request per connection; the head is all that is needed.
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
-                match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
-                    Ok(Ok(n)) if n > 0 => head.extend_from_slice(&buf[..n]),
-                    _ => return,
-                }
-            }
-            let request = String::from_utf8_lossy(&head);
-            let path = request.split_whitespace().nth(1).unwrap_or("");
-            let (status, body) = if path == "/metrics" {
-                ("200 OK", tokio::task::spawn_blocking(move || render()).await.unwrap_or_default())
-            } else {
-                ("404 Not Found", "not found\n".to_string())
-            };
-            let response = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes()).await;
-        });
-    }
+/// Serves `GET /metrics` (anything else: 404) until shutdown, within the limits of
+/// [`crate::http`]; `render` produces the body.
+pub async fn serve(listener: TcpListener, render: crate::http::Render, shutdown: watch::Receiver<bool>) {
+    crate::http::serve(listener, render, shutdown).await;
 }

@@ -15,6 +15,27 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// librdkafka's `message.max.bytes` when `output.librdkafka` does not set it.
+const LIBRDKAFKA_MESSAGE_MAX_BYTES: usize = 1_000_000;
+/// What a record adds to its key and value when librdkafka checks it against `message.max.bytes`
+/// (its `RD_KAFKAP_MESSAGE_V2_MAX_OVERHEAD`, 36 bytes), plus a record batch's header (61): a
+/// record at the limit still fits a batch of its own.
+const RECORD_OVERHEAD: usize = 36 + 61;
+
+/// The largest key plus value the producer accepts: `message.max.bytes` (from
+/// `output.librdkafka`, else librdkafka's default) less a record's overhead. A longer record
+/// would be refused, so inputs cut what they send to fit.
+pub fn max_record_bytes(settings: &OutputSettings) -> usize {
+    let configured = settings.librdkafka.get("message.max.bytes").and_then(|v| v.trim().parse::<usize>().ok());
+    configured.unwrap_or(LIBRDKAFKA_MESSAGE_MAX_BYTES).saturating_sub(RECORD_OVERHEAD)
+}
+
+/// Whether librdkafka or the broker refused a record for its size: sending it again can never
+/// succeed.
+fn too_large(error: &KafkaError) -> bool {
+    error.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageSizeTooLarge)
+}
+
 /// Output errors.
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
@@ -71,10 +92,21 @@ impl ProducerContext for Context {
                 }
             }
             Err((error, message)) => {
-                // With no client-side timeout only a permanent refusal ends here. The checkpoint
-                // does not move past it: the line is sent again after a restart.
+                // With no client-side timeout only a permanent refusal ends here.
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(topic = rdkafka::Message::topic(message), %error, "the broker refused a record for good");
+                let topic = rdkafka::Message::topic(message);
+                match *ack {
+                    // Too large (the topic's max.message.bytes is below the producer's): sent
+                    // again it would be refused again, and its file's checkpoint would never move
+                    // past it. It is logged and counted, and the file goes on.
+                    Some(ack) if too_large(error) => {
+                        tracing::error!(topic, %error, end_offset = ack.end_offset, "the broker refused a record as too large; dropped, its file's checkpoint moves past it");
+                        ack.complete();
+                    }
+                    // Otherwise the checkpoint does not move past it: the line is sent again
+                    // after a restart.
+                    _ => tracing::error!(topic, %error, "the broker refused a record for good"),
+                }
             }
         }
     }
@@ -140,9 +172,19 @@ impl Output {
                     std::thread::sleep(Duration::from_millis(5));
                 }
                 Err((error, record)) => {
-                    tracing::error!(topic = %topic, %error, "the producer refused a record; dropped");
                     self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                    drop(record);
+                    match *record.delivery_opaque {
+                        // Inputs cut records to fit, so this is one that could not be cut enough
+                        // (processors adding fields, say): dropped loudly, and its file goes on
+                        // rather than stopping its checkpoint for good.
+                        Some(ack) if too_large(&error) => {
+                            tracing::error!(topic = %topic, %error, bytes = payload.len(), end_offset = ack.end_offset, "the producer refused a record; dropped, its file's checkpoint moves past it");
+                            ack.complete();
+                        }
+                        // Otherwise the checkpoint stays before it: the line is sent again after
+                        // a restart.
+                        _ => tracing::error!(topic = %topic, %error, "the producer refused a record; dropped"),
+                    }
                     return Ok(());
                 }
             }
@@ -175,5 +217,20 @@ impl Output {
     /// Waits up to `timeout` for every queued record to be acknowledged.
     pub fn flush(&self, timeout: Duration) -> bool {
         self.producer.flush(timeout).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_sized_by_the_producers_message_max_bytes() {
+        let mut settings = OutputSettings::default();
+        assert_eq!(max_record_bytes(&settings), 1_000_000 - RECORD_OVERHEAD);
+        settings.librdkafka.insert("message.max.bytes".into(), "4000000".into());
+        assert_eq!(max_record_bytes(&settings), 4_000_000 - RECORD_OVERHEAD);
+        settings.librdkafka.insert("message.max.bytes".into(), "10".into());
+        assert_eq!(max_record_bytes(&settings), 0);
     }
 }

@@ -183,6 +183,13 @@ pub struct SyslogInput {
     /// Longer messages are truncated.
     #[serde(default = "default_syslog_max")]
     pub max_message_bytes: ByteSize,
+    /// TCP: connections served at once; further ones wait in the listen backlog until one closes.
+    #[serde(default = "default_syslog_connections")]
+    pub max_connections: usize,
+    /// TCP: a connection silent this long is closed, freeing its slot (senders such as rsyslog
+    /// reconnect when they next have something to say).
+    #[serde(default = "default_syslog_idle")]
+    pub idle_timeout: DurationMs,
     /// Processors.
     #[serde(default)]
     pub processors: Processors,
@@ -190,6 +197,14 @@ pub struct SyslogInput {
 
 fn default_syslog_max() -> ByteSize {
     ByteSize(64 << 10)
+}
+/// Most syslog TCP connections one listener allows.
+pub const MAX_SYSLOG_CONNECTIONS: usize = 65_536;
+fn default_syslog_connections() -> usize {
+    1024
+}
+fn default_syslog_idle() -> DurationMs {
+    DurationMs(600_000)
 }
 
 /// Which host-metric groups are sampled (all by default).
@@ -342,9 +357,15 @@ pub struct FileInput {
     /// Start position for files without a checkpoint.
     #[serde(default = "default_start_at")]
     pub start_at: StartAt,
-    /// Longer lines are cut to this and flagged (`log.flags: ["truncated"]`).
-    #[serde(default = "default_max_line")]
+    /// Longer lines are cut to this and flagged (`log.flags: ["truncated"]`), as are lines whose
+    /// record would exceed what the producer may send (`message.max.bytes`).
+    #[serde(default = "default_file_max_line")]
     pub max_line_bytes: ByteSize,
+    /// Whether paths found by the patterns may be symbolic links (and files opened through
+    /// them). Off by default: an agent reading as root must not be pointed at `/etc/shadow` by
+    /// whoever can write a link into a watched directory.
+    #[serde(default)]
+    pub follow_symlinks: bool,
     /// How often the patterns are re-scanned for new, rotated and deleted files.
     #[serde(default = "default_scan")]
     pub scan_interval: DurationMs,
@@ -371,6 +392,10 @@ fn default_start_at() -> StartAt {
 }
 fn default_max_line() -> ByteSize {
     ByteSize(1 << 20)
+}
+/// Filebeat's `max_bytes` default.
+fn default_file_max_line() -> ByteSize {
+    ByteSize(10 << 20)
 }
 fn default_scan() -> DurationMs {
     DurationMs(1_000)
@@ -482,6 +507,20 @@ impl AgentConfig {
             }
             if input.max_message_bytes.0 < 480 {
                 bad(at("max_message_bytes"), "is below 480 bytes (RFC 5424's minimum)".into(), "use e.g. \"64KiB\"");
+            }
+            if input.max_connections == 0 || input.max_connections > MAX_SYSLOG_CONNECTIONS {
+                bad(
+                    at("max_connections"),
+                    format!("is {}, outside 1 to {MAX_SYSLOG_CONNECTIONS}", input.max_connections),
+                    "use e.g. 1024 (and an open-files limit above it)",
+                );
+            }
+            if input.idle_timeout.0 == 0 {
+                bad(
+                    at("idle_timeout"),
+                    "must be positive".into(),
+                    "use e.g. \"10m\" (a silent connection is closed after it)",
+                );
             }
         }
         for (i, input) in self.inputs.host_metrics.iter().enumerate() {

@@ -152,6 +152,35 @@ mod tests {
     }
 
     #[test]
+    fn hostile_input_settings_default_safely_and_bad_values_are_named() {
+        let text = "[[inputs.file]]\nname = \"f\"\ntopic = \"logs\"\ninclude = [\"/var/log/*.log\"]\n\n\
+                    [[inputs.syslog]]\nname = \"s\"\ntopic = \"syslog\"\nlisten = \"127.0.0.1:5514\"\nprotocol = \"tcp\"\n";
+        let config = parse_agent(text, "a.toml").unwrap();
+        let file = &config.inputs.file[0];
+        assert!(!file.follow_symlinks, "symbolic links are not followed unless asked for");
+        assert_eq!(file.max_line_bytes.0, 10 << 20, "Filebeat's max_bytes");
+        let syslog = &config.inputs.syslog[0];
+        assert_eq!((syslog.max_connections, syslog.idle_timeout.0), (1024, 600_000));
+
+        let text =
+            "[[inputs.syslog]]\nname = \"s\"\ntopic = \"syslog\"\nlisten = \"127.0.0.1:5514\"\nprotocol = \"tcp\"\n\
+                    max_connections = 0\nidle_timeout = \"0s\"\n";
+        let problems: Vec<String> = parse_agent(text, "a.toml").unwrap_err().iter().map(|p| p.to_string()).collect();
+        assert_eq!(problems.len(), 2, "{problems:#?}");
+        for key in ["inputs.syslog[0].max_connections", "inputs.syslog[0].idle_timeout"] {
+            assert!(
+                problems.iter().any(|p| p.starts_with(&format!("a.toml: key `{key}`")) && p.contains("fix:")),
+                "{key}: {problems:#?}"
+            );
+        }
+        let text =
+            "[[inputs.syslog]]\nname = \"s\"\ntopic = \"syslog\"\nlisten = \"127.0.0.1:5514\"\nprotocol = \"tcp\"\n\
+                    max_connections = 100000\nidle_timeout = \"30s\"\n";
+        let problems = parse_agent(text, "a.toml").unwrap_err();
+        assert!(problems[0].to_string().contains("max_connections"), "{problems:?}");
+    }
+
+    #[test]
     fn example_sink_config_loads_and_mistakes_are_named() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sink.toml");
         let config = load_sink(&path).unwrap();

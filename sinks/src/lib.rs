@@ -6,12 +6,14 @@
 //!   committing only what the destination accepted, rebalances and draining.
 //! - [`destination`]: the trait each destination implements; [`elasticsearch`], [`influxdb`]
 //!   and [`file`] implement it.
-//! - [`dead_letter`]: the dead-letter topic. [`retry`]: backoff. [`metrics`]: `/metrics`.
+//! - [`dead_letter`]: the dead-letter topic. [`retry`]: backoff. [`metrics`]: `/metrics`, served
+//!   by [`http`] with bounded heads, times and connections.
 
 pub mod dead_letter;
 pub mod destination;
 pub mod elasticsearch;
 pub mod file;
+pub mod http;
 pub mod influxdb;
 pub mod metrics;
 pub mod record;
@@ -54,47 +56,127 @@ pub enum SinkError {
     /// The metrics endpoint could not start.
     #[error("metrics endpoint: {0}")]
     Metrics(String),
+    /// A sink's task panicked (a bug): the process stops the others and exits with an error, so
+    /// its supervisor restarts it rather than leaving the sink dead.
+    #[error("sink {sink} panicked; the other sinks were stopped")]
+    Panicked {
+        /// The sink's name.
+        sink: String,
+    },
 }
 
-/// Runs every sink of `config` until `shutdown` turns true, then drains them.
-pub async fn run(config: SinkConfig, shutdown: watch::Receiver<bool>) -> Result<(), SinkError> {
+/// Runs every sink of `config` until `shutdown` turns true, then drains them. A sink that fails or
+/// panics stops the others too, and the error is returned.
+pub async fn run(config: SinkConfig, mut shutdown: watch::Receiver<bool>) -> Result<(), SinkError> {
+    // What the sinks watch: the caller's shutdown, or one of them failing.
+    let (stop_tx, stop) = watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    {
+        let stop_tx = stop_tx.clone();
+        tokio::spawn(async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+            let _ = stop_tx.send(true);
+        });
+    }
     let metrics = Arc::new(metrics::SinkMetrics::new().map_err(|e| SinkError::Metrics(e.to_string()))?);
     if let Some(addr) = config.sink.metrics_listen {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| SinkError::Metrics(format!("binding {addr}: {e}")))?;
-        tokio::spawn(metrics::serve(listener, metrics.clone(), shutdown.clone()));
+        tokio::spawn(metrics::serve(listener, metrics.clone(), stop.clone()));
         tracing::info!(%addr, "metrics endpoint listening");
     }
-    let mut sinks = tokio::task::JoinSet::new();
+    let mut sinks = Sinks::default();
     for settings in &config.elasticsearch {
         let destination = elasticsearch::Elasticsearch::new(settings)
             .map_err(|reason| SinkError::Destination { sink: settings.common.name.clone(), reason })?;
         let spec = worker::SinkSpec { common: settings.common.clone(), source: config.source.clone(), destination };
-        sinks.spawn(worker::run(spec, metrics.clone(), shutdown.clone()));
+        sinks.spawn(&settings.common.name, worker::run(spec, metrics.clone(), stop.clone()));
     }
     for settings in &config.influxdb {
         let destination = influxdb::InfluxDb::new(settings)
             .map_err(|reason| SinkError::Destination { sink: settings.common.name.clone(), reason })?;
         let spec = worker::SinkSpec { common: settings.common.clone(), source: config.source.clone(), destination };
-        sinks.spawn(worker::run(spec, metrics.clone(), shutdown.clone()));
+        sinks.spawn(&settings.common.name, worker::run(spec, metrics.clone(), stop.clone()));
     }
     for settings in &config.file {
         let destination = file::FileDestination::new(settings)
             .map_err(|reason| SinkError::Destination { sink: settings.common.name.clone(), reason })?;
         let spec = worker::SinkSpec { common: settings.common.clone(), source: config.source.clone(), destination };
-        sinks.spawn(worker::run(spec, metrics.clone(), shutdown.clone()));
+        sinks.spawn(&settings.common.name, worker::run(spec, metrics.clone(), stop.clone()));
     }
-    let mut result = Ok(());
-    while let Some(done) = sinks.join_next().await {
-        match done {
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "a sink stopped");
-                result = Err(e);
+    sinks
+        .join(|| {
+            let _ = stop_tx.send(true);
+        })
+        .await
+}
+
+/// The running sinks, by task id so a panic can be reported with the sink's name.
+#[derive(Default)]
+struct Sinks {
+    tasks: tokio::task::JoinSet<Result<(), SinkError>>,
+    names: std::collections::HashMap<tokio::task::Id, String>,
+}
+
+impl Sinks {
+    fn spawn(&mut self, name: &str, sink: impl std::future::Future<Output = Result<(), SinkError>> + Send + 'static) {
+        let id = self.tasks.spawn(sink).id();
+        self.names.insert(id, name.to_string());
+    }
+
+    /// Waits for every sink; at the first failure or panic, `stop_all` asks the others to drain
+    /// and stop. The first error is returned.
+    async fn join(mut self, stop_all: impl Fn()) -> Result<(), SinkError> {
+        let mut result = Ok(());
+        while let Some(done) = self.tasks.join_next_with_id().await {
+            let error = match done {
+                Ok((_, Ok(()))) => continue,
+                Ok((_, Err(e))) => e,
+                Err(e) => {
+                    let sink = self.names.get(&e.id()).cloned().unwrap_or_else(|| "?".into());
+                    SinkError::Panicked { sink }
+                }
+            };
+            tracing::error!(error = %error, "a sink stopped; stopping the others");
+            stop_all();
+            if result.is_ok() {
+                result = Err(error);
             }
-            Err(e) => tracing::error!(error = %e, "a sink task panicked"),
-            Ok(Ok(())) => {}
         }
+        result
     }
-    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    #[tokio::test]
+    async fn a_panicking_sink_stops_the_others_and_is_an_error() {
+        let (stop_tx, stop) = watch::channel(false);
+        let mut sinks = Sinks::default();
+        let mut healthy_stop = stop.clone();
+        let drained = Arc::new(AtomicBool::new(false));
+        let drained_flag = drained.clone();
+        sinks.spawn("healthy", async move {
+            let _ = healthy_stop.wait_for(|s| *s).await;
+            drained_flag.store(true, Ordering::Relaxed);
+            Ok(())
+        });
+        sinks.spawn("buggy", async {
+            tokio::task::yield_now().await;
+            panic!("a bug in a destination");
+        });
+        let joined = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            sinks.join(|| {
+                let _ = stop_tx.send(true);
+            }),
+        )
+        .await;
+        assert!(matches!(joined, Ok(Err(SinkError::Panicked { ref sink })) if sink == "buggy"), "{joined:?}");
+        assert!(drained.load(Ordering::Relaxed), "the healthy sink was asked to stop and drained");
+    }
 }

@@ -4,7 +4,6 @@
 
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 use std::sync::Arc;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -79,38 +78,7 @@ impl SinkMetrics {
     }
 }
 
-/// Serves `GET /metrics` (anything else: 404), one request per connection, until shutdown.
-pub async fn serve(listener: TcpListener, metrics: Arc<SinkMetrics>, mut shutdown: watch::Receiver<bool>) {
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = shutdown.changed() => return,
-        };
-        let Ok((stream, _)) = accepted else { continue };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stream);
-            let mut request_line = String::new();
-            let read =
-                tokio::time::timeout(std::time::Duration::from_secs(5), reader.read_line(&mut request_line)).await;
-            if !matches!(read, Ok(Ok(n)) if n > 0) {
-                return;
-            }
-            // Skip the headers up to the blank line.
-            let mut header = String::new();
-            while matches!(reader.read_line(&mut header).await, Ok(n) if n > 2) {
-                header.clear();
-            }
-            let found = request_line.split_whitespace().nth(1) == Some("/metrics");
-            let (status, body) =
-                if found { ("200 OK", metrics.render()) } else { ("404 Not Found", "not found\n".into()) };
-            let head = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let mut stream = reader.into_inner();
-            let _ = stream.write_all(head.as_bytes()).await;
-            let _ = stream.write_all(body.as_bytes()).await;
-        });
-    }
+/// Serves `GET /metrics` (anything else: 404) until shutdown, within the limits of [`crate::http`].
+pub async fn serve(listener: TcpListener, metrics: Arc<SinkMetrics>, shutdown: watch::Receiver<bool>) {
+    crate::http::serve(listener, Arc::new(move || metrics.render()), shutdown).await;
 }

@@ -140,7 +140,11 @@ pub async fn syslog_task(
 ) -> Result<impl Future<Output = ()>, String> {
     let processors = Processors::new(&input.processors).map_err(|e| e.to_string())?;
     let topic: Arc<str> = Arc::from(input.topic.as_str());
-    let options = syslog::ServerOptions::new(input.max_message_bytes.0 as usize);
+    let options = syslog::ServerOptions {
+        max_connections: input.max_connections,
+        idle_timeout: Some(input.idle_timeout.as_duration()),
+        ..syslog::ServerOptions::new(input.max_message_bytes.0 as usize)
+    };
     let (events_tx, mut events) = tokio::sync::mpsc::channel::<LogEvent>(1024);
     // Bind now, so a taken port is a start-up error naming the address.
     let server: std::pin::Pin<Box<dyn Future<Output = Result<(), syslog::SyslogError>> + Send>> = match input.protocol {

@@ -4,7 +4,10 @@
 
 pub mod bulk;
 
-use crate::destination::{describe_reqwest, gzip, retry_after, Destination, Verdict, WriteFailure};
+use crate::destination::{
+    describe_reqwest, excerpt, gzip, read_body, response_limit, retry_after, Destination, Verdict, WriteFailure,
+    EXCERPT_BYTES,
+};
 use crate::record::SourceRecord;
 use millrace_config::sink::{BulkAction, ElasticsearchSink};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -67,10 +70,11 @@ impl Elasticsearch {
             request.send().await.map_err(|e| failure(format!("{endpoint}: {}", describe_reqwest(&e)), None))?;
         let status = response.status();
         let wait = retry_after(response.headers());
-        let body = response
-            .bytes()
+        // The answer lists every item, so its size follows the batch's; past that it is refused
+        // unread and the whole write retried.
+        let body = read_body(response, response_limit(items.len()))
             .await
-            .map_err(|e| failure(format!("{endpoint}: reading the response: {}", describe_reqwest(&e)), None))?;
+            .map_err(|e| failure(format!("{endpoint}: HTTP {}: {e}", status.as_u16()), wait))?;
         match status.as_u16() {
             200 => {
                 bulk::verdicts(&body, items.len(), self.action).map_err(|e| failure(format!("{endpoint}: {e}"), None))
@@ -84,10 +88,7 @@ impl Elasticsearch {
                 verdicts.extend(Box::pin(self.bulk(right)).await?);
                 Ok(verdicts)
             }
-            code => Err(failure(
-                format!("{endpoint}: HTTP {code}: {}", String::from_utf8_lossy(&body[..body.len().min(300)])),
-                wait,
-            )),
+            code => Err(failure(format!("{endpoint}: HTTP {code}: {}", excerpt(&body, EXCERPT_BYTES)), wait)),
         }
     }
 }

@@ -8,7 +8,10 @@
 pub mod line_protocol;
 mod scan;
 
-use crate::destination::{describe_reqwest, gzip, retry_after, Destination, Verdict, WriteFailure};
+use crate::destination::{
+    describe_reqwest, excerpt, gzip, read_body, response_limit, retry_after, Destination, Verdict, WriteFailure,
+    EXCERPT_BYTES,
+};
 use crate::record::SourceRecord;
 use millrace_config::sink::{InfluxApi, InfluxDbSink, Precision};
 use std::time::Duration;
@@ -85,8 +88,11 @@ impl InfluxDb {
         let response = request.send().await.map_err(|e| failure(describe_reqwest(&e), None))?;
         let status = response.status().as_u16();
         let wait = retry_after(response.headers());
-        let text = response.text().await.unwrap_or_default();
-        let text = text.trim();
+        // InfluxDB answers in a few bytes; anything bigger (a proxy's page, a hostile endpoint) is
+        // refused unread and the write retried, like any failed request.
+        let body =
+            read_body(response, response_limit(0)).await.map_err(|e| failure(format!("HTTP {status}: {e}"), wait))?;
+        let text = excerpt(&body, EXCERPT_BYTES);
         match status {
             200..=299 => Ok(vec![Verdict::Accepted; items.len()]),
             400 | 413 if items.len() == 1 => Ok(vec![Verdict::Reject(format!("HTTP {status}: {text}"))]),
@@ -98,7 +104,7 @@ impl InfluxDb {
             }
             // 401/403 (credentials), 404 (no such database or bucket), 429, 5xx: the sink stalls
             // and retries; the log says why.
-            _ => Err(failure(format!("HTTP {status}: {}", &text[..text.len().min(300)]), wait)),
+            _ => Err(failure(format!("HTTP {status}: {text}"), wait)),
         }
     }
 }

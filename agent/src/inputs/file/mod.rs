@@ -8,7 +8,13 @@
 //!   stays quiet; the new file at the path is a new identity, read from its start.
 //! - copytruncate / truncation: a file shorter than the read position starts again at 0.
 //! - Deleted files are read to their end and closed at once, so their disk space is freed.
-//! - Lines longer than `max_line_bytes` are cut (the rest of the line is skipped) and flagged.
+//! - Lines longer than `max_line_bytes` are cut (the rest of the line is skipped) and flagged, as
+//!   is a line whose record would be larger than the producer may send: it is shipped cut, never
+//!   dropped, so its file's checkpoint moves on.
+//! - Symbolic links: unless `follow_symlinks`, a path a pattern matched through a link (the file
+//!   itself or a directory the pattern's wildcards matched) is skipped with a warning, and files
+//!   are opened with `O_NOFOLLOW`, as Filebeat does: whoever can create a link in a watched
+//!   directory cannot make an agent running as root ship `/etc/shadow`.
 //! - Multiline: with `multiline_start`, lines not matching it are appended to the previous event,
 //!   which is sent when the next start line arrives or after `multiline_timeout` of quiet.
 //! - Each event carries `log.offset` (the byte offset of its first line) and the file's identity;
@@ -28,10 +34,10 @@ use crate::pipeline::{Ack, Envelope, FileProgress, Processors};
 use encode::{FileFields, LineEncoder};
 use millrace_config::agent::{FileInput, PartitionKey, StartAt};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -47,6 +53,8 @@ const MAX_POLL: Duration = Duration::from_secs(1);
 const CLOSE_RENAMED_AFTER: Duration = Duration::from_secs(5);
 /// Bytes read from one file per poll before moving to the next (fairness among files).
 const READ_CHUNK: usize = 256 << 10;
+/// Rounds of cutting a record's message to fit the producer's limit before it is emptied.
+const FIT_ROUNDS: usize = 8;
 
 /// (device, inode).
 pub type FileKey = (u64, u64);
@@ -135,8 +143,16 @@ pub struct FileTailer {
     direct: bool,
     read_buf: Vec<u8>,
     multiline: Option<regex::Regex>,
-    include: Vec<String>,
+    /// Patterns, each with the number of its leading path components free of wildcards (links
+    /// there were chosen by whoever wrote the pattern; links below are not).
+    include: Vec<(String, usize)>,
     exclude: Vec<glob::Pattern>,
+    /// Longest line kept: `max_line_bytes`, or less when the producer could not send it.
+    max_line: usize,
+    /// Largest record (key and value) the producer accepts.
+    record_limit: usize,
+    /// Links skipped at the last scan: each is warned about once while it stays.
+    skipped_links: BTreeSet<PathBuf>,
     open: BTreeMap<FileKey, Tailed>,
     known: BTreeMap<FileKey, FileCheckpoint>,
     states: Arc<FileStates>,
@@ -146,12 +162,14 @@ pub struct FileTailer {
 }
 
 impl FileTailer {
-    /// An input from its settings and the checkpoints loaded from the registry.
+    /// An input from its settings and the checkpoints loaded from the registry; `record_limit` is
+    /// the largest record the producer accepts ([`crate::output::max_record_bytes`]).
     pub fn new(
         config: FileInput,
         host: String,
         known: BTreeMap<FileKey, FileCheckpoint>,
         states: Arc<FileStates>,
+        record_limit: usize,
     ) -> Result<FileTailer, String> {
         let processors = Processors::new(&config.processors).map_err(|e| e.to_string())?;
         let multiline =
@@ -167,7 +185,10 @@ impl FileTailer {
             direct: processors.is_empty() && !config.json,
             read_buf: Vec::new(),
             topic: Arc::from(config.topic.as_str()),
-            include: config.include.clone(),
+            include: config.include.iter().map(|p| (p.clone(), fixed_components(p))).collect(),
+            max_line: usize::try_from(config.max_line_bytes.0).unwrap_or(usize::MAX).min(record_limit),
+            record_limit,
+            skipped_links: BTreeSet::new(),
             processors,
             multiline,
             exclude,
@@ -250,10 +271,18 @@ impl FileTailer {
     /// Finds files, opens new ones, notices rotated-away and truncated ones.
     fn scan(&mut self) {
         let mut seen = BTreeMap::new();
-        for pattern in &self.include {
+        let mut links = BTreeSet::new();
+        for (pattern, fixed) in &self.include {
             let Ok(paths) = glob::glob(pattern) else { continue };
             for path in paths.flatten() {
                 if self.excluded(&path) {
+                    continue;
+                }
+                if !self.config.follow_symlinks && through_link(&path, *fixed) {
+                    if !self.skipped_links.contains(&path) {
+                        tracing::warn!(input = %self.config.name, path = %path.display(), "skipping a symbolic link (set follow_symlinks = true to read files through links)");
+                    }
+                    links.insert(path);
                     continue;
                 }
                 let Ok(meta) = std::fs::metadata(&path) else { continue };
@@ -263,6 +292,7 @@ impl FileTailer {
                 seen.insert((meta.dev(), meta.ino()), path);
             }
         }
+        self.skipped_links = links;
         for tailed in self.open.values_mut() {
             tailed.matched = seen.contains_key(&tailed.key);
             if let Some(path) = seen.get(&tailed.key).filter(|p| **p != tailed.path) {
@@ -296,7 +326,13 @@ impl FileTailer {
     }
 
     fn open_file(&mut self, key: FileKey, path: &Path) -> std::io::Result<Option<Tailed>> {
-        let mut file = File::open(path)?;
+        // O_NOFOLLOW: a file swapped for a link since the scan is refused (ELOOP), not followed.
+        // O_NONBLOCK: one swapped for a FIFO does not block the input (regular files ignore it).
+        let mut flags = libc::O_NONBLOCK;
+        if !self.config.follow_symlinks {
+            flags |= libc::O_NOFOLLOW;
+        }
+        let mut file = std::fs::OpenOptions::new().read(true).custom_flags(flags).open(path)?;
         let meta = file.metadata()?;
         if (meta.dev(), meta.ino()) != key {
             return Ok(None); // Replaced between the scan and the open: next scan.
@@ -478,7 +514,7 @@ impl FileTailer {
 
     /// Splits `data` into lines (LF, with a trailing CR removed) and turns them into events.
     fn split_lines(&self, tailed: &mut Tailed, mut data: &[u8], now: &str, events: &mut Vec<Envelope>) {
-        let max = self.config.max_line_bytes.0 as usize;
+        let max = self.max_line;
         while !data.is_empty() {
             let newline = data.iter().position(|&b| b == b'\n');
             let (piece, rest, complete) = match newline {
@@ -488,9 +524,12 @@ impl FileTailer {
             let consumed = piece.len() + usize::from(complete);
             if !tailed.skipping {
                 let room = max.saturating_sub(tailed.partial.len());
-                tailed.partial.extend_from_slice(&piece[..piece.len().min(room)]);
                 if piece.len() > room {
+                    // Cut between characters, not inside one.
+                    tailed.partial.extend_from_slice(&piece[..char_boundary_at_or_before(piece, room)]);
                     tailed.skipping = true;
+                } else {
+                    tailed.partial.extend_from_slice(piece);
                 }
             }
             tailed.read_pos += consumed as u64;
@@ -531,7 +570,7 @@ impl FileTailer {
                 let starts = start_re.is_match(&String::from_utf8_lossy(&line));
                 match tailed.pending.as_mut() {
                     Some(p) if !starts => {
-                        if p.text.len() < self.config.max_line_bytes.0 as usize {
+                        if p.text.len() < self.max_line {
                             p.text.push(b'\n');
                             p.text.extend_from_slice(&line);
                         } else {
@@ -552,8 +591,62 @@ impl FileTailer {
     }
 
     /// Builds the event, registered as in flight for the file's checkpoint; None when a processor
-    /// dropped it (the checkpoint then moves over it with the records around it).
+    /// dropped it (the checkpoint then moves over it with the records around it). A record larger
+    /// than the producer accepts has its message cut until it fits, and is flagged `truncated`.
     fn event_from(&self, tailed: &Tailed, p: Pending, now: &str) -> Option<Envelope> {
+        let end = p.end;
+        let room = self.record_limit.saturating_sub(tailed.partition_key.as_ref().map_or(0, |k| k.len()));
+        let Some(payload) = self.fit(tailed, p, now, room) else {
+            tailed.progress.skip_to(end);
+            return None;
+        };
+        Some(Envelope {
+            payload,
+            input: self.input_name.clone(),
+            topic: self.topic.clone(),
+            key: tailed.partition_key.clone(),
+            ack: Some(Ack::new(tailed.progress.clone(), end)),
+        })
+    }
+
+    /// The record of `p`, its message cut (at a character boundary, flagged `truncated`) until
+    /// the record is at most `room` bytes; None when a processor dropped it.
+    fn fit(&self, tailed: &Tailed, mut p: Pending, now: &str, room: usize) -> Option<Vec<u8>> {
+        let payload = self.encode(tailed, &p, now)?;
+        if payload.len() <= room {
+            return Some(payload);
+        }
+        // What the record costs without its message; the message gets the rest.
+        p.truncated = true;
+        let text = std::mem::take(&mut p.text);
+        let bare = self.encode(tailed, &p, now)?;
+        let available = room.saturating_sub(bare.len());
+        let mut keep = text.len().min(available);
+        for _ in 0..FIT_ROUNDS {
+            keep = char_boundary_at_or_before(&text, keep);
+            if keep == 0 {
+                break;
+            }
+            p.text.clear();
+            p.text.extend_from_slice(&text[..keep]);
+            let payload = self.encode(tailed, &p, now)?;
+            if payload.len() <= room {
+                tracing::debug!(path = %tailed.path.display(), offset = p.offset, kept = keep, of = text.len(), "line cut to fit the producer's message.max.bytes");
+                return Some(payload);
+            }
+            // JSON escapes made the message longer than its bytes: shrink in proportion.
+            let used = payload.len().saturating_sub(bare.len()).max(1);
+            let scaled = u64::try_from(keep).unwrap_or(u64::MAX).saturating_mul(available as u64) / used as u64;
+            keep = usize::try_from(scaled).unwrap_or(0).min(keep - 1);
+        }
+        // Not even an empty message fits (processors adding much): the producer refuses the
+        // record loudly and the file goes on (see `output`).
+        Some(bare)
+    }
+
+    /// The record of an event: encoded directly, or built, decoded and processed; None when a
+    /// processor dropped it.
+    fn encode(&self, tailed: &Tailed, p: &Pending, now: &str) -> Option<Vec<u8>> {
         let message = String::from_utf8_lossy(&p.text);
         let mut flags: Vec<&str> = Vec::new();
         if p.truncated {
@@ -595,17 +688,53 @@ impl FileTailer {
             }
             let mut doc = event.doc;
             if !self.processors.apply(&mut doc) {
-                tailed.progress.skip_to(p.end);
                 return None;
             }
             serde_json::to_vec(&doc).unwrap_or_else(|_| b"{}".to_vec())
         };
-        Some(Envelope {
-            payload,
-            input: self.input_name.clone(),
-            topic: self.topic.clone(),
-            key: tailed.partition_key.clone(),
-            ack: Some(Ack::new(tailed.progress.clone(), p.end)),
-        })
+        Some(payload)
     }
 }
+
+/// The largest index at most `at` that does not split a UTF-8 character of `text` (bytes that
+/// are not UTF-8 are cut anywhere; the message shows them as U+FFFD either way).
+fn char_boundary_at_or_before(text: &[u8], at: usize) -> usize {
+    let mut at = at.min(text.len());
+    // At most three continuation bytes precede a character's end.
+    for _ in 0..3 {
+        match text.get(at) {
+            Some(&b) if at > 0 && (b & 0b1100_0000) == 0b1000_0000 => at -= 1,
+            _ => break,
+        }
+    }
+    at
+}
+
+/// How many leading components of `pattern` hold no wildcard: links there were written into the
+/// pattern by whoever configured it, so they are followed; links in components the wildcards
+/// matched (and the file itself) are what a writer of the watched directory controls.
+fn fixed_components(pattern: &str) -> usize {
+    Path::new(pattern).components().take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '['])).count()
+}
+
+/// Whether `path` (matched by a pattern with `fixed` wildcard-free leading components) is a link
+/// or lies below a link among the components the pattern's wildcards matched.
+fn through_link(path: &Path, fixed: usize) -> bool {
+    // The file itself is checked even when the pattern names it exactly.
+    let first_checked = fixed.min(path.components().count().saturating_sub(1));
+    let mut prefix = PathBuf::new();
+    for (i, component) in path.components().enumerate() {
+        prefix.push(component);
+        if i < first_checked {
+            continue;
+        }
+        // Unreadable: not a link as far as can be told; opening it decides.
+        if std::fs::symlink_metadata(&prefix).is_ok_and(|m| m.file_type().is_symlink()) {
+            return true;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests;

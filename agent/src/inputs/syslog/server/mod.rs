@@ -17,12 +17,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
-/// Default bound on concurrent TCP connections; further clients wait in the listen backlog.
+/// Default bound on concurrent TCP connections (`max_connections`); further clients wait in the
+/// listen backlog.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
-/// Default time a TCP connection may stay silent before it is closed. Long, because senders such
-/// as rsyslog keep one connection open for hours and a quiet host is not a dead one; it exists
-/// to free the slots of peers that vanished without closing.
+/// Default time a TCP connection may stay silent before it is closed (`idle_timeout`). Long,
+/// because senders such as rsyslog keep one connection open for hours and a quiet host is not a
+/// dead one; it exists to free the slots of peers that vanished without closing — or that hold
+/// them on purpose, where a shorter setting frees them sooner.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// At most one warning of each kind per listener in this interval.
