@@ -68,11 +68,16 @@ pub struct Broker {
 
 impl Broker {
     /// Prepares the data directory; partitions are opened as the metadata assigns them.
-    fn open(config: BrokerConfig, cluster: Arc<ClusterLink>) -> Result<Broker, BrokerError> {
+    fn open(
+        config: BrokerConfig,
+        cluster: Arc<ClusterLink>,
+        listeners: metrics::ListenerMetrics,
+    ) -> Result<Broker, BrokerError> {
         let meta = config.data_dir.join("meta");
         let cluster_id = load_cluster_id(&meta, config.cluster_id.as_deref())?;
         let catalog = Catalog::new(&config);
-        let metrics = Metrics::new().map_err(|e| BrokerError::Internal(format!("registering metrics: {e}")))?;
+        let metrics = Metrics::with_listeners(listeners)
+            .map_err(|e| BrokerError::Internal(format!("registering metrics: {e}")))?;
         let groups = GroupCoordinator::new(config.groups.offsets_topic_partitions as usize, config.groups.clone());
         Ok(Broker {
             config,
@@ -149,11 +154,22 @@ pub struct RunningBroker {
     pub addresses: BoundAddresses,
 }
 
-/// Binds the controller listener: the configured one, or for a single broker an ephemeral
-/// loopback port.
-async fn bind_controller(config: &BrokerConfig) -> Result<TcpListener, BrokerError> {
-    let addr = config.controller_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
-    TcpListener::bind(addr).await.map_err(|e| io_err(format!("binding the controller listener {addr}"), e))
+/// Binds the controller listener of a cluster member. A single broker has none: its quorum of
+/// one runs in-process and needs no network.
+async fn bind_controller(
+    config: &BrokerConfig,
+    metrics: &metrics::ListenerMetrics,
+) -> Result<Option<controller::network::RpcListener>, BrokerError> {
+    let (false, Some(addr)) = (config.voters.is_empty(), config.controller_listen) else {
+        if let Some(addr) = config.controller_listen {
+            tracing::warn!(%addr, "controller_listen is ignored without voters: a single broker's quorum runs in-process");
+        }
+        return Ok(None);
+    };
+    let listener =
+        TcpListener::bind(addr).await.map_err(|e| io_err(format!("binding the controller listener {addr}"), e))?;
+    let access = controller::network::PeerAccess::for_broker(config);
+    Ok(Some(controller::network::RpcListener::new(listener, access, metrics.clone()).await))
 }
 
 /// Opens storage and binds the listeners; call [`RunningBroker::serve`] next.
@@ -173,9 +189,11 @@ pub async fn start(mut config: BrokerConfig) -> Result<RunningBroker, BrokerErro
     config.admin_listen = addresses.admin;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| io_err(format!("creating data dir {}", config.data_dir.display()), e))?;
-    let controller = bind_controller(&config).await?;
+    let listener_metrics = metrics::ListenerMetrics::new()
+        .map_err(|e| BrokerError::Internal(format!("creating listener metrics: {e}")))?;
+    let controller = bind_controller(&config, &listener_metrics).await?;
     let cluster = Arc::new(ClusterLink::start(&config, controller, advertised_host_port(&config)).await?);
-    let broker = tokio::task::spawn_blocking(move || Broker::open(config, cluster))
+    let broker = tokio::task::spawn_blocking(move || Broker::open(config, cluster, listener_metrics))
         .await
         .map_err(|e| BrokerError::Internal(format!("opening storage: {e}")))??;
     Ok(RunningBroker { broker: Arc::new(broker), kafka, admin, addresses })

@@ -29,6 +29,8 @@ pub struct Metrics {
     pub protocol_errors: IntCounter,
     /// Requests for APIs or versions this broker does not implement.
     pub unsupported_requests: IntCounter,
+    /// Connection limits of the Kafka, controller and admin listeners.
+    pub listeners: ListenerMetrics,
     log_end_offset: IntGaugeVec,
     high_watermark: IntGaugeVec,
     is_leader: IntGaugeVec,
@@ -67,9 +69,52 @@ fn labelled_gauge_vec(
     Ok(metric)
 }
 
+/// What the connection limits of the listeners did. Created before the broker's other metrics,
+/// because the controller serves its listener before the rest of the broker exists.
+#[derive(Clone)]
+pub struct ListenerMetrics {
+    /// Connections closed on arrival, per listener and the limit that refused them.
+    pub refused: IntCounterVec,
+    /// Connections closed by the broker later, per listener and reason (idle, slow or oversized).
+    pub closed: IntCounterVec,
+    /// Bytes of the request memory budget (`server.queued_max_request_bytes`) in use.
+    pub queued_request_bytes: IntGauge,
+}
+
+impl ListenerMetrics {
+    /// Creates the metrics, not yet registered anywhere.
+    pub fn new() -> Result<ListenerMetrics, prometheus::Error> {
+        Ok(ListenerMetrics {
+            refused: IntCounterVec::new(
+                Opts::new("connections_refused_total", "Connections closed on arrival, per listener and limit"),
+                &["listener", "reason"],
+            )?,
+            closed: IntCounterVec::new(
+                Opts::new("connections_closed_total", "Connections closed by the broker, per listener and reason"),
+                &["listener", "reason"],
+            )?,
+            queued_request_bytes: IntGauge::new(
+                "queued_request_bytes",
+                "Bytes of the request memory budget held by requests being read or processed",
+            )?,
+        })
+    }
+
+    fn register(&self, registry: &Registry) -> Result<(), prometheus::Error> {
+        registry.register(Box::new(self.refused.clone()))?;
+        registry.register(Box::new(self.closed.clone()))?;
+        registry.register(Box::new(self.queued_request_bytes.clone()))
+    }
+}
+
 impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> Result<Metrics, prometheus::Error> {
+        Metrics::with_listeners(ListenerMetrics::new()?)
+    }
+
+    /// Creates and registers every metric, including the listeners' that already exist.
+    pub fn with_listeners(listeners: ListenerMetrics) -> Result<Metrics, prometheus::Error> {
         let registry = Registry::new_custom(Some("millrace_broker".into()), None)?;
         let request_seconds = HistogramVec::new(
             HistogramOpts::new(
@@ -92,6 +137,7 @@ impl Metrics {
             "Requests for APIs or versions this broker does not implement",
         )?;
         registry.register(Box::new(unsupported_requests.clone()))?;
+        listeners.register(&registry)?;
         let requests = counter_vec(&registry, "requests_total", "Requests answered, per API", &["api"])?;
         let per_api = crate::api::SUPPORTED_APIS
             .iter()
@@ -136,6 +182,7 @@ impl Metrics {
             connections,
             protocol_errors,
             unsupported_requests,
+            listeners,
             log_end_offset: gauge_vec(&registry, "log_end_offset", "Next offset to be written")?,
             high_watermark: gauge_vec(
                 &registry,

@@ -43,8 +43,8 @@ pub struct BrokerConfig {
     pub server: ServerSettings,
     /// Consumer-group coordinator.
     pub groups: GroupSettings,
-    /// Metadata-quorum RPC listener (Raft between controllers, broker heartbeats). Without
-    /// `voters` it defaults to an ephemeral loopback port: a single-node quorum.
+    /// Metadata-quorum RPC listener (Raft between controllers, broker heartbeats). Used only
+    /// with `voters`: a single broker is a quorum of one inside its process, with no listener.
     pub controller_listen: Option<SocketAddr>,
     /// The metadata quorum, `"ID@HOST:PORT"` each (the controller listeners). Every broker of a
     /// cluster lists the same voters; a broker whose id is not among them joins as a non-voting
@@ -98,12 +98,54 @@ pub struct ControllerSettings {
     pub broker_session_timeout: DurationMs,
     /// How often a broker heartbeats to the active controller.
     pub broker_heartbeat_interval: DurationMs,
+    /// Who may connect to the controller listener besides the voters (the hosts in `voters`,
+    /// resolved to IP addresses), loopback and this broker's own addresses: IP addresses, CIDR
+    /// networks (`"10.0.0.0/24"`) or host names. Brokers that are not voters must be covered,
+    /// or they cannot join, register or heartbeat. There is no authentication yet: this list is
+    /// the only thing keeping strangers from changing the cluster's metadata.
+    pub allowed_peers: Vec<String>,
 }
 
 impl Default for ControllerSettings {
     fn default() -> Self {
-        ControllerSettings { broker_session_timeout: DurationMs(3_000), broker_heartbeat_interval: DurationMs(500) }
+        ControllerSettings {
+            broker_session_timeout: DurationMs(3_000),
+            broker_heartbeat_interval: DurationMs(500),
+            allowed_peers: Vec::new(),
+        }
     }
+}
+
+/// One `controller.allowed_peers` entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PeerSpec {
+    /// An address or a network: the address and how many leading bits must match.
+    Network(std::net::IpAddr, u8),
+    /// A host name, resolved to its addresses.
+    Host(String),
+}
+
+/// Parses one `controller.allowed_peers` entry: an IP address, `ADDRESS/PREFIX`, or a host name.
+pub fn parse_peer(entry: &str) -> Result<PeerSpec, String> {
+    let entry = entry.trim();
+    if let Some((addr, prefix)) = entry.split_once('/') {
+        let addr: std::net::IpAddr = addr.parse().map_err(|_| format!("`{entry}`: `{addr}` is not an IP address"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        return match prefix.parse::<u8>() {
+            Ok(bits) if bits <= max => Ok(PeerSpec::Network(addr, bits)),
+            _ => Err(format!("`{entry}`: the prefix length must be 0..={max}")),
+        };
+    }
+    if let Ok(addr) = entry.parse::<std::net::IpAddr>() {
+        return Ok(PeerSpec::Network(addr, if addr.is_ipv4() { 32 } else { 128 }));
+    }
+    let host_name = !entry.is_empty()
+        && entry.len() <= 253
+        && entry.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    if !host_name {
+        return Err(format!("`{entry}` is neither an IP address, ADDRESS/PREFIX nor a host name"));
+    }
+    Ok(PeerSpec::Host(entry.to_string()))
 }
 
 /// Parses one `voters` entry, `ID@HOST:PORT`.
@@ -191,7 +233,7 @@ pub struct TopicSettings {
     pub max_message_bytes: ByteSize,
 }
 
-/// Network limits.
+/// Network limits of the Kafka listener.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSettings {
@@ -199,6 +241,18 @@ pub struct ServerSettings {
     pub max_request_bytes: ByteSize,
     /// Requests read ahead and processed per connection while earlier responses are pending.
     pub max_inflight_requests_per_connection: usize,
+    /// Open client connections (Kafka `max.connections`); more are accepted and closed at once.
+    pub max_connections: usize,
+    /// Open client connections from one IP address (Kafka `max.connections.per.ip`).
+    pub max_connections_per_ip: usize,
+    /// A connection that has sent no request for this long, with none in flight, is closed
+    /// (Kafka `connections.max.idle.ms`).
+    pub connections_max_idle: DurationMs,
+    /// Memory for request bytes across all connections (Kafka `queued.max.request.bytes`): a
+    /// request's buffer grows from this budget as its bytes arrive and returns to it once its
+    /// response is written; reading waits while it is used up. A request larger than the whole
+    /// budget closes its connection.
+    pub queued_max_request_bytes: ByteSize,
 }
 
 impl Default for BrokerConfig {
@@ -246,7 +300,14 @@ impl Default for TopicSettings {
 
 impl Default for ServerSettings {
     fn default() -> Self {
-        ServerSettings { max_request_bytes: ByteSize(100 << 20), max_inflight_requests_per_connection: 32 }
+        ServerSettings {
+            max_request_bytes: ByteSize(100 << 20),
+            max_inflight_requests_per_connection: 32,
+            max_connections: 1000,
+            max_connections_per_ip: 1000,
+            connections_max_idle: DurationMs(600_000),
+            queued_max_request_bytes: ByteSize(256 << 20),
+        }
     }
 }
 
@@ -354,6 +415,7 @@ impl BrokerConfig {
                 "use 32",
             ));
         }
+        self.validate_connections(origin)?;
         self.validate_cluster(origin)?;
         let groups = &self.groups;
         if groups.min_session_timeout > groups.max_session_timeout {
@@ -382,6 +444,57 @@ impl BrokerConfig {
                 "is outside 1 KiB ..= 2 GiB",
                 "use \"100MiB\"",
             ));
+        }
+        Ok(())
+    }
+
+    fn validate_connections(&self, origin: &str) -> Result<(), ConfigError> {
+        let server = &self.server;
+        if server.max_connections == 0 {
+            return Err(ConfigError::invalid(
+                origin,
+                "server.max_connections",
+                "must be at least 1",
+                "use e.g. 1000 (each connection costs a file descriptor and about 40 KiB)",
+            ));
+        }
+        if server.max_connections_per_ip == 0 {
+            return Err(ConfigError::invalid(
+                origin,
+                "server.max_connections_per_ip",
+                "must be at least 1",
+                "use e.g. 1000, or fewer to keep one host from taking every connection",
+            ));
+        }
+        if server.connections_max_idle.0 == 0 {
+            return Err(ConfigError::invalid(
+                origin,
+                "server.connections_max_idle",
+                "must be positive",
+                "use e.g. \"10m\" (Kafka's default)",
+            ));
+        }
+        let budget = server.queued_max_request_bytes.0;
+        if budget < self.topics.max_message_bytes.0 {
+            return Err(ConfigError::invalid(
+                origin,
+                "server.queued_max_request_bytes",
+                format!(
+                    "{} is smaller than topics.max_message_bytes ({}), so no maximal batch could ever be produced",
+                    server.queued_max_request_bytes, self.topics.max_message_bytes
+                ),
+                "use e.g. \"256MiB\"; requests above it are refused like those above server.max_request_bytes",
+            ));
+        }
+        for peer in &self.controller.allowed_peers {
+            parse_peer(peer).map_err(|why| {
+                ConfigError::invalid(
+                    origin,
+                    "controller.allowed_peers",
+                    why,
+                    "list IP addresses, networks or host names, e.g. [\"10.0.1.7\", \"10.0.2.0/24\", \"broker-4.example\"]",
+                )
+            })?;
         }
         Ok(())
     }
@@ -455,5 +568,45 @@ impl BrokerConfig {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod connection_limit_tests {
+    use super::*;
+    use crate::parse_broker;
+
+    #[test]
+    fn connection_limits_parse_and_are_checked() {
+        let text = "[server]\nmax_connections = 10\nmax_connections_per_ip = 2\nconnections_max_idle = \"1s\"\n\
+                    queued_max_request_bytes = \"8MiB\"\n";
+        let config = parse_broker(text, "b.toml").unwrap();
+        assert_eq!(config.server.max_connections, 10);
+        assert_eq!(config.server.max_connections_per_ip, 2);
+        assert_eq!(config.server.connections_max_idle, DurationMs(1000));
+        assert_eq!(config.server.queued_max_request_bytes, ByteSize(8 << 20));
+        for (text, key) in [
+            ("[server]\nmax_connections = 0\n", "server.max_connections"),
+            ("[server]\nmax_connections_per_ip = 0\n", "server.max_connections_per_ip"),
+            ("[server]\nconnections_max_idle = 0\n", "server.connections_max_idle"),
+            ("[server]\nqueued_max_request_bytes = \"64KiB\"\n", "server.queued_max_request_bytes"),
+            ("[controller]\nallowed_peers = [\"10.0.0.0/33\"]\n", "controller.allowed_peers"),
+            ("[controller]\nallowed_peers = [\"bad host\"]\n", "controller.allowed_peers"),
+        ] {
+            let err = parse_broker(text, "b.toml").unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn peers_are_addresses_networks_or_host_names() {
+        let v4: std::net::IpAddr = "10.0.0.7".parse().unwrap();
+        assert_eq!(parse_peer("10.0.0.7"), Ok(PeerSpec::Network(v4, 32)));
+        assert_eq!(parse_peer(" 10.0.0.7/24 "), Ok(PeerSpec::Network(v4, 24)));
+        assert_eq!(parse_peer("::1"), Ok(PeerSpec::Network("::1".parse().unwrap(), 128)));
+        assert_eq!(parse_peer("broker-4.example"), Ok(PeerSpec::Host("broker-4.example".into())));
+        assert!(parse_peer("").is_err());
+        assert!(parse_peer("10.0.0.1/x").is_err());
+        assert!(parse_peer("::1/129").is_err());
     }
 }

@@ -283,6 +283,11 @@ impl BrokerProcess {
         }
     }
 
+    /// Process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.pid()
+    }
+
     /// `127.0.0.1:PORT` of the Kafka listener.
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)

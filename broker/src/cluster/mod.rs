@@ -8,6 +8,7 @@
 pub mod placement;
 pub mod topics;
 
+use crate::controller::network::RpcListener;
 use crate::controller::{
     Controller, ControllerError, HeartbeatReply, HeartbeatRequest, MetadataCommand, MetadataResponse, MetadataState,
 };
@@ -17,7 +18,6 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 /// Directory of the metadata log inside the data dir (KRaft's name for it).
@@ -37,19 +37,22 @@ pub struct ClusterLink {
 
 impl ClusterLink {
     /// Starts this broker's controller on `listener`: with `voters` configured, as a member of that
-    /// quorum; without, as the sole voter of a single-node quorum.
+    /// quorum; without (and without a listener), as the sole voter of a single-node quorum.
     pub async fn start(
         config: &BrokerConfig,
-        listener: TcpListener,
+        listener: Option<RpcListener>,
         advertised: (String, u16),
     ) -> Result<ClusterLink, BrokerError> {
         let local = listener
-            .local_addr()
+            .as_ref()
+            .map(RpcListener::local_addr)
+            .transpose()
             .map_err(|e| BrokerError::Io { context: "reading the controller listener address".into(), source: e })?;
         let node_id = u64::try_from(config.node_id)
             .map_err(|_| BrokerError::Metadata(format!("node_id {} must not be negative", config.node_id)))?;
         let mut voters = config.voter_map();
-        let controller_addr = format!("{}:{}", advertised.0, local.port());
+        // A quorum of one never dials itself; its recorded address only names it.
+        let controller_addr = format!("{}:{}", advertised.0, local.map_or(0, |l| l.port()));
         if voters.is_empty() {
             voters = BTreeMap::from([(node_id, controller_addr.clone())]);
         }
@@ -64,7 +67,10 @@ impl ClusterLink {
         )
         .await
         .map_err(|e| BrokerError::Metadata(format!("starting the metadata quorum member in {}: {e}", dir.display())))?;
-        tracing::info!(node_id, controller = %local, ?voters, "metadata quorum member started");
+        match local {
+            Some(local) => tracing::info!(node_id, controller = %local, ?voters, "metadata quorum member started"),
+            None => tracing::info!(node_id, "single-node metadata quorum started in-process (no controller listener)"),
+        }
         Ok(ClusterLink {
             node_id: config.node_id,
             controller,

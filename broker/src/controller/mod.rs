@@ -28,7 +28,9 @@ pub use liveness::{HeartbeatReply, HeartbeatRequest};
 pub use store::StateMachineStore;
 
 use crate::controller::liveness::Liveness;
-use crate::controller::network::{NetError, Network, RpcClient, RpcRequest, RpcResponse, Served};
+use crate::controller::network::{
+    NetError, Network, PeerAccess, RpcClient, RpcListener, RpcRequest, RpcResponse, Served,
+};
 use crate::controller::store::{LogStore, StoreError};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
@@ -105,7 +107,7 @@ pub struct Controller {
     node_id: u64,
     raft: Raft<TypeConfig>,
     state_machine: StateMachineStore,
-    /// The RPC listener task; `None` once shut down.
+    /// The RPC listener task; `None` once shut down, or for a quorum of one without a listener.
     server: Option<JoinHandle<()>>,
     /// Connections used to forward proposals, per leader id.
     forward: tokio::sync::Mutex<BTreeMap<u64, RpcClient>>,
@@ -149,19 +151,24 @@ impl Controller {
     /// Starts a controller for a broker: like [`Controller::start_with_listener`], with the
     /// broker session timeout the active controller enforces. A `node_id` outside `voters`
     /// starts as a non-voting member and asks the voters to add it, giving `advertised` as the
-    /// address they reach it at.
+    /// address they reach it at. Without a listener (a single broker, the only voter) nothing is
+    /// served on the network.
     pub async fn start_for_broker(
         node_id: u64,
-        listener: TcpListener,
+        listener: Option<RpcListener>,
         voters: BTreeMap<u64, String>,
         advertised: String,
         data_dir: &Path,
         session_timeout: Duration,
     ) -> Result<Controller, ControllerError> {
         let voter = voters.contains_key(&node_id);
+        if listener.is_none() && (voters.len() != 1 || !voter) {
+            return Err(ControllerError::Config(
+                "only the sole voter of a quorum of one can run without a controller listener".into(),
+            ));
+        }
         let controller =
-            Self::start_with_config(node_id, listener, voters.clone(), data_dir, raft_config(), session_timeout)
-                .await?;
+            Self::start_inner(node_id, listener, voters.clone(), data_dir, raft_config(), session_timeout).await?;
         if !voter {
             controller.join_as_learner(&voters, advertised).await;
         }
@@ -199,10 +206,25 @@ impl Controller {
     }
 
     /// [`Controller::start_with_listener`] with explicit openraft settings (tests shrink the
-    /// snapshot policy to exercise snapshot transfer).
+    /// snapshot policy to exercise snapshot transfer). The listener takes connections from the
+    /// voters' addresses and loopback.
     pub(crate) async fn start_with_config(
         node_id: u64,
         listener: TcpListener,
+        voters: BTreeMap<u64, String>,
+        data_dir: &Path,
+        config: Config,
+        session_timeout: Duration,
+    ) -> Result<Controller, ControllerError> {
+        let metrics = crate::metrics::ListenerMetrics::new()
+            .map_err(|e| ControllerError::Config(format!("creating listener metrics: {e}")))?;
+        let listener = RpcListener::new(listener, PeerAccess::for_voters(&voters), metrics).await;
+        Self::start_inner(node_id, Some(listener), voters, data_dir, config, session_timeout).await
+    }
+
+    async fn start_inner(
+        node_id: u64,
+        listener: Option<RpcListener>,
         voters: BTreeMap<u64, String>,
         data_dir: &Path,
         config: Config,
@@ -221,13 +243,13 @@ impl Controller {
         let liveness = Arc::new(Liveness::new(session_timeout));
         let served =
             Arc::new(Served { raft: raft.clone(), machine: state_machine.clone(), liveness: liveness.clone() });
-        let server = tokio::spawn(network::serve(listener, served));
+        let server = listener.map(|listener| tokio::spawn(network::serve(listener, served)));
         let liveness_task = tokio::spawn(liveness.clone().run(raft.clone(), state_machine.clone()));
         let controller = Controller {
             node_id,
             raft,
             state_machine,
-            server: Some(server),
+            server,
             forward: tokio::sync::Mutex::new(BTreeMap::new()),
             liveness_task,
             heartbeat: tokio::sync::Mutex::new(None),
