@@ -101,6 +101,8 @@
 //! }
 //! ```
 #![deny(missing_docs)]
+// Patched: the gap types of protocol::buf are unused upstream too; newer compilers warn.
+#![allow(dead_code)]
 // Display required features for items when rendering for docs.rs
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -39,7 +39,7 @@
 //!  }
 //! ```
 use anyhow::{anyhow, bail, Result};
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use crc::{Crc, CRC_32_ISO_HDLC};
 use crc32c::crc32c;
 use indexmap::IndexMap;
@@ -514,6 +514,14 @@ impl RecordBatchDecoder {
         version: i8,
         records: &mut Vec<Record>,
     ) -> Result<()> {
+        // Patched: the count comes off the wire; each record takes at least one byte.
+        if batch_decode_info.record_count as usize > buf.remaining() {
+            bail!(
+                "Record count {} exceeds the {} bytes remaining",
+                batch_decode_info.record_count,
+                buf.remaining()
+            );
+        }
         records.reserve(batch_decode_info.record_count as usize);
         for _ in 0..batch_decode_info.record_count {
             records.push(Record::decode_new(buf, batch_decode_info, version)?);
@@ -893,6 +901,13 @@ impl Record {
         }
         let num_headers = num_headers as usize;
 
+        // Patched: each header takes at least two bytes; refuse counts the bytes cannot hold.
+        if num_headers > buf.remaining() {
+            bail!(
+                "Record header count {num_headers} exceeds the {} bytes remaining",
+                buf.remaining()
+            );
+        }
         let mut headers = IndexMap::with_capacity(num_headers);
         for _ in 0..num_headers {
             // Key len
