@@ -52,6 +52,9 @@ pub enum TopicError {
     /// Bad partition count.
     #[error("{0}")]
     InvalidPartitions(String),
+    /// Refused by a limit of the cluster (`topics.max_partitions`, `topics.max_partitions_per_request`).
+    #[error("{0}")]
+    PolicyViolation(String),
     /// Bad replication factor.
     #[error("{0}")]
     InvalidReplicationFactor(String),
@@ -72,15 +75,27 @@ pub enum TopicError {
     Broker(#[from] BrokerError),
 }
 
-/// Topics the broker itself writes (`__consumer_offsets`); clients may read but not write or delete them.
+/// Topics the broker itself writes (`__consumer_offsets`); clients may read but not create,
+/// write, grow or delete them.
 pub fn is_internal(name: &str) -> bool {
     name == crate::group::OFFSETS_TOPIC
+}
+
+/// KRaft's name for the metadata log: never a topic, whoever asks.
+pub const METADATA_TOPIC: &str = "__cluster_metadata";
+
+/// Names no topic may take.
+pub fn is_reserved(name: &str) -> bool {
+    name == METADATA_TOPIC
 }
 
 /// Kafka's topic-name rules: 1..=249 characters from `[a-zA-Z0-9._-]`, not `.` or `..`.
 pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
     if name.is_empty() {
         return Err(TopicError::InvalidName("topic name is empty".into()));
+    }
+    if is_reserved(name) {
+        return Err(TopicError::InvalidName(format!("'{name}' is reserved for the metadata quorum")));
     }
     if name == "." || name == ".." {
         return Err(TopicError::InvalidName(format!("topic name cannot be '{name}'")));
@@ -128,11 +143,15 @@ fn partition_dir(data_dir: &Path, topic: &str, index: i32) -> PathBuf {
     data_dir.join(format!("{topic}-{index}"))
 }
 
-const PARTITION_METADATA: &str = "partition.metadata";
+pub(crate) const PARTITION_METADATA: &str = "partition.metadata";
 /// Kafka's high-watermark checkpoint file, one per data directory.
 const HW_CHECKPOINT: &str = "replication-offset-checkpoint";
 
 /// Reads the topic id from a partition directory's `partition.metadata`, if present.
+fn is_empty_dir(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none())
+}
+
 fn stored_topic_id(dir: &Path) -> Option<Uuid> {
     let text = std::fs::read_to_string(dir.join(PARTITION_METADATA)).ok()?;
     text.lines().find_map(|l| l.strip_prefix("topic_id:")).and_then(|id| Uuid::parse_str(id.trim()).ok())
@@ -221,6 +240,12 @@ impl Catalog {
                     continue;
                 }
                 let dir = partition_dir(&self.data_dir, name, index);
+                if dir.exists() && stored_topic_id(&dir).is_none() && !is_empty_dir(&dir) {
+                    // Not a partition directory (no partition.metadata): never adopt or delete
+                    // what some other part of the broker, or an operator, keeps there.
+                    tracing::error!(dir = %dir.display(), "a directory without partition.metadata is in the way of a partition; not opening it");
+                    continue;
+                }
                 if dir.exists() && stored_topic_id(&dir).is_some_and(|id| id != meta.topic_id) {
                     tracing::warn!(dir = %dir.display(), "partition data belongs to an older topic of the same name; removing it");
                     std::fs::remove_dir_all(&dir)
@@ -358,5 +383,6 @@ mod tests {
         assert!(validate_topic_name("a/b").is_err());
         assert!(validate_topic_name(&"x".repeat(250)).is_err());
         assert!(validate_topic_name(&"x".repeat(249)).is_ok());
+        assert!(validate_topic_name("__cluster_metadata").is_err());
     }
 }

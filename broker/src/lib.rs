@@ -208,11 +208,13 @@ impl RunningBroker {
         let membership = tokio::spawn(broker.cluster.clone().run_membership(shutdown.clone()));
         let replicas = tokio::spawn(replica::run(broker.clone(), shutdown.clone()));
         let internal_topics = tokio::spawn(ensure_internal_topics(broker.clone(), shutdown.clone()));
-        let kafka = tokio::spawn(server::serve(self.kafka, broker.clone(), shutdown.clone()));
         if broker.config.voters.is_empty() {
             // A single broker is its own quorum: it is ready once it has registered, which takes
-            // one election (well under a second). A cluster member is "ready" once listening; it
-            // registers when a quorum of voters is up.
+            // one election (well under a second), and only then takes requests, as Kafka enables
+            // its request processing once unfenced: before that Metadata would list no broker,
+            // and librdkafka then waits for a controller until its request times out. Clients
+            // that connect meanwhile wait in the listen backlog and are answered once ready. A
+            // cluster member is "ready" once listening; it registers when a quorum of voters is up.
             let cluster = broker.cluster.clone();
             let node_id = broker.config.node_id;
             let active = cluster
@@ -229,6 +231,7 @@ impl RunningBroker {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
+        let kafka = tokio::spawn(server::serve(self.kafka, broker.clone(), shutdown.clone()));
         tracing::info!(
             kafka = %self.addresses.kafka,
             admin = %self.addresses.admin,

@@ -219,6 +219,19 @@ pub struct LogSettings {
     pub flush_mode: FlushMode,
     /// Period of the background fsync in `interval` mode (and a safety net in `fsync` mode).
     pub flush_interval: DurationMs,
+    /// Refuse a produced record whose creation time is further than this in the past (Kafka
+    /// `log.message.timestamp.before.max.ms`); `-1` (the default, as in Kafka) accepts any age,
+    /// so an agent can backfill old logs.
+    #[serde(with = "crate::limits::duration")]
+    pub message_timestamp_before_max: Option<DurationMs>,
+    /// Refuse a produced record whose creation time is further than this in the future (Kafka
+    /// `log.message.timestamp.after.max.ms`, 1 hour as in Kafka 4): a clock far ahead would
+    /// otherwise pin retention and time lookups; `-1` accepts any.
+    #[serde(with = "crate::limits::duration")]
+    pub message_timestamp_after_max: Option<DurationMs>,
+    /// An idempotent producer's state (last sequences, for de-duplication) is dropped from a
+    /// partition once it has not written there for this long (Kafka `producer.id.expiration.ms`).
+    pub producer_id_expiration: DurationMs,
 }
 
 /// Topic defaults.
@@ -231,6 +244,12 @@ pub struct TopicSettings {
     pub default_partitions: i32,
     /// Largest record batch a producer may send (Kafka `message.max.bytes`).
     pub max_message_bytes: ByteSize,
+    /// Partitions the cluster may hold in all (each costs open files and maps on its replicas);
+    /// CreateTopics, CreatePartitions and auto-creation beyond it get `POLICY_VIOLATION`.
+    pub max_partitions: u32,
+    /// Partitions one request may create (CreateTopics, CreatePartitions, or the topics one
+    /// Metadata or Produce request auto-creates).
+    pub max_partitions_per_request: u32,
 }
 
 /// Network limits of the Kafka listener.
@@ -253,6 +272,9 @@ pub struct ServerSettings {
     /// response is written; reading waits while it is used up. A request larger than the whole
     /// budget closes its connection.
     pub queued_max_request_bytes: ByteSize,
+    /// Most record bytes one Fetch response carries (Kafka `fetch.max.bytes`); a client's larger
+    /// `max_bytes`, or `max_bytes <= 0`, gets this.
+    pub fetch_max_bytes: ByteSize,
 }
 
 impl Default for BrokerConfig {
@@ -288,13 +310,22 @@ impl Default for LogSettings {
             cleaner_interval: DurationMs(15_000),
             flush_mode: FlushMode::Fsync,
             flush_interval: DurationMs(1_000),
+            message_timestamp_before_max: None,
+            message_timestamp_after_max: Some(DurationMs(3_600_000)),
+            producer_id_expiration: DurationMs(86_400_000),
         }
     }
 }
 
 impl Default for TopicSettings {
     fn default() -> Self {
-        TopicSettings { auto_create: true, default_partitions: 1, max_message_bytes: ByteSize(1_048_588) }
+        TopicSettings {
+            auto_create: true,
+            default_partitions: 1,
+            max_message_bytes: ByteSize(1_048_588),
+            max_partitions: 10_000,
+            max_partitions_per_request: 1_000,
+        }
     }
 }
 
@@ -307,6 +338,7 @@ impl Default for ServerSettings {
             max_connections_per_ip: 1000,
             connections_max_idle: DurationMs(600_000),
             queued_max_request_bytes: ByteSize(256 << 20),
+            fetch_max_bytes: ByteSize(55 << 20),
         }
     }
 }
@@ -390,6 +422,30 @@ impl BrokerConfig {
         }
         if self.topics.default_partitions < 1 {
             return Err(ConfigError::invalid(origin, "topics.default_partitions", "must be at least 1", "use 1"));
+        }
+        if self.topics.max_partitions == 0 || self.topics.max_partitions_per_request == 0 {
+            return Err(ConfigError::invalid(
+                origin,
+                "topics.max_partitions",
+                "topics.max_partitions and topics.max_partitions_per_request must be at least 1",
+                "use e.g. 10000 and 1000 (the defaults)",
+            ));
+        }
+        if self.server.fetch_max_bytes.0 < 1024 || self.server.fetch_max_bytes.0 > i32::MAX as u64 {
+            return Err(ConfigError::invalid(
+                origin,
+                "server.fetch_max_bytes",
+                format!("{} is outside 1 KiB ..= 2 GiB", self.server.fetch_max_bytes),
+                "use e.g. \"55MiB\" (the default)",
+            ));
+        }
+        if self.log.producer_id_expiration.0 == 0 {
+            return Err(ConfigError::invalid(
+                origin,
+                "log.producer_id_expiration",
+                "must be positive: idempotent producers would lose their de-duplication state at once",
+                "use e.g. \"1d\" (the default)",
+            ));
         }
         if self.topics.max_message_bytes.0 < 64 || self.topics.max_message_bytes.0 > i32::MAX as u64 {
             return Err(ConfigError::invalid(

@@ -36,6 +36,14 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
     TopicKey { name: "min.insync.replicas", doc: "replicas that must have a write before acks=all succeeds" },
     TopicKey { name: "flush.mode", doc: "fsync: acks=all waits for fsync (group commit); interval: background fsync" },
     TopicKey {
+        name: "message.timestamp.before.max.ms",
+        doc: "refuse records whose creation time is more than this many ms in the past; -1 accepts any",
+    },
+    TopicKey {
+        name: "message.timestamp.after.max.ms",
+        doc: "refuse records whose creation time is more than this many ms in the future; -1 accepts any",
+    },
+    TopicKey {
         name: "unclean.leader.election.enable",
         doc: "true lets an out-of-sync replica lead when no in-sync one is left (availability over acknowledged data)",
     },
@@ -74,6 +82,12 @@ pub struct EffectiveTopicConfig {
     pub delete_retention_ms: u64,
     /// `min.compaction.lag.ms`.
     pub min_compaction_lag_ms: u64,
+    /// `message.timestamp.before.max.ms`, None = any age.
+    pub message_timestamp_before_max_ms: Option<u64>,
+    /// `message.timestamp.after.max.ms`, None = any.
+    pub message_timestamp_after_max_ms: Option<u64>,
+    /// The broker's `producer.id.expiration.ms` (no topic-level key, as in Kafka).
+    pub producer_id_expiration_ms: u64,
 }
 
 fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
@@ -173,7 +187,10 @@ impl TopicOverrides {
                 "delete.retention.ms" | "min.compaction.lag.ms" => {
                     parse_positive(key, value, 0, i64::MAX)?;
                 }
-                "retention.ms" | "retention.bytes" => {
+                "retention.ms"
+                | "retention.bytes"
+                | "message.timestamp.before.max.ms"
+                | "message.timestamp.after.max.ms" => {
                     parse_limit(key, value)?;
                 }
                 "segment.bytes" => {
@@ -229,6 +246,9 @@ impl TopicOverrides {
             cleanup_compact: false,
             delete_retention_ms: 86_400_000,
             min_compaction_lag_ms: 0,
+            message_timestamp_before_max_ms: log.message_timestamp_before_max.map(|d| d.0),
+            message_timestamp_after_max_ms: log.message_timestamp_after_max.map(|d| d.0),
+            producer_id_expiration_ms: log.producer_id_expiration.0,
         };
         // Values were validated in from_pairs; a value that no longer parses keeps the default.
         for (key, value) in &self.0 {
@@ -269,6 +289,14 @@ impl TopicOverrides {
                     effective.min_compaction_lag_ms =
                         parse_i64(key, value).map_or(effective.min_compaction_lag_ms, |v| v as u64)
                 }
+                "message.timestamp.before.max.ms" => {
+                    effective.message_timestamp_before_max_ms =
+                        parse_limit(key, value).unwrap_or(effective.message_timestamp_before_max_ms)
+                }
+                "message.timestamp.after.max.ms" => {
+                    effective.message_timestamp_after_max_ms =
+                        parse_limit(key, value).unwrap_or(effective.message_timestamp_after_max_ms)
+                }
                 _ => {}
             }
         }
@@ -306,6 +334,8 @@ impl EffectiveTopicConfig {
                     FlushMode::Interval => "interval".to_string(),
                 },
             ),
+            ("message.timestamp.before.max.ms", limit(self.message_timestamp_before_max_ms)),
+            ("message.timestamp.after.max.ms", limit(self.message_timestamp_after_max_ms)),
             ("unclean.leader.election.enable", self.unclean_leader_election.to_string()),
         ]
     }

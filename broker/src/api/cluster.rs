@@ -32,8 +32,11 @@ pub fn describe_cluster(broker: &Arc<Broker>, _request: DescribeClusterRequest) 
         .with_cluster_authorized_operations(i32::MIN)
 }
 
-/// Answers InitProducerId for idempotent producers. A producer that re-initialises with its
-/// current id and epoch gets the epoch bumped (KIP-360); transactional ids are refused because
+/// Answers InitProducerId for idempotent producers with a fresh producer id at epoch 0, as
+/// Kafka does without a transactional id: a producer re-initialising after an error (KIP-360
+/// sends its old id and epoch) gets a new id too. Bumping the epoch of the id in the request
+/// would let any client fence any producer whose id it guessed (ids are sequential), and an
+/// idempotent producer treats a fenced epoch as fatal. Transactional ids are refused because
 /// this broker has no transaction coordinator.
 pub async fn init_producer_id(broker: &Arc<Broker>, request: InitProducerIdRequest) -> InitProducerIdResponse {
     let response = InitProducerIdResponse::default();
@@ -42,9 +45,6 @@ pub async fn init_producer_id(broker: &Arc<Broker>, request: InitProducerIdReque
             .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code())
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1);
-    }
-    if request.producer_id.0 >= 0 && request.producer_epoch >= 0 && request.producer_epoch < i16::MAX - 1 {
-        return response.with_producer_id(request.producer_id).with_producer_epoch(request.producer_epoch + 1);
     }
     match broker.producer_ids.allocate(&broker.cluster).await {
         Ok(id) => response.with_producer_id(ProducerId(id)).with_producer_epoch(0),

@@ -179,6 +179,9 @@ pub async fn handle(broker: Arc<Broker>, version: i16, request: FetchRequest) ->
     let by_id = version >= 13;
     let replica_id = if version >= 15 { request.replica_state.replica_id.0 } else { request.replica_id.0 };
     let follower = replica_id >= 0;
+    // A partition listed twice is read once, as Kafka's request parsing keeps one entry per
+    // partition: otherwise one small request could ask for the same data a hundred times.
+    let mut seen = std::collections::HashSet::new();
     let topics: Vec<WantedTopic> = request
         .topics
         .into_iter()
@@ -188,9 +191,11 @@ pub async fn handle(broker: Arc<Broker>, version: i16, request: FetchRequest) ->
             } else {
                 Some(t.topic.0.to_string())
             };
+            let key = name.clone().unwrap_or_else(|| t.topic_id.to_string());
             let partitions = t
                 .partitions
                 .iter()
+                .filter(|p| seen.insert((key.clone(), p.partition)))
                 .map(|p| {
                     let (partition, diverging) = match &name {
                         Some(name) => resolve(&broker, name, p, replica_id),
@@ -213,8 +218,10 @@ pub async fn handle(broker: Arc<Broker>, version: i16, request: FetchRequest) ->
             }
         })
         .collect();
-    // max_bytes exists from v3; 0 or less would starve the client, so treat it as "no limit".
-    let response_max_bytes = if request.max_bytes > 0 { request.max_bytes as usize } else { usize::MAX };
+    // max_bytes exists from v3 (older clients send 0); 0 or less would starve the client, so it
+    // means the broker's fetch.max.bytes, which also caps any larger ask.
+    let clamp = usize::try_from(broker.config.server.fetch_max_bytes.0).unwrap_or(usize::MAX);
+    let response_max_bytes = if request.max_bytes > 0 { (request.max_bytes as usize).min(clamp) } else { clamp };
     let min_bytes = request.min_bytes.max(0) as usize;
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     loop {

@@ -14,49 +14,53 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
-/// Answers ListOffsets.
-pub fn handle(broker: &Arc<Broker>, version: i16, request: ListOffsetsRequest) -> ListOffsetsResponse {
-    // leader_epoch exists from v4; the codec refuses to encode it set on older versions.
-    let topics = request
-        .topics
-        .into_iter()
-        .map(|topic| {
-            let partitions = topic
-                .partitions
-                .into_iter()
-                .map(|wanted| {
-                    let response = ListOffsetsPartitionResponse::default().with_partition_index(wanted.partition_index);
-                    let (partition, epoch) = match super::led_partition(broker, &topic.name.0, wanted.partition_index) {
-                        Ok(found) => found,
-                        Err(error) => return response.with_error_code(error.code()).with_offset(-1).with_timestamp(-1),
-                    };
-                    let leader_epoch = if version >= 4 { epoch } else { -1 };
-                    let (start, end) = partition.offsets();
-                    let found = match wanted.timestamp {
-                        LATEST | LATEST_TIERED => Ok(Some((end, -1))),
-                        EARLIEST | EARLIEST_LOCAL => Ok(Some((start, -1))),
-                        MAX_TIMESTAMP => Ok(partition.max_timestamp().map(|(ts, offset)| (offset, ts))),
-                        ts if ts >= 0 => partition.offset_for_timestamp(ts),
-                        other => {
-                            return response
-                                .with_error_code(ResponseError::InvalidRequest.code())
-                                .with_offset(-1)
-                                .with_timestamp(other)
-                        }
-                    };
-                    match found {
-                        Ok(Some((offset, timestamp))) => response.with_offset(offset).with_timestamp(timestamp).with_leader_epoch(leader_epoch),
-                        // No record at or after the timestamp: Kafka answers offset -1.
-                        Ok(None) => response.with_offset(-1).with_timestamp(-1),
-                        Err(e) => {
-                            tracing::error!(partition = %format!("{}-{}", partition.topic, partition.index), error = %e, "offset lookup failed");
-                            response.with_error_code(log_error_code(&e).code()).with_offset(-1).with_timestamp(-1)
-                        }
-                    }
-                })
-                .collect();
-            ListOffsetsTopicResponse::default().with_name(topic.name).with_partitions(partitions)
-        })
-        .collect();
+/// Answers ListOffsets. Lookups by time decode records on the blocking pool, without holding
+/// the partition's log.
+pub async fn handle(broker: Arc<Broker>, version: i16, request: ListOffsetsRequest) -> ListOffsetsResponse {
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for wanted in topic.partitions {
+            partitions.push(lookup(&broker, version, &topic.name.0, wanted.partition_index, wanted.timestamp).await);
+        }
+        topics.push(ListOffsetsTopicResponse::default().with_name(topic.name).with_partitions(partitions));
+    }
     ListOffsetsResponse::default().with_topics(topics)
+}
+
+async fn lookup(
+    broker: &Broker,
+    version: i16,
+    topic: &str,
+    index: i32,
+    timestamp: i64,
+) -> ListOffsetsPartitionResponse {
+    // leader_epoch exists from v4; the codec refuses to encode it set on older versions.
+    let response = ListOffsetsPartitionResponse::default().with_partition_index(index);
+    let (partition, epoch) = match super::led_partition(broker, topic, index) {
+        Ok(found) => found,
+        Err(error) => return response.with_error_code(error.code()).with_offset(-1).with_timestamp(-1),
+    };
+    let leader_epoch = if version >= 4 { epoch } else { -1 };
+    let (start, end) = partition.offsets();
+    let found = match timestamp {
+        LATEST | LATEST_TIERED => Ok(Some((end, -1))),
+        EARLIEST | EARLIEST_LOCAL => Ok(Some((start, -1))),
+        MAX_TIMESTAMP => Ok(partition.max_timestamp_async().await.map(|(ts, offset)| (offset, ts))),
+        ts if ts >= 0 => partition.offset_for_timestamp_async(ts).await,
+        other => {
+            return response.with_error_code(ResponseError::InvalidRequest.code()).with_offset(-1).with_timestamp(other)
+        }
+    };
+    match found {
+        Ok(Some((offset, timestamp))) => {
+            response.with_offset(offset).with_timestamp(timestamp).with_leader_epoch(leader_epoch)
+        }
+        // No record at or after the timestamp: Kafka answers offset -1.
+        Ok(None) => response.with_offset(-1).with_timestamp(-1),
+        Err(e) => {
+            tracing::error!(partition = %partition.name(), error = %e, "offset lookup failed");
+            response.with_error_code(log_error_code(&e).code()).with_offset(-1).with_timestamp(-1)
+        }
+    }
 }

@@ -62,6 +62,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Metadat
     // allow_auto_topic_creation exists from v4; before that clients always allowed it.
     let allow_create = ctx.version() < 4 || request.allow_auto_topic_creation;
     let mut topics = Vec::new();
+    let mut budget = super::topics::RequestPartitions::new(broker);
     if all {
         let metadata = broker.cluster.metadata();
         topics = metadata.topics.iter().map(|(name, t)| topic_entry(name, t, &metadata)).collect();
@@ -83,6 +84,11 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Metadat
                 topics.push(error_entry(Some(name), Uuid::nil(), ResponseError::UnknownTopicOrPartition));
                 continue;
             }
+            if let Err(e) = budget.take(broker.config.topics.default_partitions) {
+                tracing::debug!(topic = %name, error = %e, "not auto-creating");
+                topics.push(error_entry(Some(name), Uuid::nil(), ResponseError::PolicyViolation));
+                continue;
+            }
             let new_topic =
                 NewTopic { name: &name, partitions: -1, replication_factor: -1, assignments: Vec::new(), configs: &[] };
             match broker.cluster.create_topic(&broker.catalog, &broker.config, new_topic, false).await {
@@ -96,6 +102,10 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Metadat
                 Err(TopicError::InvalidName(reason)) => {
                     tracing::debug!(topic = %name, %reason, "metadata for an invalid topic name");
                     topics.push(error_entry(Some(name), Uuid::nil(), ResponseError::InvalidTopicException))
+                }
+                Err(TopicError::PolicyViolation(reason)) => {
+                    tracing::warn!(topic = %name, %reason, "not auto-creating");
+                    topics.push(error_entry(Some(name), Uuid::nil(), ResponseError::PolicyViolation))
                 }
                 Err(e) => {
                     tracing::warn!(topic = %name, error = %e, "auto-creating topic failed");

@@ -211,7 +211,8 @@ pub async fn dispatch(broker: &Arc<Broker>, frame: Bytes, peer: SocketAddr) -> R
             Ok(deferred(broker, &ctx, api_key, started, future))
         }
         ApiKey::ListOffsets => {
-            ready(broker, &ctx, api_key, started, list_offsets::handle(broker, ctx.version(), decode!()))
+            let future = list_offsets::handle(broker.clone(), ctx.version(), decode!());
+            Ok(deferred(broker, &ctx, api_key, started, future))
         }
         ApiKey::CreateTopics => {
             let response = topics::create(broker, decode!()).await;

@@ -3,13 +3,17 @@
 //! the group-commit fsync when the topic's `flush.mode` is `fsync`).
 
 use super::{now_ms, str_bytes, RequestContext};
-use crate::log::batch::split_batches;
+use crate::log::batch::{rewrite_header, split_batches, BatchHeader};
+use crate::log::validator::{validate_records, RecordError, ValidationConfig, ValidationError};
 use crate::partition::{AckWait, Partition};
 use crate::Broker;
 use futures::future::{join_all, BoxFuture};
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::records::TimestampType;
 use millrace_config::FlushMode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,54 +52,107 @@ enum PartitionResult {
     Appended(Appended),
 }
 
-/// Kafka refuses keyless records on compacted topics: compaction could never replace them.
-fn check_keys(batch: &[u8]) -> Result<(), (ResponseError, String)> {
-    let mut buf = bytes::Bytes::copy_from_slice(batch);
-    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf)
-        .map_err(|e| (ResponseError::CorruptMessage, format!("undecodable record batch: {e}")))?;
-    if set.records.iter().any(|r| r.key.is_none() && !r.control) {
-        return Err((ResponseError::InvalidRecord, "compacted topic cannot accept a record without a key".into()));
+/// Why a partition's data was refused: the code, a message, and the records it names (KIP-467).
+struct Refusal {
+    error: ResponseError,
+    message: String,
+    record_errors: Vec<RecordError>,
+}
+
+impl Refusal {
+    fn new(error: ResponseError, message: impl Into<String>) -> Refusal {
+        Refusal { error, message: message.into(), record_errors: Vec::new() }
     }
-    Ok(())
+}
+
+impl From<ValidationError> for Refusal {
+    fn from(e: ValidationError) -> Refusal {
+        Refusal { error: e.code(), message: e.to_string(), record_errors: e.record_errors().to_vec() }
+    }
+}
+
+/// Splits `records` into batches and validates each one whole — header, CRC, then every record
+/// (Kafka's LogValidator) — before any is appended, so a request is applied whole or not at
+/// all. Returns the batches ready to append, their `maxTimestamp` set from the records.
+fn validate_batches(
+    records: &[u8],
+    max_message_bytes: u64,
+    config: &ValidationConfig,
+) -> Result<Vec<Vec<u8>>, Refusal> {
+    let ranges = split_batches(records).map_err(|e| Refusal::new(ResponseError::CorruptMessage, e.to_string()))?;
+    if ranges.is_empty() {
+        return Err(Refusal::new(ResponseError::CorruptMessage, "produce request carries no record batch"));
+    }
+    let mut batches = Vec::with_capacity(ranges.len());
+    for range in ranges {
+        let size = range.len() as u64;
+        if size > max_message_bytes {
+            return Err(Refusal::new(
+                ResponseError::MessageTooLarge,
+                format!("record batch of {size} bytes exceeds max.message.bytes={max_message_bytes}"),
+            ));
+        }
+        let mut batch = records.get(range).unwrap_or_default().to_vec();
+        let header =
+            BatchHeader::parse(&batch).map_err(|e| Refusal::new(ResponseError::CorruptMessage, e.to_string()))?;
+        let validated = validate_records(&batch, &header, config)?;
+        // As Kafka does: the header's maxTimestamp is what the records say, so the time index,
+        // retention and ListOffsets are not steered by a claim.
+        if header.timestamp_type() == TimestampType::Creation && header.max_timestamp != validated.max_timestamp {
+            let fixed = BatchHeader { max_timestamp: validated.max_timestamp, ..header };
+            rewrite_header(&mut batch, &fixed)
+                .map_err(|e| Refusal::new(ResponseError::CorruptMessage, e.to_string()))?;
+        }
+        batches.push(batch);
+    }
+    Ok(batches)
+}
+
+/// [`validate_batches`] off the async workers when any batch is compressed: inflating and
+/// walking records is CPU work bounded only by the decompression cap.
+async fn validate_off_runtime(
+    records: bytes::Bytes,
+    max_message_bytes: u64,
+    config: ValidationConfig,
+) -> Result<Vec<Vec<u8>>, Refusal> {
+    if !any_compressed(&records) {
+        return validate_batches(&records, max_message_bytes, &config);
+    }
+    match tokio::task::spawn_blocking(move || validate_batches(&records, max_message_bytes, &config)).await {
+        Ok(result) => result,
+        Err(e) => Err(Refusal::new(ResponseError::UnknownServerError, format!("record validation failed: {e}"))),
+    }
+}
+
+/// Whether any whole batch in `records` is compressed (headers only; damage is found later).
+fn any_compressed(records: &[u8]) -> bool {
+    let mut position = 0;
+    while let Some(header) = records.get(position..).and_then(|rest| BatchHeader::parse(rest).ok()) {
+        if !header.compression().is_ok_and(|c| c == kafka_protocol::records::Compression::None) {
+            return true;
+        }
+        position += header.total_size();
+    }
+    false
 }
 
 fn append_partition(
     broker: &Broker,
     partition: &Arc<Partition>,
-    records: &[u8],
-    max_message_bytes: u64,
-    compacted: bool,
+    batches: Vec<Vec<u8>>,
+    now: i64,
     acks_all: bool,
-) -> Result<(i64, i64, usize), (ResponseError, String)> {
-    let ranges = split_batches(records).map_err(|e| (ResponseError::CorruptMessage, e.to_string()))?;
-    if ranges.is_empty() {
-        return Err((ResponseError::CorruptMessage, "produce request carries no record batch".into()));
-    }
-    // Validate every batch before appending any, so a request is applied whole or not at all.
-    for range in &ranges {
-        let size = range.len() as u64;
-        if size > max_message_bytes {
-            return Err((
-                ResponseError::MessageTooLarge,
-                format!("record batch of {size} bytes exceeds max.message.bytes={max_message_bytes}"),
-            ));
-        }
-        if compacted {
-            check_keys(&records[range.clone()])?;
-        }
-    }
-    let now = now_ms();
+) -> Result<(i64, i64, usize), Refusal> {
     let mut first_base = None;
     let mut last = -1;
     let mut records_in = 0usize;
-    for range in ranges {
-        let mut batch = records[range].to_vec();
+    for mut batch in batches {
         let info = partition.append_as_leader(&mut batch, now, acks_all).map_err(|e| {
             let code = e.response_error();
             if code == ResponseError::KafkaStorageError {
                 tracing::error!(partition = %format!("{}-{}", partition.topic, partition.index), error = %e, "append failed");
             }
-            (code, e.to_string())
+            Refusal::new(code, e.to_string())
         })?;
         first_base.get_or_insert(info.base_offset);
         last = info.last_offset;
@@ -149,14 +206,20 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
                     }
                     (Some(topic), Ok((partition, _))) => {
                         let records = data.records.unwrap_or_default();
-                        match append_partition(
-                            broker,
-                            &partition,
-                            &records,
-                            topic.config.max_message_bytes,
-                            topic.config.cleanup_compact,
-                            acks == -1,
-                        ) {
+                        let now = now_ms();
+                        let config = ValidationConfig {
+                            compacted: topic.config.cleanup_compact,
+                            max_decompressed_bytes: ValidationConfig::decompression_cap(topic.config.max_message_bytes),
+                            now_ms: now,
+                            timestamp_before_max_ms: topic.config.message_timestamp_before_max_ms,
+                            timestamp_after_max_ms: topic.config.message_timestamp_after_max_ms,
+                        };
+                        let appended = match validate_off_runtime(records, topic.config.max_message_bytes, config).await
+                        {
+                            Ok(batches) => append_partition(broker, &partition, batches, now, acks == -1),
+                            Err(refusal) => Err(refusal),
+                        };
+                        match appended {
                             Ok((base_offset, last_offset, records_in)) => {
                                 broker.metrics.records_in(&topic.name, records_in);
                                 PartitionResult::Appended(Appended {
@@ -169,9 +232,21 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
                                         .then_some(topic.config.min_insync_replicas.max(1) as usize),
                                 })
                             }
-                            Err((error, message)) => {
-                                broker.metrics.produce_errors(&topic.name, error);
-                                PartitionResult::Done(partition_error(index, error, Some(message)))
+                            Err(refusal) => {
+                                broker.metrics.produce_errors(&topic.name, refusal.error);
+                                let record_errors = refusal
+                                    .record_errors
+                                    .into_iter()
+                                    .map(|e| {
+                                        BatchIndexAndErrorMessage::default()
+                                            .with_batch_index(e.batch_index)
+                                            .with_batch_index_error_message(Some(str_bytes(e.message)))
+                                    })
+                                    .collect();
+                                PartitionResult::Done(
+                                    partition_error(index, refusal.error, Some(refusal.message))
+                                        .with_record_errors(record_errors),
+                                )
                             }
                         }
                     }

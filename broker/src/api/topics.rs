@@ -26,6 +26,7 @@ pub fn topic_error_code(error: &TopicError) -> ResponseError {
         TopicError::AlreadyExists(_) => ResponseError::TopicAlreadyExists,
         TopicError::Unknown(_) => ResponseError::UnknownTopicOrPartition,
         TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+        TopicError::PolicyViolation(_) => ResponseError::PolicyViolation,
         TopicError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
         TopicError::InvalidConfig(_) => ResponseError::InvalidConfig,
         TopicError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
@@ -38,6 +39,7 @@ pub fn topic_error_code(error: &TopicError) -> ResponseError {
 /// Answers CreateTopics.
 pub async fn create(broker: &Arc<Broker>, request: CreateTopicsRequest) -> CreateTopicsResponse {
     let mut results = Vec::with_capacity(request.topics.len());
+    let mut budget = RequestPartitions::new(broker);
     for topic in request.topics {
         let name = topic.name.0.to_string();
         let configs: Vec<(String, String)> = topic
@@ -54,14 +56,26 @@ pub async fn create(broker: &Arc<Broker>, request: CreateTopicsRequest) -> Creat
             assignments,
             configs: &configs,
         };
-        let outcome =
-            if !new_topic.assignments.is_empty() && (topic.num_partitions != -1 || topic.replication_factor != -1) {
-                Err(TopicError::InvalidRequest(
-                    "give either replica assignments or partitions and replication factor, not both".into(),
-                ))
+        let wanted = if new_topic.assignments.is_empty() {
+            if topic.num_partitions == -1 {
+                broker.config.topics.default_partitions
             } else {
-                broker.cluster.create_topic(&broker.catalog, &broker.config, new_topic, request.validate_only).await
-            };
+                topic.num_partitions
+            }
+        } else {
+            new_topic.assignments.len() as i32
+        };
+        let outcome = if crate::catalog::is_internal(&name) {
+            Err(TopicError::InvalidName(format!("'{name}' is an internal topic; the broker creates it")))
+        } else if let Err(e) = budget.take(wanted) {
+            Err(e)
+        } else if !new_topic.assignments.is_empty() && (topic.num_partitions != -1 || topic.replication_factor != -1) {
+            Err(TopicError::InvalidRequest(
+                "give either replica assignments or partitions and replication factor, not both".into(),
+            ))
+        } else {
+            broker.cluster.create_topic(&broker.catalog, &broker.config, new_topic, request.validate_only).await
+        };
         let result = CreatableTopicResult::default().with_name(topic.name.clone());
         results.push(match outcome {
             Ok(created) => {
@@ -126,13 +140,24 @@ pub async fn delete(broker: &Arc<Broker>, request: DeleteTopicsRequest) -> Delet
 /// Answers CreatePartitions.
 pub async fn create_partitions(broker: &Arc<Broker>, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
     let mut results = Vec::with_capacity(request.topics.len());
+    let mut budget = RequestPartitions::new(broker);
     for topic in request.topics {
+        let current =
+            broker.cluster.metadata().topics.get(topic.name.0.as_str()).map_or(0, |t| t.partitions.len() as i32);
         let explicit: Vec<Vec<i32>> =
             topic.assignments.iter().flatten().map(|a| a.broker_ids.iter().map(|b| b.0).collect()).collect();
-        let outcome = broker
-            .cluster
-            .add_partitions(&broker.catalog, &topic.name.0, topic.count, explicit, request.validate_only)
-            .await;
+        let outcome = if crate::catalog::is_internal(&topic.name.0) {
+            // Group-to-partition placement hashes over the partition count.
+            Err(TopicError::InvalidName(format!("'{}' is an internal topic and cannot grow", topic.name.0)))
+        } else if let Err(e) = budget.take(topic.count.saturating_sub(current)) {
+            Err(e)
+        } else {
+            let limit = broker.config.topics.max_partitions;
+            broker
+                .cluster
+                .add_partitions(&broker.catalog, &topic.name.0, topic.count, explicit, request.validate_only, limit)
+                .await
+        };
         let result = CreatePartitionsTopicResult::default().with_name(topic.name);
         results.push(match outcome {
             Ok(()) => result,
@@ -142,4 +167,31 @@ pub async fn create_partitions(broker: &Arc<Broker>, request: CreatePartitionsRe
         });
     }
     CreatePartitionsResponse::default().with_results(results)
+}
+
+/// Partitions one request may still create (`topics.max_partitions_per_request`): one small
+/// request must not open thousands of logs.
+pub(crate) struct RequestPartitions {
+    left: i64,
+    max: u32,
+}
+
+impl RequestPartitions {
+    pub(crate) fn new(broker: &Broker) -> Self {
+        let max = broker.config.topics.max_partitions_per_request;
+        RequestPartitions { left: i64::from(max), max }
+    }
+
+    /// Takes `count` partitions from the request's allowance.
+    pub(crate) fn take(&mut self, count: i32) -> Result<(), TopicError> {
+        let count = i64::from(count.max(0));
+        if count > self.left {
+            return Err(TopicError::PolicyViolation(format!(
+                "one request may create at most {} partitions (topics.max_partitions_per_request)",
+                self.max
+            )));
+        }
+        self.left -= count;
+        Ok(())
+    }
 }

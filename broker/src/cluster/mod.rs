@@ -20,8 +20,28 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// Directory of the metadata log inside the data dir (KRaft's name for it).
+/// Directory of the metadata log, under `<data-dir>/meta/` (KRaft's name for it): outside the
+/// directories named `<topic>-<partition>`, so no topic can ever be stored over it.
 pub const METADATA_DIR: &str = "__cluster_metadata-0";
+
+/// `<data-dir>/meta/__cluster_metadata-0`, moving a store left at the data dir's top level by
+/// earlier versions (where a topic named `__cluster_metadata` would have landed on it).
+fn metadata_dir(data_dir: &std::path::Path) -> Result<std::path::PathBuf, BrokerError> {
+    let meta = data_dir.join("meta");
+    let dir = meta.join(METADATA_DIR);
+    let old = data_dir.join(METADATA_DIR);
+    // A partition directory has partition.metadata; the quorum's store never does.
+    if !dir.exists() && old.is_dir() && !old.join(crate::catalog::PARTITION_METADATA).exists() {
+        std::fs::create_dir_all(&meta)
+            .map_err(|e| BrokerError::Io { context: format!("creating {}", meta.display()), source: e })?;
+        std::fs::rename(&old, &dir).map_err(|e| BrokerError::Io {
+            context: format!("moving the metadata store {} to {}", old.display(), dir.display()),
+            source: e,
+        })?;
+        tracing::info!(from = %old.display(), to = %dir.display(), "moved the metadata quorum's store");
+    }
+    Ok(dir)
+}
 
 /// This broker's membership in the cluster.
 pub struct ClusterLink {
@@ -56,7 +76,7 @@ impl ClusterLink {
         if voters.is_empty() {
             voters = BTreeMap::from([(node_id, controller_addr.clone())]);
         }
-        let dir = config.data_dir.join(METADATA_DIR);
+        let dir = metadata_dir(&config.data_dir)?;
         let controller = Controller::start_for_broker(
             node_id,
             listener,

@@ -113,6 +113,7 @@ impl ClusterLink {
                 "number of partitions must be between 1 and {MAX_PARTITIONS}, got {partitions}"
             )));
         }
+        self.check_cluster_partitions(partitions, defaults.topics.max_partitions)?;
         let replication_factor = if explicit {
             topic.assignments[0].len() as i16
         } else if topic.replication_factor == -1 {
@@ -183,9 +184,21 @@ impl ClusterLink {
         })
     }
 
+    /// Refuses `adding` partitions when the cluster would then hold more than `max`.
+    fn check_cluster_partitions(&self, adding: i32, max: u32) -> Result<(), TopicError> {
+        let existing: usize = self.metadata().topics.values().map(|t| t.partitions.len()).sum();
+        let total = existing as u64 + u64::try_from(adding).unwrap_or(0);
+        if total > u64::from(max) {
+            return Err(TopicError::PolicyViolation(format!(
+                "the cluster holds {existing} partitions; {adding} more would pass topics.max_partitions = {max}"
+            )));
+        }
+        Ok(())
+    }
+
     /// Deletes a topic; returns its id.
     pub async fn delete_topic(&self, name: &str) -> Result<Uuid, TopicError> {
-        if crate::catalog::is_internal(name) {
+        if crate::catalog::is_internal(name) || crate::catalog::is_reserved(name) {
             return Err(TopicError::InvalidName(format!("'{name}' is an internal topic and cannot be deleted")));
         }
         let id =
@@ -205,6 +218,7 @@ impl ClusterLink {
         count: i32,
         explicit: Vec<Vec<i32>>,
         validate_only: bool,
+        max_partitions: u32,
     ) -> Result<(), TopicError> {
         let metadata = self.metadata();
         let topic = metadata.topics.get(name).ok_or_else(|| TopicError::Unknown(name.to_string()))?;
@@ -219,6 +233,7 @@ impl ClusterLink {
                 "{count} partitions is more than the {MAX_PARTITIONS} allowed"
             )));
         }
+        self.check_cluster_partitions(count - current, max_partitions)?;
         if !explicit.is_empty() && explicit.len() as i32 != count - current {
             return Err(TopicError::InvalidReplicaAssignment(format!(
                 "{} assignments given for {} new partitions",

@@ -675,7 +675,9 @@ fn check_distinct(ids: &[i32]) -> Result<(), MetadataError> {
 }
 
 fn validate_topic_name(name: &str) -> Result<(), MetadataError> {
+    // KRaft's metadata log name is reserved whatever the request's path to the quorum.
     let ok = !name.is_empty()
+        && name != "__cluster_metadata"
         && name.len() <= MAX_TOPIC_NAME_LEN
         && name != "."
         && name != ".."

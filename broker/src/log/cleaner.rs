@@ -28,11 +28,12 @@
 //! rebuilds missing indexes.
 
 use super::batch::{empty_batch, rewrite_header, verify_crc, BatchHeader};
+use super::compression;
 use super::error::{io_error, LogError};
 use super::producer_state::last_sequence;
 use super::segment::{segment_path, sync_dir, IndexSettings, Segment};
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::io::{BufWriter, Write};
@@ -142,6 +143,8 @@ struct Plan {
     young_after: Option<i64>,
     /// Latest tombstones stamped before this have been visible long enough.
     tombstones_expire_before: i64,
+    /// Most bytes one batch may inflate to.
+    decompression_cap: usize,
 }
 
 fn is_young(young_after: Option<i64>, timestamp: i64) -> bool {
@@ -171,7 +174,7 @@ fn sequence_at(header: &BatchHeader, offset: i64) -> i32 {
 }
 
 impl Plan {
-    fn new(now_ms: i64, config: &CompactionConfig) -> Self {
+    fn new(now_ms: i64, config: &CompactionConfig, decompression_cap: usize) -> Self {
         let ms = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
         let lag = config.min_compaction_lag_ms;
         Plan {
@@ -179,6 +182,7 @@ impl Plan {
             producer_last: HashMap::new(),
             young_after: (lag > 0).then(|| now_ms.saturating_sub(ms(lag))),
             tombstones_expire_before: now_ms.saturating_sub(ms(config.delete_retention_ms)),
+            decompression_cap,
         }
     }
 
@@ -192,7 +196,7 @@ impl Plan {
             if header.is_control() {
                 return Ok(ControlFlow::Continue(()));
             }
-            for record in decode(segment, position, bytes)? {
+            for record in decode(segment, position, bytes, self.decompression_cap)? {
                 let Some(key) = &record.key else { continue };
                 let timestamp = record_timestamp(&header, &record);
                 let tombstone = record.value.is_none();
@@ -259,9 +263,10 @@ fn for_each_batch(
     Ok(())
 }
 
-/// The records of the batch `bytes` (any codec; the decoder checks the CRC).
-fn decode(segment: &Segment, position: u64, mut bytes: Bytes) -> Result<Vec<Record>, LogError> {
-    RecordBatchDecoder::decode(&mut bytes).map(|set| set.records).map_err(|e| LogError::Corrupt {
+/// The records of the batch `bytes` (any codec, inflated to at most `cap` bytes; the decoder
+/// checks the CRC).
+fn decode(segment: &Segment, position: u64, mut bytes: Bytes, cap: usize) -> Result<Vec<Record>, LogError> {
+    compression::decode_batch(&mut bytes, cap).map(|set| set.records).map_err(|e| LogError::Corrupt {
         path: segment.log_path().to_path_buf(),
         position,
         reason: format!("cannot decode records: {e}"),
@@ -323,7 +328,8 @@ fn needs_cleaning(segment: &Segment, plan: &Plan) -> Result<bool, LogError> {
     let mut needed = false;
     for_each_batch(segment, |position, header, bytes| {
         if !header.is_control() {
-            needed = !matches!(plan.decide(&header, decode(segment, position, bytes)?), Decision::Keep);
+            let records = decode(segment, position, bytes, plan.decompression_cap)?;
+            needed = !matches!(plan.decide(&header, records), Decision::Keep);
         }
         Ok(if needed { ControlFlow::Break(()) } else { ControlFlow::Continue(()) })
     })?;
@@ -344,7 +350,7 @@ fn write_cleaned(segment: &Segment, plan: &Plan, path: &Path) -> Result<u64, Log
         let decision = if header.is_control() {
             Decision::Keep
         } else {
-            plan.decide(&header, decode(segment, position, bytes.clone())?)
+            plan.decide(&header, decode(segment, position, bytes.clone(), plan.decompression_cap)?)
         };
         let replacement = match decision {
             Decision::Keep => None,
@@ -406,8 +412,9 @@ pub(crate) fn compact(
     settings: IndexSettings,
     now_ms: i64,
     config: &CompactionConfig,
+    decompression_cap: usize,
 ) -> Result<CompactionReport, LogError> {
-    let mut plan = Plan::new(now_ms, config);
+    let mut plan = Plan::new(now_ms, config, decompression_cap);
     for segment in sealed.iter().chain(std::iter::once(active)) {
         plan.scan(segment)?;
     }

@@ -20,6 +20,8 @@ fn config() -> LogConfig {
         retention_bytes: None,
         index_interval_bytes: 0,
         max_index_bytes: 4096,
+        max_decompressed_bytes: 1 << 20,
+        producer_id_expiration_ms: 1 << 40,
     }
 }
 

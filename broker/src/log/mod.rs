@@ -2,6 +2,8 @@
 //! layout (`<base offset>.log`, `.index`, `.timeindex`, `.snapshot`).
 //!
 //! - [`batch`]: record batch v2 headers: parsing, CRC-32C, offset assignment, request splitting.
+//! - [`compression`]: streaming decompression with a hard output cap.
+//! - [`validator`]: record validation of produced batches (Kafka's LogValidator).
 //! - `index` / `time_index`: the sparse memory-mapped offset and timestamp indexes.
 //! - `segment`: one `.log` file with its two indexes.
 //! - `recovery`: opening a directory, repairing a torn tail and bad indexes.
@@ -15,6 +17,7 @@ pub mod batch;
 mod cleaner;
 #[cfg(test)]
 mod cleaner_tests;
+pub mod compression;
 mod error;
 mod index;
 mod leader_epoch;
@@ -29,10 +32,13 @@ mod segment;
 #[cfg(test)]
 mod test_support;
 mod time_index;
+pub mod validator;
 
 pub use batch::{count_records, split_batches, BatchError, BatchHeader};
 pub use cleaner::{CompactionConfig, CompactionReport};
 pub use error::LogError;
 pub use leader_epoch::{EpochEntry, LeaderEpochCache};
-pub use partition_log::{AppendInfo, LogConfig, PartitionLog, ReadResult};
+pub use partition_log::{
+    resolve_max_timestamp, AppendInfo, LogConfig, PartitionLog, ReadResult, TimestampBatch, TimestampLookup,
+};
 pub use recovery::RecoveryReport;

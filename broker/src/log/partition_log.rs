@@ -2,12 +2,13 @@
 
 use super::batch::{set_base_offset, set_partition_leader_epoch, BatchError, BatchHeader};
 use super::cleaner::{self, CompactionConfig, CompactionReport};
+use super::compression;
 use super::error::{io_error, LogError};
 use super::leader_epoch::LeaderEpochCache;
 use super::producer_state::{ProducerStateManager, SequenceCheck};
 use super::recovery::{recover, RecoveryReport};
 use super::segment::{sync_dir, IndexSettings, Segment};
-use kafka_protocol::records::{RecordBatchDecoder, TimestampType};
+use kafka_protocol::records::TimestampType;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
@@ -28,6 +29,11 @@ pub struct LogConfig {
     pub index_interval_bytes: u32,
     /// Preallocated size of each index file (`segment.index.bytes`).
     pub max_index_bytes: u32,
+    /// Most bytes one stored batch may inflate to when the broker itself reads its records
+    /// (ListOffsets by time, compaction); see [`super::validator::DECOMPRESSED_BATCH_FACTOR`].
+    pub max_decompressed_bytes: usize,
+    /// Idempotent producer state not written for this long is dropped (`producer.id.expiration.ms`).
+    pub producer_id_expiration_ms: u64,
 }
 
 impl Default for LogConfig {
@@ -39,6 +45,8 @@ impl Default for LogConfig {
             retention_bytes: None,
             index_interval_bytes: 4096,
             max_index_bytes: 10 << 20,
+            max_decompressed_bytes: 32 << 20,
+            producer_id_expiration_ms: DAY_MS,
         }
     }
 }
@@ -112,7 +120,7 @@ impl PartitionLog {
             segment.for_each_batch(start, |_, header| {
                 // A batch straddling `from` is already in the snapshot.
                 if header.base_offset >= from {
-                    producers.update(header);
+                    producers.update(header, header.max_timestamp);
                 }
                 ControlFlow::Continue(())
             })?;
@@ -163,7 +171,7 @@ impl PartitionLog {
             }
         }
         self.active.append(batch, &header, now_ms)?;
-        self.producers.update(&header);
+        self.producers.update(&header, now_ms);
         let log_append_time_ms = match header.timestamp_type() {
             TimestampType::LogAppend => header.max_timestamp,
             TimestampType::Creation => -1,
@@ -208,7 +216,7 @@ impl PartitionLog {
             }
         }
         self.active.append(batch, &header, now_ms)?;
-        self.producers.update(&header);
+        self.producers.update(&header, now_ms);
         Ok(())
     }
 
@@ -341,72 +349,70 @@ impl PartitionLog {
         Ok(ReadResult { data: data.into(), high_offset: end })
     }
 
-    /// First offset whose record timestamp is >= `ts`, and that timestamp.
+    /// First offset whose record timestamp is >= `ts`, and that timestamp. Decodes records under
+    /// the caller's borrow; [`crate::partition::Partition`] uses [`Self::timestamp_lookup`] to
+    /// decode without holding the log.
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
+        let mut from = self.log_start_offset;
+        loop {
+            match self.timestamp_lookup(ts, from)? {
+                TimestampLookup::Done(found) => return Ok(found),
+                TimestampLookup::InBatch(batch) => match batch.first_record_at_or_after(ts)? {
+                    Some(found) => return Ok(Some(found)),
+                    None => from = batch.next_offset,
+                },
+            }
+        }
+    }
+
+    /// The part of a timestamp lookup that needs the log: the first batch at or after offset
+    /// `from` whose max timestamp reaches `ts`. When only its records can tell, the batch is
+    /// copied out to be decoded by [`TimestampBatch::first_record_at_or_after`].
+    pub fn timestamp_lookup(&self, ts: i64, from: i64) -> Result<TimestampLookup, LogError> {
+        let from = from.max(self.log_start_offset);
         for segment in self.segments() {
-            if segment.next_offset() <= self.log_start_offset || segment.max_timestamp().is_none_or(|(max, _)| max < ts)
-            {
+            if segment.next_offset() <= from || segment.max_timestamp().is_none_or(|(max, _)| max < ts) {
                 continue;
             }
             let mut position = segment.position_for_timestamp(ts);
             while let Some(header) = segment.read_header_at(position)? {
-                if header.last_offset() >= self.log_start_offset && header.max_timestamp >= ts {
-                    // Usually found here; a batch cut by the log start offset may not have it.
-                    if let Some(found) = self.first_record_at_or_after(segment, position, &header, ts)? {
-                        return Ok(Some(found));
+                if header.last_offset() >= from && header.max_timestamp >= ts {
+                    if header.timestamp_type() == TimestampType::LogAppend {
+                        // Every record carries the batch's append time.
+                        return Ok(TimestampLookup::Done(Some((header.base_offset.max(from), header.max_timestamp))));
                     }
+                    return Ok(TimestampLookup::InBatch(TimestampBatch {
+                        bytes: bytes::Bytes::from(segment.read_bytes(position, header.total_size())?),
+                        from,
+                        next_offset: header.next_offset(),
+                        cap: self.config.max_decompressed_bytes,
+                        path: segment.log_path().to_path_buf(),
+                        position,
+                    }));
                 }
                 position += header.total_size() as u64;
             }
         }
-        Ok(None)
+        Ok(TimestampLookup::Done(None))
     }
 
-    /// Decodes the batch at `position` (any compression) for its first record with timestamp
-    /// >= `ts` at or above the log start offset.
-    fn first_record_at_or_after(
-        &self,
-        segment: &Segment,
-        position: u64,
-        header: &BatchHeader,
-        ts: i64,
-    ) -> Result<Option<(i64, i64)>, LogError> {
-        if header.timestamp_type() == TimestampType::LogAppend {
-            // Every record carries the batch's append time.
-            return Ok(Some((header.base_offset.max(self.log_start_offset), header.max_timestamp)));
-        }
-        let mut bytes = bytes::Bytes::from(segment.read_bytes(position, header.total_size())?);
-        let records = RecordBatchDecoder::decode(&mut bytes).map_err(|e| LogError::Corrupt {
-            path: segment.log_path().to_path_buf(),
-            position,
-            reason: format!("cannot decode records: {e}"),
-        })?;
-        Ok(records
-            .records
-            .iter()
-            .find(|r| r.timestamp >= ts && r.offset >= self.log_start_offset)
-            .map(|r| (r.offset, r.timestamp)))
-    }
-
-    /// Largest timestamp in the log and the offset of the first record carrying it, None if the
-    /// log holds no timestamps.
-    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+    /// Largest timestamp in the log and the offset of the first batch carrying it (segments
+    /// only know batches; [`Self::max_timestamp`] finds the record).
+    pub fn max_timestamp_batch(&self) -> Option<(i64, i64)> {
         let mut best: Option<(i64, i64)> = None;
         for (ts, offset) in self.segments().filter_map(Segment::max_timestamp) {
             if best.is_none_or(|(max, _)| ts > max) {
                 best = Some((ts, offset));
             }
         }
-        let (ts, batch_offset) = best?;
-        // Segments only know the batch; find the record itself, as current Kafka does.
-        match self.offset_for_timestamp(ts) {
-            Ok(Some((offset, found))) if found == ts => Some((ts, offset)),
-            Ok(_) => Some((ts, batch_offset)),
-            Err(error) => {
-                tracing::warn!(dir = %self.dir.display(), %error, "max timestamp lookup fell back to the batch offset");
-                Some((ts, batch_offset))
-            }
-        }
+        best
+    }
+
+    /// Largest timestamp in the log and the offset of the first record carrying it, None if the
+    /// log holds no timestamps.
+    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+        let (ts, batch_offset) = self.max_timestamp_batch()?;
+        resolve_max_timestamp(ts, batch_offset, self.offset_for_timestamp(ts), &self.dir)
     }
 
     /// First offset still readable.
@@ -469,6 +475,7 @@ impl PartitionLog {
     /// non-empty active segment is rolled first so it can go too; the new empty active segment
     /// keeps the log end offset. Returns the number of segments deleted.
     pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, LogError> {
+        self.producers.remove_expired(now_ms, self.config.producer_id_expiration_ms);
         let mut deleted = 0;
         if let Some(retention) = self.config.retention_ms {
             let retention = i64::try_from(retention).unwrap_or(i64::MAX);
@@ -542,7 +549,8 @@ impl PartitionLog {
         }
         let settings =
             IndexSettings { interval_bytes: self.config.index_interval_bytes, max_bytes: self.config.max_index_bytes };
-        cleaner::compact(&self.dir, &mut self.sealed, &self.active, settings, now_ms, config)
+        let cap = self.config.max_decompressed_bytes;
+        cleaner::compact(&self.dir, &mut self.sealed, &self.active, settings, now_ms, config, cap)
     }
 
     /// Advances the log start offset to `offset` (DeleteRecords) and deletes the sealed segments
@@ -630,4 +638,55 @@ fn whole_batches(chunk: &[u8], limit: i64) -> Result<(usize, bool), BatchError> 
         used += header.total_size();
     }
     Ok((used, false))
+}
+
+/// A timestamp lookup after the part that needs the log.
+pub enum TimestampLookup {
+    /// Answered from the headers: the offset and its timestamp, or no record reaches `ts`.
+    Done(Option<(i64, i64)>),
+    /// The answer is in this batch's records.
+    InBatch(TimestampBatch),
+}
+
+/// A batch copied out of the log whose records answer a timestamp lookup.
+pub struct TimestampBatch {
+    bytes: bytes::Bytes,
+    /// Records below this offset do not count (the log start, or where the lookup resumed).
+    from: i64,
+    /// Where to resume should no record of this batch count.
+    pub next_offset: i64,
+    cap: usize,
+    path: PathBuf,
+    position: u64,
+}
+
+impl TimestampBatch {
+    /// The first record at or after `from` with a timestamp >= `ts`, decoding (and inflating, up
+    /// to the log's cap) the batch.
+    pub fn first_record_at_or_after(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
+        let mut bytes = self.bytes.clone();
+        let records = compression::decode_batch(&mut bytes, self.cap).map_err(|e| LogError::Corrupt {
+            path: self.path.clone(),
+            position: self.position,
+            reason: format!("cannot decode records: {e}"),
+        })?;
+        Ok(records.records.iter().find(|r| r.timestamp >= ts && r.offset >= self.from).map(|r| (r.offset, r.timestamp)))
+    }
+}
+
+/// The max-timestamp answer from the record lookup, falling back to the batch offset.
+pub fn resolve_max_timestamp(
+    ts: i64,
+    batch_offset: i64,
+    lookup: Result<Option<(i64, i64)>, LogError>,
+    dir: &Path,
+) -> Option<(i64, i64)> {
+    match lookup {
+        Ok(Some((offset, found))) if found == ts => Some((ts, offset)),
+        Ok(_) => Some((ts, batch_offset)),
+        Err(error) => {
+            tracing::warn!(dir = %dir.display(), %error, "max timestamp lookup fell back to the batch offset");
+            Some((ts, batch_offset))
+        }
+    }
 }

@@ -40,6 +40,9 @@ struct ProducerEntry {
     epoch: i16,
     /// Oldest first.
     batches: VecDeque<BatchMetadata>,
+    /// When the producer last wrote here (ms since the epoch), for `producer.id.expiration.ms`.
+    #[serde(default)]
+    last_timestamp: i64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -121,8 +124,9 @@ impl ProducerStateManager {
         Ok(SequenceCheck::Append)
     }
 
-    /// Records a batch that is now in the log (offsets assigned). Also used to replay headers.
-    pub fn update(&mut self, header: &BatchHeader) {
+    /// Records a batch that is now in the log (offsets assigned), written at `timestamp_ms`.
+    /// Also used to replay headers (with the batch's own time).
+    pub fn update(&mut self, header: &BatchHeader, timestamp_ms: i64) {
         if header.producer_id < 0 || header.base_sequence < 0 {
             return;
         }
@@ -130,7 +134,9 @@ impl ProducerStateManager {
             producer_id: header.producer_id,
             epoch: header.producer_epoch,
             batches: VecDeque::new(),
+            last_timestamp: timestamp_ms,
         });
+        entry.last_timestamp = entry.last_timestamp.max(timestamp_ms);
         if header.producer_epoch > entry.epoch {
             entry.epoch = header.producer_epoch;
             entry.batches.clear();
@@ -144,6 +150,16 @@ impl ProducerStateManager {
         while entry.batches.len() > CACHED_BATCHES {
             entry.batches.pop_front();
         }
+    }
+
+    /// Forgets producers that have not written for longer than `expiration_ms` (Kafka's
+    /// `producer.id.expiration.ms`), so the state of producers long gone, or of ids a client made
+    /// up, does not grow without end. Returns how many were dropped.
+    pub fn remove_expired(&mut self, now_ms: i64, expiration_ms: u64) -> usize {
+        let expiration = i64::try_from(expiration_ms).unwrap_or(i64::MAX);
+        let before = self.producers.len();
+        self.producers.retain(|_, entry| now_ms.saturating_sub(entry.last_timestamp) < expiration);
+        before - self.producers.len()
     }
 
     /// Writes `<offset>.snapshot` atomically (temp file, fsync, rename, fsync dir) and keeps
@@ -245,6 +261,20 @@ mod tests {
     }
 
     #[test]
+    fn producers_silent_past_the_expiration_are_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = ProducerStateManager::new(dir.path());
+        state.update(&header(1, 0, 0, 1, 0), 1_000);
+        state.update(&header(2, 0, 0, 1, 1), 5_000);
+        assert_eq!(state.remove_expired(10_000, 6_000), 1);
+        assert_eq!(state.producer_count(), 1);
+        // The forgotten producer's next batch is unknown, as in Kafka; the other one continues.
+        assert!(matches!(state.check(&header(1, 0, 1, 1, 2)), Err(LogError::UnknownProducerId { .. })));
+        assert_eq!(state.check(&header(2, 0, 1, 1, 2)).unwrap(), SequenceCheck::Append);
+        assert_eq!(state.remove_expired(11_000, 6_000), 1);
+    }
+
+    #[test]
     fn sequences_wrap_to_zero() {
         assert_eq!(last_sequence(0, 4), 4);
         assert_eq!(last_sequence(i32::MAX - 1, 2), 0);
@@ -260,7 +290,7 @@ mod tests {
         for (i, seq) in [0, 2, 4, 6, 8, 10].into_iter().enumerate() {
             let h = header(7, 0, seq, 2, 100 + 2 * i as i64);
             assert_eq!(state.check(&h).unwrap(), SequenceCheck::Append);
-            state.update(&h);
+            state.update(&h, 0);
         }
         // The last five are remembered, the first one fell out.
         let dup = state.check(&header(7, 0, 2, 2, 0)).unwrap();
@@ -272,7 +302,7 @@ mod tests {
         assert!(matches!(state.check(&header(7, 0, 13, 1, 0)), Err(LogError::OutOfOrderSequence { .. })));
         assert_eq!(state.check(&header(7, 0, 12, 1, 0)).unwrap(), SequenceCheck::Append);
         // Epochs: older rejected, newer must restart at 0.
-        state.update(&header(7, 2, 0, 1, 200));
+        state.update(&header(7, 2, 0, 1, 200), 0);
         assert!(matches!(
             state.check(&header(7, 1, 1, 1, 0)),
             Err(LogError::InvalidProducerEpoch { current: 2, received: 1, .. })
@@ -285,9 +315,9 @@ mod tests {
     fn snapshots_round_trip_and_only_two_are_kept() {
         let dir = tempfile::tempdir().unwrap();
         let mut state = ProducerStateManager::new(dir.path());
-        state.update(&header(1, 0, 0, 3, 0));
+        state.update(&header(1, 0, 0, 3, 0), 0);
         state.take_snapshot(3).unwrap();
-        state.update(&header(2, 5, 0, 1, 3));
+        state.update(&header(2, 5, 0, 1, 3), 0);
         state.take_snapshot(4).unwrap();
         state.take_snapshot(10).unwrap();
         let names: Vec<i64> = list_snapshots(dir.path()).unwrap().into_iter().map(|(o, _)| o).collect();

@@ -13,6 +13,8 @@ pub(crate) fn config() -> LogConfig {
         retention_bytes: None,
         index_interval_bytes: 100,
         max_index_bytes: 4096,
+        max_decompressed_bytes: 1 << 20,
+        producer_id_expiration_ms: 1 << 40,
     }
 }
 

@@ -6,10 +6,11 @@ mod replica;
 pub use replica::{AckWait, FollowerFetch, ReplicaError, Role};
 
 use crate::error::BrokerError;
-use crate::log::{CompactionConfig, CompactionReport, LogConfig, LogError, PartitionLog, ReadResult};
+use crate::log::{CompactionConfig, CompactionReport, LogConfig, LogError, PartitionLog, ReadResult, TimestampLookup};
 use millrace_config::EffectiveTopicConfig;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::watch;
 
@@ -44,6 +45,8 @@ pub fn log_config(config: &EffectiveTopicConfig) -> LogConfig {
         retention_ms: config.retention_ms.filter(|_| config.cleanup_delete),
         retention_bytes: config.retention_bytes.filter(|_| config.cleanup_delete),
         index_interval_bytes: config.index_interval_bytes,
+        max_decompressed_bytes: crate::log::validator::ValidationConfig::decompression_cap(config.max_message_bytes),
+        producer_id_expiration_ms: config.producer_id_expiration_ms,
         ..LogConfig::default()
     }
 }
@@ -130,9 +133,40 @@ impl Partition {
         (log.size_bytes(), log.segment_count())
     }
 
-    /// First offset with timestamp >= `ts`.
+    /// First offset with timestamp >= `ts`. Records are decoded (and inflated) without holding
+    /// the log, so appends and fetches go on meanwhile; blocking, see [`Self::offset_for_timestamp_async`].
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
-        self.read_lock().offset_for_timestamp(ts)
+        let mut from = i64::MIN;
+        loop {
+            // The guard is a temporary: the lock is released before the batch is decoded.
+            let lookup = self.read_lock().timestamp_lookup(ts, from)?;
+            match lookup {
+                TimestampLookup::Done(found) => return Ok(found),
+                TimestampLookup::InBatch(batch) => match batch.first_record_at_or_after(ts)? {
+                    Some(found) => return Ok(Some(found)),
+                    None => from = batch.next_offset,
+                },
+            }
+        }
+    }
+
+    /// [`Self::offset_for_timestamp`] on the blocking pool, off the async workers.
+    pub async fn offset_for_timestamp_async(self: &Arc<Self>, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
+        let partition = self.clone();
+        match tokio::task::spawn_blocking(move || partition.offset_for_timestamp(ts)).await {
+            Ok(result) => result,
+            Err(e) => Err(LogError::Io {
+                op: "looking up a timestamp in",
+                path: self.read_lock().dir().to_path_buf(),
+                source: std::io::Error::other(e.to_string()),
+            }),
+        }
+    }
+
+    /// [`Self::max_timestamp`] on the blocking pool.
+    pub async fn max_timestamp_async(self: &Arc<Self>) -> Option<(i64, i64)> {
+        let partition = self.clone();
+        tokio::task::spawn_blocking(move || partition.max_timestamp()).await.unwrap_or(None)
     }
 
     /// The leader epoch this replica appends with: the latest in its epoch cache (0 on a single
@@ -146,9 +180,11 @@ impl Partition {
         self.read_lock().end_offset_for_epoch(epoch)
     }
 
-    /// Largest timestamp and its offset.
+    /// Largest timestamp and its offset; the record is found as in [`Self::offset_for_timestamp`].
     pub fn max_timestamp(&self) -> Option<(i64, i64)> {
-        self.read_lock().max_timestamp()
+        let (ts, batch_offset) = self.read_lock().max_timestamp_batch()?;
+        let dir = self.read_lock().dir().to_path_buf();
+        crate::log::resolve_max_timestamp(ts, batch_offset, self.offset_for_timestamp(ts), &dir)
     }
 
     /// Applies retention; returns segments deleted.
