@@ -113,7 +113,10 @@ impl ClusterLink {
                 "number of partitions must be between 1 and {MAX_PARTITIONS}, got {partitions}"
             )));
         }
-        self.check_cluster_partitions(partitions, defaults.topics.max_partitions)?;
+        // The broker's own topics count towards the limit but are never refused by it.
+        if !crate::catalog::is_internal(name) {
+            self.check_cluster_partitions(partitions, defaults.topics.max_partitions)?;
+        }
         let replication_factor = if explicit {
             topic.assignments[0].len() as i16
         } else if topic.replication_factor == -1 {
