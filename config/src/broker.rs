@@ -179,6 +179,9 @@ pub struct GroupSettings {
     pub offsets_retention: DurationMs,
     /// Largest metadata string stored with a committed offset (`offset.metadata.max.bytes`).
     pub offset_metadata_max_bytes: ByteSize,
+    /// Members (joined or waiting to re-join with their new id) one group may have
+    /// (`group.max.size`); a client joining a full group gets `GROUP_MAX_SIZE_REACHED`.
+    pub max_size: u32,
 }
 
 impl Default for GroupSettings {
@@ -191,6 +194,7 @@ impl Default for GroupSettings {
             offsets_segment_bytes: ByteSize(100 << 20),
             offsets_retention: DurationMs(7 * 86_400_000),
             offset_metadata_max_bytes: ByteSize(4096),
+            max_size: 1000,
         }
     }
 }
@@ -422,6 +426,14 @@ impl BrokerConfig {
         }
         if self.topics.default_partitions < 1 {
             return Err(ConfigError::invalid(origin, "topics.default_partitions", "must be at least 1", "use 1"));
+        }
+        if self.groups.max_size == 0 {
+            return Err(ConfigError::invalid(
+                origin,
+                "groups.max_size",
+                "must be at least 1",
+                "use e.g. 1000 (the default)",
+            ));
         }
         if self.topics.max_partitions == 0 || self.topics.max_partitions_per_request == 0 {
             return Err(ConfigError::invalid(

@@ -2,7 +2,7 @@
 //! through [`OffsetStore`], and runs the clock (session expiry, rebalance deadlines, offset
 //! retention).
 
-use super::state::{Group, GroupState, JoinArgs, Reply, SyncResult, Timing};
+use super::state::{Group, GroupState, JoinArgs, JoinSettings, Reply, SyncResult};
 use super::store::{decode_b64, encode_b64, OffsetStore, StoredGroup, StoredKey, StoredMember, StoredOffset};
 use crate::error::BrokerError;
 use crate::partition::Partition;
@@ -163,8 +163,11 @@ impl GroupCoordinator {
         self.groups.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn timing(&self) -> Timing {
-        Timing { initial_rebalance_delay: self.settings.initial_rebalance_delay.as_duration() }
+    fn timing(&self) -> JoinSettings {
+        JoinSettings {
+            initial_rebalance_delay: self.settings.initial_rebalance_delay.as_duration(),
+            max_size: self.settings.max_size as usize,
+        }
     }
 
     /// Session timeouts outside the configured bounds are refused (INVALID_SESSION_TIMEOUT).

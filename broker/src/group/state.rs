@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-pub use super::types::{GroupState, JoinArgs, JoinResult, Reply, SyncResult, Timing};
+pub use super::types::{GroupState, JoinArgs, JoinResult, JoinSettings, Reply, SyncResult};
 
 /// A group member.
 pub struct Member {
@@ -156,7 +156,7 @@ impl Group {
     }
 
     /// Handles JoinGroup.
-    pub fn join(&mut self, args: JoinArgs, now: Instant, timing: Timing) -> Reply<JoinResult> {
+    pub fn join(&mut self, args: JoinArgs, now: Instant, settings: JoinSettings) -> Reply<JoinResult> {
         // A member of a non-empty group must share the protocol type and at least one protocol.
         if !self.members.is_empty() {
             let type_matches = self.protocol_type.as_deref() == Some(args.protocol_type.as_str());
@@ -171,20 +171,25 @@ impl Group {
             return Reply::Now(JoinResult::error(ResponseError::InconsistentGroupProtocol, &args.member_id));
         }
         if args.member_id.is_empty() {
-            self.join_unknown(args, now, timing)
+            self.join_unknown(args, now, settings)
         } else {
-            self.join_known(args, now, timing)
+            self.join_known(args, now, settings)
         }
     }
 
-    fn join_unknown(&mut self, args: JoinArgs, now: Instant, timing: Timing) -> Reply<JoinResult> {
+    fn join_unknown(&mut self, args: JoinArgs, now: Instant, settings: JoinSettings) -> Reply<JoinResult> {
+        // Pending ids count too: each holds memory until its session timeout passes.
+        let replaces_static = args.instance_id.as_ref().is_some_and(|i| self.static_members.contains_key(i));
+        if !replaces_static && self.members.len() + self.pending.len() >= settings.max_size {
+            return Reply::Now(JoinResult::error(ResponseError::GroupMaxSizeReached, &args.member_id));
+        }
         let new_id = new_member_id(&args.client_id);
         if let Some(instance) = args.instance_id.clone() {
             if let Some(old_id) = self.static_members.get(&instance).cloned() {
-                return self.replace_static_member(&old_id, new_id, args, now, timing);
+                return self.replace_static_member(&old_id, new_id, args, now, settings);
             }
             self.static_members.insert(instance, new_id.clone());
-            return self.add_and_join(new_id, args, now, timing);
+            return self.add_and_join(new_id, args, now, settings);
         }
         if args.require_known_member_id {
             // KIP-394: remember the id; the member must come back with it.
@@ -192,7 +197,7 @@ impl Group {
             self.pending.insert(new_id.clone(), now + session);
             return Reply::Now(JoinResult::error(ResponseError::MemberIdRequired, &new_id));
         }
-        self.add_and_join(new_id, args, now, timing)
+        self.add_and_join(new_id, args, now, settings)
     }
 
     fn replace_static_member(
@@ -201,10 +206,10 @@ impl Group {
         new_id: String,
         args: JoinArgs,
         now: Instant,
-        timing: Timing,
+        settings: JoinSettings,
     ) -> Reply<JoinResult> {
         let Some(mut member) = self.members.remove(old_id) else {
-            return self.add_and_join(new_id, args, now, timing);
+            return self.add_and_join(new_id, args, now, settings);
         };
         // The previous incarnation is fenced: whatever it is waiting for fails.
         if let Some(waiter) = member.join_waiter.take() {
@@ -235,10 +240,16 @@ impl Group {
         if self.state == GroupState::Stable && protocols_unchanged && !was_leader {
             return Reply::Now(self.current_join_result(&new_id, false));
         }
-        self.join_known(JoinArgs { member_id: new_id, ..args }, now, timing)
+        self.join_known(JoinArgs { member_id: new_id, ..args }, now, settings)
     }
 
-    fn add_and_join(&mut self, member_id: String, args: JoinArgs, now: Instant, timing: Timing) -> Reply<JoinResult> {
+    fn add_and_join(
+        &mut self,
+        member_id: String,
+        args: JoinArgs,
+        now: Instant,
+        settings: JoinSettings,
+    ) -> Reply<JoinResult> {
         let protocol_type = args.protocol_type.clone();
         self.members.insert(member_id.clone(), Member::from_join(member_id.clone(), args, Bytes::new(), now));
         if self.protocol_type.is_none() || self.members.len() == 1 {
@@ -248,15 +259,15 @@ impl Group {
         if let Some(member) = self.members.get_mut(&member_id) {
             member.join_waiter = Some(tx);
         }
-        self.start_or_continue_rebalance(now, timing);
+        self.start_or_continue_rebalance(now, settings);
         self.try_complete_join(now);
         Reply::Later(rx)
     }
 
-    fn join_known(&mut self, args: JoinArgs, now: Instant, timing: Timing) -> Reply<JoinResult> {
+    fn join_known(&mut self, args: JoinArgs, now: Instant, settings: JoinSettings) -> Reply<JoinResult> {
         let member_id = args.member_id.clone();
         if self.pending.remove(&member_id).is_some() {
-            return self.add_and_join(member_id, args, now, timing);
+            return self.add_and_join(member_id, args, now, settings);
         }
         if let Some(instance) = &args.instance_id {
             if self.static_members.get(instance).is_some_and(|id| id != &member_id) {
@@ -288,7 +299,7 @@ impl Group {
         if let Some(waiting) = member.join_waiter.replace(tx) {
             let _ = waiting.send(JoinResult::error(ResponseError::RebalanceInProgress, &member_id));
         }
-        self.start_or_continue_rebalance(now, timing);
+        self.start_or_continue_rebalance(now, settings);
         self.try_complete_join(now);
         Reply::Later(rx)
     }
@@ -313,12 +324,12 @@ impl Group {
         }
     }
 
-    fn start_or_continue_rebalance(&mut self, now: Instant, timing: Timing) {
+    fn start_or_continue_rebalance(&mut self, now: Instant, settings: JoinSettings) {
         match self.state {
             GroupState::PreparingRebalance => {}
             GroupState::Empty => {
                 self.state = GroupState::PreparingRebalance;
-                let delay = timing.initial_rebalance_delay.min(self.max_rebalance_timeout());
+                let delay = settings.initial_rebalance_delay.min(self.max_rebalance_timeout());
                 self.initial_delay_until = Some(now + delay);
                 self.rebalance_deadline = Some(now + self.max_rebalance_timeout());
             }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-const TIMING: Timing = Timing { initial_rebalance_delay: Duration::from_millis(0) };
+const SETTINGS: JoinSettings = JoinSettings { initial_rebalance_delay: Duration::from_millis(0), max_size: 1000 };
 
 fn args(member_id: &str, instance: Option<&str>, protocols: &[&str]) -> JoinArgs {
     JoinArgs {
@@ -39,9 +39,9 @@ fn later<T>(reply: Reply<T>) -> oneshot::Receiver<T> {
 
 /// A new member: MEMBER_ID_REQUIRED first (KIP-394), then a join that waits.
 fn join_new(group: &mut Group, protocols: &[&str], now: Instant) -> (String, oneshot::Receiver<JoinResult>) {
-    let first = now_result(group.join(args("", None, protocols), now, TIMING));
+    let first = now_result(group.join(args("", None, protocols), now, SETTINGS));
     assert_eq!(first.error, Some(ResponseError::MemberIdRequired));
-    let rx = later(group.join(args(&first.member_id, None, protocols), now, TIMING));
+    let rx = later(group.join(args(&first.member_id, None, protocols), now, SETTINGS));
     (first.member_id, rx)
 }
 
@@ -56,7 +56,7 @@ fn two_members_join_sync_and_get_their_assignments() {
     let (b, mut rx_b) = join_new(&mut group, &["range"], now);
     assert_eq!(group.state, GroupState::PreparingRebalance);
     assert!(rx_b.try_recv().is_err(), "b waits for a to rejoin");
-    let mut rx_a = later(group.join(args(&a, None, &["range"]), now, TIMING));
+    let mut rx_a = later(group.join(args(&a, None, &["range"]), now, SETTINGS));
     let (ja, jb) = (rx_a.try_recv().expect("a joined"), rx_b.try_recv().expect("b joined"));
     assert_eq!((ja.generation, jb.generation), (2, 2));
     assert_eq!(ja.leader, a);
@@ -79,7 +79,7 @@ fn fencing_errors() {
     assert_eq!(group.heartbeat("nobody", None, 1, now), Some(ResponseError::UnknownMemberId));
     assert_eq!(group.heartbeat(&a, None, 1, now), None);
     // Checked before anything else, as Kafka does: no protocol in common with the group.
-    let err = now_result(group.join(args("", None, &["roundrobin"]), now, TIMING));
+    let err = now_result(group.join(args("", None, &["roundrobin"]), now, SETTINGS));
     assert_eq!(err.error, Some(ResponseError::InconsistentGroupProtocol));
 }
 
@@ -89,7 +89,7 @@ fn session_expiry_removes_a_silent_member_and_rebalances() {
     let mut group = Group::new("g");
     let (a, _) = join_new(&mut group, &["range"], start);
     let (b, _) = join_new(&mut group, &["range"], start);
-    let _ = group.join(args(&a, None, &["range"]), start, TIMING);
+    let _ = group.join(args(&a, None, &["range"]), start, SETTINGS);
     now_result_sync(&mut group, &a, &b, start);
     // a keeps heartbeating, b goes silent.
     let later_time = start + Duration::from_secs(8);
@@ -122,7 +122,7 @@ fn leave_rebalances_at_once_and_last_leave_empties() {
     let mut group = Group::new("g");
     let (a, _) = join_new(&mut group, &["range"], now);
     let (b, _) = join_new(&mut group, &["range"], now);
-    let _ = group.join(args(&a, None, &["range"]), now, TIMING);
+    let _ = group.join(args(&a, None, &["range"]), now, SETTINGS);
     now_result_sync(&mut group, &a, &b, now);
     assert_eq!(group.leave(&b, None, now), None);
     assert_eq!(group.state, GroupState::PreparingRebalance);
@@ -135,10 +135,10 @@ fn leave_rebalances_at_once_and_last_leave_empties() {
 fn static_member_restart_keeps_its_assignment_without_rebalance() {
     let now = Instant::now();
     let mut group = Group::new("g");
-    let mut rx = later(group.join(args("", Some("web-1"), &["range"]), now, TIMING));
+    let mut rx = later(group.join(args("", Some("web-1"), &["range"]), now, SETTINGS));
     let first = rx.try_recv().expect("static members skip MEMBER_ID_REQUIRED");
-    let mut other = later(group.join(args("", Some("web-2"), &["range"]), now, TIMING));
-    let _ = group.join(args(&first.member_id, Some("web-1"), &["range"]), now, TIMING);
+    let mut other = later(group.join(args("", Some("web-2"), &["range"]), now, SETTINGS));
+    let _ = group.join(args(&first.member_id, Some("web-1"), &["range"]), now, SETTINGS);
     let second = other.try_recv().expect("joined");
     let (leader, follower) = (first.member_id.clone(), second.member_id.clone());
     let generation = group.generation;
@@ -152,7 +152,7 @@ fn static_member_restart_keeps_its_assignment_without_rebalance() {
     );
     assert_eq!(group.state, GroupState::Stable);
     // web-2 restarts: it rejoins with no member id and gets the same generation back.
-    let rejoined = now_result(group.join(args("", Some("web-2"), &["range"]), now, TIMING));
+    let rejoined = now_result(group.join(args("", Some("web-2"), &["range"]), now, SETTINGS));
     assert_eq!(rejoined.error, None);
     assert_eq!(rejoined.generation, generation, "no rebalance for a static restart");
     assert_eq!(group.state, GroupState::Stable);
@@ -168,14 +168,31 @@ fn rebalance_timeout_drops_members_that_do_not_rejoin() {
     let mut group = Group::new("g");
     let (a, _) = join_new(&mut group, &["range"], now);
     let (b, _) = join_new(&mut group, &["range"], now);
-    let _ = group.join(args(&a, None, &["range"]), now, TIMING);
+    let _ = group.join(args(&a, None, &["range"]), now, SETTINGS);
     now_result_sync(&mut group, &a, &b, now);
     // b triggers a rebalance by rejoining with new protocols; a never rejoins.
-    let mut rx_b = later(group.join(args(&b, None, &["range", "roundrobin"]), now, TIMING));
+    let mut rx_b = later(group.join(args(&b, None, &["range", "roundrobin"]), now, SETTINGS));
     let _ = group.heartbeat(&a, None, group.generation, now + Duration::from_secs(5));
     group.tick(now + Duration::from_secs(31));
     let joined = rx_b.try_recv().expect("join completes at the rebalance deadline");
     assert_eq!(joined.error, None);
     assert_eq!(joined.leader, b);
     assert!(!group.members.contains_key(&a));
+}
+
+#[test]
+fn a_full_group_refuses_new_members_but_keeps_its_own() {
+    let now = Instant::now();
+    let mut group = Group::new("g");
+    let small = JoinSettings { max_size: 2, ..SETTINGS };
+    let first = now_result(group.join(args("", None, &["range"]), now, small));
+    assert_eq!(first.error, Some(ResponseError::MemberIdRequired));
+    let second = now_result(group.join(args("", None, &["range"]), now, small));
+    assert_eq!(second.error, Some(ResponseError::MemberIdRequired));
+    // Two ids handed out (pending): a third client is refused, as Kafka's group.max.size does.
+    let third = now_result(group.join(args("", None, &["range"]), now, small));
+    assert_eq!(third.error, Some(ResponseError::GroupMaxSizeReached));
+    // The pending ones still join with their ids.
+    let _rx = later(group.join(args(&first.member_id, None, &["range"]), now, small));
+    assert!(group.members.contains_key(&first.member_id));
 }

@@ -106,9 +106,11 @@ pub struct JoinArgs {
     pub require_known_member_id: bool,
 }
 
-/// Timing settings the state machine needs.
+/// The settings a join runs under.
 #[derive(Clone, Copy, Debug)]
-pub struct Timing {
+pub struct JoinSettings {
     /// Delay of the first rebalance of an empty group.
     pub initial_rebalance_delay: Duration,
+    /// Members, joined or pending, a group may hold (`group.max.size`).
+    pub max_size: usize,
 }

@@ -120,12 +120,19 @@ impl PeerConnection {
             let len = usize::try_from(len).ok().filter(|l| *l <= MAX_RESPONSE).ok_or_else(|| {
                 ClientError::Protocol { addr: addr.clone(), reason: format!("response length {len} is out of bounds") }
             })?;
-            let mut buf = vec![0u8; len];
-            self.stream.read_exact(&mut buf).await.map_err(|source| ClientError::Io {
-                addr: addr.clone(),
-                context: "reading a response",
-                source,
-            })?;
+            // Grown as bytes arrive, never from the announced length alone.
+            let mut buf = Vec::with_capacity(len.min(64 * 1024));
+            let read = (&mut self.stream)
+                .take(len as u64)
+                .read_to_end(&mut buf)
+                .await
+                .map_err(|source| ClientError::Io { addr: addr.clone(), context: "reading a response", source })?;
+            if read < len {
+                return Err(ClientError::Protocol {
+                    addr: addr.clone(),
+                    reason: format!("connection closed after {read} of a {len}-byte response"),
+                });
+            }
             Ok::<_, ClientError>(Bytes::from(buf))
         };
         let mut buf = tokio::time::timeout(timeout, exchange)

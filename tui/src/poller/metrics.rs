@@ -169,8 +169,16 @@ pub async fn scrape(client: &reqwest::Client, url: &str, timeout: Duration) -> R
     if response.content_length().is_some_and(|l| l > MAX_BODY as u64) {
         return Err(format!("{url}: body larger than {MAX_BODY} bytes"));
     }
-    let body = response.text().await.map_err(|e| format!("{url}: {e}"))?;
-    Ok(parse(&body, SystemTime::now()))
+    // Read as it arrives, to the cap: a chunked body declares no length.
+    let mut response = response;
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| format!("{url}: {e}"))? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(format!("{url}: body larger than {MAX_BODY} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(parse(&String::from_utf8_lossy(&body), SystemTime::now()))
 }
 
 #[cfg(test)]
