@@ -71,16 +71,21 @@ fn batch(values: &[&str], key: Option<&str>, producer: Option<(i64, i16, i32)>) 
 /// A batch header over `payload` claiming `records` records, with a valid CRC-32C: what passes a
 /// header-only check.
 fn crafted_batch(payload: &[u8], records: i32, attributes: i16) -> Bytes {
+    crafted_batch_at(0, now_ms(), payload, records, attributes)
+}
+
+/// [`crafted_batch`] with its base offset and timestamps given (to be placed in a log by hand).
+fn crafted_batch_at(base_offset: i64, timestamp: i64, payload: &[u8], records: i32, attributes: i16) -> Bytes {
     let mut out = Vec::with_capacity(61 + payload.len());
-    out.extend(0i64.to_be_bytes()); // base offset
+    out.extend(base_offset.to_be_bytes());
     out.extend(((49 + payload.len()) as i32).to_be_bytes()); // batch length
     out.extend((-1i32).to_be_bytes()); // partition leader epoch
     out.push(2); // magic
     out.extend(0u32.to_be_bytes()); // crc, below
     out.extend(attributes.to_be_bytes());
     out.extend((records - 1).to_be_bytes()); // last offset delta
-    out.extend(now_ms().to_be_bytes()); // base timestamp
-    out.extend(now_ms().to_be_bytes()); // max timestamp
+    out.extend(timestamp.to_be_bytes()); // base timestamp
+    out.extend(timestamp.to_be_bytes()); // max timestamp
     out.extend((-1i64).to_be_bytes()); // producer id
     out.extend((-1i16).to_be_bytes()); // producer epoch
     out.extend((-1i32).to_be_bytes()); // base sequence
@@ -299,9 +304,23 @@ fn a_decompression_bomb_is_refused_at_the_cap_with_bounded_memory() -> anyhow::R
     ensure!(create_topic(&mut conn, "bombed", &[])? == 0);
     // Finding 4: 48 well-formed records of 1 MiB of zeros each, gzipped to ~50 KB: past the cap
     // of 32 x the 1 MiB max.message.bytes, so inflating stops at the cap.
+    let bomb = gzip_bomb(48)?;
+    ensure!(bomb.len() < 1 << 20, "the bomb must fit max.message.bytes ({} bytes)", bomb.len());
+    let pid = broker.pid().context("broker pid")?;
+    let before = rss_kib(pid)?;
+    let response = produce(&mut conn, "bombed", crafted_batch(&bomb, 48, 1))?;
+    assert_eq!(response.error_code, MESSAGE_TOO_LARGE, "bomb answered {:?}", response.error_message);
+    assert_eq!(log_end_offset(&mut conn, "bombed")?, 0);
+    let after = rss_kib(pid)?;
+    assert!(after < before + 64 * 1024, "peak RSS grew from {before} to {after} KiB");
+    canary.check(&broker)
+}
+
+/// `records` well-formed records of 1 MiB of zeros each, gzipped (~1 KB per record).
+fn gzip_bomb(records: i64) -> anyhow::Result<Vec<u8>> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     let zeros = vec![0u8; 1 << 20];
-    for i in 0..48 {
+    for i in 0..records {
         let mut body = vec![0u8, 0];
         body.extend(zigzag(i));
         body.extend(zigzag(-1));
@@ -312,15 +331,40 @@ fn a_decompression_bomb_is_refused_at_the_cap_with_bounded_memory() -> anyhow::R
         encoder.write_all(&zeros)?;
         encoder.write_all(&tail)?;
     }
-    let bomb = encoder.finish()?;
-    ensure!(bomb.len() < 1 << 20, "the bomb must fit max.message.bytes ({} bytes)", bomb.len());
+    Ok(encoder.finish()?)
+}
+
+#[test]
+fn a_bomb_already_in_a_log_is_inflated_only_to_the_cap_by_list_offsets() -> anyhow::Result<()> {
+    // Finding 4's read side: a bomb stored before validation existed (or written to disk by
+    // hand) is inflated by ListOffsets by time. With max.message.bytes = 64 KiB the cap is
+    // 2 MiB; the bomb holds 64 MiB.
+    let mut broker = BrokerProcess::start("")?;
+    let mut conn = KafkaConn::connect(broker.port)?;
+    let canary = Canary::plant(&mut conn)?;
+    ensure!(create_topic(&mut conn, "stored", &[("max.message.bytes", "65536")])? == 0);
+    let before_bomb = now_ms();
+    ensure!(produce(&mut conn, "stored", batch(&["first"], None, None)?)?.error_code == 0);
+    drop(conn);
+    broker.stop()?;
+    let segment = broker.data_dir.join("stored-0").join(format!("{:020}.log", 0));
+    let bomb = crafted_batch_at(1, before_bomb + 60_000, &gzip_bomb(64)?, 64, 1);
+    std::fs::OpenOptions::new().append(true).open(&segment)?.write_all(&bomb)?;
+    broker.restart()?;
     let pid = broker.pid().context("broker pid")?;
     let before = rss_kib(pid)?;
-    let response = produce(&mut conn, "bombed", crafted_batch(&bomb, 48, 1))?;
-    assert_eq!(response.error_code, MESSAGE_TOO_LARGE, "bomb answered {:?}", response.error_message);
-    assert_eq!(log_end_offset(&mut conn, "bombed")?, 0);
+    let mut conn = KafkaConn::connect(broker.port)?;
+    let request =
+        ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![ListOffsetsTopic::default()
+            .with_name(name("stored"))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(before_bomb + 30_000)])]);
+    let response = conn.request(4, &request)?;
+    let partition = response.topics.first().and_then(|t| t.partitions.first()).context("no partition")?;
+    assert_ne!(partition.error_code, 0, "the bomb's records were decoded: offset {}", partition.offset);
     let after = rss_kib(pid)?;
-    assert!(after < before + 64 * 1024, "peak RSS grew from {before} to {after} KiB");
+    assert!(after < before + 32 * 1024, "peak RSS grew from {before} to {after} KiB");
     canary.check(&broker)
 }
 
