@@ -4,7 +4,9 @@
 //! 1,000 records of 100 bytes, each codec.
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 use millrace_broker::log::batch::validate;
 use millrace_broker::log::validator::{validate_records, ValidationConfig};
 use std::hint::black_box;
@@ -53,7 +55,8 @@ fn main() {
         timestamp_after_max_ms: Some(3_600_000),
     };
     println!("{:<8} {:>10} {:>16} {:>22} {:>8}", "codec", "bytes", "validate ns/rec", "kafka-protocol ns/rec", "ratio");
-    for compression in [Compression::None, Compression::Lz4, Compression::Zstd, Compression::Snappy, Compression::Gzip] {
+    for compression in [Compression::None, Compression::Lz4, Compression::Zstd, Compression::Snappy, Compression::Gzip]
+    {
         let batch = batch(compression);
         let Ok(header) = validate(&batch) else {
             eprintln!("the {compression:?} batch does not validate");
@@ -70,6 +73,13 @@ fn main() {
             black_box(RecordBatchDecoder::decode(&mut bytes).map(|set| set.records.len()).unwrap_or(0));
         }
         let theirs = per_record(started);
-        println!("{:<8} {:>10} {:>16.1} {:>22.1} {:>8.2}", format!("{compression:?}"), batch.len(), ours, theirs, ours / theirs);
+        println!(
+            "{:<8} {:>10} {:>16.1} {:>22.1} {:>8.2}",
+            format!("{compression:?}"),
+            batch.len(),
+            ours,
+            theirs,
+            ours / theirs
+        );
     }
 }
