@@ -5,6 +5,7 @@
 pub mod cluster;
 pub mod component;
 pub mod es;
+pub mod fuzz_entry;
 pub mod influx;
 pub mod jepsen;
 pub mod netns;

@@ -1,0 +1,226 @@
+//! The fuzz targets' entry points, one per target, shared by the cargo-fuzz crate (`fuzz/`,
+//! nightly) and the corpus replay test (`tests/fuzz_corpus.rs`, stable), so every committed seed
+//! and crash reproducer keeps running in `cargo test`.
+//!
+//! Each entry takes arbitrary bytes and must neither panic nor allocate without bound; the
+//! assertions here are properties of the code under test, so a failed one is a finding.
+
+use bytes::Bytes;
+use kafka_protocol::messages::{ApiKey, ProduceRequest, RequestHeader, RequestKind};
+use kafka_protocol::protocol::Decodable;
+use kafka_protocol::records::Compression;
+use millrace_broker::log::batch::{split_batches, BatchHeader, HEADER_SIZE};
+use millrace_broker::log::compression::{decode_batch, decompress};
+use millrace_broker::log::validator::{validate_records, ValidationConfig};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A fuzz target's entry: any bytes in, no panic out.
+pub type Entry = fn(&[u8]);
+
+/// The targets, by the name of their corpus directory.
+pub const TARGETS: &[(&str, Entry)] = &[
+    ("kafka_request", kafka_request),
+    ("record_batch", record_batch),
+    ("syslog", syslog),
+    ("prometheus", prometheus),
+    ("sink_records", sink_records),
+    ("config", config),
+];
+
+/// Decompression cap for the fuzzers: small, so a bomb is refused quickly.
+const CAP: usize = 1 << 20;
+
+/// A fixed "now" so that runs are reproducible (2023-11-14T22:13:20Z).
+const NOW_MS: i64 = 1_700_000_000_000;
+
+fn now() -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(NOW_MS as u64)
+}
+
+/// A request frame as the broker's connection hands it to `api::dispatch` (without the length
+/// prefix): the first byte picks the API key among every key the codec knows and the second the
+/// version among the versions it decodes; both are written over the frame's own key and version
+/// so the header decoder reads them back. The header is decoded with the header version for that
+/// key and version, then the body as that API's request; a Produce request's record batches go
+/// on through [`produced_records`], as the broker's produce handler does.
+pub fn kafka_request(data: &[u8]) {
+    let [key_pick, version_pick, rest @ ..] = data else { return };
+    let keys: Vec<ApiKey> = ApiKey::iter().collect();
+    let api_key = keys[usize::from(*key_pick) % keys.len()];
+    let range = api_key.valid_versions();
+    let span = (range.max - range.min + 1) as u16;
+    let version = range.min + (u16::from(*version_pick) % span) as i16;
+    let mut frame = Vec::with_capacity(rest.len() + 4);
+    frame.extend_from_slice(&(api_key as i16).to_be_bytes());
+    frame.extend_from_slice(&version.to_be_bytes());
+    frame.extend_from_slice(rest);
+    let mut body = Bytes::from(frame);
+    let Ok(header) = RequestHeader::decode(&mut body, api_key.request_header_version(version)) else { return };
+    assert_eq!(header.request_api_key, api_key as i16);
+    assert_eq!(header.request_api_version, version);
+    if api_key == ApiKey::Produce {
+        // The broker decodes the concrete type (`Decodable`); so does this, then walks the records.
+        if let Ok(request) = ProduceRequest::decode(&mut body, version) {
+            for topic in &request.topic_data {
+                for partition in &topic.partition_data {
+                    if let Some(records) = &partition.records {
+                        produced_records(records, false);
+                    }
+                }
+            }
+        }
+    } else {
+        let _ = RequestKind::decode(api_key, &mut body, version);
+    }
+}
+
+/// Record batches as a produce request carries them. Bit 0 of the first byte recomputes the
+/// CRC-32C of each batch (so the fuzzer gets past the checksum into the records), bit 1 makes the
+/// topic compacted (keys required); the rest is the records field. Each byte run that is not a
+/// batch also goes straight to every decompressor.
+pub fn record_batch(data: &[u8]) {
+    let [flags, rest @ ..] = data else { return };
+    let mut records = rest.to_vec();
+    if flags & 1 == 1 {
+        fix_crcs(&mut records);
+    }
+    produced_records(&records, flags & 2 == 2);
+    if flags & 4 == 4 {
+        for compression in [Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
+            let _ = decompress(compression, rest, CAP);
+        }
+    }
+}
+
+/// What the produce path does with a partition's records: split into whole, CRC-valid batches,
+/// then validate every record of each. A batch the validator accepts must also decode with the
+/// record decoder the cleaner, ListOffsets and consumers rely on, to the same number of records.
+fn produced_records(records: &[u8], compacted: bool) {
+    let Ok(ranges) = split_batches(records) else { return };
+    let config = ValidationConfig {
+        compacted,
+        max_decompressed_bytes: CAP,
+        now_ms: NOW_MS,
+        timestamp_before_max_ms: Some(3_600_000),
+        timestamp_after_max_ms: Some(3_600_000),
+    };
+    for range in ranges {
+        let batch = &records[range];
+        let Ok(header) = BatchHeader::parse(batch) else { panic!("split_batches passed a batch whose header fails") };
+        if validate_records(batch, &header, &config).is_ok() {
+            let mut bytes = Bytes::copy_from_slice(batch);
+            match decode_batch(&mut bytes, CAP) {
+                Ok(set) => assert_eq!(
+                    set.records.len(),
+                    header.records_count as usize,
+                    "validated batch decodes to a different number of records"
+                ),
+                Err(e) => panic!("validated batch does not decode: {e:#}"),
+            }
+        }
+    }
+}
+
+/// Rewrites the CRC of each batch whose length field fits in `records`.
+fn fix_crcs(records: &mut [u8]) {
+    const CRC_AT: usize = 17;
+    const ATTRIBUTES_AT: usize = 21;
+    let mut position = 0;
+    while let Some(rest) = records.get_mut(position..) {
+        if rest.len() < HEADER_SIZE {
+            return;
+        }
+        let length = i32::from_be_bytes([rest[8], rest[9], rest[10], rest[11]]);
+        let Some(total) = usize::try_from(length).ok().and_then(|l| l.checked_add(12)) else { return };
+        let Some(batch) = rest.get_mut(..total) else { return };
+        if total < HEADER_SIZE {
+            return;
+        }
+        let crc = crc32c::crc32c(&batch[ATTRIBUTES_AT..]);
+        batch[CRC_AT..ATTRIBUTES_AT].copy_from_slice(&crc.to_be_bytes());
+        position += total;
+    }
+}
+
+/// Syslog over TCP: the bytes are pushed through the RFC 6587 framer in pieces (the first byte
+/// picks the piece size and the time zone hint), and every frame is parsed.
+pub fn syslog(data: &[u8]) {
+    use millrace_agent::inputs::syslog::{parse, Framer, TimeZoneHint};
+    let [pick, rest @ ..] = data else { return };
+    let zone = match pick % 3 {
+        0 => TimeZoneHint::Utc,
+        1 => TimeZoneHint::Local,
+        _ => match chrono::FixedOffset::east_opt(i32::from(*pick) * 900 - 57_600) {
+            Some(offset) => TimeZoneHint::Fixed(offset),
+            None => TimeZoneHint::Utc,
+        },
+    };
+    // A datagram is parsed as it comes.
+    let _ = parse(rest, now(), None, zone);
+    let mut framer = Framer::new(4096);
+    let piece = usize::from(pick / 3 % 16) + 1;
+    for chunk in rest.chunks(piece) {
+        framer.push(chunk);
+        while let Some(frame) = framer.next_frame() {
+            assert!(frame.len() <= 4096, "frame of {} bytes beyond the framer's cap", frame.len());
+            let _ = parse(&frame, now(), None, zone);
+        }
+    }
+    framer.finish();
+    while let Some(frame) = framer.next_frame() {
+        let _ = parse(&frame, now(), None, zone);
+    }
+}
+
+/// A Prometheus text exposition body (the scraper reads it as UTF-8, lossily).
+pub fn prometheus(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let _ = millrace_agent::inputs::prometheus::parse_text(&text, now());
+}
+
+/// A record a sink consumed: the InfluxDB encoder (its JSON scanner and line-protocol writer) at
+/// the precision the first byte picks, and the Elasticsearch bulk encoder. What they write must
+/// keep its framing: one line for InfluxDB, an action line and a source line for a bulk request.
+pub fn sink_records(data: &[u8]) {
+    use millrace_config::sink::{BulkAction, Precision};
+    use millrace_sinks::elasticsearch::bulk;
+    use millrace_sinks::influxdb::line_protocol::encode_record;
+    use millrace_sinks::record::SourceRecord;
+    let [pick, json @ ..] = data else { return };
+    let precision = match pick % 4 {
+        0 => Precision::Ns,
+        1 => Precision::Us,
+        2 => Precision::Ms,
+        _ => Precision::S,
+    };
+    let mut line = Vec::new();
+    if encode_record(json, precision, &mut line).is_ok() {
+        assert!(!line.contains(&b'\n'), "a point spans lines: {:?}", String::from_utf8_lossy(&line));
+    }
+    let action = if pick & 4 == 4 { BulkAction::Create } else { BulkAction::Index };
+    let record = SourceRecord {
+        topic: "logs",
+        partition: 0,
+        offset: 42,
+        key: None,
+        payload: json,
+        timestamp_ms: (pick & 8 == 8).then_some(NOW_MS),
+    };
+    let mut bulk_body = Vec::new();
+    if bulk::encode(&record, "logs-%Y.%m.%d", action, &mut bulk_body).is_ok() {
+        let lines: Vec<&[u8]> = bulk_body.split(|&b| b == b'\n').collect();
+        assert_eq!(lines.len(), 3, "a bulk entry is two lines");
+        for line in &lines[..2] {
+            assert!(serde_json::from_slice::<serde_json::Value>(line).is_ok(), "a bulk line is not JSON");
+        }
+    }
+    let _ = bulk::verdicts(json, usize::from(pick % 4), action);
+}
+
+/// Config text for each component, parsed and validated as `millrace broker|agent|sink` does.
+pub fn config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let _ = millrace_config::parse_broker(text, "fuzz.toml");
+    let _ = millrace_config::parse_agent(text, "fuzz.toml");
+    let _ = millrace_config::parse_sink(text, "fuzz.toml");
+}
