@@ -16,7 +16,11 @@ for round in $(seq 1 "$rounds"); do
     MILLRACE_LOG=warn "$bin" broker --data-dir "$work/data" --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" >"$work/log" 2>&1 &
     pid=$!
     for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.05; done
-    "$after" topic create bench --partitions 4 --bootstrap "127.0.0.1:$port" >/dev/null
+    # Brokers before 70e0c53 could leave a CreateTopics sent right after start unanswered: retry.
+    for attempt in 1 2 3; do
+      "$after" topic create bench --partitions 4 --bootstrap "127.0.0.1:$port" >/dev/null 2>&1 && break
+      [ "$attempt" = 3 ] && { echo "creating the topic failed" >&2; exit 1; }
+    done
     rate=$("$after" bench --bootstrap "127.0.0.1:$port" --topic bench --records "$records" --record-size 100 \
       --acks all --compression "$compression" --produce-only 2>&1 | grep -o 'records_per_sec=[0-9]*' | head -1)
     echo "round $round $which compression=$compression $rate peak_rss_kb=$(awk '/VmHWM/{print $2}' /proc/$pid/status)"
