@@ -14,7 +14,6 @@ pub mod buffer;
 pub mod channel;
 pub mod checkpoint;
 pub mod event;
-pub mod http;
 pub mod inputs;
 pub mod memory;
 pub mod metrics;

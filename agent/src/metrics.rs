@@ -122,6 +122,6 @@ impl AgentMetrics {
 
 /// Serves `GET /metrics` (anything else: 404) until shutdown, within the limits of
 /// [`crate::http`]; `render` produces the body.
-pub async fn serve(listener: TcpListener, render: crate::http::Render, shutdown: watch::Receiver<bool>) {
-    crate::http::serve(listener, render, shutdown).await;
+pub async fn serve(listener: TcpListener, render: millrace_metrics_endpoint::Render, shutdown: watch::Receiver<bool>) {
+    millrace_metrics_endpoint::serve(listener, render, shutdown).await;
 }

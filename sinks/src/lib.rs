@@ -13,7 +13,6 @@ pub mod dead_letter;
 pub mod destination;
 pub mod elasticsearch;
 pub mod file;
-pub mod http;
 pub mod influxdb;
 pub mod metrics;
 pub mod record;

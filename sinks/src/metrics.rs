@@ -80,5 +80,5 @@ impl SinkMetrics {
 
 /// Serves `GET /metrics` (anything else: 404) until shutdown, within the limits of [`crate::http`].
 pub async fn serve(listener: TcpListener, metrics: Arc<SinkMetrics>, shutdown: watch::Receiver<bool>) {
-    crate::http::serve(listener, Arc::new(move || metrics.render()), shutdown).await;
+    millrace_metrics_endpoint::serve(listener, Arc::new(move || metrics.render()), shutdown).await;
 }

@@ -1,8 +1,7 @@
 //! The `/metrics` HTTP endpoint's server: one `GET` per connection, with every resource a client
 //! can hold bounded — head bytes and header count, the time to send the head and to take the
 //! answer, and connections at once (further ones are closed at once). A scraper needs none of
-//! what those limits refuse. The agent has the same server in `agent/src/http.rs`; a fix to one
-//! belongs in both.
+//! what those limits refuse. Shared by `millrace agent` and `millrace sink`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
