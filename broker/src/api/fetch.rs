@@ -191,11 +191,11 @@ pub async fn handle(broker: Arc<Broker>, version: i16, request: FetchRequest) ->
             } else {
                 Some(t.topic.0.to_string())
             };
-            let key = name.clone().unwrap_or_else(|| t.topic_id.to_string());
             let partitions = t
                 .partitions
                 .iter()
-                .filter(|p| seen.insert((key.clone(), p.partition)))
+                // The request's own name and id: cloning them shares their bytes, no allocation.
+                .filter(|p| seen.insert((t.topic.clone(), t.topic_id, p.partition)))
                 .map(|p| {
                     let (partition, diverging) = match &name {
                         Some(name) => resolve(&broker, name, p, replica_id),
