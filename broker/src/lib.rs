@@ -19,6 +19,7 @@
 pub mod admin;
 pub mod api;
 pub mod catalog;
+pub mod clock;
 pub mod cluster;
 pub mod controller;
 pub mod error;
@@ -367,7 +368,7 @@ async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) 
                 }
             }
             _ = cleaner_tick.tick() => {
-                let now = api::now_ms();
+                let now = crate::clock::now_ms();
                 for topic in broker.catalog.all().into_iter().filter(|t| t.config.cleanup_compact) {
                     let config = log::CompactionConfig {
                         delete_retention_ms: topic.config.delete_retention_ms,
@@ -395,7 +396,7 @@ async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) 
                 }
             }
             _ = retention_tick.tick() => {
-                let now = api::now_ms();
+                let now = crate::clock::now_ms();
                 for partition in broker.catalog.all_partitions() {
                     {
                         let result = tokio::task::spawn_blocking(move || (partition.apply_retention(now), partition)).await;

@@ -165,7 +165,7 @@ fn resolve(
         p.fetch_offset,
         p.current_leader_epoch,
         p.last_fetched_epoch,
-        super::now_ms(),
+        crate::clock::now_ms(),
     );
     match outcome {
         Ok(FollowerFetch::Read { .. }) => (Ok(partition), None),

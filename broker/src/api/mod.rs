@@ -71,11 +71,6 @@ pub(crate) fn str_bytes(s: impl Into<String>) -> kafka_protocol::protocol::StrBy
     kafka_protocol::protocol::StrBytes::from_string(s.into())
 }
 
-/// Wall-clock milliseconds since the epoch.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
 /// Everything a handler needs to know about the request besides its body.
 pub struct RequestContext {
     /// The decoded header.

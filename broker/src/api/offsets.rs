@@ -40,7 +40,7 @@ type PartitionErrors = Vec<(i32, Option<ResponseError>)>;
 /// Answers OffsetCommit; the response is sent once the offsets are on disk.
 pub async fn commit(broker: &Arc<Broker>, request: OffsetCommitRequest) -> OffsetCommitResponse {
     let group_id = request.group_id.0.to_string();
-    let now = super::now_ms();
+    let now = crate::clock::now_ms();
     let max_metadata = broker.groups.max_metadata_bytes();
     // Per partition: Some(error) decided up front, or None = part of the commit.
     let mut decided: Vec<(TopicName, PartitionErrors)> = Vec::new();

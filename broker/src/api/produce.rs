@@ -2,7 +2,8 @@
 //! requested durability is reached (acks=0: no answer; acks=1: after the write; acks=all: after
 //! the group-commit fsync when the topic's `flush.mode` is `fsync`).
 
-use super::{now_ms, str_bytes, RequestContext};
+use super::{str_bytes, RequestContext};
+use crate::clock::now_ms;
 use crate::log::batch::{rewrite_header, split_batches, BatchHeader};
 use crate::log::validator::{validate_records, RecordError, ValidationConfig, ValidationError};
 use crate::partition::{AckWait, Partition};

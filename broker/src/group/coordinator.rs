@@ -82,7 +82,7 @@ pub struct GroupCoordinator {
 }
 
 fn now_ms() -> i64 {
-    crate::api::now_ms()
+    crate::clock::now_ms()
 }
 
 impl GroupCoordinator {

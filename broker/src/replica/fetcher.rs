@@ -172,7 +172,7 @@ fn handle_partition(broker: &Broker, leader_id: i32, target: &FetchTarget, data:
     }
     let records: Bytes = data.records.unwrap_or_default();
     let had_records = !records.is_empty();
-    match partition.append_replicated(&records, data.high_watermark, crate::api::now_ms()) {
+    match partition.append_replicated(&records, data.high_watermark, crate::clock::now_ms()) {
         Ok(_) => {
             if had_records {
                 broker.metrics.replication_bytes_in(&partition.topic, records.len());

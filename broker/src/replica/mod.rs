@@ -80,7 +80,7 @@ async fn reconcile(broker: &Arc<Broker>, state: &Arc<MetadataState>, fetchers: &
         Ok(Err(e)) => tracing::error!(error = %e, "applying metadata to local replicas failed"),
         Err(e) => tracing::error!(error = %e, "applying metadata to local replicas panicked"),
     }
-    let now = crate::api::now_ms();
+    let now = crate::clock::now_ms();
     let lag_ms = broker.config.replication.replica_lag_time_max.0 as i64;
     let mut wanted: BTreeMap<i32, Targets> = BTreeMap::new();
     let mut led_offsets_partitions = BTreeMap::new();
@@ -160,7 +160,7 @@ fn propose_isr_changes(
     done: &tokio::sync::mpsc::UnboundedSender<()>,
 ) -> usize {
     let eligible: BTreeSet<i32> = state.brokers.values().filter(|b| !b.fenced).map(|b| b.id).collect();
-    let now = crate::api::now_ms();
+    let now = crate::clock::now_ms();
     let mut spawned = 0;
     for partition in broker.catalog.all_partitions() {
         let Some(request) = partition.propose_isr_change(now, &eligible) else { continue };
