@@ -1,25 +1,52 @@
 //! The dead-letter topic: records a destination refuses for good go there unchanged (same key
 //! and value) with headers telling why and where they came from, so nothing is dropped silently
 //! and an operator can inspect, fix and replay them.
+//!
+//! The writer only sees the [`DeadLetters`] trait, so its routing can be tested without a broker;
+//! [`DeadLetterTopic`] is the real one.
 
 use crate::record::SourceRecord;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use std::future::Future;
 use std::time::Duration;
 
+/// Where records refused for good are kept.
+pub trait DeadLetters: Send + Sync + 'static {
+    /// Why a send failed (it is retried, and logged).
+    type Error: std::fmt::Display + Send;
+
+    /// The topic's name, for logs.
+    fn topic(&self) -> &str;
+
+    /// Sends `record` with `error`; Ok once it is stored for good (the broker acknowledged it):
+    /// only then may the record's offset be committed.
+    fn send(&self, record: &SourceRecord<'_>, error: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+/// A dead letter the broker did not take.
+#[derive(Debug, thiserror::Error)]
+#[error("producing to {topic}: {source}")]
+pub struct DeadLetterError {
+    /// The dead-letter topic.
+    pub topic: String,
+    /// librdkafka's error.
+    pub source: KafkaError,
+}
+
 /// Producer for one sink's dead-letter topic.
-pub struct DeadLetters {
+pub struct DeadLetterTopic {
     producer: FutureProducer,
     topic: String,
     sink: String,
 }
 
-impl DeadLetters {
+impl DeadLetterTopic {
     /// A producer with acks=all and idempotence: a dead letter is acknowledged before the offset
     /// of its record is committed.
-    pub fn new(bootstrap: &str, topic: &str, sink: &str) -> Result<DeadLetters, KafkaError> {
+    pub fn new(bootstrap: &str, topic: &str, sink: &str) -> Result<DeadLetterTopic, KafkaError> {
         let producer = ClientConfig::new()
             .set("bootstrap.servers", bootstrap)
             .set("client.id", format!("millrace-sink-{sink}-dead-letters"))
@@ -27,16 +54,18 @@ impl DeadLetters {
             .set("enable.idempotence", "true")
             .set("message.timeout.ms", "30000")
             .create()?;
-        Ok(DeadLetters { producer, topic: topic.to_string(), sink: sink.to_string() })
+        Ok(DeadLetterTopic { producer, topic: topic.to_string(), sink: sink.to_string() })
     }
+}
 
-    /// The topic's name.
-    pub fn topic(&self) -> &str {
+impl DeadLetters for DeadLetterTopic {
+    type Error = DeadLetterError;
+
+    fn topic(&self) -> &str {
         &self.topic
     }
 
-    /// Sends `record` with `error`; Ok once the broker acknowledged it.
-    pub async fn send(&self, record: &SourceRecord<'_>, error: &str) -> Result<(), KafkaError> {
+    async fn send(&self, record: &SourceRecord<'_>, error: &str) -> Result<(), DeadLetterError> {
         let partition = record.partition.to_string();
         let offset = record.offset.to_string();
         let headers = OwnedHeaders::new()
@@ -52,6 +81,10 @@ impl DeadLetters {
         if let Some(ts) = record.timestamp_ms {
             message = message.timestamp(ts);
         }
-        self.producer.send(message, Duration::from_secs(30)).await.map(|_| ()).map_err(|(e, _)| e)
+        self.producer
+            .send(message, Duration::from_secs(30))
+            .await
+            .map(|_| ())
+            .map_err(|(source, _)| DeadLetterError { topic: self.topic.clone(), source })
     }
 }

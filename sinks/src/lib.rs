@@ -5,14 +5,15 @@
 //! - [`worker`]: one sink — consumer thread, batching, writing with retries, dead letters,
 //!   committing only what the destination accepted, rebalances and draining.
 //! - [`destination`]: the trait each destination implements; [`elasticsearch`], [`influxdb`]
-//!   and [`file`] implement it.
+//!   and [`file`](mod@file) implement it, the first two over the request shell in [`http`].
 //! - [`dead_letter`]: the dead-letter topic. [`retry`]: backoff. [`metrics`]: `/metrics`, served
-//!   by [`http`] with bounded heads, times and connections.
+//!   by the metrics-endpoint crate with bounded heads, times and connections.
 
 pub mod dead_letter;
 pub mod destination;
 pub mod elasticsearch;
 pub mod file;
+pub mod http;
 pub mod influxdb;
 pub mod metrics;
 pub mod record;

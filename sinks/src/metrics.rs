@@ -78,7 +78,7 @@ impl SinkMetrics {
     }
 }
 
-/// Serves `GET /metrics` (anything else: 404) until shutdown, within the limits of [`crate::http`].
+/// Serves `GET /metrics` (anything else: 404) until shutdown, within the limits of the metrics-endpoint crate.
 pub async fn serve(listener: TcpListener, metrics: Arc<SinkMetrics>, shutdown: watch::Receiver<bool>) {
     millrace_metrics_endpoint::serve(listener, Arc::new(move || metrics.render()), shutdown).await;
 }
