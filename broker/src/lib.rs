@@ -314,7 +314,7 @@ async fn ensure_internal_topics(broker: Arc<Broker>, mut shutdown: watch::Receiv
         if metadata.topics.contains_key(group::OFFSETS_TOPIC) {
             return;
         }
-        if !is_controller || broker.cluster.live_brokers().len() < replication_factor {
+        if !is_controller || cluster::topics::live_brokers(&*broker.cluster).len() < replication_factor {
             continue;
         }
         let configs = [
@@ -328,7 +328,7 @@ async fn ensure_internal_topics(broker: Arc<Broker>, mut shutdown: watch::Receiv
             assignments: Vec::new(),
             configs: &configs,
         };
-        match broker.cluster.create_topic(&broker.catalog, &broker.config, topic, false).await {
+        match cluster::topics::create_topic(&*broker.cluster, &broker.catalog, &broker.config, topic, false).await {
             Ok(_) | Err(catalog::TopicError::AlreadyExists(_)) => return,
             Err(e) => tracing::warn!(error = %e, "creating {} failed; retrying", group::OFFSETS_TOPIC),
         }

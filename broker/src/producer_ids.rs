@@ -2,7 +2,7 @@
 //! quorum (`AllocateProducerIds`, Kafka's KIP-730), so no id is ever issued twice in the cluster,
 //! across crashes and leader changes alike.
 
-use crate::cluster::ClusterLink;
+use crate::cluster::Quorum;
 use crate::controller::{MetadataCommand, MetadataResponse};
 use crate::error::BrokerError;
 use std::time::Duration;
@@ -28,10 +28,10 @@ impl Default for ProducerIds {
 
 impl ProducerIds {
     /// A fresh producer id, taking a new block from the quorum when the current one is used up.
-    pub async fn allocate(&self, cluster: &ClusterLink) -> Result<i64, BrokerError> {
+    pub async fn allocate<Q: Quorum + ?Sized>(&self, cluster: &Q) -> Result<i64, BrokerError> {
         let mut block = self.block.lock().await;
         if block.next >= block.end {
-            let cmd = MetadataCommand::AllocateProducerIds { broker: cluster.node_id, count: BLOCK_SIZE };
+            let cmd = MetadataCommand::AllocateProducerIds { broker: cluster.node_id(), count: BLOCK_SIZE };
             match cluster.propose(cmd, Duration::from_secs(5)).await {
                 Ok(MetadataResponse::ProducerIds { first, count }) => {
                     *block = Block { next: first, end: first + i64::from(count) };

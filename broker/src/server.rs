@@ -7,7 +7,7 @@
 //! length a client announces — and its bytes return to the budget once its response is written.
 //! [`ConnectionLimiter`] is shared with the controller and admin listeners.
 
-use crate::api::{self, Pending};
+use crate::api::{Connection, Pending, Router};
 use crate::metrics::ListenerMetrics;
 use crate::Broker;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -43,6 +43,8 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, mut shutdown: wat
         usize::try_from(server.queued_max_request_bytes.0).unwrap_or(usize::MAX),
         broker.metrics.listeners.queued_request_bytes.clone(),
     ));
+    let router = Arc::new(Router::<Broker>::new());
+    let mut next_connection_id = 0u64;
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -54,9 +56,12 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, mut shutdown: wat
                     let broker = broker.clone();
                     let shutdown = shutdown.clone();
                     let budget = budget.clone();
+                    let router = router.clone();
+                    next_connection_id += 1;
+                    let connection = Connection::plaintext(next_connection_id, peer);
                     tokio::spawn(async move {
                         broker.metrics.connections.inc();
-                        if let Err(e) = handle_connection(stream, peer, broker.clone(), budget, shutdown).await {
+                        if let Err(e) = handle_connection(stream, connection, broker.clone(), router, budget, shutdown).await {
                             tracing::debug!(%peer, error = %e, "connection closed");
                         }
                         broker.metrics.connections.dec();
@@ -433,13 +438,15 @@ impl FrameReader {
 
 async fn handle_connection(
     stream: TcpStream,
-    peer: SocketAddr,
+    connection: Connection,
     broker: Arc<Broker>,
+    router: Arc<Router<Broker>>,
     budget: Arc<RequestBudget>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), ConnectionError> {
     // Small responses go out immediately; large ones are written by the buffered writer in bulk.
     let _ = stream.set_nodelay(true);
+    let peer = connection.peer;
     let (reader, writer) = stream.into_split();
     let mut writer = BufWriter::with_capacity(32 * 1024, writer);
     let mut reader = FrameReader::new(reader, peer, broker.config.server.max_request_bytes.0, budget);
@@ -468,12 +475,13 @@ async fn handle_connection(
                 match frame {
                     Ok(Some(Frame { bytes, budget })) => {
                         last_request = tokio::time::Instant::now();
-                        match api::dispatch(&broker, bytes, peer).await {
+                        match router.dispatch(&broker, bytes, &connection).await {
                             Ok(pending) => {
                                 inflight.push_back(pending);
                                 held.push_back(budget);
                             }
-                            Err(message) => {
+                            Err(refused) => {
+                                let message = refused.to_string();
                                 // Answer what came before, then close: the stream cannot be trusted any more.
                                 tracing::warn!(%peer, "{message}");
                                 reading = false;

@@ -1,9 +1,11 @@
 //! ApiVersions: which APIs and versions this broker speaks.
 
-use super::SUPPORTED_APIS;
+use super::context::{Reply, RequestContext};
+use super::{Handler, SUPPORTED_APIS};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
+use std::sync::Arc;
 
 fn api_list() -> Vec<ApiVersion> {
     SUPPORTED_APIS
@@ -17,9 +19,10 @@ fn api_list() -> Vec<ApiVersion> {
         .collect()
 }
 
-/// Answers ApiVersions.
-pub fn handle(_request: ApiVersionsRequest) -> ApiVersionsResponse {
-    ApiVersionsResponse::default().with_api_keys(api_list())
+impl<C: Send + Sync + 'static> Handler<C> for ApiVersionsRequest {
+    async fn handle(_ctx: &Arc<C>, _rc: &RequestContext, _request: ApiVersionsRequest) -> Reply<ApiVersionsResponse> {
+        Reply::Now(ApiVersionsResponse::default().with_api_keys(api_list()))
+    }
 }
 
 /// The v0 answer to an ApiVersions version newer than we know (KIP-511).

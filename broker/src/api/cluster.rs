@@ -1,7 +1,8 @@
 //! Cluster-level APIs: DescribeCluster and InitProducerId.
 
-use super::str_bytes;
-use crate::Broker;
+use super::context::{Producers, Reply, RequestContext, Settings};
+use super::{str_bytes, Handler};
+use crate::cluster::Quorum;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{
@@ -11,8 +12,8 @@ use kafka_protocol::messages::{
 use std::sync::Arc;
 
 /// Answers DescribeCluster: the unfenced brokers and the active controller.
-pub fn describe_cluster(broker: &Arc<Broker>, _request: DescribeClusterRequest) -> DescribeClusterResponse {
-    let metadata = broker.cluster.metadata();
+fn describe_cluster<C: Quorum + Settings>(ctx: &C) -> DescribeClusterResponse {
+    let metadata = ctx.metadata();
     let brokers = metadata
         .brokers
         .values()
@@ -26,8 +27,8 @@ pub fn describe_cluster(broker: &Arc<Broker>, _request: DescribeClusterRequest) 
         })
         .collect();
     DescribeClusterResponse::default()
-        .with_cluster_id(str_bytes(broker.cluster_id()))
-        .with_controller_id(BrokerId(broker.cluster.controller_id()))
+        .with_cluster_id(str_bytes(ctx.cluster_id()))
+        .with_controller_id(BrokerId(ctx.controller_id()))
         .with_brokers(brokers)
         .with_cluster_authorized_operations(i32::MIN)
 }
@@ -38,7 +39,7 @@ pub fn describe_cluster(broker: &Arc<Broker>, _request: DescribeClusterRequest) 
 /// would let any client fence any producer whose id it guessed (ids are sequential), and an
 /// idempotent producer treats a fenced epoch as fatal. Transactional ids are refused because
 /// this broker has no transaction coordinator.
-pub async fn init_producer_id(broker: &Arc<Broker>, request: InitProducerIdRequest) -> InitProducerIdResponse {
+async fn init_producer_id<C: Quorum + Producers>(ctx: &C, request: InitProducerIdRequest) -> InitProducerIdResponse {
     let response = InitProducerIdResponse::default();
     if request.transactional_id.is_some() {
         return response
@@ -46,7 +47,7 @@ pub async fn init_producer_id(broker: &Arc<Broker>, request: InitProducerIdReque
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1);
     }
-    match broker.producer_ids.allocate(&broker.cluster).await {
+    match ctx.producer_ids().allocate(ctx).await {
         Ok(id) => response.with_producer_id(ProducerId(id)).with_producer_epoch(0),
         Err(e) => {
             tracing::warn!(error = %e, "allocating a producer id failed");
@@ -61,10 +62,10 @@ pub async fn init_producer_id(broker: &Arc<Broker>, request: InitProducerIdReque
 
 /// Answers UnregisterBroker: removes a stopped broker from the cluster (its replicas show as
 /// offline until reassigned; its metadata replication stops).
-pub async fn unregister_broker(broker: &Arc<Broker>, request: UnregisterBrokerRequest) -> UnregisterBrokerResponse {
+async fn unregister_broker<C: Quorum>(ctx: &C, request: UnregisterBrokerRequest) -> UnregisterBrokerResponse {
     let id = request.broker_id.0;
     let cmd = crate::controller::MetadataCommand::UnregisterBroker { id };
-    match broker.cluster.propose(cmd, std::time::Duration::from_secs(10)).await {
+    match ctx.propose(cmd, std::time::Duration::from_secs(10)).await {
         Ok(_) => {
             tracing::info!(broker = id, "broker unregistered");
             UnregisterBrokerResponse::default()
@@ -81,5 +82,38 @@ pub async fn unregister_broker(broker: &Arc<Broker>, request: UnregisterBrokerRe
                 .with_error_code(code.code())
                 .with_error_message(Some(str_bytes(e.to_string())))
         }
+    }
+}
+
+impl<C: Quorum + Settings> Handler<C> for DescribeClusterRequest {
+    async fn handle(
+        ctx: &Arc<C>,
+        _rc: &RequestContext,
+        _request: DescribeClusterRequest,
+    ) -> Reply<DescribeClusterResponse> {
+        Reply::Now(describe_cluster(&**ctx))
+    }
+}
+
+impl<C: Quorum + Producers> Handler<C> for InitProducerIdRequest {
+    /// Answered later: allocating a new block of ids waits for the quorum.
+    async fn handle(
+        ctx: &Arc<C>,
+        _rc: &RequestContext,
+        request: InitProducerIdRequest,
+    ) -> Reply<InitProducerIdResponse> {
+        let ctx = ctx.clone();
+        Reply::Later(Box::pin(async move { init_producer_id(&*ctx, request).await }))
+    }
+}
+
+impl<C: Quorum + 'static> Handler<C> for UnregisterBrokerRequest {
+    async fn handle(
+        ctx: &Arc<C>,
+        _rc: &RequestContext,
+        request: UnregisterBrokerRequest,
+    ) -> Reply<UnregisterBrokerResponse> {
+        let ctx = ctx.clone();
+        Reply::Later(Box::pin(async move { unregister_broker(&*ctx, request).await }))
     }
 }

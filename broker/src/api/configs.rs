@@ -1,9 +1,10 @@
 //! DescribeConfigs for topics (every setting in force, marking which were set on the topic) and
 //! for this broker.
 
-use super::str_bytes;
+use super::context::{Partitions, Reply, RequestContext, Settings};
 use super::topics::{SOURCE_DEFAULT, SOURCE_DYNAMIC_TOPIC};
-use crate::Broker;
+use super::{str_bytes, Handler};
+use crate::cluster::Quorum;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult};
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
@@ -16,8 +17,8 @@ const SOURCE_STATIC_BROKER: i8 = 4;
 /// Kafka `ConfigType.STRING`.
 const TYPE_STRING: i8 = 2;
 
-fn broker_entries(broker: &Broker) -> Vec<(&'static str, String)> {
-    let config = &broker.config;
+fn broker_entries(ctx: &impl Settings) -> Vec<(&'static str, String)> {
+    let config = ctx.config();
     let limit = |v: Option<u64>| v.map_or("-1".to_string(), |v| v.to_string());
     vec![
         ("broker.id", config.node_id.to_string()),
@@ -41,7 +42,7 @@ fn broker_entries(broker: &Broker) -> Vec<(&'static str, String)> {
 }
 
 /// Answers DescribeConfigs.
-pub fn describe(broker: &Arc<Broker>, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
+fn describe<C: Partitions + Quorum + Settings>(ctx: &C, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
     let results = request
         .resources
         .into_iter()
@@ -54,14 +55,13 @@ pub fn describe(broker: &Arc<Broker>, request: DescribeConfigsRequest) -> Descri
             };
             let entries: Vec<(&'static str, String, i8)> = match resource.resource_type {
                 // From the metadata, so any broker answers, hosting a replica or not.
-                RESOURCE_TOPIC => match broker.cluster.metadata().topics.get(resource.resource_name.as_str()) {
+                RESOURCE_TOPIC => match ctx.metadata().topics.get(resource.resource_name.as_str()) {
                     Some(topic) => {
                         let overrides = millrace_config::TopicOverrides::from_pairs(
                             topic.configs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
                         )
                         .unwrap_or_default();
-                        broker
-                            .catalog
+                        ctx.catalog()
                             .resolve(&overrides)
                             .entries()
                             .into_iter()
@@ -83,12 +83,12 @@ pub fn describe(broker: &Arc<Broker>, request: DescribeConfigsRequest) -> Descri
                 },
                 RESOURCE_BROKER => {
                     let name = resource.resource_name.as_str();
-                    if !name.is_empty() && name != broker.config.node_id.to_string() {
+                    if !name.is_empty() && name != ctx.config().node_id.to_string() {
                         return result.with_error_code(ResponseError::InvalidRequest.code()).with_error_message(Some(
-                            str_bytes(format!("this is broker {}, not '{name}'", broker.config.node_id)),
+                            str_bytes(format!("this is broker {}, not '{name}'", ctx.config().node_id)),
                         ));
                     }
-                    broker_entries(broker).into_iter().map(|(k, v)| (k, v, SOURCE_STATIC_BROKER)).collect()
+                    broker_entries(ctx).into_iter().map(|(k, v)| (k, v, SOURCE_STATIC_BROKER)).collect()
                 }
                 other => {
                     return result.with_error_code(ResponseError::InvalidRequest.code()).with_error_message(Some(
@@ -112,4 +112,14 @@ pub fn describe(broker: &Arc<Broker>, request: DescribeConfigsRequest) -> Descri
         })
         .collect();
     DescribeConfigsResponse::default().with_results(results)
+}
+
+impl<C: Partitions + Quorum + Settings> Handler<C> for DescribeConfigsRequest {
+    async fn handle(
+        ctx: &Arc<C>,
+        _rc: &RequestContext,
+        request: DescribeConfigsRequest,
+    ) -> Reply<DescribeConfigsResponse> {
+        Reply::Now(describe(&**ctx, request))
+    }
 }

@@ -7,10 +7,11 @@
 //! watermark), and a follower whose last fetched epoch disagrees with the leader's log gets a
 //! diverging epoch to truncate to instead of data.
 
-use super::str_bytes;
+use super::context::{led_partition, Partitions, Reply, RequestContext, Settings, Telemetry};
+use super::{str_bytes, Handler};
+use crate::cluster::Quorum;
 use crate::error::log_error_code;
 use crate::partition::{FollowerFetch, Partition};
-use crate::Broker;
 use bytes::Bytes;
 use futures::future::select_all;
 use kafka_protocol::error::ResponseError;
@@ -50,7 +51,7 @@ fn empty_partition(index: i32, error: ResponseError) -> PartitionData {
 /// One pass over every requested partition. Returns the response, the bytes it carries and
 /// whether any partition had an error (which answers the request at once, as Kafka does).
 fn read_once(
-    broker: &Broker,
+    ctx: &impl Telemetry,
     topics: &[WantedTopic],
     response_max_bytes: usize,
     follower: bool,
@@ -97,7 +98,7 @@ fn read_once(
                 Ok(records) => {
                     total += records.len();
                     if !records.is_empty() && !follower {
-                        broker.metrics.bytes_out(&partition.topic, &records);
+                        ctx.metrics().bytes_out(&partition.topic, &records);
                     }
                     partitions.push(
                         PartitionData::default()
@@ -140,13 +141,13 @@ type Resolved = (Result<Arc<Partition>, ResponseError>, Option<(i32, i64)>);
 
 /// Resolves one wanted partition: the led replica, epoch checks, and for a follower the
 /// leader-side bookkeeping of its position.
-fn resolve(
-    broker: &Broker,
+fn resolve<C: Partitions + Quorum + ?Sized>(
+    ctx: &C,
     topic: &str,
     p: &kafka_protocol::messages::fetch_request::FetchPartition,
     replica_id: i32,
 ) -> Resolved {
-    let (partition, epoch) = match super::led_partition(broker, topic, p.partition) {
+    let (partition, epoch) = match led_partition(ctx, topic, p.partition) {
         Ok(found) => found,
         Err(e) => return (Err(e), None),
     };
@@ -174,8 +175,19 @@ fn resolve(
     }
 }
 
+impl<C: Partitions + Quorum + Settings + Telemetry> Handler<C> for FetchRequest {
+    /// Resolves the partitions (recording a follower's position) now; reads and long-polls later.
+    async fn handle(ctx: &Arc<C>, rc: &RequestContext, request: FetchRequest) -> Reply<FetchResponse> {
+        Reply::Later(Box::pin(fetch(ctx.clone(), rc.version(), request)))
+    }
+}
+
 /// Answers Fetch, waiting up to `max_wait_ms` for `min_bytes` of data.
-pub async fn handle(broker: Arc<Broker>, version: i16, request: FetchRequest) -> FetchResponse {
+async fn fetch<C: Partitions + Quorum + Settings + Telemetry>(
+    ctx: Arc<C>,
+    version: i16,
+    request: FetchRequest,
+) -> FetchResponse {
     let by_id = version >= 13;
     let replica_id = if version >= 15 { request.replica_state.replica_id.0 } else { request.replica_id.0 };
     let follower = replica_id >= 0;
@@ -187,7 +199,7 @@ pub async fn handle(broker: Arc<Broker>, version: i16, request: FetchRequest) ->
         .into_iter()
         .map(|t| {
             let name = if by_id {
-                broker.cluster.metadata().topics.iter().find(|(_, m)| m.topic_id == t.topic_id).map(|(n, _)| n.clone())
+                ctx.metadata().topics.iter().find(|(_, m)| m.topic_id == t.topic_id).map(|(n, _)| n.clone())
             } else {
                 Some(t.topic.0.to_string())
             };
@@ -198,7 +210,7 @@ pub async fn handle(broker: Arc<Broker>, version: i16, request: FetchRequest) ->
                 .filter(|p| seen.insert((t.topic.clone(), t.topic_id, p.partition)))
                 .map(|p| {
                     let (partition, diverging) = match &name {
-                        Some(name) => resolve(&broker, name, p, replica_id),
+                        Some(name) => resolve(&*ctx, name, p, replica_id),
                         None => (Err(ResponseError::UnknownTopicOrPartition), None),
                     };
                     Wanted {
@@ -220,7 +232,7 @@ pub async fn handle(broker: Arc<Broker>, version: i16, request: FetchRequest) ->
         .collect();
     // max_bytes exists from v3 (older clients send 0); 0 or less would starve the client, so it
     // means the broker's fetch.max.bytes, which also caps any larger ask.
-    let clamp = usize::try_from(broker.config.server.fetch_max_bytes.0).unwrap_or(usize::MAX);
+    let clamp = usize::try_from(ctx.config().server.fetch_max_bytes.0).unwrap_or(usize::MAX);
     let response_max_bytes = if request.max_bytes > 0 { (request.max_bytes as usize).min(clamp) } else { clamp };
     let min_bytes = request.min_bytes.max(0) as usize;
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
@@ -233,14 +245,14 @@ pub async fn handle(broker: Arc<Broker>, version: i16, request: FetchRequest) ->
             .filter_map(|w| w.partition.as_ref().ok())
             .map(|p| if follower { p.subscribe_end_offset() } else { p.subscribe_high_watermark() })
             .collect();
-        let (responses, total, any_error) = read_once(&broker, &topics, response_max_bytes, follower);
+        let (responses, total, any_error) = read_once(&*ctx, &topics, response_max_bytes, follower);
         // min_bytes = 0 asks for an immediate answer, even an empty one.
         if total >= min_bytes || any_error || watches.is_empty() || Instant::now() >= deadline {
             return FetchResponse::default().with_session_id(0).with_responses(responses);
         }
         let changed = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
         if tokio::time::timeout_at(deadline, changed).await.is_err() {
-            let (responses, _, _) = read_once(&broker, &topics, response_max_bytes, follower);
+            let (responses, _, _) = read_once(&*ctx, &topics, response_max_bytes, follower);
             return FetchResponse::default().with_session_id(0).with_responses(responses);
         }
     }

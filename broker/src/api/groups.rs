@@ -1,9 +1,10 @@
 //! Group membership APIs: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
 //! ListGroups, DescribeGroups, DeleteGroups.
 
-use super::{str_bytes, RequestContext};
+use super::context::{Groups, Reply as ApiReply, RequestContext};
+use super::{str_bytes, Handler};
+use crate::cluster::Quorum;
 use crate::group::state::{JoinArgs, JoinResult, Reply, SyncResult};
-use crate::Broker;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use kafka_protocol::error::ResponseError;
@@ -29,8 +30,8 @@ fn code(error: Option<ResponseError>) -> i16 {
 }
 
 /// The coordinator of `key`: the leader of its `__consumer_offsets` partition.
-fn coordinator_of(broker: &Broker, key: &str) -> Result<(i32, String, i32), (ResponseError, String)> {
-    let metadata = broker.cluster.metadata();
+fn coordinator_of(ctx: &impl Quorum, key: &str) -> Result<(i32, String, i32), (ResponseError, String)> {
+    let metadata = ctx.metadata();
     let Some(topic) = metadata.topics.get(crate::group::OFFSETS_TOPIC) else {
         return Err((ResponseError::CoordinatorNotAvailable, "the offsets topic is being created".into()));
     };
@@ -47,19 +48,19 @@ fn coordinator_of(broker: &Broker, key: &str) -> Result<(i32, String, i32), (Res
 
 /// Answers FindCoordinator: a group's coordinator is the leader of its offsets partition;
 /// transactions are not supported.
-pub fn find_coordinator(
-    broker: &Arc<Broker>,
-    ctx: &RequestContext,
+fn find_coordinator<C: Quorum>(
+    ctx: &C,
+    rc: &RequestContext,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
     let answer = |key_type: i8, key: &str| -> Result<(i32, String, i32), (ResponseError, String)> {
         if key_type == KEY_TYPE_GROUP {
-            coordinator_of(broker, key)
+            coordinator_of(ctx, key)
         } else {
             Err((ResponseError::CoordinatorNotAvailable, "transactions are not supported by this broker".into()))
         }
     };
-    if ctx.version() >= 4 {
+    if rc.version() >= 4 {
         let coordinators = request
             .coordinator_keys
             .into_iter()
@@ -117,12 +118,8 @@ fn join_response(version: i16, result: JoinResult) -> JoinGroupResponse {
 }
 
 /// Answers JoinGroup; the response waits for the rebalance to complete.
-pub fn join(
-    broker: &Arc<Broker>,
-    ctx: &RequestContext,
-    request: JoinGroupRequest,
-) -> BoxFuture<'static, JoinGroupResponse> {
-    let version = ctx.version();
+fn join(ctx: &impl Groups, rc: &RequestContext, request: JoinGroupRequest) -> BoxFuture<'static, JoinGroupResponse> {
+    let version = rc.version();
     let member_id = request.member_id.to_string();
     let fail = move |error: ResponseError| -> BoxFuture<'static, JoinGroupResponse> {
         let result =
@@ -133,11 +130,11 @@ pub fn join(
     if group_id.is_empty() {
         return fail(ResponseError::InvalidGroupId);
     }
-    if let Err(error) = broker.groups.check_coordinator(&group_id) {
+    if let Err(error) = ctx.groups().check_coordinator(&group_id) {
         return fail(error);
     }
     let session = Duration::from_millis(request.session_timeout_ms.max(0) as u64);
-    if !broker.groups.session_timeout_allowed(session) {
+    if !ctx.groups().session_timeout_allowed(session) {
         return fail(ResponseError::InvalidSessionTimeout);
     }
     // v0 has no rebalance timeout; Kafka uses the session timeout then.
@@ -146,8 +143,8 @@ pub fn join(
     let args = JoinArgs {
         member_id: request.member_id.to_string(),
         instance_id: request.group_instance_id.map(|s| s.to_string()),
-        client_id: ctx.header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default(),
-        client_host: format!("/{}", ctx.peer.ip()),
+        client_id: rc.header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default(),
+        client_host: format!("/{}", rc.peer().ip()),
         session_timeout: session,
         rebalance_timeout: rebalance,
         protocol_type: request.protocol_type.to_string(),
@@ -155,7 +152,7 @@ pub fn join(
         require_known_member_id: version >= 4,
     };
     let member_id = args.member_id.clone();
-    match broker.groups.join(&group_id, args) {
+    match ctx.groups().join(&group_id, args) {
         Reply::Now(result) => Box::pin(async move { join_response(version, result) }),
         Reply::Later(receiver) => Box::pin(async move {
             let result = receiver.await.unwrap_or_else(|_| JoinResult {
@@ -178,13 +175,13 @@ fn sync_response(result: SyncResult) -> SyncGroupResponse {
 }
 
 /// Answers SyncGroup; followers wait for the leader's assignments.
-pub fn sync(broker: &Arc<Broker>, request: SyncGroupRequest) -> BoxFuture<'static, SyncGroupResponse> {
-    if let Err(error) = broker.groups.check_coordinator(&request.group_id.0) {
+fn sync(ctx: &impl Groups, request: SyncGroupRequest) -> BoxFuture<'static, SyncGroupResponse> {
+    if let Err(error) = ctx.groups().check_coordinator(&request.group_id.0) {
         return Box::pin(async move { sync_response(SyncResult { error: Some(error), ..Default::default() }) });
     }
     let assignments: Vec<(String, Bytes)> =
         request.assignments.into_iter().map(|a| (a.member_id.to_string(), a.assignment)).collect();
-    let reply = broker.groups.sync(
+    let reply = ctx.groups().sync(
         &request.group_id.0,
         &request.member_id,
         request.group_instance_id.as_deref(),
@@ -203,11 +200,11 @@ pub fn sync(broker: &Arc<Broker>, request: SyncGroupRequest) -> BoxFuture<'stati
 }
 
 /// Answers Heartbeat.
-pub fn heartbeat(broker: &Arc<Broker>, request: HeartbeatRequest) -> HeartbeatResponse {
-    if let Err(error) = broker.groups.check_coordinator(&request.group_id.0) {
+fn heartbeat(ctx: &impl Groups, request: HeartbeatRequest) -> HeartbeatResponse {
+    if let Err(error) = ctx.groups().check_coordinator(&request.group_id.0) {
         return HeartbeatResponse::default().with_error_code(error.code());
     }
-    let error = broker.groups.heartbeat(
+    let error = ctx.groups().heartbeat(
         &request.group_id.0,
         &request.member_id,
         request.group_instance_id.as_deref(),
@@ -217,8 +214,8 @@ pub fn heartbeat(broker: &Arc<Broker>, request: HeartbeatRequest) -> HeartbeatRe
 }
 
 /// Answers LeaveGroup (single member before v3, batched from v3).
-pub fn leave(broker: &Arc<Broker>, ctx: &RequestContext, request: LeaveGroupRequest) -> LeaveGroupResponse {
-    let batched = ctx.version() >= 3;
+fn leave(ctx: &impl Groups, rc: &RequestContext, request: LeaveGroupRequest) -> LeaveGroupResponse {
+    let batched = rc.version() >= 3;
     let members: Vec<(String, Option<String>)> = if batched {
         request
             .members
@@ -228,10 +225,10 @@ pub fn leave(broker: &Arc<Broker>, ctx: &RequestContext, request: LeaveGroupRequ
     } else {
         vec![(request.member_id.to_string(), None)]
     };
-    if let Err(error) = broker.groups.check_coordinator(&request.group_id.0) {
+    if let Err(error) = ctx.groups().check_coordinator(&request.group_id.0) {
         return LeaveGroupResponse::default().with_error_code(error.code());
     }
-    match broker.groups.leave(&request.group_id.0, &members) {
+    match ctx.groups().leave(&request.group_id.0, &members) {
         Err(error) => LeaveGroupResponse::default().with_error_code(error.code()),
         Ok(results) if batched => LeaveGroupResponse::default().with_members(
             members
@@ -250,11 +247,11 @@ pub fn leave(broker: &Arc<Broker>, ctx: &RequestContext, request: LeaveGroupRequ
 }
 
 /// Answers ListGroups, honouring the state (v4) and type (v5) filters.
-pub fn list(broker: &Arc<Broker>, request: ListGroupsRequest) -> ListGroupsResponse {
+fn list(ctx: &impl Groups, request: ListGroupsRequest) -> ListGroupsResponse {
     let states: Vec<String> = request.states_filter.iter().map(|s| s.to_lowercase()).collect();
     let types: Vec<String> = request.types_filter.iter().map(|s| s.to_lowercase()).collect();
-    let groups = broker
-        .groups
+    let groups = ctx
+        .groups()
         .list()
         .into_iter()
         .filter(|(_, _, state)| states.is_empty() || states.contains(&state.to_lowercase()))
@@ -271,19 +268,19 @@ pub fn list(broker: &Arc<Broker>, request: ListGroupsRequest) -> ListGroupsRespo
 }
 
 /// Answers DescribeGroups. Unknown groups are reported as `Dead`, with GROUP_ID_NOT_FOUND from v6.
-pub fn describe(broker: &Arc<Broker>, ctx: &RequestContext, request: DescribeGroupsRequest) -> DescribeGroupsResponse {
+fn describe(ctx: &impl Groups, rc: &RequestContext, request: DescribeGroupsRequest) -> DescribeGroupsResponse {
     let groups = request
         .groups
         .into_iter()
         .map(|id| {
             let described = DescribedGroup::default().with_group_id(id.clone()).with_authorized_operations(i32::MIN);
-            if let Err(error) = broker.groups.check_coordinator(&id.0) {
+            if let Err(error) = ctx.groups().check_coordinator(&id.0) {
                 return described.with_error_code(error.code()).with_group_state(str_bytes(""));
             }
-            match broker.groups.describe(&id.0) {
+            match ctx.groups().describe(&id.0) {
                 None => {
                     let described = described.with_group_state(str_bytes("Dead"));
-                    if ctx.version() >= 6 {
+                    if rc.version() >= 6 {
                         described
                             .with_error_code(ResponseError::GroupIdNotFound.code())
                             .with_error_message(Some(str_bytes(format!("group '{}' does not exist", id.0))))
@@ -317,14 +314,78 @@ pub fn describe(broker: &Arc<Broker>, ctx: &RequestContext, request: DescribeGro
 }
 
 /// Answers DeleteGroups: only empty groups can be deleted.
-pub async fn delete(broker: &Arc<Broker>, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
+async fn delete(ctx: &impl Groups, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
     let mut results = Vec::with_capacity(request.groups_names.len());
     for id in request.groups_names {
-        let error = match broker.groups.check_coordinator(&id.0) {
-            Ok(()) => broker.groups.delete_group(&id.0).await.err(),
+        let error = match ctx.groups().check_coordinator(&id.0) {
+            Ok(()) => ctx.groups().delete_group(&id.0).await.err(),
             Err(e) => Some(e),
         };
         results.push(DeletableGroupResult::default().with_group_id(id).with_error_code(code(error)));
     }
     DeleteGroupsResponse::default().with_results(results)
+}
+
+impl<C: Quorum + Groups> Handler<C> for FindCoordinatorRequest {
+    async fn handle(
+        ctx: &Arc<C>,
+        rc: &RequestContext,
+        request: FindCoordinatorRequest,
+    ) -> ApiReply<FindCoordinatorResponse> {
+        ApiReply::Now(find_coordinator(&**ctx, rc, request))
+    }
+}
+
+impl<C: Groups> Handler<C> for JoinGroupRequest {
+    /// The member joins now; the answer waits for the rebalance.
+    async fn handle(ctx: &Arc<C>, rc: &RequestContext, request: JoinGroupRequest) -> ApiReply<JoinGroupResponse> {
+        ApiReply::Later(join(&**ctx, rc, request))
+    }
+}
+
+impl<C: Groups> Handler<C> for SyncGroupRequest {
+    /// Followers' answers wait for the leader's assignments.
+    async fn handle(ctx: &Arc<C>, _rc: &RequestContext, request: SyncGroupRequest) -> ApiReply<SyncGroupResponse> {
+        ApiReply::Later(sync(&**ctx, request))
+    }
+}
+
+impl<C: Groups> Handler<C> for HeartbeatRequest {
+    async fn handle(ctx: &Arc<C>, _rc: &RequestContext, request: HeartbeatRequest) -> ApiReply<HeartbeatResponse> {
+        ApiReply::Now(heartbeat(&**ctx, request))
+    }
+}
+
+impl<C: Groups> Handler<C> for LeaveGroupRequest {
+    async fn handle(ctx: &Arc<C>, rc: &RequestContext, request: LeaveGroupRequest) -> ApiReply<LeaveGroupResponse> {
+        ApiReply::Now(leave(&**ctx, rc, request))
+    }
+}
+
+impl<C: Groups> Handler<C> for ListGroupsRequest {
+    async fn handle(ctx: &Arc<C>, _rc: &RequestContext, request: ListGroupsRequest) -> ApiReply<ListGroupsResponse> {
+        ApiReply::Now(list(&**ctx, request))
+    }
+}
+
+impl<C: Groups> Handler<C> for DescribeGroupsRequest {
+    async fn handle(
+        ctx: &Arc<C>,
+        rc: &RequestContext,
+        request: DescribeGroupsRequest,
+    ) -> ApiReply<DescribeGroupsResponse> {
+        ApiReply::Now(describe(&**ctx, rc, request))
+    }
+}
+
+impl<C: Groups> Handler<C> for DeleteGroupsRequest {
+    /// Answered later: deleting writes tombstones to the offsets log.
+    async fn handle(
+        ctx: &Arc<C>,
+        _rc: &RequestContext,
+        request: DeleteGroupsRequest,
+    ) -> ApiReply<DeleteGroupsResponse> {
+        let ctx = ctx.clone();
+        ApiReply::Later(Box::pin(async move { delete(&*ctx, request).await }))
+    }
 }

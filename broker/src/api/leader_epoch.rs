@@ -2,14 +2,16 @@
 //! (`leader-epoch-checkpoint`). Clients use it to detect log truncation (KIP-320); followers use it
 //! to find where their log diverges from the leader's.
 
-use crate::Broker;
+use super::context::{led_partition, Partitions, Reply, RequestContext};
+use super::Handler;
+use crate::cluster::Quorum;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 use std::sync::Arc;
 
 /// Answers OffsetForLeaderEpoch.
-pub fn handle(broker: &Arc<Broker>, request: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
+fn end_offsets<C: Partitions + Quorum>(ctx: &C, request: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
     let topics = request
         .topics
         .into_iter()
@@ -22,7 +24,7 @@ pub fn handle(broker: &Arc<Broker>, request: OffsetForLeaderEpochRequest) -> Off
                         .with_partition(wanted.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
-                    let (partition, current) = match super::led_partition(broker, &topic.topic.0, wanted.partition) {
+                    let (partition, current) = match led_partition(ctx, &topic.topic.0, wanted.partition) {
                         Ok(found) => found,
                         Err(error) => return undefined.with_error_code(error.code()),
                     };
@@ -46,4 +48,14 @@ pub fn handle(broker: &Arc<Broker>, request: OffsetForLeaderEpochRequest) -> Off
         })
         .collect();
     OffsetForLeaderEpochResponse::default().with_topics(topics)
+}
+
+impl<C: Partitions + Quorum> Handler<C> for OffsetForLeaderEpochRequest {
+    async fn handle(
+        ctx: &Arc<C>,
+        _rc: &RequestContext,
+        request: OffsetForLeaderEpochRequest,
+    ) -> Reply<OffsetForLeaderEpochResponse> {
+        Reply::Now(end_offsets(&**ctx, request))
+    }
 }

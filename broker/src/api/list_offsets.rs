@@ -1,8 +1,10 @@
 //! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), and the first offset at or after a
 //! timestamp, found through the time index.
 
+use super::context::{led_partition, Partitions, Reply, RequestContext};
+use super::Handler;
+use crate::cluster::Quorum;
 use crate::error::log_error_code;
-use crate::Broker;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
@@ -14,22 +16,32 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
-/// Answers ListOffsets. Lookups by time decode records on the blocking pool, without holding
-/// the partition's log.
-pub async fn handle(broker: Arc<Broker>, version: i16, request: ListOffsetsRequest) -> ListOffsetsResponse {
+impl<C: Partitions + Quorum> Handler<C> for ListOffsetsRequest {
+    /// Answered later: lookups by time decode records on the blocking pool, without holding the
+    /// partition's log.
+    async fn handle(ctx: &Arc<C>, rc: &RequestContext, request: ListOffsetsRequest) -> Reply<ListOffsetsResponse> {
+        Reply::Later(Box::pin(list_offsets(ctx.clone(), rc.version(), request)))
+    }
+}
+
+async fn list_offsets<C: Partitions + Quorum>(
+    ctx: Arc<C>,
+    version: i16,
+    request: ListOffsetsRequest,
+) -> ListOffsetsResponse {
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for wanted in topic.partitions {
-            partitions.push(lookup(&broker, version, &topic.name.0, wanted.partition_index, wanted.timestamp).await);
+            partitions.push(lookup(&*ctx, version, &topic.name.0, wanted.partition_index, wanted.timestamp).await);
         }
         topics.push(ListOffsetsTopicResponse::default().with_name(topic.name).with_partitions(partitions));
     }
     ListOffsetsResponse::default().with_topics(topics)
 }
 
-async fn lookup(
-    broker: &Broker,
+async fn lookup<C: Partitions + Quorum>(
+    ctx: &C,
     version: i16,
     topic: &str,
     index: i32,
@@ -37,7 +49,7 @@ async fn lookup(
 ) -> ListOffsetsPartitionResponse {
     // leader_epoch exists from v4; the codec refuses to encode it set on older versions.
     let response = ListOffsetsPartitionResponse::default().with_partition_index(index);
-    let (partition, epoch) = match super::led_partition(broker, topic, index) {
+    let (partition, epoch) = match led_partition(ctx, topic, index) {
         Ok(found) => found,
         Err(error) => return response.with_error_code(error.code()).with_offset(-1).with_timestamp(-1),
     };

@@ -2,11 +2,12 @@
 //! Asking for an unknown topic creates it when auto-creation is on (Kafka's
 //! `auto.create.topics.enable`).
 
-use super::{str_bytes, RequestContext};
+use super::context::{Partitions, Reply, RequestContext, Settings};
+use super::{str_bytes, Handler};
 use crate::catalog::TopicError;
 use crate::cluster::topics::NewTopic;
+use crate::cluster::Quorum;
 use crate::controller::{MetadataState, TopicState, NO_LEADER};
-use crate::Broker;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -53,22 +54,26 @@ fn error_entry(name: Option<String>, id: Uuid, error: ResponseError) -> Metadata
 }
 
 /// Answers Metadata.
-pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: MetadataRequest) -> MetadataResponse {
+async fn metadata<C: Partitions + Quorum + Settings>(
+    ctx: &C,
+    rc: &RequestContext,
+    request: MetadataRequest,
+) -> MetadataResponse {
     // v0 has no null topic list: an empty one means "all topics".
     let all = match &request.topics {
         None => true,
-        Some(list) => list.is_empty() && ctx.version() == 0,
+        Some(list) => list.is_empty() && rc.version() == 0,
     };
     // allow_auto_topic_creation exists from v4; before that clients always allowed it.
-    let allow_create = ctx.version() < 4 || request.allow_auto_topic_creation;
+    let allow_create = rc.version() < 4 || request.allow_auto_topic_creation;
     let mut topics = Vec::new();
-    let mut budget = super::topics::RequestPartitions::new(broker);
+    let mut budget = super::topics::RequestPartitions::new(ctx);
     if all {
-        let metadata = broker.cluster.metadata();
+        let metadata = ctx.metadata();
         topics = metadata.topics.iter().map(|(name, t)| topic_entry(name, t, &metadata)).collect();
     } else {
         for wanted in request.topics.unwrap_or_default() {
-            let metadata = broker.cluster.metadata();
+            let metadata = ctx.metadata();
             let Some(name) = wanted.name.map(|n| n.0.to_string()) else {
                 match metadata.topics.iter().find(|(_, t)| t.topic_id == wanted.topic_id) {
                     Some((name, topic)) => topics.push(topic_entry(name, topic, &metadata)),
@@ -80,20 +85,20 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Metadat
                 topics.push(topic_entry(&name, topic, &metadata));
                 continue;
             }
-            if !allow_create || !broker.config.topics.auto_create {
+            if !allow_create || !ctx.config().topics.auto_create {
                 topics.push(error_entry(Some(name), Uuid::nil(), ResponseError::UnknownTopicOrPartition));
                 continue;
             }
-            if let Err(e) = budget.take(broker.config.topics.default_partitions) {
+            if let Err(e) = budget.take(ctx.config().topics.default_partitions) {
                 tracing::debug!(topic = %name, error = %e, "not auto-creating");
                 topics.push(error_entry(Some(name), Uuid::nil(), ResponseError::PolicyViolation));
                 continue;
             }
             let new_topic =
                 NewTopic { name: &name, partitions: -1, replication_factor: -1, assignments: Vec::new(), configs: &[] };
-            match broker.cluster.create_topic(&broker.catalog, &broker.config, new_topic, false).await {
+            match crate::cluster::topics::create_topic(ctx, ctx.catalog(), ctx.config(), new_topic, false).await {
                 Ok(_) | Err(TopicError::AlreadyExists(_)) => {
-                    let metadata = broker.cluster.metadata();
+                    let metadata = ctx.metadata();
                     match metadata.topics.get(&name) {
                         Some(topic) => topics.push(topic_entry(&name, topic, &metadata)),
                         None => topics.push(error_entry(Some(name), Uuid::nil(), ResponseError::LeaderNotAvailable)),
@@ -115,7 +120,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Metadat
             }
         }
     }
-    let metadata = broker.cluster.metadata();
+    let metadata = ctx.metadata();
     let brokers = metadata
         .brokers
         .values()
@@ -130,8 +135,14 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Metadat
         .collect();
     MetadataResponse::default()
         .with_brokers(brokers)
-        .with_cluster_id(Some(str_bytes(broker.cluster_id())))
-        .with_controller_id(BrokerId(broker.cluster.controller_id()))
+        .with_cluster_id(Some(str_bytes(ctx.cluster_id())))
+        .with_controller_id(BrokerId(ctx.controller_id()))
         .with_topics(topics)
         .with_cluster_authorized_operations(OPERATIONS_OMITTED)
+}
+
+impl<C: Partitions + Quorum + Settings> Handler<C> for MetadataRequest {
+    async fn handle(ctx: &Arc<C>, rc: &RequestContext, request: MetadataRequest) -> Reply<MetadataResponse> {
+        Reply::Now(metadata(&**ctx, rc, request).await)
+    }
 }

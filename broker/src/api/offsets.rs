@@ -1,10 +1,11 @@
 //! Committed offsets: OffsetCommit, OffsetFetch (single group, and batched from v8) and
 //! OffsetDelete.
 
-use super::str_bytes;
+use super::context::{Groups, Reply, RequestContext};
+use super::{str_bytes, Handler};
+use crate::cluster::Quorum;
 use crate::group::coordinator::TopicOffsets;
 use crate::group::store::StoredOffset;
-use crate::Broker;
 use bytes::{Buf, Bytes};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
@@ -38,15 +39,15 @@ pub fn subscribed_topics(metadata: &Bytes) -> Vec<String> {
 type PartitionErrors = Vec<(i32, Option<ResponseError>)>;
 
 /// Answers OffsetCommit; the response is sent once the offsets are on disk.
-pub async fn commit(broker: &Arc<Broker>, request: OffsetCommitRequest) -> OffsetCommitResponse {
+async fn commit<C: Quorum + Groups>(ctx: &C, request: OffsetCommitRequest) -> OffsetCommitResponse {
     let group_id = request.group_id.0.to_string();
     let now = crate::clock::now_ms();
-    let max_metadata = broker.groups.max_metadata_bytes();
+    let max_metadata = ctx.groups().max_metadata_bytes();
     // Per partition: Some(error) decided up front, or None = part of the commit.
     let mut decided: Vec<(TopicName, PartitionErrors)> = Vec::new();
     let mut to_commit = Vec::new();
-    let coordinator = broker.groups.check_coordinator(&group_id).err();
-    let metadata = broker.cluster.metadata();
+    let coordinator = ctx.groups().check_coordinator(&group_id).err();
+    let metadata = ctx.metadata();
     for topic in &request.topics {
         let known = metadata.topics.get(topic.name.0.as_str());
         let mut partitions = Vec::new();
@@ -81,8 +82,7 @@ pub async fn commit(broker: &Arc<Broker>, request: OffsetCommitRequest) -> Offse
     let commit_error = if to_commit.is_empty() {
         None
     } else {
-        broker
-            .groups
+        ctx.groups()
             .commit(
                 &group_id,
                 request.generation_id_or_member_epoch,
@@ -112,23 +112,23 @@ pub async fn commit(broker: &Arc<Broker>, request: OffsetCommitRequest) -> Offse
     OffsetCommitResponse::default().with_topics(topics)
 }
 
-fn fetch_group(broker: &Broker, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> TopicOffsets {
-    broker.groups.fetch_offsets(group, topics)
+fn fetch_group(ctx: &impl Groups, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> TopicOffsets {
+    ctx.groups().fetch_offsets(group, topics)
 }
 
 /// Answers OffsetFetch. Partitions without a commit get offset -1 and no error, as in Kafka.
-pub fn fetch(broker: &Arc<Broker>, version: i16, request: OffsetFetchRequest) -> OffsetFetchResponse {
+fn fetch(ctx: &impl Groups, version: i16, request: OffsetFetchRequest) -> OffsetFetchResponse {
     if version >= 8 {
         let groups = request
             .groups
             .into_iter()
             .map(|g| {
-                if let Err(error) = broker.groups.check_coordinator(&g.group_id.0) {
+                if let Err(error) = ctx.groups().check_coordinator(&g.group_id.0) {
                     return OffsetFetchResponseGroup::default().with_group_id(g.group_id).with_error_code(error.code());
                 }
                 let wanted =
                     g.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
-                let fetched = fetch_group(broker, &g.group_id.0, wanted);
+                let fetched = fetch_group(ctx, &g.group_id.0, wanted);
                 let topics = fetched
                     .into_iter()
                     .map(|(topic, partitions)| {
@@ -154,14 +154,14 @@ pub fn fetch(broker: &Arc<Broker>, version: i16, request: OffsetFetchRequest) ->
             .collect();
         return OffsetFetchResponse::default().with_groups(groups);
     }
-    if let Err(error) = broker.groups.check_coordinator(&request.group_id.0) {
+    if let Err(error) = ctx.groups().check_coordinator(&request.group_id.0) {
         // The top-level error code exists from v2; older clients see it per partition.
         if version >= 2 {
             return OffsetFetchResponse::default().with_error_code(error.code());
         }
     }
     let wanted = request.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
-    let fetched = fetch_group(broker, &request.group_id.0, wanted);
+    let fetched = fetch_group(ctx, &request.group_id.0, wanted);
     let topics = fetched
         .into_iter()
         .map(|(topic, partitions)| {
@@ -187,7 +187,7 @@ pub fn fetch(broker: &Arc<Broker>, version: i16, request: OffsetFetchRequest) ->
 }
 
 /// Answers OffsetDelete: refused for topics a live member subscribes to.
-pub async fn delete(broker: &Arc<Broker>, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
+async fn delete(ctx: &impl Groups, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
     let partitions: Vec<(String, i32)> = request
         .topics
         .iter()
@@ -196,10 +196,10 @@ pub async fn delete(broker: &Arc<Broker>, request: OffsetDeleteRequest) -> Offse
     let subscribed = |subscriptions: &[Bytes], topic: &str| {
         subscriptions.iter().any(|s| subscribed_topics(s).iter().any(|t| t == topic))
     };
-    if let Err(error) = broker.groups.check_coordinator(&request.group_id.0) {
+    if let Err(error) = ctx.groups().check_coordinator(&request.group_id.0) {
         return OffsetDeleteResponse::default().with_error_code(error.code());
     }
-    match broker.groups.delete_offsets(&request.group_id.0, partitions, subscribed).await {
+    match ctx.groups().delete_offsets(&request.group_id.0, partitions, subscribed).await {
         Err(error) => OffsetDeleteResponse::default().with_error_code(error.code()),
         Ok(results) => {
             let mut by_topic: BTreeMap<String, Vec<OffsetDeleteResponsePartition>> = BTreeMap::new();
@@ -221,5 +221,27 @@ pub async fn delete(broker: &Arc<Broker>, request: OffsetDeleteRequest) -> Offse
                     .collect(),
             )
         }
+    }
+}
+
+impl<C: Quorum + Groups> Handler<C> for OffsetCommitRequest {
+    /// Answered once the offsets are on disk.
+    async fn handle(ctx: &Arc<C>, _rc: &RequestContext, request: OffsetCommitRequest) -> Reply<OffsetCommitResponse> {
+        let ctx = ctx.clone();
+        Reply::Later(Box::pin(async move { commit(&*ctx, request).await }))
+    }
+}
+
+impl<C: Groups> Handler<C> for OffsetFetchRequest {
+    async fn handle(ctx: &Arc<C>, rc: &RequestContext, request: OffsetFetchRequest) -> Reply<OffsetFetchResponse> {
+        Reply::Now(fetch(&**ctx, rc.version(), request))
+    }
+}
+
+impl<C: Groups> Handler<C> for OffsetDeleteRequest {
+    /// Answered once the tombstones are on disk.
+    async fn handle(ctx: &Arc<C>, _rc: &RequestContext, request: OffsetDeleteRequest) -> Reply<OffsetDeleteResponse> {
+        let ctx = ctx.clone();
+        Reply::Later(Box::pin(async move { delete(&*ctx, request).await }))
     }
 }

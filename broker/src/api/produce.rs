@@ -2,13 +2,14 @@
 //! requested durability is reached (acks=0: no answer; acks=1: after the write; acks=all: after
 //! the group-commit fsync when the topic's `flush.mode` is `fsync`).
 
-use super::{str_bytes, RequestContext};
+use super::context::{led_partition, Partitions, Reply, RequestContext, Telemetry};
+use super::{str_bytes, Handler};
 use crate::clock::now_ms;
+use crate::cluster::Quorum;
 use crate::log::batch::{rewrite_header, split_batches, BatchHeader};
 use crate::log::validator::{validate_records, RecordError, ValidationConfig, ValidationError};
 use crate::partition::{AckWait, Partition};
-use crate::Broker;
-use futures::future::{join_all, BoxFuture};
+use futures::future::join_all;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
@@ -18,14 +19,6 @@ use kafka_protocol::records::TimestampType;
 use millrace_config::FlushMode;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// What the connection should do with a produce request.
-pub enum ProduceOutcome {
-    /// acks=0: nothing is sent back.
-    NoResponse,
-    /// The response, once durable enough.
-    Respond(BoxFuture<'static, ProduceResponse>),
-}
 
 fn partition_error(index: i32, error: ResponseError, message: Option<String>) -> PartitionProduceResponse {
     PartitionProduceResponse::default()
@@ -138,7 +131,7 @@ fn any_compressed(records: &[u8]) -> bool {
 }
 
 fn append_partition(
-    broker: &Broker,
+    ctx: &impl Telemetry,
     partition: &Arc<Partition>,
     batches: Vec<Vec<u8>>,
     now: i64,
@@ -159,21 +152,30 @@ fn append_partition(
         last = info.last_offset;
         if !info.duplicate {
             records_in += (info.last_offset - info.base_offset + 1) as usize;
-            broker.metrics.bytes_in(&partition.topic, batch.len());
+            ctx.metrics().bytes_in(&partition.topic, batch.len());
         }
     }
     Ok((first_base.unwrap_or(-1), last, records_in))
 }
 
-/// Applies a produce request; appends happen before this returns.
-pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: ProduceRequest) -> ProduceOutcome {
+impl<C: Partitions + Quorum + Telemetry> Handler<C> for ProduceRequest {
+    /// Applies a produce request; appends happen before this returns.
+    async fn handle(ctx: &Arc<C>, rc: &RequestContext, request: ProduceRequest) -> Reply<ProduceResponse> {
+        produce(&**ctx, rc, request).await
+    }
+}
+
+async fn produce<C: Partitions + Quorum + Telemetry>(
+    ctx: &C,
+    rc: &RequestContext,
+    request: ProduceRequest,
+) -> Reply<ProduceResponse> {
     let acks = request.acks;
-    let version = ctx.version();
+    let version = rc.version();
     let mut topics = Vec::new();
     for topic_data in request.topic_data {
         let by_id = version >= 13;
-        let topic =
-            if by_id { broker.catalog.get_by_id(&topic_data.topic_id) } else { broker.catalog.get(&topic_data.name.0) };
+        let topic = if by_id { ctx.topic_by_id(&topic_data.topic_id) } else { ctx.topic(&topic_data.name.0) };
         let unknown = if by_id { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition };
         let mut partitions = Vec::new();
         for data in topic_data.partition_data {
@@ -192,7 +194,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
                 ))
             } else {
                 let name = topic.as_ref().map(|t| t.name.clone()).unwrap_or_else(|| topic_data.name.0.to_string());
-                match (topic.as_ref(), super::led_partition(broker, &name, index)) {
+                match (topic.as_ref(), led_partition(ctx, &name, index)) {
                     (_, Err(ResponseError::UnknownTopicOrPartition)) => {
                         PartitionResult::Done(partition_error(index, unknown, None))
                     }
@@ -217,12 +219,12 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
                         };
                         let appended = match validate_off_runtime(records, topic.config.max_message_bytes, config).await
                         {
-                            Ok(batches) => append_partition(broker, &partition, batches, now, acks == -1),
+                            Ok(batches) => append_partition(ctx, &partition, batches, now, acks == -1),
                             Err(refusal) => Err(refusal),
                         };
                         match appended {
                             Ok((base_offset, last_offset, records_in)) => {
-                                broker.metrics.records_in(&topic.name, records_in);
+                                ctx.metrics().records_in(&topic.name, records_in);
                                 PartitionResult::Appended(Appended {
                                     partition: partition.clone(),
                                     index,
@@ -234,7 +236,7 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
                                 })
                             }
                             Err(refusal) => {
-                                broker.metrics.produce_errors(&topic.name, refusal.error);
+                                ctx.metrics().produce_errors(&topic.name, refusal.error);
                                 let record_errors = refusal
                                     .record_errors
                                     .into_iter()
@@ -259,10 +261,10 @@ pub async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, request: Produce
         topics.push((name, topic_data.topic_id, partitions));
     }
     if acks == 0 {
-        return ProduceOutcome::NoResponse;
+        return Reply::Silent;
     }
     let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
-    ProduceOutcome::Respond(Box::pin(async move {
+    Reply::Later(Box::pin(async move {
         let mut responses = Vec::with_capacity(topics.len());
         for (name, topic_id, partitions) in topics {
             let finished = join_all(partitions.into_iter().map(|result| finish(result, timeout))).await;

@@ -2,9 +2,10 @@
 //! replicas between brokers online. New replicas copy the log as followers; once all of them are
 //! in sync the controller switches the partition to the target set (see the metadata model).
 
-use super::str_bytes;
+use super::context::{Reply, RequestContext};
+use super::{str_bytes, Handler};
+use crate::cluster::Quorum;
 use crate::controller::{ControllerError, MetadataCommand, MetadataError};
-use crate::Broker;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::alter_partition_reassignments_response::{
     ReassignablePartitionResponse, ReassignableTopicResponse,
@@ -37,10 +38,7 @@ fn error_code(e: &ControllerError) -> ResponseError {
 }
 
 /// Answers AlterPartitionReassignments: starts or cancels (null replicas) each move.
-pub async fn alter(
-    broker: &Arc<Broker>,
-    request: AlterPartitionReassignmentsRequest,
-) -> AlterPartitionReassignmentsResponse {
+async fn alter<C: Quorum>(ctx: &C, request: AlterPartitionReassignmentsRequest) -> AlterPartitionReassignmentsResponse {
     let timeout = Duration::from_millis(request.timeout_ms.clamp(1000, 60_000) as u64);
     let mut responses = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
@@ -53,7 +51,7 @@ pub async fn alter(
                 target: target.clone(),
             };
             let result = ReassignablePartitionResponse::default().with_partition_index(p.partition_index);
-            partitions.push(match broker.cluster.propose(cmd, timeout).await {
+            partitions.push(match ctx.propose(cmd, timeout).await {
                 Ok(_) => {
                     tracing::info!(topic = %topic.name.0, partition = p.partition_index, ?target, "reassignment requested");
                     result
@@ -67,8 +65,8 @@ pub async fn alter(
 }
 
 /// Answers ListPartitionReassignments: the ongoing moves (all, or of the partitions asked for).
-pub fn list(broker: &Arc<Broker>, request: ListPartitionReassignmentsRequest) -> ListPartitionReassignmentsResponse {
-    let metadata = broker.cluster.metadata();
+fn list<C: Quorum>(ctx: &C, request: ListPartitionReassignmentsRequest) -> ListPartitionReassignmentsResponse {
+    let metadata = ctx.metadata();
     let wanted: Option<Vec<(String, Vec<i32>)>> =
         request.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
     let ids = |v: &[i32]| v.iter().map(|b| BrokerId(*b)).collect::<Vec<_>>();
@@ -103,4 +101,26 @@ pub fn list(broker: &Arc<Broker>, request: ListPartitionReassignmentsRequest) ->
         }
     }
     ListPartitionReassignmentsResponse::default().with_topics(topics)
+}
+
+impl<C: Quorum + 'static> Handler<C> for AlterPartitionReassignmentsRequest {
+    /// Answered later: each move waits for the quorum.
+    async fn handle(
+        ctx: &Arc<C>,
+        _rc: &RequestContext,
+        request: AlterPartitionReassignmentsRequest,
+    ) -> Reply<AlterPartitionReassignmentsResponse> {
+        let ctx = ctx.clone();
+        Reply::Later(Box::pin(async move { alter(&*ctx, request).await }))
+    }
+}
+
+impl<C: Quorum + 'static> Handler<C> for ListPartitionReassignmentsRequest {
+    async fn handle(
+        ctx: &Arc<C>,
+        _rc: &RequestContext,
+        request: ListPartitionReassignmentsRequest,
+    ) -> Reply<ListPartitionReassignmentsResponse> {
+        Reply::Now(list(&**ctx, request))
+    }
 }

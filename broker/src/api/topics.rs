@@ -1,9 +1,10 @@
 //! CreateTopics, DeleteTopics and CreatePartitions.
 
-use super::str_bytes;
+use super::context::{Partitions, Reply, RequestContext, Settings};
+use super::{str_bytes, Handler};
 use crate::catalog::TopicError;
 use crate::cluster::topics::NewTopic;
-use crate::Broker;
+use crate::cluster::Quorum;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
@@ -37,9 +38,9 @@ pub fn topic_error_code(error: &TopicError) -> ResponseError {
 }
 
 /// Answers CreateTopics.
-pub async fn create(broker: &Arc<Broker>, request: CreateTopicsRequest) -> CreateTopicsResponse {
+async fn create<C: Partitions + Quorum + Settings>(ctx: &C, request: CreateTopicsRequest) -> CreateTopicsResponse {
     let mut results = Vec::with_capacity(request.topics.len());
-    let mut budget = RequestPartitions::new(broker);
+    let mut budget = RequestPartitions::new(ctx);
     for topic in request.topics {
         let name = topic.name.0.to_string();
         let configs: Vec<(String, String)> = topic
@@ -58,7 +59,7 @@ pub async fn create(broker: &Arc<Broker>, request: CreateTopicsRequest) -> Creat
         };
         let wanted = if new_topic.assignments.is_empty() {
             if topic.num_partitions == -1 {
-                broker.config.topics.default_partitions
+                ctx.config().topics.default_partitions
             } else {
                 topic.num_partitions
             }
@@ -74,7 +75,8 @@ pub async fn create(broker: &Arc<Broker>, request: CreateTopicsRequest) -> Creat
                 "give either replica assignments or partitions and replication factor, not both".into(),
             ))
         } else {
-            broker.cluster.create_topic(&broker.catalog, &broker.config, new_topic, request.validate_only).await
+            crate::cluster::topics::create_topic(ctx, ctx.catalog(), ctx.config(), new_topic, request.validate_only)
+                .await
         };
         let result = CreatableTopicResult::default().with_name(topic.name.clone());
         results.push(match outcome {
@@ -112,22 +114,21 @@ pub async fn create(broker: &Arc<Broker>, request: CreateTopicsRequest) -> Creat
 }
 
 /// Answers DeleteTopics (by name, or by topic id from v6).
-pub async fn delete(broker: &Arc<Broker>, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
+async fn delete<C: Quorum>(ctx: &C, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
     let mut wanted: Vec<(Option<String>, Uuid)> =
         request.topic_names.into_iter().map(|n| (Some(n.0.to_string()), Uuid::nil())).collect();
     wanted.extend(request.topics.into_iter().map(|t| (t.name.map(|n| n.0.to_string()), t.topic_id)));
     let mut responses = Vec::with_capacity(wanted.len());
     for (name, id) in wanted {
-        let name = name.or_else(|| {
-            broker.cluster.metadata().topics.iter().find(|(_, t)| t.topic_id == id).map(|(n, _)| n.clone())
-        });
+        let name =
+            name.or_else(|| ctx.metadata().topics.iter().find(|(_, t)| t.topic_id == id).map(|(n, _)| n.clone()));
         let result =
             DeletableTopicResult::default().with_name(name.clone().map(|n| TopicName(str_bytes(n)))).with_topic_id(id);
         let Some(name) = name else {
             responses.push(result.with_error_code(ResponseError::UnknownTopicId.code()));
             continue;
         };
-        responses.push(match broker.cluster.delete_topic(&name).await {
+        responses.push(match crate::cluster::topics::delete_topic(ctx, &name).await {
             Ok(deleted_id) => result.with_topic_id(deleted_id),
             Err(e) => {
                 result.with_error_code(topic_error_code(&e).code()).with_error_message(Some(str_bytes(e.to_string())))
@@ -138,12 +139,14 @@ pub async fn delete(broker: &Arc<Broker>, request: DeleteTopicsRequest) -> Delet
 }
 
 /// Answers CreatePartitions.
-pub async fn create_partitions(broker: &Arc<Broker>, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
+async fn create_partitions<C: Partitions + Quorum + Settings>(
+    ctx: &C,
+    request: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
     let mut results = Vec::with_capacity(request.topics.len());
-    let mut budget = RequestPartitions::new(broker);
+    let mut budget = RequestPartitions::new(ctx);
     for topic in request.topics {
-        let current =
-            broker.cluster.metadata().topics.get(topic.name.0.as_str()).map_or(0, |t| t.partitions.len() as i32);
+        let current = ctx.metadata().topics.get(topic.name.0.as_str()).map_or(0, |t| t.partitions.len() as i32);
         let explicit: Vec<Vec<i32>> =
             topic.assignments.iter().flatten().map(|a| a.broker_ids.iter().map(|b| b.0).collect()).collect();
         let outcome = if crate::catalog::is_internal(&topic.name.0) {
@@ -152,11 +155,17 @@ pub async fn create_partitions(broker: &Arc<Broker>, request: CreatePartitionsRe
         } else if let Err(e) = budget.take(topic.count.saturating_sub(current)) {
             Err(e)
         } else {
-            let limit = broker.config.topics.max_partitions;
-            broker
-                .cluster
-                .add_partitions(&broker.catalog, &topic.name.0, topic.count, explicit, request.validate_only, limit)
-                .await
+            let limit = ctx.config().topics.max_partitions;
+            crate::cluster::topics::add_partitions(
+                ctx,
+                ctx.catalog(),
+                &topic.name.0,
+                topic.count,
+                explicit,
+                request.validate_only,
+                limit,
+            )
+            .await
         };
         let result = CreatePartitionsTopicResult::default().with_name(topic.name);
         results.push(match outcome {
@@ -177,8 +186,8 @@ pub(crate) struct RequestPartitions {
 }
 
 impl RequestPartitions {
-    pub(crate) fn new(broker: &Broker) -> Self {
-        let max = broker.config.topics.max_partitions_per_request;
+    pub(crate) fn new(ctx: &impl Settings) -> Self {
+        let max = ctx.config().topics.max_partitions_per_request;
         RequestPartitions { left: i64::from(max), max }
     }
 
@@ -193,5 +202,27 @@ impl RequestPartitions {
         }
         self.left -= count;
         Ok(())
+    }
+}
+
+impl<C: Partitions + Quorum + Settings> Handler<C> for CreateTopicsRequest {
+    async fn handle(ctx: &Arc<C>, _rc: &RequestContext, request: CreateTopicsRequest) -> Reply<CreateTopicsResponse> {
+        Reply::Now(create(&**ctx, request).await)
+    }
+}
+
+impl<C: Quorum + 'static> Handler<C> for DeleteTopicsRequest {
+    async fn handle(ctx: &Arc<C>, _rc: &RequestContext, request: DeleteTopicsRequest) -> Reply<DeleteTopicsResponse> {
+        Reply::Now(delete(&**ctx, request).await)
+    }
+}
+
+impl<C: Partitions + Quorum + Settings> Handler<C> for CreatePartitionsRequest {
+    async fn handle(
+        ctx: &Arc<C>,
+        _rc: &RequestContext,
+        request: CreatePartitionsRequest,
+    ) -> Reply<CreatePartitionsResponse> {
+        Reply::Now(create_partitions(&**ctx, request).await)
     }
 }

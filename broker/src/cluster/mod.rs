@@ -43,6 +43,62 @@ fn metadata_dir(data_dir: &std::path::Path) -> Result<std::path::PathBuf, Broker
     Ok(dir)
 }
 
+/// The replicated metadata as the rest of the broker uses it: read the applied state, propose
+/// changes. [`ClusterLink`] is the real one; unit tests use an in-memory state machine.
+pub trait Quorum: Send + Sync {
+    /// This broker's id.
+    fn node_id(&self) -> i32;
+    /// The locally applied cluster metadata.
+    fn metadata(&self) -> Arc<MetadataState>;
+    /// The active controller's id, -1 if unknown.
+    fn controller_id(&self) -> i32;
+    /// Proposes `cmd`, retrying while no controller is reachable, for up to `timeout`. A command
+    /// the metadata rules reject fails at once with [`ControllerError::Rejected`].
+    fn propose(
+        &self,
+        cmd: MetadataCommand,
+        timeout: Duration,
+    ) -> impl std::future::Future<Output = Result<MetadataResponse, ControllerError>> + Send;
+}
+
+impl Quorum for ClusterLink {
+    fn node_id(&self) -> i32 {
+        self.node_id
+    }
+    fn metadata(&self) -> Arc<MetadataState> {
+        ClusterLink::metadata(self)
+    }
+    fn controller_id(&self) -> i32 {
+        ClusterLink::controller_id(self)
+    }
+    fn propose(
+        &self,
+        cmd: MetadataCommand,
+        timeout: Duration,
+    ) -> impl std::future::Future<Output = Result<MetadataResponse, ControllerError>> + Send {
+        ClusterLink::propose(self, cmd, timeout)
+    }
+}
+
+impl Quorum for crate::Broker {
+    fn node_id(&self) -> i32 {
+        self.cluster.node_id
+    }
+    fn metadata(&self) -> Arc<MetadataState> {
+        self.cluster.metadata()
+    }
+    fn controller_id(&self) -> i32 {
+        self.cluster.controller_id()
+    }
+    fn propose(
+        &self,
+        cmd: MetadataCommand,
+        timeout: Duration,
+    ) -> impl std::future::Future<Output = Result<MetadataResponse, ControllerError>> + Send {
+        self.cluster.propose(cmd, timeout)
+    }
+}
+
 /// This broker's membership in the cluster.
 pub struct ClusterLink {
     /// This broker's id.

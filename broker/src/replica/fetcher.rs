@@ -4,7 +4,6 @@
 //! the leader's high watermark, and truncates a divergent tail when the leader reports a
 //! diverging epoch.
 
-use super::client::{ClientError, PeerConnection};
 use crate::partition::{Partition, ReplicaError};
 use crate::Broker;
 use bytes::Bytes;
@@ -13,6 +12,7 @@ use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use millrace_protocol::{ClientError, Connection};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,7 +37,7 @@ pub type Targets = BTreeMap<(String, i32), FetchTarget>;
 
 /// Fetches from `leader_id` at `addr` until `targets` is dropped by the manager.
 pub async fn run(broker: Arc<Broker>, leader_id: i32, addr: String, mut targets: watch::Receiver<Targets>) {
-    let mut conn: Option<PeerConnection> = None;
+    let mut conn: Option<Connection> = None;
     let settings = broker.config.replication.clone();
     let timeout = settings.fetch_max_wait.as_duration() + Duration::from_secs(10);
     tracing::info!(leader = leader_id, %addr, "replica fetcher started");
@@ -51,7 +51,10 @@ pub async fn run(broker: Arc<Broker>, leader_id: i32, addr: String, mut targets:
         }
         let request = build_request(&broker, &current);
         if conn.is_none() {
-            match PeerConnection::connect(&addr, Duration::from_secs(3)).await {
+            match Connection::connect(&addr, Duration::from_secs(3))
+                .await
+                .map(|c| c.with_client_id("millrace-replica-fetcher"))
+            {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     tracing::debug!(leader = leader_id, error = %e, "replica fetcher cannot connect");

@@ -1,0 +1,283 @@
+//! Handlers run on an in-memory cluster of one ([`FakeBroker`]): no process, socket or Raft.
+
+use super::context::{Connection, Reply, RequestContext};
+use super::fake::{FakeBroker, NODE};
+use super::{Handler, Router};
+use crate::log::batch::test_batches::simple;
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Request, StrBytes};
+use std::sync::Arc;
+
+fn rc<R: Request>(version: i16) -> RequestContext {
+    let header = RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(7)
+        .with_client_id(Some(StrBytes::from_static_str("unit")));
+    RequestContext { connection: Connection::plaintext(1, "127.0.0.1:5555".parse().unwrap()), header }
+}
+
+async fn answer<R: Handler<FakeBroker>>(ctx: &Arc<FakeBroker>, version: i16, request: R) -> R::Response {
+    match R::handle(ctx, &rc::<R>(version), request).await {
+        Reply::Now(response) => response,
+        Reply::Later(future) => future.await,
+        Reply::Silent => panic!("no response"),
+    }
+}
+
+fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.into()))
+}
+
+async fn create_topic(ctx: &Arc<FakeBroker>, name: &str, partitions: i32, configs: &[(&str, &str)]) -> i16 {
+    let configs = configs
+        .iter()
+        .map(|(k, v)| {
+            CreatableTopicConfig::default()
+                .with_name(StrBytes::from_string(k.to_string()))
+                .with_value(Some(StrBytes::from_string(v.to_string())))
+        })
+        .collect();
+    let request = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+        .with_name(topic_name(name))
+        .with_num_partitions(partitions)
+        .with_replication_factor(-1)
+        .with_configs(configs)]);
+    answer(ctx, 7, request).await.topics[0].error_code
+}
+
+fn produce_request(topic: &str, partition: i32, acks: i16, records: Vec<u8>) -> ProduceRequest {
+    ProduceRequest::default().with_acks(acks).with_timeout_ms(5_000).with_topic_data(vec![TopicProduceData::default()
+        .with_name(topic_name(topic))
+        .with_partition_data(vec![PartitionProduceData::default()
+            .with_index(partition)
+            .with_records(Some(Bytes::from(records)))])])
+}
+
+fn now() -> i64 {
+    crate::clock::now_ms()
+}
+
+#[tokio::test]
+async fn create_topics_proposes_the_topic_and_reports_refusals() {
+    let ctx = FakeBroker::new();
+    assert_eq!(create_topic(&ctx, "logs", 3, &[("retention.ms", "60000")]).await, 0);
+    let metadata = crate::cluster::Quorum::metadata(&*ctx);
+    assert_eq!(metadata.topics["logs"].partitions.len(), 3);
+    assert!(ctx.catalog.get("logs").is_some(), "the topic is hosted once CreateTopics answers");
+    assert_eq!(create_topic(&ctx, "logs", 1, &[]).await, ResponseError::TopicAlreadyExists.code());
+    assert_eq!(create_topic(&ctx, "bad/name", 1, &[]).await, ResponseError::InvalidTopicException.code());
+    assert_eq!(create_topic(&ctx, "x", 1, &[("no.such.key", "1")]).await, ResponseError::InvalidConfig.code());
+    assert_eq!(create_topic(&ctx, "__consumer_offsets", 1, &[]).await, ResponseError::InvalidTopicException.code());
+    let proposals = ctx.proposals.lock().unwrap().len();
+    assert_eq!(proposals, 1, "refused topics never reach the quorum");
+}
+
+#[tokio::test]
+async fn create_topics_enforces_the_per_request_partition_budget() {
+    let ctx = FakeBroker::with_config(|c| c.topics.max_partitions_per_request = 4);
+    assert_eq!(create_topic(&ctx, "big", 5, &[]).await, ResponseError::PolicyViolation.code());
+    assert_eq!(create_topic(&ctx, "fits", 4, &[]).await, 0);
+}
+
+#[tokio::test]
+async fn metadata_lists_brokers_and_topics_and_auto_creates_when_allowed() {
+    let ctx = FakeBroker::with_config(|c| c.topics.auto_create = true);
+    create_topic(&ctx, "a", 2, &[]).await;
+    let all = answer(&ctx, 12, MetadataRequest::default().with_topics(None)).await;
+    assert_eq!(all.brokers.len(), 1);
+    assert_eq!(all.brokers[0].node_id.0, NODE);
+    assert_eq!(all.controller_id.0, NODE);
+    assert_eq!(all.cluster_id.as_deref(), Some("fake-cluster"));
+    assert_eq!(all.topics.len(), 1);
+    assert_eq!(all.topics[0].partitions.len(), 2);
+    assert!(all.topics[0].partitions.iter().all(|p| p.leader_id.0 == NODE && p.isr_nodes.len() == 1));
+
+    let wanted = |name: &str, create: bool| {
+        MetadataRequest::default()
+            .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(topic_name(name)))]))
+            .with_allow_auto_topic_creation(create)
+    };
+    let refused = answer(&ctx, 12, wanted("new", false)).await;
+    assert_eq!(refused.topics[0].error_code, ResponseError::UnknownTopicOrPartition.code());
+    let created = answer(&ctx, 12, wanted("new", true)).await;
+    assert_eq!(created.topics[0].error_code, 0);
+    assert!(crate::cluster::Quorum::metadata(&*ctx).topics.contains_key("new"));
+}
+
+#[tokio::test]
+async fn produce_appends_and_acks_all_waits_for_the_log() {
+    let ctx = FakeBroker::new();
+    create_topic(&ctx, "t", 1, &[]).await;
+    let first = answer(&ctx, 9, produce_request("t", 0, -1, simple(3, now()))).await;
+    let p = &first.responses[0].partition_responses[0];
+    assert_eq!((p.error_code, p.base_offset), (0, 0));
+    let second = answer(&ctx, 9, produce_request("t", 0, 1, simple(2, now()))).await;
+    assert_eq!(second.responses[0].partition_responses[0].base_offset, 3);
+    let partition = ctx.catalog.partition("t", 0).unwrap();
+    assert_eq!(partition.offsets().1, 5);
+}
+
+#[tokio::test]
+async fn produce_refuses_bad_input_per_partition() {
+    let ctx = FakeBroker::new();
+    create_topic(&ctx, "t", 1, &[]).await;
+    let code = |r: &ProduceResponse| r.responses[0].partition_responses[0].error_code;
+    let mut corrupt = simple(2, now());
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0xff;
+    assert_eq!(code(&answer(&ctx, 9, produce_request("t", 0, 1, corrupt)).await), ResponseError::CorruptMessage.code());
+    assert_eq!(
+        code(&answer(&ctx, 9, produce_request("t", 7, 1, simple(1, now()))).await),
+        ResponseError::UnknownTopicOrPartition.code()
+    );
+    assert_eq!(
+        code(&answer(&ctx, 9, produce_request("t", 0, 2, simple(1, now()))).await),
+        ResponseError::InvalidRequiredAcks.code()
+    );
+    assert_eq!(ctx.catalog.partition("t", 0).unwrap().offsets().1, 0, "nothing refused reached the log");
+    // acks=0 gets no response at all.
+    let reply = <ProduceRequest as Handler<FakeBroker>>::handle(
+        &ctx,
+        &rc::<ProduceRequest>(9),
+        produce_request("t", 0, 0, simple(1, now())),
+    )
+    .await;
+    assert!(matches!(reply, Reply::Silent));
+    assert_eq!(ctx.catalog.partition("t", 0).unwrap().offsets().1, 1);
+}
+
+fn fetch_request(topic: &str, offset: i64, max_wait_ms: i32) -> FetchRequest {
+    FetchRequest::default()
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![FetchTopic::default().with_topic(topic_name(topic)).with_partitions(vec![
+            FetchPartition::default().with_partition(0).with_fetch_offset(offset).with_partition_max_bytes(1 << 20),
+        ])])
+}
+
+#[tokio::test]
+async fn fetch_returns_what_was_produced_and_long_polls_for_more() {
+    let ctx = FakeBroker::new();
+    create_topic(&ctx, "t", 1, &[]).await;
+    answer(&ctx, 9, produce_request("t", 0, -1, simple(4, now()))).await;
+    let fetched = answer(&ctx, 12, fetch_request("t", 0, 0)).await;
+    let p = &fetched.responses[0].partitions[0];
+    assert_eq!((p.error_code, p.high_watermark), (0, 4));
+    let mut records = p.records.clone().unwrap();
+    let decoded = kafka_protocol::records::RecordBatchDecoder::decode(&mut records).unwrap();
+    assert_eq!(decoded.records.len(), 4);
+
+    // Nothing past the end yet: the fetch waits, and an append wakes it before its deadline.
+    let waiting = tokio::spawn({
+        let ctx = ctx.clone();
+        async move { answer(&ctx, 12, fetch_request("t", 4, 10_000)).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(!waiting.is_finished(), "an empty fetch with max_wait waits");
+    answer(&ctx, 9, produce_request("t", 0, -1, simple(1, now()))).await;
+    let woken = tokio::time::timeout(std::time::Duration::from_secs(5), waiting).await.unwrap().unwrap();
+    assert_eq!(woken.responses[0].partitions[0].high_watermark, 5);
+
+    let unknown = answer(&ctx, 12, fetch_request("nope", 0, 0)).await;
+    assert_eq!(unknown.responses[0].partitions[0].error_code, ResponseError::UnknownTopicOrPartition.code());
+}
+
+#[tokio::test]
+async fn list_offsets_answers_earliest_latest_and_by_time() {
+    let ctx = FakeBroker::new();
+    create_topic(&ctx, "t", 1, &[]).await;
+    let t0 = now() - 60_000;
+    answer(&ctx, 9, produce_request("t", 0, -1, simple(2, t0))).await;
+    answer(&ctx, 9, produce_request("t", 0, -1, simple(3, t0 + 10_000))).await;
+    let ask = |timestamp: i64| {
+        ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![ListOffsetsTopic::default()
+            .with_name(topic_name("t"))
+            .with_partitions(vec![ListOffsetsPartition::default().with_partition_index(0).with_timestamp(timestamp)])])
+    };
+    let offset = |r: ListOffsetsResponse| r.topics[0].partitions[0].offset;
+    assert_eq!(offset(answer(&ctx, 7, ask(-2)).await), 0);
+    assert_eq!(offset(answer(&ctx, 7, ask(-1)).await), 5);
+    assert_eq!(offset(answer(&ctx, 7, ask(t0 + 5_000)).await), 2);
+    assert_eq!(offset(answer(&ctx, 7, ask(t0 + 20_000)).await), -1, "nothing at or after that time");
+    let max = answer(&ctx, 7, ask(-3)).await;
+    assert_eq!(max.topics[0].partitions[0].timestamp, t0 + 10_000);
+}
+
+#[tokio::test]
+async fn offsets_committed_are_fetched_back_and_unknown_partitions_refused() {
+    let ctx = FakeBroker::new();
+    // Clients cannot create the offsets topic; the broker does, through the same quorum.
+    crate::cluster::topics::create_topic(
+        &*ctx,
+        &ctx.catalog,
+        &ctx.config,
+        crate::cluster::topics::NewTopic {
+            name: "__consumer_offsets",
+            partitions: 1,
+            replication_factor: 1,
+            assignments: Vec::new(),
+            configs: &[("cleanup.policy".into(), "compact".into())],
+        },
+        false,
+    )
+    .await
+    .unwrap();
+    create_topic(&ctx, "t", 2, &[]).await;
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("g")))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![OffsetCommitRequestTopic::default().with_name(topic_name("t")).with_partitions(vec![
+            OffsetCommitRequestPartition::default().with_partition_index(0).with_committed_offset(42),
+            OffsetCommitRequestPartition::default().with_partition_index(9).with_committed_offset(1),
+        ])]);
+    let committed = answer(&ctx, 8, commit).await;
+    let codes: Vec<i16> = committed.topics[0].partitions.iter().map(|p| p.error_code).collect();
+    assert_eq!(codes, vec![0, ResponseError::UnknownTopicOrPartition.code()]);
+
+    let fetch =
+        OffsetFetchRequest::default().with_group_id(GroupId(StrBytes::from_static_str("g"))).with_topics(Some(vec![
+            OffsetFetchRequestTopic::default().with_name(topic_name("t")).with_partition_indexes(vec![0, 1]),
+        ]));
+    let fetched = answer(&ctx, 7, fetch).await;
+    let offsets: Vec<i64> = fetched.topics[0].partitions.iter().map(|p| p.committed_offset).collect();
+    assert_eq!(offsets, vec![42, -1]);
+    let log = ctx.catalog.partition("__consumer_offsets", 0).unwrap();
+    assert_eq!(log.offsets().1, 1, "the commit was appended to the offsets log");
+}
+
+#[tokio::test]
+async fn the_router_answers_every_advertised_api_and_closes_on_garbage() {
+    let ctx = FakeBroker::new();
+    let router = Router::<FakeBroker>::new();
+    let mut keys: Vec<i16> = router.keys().collect();
+    keys.sort_unstable();
+    let mut advertised: Vec<i16> = super::SUPPORTED_APIS.iter().map(|k| *k as i16).collect();
+    advertised.sort_unstable();
+    assert_eq!(keys, advertised);
+
+    let connection = Connection::plaintext(1, "127.0.0.1:5555".parse().unwrap());
+    let mut frame =
+        millrace_protocol::message::encode_request(3, 11, Some("unit"), &ApiVersionsRequest::default()).unwrap();
+    let body = frame.split_off(4);
+    let pending = router.dispatch(&ctx, body, &connection).await.unwrap();
+    let response = pending.await.unwrap().split_off(4);
+    let decoded = millrace_protocol::message::decode_response::<ApiVersionsRequest>(response, 3, 11).unwrap();
+    assert_eq!(decoded.api_keys.len(), super::SUPPORTED_APIS.len());
+
+    let unknown = Bytes::from_static(&[0x7f, 0x00, 0, 0, 0, 0, 0, 1]);
+    assert!(router.dispatch(&ctx, unknown, &connection).await.is_err());
+    let truncated = Bytes::from_static(&[0, 3, 0]);
+    assert!(router.dispatch(&ctx, truncated, &connection).await.is_err());
+}

@@ -1,0 +1,20 @@
+//! The Kafka wire layer shared by the broker, the TUI, the CLIs, the demo and the test harness.
+//! It knows frames and kafka-protocol messages, nothing about storage or clusters.
+//!
+//! - [`codec`]: the length-prefixed frame codec, bounded and never sized by an announced length.
+//! - [`message`]: request and response frames to and from kafka-protocol types, both directions.
+//! - [`client`]: an async Kafka client over one connection (follower fetchers, `millrace top`,
+//!   the CLIs, the demo).
+
+pub mod client;
+pub mod codec;
+pub mod message;
+
+pub use client::{ClientError, Connection};
+pub use codec::{FrameCodec, FrameError};
+pub use message::MessageError;
+
+/// Shorthand for building a `StrBytes` from a `String`.
+pub fn str_bytes(s: impl Into<String>) -> kafka_protocol::protocol::StrBytes {
+    kafka_protocol::protocol::StrBytes::from_string(s.into())
+}
