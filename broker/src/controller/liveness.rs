@@ -5,12 +5,15 @@
 //! (`FenceBroker`: out of every ISR, leadership moved), and a fenced broker that heartbeats with its
 //! metadata caught up is unfenced. Leases live in memory only, so a newly elected controller gives
 //! every broker a full session before fencing anyone.
+//!
+//! The decisions ([`Leases`], [`preferred_leader_elections`], [`stale_learners`]) are pure; the
+//! [`Liveness`] shell reads the clock and makes the Raft proposals.
 
 use crate::controller::state_machine::{MetadataCommand, MetadataState};
 use crate::controller::{StateMachineStore, TypeConfig};
 use openraft::Raft;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -70,19 +73,97 @@ pub fn preferred_leader_elections(state: &MetadataState) -> Vec<MetadataCommand>
     out
 }
 
-/// Leases of the brokers, kept by the active controller.
-pub struct Liveness {
+/// What a heartbeat leads to, decided by [`Leases::heartbeat`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeartbeatVerdict {
+    /// Unknown broker or stale incarnation: it must register again.
+    Reregister,
+    /// Lease renewed; the broker stays as it is.
+    Renewed {
+        /// Whether it is fenced.
+        fenced: bool,
+    },
+    /// Lease renewed, and the fenced broker has caught up: propose `UnfenceBroker`.
+    Unfence,
+}
+
+/// The brokers' leases as the active controller sees them, without a clock: every decision
+/// takes `now` (a monotonic instant, so wall-clock steps never fence anyone).
+#[derive(Debug)]
+pub struct Leases {
     session_timeout: Duration,
     /// broker id -> last heartbeat.
-    last_seen: Mutex<HashMap<i32, Instant>>,
+    last_seen: HashMap<i32, Instant>,
     /// The Raft term in which the leases were last reset (a new term means a new active controller).
-    term: Mutex<Option<u64>>,
+    term: Option<u64>,
+}
+
+impl Leases {
+    /// No leases yet; each expires `session_timeout` after its last heartbeat.
+    pub fn new(session_timeout: Duration) -> Leases {
+        Leases { session_timeout, last_seen: HashMap::new(), term: None }
+    }
+
+    /// Forgets every lease when `term` differs from the last one seen: a new active controller
+    /// knows nothing of past heartbeats, so everyone gets a full session.
+    pub fn observe_term(&mut self, term: u64) {
+        if self.term != Some(term) {
+            self.term = Some(term);
+            self.last_seen.clear();
+        }
+    }
+
+    /// A heartbeat received at `now`, judged against the committed metadata `state`.
+    pub fn heartbeat(&mut self, state: &MetadataState, req: &HeartbeatRequest, now: Instant) -> HeartbeatVerdict {
+        let Some(broker) = state.brokers.get(&req.broker_id) else { return HeartbeatVerdict::Reregister };
+        if broker.epoch != req.broker_epoch {
+            return HeartbeatVerdict::Reregister;
+        }
+        self.last_seen.insert(req.broker_id, now);
+        if broker.fenced && req.caught_up {
+            HeartbeatVerdict::Unfence
+        } else {
+            HeartbeatVerdict::Renewed { fenced: broker.fenced }
+        }
+    }
+
+    /// Unfenced brokers of `state` whose session expired by `now`, to fence. A broker never
+    /// seen (this term) starts its session now rather than being fenced at once.
+    pub fn expired(&mut self, state: &MetadataState, now: Instant) -> Vec<i32> {
+        state
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .filter(|b| {
+                let seen = *self.last_seen.entry(b.id).or_insert(now);
+                now.saturating_duration_since(seen) > self.session_timeout
+            })
+            .map(|b| b.id)
+            .collect()
+    }
+}
+
+/// Non-voting quorum members (`learners`) that belong to unregistered brokers and should leave
+/// the metadata quorum.
+pub fn stale_learners(learners: impl IntoIterator<Item = u64>, state: &MetadataState) -> BTreeSet<u64> {
+    learners.into_iter().filter(|id| i32::try_from(*id).is_ok_and(|id| state.removed_brokers.contains(&id))).collect()
+}
+
+/// The runtime around [`Leases`]: reads the clock, asks Raft who leads, and proposes the
+/// commands the decisions call for.
+pub struct Liveness {
+    session_timeout: Duration,
+    leases: Mutex<Leases>,
 }
 
 impl Liveness {
     /// Leases expiring after `session_timeout`.
     pub fn new(session_timeout: Duration) -> Liveness {
-        Liveness { session_timeout, last_seen: Mutex::new(HashMap::new()), term: Mutex::new(None) }
+        Liveness { session_timeout, leases: Mutex::new(Leases::new(session_timeout)) }
+    }
+
+    fn leases(&self) -> std::sync::MutexGuard<'_, Leases> {
+        self.leases.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Handles one heartbeat on this controller.
@@ -96,45 +177,28 @@ impl Liveness {
         if metrics.current_leader != Some(metrics.id) {
             return HeartbeatReply::NotLeader { leader_id: metrics.current_leader };
         }
-        self.reset_on_new_term(metrics.current_term);
         let state = machine.shared_state();
-        let Some(broker) = state.brokers.get(&req.broker_id) else { return HeartbeatReply::Reregister };
-        if broker.epoch != req.broker_epoch {
-            return HeartbeatReply::Reregister;
-        }
-        self.last_seen.lock().unwrap_or_else(|p| p.into_inner()).insert(req.broker_id, Instant::now());
-        if broker.fenced && req.caught_up {
-            match raft.client_write(MetadataCommand::UnfenceBroker { id: req.broker_id }).await {
-                Ok(_) => {
-                    tracing::info!(broker = req.broker_id, "broker unfenced");
-                    return HeartbeatReply::Ok { fenced: false };
+        let verdict = {
+            let mut leases = self.leases();
+            leases.observe_term(metrics.current_term);
+            leases.heartbeat(&state, &req, Instant::now())
+        };
+        match verdict {
+            HeartbeatVerdict::Reregister => HeartbeatReply::Reregister,
+            HeartbeatVerdict::Renewed { fenced } => HeartbeatReply::Ok { fenced },
+            HeartbeatVerdict::Unfence => {
+                match raft.client_write(MetadataCommand::UnfenceBroker { id: req.broker_id }).await {
+                    Ok(_) => {
+                        tracing::info!(broker = req.broker_id, "broker unfenced");
+                        HeartbeatReply::Ok { fenced: false }
+                    }
+                    Err(e) => {
+                        tracing::warn!(broker = req.broker_id, error = %e, "unfencing broker failed");
+                        HeartbeatReply::Ok { fenced: true }
+                    }
                 }
-                Err(e) => tracing::warn!(broker = req.broker_id, error = %e, "unfencing broker failed"),
             }
         }
-        HeartbeatReply::Ok { fenced: broker.fenced }
-    }
-
-    fn reset_on_new_term(&self, term: u64) {
-        let mut current = self.term.lock().unwrap_or_else(|p| p.into_inner());
-        if *current != Some(term) {
-            *current = Some(term);
-            // A new active controller knows nothing of past heartbeats: full session for all.
-            self.last_seen.lock().unwrap_or_else(|p| p.into_inner()).clear();
-        }
-    }
-
-    /// Unfenced brokers whose session expired (brokers never seen get a session from now).
-    fn expired(&self, state: &MetadataState) -> Vec<i32> {
-        let now = Instant::now();
-        let mut seen = self.last_seen.lock().unwrap_or_else(|p| p.into_inner());
-        state
-            .brokers
-            .values()
-            .filter(|b| !b.fenced)
-            .filter(|b| now.duration_since(*seen.entry(b.id).or_insert(now)) > self.session_timeout)
-            .map(|b| b.id)
-            .collect()
     }
 
     /// The active controller's loop: fences expired brokers and moves leadership back to
@@ -147,13 +211,8 @@ impl Liveness {
             tick.tick().await;
             let metrics = raft.metrics().borrow().clone();
             if metrics.current_leader == Some(metrics.id) {
-                let state = machine.shared_state();
-                let stale: std::collections::BTreeSet<u64> = metrics
-                    .membership_config
-                    .membership()
-                    .learner_ids()
-                    .filter(|id| i32::try_from(*id).is_ok_and(|id| state.removed_brokers.contains(&id)))
-                    .collect();
+                let stale =
+                    stale_learners(metrics.membership_config.membership().learner_ids(), &machine.shared_state());
                 if !stale.is_empty() {
                     tracing::info!(?stale, "removing unregistered brokers from the metadata quorum");
                     let change = openraft::ChangeMembers::RemoveNodes(stale);
@@ -174,8 +233,12 @@ impl Liveness {
             if metrics.current_leader != Some(metrics.id) {
                 continue;
             }
-            self.reset_on_new_term(metrics.current_term);
-            for id in self.expired(&machine.shared_state()) {
+            let expired = {
+                let mut leases = self.leases();
+                leases.observe_term(metrics.current_term);
+                leases.expired(&machine.shared_state(), Instant::now())
+            };
+            for id in expired {
                 tracing::warn!(broker = id, timeout = ?self.session_timeout, "broker session expired; fencing it");
                 if let Err(e) = raft.client_write(MetadataCommand::FenceBroker { id }).await {
                     tracing::warn!(broker = id, error = %e, "fencing broker failed");
@@ -184,3 +247,7 @@ impl Liveness {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "liveness_tests.rs"]
+mod tests;

@@ -1,82 +1,104 @@
-//! The group coordinator: owns every group's state machine and committed offsets, persists them
-//! through [`OffsetStore`], and runs the clock (session expiry, rebalance deadlines, offset
-//! retention).
+//! The group coordinator's runtime: reads the clock, runs a transition of the pure core
+//! ([`Groups`]) under one short lock, then performs its effects outside it — answering parked
+//! JoinGroup/SyncGroup requests and appending to `__consumer_offsets`.
+//!
+//! Appends are queued while the lock is held and written by one writer at a time in queue order,
+//! so the log (and memory, updated after each write) sees changes in transition order even
+//! though the writes happen after the lock is gone.
 
-use super::state::{Group, GroupState, JoinArgs, JoinSettings, Reply, SyncResult};
-use super::store::{decode_b64, encode_b64, OffsetStore, StoredGroup, StoredKey, StoredMember, StoredOffset};
+use super::effects::{AfterWrite, Answer, Append, AppendKind, Effects, WaiterId, Wake};
+use super::groups::{CoreSettings, Groups};
+use super::state::{JoinArgs, JoinResult, JoinSettings, Reply, SyncResult};
+use super::store::{OffsetStore, StoredOffset};
+use super::types::RandomMemberIds;
 use crate::error::BrokerError;
 use crate::partition::Partition;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use millrace_config::broker::GroupSettings;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::time::Instant;
+use tokio::sync::oneshot;
 
-use super::state::JoinResult;
+pub use super::view::{CommittedOffset, GroupDescription, MemberDescription, TopicOffsets};
 
-struct Entry {
-    group: Group,
-    offsets: HashMap<(String, i32), StoredOffset>,
-    /// Wall-clock ms when the group last became empty.
-    empty_since: Option<i64>,
+/// Where an append landed: the partition and the offset to wait for.
+type Written = Result<(Arc<Partition>, i64), BrokerError>;
+
+/// The core and the channels of the requests it parked.
+struct Inner {
+    core: Groups,
+    joins: HashMap<WaiterId, oneshot::Sender<JoinResult>>,
+    syncs: HashMap<WaiterId, oneshot::Sender<SyncResult>>,
 }
 
-impl Entry {
-    fn new(id: &str) -> Entry {
-        Entry { group: Group::new(id), offsets: HashMap::new(), empty_since: None }
+/// An answer taken out of [`Inner`] under the lock, sent after it is released.
+enum Ready {
+    Join(oneshot::Sender<JoinResult>, JoinResult),
+    Sync(oneshot::Sender<SyncResult>, SyncResult),
+}
+
+/// A queued append and who wants to know how it went.
+struct Job {
+    append: Append,
+    done: oneshot::Sender<Written>,
+}
+
+/// What is left to do once the lock is released.
+#[derive(Default)]
+struct Work {
+    ready: Vec<Ready>,
+    written: Vec<(AppendKind, oneshot::Receiver<Written>)>,
+}
+
+impl Inner {
+    fn park_join(&mut self, answer: Answer<JoinResult>) -> Reply<JoinResult> {
+        match answer {
+            Answer::Now(result) => Reply::Now(result),
+            Answer::Wait(id) => {
+                let (tx, rx) = oneshot::channel();
+                self.joins.insert(id, tx);
+                Reply::Later(rx)
+            }
+        }
+    }
+
+    fn park_sync(&mut self, answer: Answer<SyncResult>) -> Reply<SyncResult> {
+        match answer {
+            Answer::Now(result) => Reply::Now(result),
+            Answer::Wait(id) => {
+                let (tx, rx) = oneshot::channel();
+                self.syncs.insert(id, tx);
+                Reply::Later(rx)
+            }
+        }
+    }
+
+    /// Takes the channels the wakes answer (a cancelled one is dropped right here).
+    fn take(&mut self, wakes: Vec<Wake>) -> Vec<Ready> {
+        let mut ready = Vec::new();
+        for wake in wakes {
+            match wake {
+                Wake::Join(id, result) => ready.extend(self.joins.remove(&id).map(|tx| Ready::Join(tx, result))),
+                Wake::Sync(id, result) => ready.extend(self.syncs.remove(&id).map(|tx| Ready::Sync(tx, result))),
+                Wake::Cancel(id) => {
+                    self.joins.remove(&id);
+                    self.syncs.remove(&id);
+                }
+            }
+        }
+        ready
     }
 }
 
-/// A group as DescribeGroups and `millrace group describe` show it.
-pub struct GroupDescription {
-    /// State name.
-    pub state: &'static str,
-    /// Protocol type.
-    pub protocol_type: String,
-    /// Chosen protocol.
-    pub protocol: String,
-    /// Generation.
-    pub generation: i32,
-    /// Members: id, instance id, client id, host, metadata for the chosen protocol, assignment.
-    pub members: Vec<MemberDescription>,
-}
-
-/// One member in a [`GroupDescription`].
-pub struct MemberDescription {
-    /// Member id.
-    pub member_id: String,
-    /// Static instance id.
-    pub instance_id: Option<String>,
-    /// Client id.
-    pub client_id: String,
-    /// Client host.
-    pub client_host: String,
-    /// Subscription metadata.
-    pub metadata: Bytes,
-    /// Assignment.
-    pub assignment: Bytes,
-}
-
-/// One partition's committed offset for a group (for lag).
-pub struct CommittedOffset {
-    /// Group id.
-    pub group: String,
-    /// Topic.
-    pub topic: String,
-    /// Partition.
-    pub partition: i32,
-    /// Committed offset.
-    pub offset: i64,
-}
-
-/// Committed offsets by topic: (topic, [(partition, offset if committed)]).
-pub type TopicOffsets = Vec<(String, Vec<(i32, Option<StoredOffset>)>)>;
-
 /// The coordinator of every group on this broker.
 pub struct GroupCoordinator {
-    groups: Mutex<HashMap<String, Entry>>,
+    inner: Mutex<Inner>,
+    /// Appends in transition order, pushed under `inner`'s lock.
+    outbox: Mutex<VecDeque<Job>>,
+    /// Held while writing the outbox, so batches reach the log in queue order.
+    writer: Mutex<()>,
     store: OffsetStore,
     settings: GroupSettings,
 }
@@ -85,11 +107,29 @@ fn now_ms() -> i64 {
     crate::clock::now_ms()
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl GroupCoordinator {
     /// A coordinator for an offsets topic of `partitions` partitions; it coordinates the groups
     /// of the partitions it is told it leads ([`GroupCoordinator::set_led_partitions`]).
     pub fn new(partitions: usize, settings: GroupSettings) -> GroupCoordinator {
-        GroupCoordinator { groups: Mutex::new(HashMap::new()), store: OffsetStore::new(partitions), settings }
+        let core_settings = CoreSettings {
+            join: JoinSettings {
+                initial_rebalance_delay: settings.initial_rebalance_delay.as_duration(),
+                max_size: settings.max_size as usize,
+            },
+            retention_ms: i64::try_from(settings.offsets_retention.0).unwrap_or(i64::MAX),
+        };
+        let core = Groups::new(partitions, core_settings, Box::new(RandomMemberIds));
+        GroupCoordinator {
+            inner: Mutex::new(Inner { core, joins: HashMap::new(), syncs: HashMap::new() }),
+            outbox: Mutex::new(VecDeque::new()),
+            writer: Mutex::new(()),
+            store: OffsetStore::new(partitions),
+            settings,
+        }
     }
 
     /// Whether this broker coordinates `group` (leads its offsets partition); NOT_COORDINATOR
@@ -115,7 +155,7 @@ impl GroupCoordinator {
     /// Takes over the groups of newly led offsets partitions (loading them from the log) and
     /// drops those of partitions now led elsewhere — the coordinator fails over with its
     /// partition, as in Kafka.
-    pub fn set_led_partitions(&self, led: std::collections::BTreeMap<i32, Arc<Partition>>, count: usize) {
+    pub fn set_led_partitions(&self, led: BTreeMap<i32, Arc<Partition>>, count: usize) {
         let current = self.store.led();
         let same = current.len() == led.len()
             && current.iter().zip(&led).all(|((a, pa), (b, pb))| a == b && Arc::ptr_eq(pa, pb));
@@ -128,46 +168,44 @@ impl GroupCoordinator {
             .filter(|(i, p)| current.get(i).is_none_or(|c| !Arc::ptr_eq(c, p)))
             .map(|(i, p)| (*i, p.clone()))
             .collect();
-        let count = count.max(1);
-        {
-            let mut groups = self.lock();
-            groups.retain(|id, _| {
-                let index = super::store::partition_for(id, count) as i32;
-                !resigned.contains(&index) && !added.iter().any(|(i, _)| *i == index)
-            });
-        }
+        let gone: Vec<i32> = resigned.iter().copied().chain(added.iter().map(|(i, _)| *i)).collect();
+        // Cancelled requests are dropped with `released`, after the lock.
+        let released = {
+            let mut inner = lock(&self.inner);
+            let effects = inner.core.release(&gone, count);
+            inner.take(effects.wakes)
+        };
+        drop(released);
         for index in &resigned {
             tracing::debug!(partition = index, "no longer coordinating the groups of __consumer_offsets-{index}");
         }
-        let now = Instant::now();
-        let mut loaded_groups = Vec::new();
+        // Loading reads the log: no lock is held meanwhile.
+        let mut loaded = Vec::new();
         for (index, partition) in &added {
             match OffsetStore::load(partition) {
-                Ok(loaded) => {
-                    let restored = restore_groups(loaded, now);
+                Ok(groups) => {
                     tracing::info!(
                         partition = index,
-                        groups = restored.len(),
+                        groups = groups.groups.len(),
                         "coordinating the groups of __consumer_offsets-{index}"
                     );
-                    loaded_groups.extend(restored);
+                    loaded.push(groups);
                 }
                 Err(e) => tracing::error!(partition = index, error = %e, "loading groups failed"),
             }
         }
-        self.lock().extend(loaded_groups);
+        let now = now_ms();
+        let replaced = {
+            let mut inner = lock(&self.inner);
+            let mut effects = Effects::default();
+            for groups in loaded {
+                effects.extend(inner.core.restore(groups, now));
+            }
+            inner.core.set_led(led.keys().copied(), count);
+            inner.take(effects.wakes)
+        };
+        drop(replaced);
         self.store.set_led(led, count);
-    }
-
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
-        self.groups.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn timing(&self) -> JoinSettings {
-        JoinSettings {
-            initial_rebalance_delay: self.settings.initial_rebalance_delay.as_duration(),
-            max_size: self.settings.max_size as usize,
-        }
     }
 
     /// Session timeouts outside the configured bounds are refused (INVALID_SESSION_TIMEOUT).
@@ -181,64 +219,100 @@ impl GroupCoordinator {
         self.settings.offset_metadata_max_bytes.0 as usize
     }
 
-    /// Writes the group's metadata if it changed (not waited for: members rejoin if it is lost).
-    fn persist_if_dirty(&self, entry: &mut Entry) {
-        if !entry.group.dirty {
-            return;
-        }
-        entry.group.dirty = false;
-        if entry.group.state == GroupState::Empty {
-            entry.empty_since.get_or_insert_with(now_ms);
-        } else {
-            entry.empty_since = None;
-        }
-        let group = &entry.group;
-        let stored = StoredGroup {
-            protocol_type: group.protocol_type.clone(),
-            generation: group.generation,
-            protocol: group.protocol.clone(),
-            leader: group.leader.clone(),
-            members: if group.state == GroupState::Stable {
-                group
-                    .members
-                    .values()
-                    .map(|m| StoredMember {
-                        member_id: m.member_id.clone(),
-                        instance_id: m.instance_id.clone(),
-                        client_id: m.client_id.clone(),
-                        client_host: m.client_host.clone(),
-                        session_timeout_ms: m.session_timeout.as_millis() as u64,
-                        rebalance_timeout_ms: m.rebalance_timeout.as_millis() as u64,
-                        protocols: m.protocols.iter().map(|(n, meta)| (n.clone(), encode_b64(meta))).collect(),
-                        assignment: encode_b64(&m.assignment),
-                    })
-                    .collect()
-            } else {
-                // Mid-rebalance membership is not worth restoring: members rejoin anyway.
-                Vec::new()
-            },
-            empty_since: entry.empty_since,
-        };
-        let value = match serde_json::to_vec(&stored) {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::error!(group = %group.id, error = %e, "serializing group metadata failed");
-                return;
+    /// Under the lock: takes the channels to answer and queues the appends (queueing here keeps
+    /// them in transition order).
+    fn stage(&self, inner: &mut Inner, effects: Effects) -> Work {
+        let ready = inner.take(effects.wakes);
+        let mut written = Vec::new();
+        if !effects.appends.is_empty() {
+            let mut outbox = lock(&self.outbox);
+            for append in effects.appends {
+                let (done, result) = oneshot::channel();
+                written.push((append.kind, result));
+                outbox.push_back(Job { append, done });
             }
-        };
-        if let Err(e) =
-            self.store.append(&group.id, &[(StoredKey::Group { group: group.id.clone() }, Some(value))], now_ms())
-        {
-            tracing::error!(group = %group.id, error = %e, "persisting group metadata failed");
         }
+        Work { ready, written }
+    }
+
+    /// After the lock: answers the parked requests, writes the queued appends, and returns how
+    /// this transition's own appends went.
+    fn perform(&self, work: Work) -> Vec<(AppendKind, Written)> {
+        for ready in work.ready {
+            // A receiver gone means the client went away; nothing to answer.
+            match ready {
+                Ready::Join(tx, result) => drop(tx.send(result)),
+                Ready::Sync(tx, result) => drop(tx.send(result)),
+            }
+        }
+        if work.written.is_empty() {
+            return Vec::new();
+        }
+        self.flush();
+        // Our jobs were queued before `flush` took the writer, so they are done by now.
+        work.written
+            .into_iter()
+            .map(|(kind, mut rx)| {
+                let written = rx
+                    .try_recv()
+                    .unwrap_or_else(|_| Err(BrokerError::Internal("an offsets write was lost from the queue".into())));
+                (kind, written)
+            })
+            .collect()
+    }
+
+    /// Writes every queued append in order, applying each one's in-memory change once written.
+    fn flush(&self) {
+        let _writer = lock(&self.writer);
+        loop {
+            let Some(job) = lock(&self.outbox).pop_front() else { break };
+            let Append { group, partition, records, kind, then } = job.append;
+            let written = self.store.append_at(partition, &records, now_ms());
+            match &written {
+                Ok(_) => {
+                    if let Some(change) = then {
+                        if let AfterWrite::DropOffsets { keys, .. } = &change {
+                            if kind == AppendKind::Expiration {
+                                tracing::info!(group = %group, partitions = keys.len(), "expired committed offsets");
+                            }
+                        }
+                        lock(&self.inner).core.apply(change);
+                    }
+                }
+                Err(e) => match kind {
+                    AppendKind::GroupMetadata => {
+                        tracing::error!(group = %group, error = %e, "persisting group metadata failed")
+                    }
+                    AppendKind::Expiration => {
+                        tracing::error!(group = %group, error = %e, "writing offset expirations failed")
+                    }
+                    AppendKind::ForgetGroup => {
+                        tracing::debug!(group = %group, error = %e, "writing a forgotten group's tombstone failed")
+                    }
+                    // The callers of these report the error to their client.
+                    AppendKind::Commit | AppendKind::DeleteGroup | AppendKind::DeleteOffsets => {}
+                },
+            }
+            let _ = job.done.send(written);
+        }
+    }
+
+    /// The result of this transition's append of `kind`.
+    fn written(results: Vec<(AppendKind, Written)>, kind: AppendKind) -> Option<Written> {
+        results.into_iter().find(|(k, _)| *k == kind).map(|(_, w)| w)
     }
 
     /// Handles JoinGroup.
     pub fn join(&self, group_id: &str, args: JoinArgs) -> Reply<JoinResult> {
-        let mut groups = self.lock();
-        let entry = groups.entry(group_id.to_string()).or_insert_with(|| Entry::new(group_id));
-        let reply = entry.group.join(args, Instant::now(), self.timing());
-        self.persist_if_dirty(entry);
+        let now = now_ms();
+        let (reply, work) = {
+            let mut inner = lock(&self.inner);
+            let (answer, effects) = inner.core.join(group_id, args, now);
+            // Parked before the wakes are taken: this transition may already answer it.
+            let reply = inner.park_join(answer);
+            (reply, self.stage(&mut inner, effects))
+        };
+        self.perform(work);
         reply
     }
 
@@ -251,12 +325,14 @@ impl GroupCoordinator {
         generation: i32,
         assignments: Vec<(String, Bytes)>,
     ) -> Reply<SyncResult> {
-        let mut groups = self.lock();
-        let Some(entry) = groups.get_mut(group_id) else {
-            return Reply::Now(SyncResult { error: Some(ResponseError::UnknownMemberId), ..Default::default() });
+        let now = now_ms();
+        let (reply, work) = {
+            let mut inner = lock(&self.inner);
+            let (answer, effects) = inner.core.sync(group_id, member_id, instance_id, generation, assignments, now);
+            let reply = inner.park_sync(answer);
+            (reply, self.stage(&mut inner, effects))
         };
-        let reply = entry.group.sync(member_id, instance_id, generation, assignments, Instant::now());
-        self.persist_if_dirty(entry);
+        self.perform(work);
         reply
     }
 
@@ -268,9 +344,8 @@ impl GroupCoordinator {
         instance_id: Option<&str>,
         generation: i32,
     ) -> Option<ResponseError> {
-        let mut groups = self.lock();
-        let Some(entry) = groups.get_mut(group_id) else { return Some(ResponseError::UnknownMemberId) };
-        entry.group.heartbeat(member_id, instance_id, generation, Instant::now())
+        let now = now_ms();
+        lock(&self.inner).core.heartbeat(group_id, member_id, instance_id, generation, now)
     }
 
     /// Handles LeaveGroup for each (member id, instance id).
@@ -279,16 +354,18 @@ impl GroupCoordinator {
         group_id: &str,
         members: &[(String, Option<String>)],
     ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
-        let mut groups = self.lock();
-        let Some(entry) = groups.get_mut(group_id) else { return Err(ResponseError::UnknownMemberId) };
-        let now = Instant::now();
-        let results = members.iter().map(|(id, instance)| entry.group.leave(id, instance.as_deref(), now)).collect();
-        self.persist_if_dirty(entry);
-        Ok(results)
+        let now = now_ms();
+        let (results, work) = {
+            let mut inner = lock(&self.inner);
+            let (results, effects) = inner.core.leave(group_id, members, now);
+            (results, self.stage(&mut inner, effects))
+        };
+        self.perform(work);
+        results
     }
 
-    /// Validates and writes an offset commit; returns per-partition errors (None = stored) once
-    /// the commit is on disk.
+    /// Validates and writes an offset commit; returns once the commit is on disk and on the
+    /// in-sync replicas.
     pub async fn commit(
         &self,
         group_id: &str,
@@ -297,40 +374,16 @@ impl GroupCoordinator {
         instance_id: Option<&str>,
         offsets: Vec<(String, i32, StoredOffset)>,
     ) -> Result<(), ResponseError> {
-        let pending = {
-            let mut groups = self.lock();
-            let entry = groups.entry(group_id.to_string()).or_insert_with(|| Entry::new(group_id));
-            let group = &entry.group;
-            let simple = generation < 0 && member_id.is_empty() && instance_id.is_none();
-            if simple {
-                // Offsets-only use of a group (no membership): allowed while nobody is a member.
-                if group.state != GroupState::Empty {
-                    return Err(ResponseError::UnknownMemberId);
-                }
-            } else {
-                if group.state == GroupState::CompletingRebalance {
-                    return Err(ResponseError::RebalanceInProgress);
-                }
-                group.validate_member(member_id, instance_id, generation)?;
-            }
-            let records: Vec<(StoredKey, Option<Vec<u8>>)> = offsets
-                .iter()
-                .map(|(topic, partition, value)| {
-                    let key =
-                        StoredKey::Offset { group: group_id.to_string(), topic: topic.clone(), partition: *partition };
-                    (key, serde_json::to_vec(value).ok())
-                })
-                .collect();
-            let written = self.store.append(group_id, &records, now_ms()).map_err(|e| {
-                tracing::error!(group = %group_id, error = %e, "writing offsets failed");
-                e.response_error()
-            })?;
-            for (topic, partition, value) in offsets {
-                entry.offsets.insert((topic, partition), value);
-            }
-            written
+        let work = {
+            let mut inner = lock(&self.inner);
+            let effects = inner.core.commit(group_id, generation, member_id, instance_id, offsets)?;
+            self.stage(&mut inner, effects)
         };
-        let (partition, durable) = pending;
+        let Some(written) = Self::written(self.perform(work), AppendKind::Commit) else { return Ok(()) };
+        let (partition, durable) = written.map_err(|e| {
+            tracing::error!(group = %group_id, error = %e, "writing offsets failed");
+            e.response_error()
+        })?;
         wait_written(&partition, durable).await.map_err(|e| {
             tracing::warn!(group = %group_id, error = %e, "committed offsets not confirmed");
             e.response_error()
@@ -339,95 +392,28 @@ impl GroupCoordinator {
 
     /// Committed offsets; `wanted` None means every partition the group has offsets for.
     pub fn fetch_offsets(&self, group_id: &str, wanted: Option<Vec<(String, Vec<i32>)>>) -> TopicOffsets {
-        let groups = self.lock();
-        let offsets = groups.get(group_id).map(|e| &e.offsets);
-        match wanted {
-            Some(topics) => topics
-                .into_iter()
-                .map(|(topic, partitions)| {
-                    let found = partitions
-                        .into_iter()
-                        .map(|p| (p, offsets.and_then(|o| o.get(&(topic.clone(), p))).cloned()))
-                        .collect();
-                    (topic, found)
-                })
-                .collect(),
-            None => {
-                let mut by_topic: HashMap<String, Vec<(i32, Option<StoredOffset>)>> = HashMap::new();
-                for ((topic, partition), value) in offsets.into_iter().flatten() {
-                    by_topic.entry(topic.clone()).or_default().push((*partition, Some(value.clone())));
-                }
-                let mut out: Vec<_> = by_topic.into_iter().collect();
-                out.sort_by(|a, b| a.0.cmp(&b.0));
-                for (_, partitions) in &mut out {
-                    partitions.sort_by_key(|(p, _)| *p);
-                }
-                out
-            }
-        }
+        lock(&self.inner).core.fetch_offsets(group_id, wanted)
     }
 
     /// (group id, protocol type, state) of every group.
     pub fn list(&self) -> Vec<(String, String, &'static str)> {
-        let groups = self.lock();
-        let mut out: Vec<_> = groups
-            .values()
-            .map(|e| (e.group.id.clone(), e.group.protocol_type.clone().unwrap_or_default(), e.group.state.name()))
-            .collect();
-        out.sort();
-        out
+        lock(&self.inner).core.list()
     }
 
     /// A group's description, None if unknown.
     pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
-        let groups = self.lock();
-        let group = &groups.get(group_id)?.group;
-        let protocol = group.protocol.clone().unwrap_or_default();
-        Some(GroupDescription {
-            state: group.state.name(),
-            protocol_type: group.protocol_type.clone().unwrap_or_default(),
-            protocol: group.protocol_data(),
-            generation: group.generation,
-            members: group
-                .members
-                .values()
-                .map(|m| MemberDescription {
-                    member_id: m.member_id.clone(),
-                    instance_id: m.instance_id.clone(),
-                    client_id: m.client_id.clone(),
-                    client_host: m.client_host.clone(),
-                    metadata: m.metadata_for(&protocol),
-                    assignment: m.assignment.clone(),
-                })
-                .collect(),
-        })
-    }
-
-    fn tombstones(group_id: &str, entry: &Entry) -> Vec<(StoredKey, Option<Vec<u8>>)> {
-        let mut records: Vec<(StoredKey, Option<Vec<u8>>)> = entry
-            .offsets
-            .keys()
-            .map(|(topic, partition)| {
-                (StoredKey::Offset { group: group_id.to_string(), topic: topic.clone(), partition: *partition }, None)
-            })
-            .collect();
-        records.push((StoredKey::Group { group: group_id.to_string() }, None));
-        records
+        lock(&self.inner).core.describe(group_id)
     }
 
     /// Deletes an empty group and its offsets (DeleteGroups).
     pub async fn delete_group(&self, group_id: &str) -> Result<(), ResponseError> {
-        let (partition, durable) = {
-            let mut groups = self.lock();
-            let Some(entry) = groups.get(group_id) else { return Err(ResponseError::GroupIdNotFound) };
-            if entry.group.state != GroupState::Empty {
-                return Err(ResponseError::NonEmptyGroup);
-            }
-            let records = Self::tombstones(group_id, entry);
-            let written = self.store.append(group_id, &records, now_ms()).map_err(|e| e.response_error())?;
-            groups.remove(group_id);
-            written
+        let work = {
+            let mut inner = lock(&self.inner);
+            let effects = inner.core.delete_group(group_id)?;
+            self.stage(&mut inner, effects)
         };
+        let Some(written) = Self::written(self.perform(work), AppendKind::DeleteGroup) else { return Ok(()) };
+        let (partition, durable) = written.map_err(|e| e.response_error())?;
         wait_written(&partition, durable).await.map_err(|e| e.response_error())
     }
 
@@ -439,34 +425,13 @@ impl GroupCoordinator {
         partitions: Vec<(String, i32)>,
         subscribed: impl Fn(&[Bytes], &str) -> bool,
     ) -> Result<Vec<(String, i32, Option<ResponseError>)>, ResponseError> {
-        let (results, pending) = {
-            let mut groups = self.lock();
-            let Some(entry) = groups.get_mut(group_id) else { return Err(ResponseError::GroupIdNotFound) };
-            let protocol = entry.group.protocol.clone().unwrap_or_default();
-            let subscriptions: Vec<Bytes> = entry.group.members.values().map(|m| m.metadata_for(&protocol)).collect();
-            let mut results = Vec::new();
-            let mut records = Vec::new();
-            for (topic, partition) in partitions {
-                if !subscriptions.is_empty() && subscribed(&subscriptions, &topic) {
-                    results.push((topic, partition, Some(ResponseError::GroupSubscribedToTopic)));
-                    continue;
-                }
-                if entry.offsets.remove(&(topic.clone(), partition)).is_some() {
-                    records.push((
-                        StoredKey::Offset { group: group_id.to_string(), topic: topic.clone(), partition },
-                        None,
-                    ));
-                }
-                results.push((topic, partition, None));
-            }
-            let pending = if records.is_empty() {
-                None
-            } else {
-                Some(self.store.append(group_id, &records, now_ms()).map_err(|e| e.response_error())?)
-            };
-            (results, pending)
+        let (results, work) = {
+            let mut inner = lock(&self.inner);
+            let (results, effects) = inner.core.delete_offsets(group_id, partitions, subscribed)?;
+            (results, self.stage(&mut inner, effects))
         };
-        if let Some((partition, durable)) = pending {
+        if let Some(written) = Self::written(self.perform(work), AppendKind::DeleteOffsets) {
+            let (partition, durable) = written.map_err(|e| e.response_error())?;
             wait_written(&partition, durable).await.map_err(|e| e.response_error())?;
         }
         Ok(results)
@@ -474,77 +439,21 @@ impl GroupCoordinator {
 
     /// Committed offsets of every group (for lag gauges and tools).
     pub fn committed(&self) -> Vec<CommittedOffset> {
-        let groups = self.lock();
-        let mut out = Vec::new();
-        for (id, entry) in groups.iter() {
-            for ((topic, partition), value) in &entry.offsets {
-                out.push(CommittedOffset {
-                    group: id.clone(),
-                    topic: topic.clone(),
-                    partition: *partition,
-                    offset: value.offset,
-                });
-            }
-        }
-        out
+        lock(&self.inner).core.committed()
     }
 
     /// Advances the clock: session expiry, rebalance deadlines, and offset retention.
     pub fn tick(&self) {
-        let now = Instant::now();
-        let wall = now_ms();
-        let retention = self.settings.offsets_retention.0 as i64;
-        let mut groups = self.lock();
-        let mut forget = Vec::new();
-        for (id, entry) in groups.iter_mut() {
-            for member in entry.group.tick(now) {
-                tracing::info!(group = %id, member = %member, "member session expired");
-            }
-            self.persist_if_dirty(entry);
-            if entry.group.state != GroupState::Empty {
-                continue;
-            }
-            // Offset retention: a group that had members keeps its offsets for `offsets_retention`
-            // after it became empty; an offsets-only group keeps each offset that long after its commit.
-            let expired: Vec<(String, i32)> = if entry.group.protocol_type.is_some() {
-                if entry.empty_since.is_some_and(|since| wall - since > retention) {
-                    entry.offsets.keys().cloned().collect()
-                } else {
-                    Vec::new()
-                }
-            } else {
-                entry
-                    .offsets
-                    .iter()
-                    .filter(|(_, v)| wall - v.commit_timestamp > retention)
-                    .map(|(k, _)| k.clone())
-                    .collect()
-            };
-            if !expired.is_empty() {
-                let records: Vec<_> = expired
-                    .iter()
-                    .map(|(t, p)| (StoredKey::Offset { group: id.clone(), topic: t.clone(), partition: *p }, None))
-                    .collect();
-                if let Err(e) = self.store.append(id, &records, wall) {
-                    tracing::error!(group = %id, error = %e, "writing offset expirations failed");
-                    continue;
-                }
-                for key in &expired {
-                    entry.offsets.remove(key);
-                }
-                tracing::info!(group = %id, partitions = expired.len(), "expired committed offsets");
-            }
-            if entry.offsets.is_empty() && !entry.group.has_pending() {
-                forget.push(id.clone());
-            }
+        let now = now_ms();
+        let (expired, work) = {
+            let mut inner = lock(&self.inner);
+            let (expired, effects) = inner.core.tick(now);
+            (expired, self.stage(&mut inner, effects))
+        };
+        for (group, member) in expired {
+            tracing::info!(group = %group, member = %member, "member session expired");
         }
-        for id in forget {
-            if let Some(entry) = groups.remove(&id) {
-                if entry.group.protocol_type.is_some() || entry.group.generation > 0 {
-                    let _ = self.store.append(&id, &[(StoredKey::Group { group: id.clone() }, None)], wall);
-                }
-            }
-        }
+        self.perform(work);
     }
 }
 
@@ -562,43 +471,4 @@ async fn wait_written(partition: &Partition, offset: i64) -> Result<(), BrokerEr
             Err(BrokerError::Replication(format!("{} did not replicate the write in time", partition.name())))
         }
     }
-}
-
-/// Rebuilds group entries from what was read from an offsets partition.
-fn restore_groups(loaded: super::store::Loaded, now: Instant) -> HashMap<String, Entry> {
-    let mut groups: HashMap<String, Entry> = HashMap::new();
-    for (id, stored) in &loaded.groups {
-        let members = stored
-            .members
-            .iter()
-            .map(|m| {
-                let joined = JoinArgs {
-                    member_id: m.member_id.clone(),
-                    instance_id: m.instance_id.clone(),
-                    client_id: m.client_id.clone(),
-                    client_host: m.client_host.clone(),
-                    session_timeout: Duration::from_millis(m.session_timeout_ms),
-                    rebalance_timeout: Duration::from_millis(m.rebalance_timeout_ms),
-                    protocol_type: stored.protocol_type.clone().unwrap_or_default(),
-                    protocols: m.protocols.iter().map(|(n, meta)| (n.clone(), decode_b64(meta))).collect(),
-                    require_known_member_id: false,
-                };
-                (joined, decode_b64(&m.assignment))
-            })
-            .collect();
-        let group = Group::restore(
-            id,
-            stored.generation,
-            stored.protocol_type.clone(),
-            stored.protocol.clone(),
-            stored.leader.clone(),
-            members,
-            now,
-        );
-        groups.insert(id.clone(), Entry { group, offsets: HashMap::new(), empty_since: stored.empty_since });
-    }
-    for (id, offsets) in loaded.offsets {
-        groups.entry(id.clone()).or_insert_with(|| Entry::new(&id)).offsets = offsets;
-    }
-    groups
 }

@@ -1,16 +1,24 @@
 //! Consumer groups: the classic rebalance protocol and committed offsets.
 //!
-//! - [`state`]: the pure group state machine (join, sync, heartbeat, leave, expiry).
-//! - [`coordinator`]: all groups on this broker, their offsets, and the clock.
+//! - [`state`]: the pure state machine of one group (join, sync, heartbeat, leave, expiry).
+//! - [`groups`]: the pure coordinator core: every group and its offsets; transitions return
+//!   [`effects`] instead of writing or waking anything.
+//! - [`coordinator`]: the runtime: clock, lock, and performing the effects.
 //! - [`types`]: states, request arguments and results of the state machine.
-//! - [`store`]: the `__consumer_offsets` record format, writing and loading.
+//! - [`store`]: the `__consumer_offsets` record format, writing and loading; [`records`]
+//!   converts groups to and from it.
+//! - [`view`]: read-only views (offsets, listing, descriptions).
 
 pub mod coordinator;
+pub mod effects;
+pub mod groups;
+mod records;
 pub mod state;
 #[cfg(test)]
 mod state_tests;
 pub mod store;
 pub mod types;
+pub mod view;
 
 pub use coordinator::GroupCoordinator;
 pub use store::OFFSETS_TOPIC;

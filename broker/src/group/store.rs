@@ -73,6 +73,24 @@ pub struct StoredGroup {
     pub empty_since: Option<i64>,
 }
 
+/// The value of a record, before encoding; None in a record is a tombstone.
+#[derive(Clone, Debug)]
+pub enum StoredValue {
+    /// A committed offset.
+    Offset(StoredOffset),
+    /// Group metadata.
+    Group(StoredGroup),
+}
+
+impl StoredValue {
+    fn encode(&self) -> Result<Vec<u8>, serde_json::Error> {
+        match self {
+            StoredValue::Offset(offset) => serde_json::to_vec(offset),
+            StoredValue::Group(group) => serde_json::to_vec(group),
+        }
+    }
+}
+
 /// A member in [`StoredGroup`]; binary fields are base64.
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct StoredMember {
@@ -161,18 +179,28 @@ impl OffsetStore {
         *self.led.write().unwrap_or_else(|p| p.into_inner()) = led;
     }
 
-    /// Appends `entries` (value None = tombstone) for `group` as one batch; returns the offset
-    /// to wait for with [`Partition::wait_durable`].
-    pub fn append(
+    /// Appends `entries` (value None = tombstone) to the led offsets partition `index` as one
+    /// batch; returns the partition and the offset to wait for with [`Partition::wait_durable`].
+    pub fn append_at(
         &self,
-        group: &str,
-        entries: &[(StoredKey, Option<Vec<u8>>)],
+        index: i32,
+        entries: &[(StoredKey, Option<StoredValue>)],
         now_ms: i64,
     ) -> Result<(Arc<Partition>, i64), BrokerError> {
-        let partition = self.partition(group).ok_or(BrokerError::NotCoordinator)?;
+        let partition = self
+            .led
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&index)
+            .cloned()
+            .ok_or(BrokerError::NotCoordinator)?;
         let mut records = Vec::with_capacity(entries.len());
         for (i, (key, value)) in entries.iter().enumerate() {
             let key = serde_json::to_vec(key).map_err(|e| BrokerError::Internal(e.to_string()))?;
+            let value = match value {
+                Some(value) => Some(value.encode().map_err(|e| BrokerError::Internal(e.to_string()))?),
+                None => None,
+            };
             records.push(Record {
                 transactional: false,
                 control: false,
@@ -186,7 +214,7 @@ impl OffsetStore {
                 sequence: i as i32 - 1,
                 timestamp: now_ms,
                 key: Some(Bytes::from(key)),
-                value: value.clone().map(Bytes::from),
+                value: value.map(Bytes::from),
                 headers: Default::default(),
                 delete_horizon: false,
             });

@@ -76,7 +76,8 @@ impl SyncResult {
     }
 }
 
-/// A response available now, or later through a channel.
+/// A response available now, or later through a channel (the runtime's form of
+/// [`super::effects::Answer`]).
 pub enum Reply<T> {
     /// Answer at once.
     Now(T),
@@ -104,6 +105,21 @@ pub struct JoinArgs {
     pub protocols: Vec<(String, Bytes)>,
     /// KIP-394: from JoinGroup v4 a new member first gets MEMBER_ID_REQUIRED with its id.
     pub require_known_member_id: bool,
+}
+
+/// Where new member ids come from; injected so tests get predictable ids.
+pub trait MemberIds: Send {
+    /// A fresh id for a member whose client calls itself `client_id`.
+    fn next_id(&mut self, client_id: &str) -> String;
+}
+
+/// Kafka-style ids: the client id (or "member") and a random UUID.
+pub struct RandomMemberIds;
+
+impl MemberIds for RandomMemberIds {
+    fn next_id(&mut self, client_id: &str) -> String {
+        format!("{}-{}", if client_id.is_empty() { "member" } else { client_id }, uuid::Uuid::new_v4())
+    }
 }
 
 /// The settings a join runs under.

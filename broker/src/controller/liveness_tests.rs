@@ -1,0 +1,154 @@
+//! Unit tests of the fencing decisions, with instants built from one base (no sleeping).
+
+use super::*;
+use crate::controller::state_machine::{BrokerState, PartitionState, TopicState};
+use std::collections::BTreeMap;
+
+const TIMEOUT: Duration = Duration::from_secs(9);
+
+fn broker(id: i32, epoch: i64, fenced: bool) -> BrokerState {
+    BrokerState { id, host: "localhost".into(), port: 9092, rack: None, epoch, fenced }
+}
+
+fn state(brokers: &[BrokerState]) -> MetadataState {
+    MetadataState { brokers: brokers.iter().map(|b| (b.id, b.clone())).collect(), ..Default::default() }
+}
+
+fn beat(id: i32, epoch: i64, caught_up: bool) -> HeartbeatRequest {
+    HeartbeatRequest { broker_id: id, broker_epoch: epoch, caught_up }
+}
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+#[test]
+fn a_silent_broker_is_fenced_after_the_session_timeout_and_not_before() {
+    let t0 = Instant::now();
+    let state = state(&[broker(1, 10, false), broker(2, 11, false)]);
+    let mut leases = Leases::new(TIMEOUT);
+    leases.observe_term(1);
+    assert_eq!(leases.heartbeat(&state, &beat(1, 10, true), t0), HeartbeatVerdict::Renewed { fenced: false });
+    assert_eq!(leases.heartbeat(&state, &beat(2, 11, true), t0), HeartbeatVerdict::Renewed { fenced: false });
+    // Broker 1 keeps heartbeating, broker 2 goes silent.
+    for s in [3, 6, 8] {
+        assert_eq!(
+            leases.heartbeat(&state, &beat(1, 10, true), t0 + secs(s)),
+            HeartbeatVerdict::Renewed { fenced: false }
+        );
+        assert!(leases.expired(&state, t0 + secs(s)).is_empty(), "nobody expired at {s} s");
+    }
+    // Exactly at the timeout the session is still alive; just past it, it is over.
+    assert!(leases.expired(&state, t0 + TIMEOUT).is_empty());
+    assert_eq!(leases.expired(&state, t0 + TIMEOUT + Duration::from_millis(1)), vec![2]);
+    // Broker 1 (last heard at 8 s) outlives broker 2.
+    assert_eq!(leases.expired(&state, t0 + secs(17)), vec![2]);
+    assert_eq!(leases.expired(&state, t0 + secs(17) + Duration::from_millis(1)), vec![1, 2]);
+}
+
+#[test]
+fn fenced_brokers_are_not_fenced_again() {
+    let t0 = Instant::now();
+    let state = state(&[broker(1, 10, true)]);
+    let mut leases = Leases::new(TIMEOUT);
+    leases.observe_term(1);
+    assert!(leases.expired(&state, t0).is_empty());
+    assert!(leases.expired(&state, t0 + secs(60)).is_empty());
+}
+
+#[test]
+fn a_caught_up_heartbeat_unfences_and_a_lagging_one_does_not() {
+    let t0 = Instant::now();
+    let state = state(&[broker(1, 10, true)]);
+    let mut leases = Leases::new(TIMEOUT);
+    leases.observe_term(1);
+    assert_eq!(leases.heartbeat(&state, &beat(1, 10, false), t0), HeartbeatVerdict::Renewed { fenced: true });
+    assert_eq!(leases.heartbeat(&state, &beat(1, 10, true), t0), HeartbeatVerdict::Unfence);
+    // Once unfenced (the proposal applied), its lease runs from that last heartbeat.
+    let unfenced = MetadataState { brokers: [(1, broker(1, 10, false))].into_iter().collect(), ..state };
+    assert!(leases.expired(&unfenced, t0 + TIMEOUT).is_empty());
+    assert_eq!(leases.expired(&unfenced, t0 + secs(10)), vec![1]);
+}
+
+#[test]
+fn unknown_brokers_and_stale_epochs_must_reregister() {
+    let t0 = Instant::now();
+    let state = state(&[broker(1, 10, false)]);
+    let mut leases = Leases::new(TIMEOUT);
+    leases.observe_term(1);
+    assert_eq!(leases.heartbeat(&state, &beat(7, 10, true), t0), HeartbeatVerdict::Reregister);
+    assert_eq!(leases.heartbeat(&state, &beat(1, 9, true), t0), HeartbeatVerdict::Reregister);
+    // A stale incarnation's heartbeat does not keep the broker alive.
+    assert!(leases.expired(&state, t0).is_empty());
+    let _ = leases.heartbeat(&state, &beat(1, 9, true), t0 + secs(8));
+    assert_eq!(leases.expired(&state, t0 + secs(10)), vec![1]);
+}
+
+#[test]
+fn a_new_term_gives_every_broker_a_full_session() {
+    let t0 = Instant::now();
+    let state = state(&[broker(1, 10, false)]);
+    let mut leases = Leases::new(TIMEOUT);
+    leases.observe_term(1);
+    let _ = leases.heartbeat(&state, &beat(1, 10, true), t0);
+    // Same term again: nothing forgotten, the old lease expires.
+    leases.observe_term(1);
+    assert_eq!(leases.expired(&state, t0 + secs(10)), vec![1]);
+    // A new active controller (new term) starts every session from its first look.
+    leases.observe_term(2);
+    assert!(leases.expired(&state, t0 + secs(10)).is_empty(), "no false fencing after a controller change");
+    assert!(leases.expired(&state, t0 + secs(19)).is_empty());
+    assert_eq!(leases.expired(&state, t0 + secs(20)), vec![1]);
+}
+
+#[test]
+fn a_broker_never_heard_from_gets_a_session_before_being_fenced() {
+    let t0 = Instant::now();
+    let mut leases = Leases::new(TIMEOUT);
+    leases.observe_term(1);
+    let one = state(&[broker(1, 10, false)]);
+    assert!(leases.expired(&one, t0).is_empty());
+    // Broker 2 registers later: its session starts when the controller first sees it.
+    let two = state(&[broker(1, 10, false), broker(2, 11, false)]);
+    let _ = leases.heartbeat(&two, &beat(1, 10, true), t0 + secs(5));
+    assert!(leases.expired(&two, t0 + secs(5)).is_empty());
+    let _ = leases.heartbeat(&two, &beat(1, 10, true), t0 + secs(12));
+    assert!(leases.expired(&two, t0 + secs(14)).is_empty());
+    assert_eq!(leases.expired(&two, t0 + secs(15)), vec![2]);
+}
+
+#[test]
+fn stale_learners_are_the_unregistered_brokers() {
+    let mut state = state(&[broker(1, 10, false)]);
+    state.removed_brokers = [4, 5].into_iter().collect();
+    let stale = stale_learners([1, 4, 6, u64::MAX], &state);
+    assert_eq!(stale.into_iter().collect::<Vec<_>>(), vec![4]);
+}
+
+#[test]
+fn preferred_leaders_return_only_when_live_and_in_sync() {
+    let partition = |leader: i32, isr: Vec<i32>| PartitionState {
+        replicas: vec![1, 2],
+        isr,
+        leader,
+        leader_epoch: 3,
+        partition_epoch: 3,
+        adding_replicas: vec![],
+        removing_replicas: vec![],
+    };
+    let topic = TopicState {
+        topic_id: uuid::Uuid::nil(),
+        configs: BTreeMap::new(),
+        partitions: vec![partition(2, vec![1, 2]), partition(2, vec![2]), partition(1, vec![1, 2])],
+    };
+    let mut state = state(&[broker(1, 10, false), broker(2, 11, false)]);
+    state.topics.insert("t".into(), topic);
+    let elections = preferred_leader_elections(&state);
+    assert_eq!(elections.len(), 1, "{elections:?}");
+    assert!(matches!(
+        &elections[0],
+        MetadataCommand::ElectLeader { topic, partition: 0, leader: 1, leader_epoch: 3 } if topic == "t"
+    ));
+    state.brokers.insert(1, broker(1, 10, true));
+    assert!(preferred_leader_elections(&state).is_empty(), "a fenced preferred replica does not lead");
+}

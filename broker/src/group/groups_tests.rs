@@ -1,0 +1,1 @@
+//! Unit tests of the pure coordinator core: effects of commits, retention and rebalances.

@@ -1,0 +1,79 @@
+//! Conversions between in-memory groups and their `__consumer_offsets` records: the metadata
+//! written after a membership change, and groups rebuilt from what a partition holds.
+
+use super::groups::Entry;
+use super::state::{Group, GroupState, JoinArgs};
+use super::store::{decode_b64, encode_b64, Loaded, StoredGroup, StoredMember};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// The metadata record of a group.
+pub(super) fn stored_group(entry: &Entry) -> StoredGroup {
+    let group = &entry.group;
+    StoredGroup {
+        protocol_type: group.protocol_type.clone(),
+        generation: group.generation,
+        protocol: group.protocol.clone(),
+        leader: group.leader.clone(),
+        members: if group.state == GroupState::Stable {
+            group
+                .members
+                .values()
+                .map(|m| StoredMember {
+                    member_id: m.member_id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    session_timeout_ms: u64::try_from(m.session_timeout.as_millis()).unwrap_or(u64::MAX),
+                    rebalance_timeout_ms: u64::try_from(m.rebalance_timeout.as_millis()).unwrap_or(u64::MAX),
+                    protocols: m.protocols.iter().map(|(n, meta)| (n.clone(), encode_b64(meta))).collect(),
+                    assignment: encode_b64(&m.assignment),
+                })
+                .collect()
+        } else {
+            // Mid-rebalance membership is not worth restoring: members rejoin anyway.
+            Vec::new()
+        },
+        empty_since: entry.empty_since,
+    }
+}
+
+/// Rebuilds group entries from what was read from an offsets partition; restored members get a
+/// fresh session from `now`.
+pub(super) fn restore_groups(loaded: Loaded, now: i64) -> HashMap<String, Entry> {
+    let mut groups: HashMap<String, Entry> = HashMap::new();
+    for (id, stored) in &loaded.groups {
+        let members = stored
+            .members
+            .iter()
+            .map(|m| {
+                let joined = JoinArgs {
+                    member_id: m.member_id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    session_timeout: Duration::from_millis(m.session_timeout_ms),
+                    rebalance_timeout: Duration::from_millis(m.rebalance_timeout_ms),
+                    protocol_type: stored.protocol_type.clone().unwrap_or_default(),
+                    protocols: m.protocols.iter().map(|(n, meta)| (n.clone(), decode_b64(meta))).collect(),
+                    require_known_member_id: false,
+                };
+                (joined, decode_b64(&m.assignment))
+            })
+            .collect();
+        let group = Group::restore(
+            id,
+            stored.generation,
+            stored.protocol_type.clone(),
+            stored.protocol.clone(),
+            stored.leader.clone(),
+            members,
+            now,
+        );
+        groups.insert(id.clone(), Entry { group, offsets: HashMap::new(), empty_since: stored.empty_since });
+    }
+    for (id, offsets) in loaded.offsets {
+        groups.entry(id.clone()).or_insert_with(|| Entry::new(&id)).offsets = offsets;
+    }
+    groups
+}
