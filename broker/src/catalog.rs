@@ -75,6 +75,26 @@ pub enum TopicError {
     Broker(#[from] BrokerError),
 }
 
+impl TopicError {
+    /// The Kafka error code for a refused topic operation.
+    pub fn error_code(&self) -> kafka_protocol::error::ResponseError {
+        use kafka_protocol::error::ResponseError;
+        match self {
+            TopicError::InvalidName(_) => ResponseError::InvalidTopicException,
+            TopicError::AlreadyExists(_) => ResponseError::TopicAlreadyExists,
+            TopicError::Unknown(_) => ResponseError::UnknownTopicOrPartition,
+            TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+            TopicError::PolicyViolation(_) => ResponseError::PolicyViolation,
+            TopicError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+            TopicError::InvalidConfig(_) => ResponseError::InvalidConfig,
+            TopicError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
+            TopicError::InvalidRequest(_) => ResponseError::InvalidRequest,
+            TopicError::NotController(_) => ResponseError::NotController,
+            TopicError::Broker(e) => e.error_code(),
+        }
+    }
+}
+
 /// Topics the broker itself writes (`__consumer_offsets`); clients may read but not create,
 /// write, grow or delete them.
 pub fn is_internal(name: &str) -> bool {

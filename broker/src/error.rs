@@ -37,9 +37,9 @@ pub enum BrokerError {
 
 impl BrokerError {
     /// The Kafka error code a client should see.
-    pub fn response_error(&self) -> ResponseError {
+    pub fn error_code(&self) -> ResponseError {
         match self {
-            BrokerError::Log(e) => log_error_code(e),
+            BrokerError::Log(e) => e.error_code(),
             BrokerError::Io { .. } => ResponseError::KafkaStorageError,
             BrokerError::Metadata(_) | BrokerError::Internal(_) => ResponseError::UnknownServerError,
             BrokerError::ShuttingDown => ResponseError::NotLeaderOrFollower,
@@ -49,14 +49,16 @@ impl BrokerError {
     }
 }
 
-/// The Kafka error code for a storage error.
-pub fn log_error_code(error: &LogError) -> ResponseError {
-    match error {
-        LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
-        LogError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
-        LogError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
-        LogError::UnknownProducerId { .. } => ResponseError::UnknownProducerId,
-        LogError::Batch(_) => ResponseError::CorruptMessage,
-        _ => ResponseError::KafkaStorageError,
+impl LogError {
+    /// The Kafka error code for a storage error.
+    pub fn error_code(&self) -> ResponseError {
+        match self {
+            LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+            LogError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+            LogError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+            LogError::UnknownProducerId { .. } => ResponseError::UnknownProducerId,
+            LogError::Batch(_) => ResponseError::CorruptMessage,
+            _ => ResponseError::KafkaStorageError,
+        }
     }
 }

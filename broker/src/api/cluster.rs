@@ -71,13 +71,7 @@ async fn unregister_broker<C: Quorum>(ctx: &C, request: UnregisterBrokerRequest)
             UnregisterBrokerResponse::default()
         }
         Err(e) => {
-            let code = match &e {
-                crate::controller::ControllerError::Rejected(
-                    crate::controller::MetadataError::BrokerNotRegistered(_),
-                ) => ResponseError::BrokerIdNotRegistered,
-                crate::controller::ControllerError::Rejected(_) => ResponseError::InvalidRequest,
-                _ => ResponseError::RequestTimedOut,
-            };
+            let code = e.error_code();
             UnregisterBrokerResponse::default()
                 .with_error_code(code.code())
                 .with_error_message(Some(str_bytes(e.to_string())))

@@ -10,7 +10,6 @@
 use super::context::{led_partition, Partitions, Reply, RequestContext, Settings, Telemetry};
 use super::{str_bytes, Handler};
 use crate::cluster::Quorum;
-use crate::error::log_error_code;
 use crate::partition::{FollowerFetch, Partition};
 use bytes::Bytes;
 use futures::future::select_all;
@@ -112,7 +111,7 @@ fn read_once(
                 }
                 Err(e) => {
                     any_error = true;
-                    let code = log_error_code(&e);
+                    let code = e.error_code();
                     if code == ResponseError::KafkaStorageError {
                         tracing::error!(partition = %format!("{}-{}", partition.topic, partition.index), error = %e, "read failed");
                     }
@@ -171,7 +170,7 @@ fn resolve<C: Partitions + Quorum + ?Sized>(
     match outcome {
         Ok(FollowerFetch::Read { .. }) => (Ok(partition), None),
         Ok(FollowerFetch::Diverging { epoch, end_offset }) => (Ok(partition), Some((epoch, end_offset))),
-        Err(e) => (Err(e.response_error()), None),
+        Err(e) => (Err(e.error_code()), None),
     }
 }
 

@@ -4,7 +4,6 @@
 use super::context::{led_partition, Partitions, Reply, RequestContext};
 use super::Handler;
 use crate::cluster::Quorum;
-use crate::error::log_error_code;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
@@ -72,7 +71,7 @@ async fn lookup<C: Partitions + Quorum>(
         Ok(None) => response.with_offset(-1).with_timestamp(-1),
         Err(e) => {
             tracing::error!(partition = %partition.name(), error = %e, "offset lookup failed");
-            response.with_error_code(log_error_code(&e).code()).with_offset(-1).with_timestamp(-1)
+            response.with_error_code(e.error_code().code()).with_offset(-1).with_timestamp(-1)
         }
     }
 }

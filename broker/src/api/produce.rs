@@ -61,7 +61,7 @@ impl Refusal {
 
 impl From<ValidationError> for Refusal {
     fn from(e: ValidationError) -> Refusal {
-        Refusal { error: e.code(), message: e.to_string(), record_errors: e.record_errors().to_vec() }
+        Refusal { error: e.error_code(), message: e.to_string(), record_errors: e.record_errors().to_vec() }
     }
 }
 
@@ -142,7 +142,7 @@ fn append_partition(
     let mut records_in = 0usize;
     for mut batch in batches {
         let info = partition.append_as_leader(&mut batch, now, acks_all).map_err(|e| {
-            let code = e.response_error();
+            let code = e.error_code();
             if code == ResponseError::KafkaStorageError {
                 tracing::error!(partition = %format!("{}-{}", partition.topic, partition.index), error = %e, "append failed");
             }
@@ -290,7 +290,7 @@ async fn finish(result: PartitionResult, timeout: Duration) -> PartitionProduceR
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 tracing::error!(partition = %format!("{}-{}", appended.partition.topic, appended.index), error = %e, "fsync failed");
-                return partition_error(appended.index, e.response_error(), Some(e.to_string()));
+                return partition_error(appended.index, e.error_code(), Some(e.to_string()));
             }
             Err(_) => {
                 return partition_error(

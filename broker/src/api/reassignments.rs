@@ -5,7 +5,7 @@
 use super::context::{Reply, RequestContext};
 use super::{str_bytes, Handler};
 use crate::cluster::Quorum;
-use crate::controller::{ControllerError, MetadataCommand, MetadataError};
+use crate::controller::{ControllerError, MetadataCommand};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::alter_partition_reassignments_response::{
     ReassignablePartitionResponse, ReassignableTopicResponse,
@@ -20,20 +20,11 @@ use kafka_protocol::messages::{
 use std::sync::Arc;
 use std::time::Duration;
 
-fn error_code(e: &ControllerError) -> ResponseError {
-    match e {
-        ControllerError::Rejected(MetadataError::UnknownTopic(_) | MetadataError::UnknownPartition { .. }) => {
-            ResponseError::UnknownTopicOrPartition
-        }
-        ControllerError::Rejected(MetadataError::NoReassignmentInProgress { .. }) => {
-            ResponseError::NoReassignmentInProgress
-        }
-        ControllerError::Rejected(
-            MetadataError::InvalidRequest(_)
-            | MetadataError::BrokerNotRegistered(_)
-            | MetadataError::IneligibleReplica(_),
-        ) => ResponseError::InvalidReplicaAssignment,
-        _ => ResponseError::RequestTimedOut,
+/// A refused target replica set is INVALID_REPLICA_ASSIGNMENT in this API, as Kafka answers it.
+fn reassignment_error(e: &ControllerError) -> ResponseError {
+    match e.error_code() {
+        ResponseError::InvalidRequest | ResponseError::BrokerIdNotRegistered => ResponseError::InvalidReplicaAssignment,
+        code => code,
     }
 }
 
@@ -56,7 +47,7 @@ async fn alter<C: Quorum>(ctx: &C, request: AlterPartitionReassignmentsRequest) 
                     tracing::info!(topic = %topic.name.0, partition = p.partition_index, ?target, "reassignment requested");
                     result
                 }
-                Err(e) => result.with_error_code(error_code(&e).code()).with_error_message(Some(str_bytes(e.to_string()))),
+                Err(e) => result.with_error_code(reassignment_error(&e).code()).with_error_message(Some(str_bytes(e.to_string()))),
             });
         }
         responses.push(ReassignableTopicResponse::default().with_name(topic.name).with_partitions(partitions));

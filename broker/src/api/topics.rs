@@ -20,23 +20,6 @@ use uuid::Uuid;
 pub(crate) const SOURCE_DYNAMIC_TOPIC: i8 = 1;
 pub(crate) const SOURCE_DEFAULT: i8 = 5;
 
-/// The Kafka error code for a refused topic operation.
-pub fn topic_error_code(error: &TopicError) -> ResponseError {
-    match error {
-        TopicError::InvalidName(_) => ResponseError::InvalidTopicException,
-        TopicError::AlreadyExists(_) => ResponseError::TopicAlreadyExists,
-        TopicError::Unknown(_) => ResponseError::UnknownTopicOrPartition,
-        TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
-        TopicError::PolicyViolation(_) => ResponseError::PolicyViolation,
-        TopicError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
-        TopicError::InvalidConfig(_) => ResponseError::InvalidConfig,
-        TopicError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
-        TopicError::InvalidRequest(_) => ResponseError::InvalidRequest,
-        TopicError::NotController(_) => ResponseError::NotController,
-        TopicError::Broker(e) => e.response_error(),
-    }
-}
-
 /// Answers CreateTopics.
 async fn create<C: Partitions + Quorum + Settings>(ctx: &C, request: CreateTopicsRequest) -> CreateTopicsResponse {
     let mut results = Vec::with_capacity(request.topics.len());
@@ -103,7 +86,7 @@ async fn create<C: Partitions + Quorum + Settings>(ctx: &C, request: CreateTopic
             Err(e) => {
                 tracing::info!(topic = %name, error = %e, "CreateTopics refused");
                 result
-                    .with_error_code(topic_error_code(&e).code())
+                    .with_error_code(e.error_code().code())
                     .with_error_message(Some(str_bytes(e.to_string())))
                     .with_num_partitions(-1)
                     .with_replication_factor(-1)
@@ -130,9 +113,7 @@ async fn delete<C: Quorum>(ctx: &C, request: DeleteTopicsRequest) -> DeleteTopic
         };
         responses.push(match crate::cluster::topics::delete_topic(ctx, &name).await {
             Ok(deleted_id) => result.with_topic_id(deleted_id),
-            Err(e) => {
-                result.with_error_code(topic_error_code(&e).code()).with_error_message(Some(str_bytes(e.to_string())))
-            }
+            Err(e) => result.with_error_code(e.error_code().code()).with_error_message(Some(str_bytes(e.to_string()))),
         });
     }
     DeleteTopicsResponse::default().with_responses(responses)
@@ -170,9 +151,7 @@ async fn create_partitions<C: Partitions + Quorum + Settings>(
         let result = CreatePartitionsTopicResult::default().with_name(topic.name);
         results.push(match outcome {
             Ok(()) => result,
-            Err(e) => {
-                result.with_error_code(topic_error_code(&e).code()).with_error_message(Some(str_bytes(e.to_string())))
-            }
+            Err(e) => result.with_error_code(e.error_code().code()).with_error_message(Some(str_bytes(e.to_string()))),
         });
     }
     CreatePartitionsResponse::default().with_results(results)

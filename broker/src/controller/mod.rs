@@ -32,6 +32,7 @@ use crate::controller::network::{
     NetError, Network, PeerAccess, RpcClient, RpcListener, RpcRequest, RpcResponse, Served,
 };
 use crate::controller::store::{LogStore, StoreError};
+use kafka_protocol::error::ResponseError;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
 use std::collections::BTreeMap;
@@ -100,6 +101,37 @@ pub enum ControllerError {
     /// The command was committed but rejected by the metadata rules.
     #[error("metadata command rejected: {0}")]
     Rejected(MetadataError),
+}
+
+impl MetadataError {
+    /// The Kafka error code for a command the metadata rules refuse.
+    pub fn error_code(&self) -> ResponseError {
+        match self {
+            MetadataError::BrokerNotRegistered(_) => ResponseError::BrokerIdNotRegistered,
+            MetadataError::TopicExists(_) | MetadataError::TopicIdInUse(_) => ResponseError::TopicAlreadyExists,
+            MetadataError::UnknownTopic(_) | MetadataError::UnknownPartition { .. } => {
+                ResponseError::UnknownTopicOrPartition
+            }
+            MetadataError::InvalidRequest(_) => ResponseError::InvalidRequest,
+            MetadataError::LeaderEpochMismatch { .. } => ResponseError::FencedLeaderEpoch,
+            MetadataError::NotLeader { .. } => ResponseError::NotLeaderOrFollower,
+            MetadataError::InvalidUpdateVersion { .. } => ResponseError::InvalidUpdateVersion,
+            MetadataError::IneligibleReplica(_) => ResponseError::InvalidReplicaAssignment,
+            MetadataError::ElectionNotNeeded(_) => ResponseError::ElectionNotNeeded,
+            MetadataError::NoReassignmentInProgress { .. } => ResponseError::NoReassignmentInProgress,
+        }
+    }
+}
+
+impl ControllerError {
+    /// The Kafka error code a client sees: the rule's code for a refused command; otherwise the
+    /// quorum was unreachable or slow, which clients retry.
+    pub fn error_code(&self) -> ResponseError {
+        match self {
+            ControllerError::Rejected(e) => e.error_code(),
+            _ => ResponseError::RequestTimedOut,
+        }
+    }
 }
 
 /// One member of the metadata quorum.

@@ -83,7 +83,7 @@ pub enum ValidationError {
 
 impl ValidationError {
     /// The Kafka error code a producer sees.
-    pub fn code(&self) -> ResponseError {
+    pub fn error_code(&self) -> ResponseError {
         match self {
             ValidationError::Corrupt(_) => ResponseError::CorruptMessage,
             ValidationError::Decompress(DecompressError::TooLarge { .. }) => ResponseError::MessageTooLarge,

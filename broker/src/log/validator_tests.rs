@@ -103,11 +103,11 @@ fn a_header_claiming_2_pow_31_records_over_no_bytes_is_corrupt() {
     let batch = craft(&[], i32::MAX, 0);
     assert_eq!(batch.len(), HEADER_SIZE);
     let err = check(&batch, &config()).unwrap_err();
-    assert_eq!(err.code(), ResponseError::CorruptMessage, "{err}");
+    assert_eq!(err.error_code(), ResponseError::CorruptMessage, "{err}");
     assert!(err.to_string().contains("ends before this record"), "{err}");
     // The same, compressed: the payload is empty, so the stream ends at once.
     let err = check(&craft(&[], i32::MAX, 4), &config()).unwrap_err();
-    assert_eq!(err.code(), ResponseError::CorruptMessage, "{err}");
+    assert_eq!(err.error_code(), ResponseError::CorruptMessage, "{err}");
 }
 
 #[test]
@@ -124,7 +124,7 @@ fn random_bytes_behind_a_valid_crc_are_corrupt() {
             .collect();
         let err = check(&craft(&payload, 3, 0), &config()).unwrap_err();
         assert!(
-            matches!(err.code(), ResponseError::CorruptMessage | ResponseError::InvalidRecord),
+            matches!(err.error_code(), ResponseError::CorruptMessage | ResponseError::InvalidRecord),
             "round {round}: {err}"
         );
     }
@@ -155,7 +155,7 @@ fn structure_errors_name_the_record() {
     assert!(err.to_string().contains("not UTF-8"), "{err}");
     // A 6-byte varint.
     let err = check(&craft(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x01], 1, 0), &config()).unwrap_err();
-    assert_eq!(err.code(), ResponseError::CorruptMessage, "{err}");
+    assert_eq!(err.error_code(), ResponseError::CorruptMessage, "{err}");
 }
 
 #[test]
@@ -163,7 +163,7 @@ fn rule_violations_are_listed_per_record() {
     // Offset deltas 0, 5, 2: record 1 is refused.
     let batch = craft(&[record(0, 0, None, &[]), record(0, 5, None, &[]), record(0, 2, None, &[])].concat(), 3, 0);
     let err = check(&batch, &config()).unwrap_err();
-    assert_eq!(err.code(), ResponseError::InvalidRecord);
+    assert_eq!(err.error_code(), ResponseError::InvalidRecord);
     assert_eq!(err.record_errors().len(), 1);
     assert_eq!(err.record_errors()[0].batch_index, 1);
 
@@ -172,7 +172,7 @@ fn rule_violations_are_listed_per_record() {
         keyed(&[(None, Some("a"), NOW), (Some("k"), Some("b"), NOW), (None, Some("c"), NOW)], Compression::Lz4, None);
     let compacted = ValidationConfig { compacted: true, ..config() };
     let err = check(&batch, &compacted).unwrap_err();
-    assert_eq!(err.code(), ResponseError::InvalidRecord);
+    assert_eq!(err.error_code(), ResponseError::InvalidRecord);
     let indexes: Vec<i32> = err.record_errors().iter().map(|e| e.batch_index).collect();
     assert_eq!(indexes, vec![0, 2]);
     assert!(err.to_string().contains("2 of 3 records refused"), "{err}");
@@ -184,7 +184,7 @@ fn timestamps_are_bounded_by_the_topic_settings() {
     let two_hours = 2 * 3_600_000;
     let batch = batch_with(&[NOW, NOW + two_hours], "t", Compression::None, None);
     let err = check(&batch, &config()).unwrap_err();
-    assert_eq!(err.code(), ResponseError::InvalidTimestamp);
+    assert_eq!(err.error_code(), ResponseError::InvalidTimestamp);
     assert_eq!(err.record_errors()[0].batch_index, 1);
     assert!(err.record_errors()[0].message.contains("message.timestamp.after.max.ms"));
     let unlimited = ValidationConfig { timestamp_after_max_ms: None, ..config() };
@@ -193,7 +193,7 @@ fn timestamps_are_bounded_by_the_topic_settings() {
     let old = batch_with(&[NOW - two_hours], "t", Compression::Zstd, None);
     check(&old, &config()).unwrap();
     let strict = ValidationConfig { timestamp_before_max_ms: Some(3_600_000), ..config() };
-    assert_eq!(check(&old, &strict).unwrap_err().code(), ResponseError::InvalidTimestamp);
+    assert_eq!(check(&old, &strict).unwrap_err().error_code(), ResponseError::InvalidTimestamp);
 }
 
 #[test]
@@ -208,7 +208,7 @@ fn a_decompression_bomb_stops_at_the_cap() {
     let err = check(&craft(&bomb, 1, 1), &config()).unwrap_err();
     // The zeros parse as a run of empty records until the cap stops the stream, or as a
     // malformed one; either way nothing past the cap is inflated.
-    assert!(matches!(err.code(), ResponseError::MessageTooLarge | ResponseError::CorruptMessage), "{err}");
+    assert!(matches!(err.error_code(), ResponseError::MessageTooLarge | ResponseError::CorruptMessage), "{err}");
 
     // A bomb of one huge record: its length is checked against the cap before it is read.
     let mut body = vec![0u8; 4 << 20];
@@ -226,5 +226,5 @@ fn a_decompression_bomb_stops_at_the_cap() {
 fn clients_cannot_write_control_batches() {
     let marker = control_marker(5, 0, true, NOW);
     let err = check(&marker, &config()).unwrap_err();
-    assert_eq!(err.code(), ResponseError::InvalidRecord);
+    assert_eq!(err.error_code(), ResponseError::InvalidRecord);
 }

@@ -76,14 +76,14 @@ pub enum ReplicaError {
 
 impl ReplicaError {
     /// The Kafka error code for this error.
-    pub fn response_error(&self) -> ResponseError {
+    pub fn error_code(&self) -> ResponseError {
         match self {
             ReplicaError::NotLeader(_) => ResponseError::NotLeaderOrFollower,
             ReplicaError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
             ReplicaError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
             ReplicaError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,
             ReplicaError::UnknownReplica(_) => ResponseError::NotLeaderOrFollower,
-            ReplicaError::Log(e) => crate::error::log_error_code(e),
+            ReplicaError::Log(e) => e.error_code(),
             ReplicaError::Internal { .. } => ResponseError::UnknownServerError,
         }
     }

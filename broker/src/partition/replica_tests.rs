@@ -45,7 +45,7 @@ fn min_insync_replicas_refuses_acks_all_up_front() {
     lead(&p, 0, &[1]);
     let err = p.append_as_leader(&mut simple(1, 0), 0, true).unwrap_err();
     assert!(matches!(err, ReplicaError::NotEnoughReplicas { .. }), "{err}");
-    assert_eq!(err.response_error(), kafka_protocol::error::ResponseError::NotEnoughReplicas);
+    assert_eq!(err.error_code(), kafka_protocol::error::ResponseError::NotEnoughReplicas);
     // acks=1 still goes through, and as the sole ISR member the leader commits it at once.
     p.append_as_leader(&mut simple(1, 0), 0, false).unwrap();
     assert_eq!(p.high_watermark(), 1);
