@@ -382,11 +382,11 @@ impl GroupCoordinator {
         let Some(written) = Self::written(self.perform(work), AppendKind::Commit) else { return Ok(()) };
         let (partition, durable) = written.map_err(|e| {
             tracing::error!(group = %group_id, error = %e, "writing offsets failed");
-            e.response_error()
+            e.error_code()
         })?;
         wait_written(&partition, durable).await.map_err(|e| {
             tracing::warn!(group = %group_id, error = %e, "committed offsets not confirmed");
-            e.response_error()
+            e.error_code()
         })
     }
 
@@ -413,8 +413,8 @@ impl GroupCoordinator {
             self.stage(&mut inner, effects)
         };
         let Some(written) = Self::written(self.perform(work), AppendKind::DeleteGroup) else { return Ok(()) };
-        let (partition, durable) = written.map_err(|e| e.response_error())?;
-        wait_written(&partition, durable).await.map_err(|e| e.response_error())
+        let (partition, durable) = written.map_err(|e| e.error_code())?;
+        wait_written(&partition, durable).await.map_err(|e| e.error_code())
     }
 
     /// Deletes committed offsets of partitions the group does not consume (OffsetDelete).
@@ -431,8 +431,8 @@ impl GroupCoordinator {
             (results, self.stage(&mut inner, effects))
         };
         if let Some(written) = Self::written(self.perform(work), AppendKind::DeleteOffsets) {
-            let (partition, durable) = written.map_err(|e| e.response_error())?;
-            wait_written(&partition, durable).await.map_err(|e| e.response_error())?;
+            let (partition, durable) = written.map_err(|e| e.error_code())?;
+            wait_written(&partition, durable).await.map_err(|e| e.error_code())?;
         }
         Ok(results)
     }
