@@ -12,7 +12,7 @@ use kafka_protocol::messages::{
     MetadataRequest, TopicName, UnregisterBrokerRequest,
 };
 use kafka_protocol::protocol::StrBytes;
-use millrace_broker::replica::client::PeerConnection;
+use millrace_protocol::Connection;
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(15);
@@ -56,10 +56,10 @@ enum ClusterCommand {
     },
 }
 
-async fn connect(bootstrap: &str) -> anyhow::Result<PeerConnection> {
+async fn connect(bootstrap: &str) -> anyhow::Result<Connection> {
     let mut last = None;
     for addr in bootstrap.split(',').map(str::trim).filter(|a| !a.is_empty()) {
-        match PeerConnection::connect(addr, Duration::from_secs(5)).await {
+        match Connection::connect(addr, Duration::from_secs(5)).await {
             Ok(c) => return Ok(c),
             Err(e) => last = Some(e),
         }

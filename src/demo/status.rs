@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{MetadataRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use millrace_broker::replica::client::PeerConnection;
+use millrace_protocol::Connection;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
@@ -24,7 +24,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// Asks the broker at `addr` for Metadata about `topics`; returns its broker ids and, per
 /// partition of those topics, whether it has a leader.
 pub async fn metadata(addr: &str, topics: &[&str], timeout: Duration) -> anyhow::Result<(Vec<i32>, Vec<bool>)> {
-    let mut conn = PeerConnection::connect(addr, timeout).await?;
+    let mut conn = Connection::connect(addr, timeout).await?;
     let wanted = topics
         .iter()
         .map(|t| MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(t.to_string())))))

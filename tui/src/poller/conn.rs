@@ -4,7 +4,7 @@
 use crate::model::RequestCounts;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest};
 use kafka_protocol::protocol::Request;
-use millrace_broker::replica::client::{ClientError, PeerConnection};
+use millrace_protocol::{ClientError, Connection};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -89,7 +89,7 @@ pub fn api_name(key: i16) -> &'static str {
 
 /// A connection to one broker and what it speaks.
 pub struct Conn {
-    peer: PeerConnection,
+    peer: Connection,
     /// Versions the broker advertised.
     pub versions: Versions,
 }
@@ -97,7 +97,7 @@ pub struct Conn {
 impl Conn {
     /// Connects and asks ApiVersions; both are bounded by `timeout`.
     pub async fn open(addr: &str, timeout: Duration, counts: &mut RequestCounts) -> Result<Conn, ClientError> {
-        let mut peer = PeerConnection::connect(addr, timeout).await?.with_client_id(CLIENT_ID);
+        let mut peer = Connection::connect(addr, timeout).await?.with_client_id(CLIENT_ID);
         counts.add(api_name(ApiVersionsRequest::KEY));
         let answer = peer.request(API_VERSIONS_VERSION, &ApiVersionsRequest::default(), timeout).await?;
         if answer.error_code != 0 {

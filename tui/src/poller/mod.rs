@@ -23,7 +23,7 @@ use crate::model::{RawBroker, RawCluster, RawGroup, RawTopic, RequestCounts};
 use conn::Conn;
 use decode::ListedGroup;
 use kafka_protocol::messages::{DescribeClusterResponse, MetadataResponse};
-use millrace_broker::replica::client::ClientError;
+use millrace_protocol::ClientError;
 use rounds::{broker_round, coordinator_round, Offsets, TopicPartition};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -89,6 +89,12 @@ impl Poller {
             configs_asked: HashMap::new(),
             http,
         })
+    }
+
+    /// Adds a bootstrap address, tried after the configured ones from the next refresh on (for
+    /// a cluster that appears at a new address while the poller runs).
+    pub fn add_bootstrap(&mut self, addr: impl Into<String>) {
+        self.config.bootstrap.push(addr.into());
     }
 
     /// One refresh.

@@ -6,7 +6,7 @@ use super::conn::Conn;
 use super::decode::{self, DescribedGroup, ListedGroup};
 use super::plan;
 use crate::model::RequestCounts;
-use millrace_broker::replica::client::ClientError;
+use millrace_protocol::ClientError;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
