@@ -1,0 +1,164 @@
+//! Starting and running a broker: bind the listeners, open storage, then run the listeners,
+//! membership, replica manager, housekeeping and internal topics until shutdown, and close every
+//! log cleanly.
+
+use crate::broker::{advertised_host_port, Broker};
+use crate::cluster::ClusterLink;
+use crate::error::BrokerError;
+use crate::fsutil::io_err;
+use crate::housekeeping::housekeeping;
+use crate::internal_topics::ensure_internal_topics;
+use crate::{admin, controller, metrics, replica, server};
+use millrace_config::BrokerConfig;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Addresses the broker actually listens on (ports resolved when 0 was configured).
+#[derive(Clone, Copy, Debug)]
+pub struct BoundAddresses {
+    /// Kafka protocol.
+    pub kafka: SocketAddr,
+    /// Admin HTTP.
+    pub admin: SocketAddr,
+}
+
+/// A broker bound to its ports and ready to serve.
+pub struct RunningBroker {
+    broker: Arc<Broker>,
+    kafka: TcpListener,
+    admin: TcpListener,
+    /// Where it listens.
+    pub addresses: BoundAddresses,
+}
+
+/// Binds the controller listener of a cluster member. A single broker has none: its quorum of
+/// one runs in-process and needs no network.
+async fn bind_controller(
+    config: &BrokerConfig,
+    metrics: &metrics::ListenerMetrics,
+) -> Result<Option<controller::network::RpcListener>, BrokerError> {
+    let (false, Some(addr)) = (config.voters.is_empty(), config.controller_listen) else {
+        if let Some(addr) = config.controller_listen {
+            tracing::warn!(%addr, "controller_listen is ignored without voters: a single broker's quorum runs in-process");
+        }
+        return Ok(None);
+    };
+    let listener =
+        TcpListener::bind(addr).await.map_err(|e| io_err(format!("binding the controller listener {addr}"), e))?;
+    let access = controller::network::PeerAccess::for_broker(config);
+    Ok(Some(controller::network::RpcListener::new(listener, access, metrics.clone()).await))
+}
+
+/// Opens storage and binds the listeners; call [`RunningBroker::serve`] next.
+pub async fn start(mut config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
+    let kafka = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| io_err(format!("binding the Kafka listener {}", config.listen), e))?;
+    let admin = TcpListener::bind(config.admin_listen)
+        .await
+        .map_err(|e| io_err(format!("binding the admin listener {}", config.admin_listen), e))?;
+    let addresses = BoundAddresses {
+        kafka: kafka.local_addr().map_err(|e| io_err("reading the Kafka listener address", e))?,
+        admin: admin.local_addr().map_err(|e| io_err("reading the admin listener address", e))?,
+    };
+    // With port 0 the advertised address must carry the real port.
+    config.listen = addresses.kafka;
+    config.admin_listen = addresses.admin;
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| io_err(format!("creating data dir {}", config.data_dir.display()), e))?;
+    let listener_metrics = metrics::ListenerMetrics::new()
+        .map_err(|e| BrokerError::Internal(format!("creating listener metrics: {e}")))?;
+    let controller = bind_controller(&config, &listener_metrics).await?;
+    let cluster = Arc::new(ClusterLink::start(&config, controller, advertised_host_port(&config)).await?);
+    let broker = tokio::task::spawn_blocking(move || Broker::open(config, cluster, listener_metrics))
+        .await
+        .map_err(|e| BrokerError::Internal(format!("opening storage: {e}")))??;
+    Ok(RunningBroker { broker: Arc::new(broker), kafka, admin, addresses })
+}
+
+impl RunningBroker {
+    /// Serves until `shutdown` turns true, then closes every log cleanly.
+    pub async fn serve(self, shutdown: watch::Receiver<bool>) -> Result<(), BrokerError> {
+        let broker = self.broker;
+        let admin = tokio::spawn(admin::serve(self.admin, broker.clone(), shutdown.clone()));
+        let housekeeping = tokio::spawn(housekeeping(broker.clone(), shutdown.clone()));
+        let membership = tokio::spawn(broker.cluster.clone().run_membership(shutdown.clone()));
+        let replicas = tokio::spawn(replica::run(broker.clone(), shutdown.clone()));
+        let internal_topics = tokio::spawn(ensure_internal_topics(broker.clone(), shutdown.clone()));
+        if broker.config.voters.is_empty() {
+            // A single broker is its own quorum: it is ready once it has registered, which takes
+            // one election (well under a second), and only then takes requests, as Kafka enables
+            // its request processing once unfenced: before that Metadata would list no broker,
+            // and librdkafka then waits for a controller until its request times out. Clients
+            // that connect meanwhile wait in the listen backlog and are answered once ready. A
+            // cluster member is "ready" once listening; it registers when a quorum of voters is up.
+            let cluster = broker.cluster.clone();
+            let node_id = broker.config.node_id;
+            let active = cluster
+                .wait_metadata(Duration::from_secs(30), |m| {
+                    m.brokers.get(&node_id).is_some_and(|b| !b.fenced && b.epoch == cluster.broker_epoch())
+                })
+                .await;
+            if !active {
+                tracing::warn!("not registered with the local metadata quorum after 30s; serving anyway");
+            }
+            // Also wait until it coordinates groups, so a client's first JoinGroup finds it so.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while !broker.groups.coordinates_any() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        let kafka = tokio::spawn(server::serve(self.kafka, broker.clone(), shutdown.clone()));
+        tracing::info!(
+            kafka = %self.addresses.kafka,
+            admin = %self.addresses.admin,
+            advertised = %broker.config.advertised(),
+            data_dir = %broker.config.data_dir.display(),
+            cluster_id = %broker.cluster_id(),
+            node_id = broker.config.node_id,
+            "broker ready"
+        );
+        let _ = kafka.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = admin.await;
+        let _ = housekeeping.await;
+        let _ = membership.await;
+        let _ = replicas.await;
+        internal_topics.abort();
+        // Connections hold the broker until their in-flight requests finish.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut broker = broker;
+        loop {
+            match Arc::try_unwrap(broker) {
+                Ok(owned) => {
+                    let Broker { catalog, cluster, groups, .. } = owned;
+                    drop(groups);
+                    tokio::task::spawn_blocking(move || {
+                        if let Err(e) = catalog.checkpoint_high_watermarks() {
+                            tracing::warn!(error = %e, "writing the high-watermark checkpoint failed");
+                        }
+                        catalog.close_all()
+                    })
+                    .await
+                    .map_err(|e| BrokerError::Internal(format!("closing logs: {e}")))?;
+                    tracing::info!("all logs closed cleanly");
+                    if let Ok(cluster) = Arc::try_unwrap(cluster) {
+                        cluster.shutdown().await;
+                    }
+                    return Ok(());
+                }
+                Err(shared) if tokio::time::Instant::now() < deadline => {
+                    broker = shared;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(_) => {
+                    tracing::warn!("connections still busy after 10s; logs will be recovered on next start");
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
