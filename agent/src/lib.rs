@@ -1,14 +1,22 @@
-//! millrace agent: tails log files (and, as issue 5 progresses, samples host metrics, receives
-//! syslog and scrapes Prometheus endpoints) and ships everything to the broker, at least once.
+//! millrace agent: tails log files, receives syslog and stdin, samples host metrics and scrapes
+//! Prometheus endpoints, and ships every event to the broker at least once.
 //!
-//! Layout:
+//! Layout (events flow top to bottom):
+//! - [`inputs`]: the sources — [`inputs::file`] (tailing with rotation, identity and multiline),
+//!   [`inputs::syslog`] (UDP/TCP, RFC 3164/5424), [`inputs::host_metrics`] (CPU, memory, disk,
+//!   network, load), [`inputs::prometheus`] (scraping `/metrics` text), and stdin.
 //! - [`event`]: the record format (log documents and metric points).
-//! - [`inputs`]: sources of events ([`inputs::file`]: file tailing).
 //! - [`pipeline`]: envelopes, processors and per-file acknowledgement tracking.
+//! - [`channel`]: the byte-bounded queue between the inputs and the output (the inputs'
+//!   backpressure).
 //! - [`output`]: the librdkafka producer; delivery reports advance checkpoints.
+//! - [`buffer`]: the disk buffer for events that cannot be read again while the broker is away.
 //! - [`checkpoint`]: the registry of file positions, written atomically.
-//! - [`metrics`]: the Prometheus endpoint, served by [`http`] with bounded heads, times and
-//!   connections.
+//! - [`memory`]: giving memory back to the OS after a burst.
+//! - [`metrics`]: the agent's Prometheus endpoint (served by the shared `metrics-endpoint`).
+//!
+//! This file wires them together ([`run`]) and stops them in order on shutdown: inputs first,
+//! then the output drains what the broker has not acknowledged.
 
 pub mod buffer;
 pub mod channel;
