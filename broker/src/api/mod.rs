@@ -67,5 +67,4 @@ pub const SUPPORTED_APIS: &[ApiKey] = &[
 ];
 
 #[cfg(test)]
-#[path = "handler_tests.rs"]
 mod tests;

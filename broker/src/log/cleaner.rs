@@ -450,3 +450,6 @@ pub(crate) fn compact(
     }
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests;

@@ -280,3 +280,6 @@ pub(crate) fn parse(text: &str) -> Result<Vec<EpochEntry>, String> {
     }
     Ok(entries)
 }
+
+#[cfg(test)]
+mod tests;

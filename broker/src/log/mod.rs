@@ -15,14 +15,10 @@
 
 pub mod batch;
 mod cleaner;
-#[cfg(test)]
-mod cleaner_tests;
 pub mod compression;
 mod error;
 mod index;
 mod leader_epoch;
-#[cfg(test)]
-mod leader_epoch_tests;
 mod partition_log;
 #[cfg(test)]
 mod partition_log_tests;

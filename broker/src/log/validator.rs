@@ -399,5 +399,4 @@ fn read_varint<R: BufRead>(reader: &mut R) -> Result<Option<i32>, ReadError> {
 }
 
 #[cfg(test)]
-#[path = "validator_tests.rs"]
 mod tests;

@@ -1,9 +1,9 @@
 //! One partition as the server sees it: the on-disk log behind a mutex, a watch of its log end
 //! offset (wakes long-polling fetches) and group-commit fsync (many acks=all requests share one).
 
-mod replica;
+mod role;
 
-pub use replica::{AckWait, FollowerFetch, ReplicaError, Role};
+pub use role::{AckWait, FollowerFetch, ReplicaError, Role};
 
 use crate::error::BrokerError;
 use crate::log::{CompactionConfig, CompactionReport, LogConfig, LogError, PartitionLog, ReadResult, TimestampLookup};

@@ -550,3 +550,6 @@ fn check_no_duplicates(ids: &[i32]) -> Result<(), ReplicationError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

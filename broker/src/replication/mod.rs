@@ -11,9 +11,6 @@
 
 pub mod isr;
 
-#[cfg(test)]
-mod isr_tests;
-
 pub use isr::{
     AckAllStatus, FetchOutcome, FollowerState, IsrChangeRequest, LeaderInit, NotEnoughReplicas,
     PartitionReplicationState, ReplicationError,

@@ -1,10 +1,10 @@
 //! Tests of [`PartitionLog::compact`] through the public API, plus simulated crashes.
 #![allow(clippy::unwrap_used)]
 
-use super::batch::test_batches::{control_marker, keyed, simple, Producer};
-use super::batch::{rewrite_header, BatchHeader};
-use super::cleaner::{crash_at, SwapStep};
-use super::{CompactionConfig, CompactionReport, LogConfig, LogError, PartitionLog};
+use super::{crash_at, SwapStep};
+use crate::log::batch::test_batches::{control_marker, keyed, simple, Producer};
+use crate::log::batch::{rewrite_header, BatchHeader};
+use crate::log::{CompactionConfig, CompactionReport, LogConfig, LogError, PartitionLog};
 use bytes::Bytes;
 use kafka_protocol::records::{Compression, RecordBatchDecoder, TimestampType};
 use std::os::unix::fs::MetadataExt;

@@ -1,7 +1,7 @@
 //! Tests for the leader-side replication state, one Kafka rule per test.
 #![allow(clippy::unwrap_used)]
 
-use super::isr::*;
+use super::*;
 
 const LAG_MS: i64 = 10_000;
 

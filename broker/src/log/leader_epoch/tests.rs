@@ -1,13 +1,13 @@
 //! Tests of [`LeaderEpochCache`] alone and wired into [`PartitionLog`].
 #![allow(clippy::unwrap_used)]
 
-use super::batch::test_batches::simple;
-use super::leader_epoch::{format, parse, CHECKPOINT_FILE};
-use super::{EpochEntry, LeaderEpochCache, LogConfig, PartitionLog};
+use super::{format, parse, CHECKPOINT_FILE};
+use crate::log::batch::test_batches::simple;
+use crate::log::{EpochEntry, LeaderEpochCache, LogConfig, PartitionLog};
 use std::fs::OpenOptions;
 use std::path::Path;
 
-use super::test_support::{config, open};
+use crate::log::test_support::{config, open};
 
 fn entries(pairs: &[(i32, i64)]) -> Vec<EpochEntry> {
     pairs.iter().map(|&(epoch, start_offset)| EpochEntry { epoch, start_offset }).collect()

@@ -438,5 +438,4 @@ fn invalid_state(partition: &Partition, e: ReplicationError) -> ReplicaError {
 }
 
 #[cfg(test)]
-#[path = "replica_tests.rs"]
 mod tests;
