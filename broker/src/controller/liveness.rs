@@ -249,5 +249,4 @@ impl Liveness {
 }
 
 #[cfg(test)]
-#[path = "liveness_tests.rs"]
 mod tests;

@@ -409,5 +409,4 @@ fn persist_if_dirty(entry: &mut Entry, partition: i32, now: i64) -> Option<Appen
 }
 
 #[cfg(test)]
-#[path = "groups_tests.rs"]
 mod tests;

@@ -14,8 +14,6 @@ pub mod effects;
 pub mod groups;
 mod records;
 pub mod state;
-#[cfg(test)]
-mod state_tests;
 pub mod store;
 pub mod types;
 pub mod view;

@@ -9,8 +9,9 @@
 //! protocols such as `cooperative-sticky` work over the same transitions. Joining and syncing
 //! live in [`join`]; membership upkeep (heartbeat, leave, expiry) here.
 
-#[path = "join.rs"]
 mod join;
+#[cfg(test)]
+mod tests;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;

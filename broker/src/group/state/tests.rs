@@ -1,6 +1,6 @@
 //! Unit tests of the group state machine, driven with explicit time (ms) and predictable ids.
 
-use super::state::*;
+use super::*;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use std::collections::HashMap;
@@ -10,7 +10,7 @@ const SETTINGS: JoinSettings = JoinSettings { initial_rebalance_delay: Duration:
 
 /// Ids "m1", "m2", … in order.
 #[derive(Default)]
-pub(super) struct Counting(u32);
+struct Counting(u32);
 
 impl MemberIds for Counting {
     fn next_id(&mut self, _client_id: &str) -> String {
