@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used)]
 use super::*;
 use crate::channel;
+use crate::pipeline::Envelope;
+use serde_json::Value;
 use std::os::unix::fs::symlink;
 
 /// Runs one `--once` pass of a file input reading `pattern`; returns its envelopes.
