@@ -6,12 +6,12 @@
 //! assertions here are properties of the code under test, so a failed one is a finding.
 
 use bytes::Bytes;
-use kafka_protocol::messages::{ApiKey, ProduceRequest, RequestHeader, RequestKind};
-use kafka_protocol::protocol::Decodable;
+use kafka_protocol::messages::{ApiKey, ProduceRequest, RequestKind};
 use kafka_protocol::records::Compression;
 use millrace_broker::log::batch::{split_batches, BatchHeader, HEADER_SIZE};
 use millrace_broker::log::compression::{decode_batch, decompress};
 use millrace_broker::log::validator::{validate_records, ValidationConfig};
+use millrace_protocol::message;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A fuzz target's entry: any bytes in, no panic out.
@@ -40,9 +40,9 @@ fn now() -> SystemTime {
 /// A request frame as the broker's connection hands it to `api::dispatch` (without the length
 /// prefix): the first byte picks the API key among every key the codec knows and the second the
 /// version among the versions it decodes; both are written over the frame's own key and version
-/// so the header decoder reads them back. The header is decoded with the header version for that
-/// key and version, then the body as that API's request; a Produce request's record batches go
-/// on through [`produced_records`], as the broker's produce handler does.
+/// so the header decoder reads them back. The header and then the body are decoded by
+/// `millrace_protocol::message`, as the broker does; a Produce request's record batches go on
+/// through [`produced_records`], as the broker's produce handler does.
 pub fn kafka_request(data: &[u8]) {
     let [key_pick, version_pick, rest @ ..] = data else { return };
     let keys: Vec<ApiKey> = ApiKey::iter().collect();
@@ -55,12 +55,12 @@ pub fn kafka_request(data: &[u8]) {
     frame.extend_from_slice(&version.to_be_bytes());
     frame.extend_from_slice(rest);
     let mut body = Bytes::from(frame);
-    let Ok(header) = RequestHeader::decode(&mut body, api_key.request_header_version(version)) else { return };
+    let Ok(header) = message::decode_request_header(&mut body, api_key, version) else { return };
     assert_eq!(header.request_api_key, api_key as i16);
     assert_eq!(header.request_api_version, version);
     if api_key == ApiKey::Produce {
-        // The broker decodes the concrete type (`Decodable`); so does this, then walks the records.
-        if let Ok(request) = ProduceRequest::decode(&mut body, version) {
+        // The broker decodes the concrete type; so does this, then walks the records.
+        if let Ok(request) = message::decode_request::<ProduceRequest>(&mut body, api_key, version) {
             for topic in &request.topic_data {
                 for partition in &topic.partition_data {
                     if let Some(records) = &partition.records {
