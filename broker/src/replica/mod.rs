@@ -6,10 +6,8 @@
 //! coordinator which `__consumer_offsets` partitions it now leads. Every 250 ms it lets leaders
 //! propose ISR changes (shrinking laggards, re-adding caught-up followers) to the controller.
 //!
-//! - [`client`]: a minimal Kafka-protocol client for follower fetches.
 //! - [`fetcher`]: the follower fetch loop.
 
-pub mod client;
 pub mod fetcher;
 
 use crate::controller::{MetadataCommand, MetadataResponse, MetadataState, NO_LEADER};
