@@ -2,14 +2,14 @@
 //!
 //! The type, its settings, opening and the accessors are here; the rest by what it serves:
 //! - `append`: the producer's write path and segment rolling ([`AppendInfo`]).
-//! - `replica`: the follower's appends, leader epochs, truncation and reset.
+//! - `replicated`: the follower's appends, leader epochs, truncation and reset.
 //! - `read`: Fetch reads of whole batches ([`ReadResult`]).
 //! - `timestamps`: lookups by time ([`TimestampLookup`], [`TimestampBatch`]).
 //! - `retention`: retention, DeleteRecords and compaction, which move the log start.
 
 mod append;
 mod read;
-mod replica;
+mod replicated;
 mod retention;
 mod timestamps;
 
