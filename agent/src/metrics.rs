@@ -120,8 +120,8 @@ impl AgentMetrics {
     }
 }
 
-/// Serves `GET /metrics` (anything else: 404) until shutdown, within the limits of
-/// [`crate::http`]; `render` produces the body.
+/// Serves `GET /metrics` (anything else: 404) until shutdown, within the limits of the
+/// metrics-endpoint crate; `render` produces the body.
 pub async fn serve(listener: TcpListener, render: millrace_metrics_endpoint::Render, shutdown: watch::Receiver<bool>) {
     millrace_metrics_endpoint::serve(listener, render, shutdown).await;
 }
