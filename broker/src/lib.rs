@@ -10,8 +10,8 @@
 //! - [`log`]: storage — segments (`<base offset>.log`), mmap'd `.index` / `.timeindex`, record
 //!   validation, recovery, retention, compaction, idempotent-producer state. No networking.
 //! - [`catalog`]: the topics and partition replicas hosted here, materialized from the metadata.
-//! - [`replication`]: the leader's pure ISR / high-watermark bookkeeping; [`replica`]: the replica
-//!   manager (roles from metadata) and the follower fetchers.
+//! - [`replication`]: the leader's pure ISR / high-watermark bookkeeping (`isr`), the follower
+//!   fetchers (`follower`) and the replica manager that assigns roles from metadata (`manager`).
 //! - [`controller`]: the openraft metadata quorum (KRaft's role): replicated metadata log, pure
 //!   state machine, broker liveness and controller RPC.
 //! - [`cluster`]: this broker's membership (registration, heartbeats) and topic administration
@@ -40,7 +40,6 @@ pub mod log;
 pub mod metrics;
 pub mod partition;
 pub mod producer_ids;
-pub mod replica;
 pub mod replication;
 pub mod runtime;
 pub mod server;

@@ -8,7 +8,7 @@ use crate::error::BrokerError;
 use crate::fsutil::io_err;
 use crate::housekeeping::housekeeping;
 use crate::internal_topics::ensure_internal_topics;
-use crate::{admin, controller, metrics, replica, server};
+use crate::{admin, controller, metrics, replication, server};
 use millrace_config::BrokerConfig;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -86,7 +86,7 @@ impl RunningBroker {
         let admin = tokio::spawn(admin::serve(self.admin, broker.clone(), shutdown.clone()));
         let housekeeping = tokio::spawn(housekeeping(broker.clone(), shutdown.clone()));
         let membership = tokio::spawn(broker.cluster.clone().run_membership(shutdown.clone()));
-        let replicas = tokio::spawn(replica::run(broker.clone(), shutdown.clone()));
+        let replicas = tokio::spawn(replication::manager::run(broker.clone(), shutdown.clone()));
         let internal_topics = tokio::spawn(ensure_internal_topics(broker.clone(), shutdown.clone()));
         if broker.config.voters.is_empty() {
             // A single broker is its own quorum: it is ready once it has registered, which takes

@@ -175,7 +175,8 @@ fn resolve<C: Partitions + Quorum + ?Sized>(
 }
 
 impl<C: Partitions + Quorum + Settings + Telemetry> Handler<C> for FetchRequest {
-    /// Resolves the partitions (recording a follower's position) now; reads and long-polls later.
+    /// All of it runs in the reply: nothing in a fetch depends on request order, and it may
+    /// long-poll.
     async fn handle(ctx: &Arc<C>, rc: &RequestContext, request: FetchRequest) -> Reply<FetchResponse> {
         Reply::Later(Box::pin(fetch(ctx.clone(), rc.version(), request)))
     }

@@ -2,17 +2,13 @@
 //!
 //! On every metadata change it (1) lets the [`Catalog`](crate::catalog::Catalog) open or delete
 //! replicas, (2) makes each local replica leader or follower as the metadata says, (3) points one
-//! [`fetcher`] per leader broker at the partitions followed from it, and (4) tells the group
+//! [`follower`](super::follower) fetcher per leader broker at the partitions followed from it, and (4) tells the group
 //! coordinator which `__consumer_offsets` partitions it now leads. Every 250 ms it lets leaders
 //! propose ISR changes (shrinking laggards, re-adding caught-up followers) to the controller.
-//!
-//! - [`fetcher`]: the follower fetch loop.
-
-pub mod fetcher;
 
 use crate::controller::{MetadataCommand, MetadataResponse, MetadataState, NO_LEADER};
 use crate::Broker;
-use fetcher::{FetchTarget, Targets};
+use super::follower::{self, FetchTarget, Targets};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -146,7 +142,7 @@ async fn reconcile(broker: &Arc<Broker>, state: &Arc<MetadataState>, fetchers: &
         let Some(b) = state.brokers.get(&leader) else { continue };
         let addr = format!("{}:{}", b.host, b.port);
         let (tx, rx) = watch::channel(targets);
-        let task = tokio::spawn(fetcher::run(broker.clone(), leader, addr.clone(), rx));
+        let task = tokio::spawn(follower::run(broker.clone(), leader, addr.clone(), rx));
         fetchers.insert(leader, Fetcher { addr, targets: tx, task });
     }
 }
