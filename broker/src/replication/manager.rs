@@ -6,9 +6,9 @@
 //! coordinator which `__consumer_offsets` partitions it now leads. Every 250 ms it lets leaders
 //! propose ISR changes (shrinking laggards, re-adding caught-up followers) to the controller.
 
+use super::follower::{self, FetchTarget, Targets};
 use crate::controller::{MetadataCommand, MetadataResponse, MetadataState, NO_LEADER};
 use crate::Broker;
-use super::follower::{self, FetchTarget, Targets};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
