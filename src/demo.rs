@@ -218,13 +218,13 @@ impl Demo {
     async fn start(&mut self, rate: u32, generate_for: Option<u64>) -> anyhow::Result<()> {
         self.start_brokers().await?;
         self.create_topics().await?;
-        self.probe = Some(Probe::new(&self.layout));
+        self.probe = Some(Probe::new(&self.layout)?);
         let access_log = self.layout.access_log();
         let generator = Generator::start(&access_log, rate, generate_for.map(Duration::from_secs))
             .with_context(|| format!("starting the access-log generator on {}", access_log.display()))?;
         self.generator = Some(generator);
         if let MetricsOut::InfluxDb { url, database } = &self.layout.metrics_out {
-            create_influx_database(url, database);
+            create_influx_database(url, database).await;
         }
         for (name, config) in [("agent", self.layout.agent_config()), ("sink", self.layout.sink_config())] {
             let config = config.to_string_lossy().into_owned();
@@ -524,14 +524,17 @@ impl Demo {
 }
 
 /// Creates the InfluxDB database (best effort: the sink says so if it is missing).
-fn create_influx_database(url: &str, database: &str) {
-    let host = url.strip_prefix("http://").unwrap_or(url);
-    let host = host.split('/').next().unwrap_or(host);
-    let addr = if host.contains(':') { host.to_string() } else { format!("{host}:80") };
-    let path = format!("/query?q=CREATE%20DATABASE%20%22{database}%22");
-    match status::http(&addr, "POST", &path) {
-        Ok((200, _)) => {}
-        Ok((code, body)) => eprintln!("creating InfluxDB database {database} at {url}: HTTP {code}: {}", body.trim()),
-        Err(e) => eprintln!("creating InfluxDB database {database} at {url}: {e:#}"),
+async fn create_influx_database(url: &str, database: &str) {
+    let created = async {
+        let mut query = reqwest::Url::parse(url)?.join("/query")?;
+        query.query_pairs_mut().append_pair("q", &format!("CREATE DATABASE \"{database}\""));
+        let response = status::http_client()?.post(query).body("").send().await?;
+        let code = response.status();
+        let body = response.text().await?;
+        anyhow::ensure!(code.as_u16() == 200, "HTTP {}: {}", code.as_u16(), body.trim());
+        Ok::<(), anyhow::Error>(())
+    };
+    if let Err(e) = created.await {
+        eprintln!("creating InfluxDB database {database} at {url}: {e:#}");
     }
 }

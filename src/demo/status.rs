@@ -4,7 +4,7 @@
 //! it writes to a real Elasticsearch or InfluxDB).
 
 use super::configs::{Layout, LogsOut, MetricsOut, LOGS_GROUP, LOGS_TOPIC, METRICS_GROUP, METRICS_TOPIC, PARTITIONS};
-use anyhow::{bail, Context};
+use anyhow::Context;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{MetadataRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -13,13 +13,24 @@ use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Bound on one request of a status sample.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The demo's HTTP client: direct connections (the demo's own processes, or the given
+/// Elasticsearch and InfluxDB), each request bounded by [`REQUEST_TIMEOUT`].
+pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(REQUEST_TIMEOUT)
+        .timeout(REQUEST_TIMEOUT)
+        .no_proxy()
+        .build()
+        .context("creating the HTTP client")
+}
 
 /// Asks the broker at `addr` for Metadata about `topics`; returns its broker ids and, per
 /// partition of those topics, whether it has a leader.
@@ -211,11 +222,12 @@ pub struct Probe {
     offsets: Arc<Offsets>,
     written: Arc<Mutex<Vec<(&'static str, Written)>>>,
     sink_metrics: u16,
+    http: reqwest::Client,
 }
 
 impl Probe {
     /// A probe of the demo laid out as `layout`.
-    pub fn new(layout: &Layout) -> Probe {
+    pub fn new(layout: &Layout) -> anyhow::Result<Probe> {
         let offsets = Offsets { bootstrap: layout.bootstrap() };
         let counter = |path: &PathBuf| LineCounter { path: path.clone(), read: 0, lines: 0 };
         let docs = match &layout.logs_out {
@@ -226,12 +238,13 @@ impl Probe {
             MetricsOut::File(path) => Written::File { counter: counter(path), per_record: 1 },
             MetricsOut::InfluxDb { .. } => Written::Forwarded("metrics"),
         };
-        Probe {
+        Ok(Probe {
             brokers: layout.brokers.iter().map(|b| (b.id, b.kafka_addr())).collect(),
             offsets: Arc::new(offsets),
             written: Arc::new(Mutex::new(vec![("docs", docs), ("points", points)])),
             sink_metrics: layout.sink_metrics,
-        }
+            http: http_client()?,
+        })
     }
 
     /// Looks at everything once.
@@ -241,12 +254,11 @@ impl Probe {
             let up = metadata(addr, &[], REQUEST_TIMEOUT).await.is_ok();
             brokers.push((*id, up));
         }
+        let forwarded = sink_forwarded(&self.http, self.sink_metrics).await.ok();
         let offsets = self.offsets.clone();
         let written = self.written.clone();
-        let sink_metrics = self.sink_metrics;
         let blocking = tokio::task::spawn_blocking(move || {
             let (records, lag) = offsets.sample();
-            let forwarded = sink_forwarded(sink_metrics).ok();
             let mut written = written.lock().unwrap_or_else(|p| p.into_inner());
             let written = written
                 .iter_mut()
@@ -270,39 +282,23 @@ impl Probe {
     }
 }
 
-/// A plain HTTP/1.1 request to `addr` (`HOST:PORT`); returns the status code and body.
-pub fn http(addr: &str, method: &str, path: &str) -> anyhow::Result<(u16, String)> {
-    use std::net::ToSocketAddrs;
-    let resolved = addr.to_socket_addrs()?.next().with_context(|| format!("{addr} resolves to nothing"))?;
-    let mut stream = std::net::TcpStream::connect_timeout(&resolved, REQUEST_TIMEOUT)?;
-    stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
-    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let Some(code) = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()) else {
-        bail!("{addr}: not an HTTP response: {}", head.lines().next().unwrap_or_default());
-    };
-    Ok((code, body.to_string()))
-}
-
 /// `millrace_sink_records_forwarded_total` per sink name, from the sink's /metrics.
-fn sink_forwarded(port: u16) -> anyhow::Result<Vec<(String, u64)>> {
-    let (code, body) = http(&format!("127.0.0.1:{port}"), "GET", "/metrics")?;
-    anyhow::ensure!(code == 200, "GET /metrics: HTTP {code}");
-    Ok(body
-        .lines()
-        .filter_map(|line| line.strip_prefix("millrace_sink_records_forwarded_total{sink=\""))
-        .filter_map(|rest| {
-            let (sink, value) = rest.split_once("\"}")?;
-            Some((sink.to_string(), value.trim().parse().ok()?))
-        })
+async fn sink_forwarded(http: &reqwest::Client, port: u16) -> anyhow::Result<Vec<(String, u64)>> {
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let response = http.get(&url).send().await.with_context(|| format!("GET {url}"))?;
+    anyhow::ensure!(response.status().is_success(), "GET {url}: HTTP {}", response.status());
+    let body = response.text().await.with_context(|| format!("GET {url}"))?;
+    Ok(millrace_prometheus_text::samples(&body)
+        .filter_map(Result::ok)
+        .filter(|sample| sample.name == "millrace_sink_records_forwarded_total")
+        .filter_map(|sample| Some((sample.label("sink")?.to_string(), sample.value as u64)))
         .collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn line_counter_reads_only_what_was_appended() {
@@ -319,6 +315,27 @@ mod tests {
         let rewritten = counter.count().unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!((missing, two, three, rewritten), (0, 2, 3, 1));
+    }
+
+    #[tokio::test]
+    async fn sink_counters_come_from_its_metrics() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut head = [0u8; 1024];
+            let _ = stream.read(&mut head).await.unwrap();
+            let body = "# TYPE millrace_sink_records_forwarded_total counter\n\
+                millrace_sink_records_forwarded_total{sink=\"logs\"} 120\n\
+                millrace_sink_records_forwarded_total{sink=\"metrics\"} 7\n\
+                millrace_sink_records_retried_total{sink=\"logs\"} 3\n";
+            let answer =
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+            stream.write_all(answer.as_bytes()).await.unwrap();
+        });
+        let forwarded = sink_forwarded(&http_client().unwrap(), port).await.unwrap();
+        assert_eq!(forwarded, [("logs".to_string(), 120), ("metrics".to_string(), 7)]);
     }
 
     #[test]

@@ -77,66 +77,15 @@ pub fn url_from_admin_listener(value: &str, kafka_host: &str) -> Option<String> 
     Some(format!("http://{host}:{port}/metrics"))
 }
 
-/// Metric name, labels and value.
-type Sample<'a> = (&'a str, Vec<(&'a str, String)>, f64);
-
-/// One sample (name, labels, value) of the text exposition format; None for comments and
-/// anything malformed.
-fn parse_line(line: &str) -> Option<Sample<'_>> {
-    let split = line.find(['{', ' '])?;
-    let name = &line[..split];
-    let mut rest = &line[split..];
-    let mut labels = Vec::new();
-    if let Some(mut tail) = rest.strip_prefix('{') {
-        loop {
-            tail = tail.trim_start_matches([',', ' ']);
-            if let Some(after) = tail.strip_prefix('}') {
-                rest = after;
-                break;
-            }
-            let eq = tail.find('=')?;
-            let quoted = tail[eq + 1..].strip_prefix('"')?;
-            let (value, used) = unquote(quoted)?;
-            labels.push((tail[..eq].trim(), value));
-            tail = &quoted[used..];
-        }
-    }
-    let value = rest.split_whitespace().next()?.parse::<f64>().ok()?;
-    Some((name, labels, value))
-}
-
-/// A label value up to its closing quote, unescaped, and the bytes consumed (quote included).
-fn unquote(quoted: &str) -> Option<(String, usize)> {
-    let mut value = String::new();
-    let mut chars = quoted.char_indices();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '\\' => match chars.next()?.1 {
-                'n' => value.push('\n'),
-                other => value.push(other),
-            },
-            '"' => return Some((value, i + 1)),
-            other => value.push(other),
-        }
-    }
-    None
-}
-
-fn label<'a>(labels: &'a [(&str, String)], key: &str) -> Option<&'a str> {
-    labels.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str())
-}
-
 /// The counters and sizes in a `/metrics` body read at `at`.
 pub fn parse(text: &str, at: SystemTime) -> MetricsSample {
     let mut sample = MetricsSample { at: Some(at), ..MetricsSample::default() };
-    for line in text.lines() {
-        if !line.starts_with("millrace_broker_") {
-            continue;
-        }
-        let Some((name, labels, value)) = parse_line(line) else { continue };
+    // A malformed line costs only itself: the rest of the body still counts.
+    for metric in millrace_prometheus_text::samples(text).filter_map(Result::ok) {
+        let (name, value) = (metric.name, metric.value);
         match name {
             BYTES_IN | BYTES_OUT => {
-                let Some(topic) = label(&labels, "topic") else { continue };
+                let Some(topic) = metric.label("topic") else { continue };
                 let entry = sample.topics.entry(topic.to_string()).or_default();
                 if name == BYTES_IN {
                     entry.0 += value;
@@ -147,7 +96,7 @@ pub fn parse(text: &str, at: SystemTime) -> MetricsSample {
                 }
             }
             LOG_SIZE => {
-                let (Some(topic), Some(partition)) = (label(&labels, "topic"), label(&labels, "partition")) else {
+                let (Some(topic), Some(partition)) = (metric.label("topic"), metric.label("partition")) else {
                     continue;
                 };
                 if let Ok(partition) = partition.parse::<i32>() {

@@ -50,6 +50,7 @@
 //! [`ParseError`] naming the line, and no sample of it is shipped. Half a scrape would look like
 //! series disappearing and reappearing, which is worse than a visible `up` = 0.
 //!
+//! The parser is the millrace-prometheus-text crate's, shared with `millrace top` and the demo.
 //! Syntax follows the exposition format: tokens are separated by blanks or tabs, a line may end
 //! in `\r\n`, a trailing comma in a label set is allowed, values use `f64` syntax (`NaN`, `+Inf`,
 //! `-Inf`, exponents; Go's hexadecimal floats are not accepted), timestamps are integers. As in

@@ -179,10 +179,10 @@ impl Scraper {
             Err(e) => {
                 let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
                 let line = 1 + valid.iter().filter(|&&b| b == b'\n').count();
-                return Err(ScrapeErrorKind::Parse(ParseError {
+                return Err(ScrapeErrorKind::Parse(ParseError::new(
                     line,
-                    message: "expected UTF-8 text, found an invalid byte sequence".to_string(),
-                }));
+                    "expected UTF-8 text, found an invalid byte sequence",
+                )));
             }
         };
         parse_text(&text, started_at).map_err(ScrapeErrorKind::Parse)
