@@ -6,6 +6,7 @@
 //! anything is read), a request head of at most [`MAX_HEAD`] bytes that must arrive within
 //! [`HEAD_TIMEOUT`], and a response that must be taken within [`WRITE_TIMEOUT`] after that.
 
+use crate::metrics::{GroupLag, PartitionGauges};
 use crate::server::{ConnectionLimiter, ConnectionSlot};
 use crate::Broker;
 use millrace_metrics_endpoint::{Admission, Closed, Limits, Reply, Router, PROMETHEUS_TEXT};
@@ -60,10 +61,49 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: watch::
     let metrics = broker.clone();
     let router = Router::new()
         .route("/metrics", move || {
-            Reply::ok(PROMETHEUS_TEXT, metrics.metrics.render(&metrics.catalog, &metrics.groups.committed()))
+            let (partitions, lags) = scrape(&metrics);
+            Reply::ok(PROMETHEUS_TEXT, metrics.metrics.render(&partitions, &lags))
         })
         .route("/health", move || Reply::ok("application/json", health(&broker)));
     millrace_metrics_endpoint::serve_with(listener, "admin", router, LIMITS, Admit(limiter), shutdown).await;
+}
+
+/// The per-partition and per-group figures a scrape shows, read from the hosted replicas.
+fn scrape(broker: &Broker) -> (Vec<PartitionGauges>, Vec<GroupLag>) {
+    let mut partitions = Vec::new();
+    for topic in broker.catalog.all() {
+        for partition in topic.partitions.values() {
+            let (log_start_offset, high_watermark) = partition.offsets();
+            let (size_bytes, segments) = partition.size();
+            partitions.push(PartitionGauges {
+                topic: topic.name.clone(),
+                partition: partition.index,
+                log_start_offset,
+                high_watermark,
+                log_end_offset: partition.log_end_offset(),
+                leader: partition.leader_epoch_if_leader().is_some(),
+                size_bytes,
+                segments,
+            });
+        }
+    }
+    let lags = broker
+        .groups
+        .committed()
+        .into_iter()
+        .filter_map(|c| {
+            let partition = broker.catalog.partition(&c.topic, c.partition)?;
+            let (_, end) = partition.offsets();
+            Some(GroupLag {
+                group: c.group,
+                topic: c.topic,
+                partition: c.partition,
+                committed: c.offset,
+                log_end_offset: end,
+            })
+        })
+        .collect();
+    (partitions, lags)
 }
 
 /// The `/health` body.

@@ -1,8 +1,6 @@
 //! Prometheus metrics: request counts and latencies per API, bytes and records in/out per
 //! topic, and per-partition log gauges refreshed at scrape time.
 
-use crate::catalog::Catalog;
-use crate::group::coordinator::CommittedOffset;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ApiKey;
 use prometheus::{
@@ -11,6 +9,40 @@ use prometheus::{
 };
 use std::collections::HashMap;
 use std::time::Instant;
+
+/// One hosted partition's log gauges, as of a scrape.
+pub struct PartitionGauges {
+    /// Topic.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// First offset in the log.
+    pub log_start_offset: i64,
+    /// High watermark.
+    pub high_watermark: i64,
+    /// Next offset to be written.
+    pub log_end_offset: i64,
+    /// Whether this broker leads it.
+    pub leader: bool,
+    /// Bytes on disk.
+    pub size_bytes: u64,
+    /// Segment count.
+    pub segments: usize,
+}
+
+/// A group's committed offset on a hosted partition, and that partition's end.
+pub struct GroupLag {
+    /// Group id.
+    pub group: String,
+    /// Topic.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// Committed offset.
+    pub committed: i64,
+    /// The partition's high watermark (what a consumer can reach).
+    pub log_end_offset: i64,
+}
 
 /// All broker metrics, registered in their own registry.
 pub struct Metrics {
@@ -255,8 +287,10 @@ impl Metrics {
         self.topic_produce_errors.with_label_values(&[topic, &format!("{error}")]).inc();
     }
 
-    /// Renders the text exposition format, refreshing the per-partition gauges first.
-    pub fn render(&self, catalog: &Catalog, committed: &[CommittedOffset]) -> String {
+    /// Renders the text exposition format, refreshing the per-partition and per-group gauges
+    /// from `partitions` and `lags` first (a snapshot the caller takes, so metrics need not
+    /// know where partitions live).
+    pub fn render(&self, partitions: &[PartitionGauges], lags: &[GroupLag]) -> String {
         for gauge in [
             &self.log_end_offset,
             &self.high_watermark,
@@ -271,28 +305,22 @@ impl Metrics {
             // Deleted topics must disappear from the output.
             gauge.reset();
         }
-        for topic in catalog.all() {
-            for partition in topic.partitions.values() {
-                let index = partition.index.to_string();
-                let labels = [topic.name.as_str(), index.as_str()];
-                let (start, high_watermark) = partition.offsets();
-                let (size, segments) = partition.size();
-                self.log_end_offset.with_label_values(&labels).set(partition.log_end_offset());
-                self.high_watermark.with_label_values(&labels).set(high_watermark);
-                self.is_leader.with_label_values(&labels).set(i64::from(partition.leader_epoch_if_leader().is_some()));
-                self.log_start_offset.with_label_values(&labels).set(start);
-                self.log_size_bytes.with_label_values(&labels).set(size as i64);
-                self.log_segments.with_label_values(&labels).set(segments as i64);
-            }
+        for p in partitions {
+            let index = p.partition.to_string();
+            let labels = [p.topic.as_str(), index.as_str()];
+            self.log_end_offset.with_label_values(&labels).set(p.log_end_offset);
+            self.high_watermark.with_label_values(&labels).set(p.high_watermark);
+            self.is_leader.with_label_values(&labels).set(i64::from(p.leader));
+            self.log_start_offset.with_label_values(&labels).set(p.log_start_offset);
+            self.log_size_bytes.with_label_values(&labels).set(p.size_bytes as i64);
+            self.log_segments.with_label_values(&labels).set(p.segments as i64);
         }
-        for c in committed {
-            let Some(partition) = catalog.partition(&c.topic, c.partition) else { continue };
-            let (_, end) = partition.offsets();
+        for c in lags {
             let index = c.partition.to_string();
             let labels = [c.group.as_str(), c.topic.as_str(), index.as_str()];
-            self.group_committed_offset.with_label_values(&labels).set(c.offset);
-            self.group_log_end_offset.with_label_values(&labels).set(end);
-            self.group_lag.with_label_values(&labels).set((end - c.offset).max(0));
+            self.group_committed_offset.with_label_values(&labels).set(c.committed);
+            self.group_log_end_offset.with_label_values(&labels).set(c.log_end_offset);
+            self.group_lag.with_label_values(&labels).set((c.log_end_offset - c.committed).max(0));
         }
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {

@@ -4,6 +4,7 @@
 //! offset changes reach memory only through [`Groups::apply`] once their records are written.
 
 use super::effects::{AfterWrite, Answer, Append, AppendKind, Effects, Wake};
+use super::entry::Entry;
 use super::records::{restore_groups, stored_group};
 use super::state::{Ctx, Group, GroupState, JoinArgs, JoinResult, JoinSettings, MemberIds, SyncResult};
 use super::store::{partition_for, Loaded, StoredKey, StoredOffset, StoredValue};
@@ -18,20 +19,6 @@ pub struct CoreSettings {
     pub join: JoinSettings,
     /// How long offsets outlive their (empty) group or their commit (`offsets.retention`), ms.
     pub retention_ms: i64,
-}
-
-/// A group with its offsets.
-pub(super) struct Entry {
-    pub(super) group: Group,
-    pub(super) offsets: HashMap<(String, i32), StoredOffset>,
-    /// Wall-clock ms when the group last became empty.
-    pub(super) empty_since: Option<i64>,
-}
-
-impl Entry {
-    pub(super) fn new(id: &str) -> Entry {
-        Entry { group: Group::new(id), offsets: HashMap::new(), empty_since: None }
-    }
 }
 
 /// Every group of the led offsets partitions.

@@ -1,8 +1,8 @@
 //! Consumer groups: the classic rebalance protocol and committed offsets.
 //!
 //! - [`state`]: the pure state machine of one group (join, sync, heartbeat, leave, expiry).
-//! - [`groups`]: the pure coordinator core: every group and its offsets; transitions return
-//!   [`effects`] instead of writing or waking anything.
+//! - [`groups`]: the pure coordinator core: every group ([`entry`]: membership and offsets);
+//!   transitions return [`effects`] instead of writing or waking anything.
 //! - [`coordinator`]: the runtime: clock, lock, and performing the effects.
 //! - [`types`]: states, request arguments and results of the state machine.
 //! - [`store`]: the `__consumer_offsets` record format, writing and loading; [`records`]
@@ -11,6 +11,7 @@
 
 pub mod coordinator;
 pub mod effects;
+mod entry;
 pub mod groups;
 mod records;
 pub mod state;

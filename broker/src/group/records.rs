@@ -1,7 +1,7 @@
 //! Conversions between in-memory groups and their `__consumer_offsets` records: the metadata
 //! written after a membership change, and groups rebuilt from what a partition holds.
 
-use super::groups::Entry;
+use super::entry::Entry;
 use super::state::{Group, GroupState, JoinArgs};
 use super::store::{decode_b64, encode_b64, Loaded, StoredGroup, StoredMember};
 use std::collections::HashMap;
