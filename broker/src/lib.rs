@@ -22,6 +22,7 @@
 //! - [`admin`] + [`metrics`]: the HTTP listener with `/metrics` and `/health`.
 //! - [`housekeeping`]: periodic fsync, retention, compaction and group expiry;
 //!   [`internal_topics`]: creating `__consumer_offsets` and recording the cluster id.
+//! - [`security`]: SCRAM credentials and exchange, Kafka's ACL model and authorizer (pure).
 //! - [`clock`]: the wall clock, read only by shells; [`error`]: [`error::BrokerError`].
 
 pub mod admin;
@@ -42,6 +43,7 @@ pub mod partition;
 pub mod producer_ids;
 pub mod replication;
 pub mod runtime;
+pub mod security;
 pub mod server;
 
 pub use broker::Broker;

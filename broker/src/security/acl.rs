@@ -1,0 +1,1 @@
+//! Kafka ACLs and the authorizer decision.

@@ -1,0 +1,1 @@
+//! SCRAM (RFC 5802 / 7677) and SASL/PLAIN message handling.
