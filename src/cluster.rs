@@ -56,7 +56,7 @@ enum ClusterCommand {
     },
 }
 
-async fn connect(bootstrap: &str) -> anyhow::Result<Connection> {
+pub(crate) async fn connect(bootstrap: &str) -> anyhow::Result<Connection> {
     let mut last = None;
     for addr in bootstrap.split(',').map(str::trim).filter(|a| !a.is_empty()) {
         match Connection::connect(addr, Duration::from_secs(5)).await {
@@ -70,7 +70,7 @@ async fn connect(bootstrap: &str) -> anyhow::Result<Connection> {
     }
 }
 
-fn check(code: i16, message: Option<&StrBytes>, what: &str) -> anyhow::Result<()> {
+pub(crate) fn check(code: i16, message: Option<&StrBytes>, what: &str) -> anyhow::Result<()> {
     if code == 0 {
         return Ok(());
     }

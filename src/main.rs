@@ -7,6 +7,7 @@ mod group;
 mod panics;
 mod top;
 mod topic;
+mod user;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -44,6 +45,8 @@ enum Command {
     Group(group::GroupArgs),
     /// Describe the cluster, move partitions between brokers, remove a broker.
     Cluster(cluster::ClusterArgs),
+    /// Create, delete or list SCRAM users (credentials kept in the metadata quorum).
+    User(user::UserArgs),
     /// Terminal UI for any Kafka-compatible cluster: brokers, partitions, ISR health, group lag.
     Top(top::TopArgs),
     /// Measure produce and consume throughput against a broker with librdkafka.
@@ -146,6 +149,7 @@ fn main() -> anyhow::Result<()> {
             Command::Bench(args) => bench::run(args).await,
             Command::Group(args) => group::run(args).await,
             Command::Cluster(args) => cluster::run(args).await,
+            Command::User(args) => user::run(args).await,
             Command::Top(args) => top::run(args).await,
             Command::Demo(args) => demo::run(args).await,
         }

@@ -114,7 +114,7 @@ impl<C: BrokerContext> Router<C> {
     /// The table of every API this broker answers.
     pub fn new() -> Router<C> {
         use kafka_protocol::messages::*;
-        let table: [(i16, Call<C>); 26] = [
+        let table: [(i16, Call<C>); 28] = [
             (ProduceRequest::KEY, call::<C, ProduceRequest>),
             (FetchRequest::KEY, call::<C, FetchRequest>),
             (ListOffsetsRequest::KEY, call::<C, ListOffsetsRequest>),
@@ -141,6 +141,8 @@ impl<C: BrokerContext> Router<C> {
             (AlterPartitionReassignmentsRequest::KEY, call::<C, AlterPartitionReassignmentsRequest>),
             (ListPartitionReassignmentsRequest::KEY, call::<C, ListPartitionReassignmentsRequest>),
             (UnregisterBrokerRequest::KEY, call::<C, UnregisterBrokerRequest>),
+            (DescribeUserScramCredentialsRequest::KEY, call::<C, DescribeUserScramCredentialsRequest>),
+            (AlterUserScramCredentialsRequest::KEY, call::<C, AlterUserScramCredentialsRequest>),
         ];
         let size = table.iter().map(|(key, _)| *key).max().map_or(0, |k| k as usize + 1);
         let mut routes = vec![None; size];

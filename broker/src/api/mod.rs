@@ -25,6 +25,7 @@ pub mod offsets;
 mod produce;
 mod reassignments;
 mod topics;
+mod users;
 
 pub use context::{led_partition, Connection, Principal, Reply, RequestContext};
 pub use dispatch::{DispatchError, Handler, Pending, Router};
@@ -64,6 +65,8 @@ pub const SUPPORTED_APIS: &[ApiKey] = &[
     ApiKey::AlterPartitionReassignments,
     ApiKey::ListPartitionReassignments,
     ApiKey::UnregisterBroker,
+    ApiKey::DescribeUserScramCredentials,
+    ApiKey::AlterUserScramCredentials,
 ];
 
 #[cfg(test)]

@@ -4,8 +4,12 @@ use super::context::{Connection, Reply, RequestContext};
 use super::fake::{FakeBroker, NODE};
 use super::{Handler, Router};
 use crate::log::batch::test_batches::simple;
+use crate::security::scram::Mechanism;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::alter_user_scram_credentials_request::{
+    ScramCredentialDeletion, ScramCredentialUpsertion,
+};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
@@ -280,4 +284,98 @@ async fn the_router_answers_every_advertised_api_and_closes_on_garbage() {
     assert!(router.dispatch(&ctx, unknown, &connection).await.is_err());
     let truncated = Bytes::from_static(&[0, 3, 0]);
     assert!(router.dispatch(&ctx, truncated, &connection).await.is_err());
+}
+
+fn upsertion(user: &str, mechanism: Mechanism, password: &str, iterations: i32) -> ScramCredentialUpsertion {
+    let salt = b"a-salt-of-16-byt";
+    let salted = mechanism.salted_password(password.as_bytes(), salt, iterations.max(1) as u32);
+    ScramCredentialUpsertion::default()
+        .with_name(StrBytes::from_string(user.into()))
+        .with_mechanism(mechanism.code())
+        .with_iterations(iterations)
+        .with_salt(Bytes::from_static(salt))
+        .with_salted_password(Bytes::from(salted))
+}
+
+fn describe_users(names: Option<&[&str]>) -> DescribeUserScramCredentialsRequest {
+    DescribeUserScramCredentialsRequest::default().with_users(names.map(|names| {
+        names
+            .iter()
+            .map(|n| {
+                describe_user_scram_credentials_request::UserName::default()
+                    .with_name(StrBytes::from_string(n.to_string()))
+            })
+            .collect()
+    }))
+}
+
+#[tokio::test]
+async fn scram_users_are_stored_as_keys_described_without_them_and_deleted() {
+    let ctx = FakeBroker::new();
+    let alter = AlterUserScramCredentialsRequest::default().with_upsertions(vec![
+        upsertion("alice", Mechanism::ScramSha512, "secret", 8192),
+        upsertion("alice", Mechanism::ScramSha256, "secret", 4096),
+        upsertion("bob", Mechanism::ScramSha256, "hunter2", 4096),
+    ]);
+    let altered = answer(&ctx, 0, alter).await;
+    let codes: Vec<(String, i16)> = altered.results.iter().map(|r| (r.user.to_string(), r.error_code)).collect();
+    assert_eq!(codes, vec![("alice".into(), 0), ("bob".into(), 0)]);
+    // The quorum holds keys that verify the password, not the password.
+    let state = crate::cluster::Quorum::metadata(&*ctx);
+    let stored = &state.scram_credentials["alice"][&Mechanism::ScramSha512];
+    assert!(stored.verify_password("secret") && !stored.verify_password("Secret"));
+    assert_eq!(stored.iterations, 8192);
+
+    let all = answer(&ctx, 0, describe_users(None)).await;
+    let listed: Vec<(String, Vec<(i8, i32)>)> = all
+        .results
+        .iter()
+        .map(|r| (r.user.to_string(), r.credential_infos.iter().map(|c| (c.mechanism, c.iterations)).collect()))
+        .collect();
+    assert_eq!(listed, vec![("alice".into(), vec![(1, 4096), (2, 8192)]), ("bob".into(), vec![(1, 4096)])]);
+
+    let some = answer(&ctx, 0, describe_users(Some(&["bob", "nobody", "bob2", "bob2"]))).await;
+    let codes: Vec<i16> = some.results.iter().map(|r| r.error_code).collect();
+    assert_eq!(codes, vec![0, ResponseError::ResourceNotFound.code(), ResponseError::DuplicateResource.code()]);
+
+    let delete = |user: &str, mechanism: Mechanism| {
+        AlterUserScramCredentialsRequest::default().with_deletions(vec![ScramCredentialDeletion::default()
+            .with_name(StrBytes::from_string(user.into()))
+            .with_mechanism(mechanism.code())])
+    };
+    assert_eq!(answer(&ctx, 0, delete("bob", Mechanism::ScramSha256)).await.results[0].error_code, 0);
+    assert_eq!(
+        answer(&ctx, 0, delete("bob", Mechanism::ScramSha256)).await.results[0].error_code,
+        ResponseError::ResourceNotFound.code()
+    );
+    assert!(!crate::cluster::Quorum::metadata(&*ctx).scram_credentials.contains_key("bob"));
+}
+
+#[tokio::test]
+async fn bad_scram_alterations_are_refused_per_user_before_the_quorum() {
+    let ctx = FakeBroker::new();
+    let bad_mechanism = upsertion("carol", Mechanism::ScramSha256, "pw", 4096).with_mechanism(7);
+    let alter = AlterUserScramCredentialsRequest::default().with_upsertions(vec![
+        upsertion("few", Mechanism::ScramSha256, "pw", 1000),
+        upsertion("", Mechanism::ScramSha256, "pw", 4096),
+        bad_mechanism,
+        upsertion("twice", Mechanism::ScramSha256, "pw", 4096),
+        upsertion("twice", Mechanism::ScramSha256, "pw2", 4096),
+        upsertion("fine", Mechanism::ScramSha512, "pw", 4096),
+    ]);
+    let altered = answer(&ctx, 0, alter).await;
+    let codes: Vec<(String, i16)> = altered.results.iter().map(|r| (r.user.to_string(), r.error_code)).collect();
+    assert_eq!(
+        codes,
+        vec![
+            ("few".into(), ResponseError::UnacceptableCredential.code()),
+            ("".into(), ResponseError::UnacceptableCredential.code()),
+            ("carol".into(), ResponseError::UnsupportedSaslMechanism.code()),
+            ("twice".into(), ResponseError::DuplicateResource.code()),
+            ("fine".into(), 0),
+        ]
+    );
+    let users: Vec<String> = crate::cluster::Quorum::metadata(&*ctx).scram_credentials.keys().cloned().collect();
+    assert_eq!(users, vec!["fine".to_string()]);
+    assert!(altered.results.iter().all(|r| !r.error_message.as_deref().unwrap_or("").contains("pw")));
 }

@@ -119,6 +119,8 @@ impl MetadataError {
             MetadataError::IneligibleReplica(_) => ResponseError::InvalidReplicaAssignment,
             MetadataError::ElectionNotNeeded(_) => ResponseError::ElectionNotNeeded,
             MetadataError::NoReassignmentInProgress { .. } => ResponseError::NoReassignmentInProgress,
+            MetadataError::UnknownScramCredential { .. } => ResponseError::ResourceNotFound,
+            MetadataError::UnacceptableCredential(_) => ResponseError::UnacceptableCredential,
         }
     }
 }

@@ -13,15 +13,18 @@
 //! - `topics`: topic creation and deletion, added partitions.
 //! - `partitions`: ISR changes, leader elections and reassignments of one partition.
 //! - `cluster`: cluster-wide values (the cluster id, producer-id blocks).
+//! - `users`: SCRAM credentials (salted, iterated; never a password).
 
 mod brokers;
 mod cluster;
 mod command;
 mod partitions;
 mod topics;
+mod users;
 
 pub use command::{MetadataCommand, MetadataError, MetadataResponse, PartitionAssignment};
 
+use crate::security::scram::{Mechanism, ScramCredential};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
@@ -108,6 +111,9 @@ pub struct MetadataState {
     /// the metadata log to them.
     #[serde(default)]
     pub removed_brokers: BTreeSet<i32>,
+    /// SCRAM credentials by user, then mechanism.
+    #[serde(default)]
+    pub scram_credentials: BTreeMap<String, BTreeMap<Mechanism, ScramCredential>>,
 }
 
 impl MetadataState {
@@ -137,6 +143,12 @@ impl MetadataState {
             }
             MetadataCommand::SetClusterId { cluster_id } => self.set_cluster_id(cluster_id),
             MetadataCommand::AllocateProducerIds { broker, count } => self.allocate_producer_ids(*broker, *count),
+            MetadataCommand::UpsertScramCredential { user, credential } => {
+                self.upsert_scram_credential(user, credential)
+            }
+            MetadataCommand::DeleteScramCredential { user, mechanism } => {
+                self.delete_scram_credential(user, *mechanism)
+            }
         }
     }
 

@@ -2,6 +2,7 @@
 //! [`MetadataResponse`] applying it yields, and the [`MetadataError`] that rejects it.
 
 use super::PartitionState;
+use crate::security::scram::{Mechanism, ScramCredential};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -118,6 +119,21 @@ pub enum MetadataCommand {
         /// Block size.
         count: i32,
     },
+    /// Sets a user's SCRAM credential for one mechanism (KIP-554): salted and iterated, never
+    /// the password.
+    UpsertScramCredential {
+        /// User name.
+        user: String,
+        /// The credential.
+        credential: ScramCredential,
+    },
+    /// Removes a user's SCRAM credential for one mechanism.
+    DeleteScramCredential {
+        /// User name.
+        user: String,
+        /// Which mechanism's credential.
+        mechanism: Mechanism,
+    },
 }
 
 /// Result of applying a command.
@@ -212,6 +228,17 @@ pub enum MetadataError {
     /// ELECTION_NOT_NEEDED.
     #[error("broker {0} already leads the partition")]
     ElectionNotNeeded(i32),
+    /// RESOURCE_NOT_FOUND: deleting a SCRAM credential that is not there.
+    #[error("user {user} has no {mechanism} credential")]
+    UnknownScramCredential {
+        /// User name.
+        user: String,
+        /// Mechanism name.
+        mechanism: String,
+    },
+    /// A SCRAM credential that cannot be stored (bad name, iterations or key lengths).
+    #[error("unacceptable credential: {0}")]
+    UnacceptableCredential(String),
     /// NO_REASSIGNMENT_IN_PROGRESS.
     #[error("no reassignment is in progress for {topic}-{partition}")]
     NoReassignmentInProgress {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Sha256, Sha512};
 
 /// A SCRAM mechanism, named as Kafka names it in SaslHandshake and the SCRAM admin APIs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Mechanism {
     #[serde(rename = "SCRAM-SHA-256")]
     ScramSha256,
@@ -28,6 +28,19 @@ impl Mechanism {
             Mechanism::ScramSha256 => "SCRAM-SHA-256",
             Mechanism::ScramSha512 => "SCRAM-SHA-512",
         }
+    }
+
+    /// The code Kafka's SCRAM admin APIs use (`ScramMechanism`: 1 and 2; 0 is UNKNOWN).
+    pub fn code(self) -> i8 {
+        match self {
+            Mechanism::ScramSha256 => 1,
+            Mechanism::ScramSha512 => 2,
+        }
+    }
+
+    /// The mechanism of a SCRAM admin API code.
+    pub fn from_code(code: i8) -> Option<Mechanism> {
+        Mechanism::ALL.into_iter().find(|m| m.code() == code)
     }
 
     /// Exact, case-sensitive match, as Kafka's mechanism lookup is.
@@ -68,7 +81,8 @@ impl Mechanism {
     }
 
     /// Hi(password, salt, i) of RFC 5802, which is PBKDF2 with this HMAC and dkLen = digest length.
-    pub(crate) fn salted_password(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
+    /// SaltedPassword = PBKDF2-HMAC(password, salt, iterations): what KIP-554 clients send.
+    pub fn salted_password(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
         let mut out = vec![0u8; self.digest_len()];
         match self {
             Mechanism::ScramSha256 => pbkdf2::pbkdf2_hmac::<Sha256>(password, salt, iterations, &mut out),
