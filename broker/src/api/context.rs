@@ -49,14 +49,14 @@ pub struct Connection {
     pub peer: SocketAddr,
     /// The listener's name (`PLAINTEXT` until listeners can be named).
     pub listener: Arc<str>,
-    /// Who is on the other end.
-    pub principal: Principal,
+    /// Who is on the other end (shared: every request of the connection carries it).
+    pub principal: Arc<Principal>,
 }
 
 impl Connection {
     /// An unauthenticated connection on the default listener.
     pub fn plaintext(id: u64, peer: SocketAddr) -> Connection {
-        Connection { id, peer, listener: Arc::from("PLAINTEXT"), principal: Principal::anonymous() }
+        Connection { id, peer, listener: Arc::from("PLAINTEXT"), principal: Arc::new(Principal::anonymous()) }
     }
 }
 

@@ -5,7 +5,6 @@
 //! closed at once, as Kafka does), an idle timeout, and a broker-wide memory budget for request
 //! bytes. A request's buffer grows from that budget only as its bytes arrive — never from the
 //! length a client announces — and its bytes return to the budget once its response is written.
-//! [`ConnectionLimiter`] is shared with the controller and admin listeners.
 //!
 //! - [`limits`]: connection limits (total, per address), the request-bytes budget, rate-limited
 //!   refusal logs; shared with the controller and admin listeners.
