@@ -88,6 +88,38 @@ impl KafkaConn {
     }
 }
 
+/// One uncompressed v2 record batch of unkeyed records with `values`, offsets from 0, a fixed
+/// creation timestamp, no producer id: what tests produce when only the values matter.
+pub fn value_batch<S: AsRef<str>>(values: &[S]) -> anyhow::Result<bytes::Bytes> {
+    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(bytes::Bytes::copy_from_slice(v.as_ref().as_bytes())),
+            headers: Default::default(),
+            delete_horizon: false,
+        })
+        .collect();
+    let mut buf = bytes::BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions { version: 2, compression: Compression::None },
+    )?;
+    Ok(buf.freeze())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@ pub mod tmux;
 
 pub use cluster::{Cluster, PartitionInfo};
 pub use jepsen::Workload;
-pub use kafka::KafkaConn;
+pub use kafka::{value_batch, KafkaConn};
 
 use anyhow::{bail, Context};
 use std::io::Read;

@@ -9,8 +9,7 @@ use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, CreateTopicsRequest, FetchRequest, MetadataRequest, ProduceRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
-use millrace_tests::{BrokerProcess, KafkaConn};
+use millrace_tests::{value_batch as batch, BrokerProcess, KafkaConn};
 
 fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))
@@ -102,35 +101,6 @@ fn oversized_malformed_and_unknown_frames_close_only_that_connection() -> anyhow
     let metrics = broker.admin_get("/metrics")?;
     assert!(metrics.contains("millrace_broker_protocol_errors_total"), "{metrics}");
     Ok(())
-}
-
-fn batch(values: &[&str]) -> anyhow::Result<bytes::Bytes> {
-    let records: Vec<Record> = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: 1_700_000_000_000,
-            key: None,
-            value: Some(bytes::Bytes::from(v.to_string())),
-            headers: Default::default(),
-            delete_horizon: false,
-        })
-        .collect();
-    let mut buf = bytes::BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions { version: 2, compression: Compression::None },
-    )?;
-    Ok(buf.freeze())
 }
 
 #[test]

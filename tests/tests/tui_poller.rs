@@ -7,9 +7,8 @@ use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartiti
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{CreateTopicsRequest, GroupId, OffsetCommitRequest, ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 use millrace_protocol::Connection;
-use millrace_tests::BrokerProcess;
+use millrace_tests::{value_batch, BrokerProcess};
 use millrace_tui::model::Snapshot;
 use millrace_tui::poller::{plan_requests, ClusterShape, MetricsSource, Poll, Poller, PollerConfig, Versions};
 use std::time::{Duration, SystemTime};
@@ -33,35 +32,13 @@ fn config(bootstrap: &str) -> PollerConfig {
     }
 }
 
-fn name(s: &str) -> TopicName {
-    TopicName(StrBytes::from_string(s.to_string()))
+/// `count` records valued "record 0", "record 1", …
+fn batch(count: usize) -> anyhow::Result<bytes::Bytes> {
+    value_batch(&(0..count).map(|i| format!("record {i}")).collect::<Vec<_>>())
 }
 
-fn batch(count: usize) -> anyhow::Result<bytes::Bytes> {
-    let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: 1_700_000_000_000,
-            key: None,
-            value: Some(bytes::Bytes::from(format!("record {i}"))),
-            headers: Default::default(),
-            delete_horizon: false,
-        })
-        .collect();
-    let mut buf = bytes::BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions { version: 2, compression: Compression::None },
-    )?;
-    Ok(buf.freeze())
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
 }
 
 /// Retries `attempt` until it returns true, failing after [`READY_WITHIN`] or on its error.
