@@ -50,9 +50,32 @@ pub fn millrace_bin() -> PathBuf {
     .clone()
 }
 
-/// A TCP port that was free a moment ago.
+/// A TCP port that was free a moment ago and that no other caller in this process has been given.
+///
+/// Ports come from below the kernel's ephemeral range (32768+), walked from a per-process offset:
+/// asking the kernel for port 0 twice can hand back the same port once the first probe closes,
+/// and an ephemeral port can be taken as the local end of an outgoing connection before the
+/// process it was meant for binds it.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("binding an ephemeral port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    static START: OnceLock<u32> = OnceLock::new();
+    let start = *START.get_or_init(|| {
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        (std::process::id().wrapping_mul(7919) ^ nanos) % SPAN
+    });
+    for _ in 0..SPAN {
+        let port = FIRST + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN;
+        let Ok(port) = u16::try_from(port) else { continue };
+        // The wildcard bind fails if anything holds the port on any local address.
+        if TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free TCP port in {FIRST}..{}", FIRST + SPAN)
 }
 
 /// Polls `check` every 50 ms until it returns true or `timeout` passes.
