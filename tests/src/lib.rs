@@ -10,6 +10,7 @@ pub mod influx;
 pub mod jepsen;
 pub mod kafka;
 pub mod netns;
+pub mod pki;
 pub mod tmux;
 
 pub use cluster::{Cluster, PartitionInfo};
