@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing millrace needs on a Debian machine:
-#   build: cmake and a C toolchain (librdkafka is compiled statically by rdkafka's cmake-build
-#          feature) and the libcurl headers (librdkafka 2.12's rdkafka_conf.c includes curl.h even
-#          when built without curl; nothing links against libcurl);
+#   build: cmake, a C toolchain and the OpenSSL headers (librdkafka is compiled statically by
+#          rdkafka's cmake-build feature, with OpenSSL for SSL and SASL/SCRAM), and the libcurl
+#          headers (librdkafka 2.12's rdkafka_conf.c includes curl.h even when built without
+#          curl; nothing links against libcurl);
 #   tests (with --tests): kcat, iproute2 (network namespaces for the partition tests), influxdb
 #          (only for /usr/bin/influxd: tests/src/influx.rs runs private influxd processes on free
 #          ports; the packaged service is neither started nor enabled, see below), and the Python
@@ -17,7 +18,7 @@ want_tests=0
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
-packages=(cmake build-essential pkg-config libcurl4-openssl-dev)
+packages=(cmake build-essential pkg-config libcurl4-openssl-dev libssl-dev)
 [ "$want_tests" = 1 ] && packages+=(kcat iproute2 influxdb tmux)
 missing=()
 for p in "${packages[@]}"; do
