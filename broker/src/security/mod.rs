@@ -7,4 +7,5 @@
 //!   `allow.everyone.if.no.acl.found`).
 
 pub mod acl;
-pub mod scram;
+/// SCRAM and PLAIN live in the wire crate: the broker checks them, its clients speak them.
+pub use millrace_protocol::scram;

@@ -5,7 +5,9 @@
 //! - [`ScramCredential`]: what the metadata log stores for a user (never the password).
 //! - [`ScramServer`], [`ServerFirst`], [`ScramSession`]: the server side of the exchange.
 //! - [`parse_plain`], [`verify_plain`]: SASL/PLAIN checked against the same SCRAM store.
+//! - [`ScramClient`], [`plain_message`]: the client side, for millrace's own connections.
 
+mod client;
 mod credential;
 mod error;
 mod mechanism;
@@ -15,6 +17,7 @@ mod server;
 #[cfg(test)]
 mod tests;
 
+pub use client::{plain_message, ScramClient, ScramClientFinal};
 pub use credential::{ScramCredential, MAX_SALT_LEN};
 pub use error::{PlainError, ScramError};
 pub use mechanism::Mechanism;

@@ -36,6 +36,9 @@ pub enum ScramError {
     InvalidCredentialParameters(&'static str),
     #[error("random source unavailable")]
     RandomUnavailable,
+    /// The client's check of the server: a server without the credential cannot sign.
+    #[error("the server's SCRAM signature is wrong: it does not hold this user's credential")]
+    ServerSignatureMismatch,
 }
 
 impl ScramError {
@@ -47,7 +50,7 @@ impl ScramError {
             ScramError::InvalidIterations(_) | ScramError::InvalidCredentialParameters(_) => {
                 ResponseError::UnacceptableCredential
             }
-            ScramError::RandomUnavailable => ResponseError::UnknownServerError,
+            ScramError::RandomUnavailable | ScramError::ServerSignatureMismatch => ResponseError::UnknownServerError,
             ScramError::MessageTooLarge(_)
             | ScramError::Malformed(_)
             | ScramError::ChannelBindingNotSupported

@@ -396,3 +396,56 @@ fn plain_verifies_against_scram_store() {
         assert_eq!(verify_plain(&excessive, "hunter2"), Err(PlainError::InvalidCredentials));
     }
 }
+
+#[test]
+fn client_matches_the_rfc7677_vector() {
+    let (client, first) =
+        ScramClient::start_with_nonce(Mechanism::ScramSha256, "user", "pencil", "rOprNGfwEbeRWgbNEkqO");
+    assert_eq!(first, b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO");
+    let server_first = b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+    let (last, final_message) = client.server_first(server_first).unwrap();
+    assert_eq!(
+        final_message,
+        b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
+          p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+    );
+    last.server_final(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=").unwrap();
+}
+
+#[test]
+fn client_and_server_agree_and_the_client_checks_the_server() {
+    for mechanism in Mechanism::ALL {
+        let cred = ScramCredential::generate(mechanism, "s3cret", 4096, &mut OsRandom).unwrap();
+        let mut session = ScramSession::new(ScramServer::generate(mechanism, &mut OsRandom).unwrap());
+        let (client, first) = ScramClient::start(mechanism, "al,ice", "s3cret", &mut OsRandom).unwrap();
+        let server_first = session.client_first(&first, |u| (u == "al,ice").then(|| cred.clone()), &mut OsRandom);
+        let (last, client_final) = client.server_first(&server_first.unwrap()).unwrap();
+        let (user, server_final) = session.client_final(&client_final).unwrap();
+        assert_eq!(user, "al,ice");
+        last.server_final(&server_final).unwrap();
+    }
+    // A server that does not hold the credential cannot produce the signature.
+    let (client, _) = ScramClient::start_with_nonce(Mechanism::ScramSha256, "u", "pw", "abc");
+    let (last, _) = client.server_first(b"r=abcdef,s=c2FsdA==,i=4096").unwrap();
+    assert_eq!(last.server_final(b"v=AAAA").unwrap_err(), ScramError::ServerSignatureMismatch);
+    let (client, _) = ScramClient::start_with_nonce(Mechanism::ScramSha256, "u", "pw", "abc");
+    let (last, _) = client.server_first(b"r=abcdef,s=c2FsdA==,i=4096").unwrap();
+    assert_eq!(last.server_final(b"e=invalid-proof").unwrap_err(), ScramError::InvalidCredentials);
+}
+
+#[test]
+fn client_refuses_hostile_server_first() {
+    let start = || ScramClient::start_with_nonce(Mechanism::ScramSha512, "u", "pw", "abc").0;
+    // Unbounded PBKDF2 work, a nonce that is not an extension of ours, garbage.
+    assert_eq!(
+        start().server_first(b"r=abcdef,s=c2FsdA==,i=100000000").unwrap_err(),
+        ScramError::InvalidIterations(100_000_000)
+    );
+    assert_eq!(start().server_first(b"r=abcdef,s=c2FsdA==,i=10").unwrap_err(), ScramError::InvalidIterations(10));
+    assert_eq!(start().server_first(b"r=xyz123,s=c2FsdA==,i=4096").unwrap_err(), ScramError::NonceMismatch);
+    assert_eq!(start().server_first(b"r=abc,s=c2FsdA==,i=4096").unwrap_err(), ScramError::NonceMismatch);
+    for bad in [&b""[..], b"s=c2FsdA==", b"r=abcd,s=!!,i=4096", b"r=abcd,s=c2FsdA==", b"\xff\xfe"] {
+        assert!(matches!(start().server_first(bad), Err(ScramError::Malformed(_))), "{bad:?}");
+    }
+    assert_eq!(plain_message("u", "p"), b"\0u\0p");
+}
