@@ -126,6 +126,11 @@ impl InputSet {
             set.threads.push(std::thread::spawn(move || tailer.run(tx, stop)));
             file_states.push((input.name.clone(), state));
         }
+        // Credentials over plain HTTP, certificate checks turned off: allowed, but said at every
+        // start and reload.
+        for warning in config.warnings() {
+            tracing::warn!(%warning, "insecure scrape settings");
+        }
         for input in &config.inputs.prometheus {
             let task = inputs::prometheus_task(input.clone(), host.to_string(), tx.clone(), stopped.clone())
                 .map_err(failed(&input.name))?;

@@ -1,6 +1,8 @@
 //! Agent configuration: `millrace agent --config agent.toml` (see `config/examples/agent.toml`).
 
 use crate::error::ConfigError;
+use crate::http_client::{transport_problems, transport_warnings, BasicAuth, ClientTls, Credentials};
+use crate::secret::{resolve, Secret};
 use crate::units::{ByteSize, DurationMs};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -281,7 +283,7 @@ pub struct PrometheusInput {
     pub name: String,
     /// Topic the points go to.
     pub topic: String,
-    /// Endpoints, e.g. `http://127.0.0.1:9100/metrics` (plain HTTP).
+    /// Endpoints, e.g. `http://127.0.0.1:9100/metrics` or `https://…`.
     pub urls: Vec<String>,
     /// Scrape period.
     #[serde(default = "default_metrics_interval")]
@@ -295,6 +297,51 @@ pub struct PrometheusInput {
     /// Processors.
     #[serde(default)]
     pub processors: Processors,
+    /// TLS of `https://` endpoints (Prometheus' `tls_config`).
+    #[serde(default)]
+    pub tls: ClientTls,
+    /// Sent as `Authorization: Bearer …` (Prometheus' `bearer_token`).
+    #[serde(default)]
+    pub bearer_token: Option<Secret>,
+    /// File holding the bearer token, read at load time.
+    #[serde(default)]
+    pub bearer_token_file: Option<PathBuf>,
+    /// HTTP basic authentication (Prometheus' `basic_auth`).
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuth>,
+}
+
+impl PrometheusInput {
+    /// Reads the `*_file` secrets; `at` is the table's dotted prefix with its dot.
+    fn resolve_secrets(&mut self, origin: &str, at: &str) -> Vec<ConfigError> {
+        let mut problems: Vec<ConfigError> =
+            resolve(origin, at, "bearer_token", &mut self.bearer_token, self.bearer_token_file.as_ref())
+                .into_iter()
+                .collect();
+        if let Some(basic) = &mut self.basic_auth {
+            problems.extend(basic.resolve_secrets(origin, &format!("{at}basic_auth.")));
+        }
+        problems
+    }
+
+    /// Problems of the URLs, TLS and credentials.
+    fn transport_problems(&self, origin: &str, at: &str) -> Vec<ConfigError> {
+        let mut problems =
+            transport_problems(origin, at, "urls", &self.urls, "set basic_auth (or bearer_token) instead");
+        problems.extend(self.tls.problems(origin, &format!("{at}tls.")));
+        if let Some(basic) = &self.basic_auth {
+            problems.extend(basic.problems(origin, &format!("{at}basic_auth.")));
+            if self.bearer_token.is_some() || self.bearer_token_file.is_some() {
+                problems.push(ConfigError::invalid(
+                    origin,
+                    &format!("{at}basic_auth"),
+                    "and bearer_token are both set; a request carries one Authorization header",
+                    "keep one of them",
+                ));
+            }
+        }
+        problems
+    }
 }
 
 fn default_metrics_interval() -> DurationMs {
@@ -411,6 +458,8 @@ impl AgentConfig {
     /// Every problem in the configuration (empty when valid); `origin` names the file.
     pub fn problems(&self, origin: &str) -> Vec<ConfigError> {
         let mut problems = Vec::new();
+        // Collected apart: `bad` below holds `problems` borrowed.
+        let mut transport = Vec::new();
         let mut bad =
             |key: String, problem: String, fix: &str| problems.push(ConfigError::invalid(origin, &key, problem, fix));
         if self.output.bootstrap.trim().is_empty() {
@@ -471,13 +520,7 @@ impl AgentConfig {
             if input.urls.is_empty() {
                 bad(at("urls"), "lists no endpoint".into(), "add e.g. \"http://127.0.0.1:9100/metrics\"");
             }
-            if let Some(url) = input.urls.iter().find(|u| !u.starts_with("http://")) {
-                bad(
-                    at("urls"),
-                    format!("`{url}` is not an http:// URL"),
-                    "scrape over plain HTTP (TLS is not supported)",
-                );
-            }
+            transport.extend(input.transport_problems(origin, &at("")));
             if input.interval.0 == 0 || input.timeout.0 == 0 {
                 bad(at("interval"), "interval and timeout must be positive".into(), "use e.g. \"10s\" and \"5s\"");
             }
@@ -535,6 +578,33 @@ impl AgentConfig {
                 bad(at("interval"), "is below 100ms".into(), "use e.g. \"10s\"");
             }
         }
+        problems.extend(transport);
         problems
+    }
+
+    /// Reads the `*_file` secrets into their values (at load time, before
+    /// [`AgentConfig::problems`]); an unreadable file is a problem naming the key.
+    pub fn resolve_secrets(&mut self, origin: &str) -> Vec<ConfigError> {
+        let mut problems = Vec::new();
+        for (i, input) in self.inputs.prometheus.iter_mut().enumerate() {
+            problems.extend(input.resolve_secrets(origin, &format!("inputs.prometheus[{i}].")));
+        }
+        problems
+    }
+
+    /// What is allowed but risky (credentials over plain HTTP, certificate checks turned off),
+    /// for warnings at start-up.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for (i, input) in self.inputs.prometheus.iter().enumerate() {
+            let credentials = if input.bearer_token.is_some() || input.basic_auth.is_some() {
+                Credentials::Configured
+            } else {
+                Credentials::None
+            };
+            let table = format!("inputs.prometheus[{i}]");
+            warnings.extend(transport_warnings(&table, &input.urls, credentials, &input.tls));
+        }
+        warnings
     }
 }

@@ -5,11 +5,16 @@
 //! - [`sink`]: the sink workers' TOML file (`millrace sink --config`).
 //! - [`units`]: byte sizes and durations written the way people write them ("64MiB", "7d").
 //! - [`error`]: errors that name the file, the key and the fix.
+//! - [`secret`]: secrets redacted when shown, `*_file` keys; [`interpolate`]: `${VAR}` in agent
+//!   and sink files; [`http_client`]: `http(s)://` URLs and the `tls` table of HTTP clients.
 
 pub mod agent;
 pub mod broker;
 pub mod error;
+pub mod http_client;
+pub mod interpolate;
 mod limits;
+pub mod secret;
 pub mod sink;
 pub mod topic;
 pub mod units;
@@ -38,7 +43,7 @@ pub fn load_agent(path: &Path) -> Result<AgentConfig, Vec<ConfigError>> {
 
 /// Parses agent config text and reports every invalid key; `origin` names its source.
 pub fn parse_agent(text: &str, origin: &str) -> Result<AgentConfig, Vec<ConfigError>> {
-    parse_listing_problems(text, origin, AgentConfig::problems)
+    parse_listing_problems(text, origin, AgentConfig::resolve_secrets, AgentConfig::problems)
 }
 
 /// Reads a sink config file and reports every problem found.
@@ -48,7 +53,7 @@ pub fn load_sink(path: &Path) -> Result<SinkConfig, Vec<ConfigError>> {
 
 /// Parses sink config text and reports every invalid key; `origin` names its source.
 pub fn parse_sink(text: &str, origin: &str) -> Result<SinkConfig, Vec<ConfigError>> {
-    parse_listing_problems(text, origin, SinkConfig::problems)
+    parse_listing_problems(text, origin, SinkConfig::resolve_secrets, SinkConfig::problems)
 }
 
 fn load_listing_problems<T>(
@@ -60,15 +65,20 @@ fn load_listing_problems<T>(
     parse(&text, &path.display().to_string())
 }
 
-/// Parses TOML, then lists every problem `problems` finds (rather than stopping at the first).
+/// Replaces `${VAR}` in string values with the environment's values, parses the TOML, reads
+/// secrets from their `*_file`s (`resolve`), then lists every problem `problems` finds (rather
+/// than stopping at the first).
 fn parse_listing_problems<T: serde::de::DeserializeOwned>(
     text: &str,
     origin: &str,
+    resolve: fn(&mut T, &str) -> Vec<ConfigError>,
     problems: fn(&T, &str) -> Vec<ConfigError>,
 ) -> Result<T, Vec<ConfigError>> {
-    let config: T = toml::from_str(text)
-        .map_err(|e| vec![ConfigError::Parse { origin: origin.to_string(), message: e.to_string() }])?;
-    let found = problems(&config, origin);
+    let parse_error = |message: String| vec![ConfigError::Parse { origin: origin.to_string(), message }];
+    let text = interpolate::from_environment(text).map_err(|e| parse_error(e.to_string()))?;
+    let mut config: T = toml::from_str(&text).map_err(|e| parse_error(e.to_string()))?;
+    let mut found = resolve(&mut config, origin);
+    found.extend(problems(&config, origin));
     if found.is_empty() {
         Ok(config)
     } else {
@@ -144,7 +154,7 @@ mod tests {
         let config = load_agent(&path).unwrap();
         assert_eq!(config.inputs.file[0].include, vec!["/var/log/nginx/*.log".to_string()]);
         assert_eq!(config.inputs.prometheus[0].interval.0, 10_000);
-        let text = "[[inputs.file]]\nname = \"a\"\ntopic = \"\"\ninclude = [\"[\"]\n\n[[inputs.prometheus]]\nname = \"a\"\ntopic = \"m\"\nurls = [\"https://x\"]\n";
+        let text = "[[inputs.file]]\nname = \"a\"\ntopic = \"\"\ninclude = [\"[\"]\n\n[[inputs.prometheus]]\nname = \"a\"\ntopic = \"m\"\nurls = [\"ftp://x\"]\n";
         let problems = parse_agent(text, "a.toml").unwrap_err();
         let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
         assert_eq!(problems.len(), 4, "{text:#?}");
@@ -190,7 +200,7 @@ mod tests {
         let text = "[[elasticsearch]]\nname = \"es\"\ntopics = [\"t\"]\ngroup = \"g\"\nendpoints = [\"http://e:9200\"]\nbatch_max_event = 5\n";
         let err = parse_sink(text, "s.toml").unwrap_err();
         assert!(err[0].to_string().contains("batch_max_event"), "{err:?}");
-        let text = "[[influxdb]]\nname = \"m\"\ntopics = []\ngroup = \"\"\nurl = \"https://x\"\n";
+        let text = "[[influxdb]]\nname = \"m\"\ntopics = []\ngroup = \"\"\nurl = \"ftp://x\"\n";
         let problems: Vec<String> = parse_sink(text, "s.toml").unwrap_err().iter().map(|p| p.to_string()).collect();
         assert_eq!(problems.len(), 4, "{problems:#?}");
         assert!(problems.iter().all(|p| p.starts_with("s.toml: key `influxdb[0].")), "{problems:#?}");

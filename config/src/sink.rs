@@ -5,6 +5,8 @@
 //! Processes with the same sink `group` share the partitions.
 
 use crate::error::ConfigError;
+use crate::http_client::{transport_problems, transport_warnings, ClientTls, Credentials};
+use crate::secret::{resolve, Secret};
 use crate::units::{ByteSize, DurationMs};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -147,7 +149,7 @@ pub struct ElasticsearchSink {
     /// Topics, group, batching, retries.
     #[serde(flatten)]
     pub common: Common,
-    /// Base URLs of the nodes, e.g. `http://10.0.0.5:9200`; requests rotate over them.
+    /// Base URLs of the nodes, e.g. `https://10.0.0.5:9200`; requests rotate over them.
     pub endpoints: Vec<String>,
     /// Target index, with strftime fields taken from the record's `@timestamp`
     /// (`logs-%Y.%m.%d`), or a data stream's name with `data_stream = true`.
@@ -164,10 +166,19 @@ pub struct ElasticsearchSink {
     pub username: Option<String>,
     /// Basic authentication password.
     #[serde(default)]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
+    /// File holding the password (read at load time, trailing newline dropped).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
     /// API key (the base64 `id:key` credential sent as `Authorization: ApiKey …`).
     #[serde(default)]
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
+    /// File holding the API key.
+    #[serde(default)]
+    pub api_key_file: Option<PathBuf>,
+    /// TLS of `https://` endpoints.
+    #[serde(default)]
+    pub tls: ClientTls,
 }
 
 fn default_index() -> String {
@@ -220,7 +231,7 @@ pub struct InfluxDbSink {
     /// Topics, group, batching, retries.
     #[serde(flatten)]
     pub common: Common,
-    /// Base URL, e.g. `http://127.0.0.1:8086`.
+    /// Base URL, e.g. `https://10.0.0.6:8086`.
     pub url: String,
     /// Write API.
     #[serde(default = "default_api")]
@@ -231,24 +242,33 @@ pub struct InfluxDbSink {
     /// v1: retention policy (the database's default when absent).
     #[serde(default)]
     pub retention_policy: Option<String>,
-    /// v1: user name.
+    /// v1: user name (basic authentication).
     #[serde(default)]
     pub username: Option<String>,
     /// v1: password.
     #[serde(default)]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
+    /// v1: file holding the password (read at load time, trailing newline dropped).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
     /// v2: organization.
     #[serde(default)]
     pub org: Option<String>,
     /// v2: bucket.
     #[serde(default)]
     pub bucket: Option<String>,
-    /// v2: API token.
+    /// v2: API token (`Authorization: Token …`).
     #[serde(default)]
-    pub token: Option<String>,
+    pub token: Option<Secret>,
+    /// v2: file holding the token.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
     /// Timestamp precision.
     #[serde(default = "default_precision")]
     pub precision: Precision,
+    /// TLS of an `https://` URL.
+    #[serde(default)]
+    pub tls: ClientTls,
 }
 
 fn default_api() -> InfluxApi {
@@ -322,6 +342,8 @@ impl SinkConfig {
     /// Every problem in the configuration (empty when valid); `origin` names the file.
     pub fn problems(&self, origin: &str) -> Vec<ConfigError> {
         let mut problems = Vec::new();
+        // Collected apart: `bad` below holds `problems` borrowed.
+        let mut problems_of_transport = Vec::new();
         let mut bad =
             |key: String, problem: String, fix: &str| problems.push(ConfigError::invalid(origin, &key, problem, fix));
         if self.source.bootstrap.trim().is_empty() {
@@ -385,24 +407,36 @@ impl SinkConfig {
             if es.endpoints.is_empty() {
                 bad(at("endpoints"), "lists no node".into(), "e.g. endpoints = [\"http://127.0.0.1:9200\"]");
             }
-            if let Some(url) = es.endpoints.iter().find(|u| !u.starts_with("http://")) {
-                bad(at("endpoints"), format!("`{url}` is not an http:// URL"), "use plain HTTP (TLS is not supported)");
-            }
+            let at_table = format!("elasticsearch[{i}].");
+            problems_of_transport.extend(transport_problems(
+                origin,
+                &at_table,
+                "endpoints",
+                &es.endpoints,
+                "set username and password (or password_file) instead",
+            ));
+            problems_of_transport.extend(es.tls.problems(origin, &format!("{at_table}tls.")));
             for (problem, fix) in index_problems(&es.index) {
                 bad(at("index"), problem, fix);
             }
             if es.data_stream && es.action != BulkAction::Create {
                 bad(at("action"), "data streams only accept `create`".into(), "set action = \"create\"");
             }
-            if es.username.is_some() != es.password.is_some() {
+            if es.username.is_some() != (es.password.is_some() || es.password_file.is_some()) {
                 bad(at("username"), "username and password go together".into(), "give both or neither");
             }
         }
         for (i, influx) in self.influxdb.iter().enumerate() {
             let at = |key: &str| format!("influxdb[{i}].{key}");
-            if !influx.url.starts_with("http://") {
-                bad(at("url"), format!("`{}` is not an http:// URL", influx.url), "e.g. \"http://127.0.0.1:8086\"");
-            }
+            let at_table = format!("influxdb[{i}].");
+            problems_of_transport.extend(transport_problems(
+                origin,
+                &at_table,
+                "url",
+                std::slice::from_ref(&influx.url),
+                "set username and password (or password_file), or token, instead",
+            ));
+            problems_of_transport.extend(influx.tls.problems(origin, &format!("{at_table}tls.")));
             match influx.api {
                 InfluxApi::V1 if influx.database.as_deref().is_none_or(str::is_empty) => {
                     bad(at("database"), "is required with api = \"v1\"".into(), "e.g. database = \"metrics\"")
@@ -415,7 +449,7 @@ impl SinkConfig {
                 }
                 _ => {}
             }
-            if influx.username.is_some() != influx.password.is_some() {
+            if influx.username.is_some() != (influx.password.is_some() || influx.password_file.is_some()) {
                 bad(at("username"), "username and password go together".into(), "give both or neither");
             }
         }
@@ -459,6 +493,44 @@ impl SinkConfig {
                 }
             }
         }
+        problems.extend(problems_of_transport);
         problems
     }
+
+    /// Reads the `*_file` secrets into their values (at load time, before [`SinkConfig::problems`]);
+    /// a file that cannot be read, or a secret given twice, is a problem naming the key.
+    pub fn resolve_secrets(&mut self, origin: &str) -> Vec<ConfigError> {
+        let mut problems = Vec::new();
+        for (i, es) in self.elasticsearch.iter_mut().enumerate() {
+            let at = format!("elasticsearch[{i}].");
+            problems.extend(resolve(origin, &at, "password", &mut es.password, es.password_file.as_ref()));
+            problems.extend(resolve(origin, &at, "api_key", &mut es.api_key, es.api_key_file.as_ref()));
+        }
+        for (i, influx) in self.influxdb.iter_mut().enumerate() {
+            let at = format!("influxdb[{i}].");
+            problems.extend(resolve(origin, &at, "password", &mut influx.password, influx.password_file.as_ref()));
+            problems.extend(resolve(origin, &at, "token", &mut influx.token, influx.token_file.as_ref()));
+        }
+        problems
+    }
+
+    /// What is allowed but risky (credentials over plain HTTP, certificate checks turned off),
+    /// for warnings at start-up.
+    pub fn warnings(&self) -> Vec<String> {
+        let credentials = |configured: bool| if configured { Credentials::Configured } else { Credentials::None };
+        let mut warnings = Vec::new();
+        for (i, es) in self.elasticsearch.iter().enumerate() {
+            let configured = credentials(es.password.is_some() || es.api_key.is_some());
+            warnings.extend(transport_warnings(&format!("elasticsearch[{i}]"), &es.endpoints, configured, &es.tls));
+        }
+        for (i, influx) in self.influxdb.iter().enumerate() {
+            let configured = credentials(influx.password.is_some() || influx.token.is_some());
+            let url = std::slice::from_ref(&influx.url);
+            warnings.extend(transport_warnings(&format!("influxdb[{i}]"), url, configured, &influx.tls));
+        }
+        warnings
+    }
 }
+
+#[cfg(test)]
+mod tests;

@@ -2,9 +2,12 @@
 //! with authentication and an optional gzip body, a response body read only up to a cap, failures
 //! quoted with an excerpt, and a request refused for something inside it written again in halves
 //! until the culprits stand alone. Each destination supplies only what differs, as an [`HttpApi`]:
-//! where the request goes, its body, and how to read the answer.
+//! where the request goes, its body, and how to read the answer. The client speaks HTTPS with
+//! the destination's `tls` settings; credentials never appear in what it reports.
 
 use crate::destination::{Verdict, WriteFailure};
+use millrace_config::http_client::ClientTls;
+use millrace_config::secret::{redact_urls, Secret};
 use std::borrow::Cow;
 use std::future::Future;
 use std::time::Duration;
@@ -85,16 +88,10 @@ pub fn excerpt(body: &[u8], max: usize) -> String {
     format!("{}…", text[..cut].trim_end())
 }
 
-/// A reqwest error with its cause chain (the top level alone says little).
+/// A reqwest error with its cause chain (the top level alone says little), passwords in URLs
+/// redacted.
 pub fn describe_reqwest(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    millrace_http_client::describe(e)
 }
 
 /// Where one request goes.
@@ -134,7 +131,7 @@ pub trait HttpApi: Send + Sync {
     fn read(&self, status: u16, body: &[u8], items: usize) -> Reading;
 }
 
-/// How requests authenticate.
+/// How requests authenticate (secrets shown as `***` by `Debug`).
 #[derive(Debug, Clone)]
 pub enum Auth {
     /// No credentials.
@@ -144,10 +141,10 @@ pub enum Auth {
         /// User name.
         user: String,
         /// Password.
-        password: String,
+        password: Secret,
     },
     /// An `Authorization` header with this value (`ApiKey …`, `Token …`).
-    Header(String),
+    Header(Secret),
 }
 
 /// The request shell: one reqwest client, the body's media type, gzip and credentials.
@@ -159,12 +156,19 @@ pub struct HttpWriter {
 }
 
 impl HttpWriter {
-    /// A writer whose requests give up after `timeout`.
-    pub fn new(timeout: Duration, content_type: &'static str, gzip: bool, auth: Auth) -> Result<HttpWriter, String> {
-        let client = reqwest::Client::builder()
+    /// A writer whose requests give up after `timeout`, over TLS as `tls` says for `https://`.
+    pub fn new(
+        timeout: Duration,
+        content_type: &'static str,
+        gzip: bool,
+        auth: Auth,
+        tls: &ClientTls,
+    ) -> Result<HttpWriter, String> {
+        let client = millrace_http_client::builder(tls)
+            .map_err(|e| e.to_string())?
             .timeout(timeout)
             .build()
-            .map_err(|e| format!("creating the HTTP client: {e}"))?;
+            .map_err(|e| format!("creating the HTTP client: {}", describe_reqwest(&e)))?;
         Ok(HttpWriter { client, content_type, gzip, auth })
     }
 
@@ -181,7 +185,7 @@ impl HttpWriter {
                 Some(prefix) => format!("{prefix}: {reason}"),
                 None => reason,
             };
-            WriteFailure { reason, retry_after }
+            WriteFailure { reason: redact_urls(&reason), retry_after }
         };
         let body = api.body(items);
         let mut request =
@@ -193,8 +197,14 @@ impl HttpWriter {
         };
         request = match &self.auth {
             Auth::None => request,
-            Auth::Basic { user, password } => request.basic_auth(user, Some(password)),
-            Auth::Header(value) => request.header(reqwest::header::AUTHORIZATION, value),
+            Auth::Basic { user, password } => request.basic_auth(user, Some(password.expose())),
+            Auth::Header(value) => {
+                let mut value = reqwest::header::HeaderValue::from_str(value.expose())
+                    .map_err(|_| failure("the API key or token holds characters a header cannot".into(), None))?;
+                // Kept out of reqwest's and hyper's Debug output.
+                value.set_sensitive(true);
+                request.header(reqwest::header::AUTHORIZATION, value)
+            }
         };
         let response = request.send().await.map_err(|e| failure(describe_reqwest(&e), None))?;
         let status = response.status().as_u16();
@@ -210,8 +220,21 @@ impl HttpWriter {
             Reading::Verdicts(verdicts) => verdicts.map(Attempt::Verdicts).map_err(|e| failure(e, None)),
             Reading::Split { lone: Some(reason) } => Ok(Attempt::Refused(reason.to_string())),
             Reading::Split { lone: None } => Ok(Attempt::Refused(quoted())),
+            // Credentials refused: said first, so the log line tells what to fix.
+            Reading::Failed if matches!(status, 401 | 403) => {
+                Err(failure(format!("credentials refused ({}), {}", auth_hint(&self.auth), quoted()), wait))
+            }
             Reading::Failed => Err(failure(quoted(), wait)),
         }
+    }
+}
+
+/// Which credentials a refusal is about.
+fn auth_hint(auth: &Auth) -> &'static str {
+    match auth {
+        Auth::None => "none are configured",
+        Auth::Basic { .. } => "check username and password",
+        Auth::Header(_) => "check the API key or token",
     }
 }
 

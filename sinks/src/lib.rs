@@ -68,6 +68,10 @@ pub enum SinkError {
 /// Runs every sink of `config` until `shutdown` turns true, then drains them. A sink that fails or
 /// panics stops the others too, and the error is returned.
 pub async fn run(config: SinkConfig, mut shutdown: watch::Receiver<bool>) -> Result<(), SinkError> {
+    // Credentials over plain HTTP, certificate checks turned off: allowed, but said at every start.
+    for warning in config.warnings() {
+        tracing::warn!(%warning, "insecure destination settings");
+    }
     // What the sinks watch: the caller's shutdown, or one of them failing.
     let (stop_tx, stop) = watch::channel(false);
     let stop_tx = Arc::new(stop_tx);

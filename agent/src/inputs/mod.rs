@@ -38,6 +38,19 @@ pub fn metric_envelopes(
         .collect()
 }
 
+/// The scraper of `input`: its timeout, body limit, TLS settings and credentials.
+fn scraper_for(input: &PrometheusInput) -> Result<prometheus::Scraper, String> {
+    // Validation refused both at once, and a basic_auth table without a password.
+    let basic = input.basic_auth.as_ref().and_then(|b| Some((b.username.clone(), b.password.clone()?)));
+    let auth = match (&input.bearer_token, basic) {
+        (Some(token), _) => prometheus::ScrapeAuth::Bearer(token.clone()),
+        (None, Some((username, password))) => prometheus::ScrapeAuth::Basic { username, password },
+        (None, None) => prometheus::ScrapeAuth::None,
+    };
+    prometheus::Scraper::with_security(input.timeout.as_duration(), input.max_body_bytes.0, &input.tls, auth)
+        .map_err(|e| e.to_string())
+}
+
 /// The task of a Prometheus scrape input: scrapes every URL each interval until shutdown.
 pub fn prometheus_task(
     input: PrometheusInput,
@@ -45,8 +58,7 @@ pub fn prometheus_task(
     tx: EventSender,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<impl Future<Output = ()>, String> {
-    let scraper =
-        prometheus::Scraper::new(input.timeout.as_duration(), input.max_body_bytes.0).map_err(|e| e.to_string())?;
+    let scraper = scraper_for(&input)?;
     let processors = Processors::new(&input.processors).map_err(|e| e.to_string())?;
     let topic: Arc<str> = Arc::from(input.topic.as_str());
     Ok(async move {
@@ -243,8 +255,7 @@ pub fn read_stdin(
 
 /// One scrape of every URL of `input` (for `--once`).
 pub async fn prometheus_once(input: &PrometheusInput, host: &str) -> Result<Vec<Envelope>, String> {
-    let scraper =
-        prometheus::Scraper::new(input.timeout.as_duration(), input.max_body_bytes.0).map_err(|e| e.to_string())?;
+    let scraper = scraper_for(input)?;
     let processors = Processors::new(&input.processors).map_err(|e| e.to_string())?;
     let topic: Arc<str> = Arc::from(input.topic.as_str());
     let mut out = Vec::new();

@@ -8,6 +8,7 @@ pub mod bulk;
 use crate::destination::{Destination, Verdict, WriteFailure};
 use crate::http::{response_limit, Auth, HttpApi, HttpWriter, Reading, Target};
 use crate::record::SourceRecord;
+use millrace_config::secret::Secret;
 use millrace_config::sink::{BulkAction, ElasticsearchSink};
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,7 +35,7 @@ impl Elasticsearch {
         // Basic authentication wins when both it and an API key are configured.
         let auth = match (&settings.username, &settings.password, &settings.api_key) {
             (Some(user), Some(password), _) => Auth::Basic { user: user.clone(), password: password.clone() },
-            (_, _, Some(key)) => Auth::Header(format!("ApiKey {key}")),
+            (_, _, Some(key)) => Auth::Header(Secret::new(format!("ApiKey {}", key.expose()))),
             _ => Auth::None,
         };
         let http = HttpWriter::new(
@@ -42,6 +43,7 @@ impl Elasticsearch {
             "application/x-ndjson",
             settings.common.gzip,
             auth,
+            &settings.tls,
         )?;
         Ok(Elasticsearch {
             http,

@@ -11,6 +11,7 @@ mod scan;
 use crate::destination::{Destination, Verdict, WriteFailure};
 use crate::http::{response_limit, Auth, HttpApi, HttpWriter, Reading, Target};
 use crate::record::SourceRecord;
+use millrace_config::secret::Secret;
 use millrace_config::sink::{InfluxApi, InfluxDbSink, Precision};
 use std::borrow::Cow;
 use std::time::Duration;
@@ -43,9 +44,10 @@ impl InfluxDb {
             }
         };
         query.push(("precision", precision.to_string()));
-        let url = reqwest::Url::parse_with_params(&url, &query).map_err(|e| format!("url `{}`: {e}", settings.url))?;
+        let url = reqwest::Url::parse_with_params(&url, &query)
+            .map_err(|e| format!("url `{}`: {e}", millrace_config::secret::redact_url(&settings.url)))?;
         let auth = match (&settings.api, &settings.username, &settings.password, &settings.token) {
-            (InfluxApi::V2, _, _, Some(token)) => Auth::Header(format!("Token {token}")),
+            (InfluxApi::V2, _, _, Some(token)) => Auth::Header(Secret::new(format!("Token {}", token.expose()))),
             (_, Some(user), Some(password), _) => Auth::Basic { user: user.clone(), password: password.clone() },
             _ => Auth::None,
         };
@@ -54,6 +56,7 @@ impl InfluxDb {
             "text/plain; charset=utf-8",
             settings.common.gzip,
             auth,
+            &settings.tls,
         )?;
         Ok(InfluxDb { http, url: url.to_string(), precision: settings.precision })
     }

@@ -1,5 +1,6 @@
-//! Prometheus scrape input: fetches `/metrics` endpoints over plain HTTP and turns the text
-//! exposition format (version 0.0.4) into [`MetricPoint`]s.
+//! Prometheus scrape input: fetches `/metrics` endpoints over HTTP or HTTPS (a private CA, a
+//! client certificate, a bearer token or basic authentication, as Prometheus' `scrape_config`
+//! has them) and turns the text exposition format (version 0.0.4) into [`MetricPoint`]s.
 //!
 //! # Record mapping (part of record format version 1; sinks depend on it)
 //!
@@ -68,7 +69,7 @@ mod parse;
 mod scrape;
 
 pub use parse::{parse_text, ParseError};
-pub use scrape::{ScrapeError, ScrapeErrorKind, Scraper, ScraperBuildError};
+pub use scrape::{ScrapeAuth, ScrapeError, ScrapeErrorKind, Scraper, ScraperBuildError};
 
 use std::time::Duration;
 

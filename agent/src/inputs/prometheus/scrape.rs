@@ -4,16 +4,35 @@
 use super::parse::{parse_text, ParseError};
 use super::{SCRAPE_MEASUREMENT, URL_TAG};
 use crate::event::{FieldValue, MetricPoint};
+use millrace_config::http_client::ClientTls;
+use millrace_config::secret::{redact_url, Secret};
 use std::time::{Duration, Instant, SystemTime};
 
 /// What the scraper asks for: only the text format is parsed.
 const ACCEPT: &str = "text/plain;version=0.0.4";
 
-/// The HTTP client could not be set up.
+/// The HTTP client could not be set up (a TLS file that cannot be used, most likely).
 #[derive(Debug, thiserror::Error)]
-#[error("cannot set up the HTTP client of the Prometheus scraper: {source}")]
+#[error("cannot set up the HTTP client of the Prometheus scraper: {reason}")]
 pub struct ScraperBuildError {
-    source: reqwest::Error,
+    reason: String,
+}
+
+/// The credentials a scrape request carries (Prometheus' `bearer_token` or `basic_auth`).
+#[derive(Debug, Clone, Default)]
+pub enum ScrapeAuth {
+    /// None.
+    #[default]
+    None,
+    /// `Authorization: Bearer <token>`.
+    Bearer(Secret),
+    /// HTTP basic authentication.
+    Basic {
+        /// User name.
+        username: String,
+        /// Password.
+        password: Secret,
+    },
 }
 
 /// Why a scrape failed; see [`ScrapeError`].
@@ -26,13 +45,14 @@ pub enum ScrapeErrorKind {
         /// Why.
         reason: String,
     },
-    /// Only `http://` is supported: the agent is built without TLS.
-    #[error("unsupported scheme `{scheme}`: only http:// is supported (the agent is built without TLS)")]
+    /// Only `http://` and `https://` are scraped.
+    #[error("unsupported scheme `{scheme}`: only http:// and https:// are supported")]
     UnsupportedScheme {
         /// The URL's scheme.
         scheme: String,
     },
-    /// No connection could be made (refused, unreachable, name not resolved).
+    /// No connection could be made (refused, unreachable, name not resolved, TLS handshake or
+    /// certificate refused).
     #[error("cannot connect: {detail}")]
     Connect {
         /// The underlying error, e.g. `Connection refused (os error 111)`.
@@ -94,12 +114,14 @@ impl ScrapeError {
     }
 }
 
-/// Scrapes Prometheus endpoints over plain HTTP. Cheap to clone (the connection pool is shared).
+/// Scrapes Prometheus endpoints over HTTP or HTTPS. Cheap to clone (the connection pool is
+/// shared).
 #[derive(Debug, Clone)]
 pub struct Scraper {
     client: reqwest::Client,
     timeout: Duration,
     max_body_bytes: u64,
+    auth: ScrapeAuth,
 }
 
 impl Scraper {
@@ -113,13 +135,25 @@ impl Scraper {
     /// [`DEFAULT_TIMEOUT`]: super::DEFAULT_TIMEOUT
     /// [`DEFAULT_MAX_BODY_BYTES`]: super::DEFAULT_MAX_BODY_BYTES
     pub fn new(timeout: Duration, max_body_bytes: u64) -> Result<Scraper, ScraperBuildError> {
-        let client = reqwest::Client::builder()
+        Scraper::with_security(timeout, max_body_bytes, &ClientTls::default(), ScrapeAuth::None)
+    }
+
+    /// [`Scraper::new`] for endpoints that need TLS settings (`https://` with a private CA, a
+    /// client certificate) or credentials, which every request then carries.
+    pub fn with_security(
+        timeout: Duration,
+        max_body_bytes: u64,
+        tls: &ClientTls,
+        auth: ScrapeAuth,
+    ) -> Result<Scraper, ScraperBuildError> {
+        let client = millrace_http_client::builder(tls)
+            .map_err(|e| ScraperBuildError { reason: e.to_string() })?
             .timeout(timeout)
             .no_proxy()
             .user_agent(concat!("millrace-agent/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|source| ScraperBuildError { source })?;
-        Ok(Scraper { client, timeout, max_body_bytes })
+            .map_err(|e| ScraperBuildError { reason: millrace_http_client::describe(&e) })?;
+        Ok(Scraper { client, timeout, max_body_bytes, auth })
     }
 
     /// Scrapes `url` once. On success: one point per sample (see the module docs), each tagged
@@ -130,7 +164,7 @@ impl Scraper {
         let clock = Instant::now();
         let result = self.fetch(url, started_at).await;
         let duration = clock.elapsed();
-        let shown = redact(url);
+        let shown = redact_url(url);
         match result {
             Ok(mut points) => {
                 let samples = points.len();
@@ -147,16 +181,16 @@ impl Scraper {
 
     async fn fetch(&self, url: &str, started_at: SystemTime) -> Result<Vec<MetricPoint>, ScrapeErrorKind> {
         let parsed = reqwest::Url::parse(url).map_err(|e| ScrapeErrorKind::InvalidUrl { reason: e.to_string() })?;
-        if parsed.scheme() != "http" {
+        if !matches!(parsed.scheme(), "http" | "https") {
             return Err(ScrapeErrorKind::UnsupportedScheme { scheme: parsed.scheme().to_string() });
         }
-        let mut response = self
-            .client
-            .get(parsed)
-            .header(reqwest::header::ACCEPT, ACCEPT)
-            .send()
-            .await
-            .map_err(|e| self.http_error(e))?;
+        let request = self.client.get(parsed).header(reqwest::header::ACCEPT, ACCEPT);
+        let request = match &self.auth {
+            ScrapeAuth::None => request,
+            ScrapeAuth::Bearer(token) => request.bearer_auth(token.expose()),
+            ScrapeAuth::Basic { username, password } => request.basic_auth(username, Some(password.expose())),
+        };
+        let mut response = request.send().await.map_err(|e| self.http_error(e))?;
         let status = response.status();
         if !status.is_success() {
             return Err(ScrapeErrorKind::Status { status });
@@ -202,14 +236,7 @@ impl Scraper {
             }
             return ScrapeErrorKind::Connect { detail: root.to_string() };
         }
-        let mut detail = error.to_string();
-        let mut source = std::error::Error::source(&error);
-        while let Some(cause) = source {
-            detail.push_str(": ");
-            detail.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        ScrapeErrorKind::Http { detail }
+        ScrapeErrorKind::Http { detail: millrace_http_client::describe(&error) }
     }
 }
 
@@ -220,17 +247,6 @@ fn status_point(url: &str, at: SystemTime, duration: Duration, up: bool, samples
         .field("up", FieldValue::Int(i64::from(up)))
         .field("duration_ms", FieldValue::Float(duration.as_secs_f64() * 1000.0))
         .field("samples", FieldValue::Int(i64::try_from(samples).unwrap_or(i64::MAX)))
-}
-
-/// `url` as it may be shown in records and logs: a password in it (reqwest sends it as basic
-/// auth) is replaced by `***`. Anything else is left exactly as configured.
-fn redact(url: &str) -> String {
-    if let Ok(mut parsed) = reqwest::Url::parse(url) {
-        if parsed.password().is_some() && parsed.set_password(Some("***")).is_ok() {
-            return parsed.to_string();
-        }
-    }
-    url.to_string()
 }
 
 #[cfg(test)]

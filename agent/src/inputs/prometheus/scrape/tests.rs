@@ -10,9 +10,9 @@ use tokio::net::{TcpListener, TcpStream};
 
 #[test]
 fn redacts_passwords_only() {
-    assert_eq!(redact("http://10.0.0.7:9100/metrics"), "http://10.0.0.7:9100/metrics");
-    assert_eq!(redact("http://scraper:s3cret@10.0.0.7:9100/metrics"), "http://scraper:***@10.0.0.7:9100/metrics");
-    assert_eq!(redact("not a url"), "not a url");
+    assert_eq!(redact_url("http://10.0.0.7:9100/metrics"), "http://10.0.0.7:9100/metrics");
+    assert_eq!(redact_url("http://scraper:s3cret@10.0.0.7:9100/metrics"), "http://scraper:***@10.0.0.7:9100/metrics");
+    assert_eq!(redact_url("not a url"), "not a url");
 }
 
 /// What the test server answers on a path.
@@ -191,9 +191,9 @@ async fn connection_failures_timeouts_and_bad_urls_name_the_url() {
     assert_eq!(error.to_string(), format!("scraping {url}: no complete response within 300ms"));
     assert!(matches!(error.status_point().fields["duration_ms"], FieldValue::Float(ms) if ms >= 300.0));
 
-    let error = scraper().scrape("https://10.0.0.7:9100/metrics").await.unwrap_err();
+    let error = scraper().scrape("ftp://10.0.0.7:9100/metrics").await.unwrap_err();
     assert!(matches!(error.kind(), ScrapeErrorKind::UnsupportedScheme { .. }), "{error}");
-    assert!(error.to_string().starts_with("scraping https://10.0.0.7:9100/metrics: unsupported scheme `https`"));
+    assert!(error.to_string().starts_with("scraping ftp://10.0.0.7:9100/metrics: unsupported scheme `ftp`"));
     let error = scraper().scrape("10.0.0.7:9100").await.unwrap_err();
     assert!(matches!(error.kind(), ScrapeErrorKind::InvalidUrl { .. } | ScrapeErrorKind::UnsupportedScheme { .. }));
     assert!(error.to_string().starts_with("scraping 10.0.0.7:9100: "), "{error}");
