@@ -1,5 +1,6 @@
 //! `millrace`: one binary for every component of the pipeline.
 
+mod acl;
 mod bench;
 mod cluster;
 mod demo;
@@ -47,6 +48,8 @@ enum Command {
     Cluster(cluster::ClusterArgs),
     /// Create, delete or list SCRAM users (credentials kept in the metadata quorum).
     User(user::UserArgs),
+    /// Add, list or remove Kafka ACLs (kept in the metadata quorum, enforced with [authorization]).
+    Acl(acl::AclArgs),
     /// Terminal UI for any Kafka-compatible cluster: brokers, partitions, ISR health, group lag.
     Top(top::TopArgs),
     /// Measure produce and consume throughput against a broker with librdkafka.
@@ -150,6 +153,7 @@ fn main() -> anyhow::Result<()> {
             Command::Group(args) => group::run(args).await,
             Command::Cluster(args) => cluster::run(args).await,
             Command::User(args) => user::run(args).await,
+            Command::Acl(args) => acl::run(args).await,
             Command::Top(args) => top::run(args).await,
             Command::Demo(args) => demo::run(args).await,
         }

@@ -28,6 +28,8 @@ pub struct Broker {
     pub groups: GroupCoordinator,
     /// Membership in the cluster and the replicated metadata.
     pub cluster: Arc<ClusterLink>,
+    /// The authorizer built from the metadata's ACLs, rebuilt when they change.
+    pub(crate) acls: crate::api::AclCache,
 }
 
 impl Broker {
@@ -51,6 +53,7 @@ impl Broker {
             producer_ids: ProducerIds::default(),
             groups,
             cluster,
+            acls: crate::api::AclCache::default(),
         })
     }
 

@@ -70,6 +70,9 @@ pub enum TopicError {
     /// The metadata quorum could not take the change now (no active controller, timeout).
     #[error("{0}")]
     NotController(String),
+    /// The client's ACLs do not allow it.
+    #[error("{0}")]
+    Unauthorized(String),
     /// Storage failed.
     #[error(transparent)]
     Broker(#[from] BrokerError),
@@ -90,6 +93,7 @@ impl TopicError {
             TopicError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
             TopicError::InvalidRequest(_) => ResponseError::InvalidRequest,
             TopicError::NotController(_) => ResponseError::NotController,
+            TopicError::Unauthorized(_) => ResponseError::TopicAuthorizationFailed,
             TopicError::Broker(e) => e.error_code(),
         }
     }

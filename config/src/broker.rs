@@ -6,12 +6,15 @@
 //!   auto-creation, `[groups]` coordinator settings.
 //! - `cluster`: `[replication]`, `[controller]` and the `voters` / `allowed_peers` entry parsers.
 //! - `validate`: [`BrokerConfig::validate`], the checks across keys and sections.
+//! - `authorization`: `[authorization]`, ACL enforcement and super users.
 
+mod authorization;
 mod clients;
 mod cluster;
 mod storage;
 mod validate;
 
+pub use authorization::AuthorizationSettings;
 pub use clients::{GroupSettings, ServerSettings, TopicSettings};
 pub use cluster::{parse_peer, parse_voter, ControllerSettings, PeerSpec, ReplicationSettings};
 pub use storage::{FlushMode, LogSettings};
@@ -55,6 +58,8 @@ pub struct BrokerConfig {
     pub replication: ReplicationSettings,
     /// Broker liveness as seen by the metadata quorum.
     pub controller: ControllerSettings,
+    /// ACL enforcement.
+    pub authorization: AuthorizationSettings,
 }
 
 impl Default for BrokerConfig {
@@ -74,6 +79,7 @@ impl Default for BrokerConfig {
             voters: Vec::new(),
             replication: ReplicationSettings::default(),
             controller: ControllerSettings::default(),
+            authorization: AuthorizationSettings::default(),
         }
     }
 }

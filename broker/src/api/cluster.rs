@@ -1,8 +1,10 @@
 //! Cluster-level APIs: DescribeCluster and InitProducerId.
 
-use super::context::{Producers, Reply, RequestContext, Settings};
+use super::authorize::Access;
+use super::context::{Authorize, Producers, Reply, RequestContext, Settings};
 use super::{str_bytes, Handler};
 use crate::cluster::Quorum;
+use crate::security::acl::{AclOperation, ResourceType, CLUSTER_RESOURCE_NAME};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{
@@ -11,8 +13,20 @@ use kafka_protocol::messages::{
 };
 use std::sync::Arc;
 
-/// Answers DescribeCluster: the unfenced brokers and the active controller.
-fn describe_cluster<C: Quorum + Settings>(ctx: &C) -> DescribeClusterResponse {
+/// Answers DescribeCluster: the unfenced brokers and the active controller, and what the client
+/// may do on the cluster when it asks (0 without Describe, as Kafka answers).
+fn describe_cluster<C: Quorum + Settings>(
+    ctx: &C,
+    access: &Access,
+    request: &DescribeClusterRequest,
+) -> DescribeClusterResponse {
+    let operations = match request.include_cluster_authorized_operations {
+        true if access.cluster(AclOperation::Describe) => {
+            access.operations(ResourceType::Cluster, CLUSTER_RESOURCE_NAME)
+        }
+        true => 0,
+        false => super::metadata::OPERATIONS_OMITTED,
+    };
     let metadata = ctx.metadata();
     let brokers = metadata
         .brokers
@@ -30,7 +44,7 @@ fn describe_cluster<C: Quorum + Settings>(ctx: &C) -> DescribeClusterResponse {
         .with_cluster_id(str_bytes(ctx.cluster_id()))
         .with_controller_id(BrokerId(ctx.controller_id()))
         .with_brokers(brokers)
-        .with_cluster_authorized_operations(i32::MIN)
+        .with_cluster_authorized_operations(operations)
 }
 
 /// Answers InitProducerId for idempotent producers with a fresh producer id at epoch 0, as
@@ -39,13 +53,26 @@ fn describe_cluster<C: Quorum + Settings>(ctx: &C) -> DescribeClusterResponse {
 /// would let any client fence any producer whose id it guessed (ids are sequential), and an
 /// idempotent producer treats a fenced epoch as fatal. Transactional ids are refused because
 /// this broker has no transaction coordinator.
-async fn init_producer_id<C: Quorum + Producers>(ctx: &C, request: InitProducerIdRequest) -> InitProducerIdResponse {
+async fn init_producer_id<C: Quorum + Producers>(
+    ctx: &C,
+    access: &Access,
+    request: InitProducerIdRequest,
+) -> InitProducerIdResponse {
     let response = InitProducerIdResponse::default();
-    if request.transactional_id.is_some() {
-        return response
-            .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code())
+    let refused = |error: ResponseError| {
+        InitProducerIdResponse::default()
+            .with_error_code(error.code())
             .with_producer_id(ProducerId(-1))
-            .with_producer_epoch(-1);
+            .with_producer_epoch(-1)
+    };
+    if request.transactional_id.is_some() {
+        return refused(ResponseError::TransactionalIdAuthorizationFailed);
+    }
+    // Kafka lets Write on any topic stand in for IdempotentWrite on the cluster (KIP-679).
+    let idempotent = access.allows_quietly(AclOperation::IdempotentWrite, ResourceType::Cluster, CLUSTER_RESOURCE_NAME)
+        || access.any(AclOperation::Write, ResourceType::Topic);
+    if !idempotent {
+        return refused(ResponseError::ClusterAuthorizationFailed);
     }
     match ctx.producer_ids().allocate(ctx).await {
         Ok(id) => response.with_producer_id(ProducerId(id)).with_producer_epoch(0),
@@ -62,8 +89,15 @@ async fn init_producer_id<C: Quorum + Producers>(ctx: &C, request: InitProducerI
 
 /// Answers UnregisterBroker: removes a stopped broker from the cluster (its replicas show as
 /// offline until reassigned; its metadata replication stops).
-async fn unregister_broker<C: Quorum>(ctx: &C, request: UnregisterBrokerRequest) -> UnregisterBrokerResponse {
+async fn unregister_broker<C: Quorum>(
+    ctx: &C,
+    access: &Access,
+    request: UnregisterBrokerRequest,
+) -> UnregisterBrokerResponse {
     let id = request.broker_id.0;
+    if !access.cluster(AclOperation::Alter) {
+        return UnregisterBrokerResponse::default().with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+    }
     let cmd = crate::controller::MetadataCommand::UnregisterBroker { id };
     match ctx.propose(cmd, std::time::Duration::from_secs(10)).await {
         Ok(_) => {
@@ -79,35 +113,37 @@ async fn unregister_broker<C: Quorum>(ctx: &C, request: UnregisterBrokerRequest)
     }
 }
 
-impl<C: Quorum + Settings> Handler<C> for DescribeClusterRequest {
+impl<C: Quorum + Settings + Authorize> Handler<C> for DescribeClusterRequest {
     async fn handle(
         ctx: &Arc<C>,
-        _rc: &RequestContext,
-        _request: DescribeClusterRequest,
+        rc: &RequestContext,
+        request: DescribeClusterRequest,
     ) -> Reply<DescribeClusterResponse> {
-        Reply::Now(describe_cluster(&**ctx))
+        Reply::Now(describe_cluster(&**ctx, &Access::of(&**ctx, rc), &request))
     }
 }
 
-impl<C: Quorum + Producers> Handler<C> for InitProducerIdRequest {
+impl<C: Quorum + Producers + Authorize> Handler<C> for InitProducerIdRequest {
     /// Answered later: allocating a new block of ids waits for the quorum.
     async fn handle(
         ctx: &Arc<C>,
-        _rc: &RequestContext,
+        rc: &RequestContext,
         request: InitProducerIdRequest,
     ) -> Reply<InitProducerIdResponse> {
         let ctx = ctx.clone();
-        Reply::Later(Box::pin(async move { init_producer_id(&*ctx, request).await }))
+        let access = Access::of(&*ctx, rc);
+        Reply::Later(Box::pin(async move { init_producer_id(&*ctx, &access, request).await }))
     }
 }
 
-impl<C: Quorum + 'static> Handler<C> for UnregisterBrokerRequest {
+impl<C: Quorum + Authorize> Handler<C> for UnregisterBrokerRequest {
     async fn handle(
         ctx: &Arc<C>,
-        _rc: &RequestContext,
+        rc: &RequestContext,
         request: UnregisterBrokerRequest,
     ) -> Reply<UnregisterBrokerResponse> {
         let ctx = ctx.clone();
-        Reply::Later(Box::pin(async move { unregister_broker(&*ctx, request).await }))
+        let access = Access::of(&*ctx, rc);
+        Reply::Later(Box::pin(async move { unregister_broker(&*ctx, &access, request).await }))
     }
 }

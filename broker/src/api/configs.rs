@@ -1,10 +1,12 @@
 //! DescribeConfigs for topics (every setting in force, marking which were set on the topic) and
 //! for this broker.
 
-use super::context::{Partitions, Reply, RequestContext, Settings};
+use super::authorize::Access;
+use super::context::{Authorize, Partitions, Reply, RequestContext, Settings};
 use super::topics::{SOURCE_DEFAULT, SOURCE_DYNAMIC_TOPIC};
 use super::{str_bytes, Handler};
 use crate::cluster::Quorum;
+use crate::security::acl::AclOperation;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult};
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
@@ -41,8 +43,12 @@ fn broker_entries(ctx: &impl Settings) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Answers DescribeConfigs.
-fn describe<C: Partitions + Quorum + Settings>(ctx: &C, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
+/// Answers DescribeConfigs: DescribeConfigs on the topic, or on the cluster for the broker.
+fn describe<C: Partitions + Quorum + Settings>(
+    ctx: &C,
+    access: &Access,
+    request: DescribeConfigsRequest,
+) -> DescribeConfigsResponse {
     let results = request
         .resources
         .into_iter()
@@ -53,6 +59,18 @@ fn describe<C: Partitions + Quorum + Settings>(ctx: &C, request: DescribeConfigs
             let wanted = |key: &str| {
                 resource.configuration_keys.as_ref().is_none_or(|keys| keys.iter().any(|k| k.as_str() == key))
             };
+            let refused = match resource.resource_type {
+                RESOURCE_TOPIC if !access.topic(AclOperation::DescribeConfigs, &resource.resource_name) => {
+                    Some(ResponseError::TopicAuthorizationFailed)
+                }
+                RESOURCE_BROKER if !access.cluster(AclOperation::DescribeConfigs) => {
+                    Some(ResponseError::ClusterAuthorizationFailed)
+                }
+                _ => None,
+            };
+            if let Some(error) = refused {
+                return result.with_error_code(error.code()).with_error_message(Some(str_bytes("not authorized")));
+            }
             let entries: Vec<(&'static str, String, i8)> = match resource.resource_type {
                 // From the metadata, so any broker answers, hosting a replica or not.
                 RESOURCE_TOPIC => match ctx.metadata().topics.get(resource.resource_name.as_str()) {
@@ -114,12 +132,12 @@ fn describe<C: Partitions + Quorum + Settings>(ctx: &C, request: DescribeConfigs
     DescribeConfigsResponse::default().with_results(results)
 }
 
-impl<C: Partitions + Quorum + Settings> Handler<C> for DescribeConfigsRequest {
+impl<C: Partitions + Quorum + Settings + Authorize> Handler<C> for DescribeConfigsRequest {
     async fn handle(
         ctx: &Arc<C>,
-        _rc: &RequestContext,
+        rc: &RequestContext,
         request: DescribeConfigsRequest,
     ) -> Reply<DescribeConfigsResponse> {
-        Reply::Now(describe(&**ctx, request))
+        Reply::Now(describe(&**ctx, &Access::of(&**ctx, rc), request))
     }
 }

@@ -8,6 +8,7 @@ use crate::group::GroupCoordinator;
 use crate::metrics::Metrics;
 use crate::partition::Partition;
 use crate::producer_ids::ProducerIds;
+use crate::security::acl::Authorizer;
 use crate::Broker;
 use futures::future::BoxFuture;
 use kafka_protocol::error::ResponseError;
@@ -143,9 +144,16 @@ pub trait Telemetry: Send + Sync + 'static {
     fn metrics(&self) -> &Metrics;
 }
 
+/// Access control. Handlers check through [`super::authorize::Access`], which reads this.
+pub trait Authorize: Send + Sync + 'static {
+    /// The ACLs, super users and settings in force; None when authorization is off (every
+    /// principal may do everything).
+    fn authorizer(&self) -> Option<Arc<Authorizer>>;
+}
+
 /// Everything at once, for the router.
-pub trait BrokerContext: Partitions + Quorum + Settings + Groups + Producers + Telemetry + 'static {}
-impl<T: Partitions + Quorum + Settings + Groups + Producers + Telemetry + 'static> BrokerContext for T {}
+pub trait BrokerContext: Partitions + Quorum + Settings + Groups + Producers + Telemetry + Authorize + 'static {}
+impl<T: Partitions + Quorum + Settings + Groups + Producers + Telemetry + Authorize + 'static> BrokerContext for T {}
 
 /// This broker's replica of `topic`-`index` and its leader epoch, if this broker leads it;
 /// otherwise the error a client should see: NOT_LEADER_OR_FOLLOWER for a partition that exists
@@ -195,5 +203,11 @@ impl Producers for Broker {
 impl Telemetry for Broker {
     fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+}
+
+impl Authorize for Broker {
+    fn authorizer(&self) -> Option<Arc<Authorizer>> {
+        self.acls.authorizer(&self.config.authorization, self.cluster.metadata())
     }
 }

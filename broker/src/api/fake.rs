@@ -3,7 +3,8 @@
 //! catalog in a temporary directory at once, as the replica manager would. Handlers run against
 //! it exactly as against the broker, through the same context traits.
 
-use super::context::{Groups, Partitions, Producers, Settings, Telemetry};
+use super::authorize::AclCache;
+use super::context::{Authorize, Groups, Partitions, Producers, Settings, Telemetry};
 use crate::catalog::Catalog;
 use crate::cluster::Quorum;
 use crate::controller::{ControllerError, MetadataCommand, MetadataResponse, MetadataState};
@@ -28,6 +29,7 @@ pub struct FakeBroker {
     metrics: Metrics,
     /// Every proposal, in order, for tests that check what a handler asked the quorum.
     pub proposals: Mutex<Vec<MetadataCommand>>,
+    acls: AclCache,
     _dir: tempfile::TempDir,
 }
 
@@ -57,6 +59,7 @@ impl FakeBroker {
             producer_ids: ProducerIds::default(),
             metrics: Metrics::new().expect("metrics"),
             proposals: Mutex::new(Vec::new()),
+            acls: AclCache::default(),
             _dir: dir,
         })
     }
@@ -148,5 +151,11 @@ impl Producers for FakeBroker {
 impl Telemetry for FakeBroker {
     fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+}
+
+impl Authorize for FakeBroker {
+    fn authorizer(&self) -> Option<Arc<crate::security::acl::Authorizer>> {
+        self.acls.authorizer(&self.config.authorization, crate::cluster::Quorum::metadata(self))
     }
 }

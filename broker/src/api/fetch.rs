@@ -7,10 +7,12 @@
 //! watermark), and a follower whose last fetched epoch disagrees with the leader's log gets a
 //! diverging epoch to truncate to instead of data.
 
-use super::context::{led_partition, Partitions, Reply, RequestContext, Settings, Telemetry};
+use super::authorize::Access;
+use super::context::{led_partition, Authorize, Partitions, Reply, RequestContext, Settings, Telemetry};
 use super::{str_bytes, Handler};
 use crate::cluster::Quorum;
 use crate::partition::{FollowerFetch, Partition};
+use crate::security::acl::AclOperation;
 use bytes::Bytes;
 use futures::future::select_all;
 use kafka_protocol::error::ResponseError;
@@ -174,11 +176,12 @@ fn resolve<C: Partitions + Quorum + ?Sized>(
     }
 }
 
-impl<C: Partitions + Quorum + Settings + Telemetry> Handler<C> for FetchRequest {
+impl<C: Partitions + Quorum + Settings + Telemetry + Authorize> Handler<C> for FetchRequest {
     /// All of it runs in the reply: nothing in a fetch depends on request order, and it may
     /// long-poll.
     async fn handle(ctx: &Arc<C>, rc: &RequestContext, request: FetchRequest) -> Reply<FetchResponse> {
-        Reply::Later(Box::pin(fetch(ctx.clone(), rc.version(), request)))
+        let access = Access::of(&**ctx, rc);
+        Reply::Later(Box::pin(fetch(ctx.clone(), rc.version(), access, request)))
     }
 }
 
@@ -186,11 +189,16 @@ impl<C: Partitions + Quorum + Settings + Telemetry> Handler<C> for FetchRequest 
 async fn fetch<C: Partitions + Quorum + Settings + Telemetry>(
     ctx: Arc<C>,
     version: i16,
+    access: Access,
     request: FetchRequest,
 ) -> FetchResponse {
     let by_id = version >= 13;
     let replica_id = if version >= 15 { request.replica_state.replica_id.0 } else { request.replica_id.0 };
     let follower = replica_id >= 0;
+    // A follower's fetch moves the high watermark and reads uncommitted data: it needs
+    // ClusterAction, and without it every partition is refused before anything is touched (as
+    // Kafka answers a client posing as a replica). Consumers need Read on each topic.
+    let cluster_action = follower && access.cluster(AclOperation::ClusterAction);
     // A partition listed twice is read once, as Kafka's request parsing keeps one entry per
     // partition: otherwise one small request could ask for the same data a hundred times.
     let mut seen = std::collections::HashSet::new();
@@ -203,6 +211,12 @@ async fn fetch<C: Partitions + Quorum + Settings + Telemetry>(
             } else {
                 Some(t.topic.0.to_string())
             };
+            let authorized = match &name {
+                _ if follower => cluster_action,
+                Some(name) => access.topic(AclOperation::Read, name),
+                // An unknown topic id names nothing to check; it is answered as unknown.
+                None => true,
+            };
             let partitions = t
                 .partitions
                 .iter()
@@ -210,6 +224,7 @@ async fn fetch<C: Partitions + Quorum + Settings + Telemetry>(
                 .filter(|p| seen.insert((t.topic.clone(), t.topic_id, p.partition)))
                 .map(|p| {
                     let (partition, diverging) = match &name {
+                        _ if !authorized => (Err(ResponseError::TopicAuthorizationFailed), None),
                         Some(name) => resolve(&*ctx, name, p, replica_id),
                         None => (Err(ResponseError::UnknownTopicOrPartition), None),
                     };

@@ -1,10 +1,13 @@
 //! Group membership APIs: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
-//! ListGroups, DescribeGroups, DeleteGroups.
+//! ListGroups, DescribeGroups, DeleteGroups. Members need Read on their group, tools Describe
+//! (find, describe, list) or Delete, as in Kafka; a refusal is GROUP_AUTHORIZATION_FAILED.
 
-use super::context::{Groups, Reply as ApiReply, RequestContext};
+use super::authorize::Access;
+use super::context::{Authorize, Groups, Reply as ApiReply, RequestContext};
 use super::{str_bytes, Handler};
 use crate::cluster::Quorum;
 use crate::group::state::{JoinArgs, JoinResult, Reply, SyncResult};
+use crate::security::acl::{AclOperation, ResourceType, CLUSTER_RESOURCE_NAME};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use kafka_protocol::error::ResponseError;
@@ -24,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 fn code(error: Option<ResponseError>) -> i16 {
     error.map_or(0, |e| e.code())
@@ -51,10 +55,18 @@ fn coordinator_of(ctx: &impl Quorum, key: &str) -> Result<(i32, String, i32), (R
 fn find_coordinator<C: Quorum>(
     ctx: &C,
     rc: &RequestContext,
+    access: &Access,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
     let answer = |key_type: i8, key: &str| -> Result<(i32, String, i32), (ResponseError, String)> {
-        if key_type == KEY_TYPE_GROUP {
+        let refused = |error: ResponseError| Err((error, "not authorized".to_string()));
+        if key_type == KEY_TYPE_GROUP && !access.group(AclOperation::Describe, key) {
+            refused(ResponseError::GroupAuthorizationFailed)
+        } else if key_type == KEY_TYPE_TRANSACTION
+            && !access.allows(AclOperation::Describe, ResourceType::TransactionalId, key)
+        {
+            refused(ResponseError::TransactionalIdAuthorizationFailed)
+        } else if key_type == KEY_TYPE_GROUP {
             coordinator_of(ctx, key)
         } else {
             Err((ResponseError::CoordinatorNotAvailable, "transactions are not supported by this broker".into()))
@@ -118,7 +130,12 @@ fn join_response(version: i16, result: JoinResult) -> JoinGroupResponse {
 }
 
 /// Answers JoinGroup; the response waits for the rebalance to complete.
-fn join(ctx: &impl Groups, rc: &RequestContext, request: JoinGroupRequest) -> BoxFuture<'static, JoinGroupResponse> {
+fn join(
+    ctx: &impl Groups,
+    rc: &RequestContext,
+    access: &Access,
+    request: JoinGroupRequest,
+) -> BoxFuture<'static, JoinGroupResponse> {
     let version = rc.version();
     let member_id = request.member_id.to_string();
     let fail = move |error: ResponseError| -> BoxFuture<'static, JoinGroupResponse> {
@@ -127,6 +144,9 @@ fn join(ctx: &impl Groups, rc: &RequestContext, request: JoinGroupRequest) -> Bo
         Box::pin(async move { join_response(version, result) })
     };
     let group_id = request.group_id.0.to_string();
+    if !access.group(AclOperation::Read, &group_id) {
+        return fail(ResponseError::GroupAuthorizationFailed);
+    }
     if group_id.is_empty() {
         return fail(ResponseError::InvalidGroupId);
     }
@@ -175,8 +195,13 @@ fn sync_response(result: SyncResult) -> SyncGroupResponse {
 }
 
 /// Answers SyncGroup; followers wait for the leader's assignments.
-fn sync(ctx: &impl Groups, request: SyncGroupRequest) -> BoxFuture<'static, SyncGroupResponse> {
-    if let Err(error) = ctx.groups().check_coordinator(&request.group_id.0) {
+fn sync(ctx: &impl Groups, access: &Access, request: SyncGroupRequest) -> BoxFuture<'static, SyncGroupResponse> {
+    let authorized = if access.group(AclOperation::Read, &request.group_id.0) {
+        Ok(())
+    } else {
+        Err(ResponseError::GroupAuthorizationFailed)
+    };
+    if let Err(error) = authorized.and_then(|()| ctx.groups().check_coordinator(&request.group_id.0)) {
         return Box::pin(async move { sync_response(SyncResult { error: Some(error), ..Default::default() }) });
     }
     let assignments: Vec<(String, Bytes)> =
@@ -200,7 +225,10 @@ fn sync(ctx: &impl Groups, request: SyncGroupRequest) -> BoxFuture<'static, Sync
 }
 
 /// Answers Heartbeat.
-fn heartbeat(ctx: &impl Groups, request: HeartbeatRequest) -> HeartbeatResponse {
+fn heartbeat(ctx: &impl Groups, access: &Access, request: HeartbeatRequest) -> HeartbeatResponse {
+    if !access.group(AclOperation::Read, &request.group_id.0) {
+        return HeartbeatResponse::default().with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     if let Err(error) = ctx.groups().check_coordinator(&request.group_id.0) {
         return HeartbeatResponse::default().with_error_code(error.code());
     }
@@ -214,7 +242,10 @@ fn heartbeat(ctx: &impl Groups, request: HeartbeatRequest) -> HeartbeatResponse 
 }
 
 /// Answers LeaveGroup (single member before v3, batched from v3).
-fn leave(ctx: &impl Groups, rc: &RequestContext, request: LeaveGroupRequest) -> LeaveGroupResponse {
+fn leave(ctx: &impl Groups, rc: &RequestContext, access: &Access, request: LeaveGroupRequest) -> LeaveGroupResponse {
+    if !access.group(AclOperation::Read, &request.group_id.0) {
+        return LeaveGroupResponse::default().with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let batched = rc.version() >= 3;
     let members: Vec<(String, Option<String>)> = if batched {
         request
@@ -246,8 +277,10 @@ fn leave(ctx: &impl Groups, rc: &RequestContext, request: LeaveGroupRequest) -> 
     }
 }
 
-/// Answers ListGroups, honouring the state (v4) and type (v5) filters.
-fn list(ctx: &impl Groups, request: ListGroupsRequest) -> ListGroupsResponse {
+/// Answers ListGroups, honouring the state (v4) and type (v5) filters: every group for Describe
+/// on the cluster, else the groups the client may Describe.
+fn list(ctx: &impl Groups, access: &Access, request: ListGroupsRequest) -> ListGroupsResponse {
+    let all = access.allows_quietly(AclOperation::Describe, ResourceType::Cluster, CLUSTER_RESOURCE_NAME);
     let states: Vec<String> = request.states_filter.iter().map(|s| s.to_lowercase()).collect();
     let types: Vec<String> = request.types_filter.iter().map(|s| s.to_lowercase()).collect();
     let groups = ctx
@@ -256,6 +289,7 @@ fn list(ctx: &impl Groups, request: ListGroupsRequest) -> ListGroupsResponse {
         .into_iter()
         .filter(|(_, _, state)| states.is_empty() || states.contains(&state.to_lowercase()))
         .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
+        .filter(|(id, _, _)| all || access.allows_quietly(AclOperation::Describe, ResourceType::Group, id))
         .map(|(id, protocol_type, state)| {
             ListedGroup::default()
                 .with_group_id(GroupId(str_bytes(id)))
@@ -268,12 +302,28 @@ fn list(ctx: &impl Groups, request: ListGroupsRequest) -> ListGroupsResponse {
 }
 
 /// Answers DescribeGroups. Unknown groups are reported as `Dead`, with GROUP_ID_NOT_FOUND from v6.
-fn describe(ctx: &impl Groups, rc: &RequestContext, request: DescribeGroupsRequest) -> DescribeGroupsResponse {
+fn describe(
+    ctx: &impl Groups,
+    rc: &RequestContext,
+    access: &Access,
+    request: DescribeGroupsRequest,
+) -> DescribeGroupsResponse {
+    let with_operations = request.include_authorized_operations;
     let groups = request
         .groups
         .into_iter()
         .map(|id| {
             let described = DescribedGroup::default().with_group_id(id.clone()).with_authorized_operations(i32::MIN);
+            if !access.group(AclOperation::Describe, &id.0) {
+                return described
+                    .with_error_code(ResponseError::GroupAuthorizationFailed.code())
+                    .with_group_state(str_bytes(""));
+            }
+            let described = if with_operations {
+                described.with_authorized_operations(access.operations(ResourceType::Group, &id.0))
+            } else {
+                described
+            };
             if let Err(error) = ctx.groups().check_coordinator(&id.0) {
                 return described.with_error_code(error.code()).with_group_state(str_bytes(""));
             }
@@ -314,10 +364,12 @@ fn describe(ctx: &impl Groups, rc: &RequestContext, request: DescribeGroupsReque
 }
 
 /// Answers DeleteGroups: only empty groups can be deleted.
-async fn delete(ctx: &impl Groups, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
+async fn delete(ctx: &impl Groups, access: &Access, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
     let mut results = Vec::with_capacity(request.groups_names.len());
     for id in request.groups_names {
+        let authorized = access.group(AclOperation::Delete, &id.0);
         let error = match ctx.groups().check_coordinator(&id.0) {
+            _ if !authorized => Some(ResponseError::GroupAuthorizationFailed),
             Ok(()) => ctx.groups().delete_group(&id.0).await.err(),
             Err(e) => Some(e),
         };
@@ -326,66 +378,63 @@ async fn delete(ctx: &impl Groups, request: DeleteGroupsRequest) -> DeleteGroups
     DeleteGroupsResponse::default().with_results(results)
 }
 
-impl<C: Quorum + Groups> Handler<C> for FindCoordinatorRequest {
+impl<C: Quorum + Groups + Authorize> Handler<C> for FindCoordinatorRequest {
     async fn handle(
         ctx: &Arc<C>,
         rc: &RequestContext,
         request: FindCoordinatorRequest,
     ) -> ApiReply<FindCoordinatorResponse> {
-        ApiReply::Now(find_coordinator(&**ctx, rc, request))
+        ApiReply::Now(find_coordinator(&**ctx, rc, &Access::of(&**ctx, rc), request))
     }
 }
 
-impl<C: Groups> Handler<C> for JoinGroupRequest {
+impl<C: Groups + Authorize> Handler<C> for JoinGroupRequest {
     /// The member joins now; the answer waits for the rebalance.
     async fn handle(ctx: &Arc<C>, rc: &RequestContext, request: JoinGroupRequest) -> ApiReply<JoinGroupResponse> {
-        ApiReply::Later(join(&**ctx, rc, request))
+        ApiReply::Later(join(&**ctx, rc, &Access::of(&**ctx, rc), request))
     }
 }
 
-impl<C: Groups> Handler<C> for SyncGroupRequest {
+impl<C: Groups + Authorize> Handler<C> for SyncGroupRequest {
     /// Followers' answers wait for the leader's assignments.
-    async fn handle(ctx: &Arc<C>, _rc: &RequestContext, request: SyncGroupRequest) -> ApiReply<SyncGroupResponse> {
-        ApiReply::Later(sync(&**ctx, request))
+    async fn handle(ctx: &Arc<C>, rc: &RequestContext, request: SyncGroupRequest) -> ApiReply<SyncGroupResponse> {
+        ApiReply::Later(sync(&**ctx, &Access::of(&**ctx, rc), request))
     }
 }
 
-impl<C: Groups> Handler<C> for HeartbeatRequest {
-    async fn handle(ctx: &Arc<C>, _rc: &RequestContext, request: HeartbeatRequest) -> ApiReply<HeartbeatResponse> {
-        ApiReply::Now(heartbeat(&**ctx, request))
+impl<C: Groups + Authorize> Handler<C> for HeartbeatRequest {
+    async fn handle(ctx: &Arc<C>, rc: &RequestContext, request: HeartbeatRequest) -> ApiReply<HeartbeatResponse> {
+        ApiReply::Now(heartbeat(&**ctx, &Access::of(&**ctx, rc), request))
     }
 }
 
-impl<C: Groups> Handler<C> for LeaveGroupRequest {
+impl<C: Groups + Authorize> Handler<C> for LeaveGroupRequest {
     async fn handle(ctx: &Arc<C>, rc: &RequestContext, request: LeaveGroupRequest) -> ApiReply<LeaveGroupResponse> {
-        ApiReply::Now(leave(&**ctx, rc, request))
+        ApiReply::Now(leave(&**ctx, rc, &Access::of(&**ctx, rc), request))
     }
 }
 
-impl<C: Groups> Handler<C> for ListGroupsRequest {
-    async fn handle(ctx: &Arc<C>, _rc: &RequestContext, request: ListGroupsRequest) -> ApiReply<ListGroupsResponse> {
-        ApiReply::Now(list(&**ctx, request))
+impl<C: Groups + Authorize> Handler<C> for ListGroupsRequest {
+    async fn handle(ctx: &Arc<C>, rc: &RequestContext, request: ListGroupsRequest) -> ApiReply<ListGroupsResponse> {
+        ApiReply::Now(list(&**ctx, &Access::of(&**ctx, rc), request))
     }
 }
 
-impl<C: Groups> Handler<C> for DescribeGroupsRequest {
+impl<C: Groups + Authorize> Handler<C> for DescribeGroupsRequest {
     async fn handle(
         ctx: &Arc<C>,
         rc: &RequestContext,
         request: DescribeGroupsRequest,
     ) -> ApiReply<DescribeGroupsResponse> {
-        ApiReply::Now(describe(&**ctx, rc, request))
+        ApiReply::Now(describe(&**ctx, rc, &Access::of(&**ctx, rc), request))
     }
 }
 
-impl<C: Groups> Handler<C> for DeleteGroupsRequest {
+impl<C: Groups + Authorize> Handler<C> for DeleteGroupsRequest {
     /// Answered later: deleting writes tombstones to the offsets log.
-    async fn handle(
-        ctx: &Arc<C>,
-        _rc: &RequestContext,
-        request: DeleteGroupsRequest,
-    ) -> ApiReply<DeleteGroupsResponse> {
+    async fn handle(ctx: &Arc<C>, rc: &RequestContext, request: DeleteGroupsRequest) -> ApiReply<DeleteGroupsResponse> {
         let ctx = ctx.clone();
-        ApiReply::Later(Box::pin(async move { delete(&*ctx, request).await }))
+        let access = Access::of(&*ctx, rc);
+        ApiReply::Later(Box::pin(async move { delete(&*ctx, &access, request).await }))
     }
 }

@@ -2,20 +2,29 @@
 //! (`leader-epoch-checkpoint`). Clients use it to detect log truncation (KIP-320); followers use it
 //! to find where their log diverges from the leader's.
 
-use super::context::{led_partition, Partitions, Reply, RequestContext};
+use super::authorize::Access;
+use super::context::{led_partition, Authorize, Partitions, Reply, RequestContext};
 use super::Handler;
 use crate::cluster::Quorum;
+use crate::security::acl::{AclOperation, ResourceType, CLUSTER_RESOURCE_NAME};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 use std::sync::Arc;
 
-/// Answers OffsetForLeaderEpoch.
-fn end_offsets<C: Partitions + Quorum>(ctx: &C, request: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
+/// Answers OffsetForLeaderEpoch: followers (ClusterAction on the cluster) may ask about every
+/// topic, clients about those they may Describe.
+fn end_offsets<C: Partitions + Quorum>(
+    ctx: &C,
+    access: &Access,
+    request: OffsetForLeaderEpochRequest,
+) -> OffsetForLeaderEpochResponse {
+    let replica = access.allows_quietly(AclOperation::ClusterAction, ResourceType::Cluster, CLUSTER_RESOURCE_NAME);
     let topics = request
         .topics
         .into_iter()
         .map(|topic| {
+            let authorized = replica || access.topic(AclOperation::Describe, &topic.topic.0);
             let partitions = topic
                 .partitions
                 .into_iter()
@@ -24,6 +33,9 @@ fn end_offsets<C: Partitions + Quorum>(ctx: &C, request: OffsetForLeaderEpochReq
                         .with_partition(wanted.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
+                    if !authorized {
+                        return undefined.with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                    }
                     let (partition, current) = match led_partition(ctx, &topic.topic.0, wanted.partition) {
                         Ok(found) => found,
                         Err(error) => return undefined.with_error_code(error.code()),
@@ -50,12 +62,12 @@ fn end_offsets<C: Partitions + Quorum>(ctx: &C, request: OffsetForLeaderEpochReq
     OffsetForLeaderEpochResponse::default().with_topics(topics)
 }
 
-impl<C: Partitions + Quorum> Handler<C> for OffsetForLeaderEpochRequest {
+impl<C: Partitions + Quorum + Authorize> Handler<C> for OffsetForLeaderEpochRequest {
     async fn handle(
         ctx: &Arc<C>,
-        _rc: &RequestContext,
+        rc: &RequestContext,
         request: OffsetForLeaderEpochRequest,
     ) -> Reply<OffsetForLeaderEpochResponse> {
-        Reply::Now(end_offsets(&**ctx, request))
+        Reply::Now(end_offsets(&**ctx, &Access::of(&**ctx, rc), request))
     }
 }

@@ -1,9 +1,11 @@
 //! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), and the first offset at or after a
 //! timestamp, found through the time index.
 
-use super::context::{led_partition, Partitions, Reply, RequestContext};
+use super::authorize::Access;
+use super::context::{led_partition, Authorize, Partitions, Reply, RequestContext};
 use super::Handler;
 use crate::cluster::Quorum;
+use crate::security::acl::AclOperation;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
@@ -15,24 +17,35 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
-impl<C: Partitions + Quorum> Handler<C> for ListOffsetsRequest {
+impl<C: Partitions + Quorum + Authorize> Handler<C> for ListOffsetsRequest {
     /// Answered later: lookups by time decode records on the blocking pool, without holding the
     /// partition's log.
     async fn handle(ctx: &Arc<C>, rc: &RequestContext, request: ListOffsetsRequest) -> Reply<ListOffsetsResponse> {
-        Reply::Later(Box::pin(list_offsets(ctx.clone(), rc.version(), request)))
+        let access = Access::of(&**ctx, rc);
+        Reply::Later(Box::pin(list_offsets(ctx.clone(), rc.version(), access, request)))
     }
 }
 
 async fn list_offsets<C: Partitions + Quorum>(
     ctx: Arc<C>,
     version: i16,
+    access: Access,
     request: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
+        let authorized = access.topic(AclOperation::Describe, &topic.name.0);
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for wanted in topic.partitions {
-            partitions.push(lookup(&*ctx, version, &topic.name.0, wanted.partition_index, wanted.timestamp).await);
+            partitions.push(if authorized {
+                lookup(&*ctx, version, &topic.name.0, wanted.partition_index, wanted.timestamp).await
+            } else {
+                ListOffsetsPartitionResponse::default()
+                    .with_partition_index(wanted.partition_index)
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    .with_offset(-1)
+                    .with_timestamp(-1)
+            });
         }
         topics.push(ListOffsetsTopicResponse::default().with_name(topic.name).with_partitions(partitions));
     }

@@ -1,13 +1,16 @@
 //! Metadata: brokers, the controller and topic partitions with leader, replicas and ISR.
 //! Asking for an unknown topic creates it when auto-creation is on (Kafka's
-//! `auto.create.topics.enable`).
+//! `auto.create.topics.enable`) and the client may create it. Topics the client may not
+//! Describe are left out of a full listing and refused by name, as Kafka does.
 
-use super::context::{Partitions, Reply, RequestContext, Settings};
+use super::authorize::Access;
+use super::context::{Authorize, Partitions, Reply, RequestContext, Settings};
 use super::{str_bytes, Handler};
 use crate::catalog::TopicError;
 use crate::cluster::topics::NewTopic;
 use crate::cluster::Quorum;
 use crate::controller::{MetadataState, TopicState, NO_LEADER};
+use crate::security::acl::{AclOperation, ResourceType};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -17,7 +20,9 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 /// Kafka's value for "authorized operations were not requested".
-const OPERATIONS_OMITTED: i32 = i32::MIN;
+pub(crate) const OPERATIONS_OMITTED: i32 = i32::MIN;
+
+const CLUSTER: &str = crate::security::acl::CLUSTER_RESOURCE_NAME;
 
 fn topic_entry(name: &str, topic: &TopicState, metadata: &MetadataState) -> MetadataResponseTopic {
     let live = |id: &i32| metadata.brokers.get(id).is_some_and(|b| !b.fenced);
@@ -54,11 +59,14 @@ fn error_entry(name: Option<String>, id: Uuid, error: ResponseError) -> Metadata
 }
 
 /// Answers Metadata.
-async fn metadata<C: Partitions + Quorum + Settings>(
+async fn metadata<C: Partitions + Quorum + Settings + Authorize>(
     ctx: &C,
     rc: &RequestContext,
     request: MetadataRequest,
 ) -> MetadataResponse {
+    let access = Access::of(ctx, rc);
+    let describe = |name: &str| access.topic(AclOperation::Describe, name);
+    let refused = |name: Option<String>, id: Uuid| error_entry(name, id, ResponseError::TopicAuthorizationFailed);
     // v0 has no null topic list: an empty one means "all topics".
     let all = match &request.topics {
         None => true,
@@ -70,23 +78,40 @@ async fn metadata<C: Partitions + Quorum + Settings>(
     let mut budget = super::topics::RequestPartitions::new(ctx);
     if all {
         let metadata = ctx.metadata();
-        topics = metadata.topics.iter().map(|(name, t)| topic_entry(name, t, &metadata)).collect();
+        topics = metadata
+            .topics
+            .iter()
+            .filter(|(name, _)| access.allows_quietly(AclOperation::Describe, ResourceType::Topic, name))
+            .map(|(name, t)| topic_entry(name, t, &metadata))
+            .collect();
     } else {
         for wanted in request.topics.unwrap_or_default() {
             let metadata = ctx.metadata();
             let Some(name) = wanted.name.map(|n| n.0.to_string()) else {
                 match metadata.topics.iter().find(|(_, t)| t.topic_id == wanted.topic_id) {
+                    // Topic ids are not secret: the refusal carries the id, not the name.
+                    Some((name, _)) if !describe(name) => topics.push(refused(None, wanted.topic_id)),
                     Some((name, topic)) => topics.push(topic_entry(name, topic, &metadata)),
                     None => topics.push(error_entry(None, wanted.topic_id, ResponseError::UnknownTopicId)),
                 }
                 continue;
             };
+            if !describe(&name) {
+                topics.push(refused(Some(name), Uuid::nil()));
+                continue;
+            }
             if let Some(topic) = metadata.topics.get(&name) {
                 topics.push(topic_entry(&name, topic, &metadata));
                 continue;
             }
             if !allow_create || !ctx.config().topics.auto_create {
                 topics.push(error_entry(Some(name), Uuid::nil(), ResponseError::UnknownTopicOrPartition));
+                continue;
+            }
+            let may_create = access.allows_quietly(AclOperation::Create, ResourceType::Cluster, CLUSTER)
+                || access.topic(AclOperation::Create, &name);
+            if !may_create {
+                topics.push(refused(Some(name), Uuid::nil()));
                 continue;
             }
             if let Err(e) = budget.take(ctx.config().topics.default_partitions) {
@@ -120,6 +145,19 @@ async fn metadata<C: Partitions + Quorum + Settings>(
             }
         }
     }
+    if request.include_topic_authorized_operations {
+        for topic in topics.iter_mut().filter(|t| t.error_code != ResponseError::TopicAuthorizationFailed.code()) {
+            if let Some(name) = &topic.name {
+                topic.topic_authorized_operations = access.operations(ResourceType::Topic, name);
+            }
+        }
+    }
+    // Asked for in v8 to v10 only (later versions ask DescribeCluster); 0 without Describe.
+    let cluster_operations = match request.include_cluster_authorized_operations {
+        true if access.cluster(AclOperation::Describe) => access.operations(ResourceType::Cluster, CLUSTER),
+        true => 0,
+        false => OPERATIONS_OMITTED,
+    };
     let metadata = ctx.metadata();
     let brokers = metadata
         .brokers
@@ -138,10 +176,10 @@ async fn metadata<C: Partitions + Quorum + Settings>(
         .with_cluster_id(Some(str_bytes(ctx.cluster_id())))
         .with_controller_id(BrokerId(ctx.controller_id()))
         .with_topics(topics)
-        .with_cluster_authorized_operations(OPERATIONS_OMITTED)
+        .with_cluster_authorized_operations(cluster_operations)
 }
 
-impl<C: Partitions + Quorum + Settings> Handler<C> for MetadataRequest {
+impl<C: Partitions + Quorum + Settings + Authorize> Handler<C> for MetadataRequest {
     async fn handle(ctx: &Arc<C>, rc: &RequestContext, request: MetadataRequest) -> Reply<MetadataResponse> {
         Reply::Now(metadata(&**ctx, rc, request).await)
     }

@@ -9,7 +9,9 @@
 //! on one connection are applied in arrival order; what remains (waiting for fsync, long-polling
 //! fetches) is returned as [`Reply::Later`], which the connection resolves in order.
 
+mod acls;
 mod api_versions;
+pub mod authorize;
 mod cluster;
 mod configs;
 pub mod context;
@@ -27,6 +29,7 @@ mod reassignments;
 mod topics;
 mod users;
 
+pub use authorize::{Access, AclCache};
 pub use context::{led_partition, Connection, Principal, Reply, RequestContext};
 pub use dispatch::{DispatchError, Handler, Pending, Router};
 use kafka_protocol::messages::ApiKey;
@@ -67,6 +70,9 @@ pub const SUPPORTED_APIS: &[ApiKey] = &[
     ApiKey::UnregisterBroker,
     ApiKey::DescribeUserScramCredentials,
     ApiKey::AlterUserScramCredentials,
+    ApiKey::DescribeAcls,
+    ApiKey::CreateAcls,
+    ApiKey::DeleteAcls,
 ];
 
 #[cfg(test)]

@@ -1,11 +1,14 @@
 //! Committed offsets: OffsetCommit, OffsetFetch (single group, and batched from v8) and
-//! OffsetDelete.
+//! OffsetDelete. As in Kafka: committing needs Read on the group and the topic, fetching
+//! Describe on both, deleting Delete on the group and Read on the topic.
 
-use super::context::{Groups, Reply, RequestContext};
+use super::authorize::Access;
+use super::context::{Authorize, Groups, Reply, RequestContext};
 use super::{str_bytes, Handler};
 use crate::cluster::Quorum;
 use crate::group::coordinator::TopicOffsets;
 use crate::group::store::StoredOffset;
+use crate::security::acl::AclOperation;
 use bytes::{Buf, Bytes};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
@@ -39,8 +42,9 @@ pub fn subscribed_topics(metadata: &Bytes) -> Vec<String> {
 type PartitionErrors = Vec<(i32, Option<ResponseError>)>;
 
 /// Answers OffsetCommit; the response is sent once the offsets are on disk.
-async fn commit<C: Quorum + Groups>(ctx: &C, request: OffsetCommitRequest) -> OffsetCommitResponse {
+async fn commit<C: Quorum + Groups>(ctx: &C, access: &Access, request: OffsetCommitRequest) -> OffsetCommitResponse {
     let group_id = request.group_id.0.to_string();
+    let group_authorized = access.group(AclOperation::Read, &group_id);
     let now = crate::clock::now_ms();
     let max_metadata = ctx.groups().max_metadata_bytes();
     // Per partition: Some(error) decided up front, or None = part of the commit.
@@ -50,11 +54,16 @@ async fn commit<C: Quorum + Groups>(ctx: &C, request: OffsetCommitRequest) -> Of
     let metadata = ctx.metadata();
     for topic in &request.topics {
         let known = metadata.topics.get(topic.name.0.as_str());
+        let topic_authorized = group_authorized && access.topic(AclOperation::Read, &topic.name.0);
         let mut partitions = Vec::new();
         for p in &topic.partitions {
             let exists = known.is_some_and(|t| (0..t.partitions.len() as i32).contains(&p.partition_index));
             let metadata_len = p.committed_metadata.as_ref().map_or(0, |m| m.len());
-            let error = if group_id.is_empty() {
+            let error = if !group_authorized {
+                Some(ResponseError::GroupAuthorizationFailed)
+            } else if !topic_authorized {
+                Some(ResponseError::TopicAuthorizationFailed)
+            } else if group_id.is_empty() {
                 Some(ResponseError::InvalidGroupId)
             } else if coordinator.is_some() {
                 coordinator
@@ -112,38 +121,75 @@ async fn commit<C: Quorum + Groups>(ctx: &C, request: OffsetCommitRequest) -> Of
     OffsetCommitResponse::default().with_topics(topics)
 }
 
-fn fetch_group(ctx: &impl Groups, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> TopicOffsets {
-    ctx.groups().fetch_offsets(group, topics)
+/// A partition's committed offset as (offset, leader epoch, metadata, error).
+type Fetched = (i64, i32, String, i16);
+
+/// A group's committed offsets as the client may see them: topics it may not Describe are left
+/// out when it asked for all of them, and refused per partition when it named them.
+fn fetch_group(
+    ctx: &impl Groups,
+    access: &Access,
+    group: &str,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+) -> Vec<(String, Vec<(i32, Fetched)>)> {
+    let named = topics.is_some();
+    let fetched: TopicOffsets = ctx.groups().fetch_offsets(group, topics);
+    fetched
+        .into_iter()
+        .filter_map(|(topic, partitions)| {
+            let authorized = if named {
+                access.topic(AclOperation::Describe, &topic)
+            } else if access.allows_quietly(AclOperation::Describe, crate::security::acl::ResourceType::Topic, &topic) {
+                true
+            } else {
+                return None;
+            };
+            let partitions = partitions
+                .into_iter()
+                .map(|(index, found)| {
+                    let fetched = match found {
+                        _ if !authorized => (-1, -1, String::new(), ResponseError::TopicAuthorizationFailed.code()),
+                        Some(o) => (o.offset, o.leader_epoch, o.metadata.unwrap_or_default(), 0),
+                        None => (-1, -1, String::new(), 0),
+                    };
+                    (index, fetched)
+                })
+                .collect();
+            Some((topic, partitions))
+        })
+        .collect()
 }
 
 /// Answers OffsetFetch. Partitions without a commit get offset -1 and no error, as in Kafka.
-fn fetch(ctx: &impl Groups, version: i16, request: OffsetFetchRequest) -> OffsetFetchResponse {
+fn fetch(ctx: &impl Groups, access: &Access, version: i16, request: OffsetFetchRequest) -> OffsetFetchResponse {
     if version >= 8 {
         let groups = request
             .groups
             .into_iter()
             .map(|g| {
+                if !access.group(AclOperation::Describe, &g.group_id.0) {
+                    let error = ResponseError::GroupAuthorizationFailed.code();
+                    return OffsetFetchResponseGroup::default().with_group_id(g.group_id).with_error_code(error);
+                }
                 if let Err(error) = ctx.groups().check_coordinator(&g.group_id.0) {
                     return OffsetFetchResponseGroup::default().with_group_id(g.group_id).with_error_code(error.code());
                 }
                 let wanted =
                     g.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
-                let fetched = fetch_group(ctx, &g.group_id.0, wanted);
+                let fetched = fetch_group(ctx, access, &g.group_id.0, wanted);
                 let topics = fetched
                     .into_iter()
                     .map(|(topic, partitions)| {
                         OffsetFetchResponseTopics::default().with_name(TopicName(str_bytes(topic))).with_partitions(
                             partitions
                                 .into_iter()
-                                .map(|(index, found)| {
-                                    let (offset, epoch, metadata) = found.map_or((-1, -1, String::new()), |o| {
-                                        (o.offset, o.leader_epoch, o.metadata.unwrap_or_default())
-                                    });
+                                .map(|(index, (offset, epoch, metadata, error))| {
                                     OffsetFetchResponsePartitions::default()
                                         .with_partition_index(index)
                                         .with_committed_offset(offset)
                                         .with_committed_leader_epoch(epoch)
                                         .with_metadata(Some(str_bytes(metadata)))
+                                        .with_error_code(error)
                                 })
                                 .collect(),
                         )
@@ -154,30 +200,46 @@ fn fetch(ctx: &impl Groups, version: i16, request: OffsetFetchRequest) -> Offset
             .collect();
         return OffsetFetchResponse::default().with_groups(groups);
     }
-    if let Err(error) = ctx.groups().check_coordinator(&request.group_id.0) {
+    let group_refused = if access.group(AclOperation::Describe, &request.group_id.0) {
+        None
+    } else {
+        Some(ResponseError::GroupAuthorizationFailed.code())
+    };
+    if let Some(error) = group_refused {
         // The top-level error code exists from v2; older clients see it per partition.
+        if version >= 2 {
+            return OffsetFetchResponse::default().with_error_code(error);
+        }
+    } else if let Err(error) = ctx.groups().check_coordinator(&request.group_id.0) {
         if version >= 2 {
             return OffsetFetchResponse::default().with_error_code(error.code());
         }
     }
-    let wanted = request.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
-    let fetched = fetch_group(ctx, &request.group_id.0, wanted);
+    let wanted: Option<Vec<(String, Vec<i32>)>> =
+        request.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
+    let fetched = match (group_refused, wanted) {
+        // v0/v1: the group's refusal on every partition asked about, nothing read.
+        (Some(error), wanted) => wanted
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(topic, indexes)| (topic, indexes.into_iter().map(|i| (i, (-1, -1, String::new(), error))).collect()))
+            .collect(),
+        (None, wanted) => fetch_group(ctx, access, &request.group_id.0, wanted),
+    };
     let topics = fetched
         .into_iter()
         .map(|(topic, partitions)| {
             OffsetFetchResponseTopic::default().with_name(TopicName(str_bytes(topic))).with_partitions(
                 partitions
                     .into_iter()
-                    .map(|(index, found)| {
-                        let (offset, epoch, metadata) = found.map_or((-1, -1, String::new()), |o| {
-                            (o.offset, o.leader_epoch, o.metadata.unwrap_or_default())
-                        });
+                    .map(|(index, (offset, epoch, metadata, error))| {
                         OffsetFetchResponsePartition::default()
                             .with_partition_index(index)
                             .with_committed_offset(offset)
                             // The leader epoch exists from v5; the codec refuses it set earlier.
                             .with_committed_leader_epoch(if version >= 5 { epoch } else { -1 })
                             .with_metadata(Some(str_bytes(metadata)))
+                            .with_error_code(error)
                     })
                     .collect(),
             )
@@ -187,12 +249,16 @@ fn fetch(ctx: &impl Groups, version: i16, request: OffsetFetchRequest) -> Offset
 }
 
 /// Answers OffsetDelete: refused for topics a live member subscribes to.
-async fn delete(ctx: &impl Groups, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
-    let partitions: Vec<(String, i32)> = request
+async fn delete(ctx: &impl Groups, access: &Access, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    if !access.group(AclOperation::Delete, &request.group_id.0) {
+        return OffsetDeleteResponse::default().with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
+    // Partitions of topics the client may not Read are refused on their own, not deleted.
+    let (partitions, refused): (Vec<(String, i32)>, Vec<(String, i32)>) = request
         .topics
         .iter()
         .flat_map(|t| t.partitions.iter().map(move |p| (t.name.0.to_string(), p.partition_index)))
-        .collect();
+        .partition(|(topic, _)| access.topic(AclOperation::Read, topic));
     let subscribed = |subscriptions: &[Bytes], topic: &str| {
         subscriptions.iter().any(|s| subscribed_topics(s).iter().any(|t| t == topic))
     };
@@ -201,7 +267,8 @@ async fn delete(ctx: &impl Groups, request: OffsetDeleteRequest) -> OffsetDelete
     }
     match ctx.groups().delete_offsets(&request.group_id.0, partitions, subscribed).await {
         Err(error) => OffsetDeleteResponse::default().with_error_code(error.code()),
-        Ok(results) => {
+        Ok(mut results) => {
+            results.extend(refused.into_iter().map(|(t, p)| (t, p, Some(ResponseError::TopicAuthorizationFailed))));
             let mut by_topic: BTreeMap<String, Vec<OffsetDeleteResponsePartition>> = BTreeMap::new();
             for (topic, partition, error) in results {
                 by_topic.entry(topic).or_default().push(
@@ -224,24 +291,26 @@ async fn delete(ctx: &impl Groups, request: OffsetDeleteRequest) -> OffsetDelete
     }
 }
 
-impl<C: Quorum + Groups> Handler<C> for OffsetCommitRequest {
+impl<C: Quorum + Groups + Authorize> Handler<C> for OffsetCommitRequest {
     /// Answered once the offsets are on disk.
-    async fn handle(ctx: &Arc<C>, _rc: &RequestContext, request: OffsetCommitRequest) -> Reply<OffsetCommitResponse> {
+    async fn handle(ctx: &Arc<C>, rc: &RequestContext, request: OffsetCommitRequest) -> Reply<OffsetCommitResponse> {
         let ctx = ctx.clone();
-        Reply::Later(Box::pin(async move { commit(&*ctx, request).await }))
+        let access = Access::of(&*ctx, rc);
+        Reply::Later(Box::pin(async move { commit(&*ctx, &access, request).await }))
     }
 }
 
-impl<C: Groups> Handler<C> for OffsetFetchRequest {
+impl<C: Groups + Authorize> Handler<C> for OffsetFetchRequest {
     async fn handle(ctx: &Arc<C>, rc: &RequestContext, request: OffsetFetchRequest) -> Reply<OffsetFetchResponse> {
-        Reply::Now(fetch(&**ctx, rc.version(), request))
+        Reply::Now(fetch(&**ctx, &Access::of(&**ctx, rc), rc.version(), request))
     }
 }
 
-impl<C: Groups> Handler<C> for OffsetDeleteRequest {
+impl<C: Groups + Authorize> Handler<C> for OffsetDeleteRequest {
     /// Answered once the tombstones are on disk.
-    async fn handle(ctx: &Arc<C>, _rc: &RequestContext, request: OffsetDeleteRequest) -> Reply<OffsetDeleteResponse> {
+    async fn handle(ctx: &Arc<C>, rc: &RequestContext, request: OffsetDeleteRequest) -> Reply<OffsetDeleteResponse> {
         let ctx = ctx.clone();
-        Reply::Later(Box::pin(async move { delete(&*ctx, request).await }))
+        let access = Access::of(&*ctx, rc);
+        Reply::Later(Box::pin(async move { delete(&*ctx, &access, request).await }))
     }
 }

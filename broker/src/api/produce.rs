@@ -2,13 +2,15 @@
 //! requested durability is reached (acks=0: no answer; acks=1: after the write; acks=all: after
 //! the group-commit fsync when the topic's `flush.mode` is `fsync`).
 
-use super::context::{led_partition, Partitions, Reply, RequestContext, Telemetry};
+use super::authorize::Access;
+use super::context::{led_partition, Authorize, Partitions, Reply, RequestContext, Telemetry};
 use super::{str_bytes, Handler};
 use crate::clock::now_ms;
 use crate::cluster::Quorum;
 use crate::log::batch::{rewrite_header, split_batches, BatchHeader};
 use crate::log::validator::{validate_records, RecordError, ValidationConfig, ValidationError};
 use crate::partition::{AckWait, Partition};
+use crate::security::acl::AclOperation;
 use futures::future::join_all;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
@@ -158,25 +160,33 @@ fn append_partition(
     Ok((first_base.unwrap_or(-1), last, records_in))
 }
 
-impl<C: Partitions + Quorum + Telemetry> Handler<C> for ProduceRequest {
+impl<C: Partitions + Quorum + Telemetry + Authorize> Handler<C> for ProduceRequest {
     /// Applies a produce request; appends happen before this returns.
     async fn handle(ctx: &Arc<C>, rc: &RequestContext, request: ProduceRequest) -> Reply<ProduceResponse> {
         produce(&**ctx, rc, request).await
     }
 }
 
-async fn produce<C: Partitions + Quorum + Telemetry>(
+async fn produce<C: Partitions + Quorum + Telemetry + Authorize>(
     ctx: &C,
     rc: &RequestContext,
     request: ProduceRequest,
 ) -> Reply<ProduceResponse> {
     let acks = request.acks;
     let version = rc.version();
+    let access = Access::of(ctx, rc);
     let mut topics = Vec::new();
     for topic_data in request.topic_data {
         let by_id = version >= 13;
         let topic = if by_id { ctx.topic_by_id(&topic_data.topic_id) } else { ctx.topic(&topic_data.name.0) };
         let unknown = if by_id { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition };
+        // Checked before existence so a refused client learns nothing about which topics exist;
+        // an unknown topic id names no topic to check and is answered as unknown.
+        let authorized = match (&topic, by_id) {
+            (Some(topic), _) => access.topic(AclOperation::Write, &topic.name),
+            (None, false) => access.topic(AclOperation::Write, &topic_data.name.0),
+            (None, true) => true,
+        };
         let mut partitions = Vec::new();
         for data in topic_data.partition_data {
             let index = data.index;
@@ -192,6 +202,8 @@ async fn produce<C: Partitions + Quorum + Telemetry>(
                     ResponseError::TransactionalIdAuthorizationFailed,
                     Some("transactions are not supported by this broker".into()),
                 ))
+            } else if !authorized {
+                PartitionResult::Done(partition_error(index, ResponseError::TopicAuthorizationFailed, None))
             } else {
                 let name = topic.as_ref().map(|t| t.name.clone()).unwrap_or_else(|| topic_data.name.0.to_string());
                 match (topic.as_ref(), led_partition(ctx, &name, index)) {

@@ -2,10 +2,12 @@
 //! replicas between brokers online. New replicas copy the log as followers; once all of them are
 //! in sync the controller switches the partition to the target set (see the metadata model).
 
-use super::context::{Reply, RequestContext};
+use super::authorize::Access;
+use super::context::{Authorize, Reply, RequestContext};
 use super::{str_bytes, Handler};
 use crate::cluster::Quorum;
 use crate::controller::{ControllerError, MetadataCommand};
+use crate::security::acl::AclOperation;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::alter_partition_reassignments_response::{
     ReassignablePartitionResponse, ReassignableTopicResponse,
@@ -94,24 +96,42 @@ fn list<C: Quorum>(ctx: &C, request: ListPartitionReassignmentsRequest) -> ListP
     ListPartitionReassignmentsResponse::default().with_topics(topics)
 }
 
-impl<C: Quorum + 'static> Handler<C> for AlterPartitionReassignmentsRequest {
-    /// Answered later: each move waits for the quorum.
+/// The refusal of a cluster-wide API to a client without `operation` on the cluster.
+const NOT_AUTHORIZED: &str = "not authorized on the cluster";
+
+impl<C: Quorum + Authorize> Handler<C> for AlterPartitionReassignmentsRequest {
+    /// Answered later: each move waits for the quorum. Needs Alter on the cluster.
     async fn handle(
         ctx: &Arc<C>,
-        _rc: &RequestContext,
+        rc: &RequestContext,
         request: AlterPartitionReassignmentsRequest,
     ) -> Reply<AlterPartitionReassignmentsResponse> {
+        if !Access::of(&**ctx, rc).cluster(AclOperation::Alter) {
+            return Reply::Now(
+                AlterPartitionReassignmentsResponse::default()
+                    .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+                    .with_error_message(Some(str_bytes(NOT_AUTHORIZED))),
+            );
+        }
         let ctx = ctx.clone();
         Reply::Later(Box::pin(async move { alter(&*ctx, request).await }))
     }
 }
 
-impl<C: Quorum + 'static> Handler<C> for ListPartitionReassignmentsRequest {
+impl<C: Quorum + Authorize> Handler<C> for ListPartitionReassignmentsRequest {
+    /// Needs Describe on the cluster.
     async fn handle(
         ctx: &Arc<C>,
-        _rc: &RequestContext,
+        rc: &RequestContext,
         request: ListPartitionReassignmentsRequest,
     ) -> Reply<ListPartitionReassignmentsResponse> {
+        if !Access::of(&**ctx, rc).cluster(AclOperation::Describe) {
+            return Reply::Now(
+                ListPartitionReassignmentsResponse::default()
+                    .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+                    .with_error_message(Some(str_bytes(NOT_AUTHORIZED))),
+            );
+        }
         Reply::Now(list(&**ctx, request))
     }
 }

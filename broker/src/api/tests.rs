@@ -21,6 +21,8 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Request, StrBytes};
 use std::sync::Arc;
 
+mod acls;
+
 fn rc<R: Request>(version: i16) -> RequestContext {
     let header = RequestHeader::default()
         .with_request_api_key(R::KEY)
@@ -219,12 +221,10 @@ async fn list_offsets_answers_earliest_latest_and_by_time() {
     assert_eq!(max.topics[0].partitions[0].timestamp, t0 + 10_000);
 }
 
-#[tokio::test]
-async fn offsets_committed_are_fetched_back_and_unknown_partitions_refused() {
-    let ctx = FakeBroker::new();
-    // Clients cannot create the offsets topic; the broker does, through the same quorum.
+/// Creates `__consumer_offsets` as the broker does (clients may not), through the same quorum.
+async fn create_offsets_topic(ctx: &Arc<FakeBroker>) {
     crate::cluster::topics::create_topic(
-        &*ctx,
+        &**ctx,
         &ctx.catalog,
         &ctx.config,
         crate::cluster::topics::NewTopic {
@@ -238,6 +238,12 @@ async fn offsets_committed_are_fetched_back_and_unknown_partitions_refused() {
     )
     .await
     .unwrap();
+}
+
+#[tokio::test]
+async fn offsets_committed_are_fetched_back_and_unknown_partitions_refused() {
+    let ctx = FakeBroker::new();
+    create_offsets_topic(&ctx).await;
     create_topic(&ctx, "t", 2, &[]).await;
     let commit = OffsetCommitRequest::default()
         .with_group_id(GroupId(StrBytes::from_static_str("g")))

@@ -1,10 +1,12 @@
 //! CreateTopics, DeleteTopics and CreatePartitions.
 
-use super::context::{Partitions, Reply, RequestContext, Settings};
+use super::authorize::Access;
+use super::context::{Authorize, Partitions, Reply, RequestContext, Settings};
 use super::{str_bytes, Handler};
 use crate::catalog::TopicError;
 use crate::cluster::topics::NewTopic;
 use crate::cluster::Quorum;
+use crate::security::acl::{AclOperation, ResourceType, CLUSTER_RESOURCE_NAME};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
@@ -20,10 +22,22 @@ use uuid::Uuid;
 pub(crate) const SOURCE_DYNAMIC_TOPIC: i8 = 1;
 pub(crate) const SOURCE_DEFAULT: i8 = 5;
 
-/// Answers CreateTopics.
-async fn create<C: Partitions + Quorum + Settings>(ctx: &C, request: CreateTopicsRequest) -> CreateTopicsResponse {
+/// Why a topic is refused for want of an ACL.
+fn unauthorized() -> TopicError {
+    TopicError::Unauthorized("not authorized for this topic".into())
+}
+
+/// Answers CreateTopics: Create on the cluster or on the topic; the configs are returned only
+/// to a client that may DescribeConfigs the topic (v5+, as Kafka does).
+async fn create<C: Partitions + Quorum + Settings>(
+    ctx: &C,
+    access: &Access,
+    version: i16,
+    request: CreateTopicsRequest,
+) -> CreateTopicsResponse {
     let mut results = Vec::with_capacity(request.topics.len());
     let mut budget = RequestPartitions::new(ctx);
+    let cluster_create = access.allows_quietly(AclOperation::Create, ResourceType::Cluster, CLUSTER_RESOURCE_NAME);
     for topic in request.topics {
         let name = topic.name.0.to_string();
         let configs: Vec<(String, String)> = topic
@@ -49,7 +63,9 @@ async fn create<C: Partitions + Quorum + Settings>(ctx: &C, request: CreateTopic
         } else {
             new_topic.assignments.len() as i32
         };
-        let outcome = if crate::catalog::is_internal(&name) {
+        let outcome = if !cluster_create && !access.topic(AclOperation::Create, &name) {
+            Err(unauthorized())
+        } else if crate::catalog::is_internal(&name) {
             Err(TopicError::InvalidName(format!("'{name}' is an internal topic; the broker creates it")))
         } else if let Err(e) = budget.take(wanted) {
             Err(e)
@@ -63,6 +79,12 @@ async fn create<C: Partitions + Quorum + Settings>(ctx: &C, request: CreateTopic
         };
         let result = CreatableTopicResult::default().with_name(topic.name.clone());
         results.push(match outcome {
+            Ok(created) if version >= 5 && !access.topic(AclOperation::DescribeConfigs, &name) => result
+                .with_topic_id(created.id)
+                .with_num_partitions(created.partitions)
+                .with_replication_factor(created.replication_factor)
+                .with_topic_config_error_code(ResponseError::TopicAuthorizationFailed.code())
+                .with_configs(None),
             Ok(created) => {
                 let entries = created
                     .config
@@ -96,8 +118,8 @@ async fn create<C: Partitions + Quorum + Settings>(ctx: &C, request: CreateTopic
     CreateTopicsResponse::default().with_topics(results)
 }
 
-/// Answers DeleteTopics (by name, or by topic id from v6).
-async fn delete<C: Quorum>(ctx: &C, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
+/// Answers DeleteTopics (by name, or by topic id from v6): Delete on each topic.
+async fn delete<C: Quorum>(ctx: &C, access: &Access, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
     let mut wanted: Vec<(Option<String>, Uuid)> =
         request.topic_names.into_iter().map(|n| (Some(n.0.to_string()), Uuid::nil())).collect();
     wanted.extend(request.topics.into_iter().map(|t| (t.name.map(|n| n.0.to_string()), t.topic_id)));
@@ -111,6 +133,12 @@ async fn delete<C: Quorum>(ctx: &C, request: DeleteTopicsRequest) -> DeleteTopic
             responses.push(result.with_error_code(ResponseError::UnknownTopicId.code()));
             continue;
         };
+        if !access.topic(AclOperation::Delete, &name) {
+            let e = unauthorized();
+            responses
+                .push(result.with_error_code(e.error_code().code()).with_error_message(Some(str_bytes(e.to_string()))));
+            continue;
+        }
         responses.push(match crate::cluster::topics::delete_topic(ctx, &name).await {
             Ok(deleted_id) => result.with_topic_id(deleted_id),
             Err(e) => result.with_error_code(e.error_code().code()).with_error_message(Some(str_bytes(e.to_string()))),
@@ -119,9 +147,10 @@ async fn delete<C: Quorum>(ctx: &C, request: DeleteTopicsRequest) -> DeleteTopic
     DeleteTopicsResponse::default().with_responses(responses)
 }
 
-/// Answers CreatePartitions.
+/// Answers CreatePartitions: Alter on each topic.
 async fn create_partitions<C: Partitions + Quorum + Settings>(
     ctx: &C,
+    access: &Access,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let mut results = Vec::with_capacity(request.topics.len());
@@ -130,7 +159,9 @@ async fn create_partitions<C: Partitions + Quorum + Settings>(
         let current = ctx.metadata().topics.get(topic.name.0.as_str()).map_or(0, |t| t.partitions.len() as i32);
         let explicit: Vec<Vec<i32>> =
             topic.assignments.iter().flatten().map(|a| a.broker_ids.iter().map(|b| b.0).collect()).collect();
-        let outcome = if crate::catalog::is_internal(&topic.name.0) {
+        let outcome = if !access.topic(AclOperation::Alter, &topic.name.0) {
+            Err(unauthorized())
+        } else if crate::catalog::is_internal(&topic.name.0) {
             // Group-to-partition placement hashes over the partition count.
             Err(TopicError::InvalidName(format!("'{}' is an internal topic and cannot grow", topic.name.0)))
         } else if let Err(e) = budget.take(topic.count.saturating_sub(current)) {
@@ -184,24 +215,24 @@ impl RequestPartitions {
     }
 }
 
-impl<C: Partitions + Quorum + Settings> Handler<C> for CreateTopicsRequest {
-    async fn handle(ctx: &Arc<C>, _rc: &RequestContext, request: CreateTopicsRequest) -> Reply<CreateTopicsResponse> {
-        Reply::Now(create(&**ctx, request).await)
+impl<C: Partitions + Quorum + Settings + Authorize> Handler<C> for CreateTopicsRequest {
+    async fn handle(ctx: &Arc<C>, rc: &RequestContext, request: CreateTopicsRequest) -> Reply<CreateTopicsResponse> {
+        Reply::Now(create(&**ctx, &Access::of(&**ctx, rc), rc.version(), request).await)
     }
 }
 
-impl<C: Quorum + 'static> Handler<C> for DeleteTopicsRequest {
-    async fn handle(ctx: &Arc<C>, _rc: &RequestContext, request: DeleteTopicsRequest) -> Reply<DeleteTopicsResponse> {
-        Reply::Now(delete(&**ctx, request).await)
+impl<C: Quorum + Authorize> Handler<C> for DeleteTopicsRequest {
+    async fn handle(ctx: &Arc<C>, rc: &RequestContext, request: DeleteTopicsRequest) -> Reply<DeleteTopicsResponse> {
+        Reply::Now(delete(&**ctx, &Access::of(&**ctx, rc), request).await)
     }
 }
 
-impl<C: Partitions + Quorum + Settings> Handler<C> for CreatePartitionsRequest {
+impl<C: Partitions + Quorum + Settings + Authorize> Handler<C> for CreatePartitionsRequest {
     async fn handle(
         ctx: &Arc<C>,
-        _rc: &RequestContext,
+        rc: &RequestContext,
         request: CreatePartitionsRequest,
     ) -> Reply<CreatePartitionsResponse> {
-        Reply::Now(create_partitions(&**ctx, request).await)
+        Reply::Now(create_partitions(&**ctx, &Access::of(&**ctx, rc), request).await)
     }
 }

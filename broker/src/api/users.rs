@@ -2,10 +2,12 @@
 //! metadata quorum. Clients send the salt and the salted password, never the password; the
 //! broker derives and stores the keys and answers with mechanisms and iteration counts only.
 
-use super::context::{Reply, RequestContext};
+use super::authorize::Access;
+use super::context::{Authorize, Reply, RequestContext};
 use super::{str_bytes, Handler};
 use crate::cluster::Quorum;
 use crate::controller::{MetadataCommand, MetadataState};
+use crate::security::acl::AclOperation;
 use crate::security::scram::{Mechanism, ScramCredential};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResult;
@@ -171,23 +173,48 @@ async fn alter<C: Quorum>(ctx: &C, request: AlterUserScramCredentialsRequest) ->
     AlterUserScramCredentialsResponse::default().with_results(results)
 }
 
-impl<C: Quorum + 'static> Handler<C> for DescribeUserScramCredentialsRequest {
+impl<C: Quorum + Authorize> Handler<C> for DescribeUserScramCredentialsRequest {
+    /// Needs Describe on the cluster, as in Kafka.
     async fn handle(
         ctx: &Arc<C>,
-        _rc: &RequestContext,
+        rc: &RequestContext,
         request: DescribeUserScramCredentialsRequest,
     ) -> Reply<DescribeUserScramCredentialsResponse> {
+        if !Access::of(&**ctx, rc).cluster(AclOperation::Describe) {
+            return Reply::Now(
+                DescribeUserScramCredentialsResponse::default()
+                    .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+                    .with_error_message(Some(str_bytes("not authorized on the cluster"))),
+            );
+        }
         Reply::Now(describe(&**ctx, request))
     }
 }
 
-impl<C: Quorum + 'static> Handler<C> for AlterUserScramCredentialsRequest {
-    /// Answered later: each change waits for the quorum.
+impl<C: Quorum + Authorize> Handler<C> for AlterUserScramCredentialsRequest {
+    /// Answered later: each change waits for the quorum. Needs Alter on the cluster; without it
+    /// every user's result is the refusal, as in Kafka.
     async fn handle(
         ctx: &Arc<C>,
-        _rc: &RequestContext,
+        rc: &RequestContext,
         request: AlterUserScramCredentialsRequest,
     ) -> Reply<AlterUserScramCredentialsResponse> {
+        if !Access::of(&**ctx, rc).cluster(AclOperation::Alter) {
+            let mut users: Vec<_> = request.deletions.iter().map(|d| d.name.clone()).collect();
+            users.extend(request.upsertions.iter().map(|u| u.name.clone()));
+            let mut seen = BTreeSet::new();
+            users.retain(|u| seen.insert(u.clone()));
+            let results = users
+                .into_iter()
+                .map(|user| {
+                    AlterUserScramCredentialsResult::default()
+                        .with_user(user)
+                        .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+                        .with_error_message(Some(str_bytes("not authorized on the cluster")))
+                })
+                .collect();
+            return Reply::Now(AlterUserScramCredentialsResponse::default().with_results(results));
+        }
         let ctx = ctx.clone();
         Reply::Later(Box::pin(async move { alter(&*ctx, request).await }))
     }

@@ -121,6 +121,8 @@ impl MetadataError {
             MetadataError::NoReassignmentInProgress { .. } => ResponseError::NoReassignmentInProgress,
             MetadataError::UnknownScramCredential { .. } => ResponseError::ResourceNotFound,
             MetadataError::UnacceptableCredential(_) => ResponseError::UnacceptableCredential,
+            MetadataError::InvalidAcl(_) => ResponseError::InvalidRequest,
+            MetadataError::TooManyAcls { .. } => ResponseError::PolicyViolation,
         }
     }
 }

@@ -14,7 +14,9 @@
 //! - `partitions`: ISR changes, leader elections and reassignments of one partition.
 //! - `cluster`: cluster-wide values (the cluster id, producer-id blocks).
 //! - `users`: SCRAM credentials (salted, iterated; never a password).
+//! - `acls`: Kafka ACLs (CreateAcls / DeleteAcls), enforced by every broker's authorizer.
 
+mod acls;
 mod brokers;
 mod cluster;
 mod command;
@@ -22,8 +24,10 @@ mod partitions;
 mod topics;
 mod users;
 
+pub use acls::{MAX_ACLS, MAX_ACL_FIELD};
 pub use command::{MetadataCommand, MetadataError, MetadataResponse, PartitionAssignment};
 
+use crate::security::acl::AclBinding;
 use crate::security::scram::{Mechanism, ScramCredential};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -114,6 +118,9 @@ pub struct MetadataState {
     /// SCRAM credentials by user, then mechanism.
     #[serde(default)]
     pub scram_credentials: BTreeMap<String, BTreeMap<Mechanism, ScramCredential>>,
+    /// ACL bindings (Kafka's authorizer data), ordered so every replica lists them alike.
+    #[serde(default)]
+    pub acls: BTreeSet<AclBinding>,
 }
 
 impl MetadataState {
@@ -149,6 +156,8 @@ impl MetadataState {
             MetadataCommand::DeleteScramCredential { user, mechanism } => {
                 self.delete_scram_credential(user, *mechanism)
             }
+            MetadataCommand::CreateAcls { bindings } => self.create_acls(bindings),
+            MetadataCommand::DeleteAcls { filters } => self.delete_acls(filters),
         }
     }
 

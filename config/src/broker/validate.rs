@@ -125,6 +125,7 @@ impl BrokerConfig {
         }
         self.validate_connections(origin)?;
         self.validate_cluster(origin)?;
+        self.authorization.validate(origin)?;
         let groups = &self.groups;
         if groups.min_session_timeout > groups.max_session_timeout {
             return Err(ConfigError::invalid(

@@ -2,6 +2,7 @@
 //! [`MetadataResponse`] applying it yields, and the [`MetadataError`] that rejects it.
 
 use super::PartitionState;
+use crate::security::acl::{AclBinding, AclBindingFilter};
 use crate::security::scram::{Mechanism, ScramCredential};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -134,6 +135,16 @@ pub enum MetadataCommand {
         /// Which mechanism's credential.
         mechanism: Mechanism,
     },
+    /// Adds ACL bindings (CreateAcls): all of them, or none when one is invalid.
+    CreateAcls {
+        /// The bindings, each already valid for Kafka's creation checks.
+        bindings: Vec<AclBinding>,
+    },
+    /// Removes the ACL bindings the filters select (DeleteAcls).
+    DeleteAcls {
+        /// The filters, in request order.
+        filters: Vec<AclBindingFilter>,
+    },
 }
 
 /// Result of applying a command.
@@ -171,6 +182,11 @@ pub enum MetadataResponse {
         first: i64,
         /// Block size.
         count: i32,
+    },
+    /// What DeleteAcls removed: per filter, in order, the bindings it took away.
+    AclsDeleted {
+        /// One list per filter.
+        deleted: Vec<Vec<AclBinding>>,
     },
 }
 
@@ -239,6 +255,15 @@ pub enum MetadataError {
     /// A SCRAM credential that cannot be stored (bad name, iterations or key lengths).
     #[error("unacceptable credential: {0}")]
     UnacceptableCredential(String),
+    /// INVALID_REQUEST: an ACL binding or filter that Kafka's checks refuse.
+    #[error("invalid ACL: {0}")]
+    InvalidAcl(String),
+    /// POLICY_VIOLATION: the cluster holds as many ACLs as it may.
+    #[error("the cluster already holds the most ACLs it may ({limit})")]
+    TooManyAcls {
+        /// The limit.
+        limit: usize,
+    },
     /// NO_REASSIGNMENT_IN_PROGRESS.
     #[error("no reassignment is in progress for {topic}-{partition}")]
     NoReassignmentInProgress {

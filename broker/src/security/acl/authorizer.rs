@@ -92,6 +92,17 @@ impl Authorizer {
         }
     }
 
+    /// An authorizer over `bindings`; those Kafka's creation checks refuse are skipped (the
+    /// metadata quorum never stores one).
+    pub fn with_bindings<'a>(mut self, bindings: impl IntoIterator<Item = &'a AclBinding>) -> Self {
+        for binding in bindings {
+            if let Err(e) = self.add(binding.clone()) {
+                tracing::warn!(error = %e, ?binding, "ignoring an invalid stored ACL");
+            }
+        }
+        self
+    }
+
     /// Adds a binding after Kafka's creation checks. Ok(false) when an identical binding is
     /// already there (creating it again is a no-op in Kafka, not an error).
     pub fn add(&mut self, binding: AclBinding) -> Result<bool, AclError> {
@@ -229,6 +240,55 @@ impl Authorizer {
             .iter()
             .filter(|&&op| self.authorize(principal, host, op, resource_type, resource_name).is_allowed())
             .fold(0, |bits, op| bits | (1i32 << op.code()))
+    }
+
+    /// Kafka's `authorizeByResourceType`: may the principal perform `operation` on at least one
+    /// resource of this type? (InitProducerId lets Write on any topic stand in for
+    /// IdempotentWrite on the cluster.) Yes for a super user or where no ACL applies and that
+    /// is allowed, else when some ALLOW of the principal's is not overridden by a DENY on the
+    /// same or a wider pattern. Only the operation itself or All counts, as in Kafka.
+    pub fn authorize_any(
+        &self,
+        principal: &str,
+        host: IpAddr,
+        operation: AclOperation,
+        resource_type: ResourceType,
+    ) -> Decision {
+        // No resource is named "" (names are never empty), so this is the answer for a resource
+        // only wildcard ACLs apply to: super users, `*` ACLs and allow-if-no-ACL all decide it.
+        if self.authorize(principal, host, operation, resource_type, "").is_allowed() {
+            return Decision::Allowed;
+        }
+        let Some(index) = self.acls.get(&resource_type) else {
+            return Decision::Denied;
+        };
+        let applies = |s: &Stored| {
+            (s.entry.principal == principal || s.entry.principal == WILDCARD_PRINCIPAL)
+                && s.host.matches(host)
+                && (s.entry.operation == operation || s.entry.operation == AclOperation::All)
+        };
+        let names = |map: &'_ BTreeMap<String, Vec<Stored>>, permission: AclPermissionType| -> BTreeSet<String> {
+            map.iter()
+                .filter(|(_, entries)| entries.iter().any(|s| s.entry.permission == permission && applies(s)))
+                .map(|(name, _)| name.clone())
+                .collect()
+        };
+        let deny_literals = names(&index.literal, AclPermissionType::Deny);
+        let deny_prefixes = names(&index.prefixed, AclPermissionType::Deny);
+        if deny_literals.contains(WILDCARD) {
+            return Decision::Denied;
+        }
+        let denied_by_prefix = |name: &str| deny_prefixes.iter().any(|p| name.starts_with(p.as_str()));
+        let allowed_literal = names(&index.literal, AclPermissionType::Allow)
+            .iter()
+            .any(|name| !deny_literals.contains(name) && !denied_by_prefix(name));
+        let allowed_prefix =
+            names(&index.prefixed, AclPermissionType::Allow).iter().any(|name| !denied_by_prefix(name));
+        if allowed_literal || allowed_prefix {
+            Decision::Allowed
+        } else {
+            Decision::Denied
+        }
     }
 
     fn no_acl_found(&self) -> Decision {

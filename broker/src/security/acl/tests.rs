@@ -428,3 +428,45 @@ fn filter_validation() {
     let f = pattern_filter(ResourceType::Unknown, None, PatternType::Any);
     assert_eq!(f.validate(), Err(AclError::UnknownInFilter));
 }
+
+#[test]
+fn authorize_any_finds_an_allow_not_shadowed_by_a_deny() {
+    let any = |a: &Authorizer, principal: &str| a.authorize_any(principal, local(), Op::Write, Topic);
+    assert_eq!(any(&authorizer([]), ALICE), Denied);
+    assert_eq!(any(&authorizer([]), "User:admin"), Allowed, "super users");
+    assert_eq!(any(&Authorizer::new::<&str>([], true), ALICE), Allowed, "no ACL at all, allowed by setting");
+
+    let one = authorizer([topic_acl("logs", Literal, ALICE, Op::Write, Allow)]);
+    assert_eq!(any(&one, ALICE), Allowed);
+    assert_eq!(any(&one, BOB), Denied);
+    assert_eq!(one.authorize_any(ALICE, local(), Op::Read, Topic), Denied, "only the operation itself counts");
+    assert_eq!(one.authorize_any(ALICE, local(), Op::Write, Group), Denied);
+
+    let same_name = authorizer([
+        topic_acl("logs", Literal, ALICE, Op::Write, Allow),
+        topic_acl("logs", Literal, ALICE, Op::All, Deny),
+    ]);
+    assert_eq!(any(&same_name, ALICE), Denied);
+    let wider = authorizer([
+        topic_acl("logs-web", Literal, ALICE, Op::Write, Allow),
+        topic_acl("logs-w", Prefixed, ALICE, Op::Write, Allow),
+        topic_acl("logs", Prefixed, "User:*", Op::Write, Deny),
+    ]);
+    assert_eq!(any(&wider, ALICE), Denied, "a deny prefix covers both allows");
+    let everything = authorizer([
+        topic_acl("logs", Literal, ALICE, Op::Write, Allow),
+        topic_acl("*", Literal, ALICE, Op::Write, Deny),
+    ]);
+    assert_eq!(any(&everything, ALICE), Denied);
+    let wildcard = authorizer([topic_acl("*", Literal, "User:*", Op::Write, Allow)]);
+    assert_eq!(any(&wildcard, BOB), Allowed);
+}
+
+#[test]
+fn with_bindings_skips_what_creation_refuses() {
+    let good = topic_acl("logs", Literal, ALICE, Op::Read, Allow);
+    let bad = topic_acl("logs", Literal, "alice", Op::Read, Allow);
+    let a = Authorizer::new::<&str>([], false).with_bindings([&good, &bad]);
+    assert_eq!(a.len(), 1);
+    assert_eq!(check(&a, ALICE, Op::Read, "logs"), Allowed);
+}
