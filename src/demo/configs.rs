@@ -414,7 +414,7 @@ mod tests {
         assert_eq!(sink.elasticsearch[0].common.group, LOGS_GROUP);
         assert_eq!(sink.influxdb[0].database.as_deref(), Some("millrace"));
         // A bad URL is reported as the sink config's own error.
-        let layout = Layout { logs_out: LogsOut::Elasticsearch("https://x".into()), ..layout };
+        let layout = Layout { logs_out: LogsOut::Elasticsearch("ftp://x".into()), ..layout };
         let err = layout.configs().unwrap_err().to_string();
         assert!(err.contains("elasticsearch[0].endpoints"), "{err}");
     }

@@ -13,7 +13,9 @@ Standard library only. Start it with
     python3 tests/python/es_test_server.py --port 0 --port-file PATH [options]
 
 It binds 127.0.0.1, writes its actual port to PATH (temp file + rename) once listening and logs
-one line per request to stderr.
+one line per request to stderr. With --tls-cert PEM --tls-key PEM it serves HTTPS only (as
+Elasticsearch 8 does by default); --basic USER:PASS and --api-key KEY make it answer 401 with
+Elasticsearch's security_exception to requests without those credentials.
 
 Elasticsearch API (subset):
     GET|HEAD /                         cluster info

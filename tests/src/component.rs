@@ -11,15 +11,30 @@ pub struct Component {
     kind: &'static str,
     config: PathBuf,
     process: LoggedProcess,
+    /// Set in its environment at every start (secrets for `${VAR}` in its configuration).
+    env: Vec<(String, String)>,
 }
 
 impl Component {
     /// Writes `toml` to `<dir>/<name>.toml` and starts `millrace <kind>` with it, logging to
     /// `<dir>/<name>.log`.
     pub fn start(kind: &'static str, dir: &Path, name: &str, toml: &str) -> anyhow::Result<Component> {
+        Component::start_with_env(kind, dir, name, toml, &[])
+    }
+
+    /// [`Component::start`] with `env` added to its environment (at every start).
+    pub fn start_with_env(
+        kind: &'static str,
+        dir: &Path,
+        name: &str,
+        toml: &str,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Component> {
         let config = dir.join(format!("{name}.toml"));
         std::fs::write(&config, toml)?;
-        let mut component = Component { kind, config, process: LoggedProcess::new(dir.join(format!("{name}.log"))) };
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let process = LoggedProcess::new(dir.join(format!("{name}.log")));
+        let mut component = Component { kind, config, process, env };
         component.spawn()?;
         Ok(component)
     }
@@ -28,6 +43,7 @@ impl Component {
     pub fn spawn(&mut self) -> anyhow::Result<()> {
         let mut command = Command::new(millrace_bin());
         command.args([self.kind, "--config"]).arg(&self.config).env("MILLRACE_LOG", "info");
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
         self.process.spawn(command)
     }
 

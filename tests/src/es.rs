@@ -6,10 +6,15 @@
 //! streams, whole-request 400/401/406/413/429/503 answers) and adds, under `/_test/`, fault
 //! injection (`configure`) and inspection of what was stored (`docs`, `stats`). The module
 //! docstring of the Python script lists its options and its known deviations from Elasticsearch.
+//! [`EsTestServer::start_https`] serves HTTPS with a certificate of a test CA, as Elasticsearch 8
+//! does by default.
 
-use crate::{connect_timeout, python_bin, python_script, wait_until, LoggedProcess};
+use crate::https::{exchange, TlsClient};
+use crate::pki::CertFiles;
+use crate::{python_bin, python_script, wait_until, LoggedProcess};
 use anyhow::{bail, Context};
 use serde_json::Value;
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -17,10 +22,23 @@ use std::time::Duration;
 pub struct EsTestServer {
     process: LoggedProcess,
     port: u16,
+    /// Set when it serves HTTPS: the helpers trust its CA.
+    tls: Option<TlsClient>,
     _dir: tempfile::TempDir,
 }
 
 impl EsTestServer {
+    /// Starts the server over HTTPS with `cert` (signed by the CA in `ca_file`, which the
+    /// helpers trust), plus `extra_args` as for [`EsTestServer::start`].
+    pub fn start_https(cert: &CertFiles, ca_file: &Path, extra_args: &[&str]) -> anyhow::Result<EsTestServer> {
+        let (cert_path, key_path) = (cert.cert.display().to_string(), cert.key.display().to_string());
+        let mut args = vec!["--tls-cert", &cert_path, "--tls-key", &key_path];
+        args.extend_from_slice(extra_args);
+        let mut server = EsTestServer::start(&args)?;
+        server.tls = Some(TlsClient::trusting(ca_file)?);
+        Ok(server)
+    }
+
     /// Starts the server with `extra_args` (e.g. `["--basic", "elastic:changeme"]`,
     /// `["--reject-every", "3"]`) and waits (bounded) until it has written its port file.
     pub fn start(extra_args: &[&str]) -> anyhow::Result<EsTestServer> {
@@ -52,12 +70,13 @@ impl EsTestServer {
         }
         waited.with_context(|| format!("es_test_server.py log:\n{}", process.log()))?;
         let port = port.context("the port file vanished")?;
-        Ok(EsTestServer { process, port, _dir: dir })
+        Ok(EsTestServer { process, port, tls: None, _dir: dir })
     }
 
-    /// `http://127.0.0.1:PORT`, the Elasticsearch URL to give a sink.
+    /// `http://127.0.0.1:PORT` (`https://` when started with TLS), the URL to give a sink.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// The listening port.
@@ -107,19 +126,16 @@ impl EsTestServer {
     /// One HTTP/1.1 request with a JSON/NDJSON body (`Content-Type: application/x-ndjson`);
     /// returns the status and the body, whatever the status.
     pub fn request(&self, method: &str, path: &str, body: &[u8]) -> anyhow::Result<(u16, String)> {
-        use std::io::{Read, Write};
-        let mut stream = connect_timeout(&format!("127.0.0.1:{}", self.port), Duration::from_secs(5))?;
-        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-        stream.set_write_timeout(Some(Duration::from_secs(30)))?;
-        let head = format!(
+        let mut request = format!(
             "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
              Content-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n",
             body.len()
-        );
-        stream.write_all(head.as_bytes())?;
-        stream.write_all(body)?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).with_context(|| format!("reading the answer to {method} {path}"))?;
+        )
+        .into_bytes();
+        request.extend_from_slice(body);
+        let addr = format!("127.0.0.1:{}", self.port);
+        let response = exchange(&addr, self.tls.as_ref(), &request, Duration::from_secs(30))
+            .with_context(|| format!("{method} {path}"))?;
         let text = String::from_utf8_lossy(&response);
         let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
         let status = head

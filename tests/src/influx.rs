@@ -1,12 +1,14 @@
 //! A private InfluxDB 1.x for tests and benchmarks: `influxd` from the Debian package `influxdb`
 //! (1.6), run with a generated config in a temporary directory, on free loopback ports, with its
 //! output in a log file. The packaged service is never used. The helpers speak HTTP/1.1 over
-//! `std::net::TcpStream`, so the tests crate needs no HTTP client.
+//! `std::net::TcpStream` (or TLS over it, [`crate::https`]), so the tests crate needs no HTTP
+//! client. [`InfluxProcess::start_https`] runs it behind TLS with authentication and an admin.
 
-use crate::{connect_timeout, free_port, wait_until, LoggedProcess};
+use crate::https::{exchange, TlsClient};
+use crate::pki::CertFiles;
+use crate::{free_port, wait_until, LoggedProcess};
 use anyhow::{bail, Context};
 use serde_json::Value;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -31,6 +33,10 @@ pub struct InfluxProcess {
     bin: PathBuf,
     config_path: PathBuf,
     http_toml: String,
+    /// Set when it serves HTTPS: the helpers trust its CA.
+    tls: Option<TlsClient>,
+    /// The admin user the helpers authenticate as (`u`/`p` parameters) when auth is enabled.
+    admin: Option<(String, String)>,
     _dir: tempfile::TempDir,
 }
 
@@ -43,6 +49,29 @@ impl InfluxProcess {
     /// Like [`InfluxProcess::start`], with `http_toml` (`key = value` lines) added to the `[http]`
     /// table, e.g. `max-body-size = 1000` to get 413 answers.
     pub fn start_with_http(http_toml: &str) -> anyhow::Result<InfluxProcess> {
+        InfluxProcess::start_inner(http_toml, None)
+    }
+
+    /// Starts influxd serving HTTPS only with `cert` (signed by the CA in `ca_file`, which the
+    /// helpers trust) and `auth-enabled = true`, then creates the admin user `admin` (allowed
+    /// without credentials while no user exists, as on a fresh install); the helpers then query
+    /// as it. Writes need credentials: the admin's, or a user made with [`InfluxProcess::query`].
+    pub fn start_https(cert: &CertFiles, ca_file: &Path, admin: (&str, &str)) -> anyhow::Result<InfluxProcess> {
+        let http_toml = format!(
+            "  https-enabled = true\n  https-certificate = {:?}\n  https-private-key = {:?}\n  auth-enabled = true\n",
+            cert.cert.display().to_string(),
+            cert.key.display().to_string()
+        );
+        let mut influx = InfluxProcess::start_inner(&http_toml, Some(TlsClient::trusting(ca_file)?))?;
+        let (user, password) = admin;
+        let statement =
+            format!("CREATE USER {} WITH PASSWORD {} WITH ALL PRIVILEGES", quote_ident(user), quote_string(password));
+        influx.post_query(None, &statement).context("creating the admin user")?;
+        influx.admin = Some((user.to_string(), password.to_string()));
+        Ok(influx)
+    }
+
+    fn start_inner(http_toml: &str, tls: Option<TlsClient>) -> anyhow::Result<InfluxProcess> {
         let bin = influxd_bin()?;
         let tmp = tempfile::Builder::new().prefix("millrace-influx-").tempdir()?;
         let dir = tmp.path().to_path_buf();
@@ -54,6 +83,8 @@ impl InfluxProcess {
             dir,
             bin,
             http_toml: http_toml.to_string(),
+            tls,
+            admin: None,
             _dir: tmp,
         };
         // A port found free can be taken by another test before influxd binds it: retry once.
@@ -153,7 +184,7 @@ bind-address = "127.0.0.1:{rpc}"
             // another process holding it.
             let bound =
                 self.process.fresh_log().lines().any(|l| l.contains("Listening on HTTP") && l.contains(&listening));
-            if bound && ping(&addr) {
+            if bound && self.ping() {
                 return true;
             }
             exit = self.process.exited();
@@ -174,14 +205,22 @@ bind-address = "127.0.0.1:{rpc}"
         format!("127.0.0.1:{}", self.http_port)
     }
 
-    /// `http://127.0.0.1:PORT`, the URL a sink is configured with.
+    /// `http://127.0.0.1:PORT` (`https://` with TLS), the URL a sink is configured with.
     pub fn url(&self) -> String {
-        format!("http://{}", self.http_addr())
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.http_addr())
     }
 
     /// True when `GET /ping` answers 204 within 2 s (false while stopped, killed or SIGSTOPped).
     pub fn ping(&self) -> bool {
-        ping(&self.http_addr())
+        let answer =
+            request_over(&self.http_addr(), self.tls.as_ref(), "GET", "/ping", &[], b"", Duration::from_secs(2));
+        matches!(answer, Ok((204, _)))
+    }
+
+    /// The admin's `u`/`p` query parameters when auth is enabled.
+    fn credentials(&self) -> Vec<(&str, &str)> {
+        self.admin.as_ref().map(|(u, p)| vec![("u", u.as_str()), ("p", p.as_str())]).unwrap_or_default()
     }
 
     /// `CREATE DATABASE "name"` (a no-op when it exists).
@@ -198,8 +237,18 @@ bind-address = "127.0.0.1:{rpc}"
         if !precision.is_empty() {
             params.push(("precision", precision));
         }
+        params.extend(self.credentials());
         let path = format!("/write?{}", form_encode(&params));
-        http_request(&self.http_addr(), "POST", &path, &[("Content-Type", "text/plain; charset=utf-8")], body.as_ref())
+        let headers = [("Content-Type", "text/plain; charset=utf-8")];
+        request_over(
+            &self.http_addr(),
+            self.tls.as_ref(),
+            "POST",
+            &path,
+            &headers,
+            body.as_ref(),
+            Duration::from_secs(60),
+        )
     }
 
     /// Runs InfluxQL `q` against `db` (`POST /query`, timestamps as epoch milliseconds) and
@@ -217,8 +266,14 @@ bind-address = "127.0.0.1:{rpc}"
             params.push(("db", db));
         }
         let form = form_encode(&params);
+        // influxd reads `u` and `p` from the URL only, never from a form body.
+        let credentials = self.credentials();
+        let path =
+            if credentials.is_empty() { "/query".to_string() } else { format!("/query?{}", form_encode(&credentials)) };
         let headers = [("Content-Type", "application/x-www-form-urlencoded")];
-        let (status, body) = http_request(&self.http_addr(), "POST", "/query", &headers, form.as_bytes())?;
+        let timeout = Duration::from_secs(60);
+        let (status, body) =
+            request_over(&self.http_addr(), self.tls.as_ref(), "POST", &path, &headers, form.as_bytes(), timeout)?;
         if status != 200 {
             bail!("query {q:?}: HTTP {status}: {}", body.trim_end());
         }
@@ -330,10 +385,6 @@ fn find_influxd(influxd: Option<std::ffi::OsString>, path: Option<std::ffi::OsSt
         .context("influxd is not installed (Debian package influxdb): run ./scripts/install-deps.sh --tests")
 }
 
-fn ping(addr: &str) -> bool {
-    matches!(http_request_timeout(addr, "GET", "/ping", &[], b"", Duration::from_secs(2)), Ok((204, _)))
-}
-
 /// True when influxd's start-up failed because another process holds one of its ports
 /// (`listen tcp 127.0.0.1:PORT: bind: address already in use`).
 fn port_taken(log: &str) -> bool {
@@ -344,6 +395,11 @@ fn port_taken(log: &str) -> bool {
 /// commas, quotes).
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// An InfluxQL string literal in single quotes (passwords).
+pub fn quote_string(text: &str) -> String {
+    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 /// `k1=v1&k2=v2`, percent-encoded: valid as a URL query and as an
@@ -388,26 +444,32 @@ pub fn http_request_timeout(
     body: &[u8],
     timeout: Duration,
 ) -> anyhow::Result<(u16, String)> {
-    let what = format!("{method} http://{addr}{path}");
-    let mut stream = connect_timeout(addr, timeout.min(Duration::from_secs(5))).with_context(|| what.clone())?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
-    let mut head =
+    request_over(addr, None, method, path, headers, body, timeout)
+}
+
+/// [`http_request_timeout`] over TLS when `tls` is given.
+fn request_over(
+    addr: &str,
+    tls: Option<&TlsClient>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout: Duration,
+) -> anyhow::Result<(u16, String)> {
+    // The path may carry `p=` (a password): only the path's start is quoted in errors.
+    let what = format!("{method} {addr}{}", path.split('?').next().unwrap_or_default());
+    let mut request =
         format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
     for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
+        request.push_str(&format!("{name}: {value}\r\n"));
     }
-    head.push_str("\r\n");
-    // A server may answer (413) and close before reading all of a large body: a failed send
-    // matters only when no answer follows.
-    let sent = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(body));
-    let mut raw = Vec::new();
-    let read = stream.read_to_end(&mut raw);
-    if raw.is_empty() {
-        sent.with_context(|| format!("{what}: sending the request"))?;
-        read.with_context(|| format!("{what}: reading the answer"))?;
-        bail!("{what}: the connection closed without an answer");
-    }
+    request.push_str("\r\n");
+    let mut request = request.into_bytes();
+    request.extend_from_slice(body);
+    // A server may answer (413) and close before reading all of a large body: `exchange` fails
+    // on a failed send only when no answer follows.
+    let raw = exchange(addr, tls, &request, timeout).with_context(|| what.clone())?;
     parse_response(&raw).with_context(|| what)
 }
 

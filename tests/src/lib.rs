@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod component;
 pub mod es;
 pub mod fuzz_entry;
+pub mod https;
 pub mod influx;
 pub mod jepsen;
 pub mod kafka;

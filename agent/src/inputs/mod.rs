@@ -260,7 +260,10 @@ pub async fn prometheus_once(input: &PrometheusInput, host: &str) -> Result<Vec<
     let topic: Arc<str> = Arc::from(input.topic.as_str());
     let mut out = Vec::new();
     for url in &input.urls {
-        let points = scraper.scrape(url).await.unwrap_or_else(|e| vec![e.status_point()]);
+        let points = scraper.scrape(url).await.unwrap_or_else(|e| {
+            tracing::warn!(input = %input.name, error = %e, "scrape failed");
+            vec![e.status_point()]
+        });
         out.extend(metric_envelopes(points, host, "prometheus", &input.name, &topic, &processors));
     }
     Ok(out)

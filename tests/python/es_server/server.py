@@ -3,6 +3,7 @@
 import argparse
 import json
 import os
+import ssl
 import sys
 import traceback
 from http.server import ThreadingHTTPServer
@@ -17,6 +18,16 @@ from .values import generate_uuid
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
+    # An ssl.SSLContext when serving HTTPS (--tls-cert/--tls-key), else None.
+    tls_context = None
+
+    def finish_request(self, request, client_address):
+        # The TLS handshake happens here, on the connection's own thread, so that a client that
+        # stalls or fails its handshake holds up no one else. A failed handshake (a client that
+        # does not trust the certificate, plain HTTP on the TLS port) ends in handle_error.
+        if self.tls_context is not None:
+            request = self.tls_context.wrap_socket(request, server_side=True)
+        super().finish_request(request, client_address)
 
     def handle_error(self, request, client_address):
         log(f"connection from {client_address} failed: {traceback.format_exc().strip().splitlines()[-1]}")
@@ -37,6 +48,8 @@ def parse_args(argv):
     p.add_argument("--port-file", help="write the bound port here (atomically) once listening")
     p.add_argument("--basic", metavar="USER:PASS", help="require HTTP basic auth with these credentials")
     p.add_argument("--api-key", metavar="KEY", help="require (or also accept) 'Authorization: ApiKey KEY'")
+    p.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate (chain) file")
+    p.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
     p.add_argument("--data-stream-pattern", action="append", default=[], metavar="GLOB",
                    help="names matching this glob become data streams when first written (repeatable)")
     p.add_argument("--no-builtin-templates", action="store_true",
@@ -53,6 +66,8 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if args.basic is not None and ":" not in args.basic:
         p.error("--basic must be USER:PASS")
+    if (args.tls_cert is None) != (args.tls_key is None):
+        p.error("--tls-cert and --tls-key go together")
     return args
 
 
@@ -70,13 +85,19 @@ def main(argv=None):
     for key, value in changes.items():
         setattr(settings, key, value)
     server = Server((args.host, args.port), Handler)
+    scheme = "http"
+    if args.tls_cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        server.tls_context = context
+        scheme = "https"
     server.store = Store(settings, args.data_stream_pattern, not args.no_builtin_templates)
     server.auth = {k: v for k, v in (("basic", args.basic), ("api_key", args.api_key)) if v}
     server.cluster_uuid = generate_uuid()
     port = server.server_address[1]
     if args.port_file:
         write_port_file(args.port_file, port)
-    log(f"listening on http://{args.host}:{port} settings={json.dumps(settings.to_json())}")
+    log(f"listening on {scheme}://{args.host}:{port} settings={json.dumps(settings.to_json())}")
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
