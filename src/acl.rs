@@ -2,7 +2,7 @@
 //! protocol (CreateAcls / DescribeAcls / DeleteAcls) with the vocabulary of Kafka's
 //! `kafka-acls.sh`: `--allow-principal User:alice --operation Read --topic logs`.
 
-use crate::cluster::check;
+use crate::cluster::{check, connect};
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use kafka_protocol::messages::create_acls_request::AclCreation;
@@ -21,8 +21,9 @@ const VERSION: i16 = 1;
 /// `millrace acl` arguments.
 #[derive(Args)]
 pub struct AclArgs {
-    #[command(flatten)]
-    client: crate::client::ClientArgs,
+    /// Broker to talk to, HOST:PORT (a comma-separated list: the first that answers is used).
+    #[arg(long, alias = "bootstrap-server", env = "MILLRACE_BOOTSTRAP", default_value = "127.0.0.1:9092", global = true)]
+    bootstrap: String,
     #[command(subcommand)]
     command: AclCommand,
 }
@@ -225,7 +226,7 @@ fn line(rt: i8, name: &str, pattern: i8, principal: &str, host: &str, op: i8, pe
 
 /// Runs an acl subcommand.
 pub async fn run(args: AclArgs) -> anyhow::Result<()> {
-    let mut conn = args.client.client()?.connect().await?;
+    let mut conn = connect(&args.bootstrap).await?;
     match args.command {
         AclCommand::Add(selection) => {
             let creations = selection.creations()?;

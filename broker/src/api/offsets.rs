@@ -38,6 +38,9 @@ pub fn subscribed_topics(metadata: &Bytes) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A partition by topic name and index.
+type TopicPartition = (String, i32);
+
 /// Per partition: an error decided before writing, or None when it is part of the commit.
 type PartitionErrors = Vec<(i32, Option<ResponseError>)>;
 
@@ -254,7 +257,7 @@ async fn delete(ctx: &impl Groups, access: &Access, request: OffsetDeleteRequest
         return OffsetDeleteResponse::default().with_error_code(ResponseError::GroupAuthorizationFailed.code());
     }
     // Partitions of topics the client may not Read are refused on their own, not deleted.
-    let (partitions, refused): (Vec<(String, i32)>, Vec<(String, i32)>) = request
+    let (partitions, refused): (Vec<TopicPartition>, Vec<TopicPartition>) = request
         .topics
         .iter()
         .flat_map(|t| t.partitions.iter().map(move |p| (t.name.0.to_string(), p.partition_index)))
