@@ -2,10 +2,11 @@
 //! real InfluxDB 1.x, both serving TLS with certificates of a throw-away CA and refusing requests
 //! without the right credentials.
 //!
-//! Proves: records arrive over HTTPS with basic auth (password from a file), an API key or an
-//! InfluxDB password (from `${VAR}`), and their offsets are committed; a wrong password is
-//! reported as refused credentials and commits nothing; a server whose CA the sink does not
-//! trust is a TLS error and commits nothing; no secret appears in the sink's log.
+//! Proves: records arrive over HTTPS with basic auth (password from a file, with a client
+//! certificate), an API key or an InfluxDB password (from `${VAR}`), and their offsets are
+//! committed; a wrong password is reported as refused credentials and commits nothing; a server
+//! whose CA the sink does not trust is a TLS error and commits nothing; no secret appears in the
+//! sink's log.
 
 use millrace_tests::component::Component;
 use millrace_tests::es::EsTestServer;
@@ -46,10 +47,12 @@ fn elasticsearch_over_https_with_basic_auth_and_api_key_refusing_wrong_ones() ->
     let dir = tempfile::tempdir()?;
     let ca = TestCa::new(&dir.path().join("pki"), "millrace test CA")?;
     let api_key = "bWlsbHJhY2U6a2V5LXMzY3JldA==";
+    let ca_file = ca.ca_cert.display().to_string();
+    // Client certificates are asked for (not required): the one a sink presents is logged.
     let es = EsTestServer::start_https(
         &ca.localhost("es")?,
         &ca.ca_cert,
-        &["--basic", "elastic:pa55-s3cret", "--api-key", api_key],
+        &["--basic", "elastic:pa55-s3cret", "--api-key", api_key, "--tls-client-ca", &ca_file],
     )?;
     assert!(es.url().starts_with("https://"), "{}", es.url());
     // Plain HTTP on the TLS port gets no answer a client could take for Elasticsearch's.
@@ -69,7 +72,7 @@ fn elasticsearch_over_https_with_basic_auth_and_api_key_refusing_wrong_ones() ->
 
     let password_file = dir.path().join("es-password");
     std::fs::write(&password_file, "pa55-s3cret\n")?;
-    let ca_file = ca.ca_cert.display().to_string();
+    let client = ca.issue("sink", "millrace-sink", &[])?;
     let sink = |name: &str, index: &str, rest: &str| {
         format!(
             "[[elasticsearch]]\nname = \"{name}\"\ntopics = [\"logs\"]\ngroup = \"{name}\"\nendpoints = [\"{}\"]\n\
@@ -84,8 +87,11 @@ fn elasticsearch_over_https_with_basic_auth_and_api_key_refusing_wrong_ones() ->
             "es-basic",
             "basic",
             &format!(
-                "username = \"elastic\"\npassword_file = {:?}\ntls = {{ ca_file = {ca_file:?} }}",
-                password_file.display().to_string()
+                "username = \"elastic\"\npassword_file = {:?}\n\
+                 tls = {{ ca_file = {ca_file:?}, cert_file = {:?}, key_file = {:?} }}",
+                password_file.display().to_string(),
+                client.cert.display().to_string(),
+                client.key.display().to_string()
             ),
         ),
         sink(
@@ -132,6 +138,9 @@ fn elasticsearch_over_https_with_basic_auth_and_api_key_refusing_wrong_ones() ->
         assert_eq!(commits(&bootstrap, group)?.0, 0, "{group} committed offsets it never wrote");
     }
     assert_eq!((count("wrong"), count("untrusted")), (0, 0));
+    let served = es.log();
+    assert_eq!(served.matches("tls client certificate CN=").count(), served.matches("CN=millrace-sink").count());
+    assert!(served.contains("tls client certificate CN=millrace-sink"), "the client certificate was not presented");
     let stats = es.stats()?;
     assert!(stats["unauthorized_401"].as_u64().unwrap_or(0) > 0, "{stats}");
     for secret in ["pa55-s3cret", api_key, "not-it"] {

@@ -27,6 +27,10 @@ class Server(ThreadingHTTPServer):
         # does not trust the certificate, plain HTTP on the TLS port) ends in handle_error.
         if self.tls_context is not None:
             request = self.tls_context.wrap_socket(request, server_side=True)
+            # With --tls-client-ca, a verified client certificate is named once per connection.
+            subject = dict(field for rdn in (request.getpeercert() or {}).get("subject", ()) for field in rdn)
+            if subject:
+                log(f"tls client certificate CN={subject.get('commonName', '?')}")
         super().finish_request(request, client_address)
 
     def handle_error(self, request, client_address):
@@ -50,6 +54,8 @@ def parse_args(argv):
     p.add_argument("--api-key", metavar="KEY", help="require (or also accept) 'Authorization: ApiKey KEY'")
     p.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate (chain) file")
     p.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
+    p.add_argument("--tls-client-ca", metavar="PEM",
+                   help="ask clients for a certificate signed by this CA (optional for them; logged when given)")
     p.add_argument("--data-stream-pattern", action="append", default=[], metavar="GLOB",
                    help="names matching this glob become data streams when first written (repeatable)")
     p.add_argument("--no-builtin-templates", action="store_true",
@@ -89,6 +95,9 @@ def main(argv=None):
     if args.tls_cert:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(args.tls_cert, args.tls_key)
+        if args.tls_client_ca:
+            context.load_verify_locations(args.tls_client_ca)
+            context.verify_mode = ssl.CERT_OPTIONAL
         server.tls_context = context
         scheme = "https"
     server.store = Store(settings, args.data_stream_pattern, not args.no_builtin_templates)
