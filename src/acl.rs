@@ -22,7 +22,13 @@ const VERSION: i16 = 1;
 #[derive(Args)]
 pub struct AclArgs {
     /// Broker to talk to, HOST:PORT (a comma-separated list: the first that answers is used).
-    #[arg(long, alias = "bootstrap-server", env = "MILLRACE_BOOTSTRAP", default_value = "127.0.0.1:9092", global = true)]
+    #[arg(
+        long,
+        alias = "bootstrap-server",
+        env = "MILLRACE_BOOTSTRAP",
+        default_value = "127.0.0.1:9092",
+        global = true
+    )]
     bootstrap: String,
     #[command(subcommand)]
     command: AclCommand,
