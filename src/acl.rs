@@ -2,7 +2,7 @@
 //! protocol (CreateAcls / DescribeAcls / DeleteAcls) with the vocabulary of Kafka's
 //! `kafka-acls.sh`: `--allow-principal User:alice --operation Read --topic logs`.
 
-use crate::cluster::{check, connect};
+use crate::cluster::check;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use kafka_protocol::messages::create_acls_request::AclCreation;
@@ -21,15 +21,8 @@ const VERSION: i16 = 1;
 /// `millrace acl` arguments.
 #[derive(Args)]
 pub struct AclArgs {
-    /// Broker to talk to, HOST:PORT (a comma-separated list: the first that answers is used).
-    #[arg(
-        long,
-        alias = "bootstrap-server",
-        env = "MILLRACE_BOOTSTRAP",
-        default_value = "127.0.0.1:9092",
-        global = true
-    )]
-    bootstrap: String,
+    #[command(flatten)]
+    client: crate::client::ClientArgs,
     #[command(subcommand)]
     command: AclCommand,
 }
@@ -232,7 +225,7 @@ fn line(rt: i8, name: &str, pattern: i8, principal: &str, host: &str, op: i8, pe
 
 /// Runs an acl subcommand.
 pub async fn run(args: AclArgs) -> anyhow::Result<()> {
-    let mut conn = connect(&args.bootstrap).await?;
+    let mut conn = args.client.client()?.connect().await?;
     match args.command {
         AclCommand::Add(selection) => {
             let creations = selection.creations()?;

@@ -3,7 +3,7 @@
 //! ListPartitionReassignments, UnregisterBroker). Any broker answers; changes go through the
 //! metadata quorum.
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::{Args, Subcommand};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
@@ -12,7 +12,6 @@ use kafka_protocol::messages::{
     MetadataRequest, TopicName, UnregisterBrokerRequest,
 };
 use kafka_protocol::protocol::StrBytes;
-use millrace_protocol::Connection;
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(15);
@@ -20,9 +19,8 @@ const TIMEOUT: Duration = Duration::from_secs(15);
 /// `millrace cluster` arguments.
 #[derive(Args)]
 pub struct ClusterArgs {
-    /// Broker to talk to, HOST:PORT (a comma-separated list: the first that answers is used).
-    #[arg(long, env = "MILLRACE_BOOTSTRAP", default_value = "127.0.0.1:9092", global = true)]
-    bootstrap: String,
+    #[command(flatten)]
+    client: crate::client::ClientArgs,
     #[command(subcommand)]
     command: ClusterCommand,
 }
@@ -56,20 +54,6 @@ enum ClusterCommand {
     },
 }
 
-pub(crate) async fn connect(bootstrap: &str) -> anyhow::Result<Connection> {
-    let mut last = None;
-    for addr in bootstrap.split(',').map(str::trim).filter(|a| !a.is_empty()) {
-        match Connection::connect(addr, Duration::from_secs(5)).await {
-            Ok(c) => return Ok(c),
-            Err(e) => last = Some(e),
-        }
-    }
-    match last {
-        Some(e) => Err(e).context("connecting to the cluster"),
-        None => bail!("--bootstrap names no broker"),
-    }
-}
-
 pub(crate) fn check(code: i16, message: Option<&StrBytes>, what: &str) -> anyhow::Result<()> {
     if code == 0 {
         return Ok(());
@@ -80,7 +64,7 @@ pub(crate) fn check(code: i16, message: Option<&StrBytes>, what: &str) -> anyhow
 
 /// Runs a cluster subcommand.
 pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
-    let mut conn = connect(&args.bootstrap).await?;
+    let mut conn = args.client.client()?.connect().await?;
     match args.command {
         ClusterCommand::Describe => {
             let cluster = conn.request(0, &DescribeClusterRequest::default(), TIMEOUT).await?;

@@ -320,7 +320,15 @@ impl Demo {
             [(LOGS_TOPIC, configs::PARTITIONS), (METRICS_TOPIC, configs::PARTITIONS), (DEAD_LETTER_TOPIC, 1)]
         {
             loop {
-                let problem = match crate::topic::create(&bootstrap, topic, partitions, BROKERS, &[]).await {
+                let problem = match crate::topic::create(
+                    &crate::client::Client::plaintext(&bootstrap),
+                    topic,
+                    partitions,
+                    BROKERS,
+                    &[],
+                )
+                .await
+                {
                     // Exists: an earlier attempt that timed out went through after all.
                     Ok(Ok(())) | Ok(Err(RDKafkaErrorCode::TopicAlreadyExists)) => break,
                     Ok(Err(code)) => format!("{code} ({code:?})"),

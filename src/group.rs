@@ -2,9 +2,10 @@
 //! over the Kafka protocol (ListGroups, DescribeGroups, OffsetFetch, ListOffsets) so it works
 //! against any Kafka-compatible cluster.
 
+use crate::client::Client;
 use anyhow::{bail, Context};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -13,9 +14,8 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// Arguments of `millrace group`.
 #[derive(clap::Args)]
 pub struct GroupArgs {
-    /// Broker to talk to.
-    #[arg(long, global = true, default_value = "127.0.0.1:9092", env = "MILLRACE_BOOTSTRAP")]
-    bootstrap: String,
+    #[command(flatten)]
+    client: crate::client::ClientArgs,
     #[command(subcommand)]
     command: GroupCommand,
 }
@@ -31,11 +31,10 @@ enum GroupCommand {
     },
 }
 
-fn consumer(bootstrap: &str, group: &str) -> anyhow::Result<BaseConsumer> {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+fn consumer(client: &Client, group: &str) -> anyhow::Result<BaseConsumer> {
+    client
+        .rdkafka_config("millrace-group")
         .set("group.id", group)
-        .set("client.id", "millrace-group")
         .set("enable.auto.commit", "false")
         .create()
         .context("creating the Kafka client")
@@ -43,16 +42,16 @@ fn consumer(bootstrap: &str, group: &str) -> anyhow::Result<BaseConsumer> {
 
 /// Runs a group subcommand.
 pub async fn run(args: GroupArgs) -> anyhow::Result<()> {
-    let bootstrap = args.bootstrap.clone();
+    let client = args.client.client()?;
     tokio::task::spawn_blocking(move || match args.command {
-        GroupCommand::List => list(&bootstrap),
-        GroupCommand::Describe { group } => describe(&bootstrap, &group),
+        GroupCommand::List => list(&client),
+        GroupCommand::Describe { group } => describe(&client, &group),
     })
     .await?
 }
 
-fn list(bootstrap: &str) -> anyhow::Result<()> {
-    let client = consumer(bootstrap, "millrace-group-list")?;
+fn list(target: &Client) -> anyhow::Result<()> {
+    let client = consumer(target, "millrace-group-list")?;
     let groups = client.fetch_group_list(None, TIMEOUT).context("listing groups")?;
     println!("{:<40} {:<22} {:<10} MEMBERS", "GROUP", "STATE", "PROTOCOL");
     for group in groups.groups() {
@@ -67,8 +66,8 @@ struct Row {
     member: Option<(String, String, String)>,
 }
 
-fn describe(bootstrap: &str, group_id: &str) -> anyhow::Result<()> {
-    let client = consumer(bootstrap, group_id)?;
+fn describe(target: &Client, group_id: &str) -> anyhow::Result<()> {
+    let client = consumer(target, group_id)?;
     let list = client.fetch_group_list(Some(group_id), TIMEOUT).context("describing the group")?;
     let Some(group) = list.groups().iter().find(|g| g.name() == group_id) else {
         bail!("group {group_id} was not returned by the broker");

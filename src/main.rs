@@ -2,6 +2,7 @@
 
 mod acl;
 mod bench;
+mod client;
 mod cluster;
 mod demo;
 mod group;
@@ -169,7 +170,7 @@ fn broker_config(args: &BrokerArgs) -> anyhow::Result<millrace_config::BrokerCon
         config.data_dir = dir.clone();
     }
     if let Some(listen) = args.listen {
-        config.listen = listen;
+        config.listen = Some(listen);
     }
     if let Some(admin) = args.admin_listen {
         config.admin_listen = admin;

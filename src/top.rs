@@ -7,9 +7,8 @@ use std::time::Duration;
 /// Arguments of `millrace top`.
 #[derive(clap::Args)]
 pub struct TopArgs {
-    /// Brokers to ask, HOST:PORT, comma-separated (the first that answers is used).
-    #[arg(long, env = "MILLRACE_BOOTSTRAP", default_value = "127.0.0.1:9092")]
-    bootstrap: String,
+    #[command(flatten)]
+    client: crate::client::ClientArgs,
     /// Time between refreshes ("2s", "500ms").
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     interval: Duration,
@@ -68,8 +67,10 @@ pub fn init_tracing(args: &TopArgs, filter: &str) -> anyhow::Result<()> {
 
 /// Runs `millrace top`.
 pub async fn run(args: TopArgs) -> anyhow::Result<()> {
+    let client = args.client.client()?;
     let options = millrace_tui::Options {
-        bootstrap: args.bootstrap,
+        security: crate::client::protocol_security(&client.security)?,
+        bootstrap: client.bootstrap,
         interval: args.interval,
         request_timeout: args.request_timeout,
         metrics: args.metrics,

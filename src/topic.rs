@@ -1,6 +1,7 @@
 //! `millrace topic create|list|describe|delete`: topic administration over the Kafka protocol
 //! (librdkafka), so it works against any Kafka-compatible broker.
 
+use crate::client::Client;
 use anyhow::{anyhow, bail, Context};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -14,9 +15,8 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// Arguments of `millrace topic`.
 #[derive(clap::Args)]
 pub struct TopicArgs {
-    /// Broker to talk to.
-    #[arg(long, global = true, default_value = "127.0.0.1:9092", env = "MILLRACE_BOOTSTRAP")]
-    bootstrap: String,
+    #[command(flatten)]
+    client: crate::client::ClientArgs,
     #[command(subcommand)]
     command: TopicCommand,
 }
@@ -51,20 +51,20 @@ enum TopicCommand {
     },
 }
 
-fn client_config(bootstrap: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", bootstrap).set("client.id", "millrace-topic").set("socket.timeout.ms", "10000");
+fn client_config(client: &Client) -> ClientConfig {
+    let mut config = client.rdkafka_config("millrace-topic");
+    config.set("socket.timeout.ms", "10000");
     config
 }
 
-fn admin(bootstrap: &str) -> anyhow::Result<AdminClient<DefaultClientContext>> {
-    client_config(bootstrap).create().context("creating the Kafka admin client")
+fn admin(client: &Client) -> anyhow::Result<AdminClient<DefaultClientContext>> {
+    client_config(client).create().context("creating the Kafka admin client")
 }
 
 /// Creates topic `name` with Kafka-named `settings`. The outer error means the cluster could not
 /// be asked; the inner one is the cluster's refusal (e.g. `TopicAlreadyExists`).
 pub async fn create(
-    bootstrap: &str,
+    client: &Client,
     name: &str,
     partitions: i32,
     replication_factor: i32,
@@ -75,7 +75,7 @@ pub async fn create(
     for (key, value) in settings {
         topic = topic.set(key, value);
     }
-    let results = admin(bootstrap)?.create_topics([&topic], &options).await?;
+    let results = admin(client)?.create_topics([&topic], &options).await?;
     for result in results {
         if let Err((_, code)) = result {
             return Ok(Err(code));
@@ -86,6 +86,7 @@ pub async fn create(
 
 /// Runs a topic subcommand.
 pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
+    let client = args.client.client()?;
     let options = AdminOptions::new().operation_timeout(Some(TIMEOUT)).request_timeout(Some(TIMEOUT));
     match args.command {
         TopicCommand::Create { name, partitions, replication_factor, topic_config } => {
@@ -98,13 +99,13 @@ pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
             }
             // Check locally first so typos get a precise message instead of INVALID_CONFIG.
             millrace_config::TopicOverrides::from_pairs(pairs.iter().copied())?;
-            match create(&args.bootstrap, &name, partitions, replication_factor, &pairs).await? {
+            match create(&client, &name, partitions, replication_factor, &pairs).await? {
                 Ok(()) => println!("created topic {name} with {partitions} partitions"),
                 Err(code) => bail!("creating topic {name} failed: {code} ({code:?})"),
             }
         }
         TopicCommand::Delete { name } => {
-            let results = admin(&args.bootstrap)?.delete_topics(&[&name], &options).await?;
+            let results = admin(&client)?.delete_topics(&[&name], &options).await?;
             for result in results {
                 match result {
                     Ok(deleted) => println!("deleted topic {deleted}"),
@@ -113,9 +114,9 @@ pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
             }
         }
         TopicCommand::List => {
-            let bootstrap = args.bootstrap.clone();
+            let listing = client.clone();
             let names = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
-                let consumer: BaseConsumer = client_config(&bootstrap).create()?;
+                let consumer: BaseConsumer = client_config(&listing).create()?;
                 let metadata = consumer.fetch_metadata(None, TIMEOUT).context("fetching metadata")?;
                 Ok(metadata.topics().iter().map(|t| t.name().to_string()).collect())
             })
@@ -124,7 +125,7 @@ pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
                 println!("{name}");
             }
         }
-        TopicCommand::Describe { names } => describe(&args.bootstrap, names, &options).await?,
+        TopicCommand::Describe { names } => describe(&client, names, &options).await?,
     }
     Ok(())
 }
@@ -146,11 +147,11 @@ struct PartitionRow {
     error: Option<String>,
 }
 
-async fn describe(bootstrap: &str, names: Vec<String>, options: &AdminOptions) -> anyhow::Result<()> {
-    let bootstrap_owned = bootstrap.to_string();
+async fn describe(client: &Client, names: Vec<String>, options: &AdminOptions) -> anyhow::Result<()> {
+    let owned = client.clone();
     let wanted = names.clone();
     let topics = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<TopicRows>> {
-        let consumer: BaseConsumer = client_config(&bootstrap_owned).create()?;
+        let consumer: BaseConsumer = client_config(&owned).create()?;
         let metadata = consumer.fetch_metadata(None, TIMEOUT).context("fetching metadata")?;
         let mut out = Vec::new();
         for topic in metadata.topics() {
@@ -185,7 +186,7 @@ async fn describe(bootstrap: &str, names: Vec<String>, options: &AdminOptions) -
             bail!("topic {name} does not exist");
         }
     }
-    let admin = admin(bootstrap)?;
+    let admin = admin(client)?;
     for TopicRows { name, error, partitions: rows } in topics {
         let configs = admin.describe_configs([&ResourceSpecifier::Topic(&name)], options).await?;
         let mut settings = Vec::new();

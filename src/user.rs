@@ -3,7 +3,7 @@
 //! Kafka's `kafka-configs --alter --add-config 'SCRAM-SHA-512=[...]' --entity-type users` does.
 //! The password is salted and iterated here; only the salt and the salted password travel.
 
-use crate::cluster::{check, connect};
+use crate::cluster::check;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use kafka_protocol::messages::alter_user_scram_credentials_request::{
@@ -20,9 +20,8 @@ const TIMEOUT: Duration = Duration::from_secs(15);
 /// `millrace user` arguments.
 #[derive(Args)]
 pub struct UserArgs {
-    /// Broker to talk to, HOST:PORT (a comma-separated list: the first that answers is used).
-    #[arg(long, env = "MILLRACE_BOOTSTRAP", default_value = "127.0.0.1:9092", global = true)]
-    bootstrap: String,
+    #[command(flatten)]
+    client: crate::client::ClientArgs,
     #[command(subcommand)]
     command: UserCommand,
 }
@@ -83,7 +82,7 @@ fn password(file: Option<&std::path::Path>) -> anyhow::Result<String> {
 
 /// Runs a user subcommand.
 pub async fn run(args: UserArgs) -> anyhow::Result<()> {
-    let mut conn = connect(&args.bootstrap).await?;
+    let mut conn = args.client.client()?.connect().await?;
     match args.command {
         UserCommand::Create { name, password_file, mechanism: m, iterations } => {
             let mechanism = mechanism(&m)?;

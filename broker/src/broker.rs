@@ -7,7 +7,9 @@ use crate::fsutil::{io_err, write_atomically};
 use crate::group::GroupCoordinator;
 use crate::metrics::{self, Metrics};
 use crate::producer_ids::ProducerIds;
+use crate::server::tls::TlsIdentity;
 use millrace_config::BrokerConfig;
+use millrace_protocol::client::{SaslLogin, Security};
 use std::sync::Arc;
 
 /// State shared by every connection.
@@ -30,6 +32,8 @@ pub struct Broker {
     pub cluster: Arc<ClusterLink>,
     /// The authorizer built from the metadata's ACLs, rebuilt when they change.
     pub(crate) acls: crate::api::AclCache,
+    /// The broker's TLS identity, when it has one: its listeners' and its client side's.
+    pub(crate) tls: Option<Arc<TlsIdentity>>,
 }
 
 impl Broker {
@@ -38,6 +42,7 @@ impl Broker {
         config: BrokerConfig,
         cluster: Arc<ClusterLink>,
         listeners: metrics::ListenerMetrics,
+        tls: Option<Arc<TlsIdentity>>,
     ) -> Result<Broker, BrokerError> {
         let meta = config.data_dir.join("meta");
         let cluster_id = load_cluster_id(&meta, config.cluster_id.as_deref())?;
@@ -54,7 +59,25 @@ impl Broker {
             groups,
             cluster,
             acls: crate::api::AclCache::default(),
+            tls,
         })
+    }
+
+    /// How this broker connects to another one's inter-broker listener: TLS with its own
+    /// certificate and SASL with `[inter_broker]`'s credentials, as that listener requires.
+    pub fn inter_broker_security(&self) -> Security {
+        let protocol = self.config.inter_broker_listener().protocol();
+        let tls = if protocol.uses_tls() { self.tls.as_ref().map(|t| t.client_config()) } else { None };
+        let inter = &self.config.inter_broker;
+        let sasl = match (protocol.uses_sasl(), &inter.sasl_username, &inter.sasl_password) {
+            (true, Some(username), Some(password)) => Some(SaslLogin {
+                mechanism: inter.sasl_mechanism.clone().unwrap_or_else(|| "SCRAM-SHA-512".into()),
+                username: username.clone(),
+                password: password.expose().to_string(),
+            }),
+            _ => None,
+        };
+        Security { tls, sasl }
     }
 
     /// The cluster id clients see: the one recorded in the metadata quorum.
@@ -69,12 +92,28 @@ impl Broker {
     }
 }
 
-/// The (host, port) clients are told to connect to.
+/// The (host, port) other brokers are told to connect to: the inter-broker listener's.
 pub(crate) fn advertised_host_port(config: &BrokerConfig) -> (String, u16) {
-    let advertised = config.advertised();
-    match advertised.rsplit_once(':') {
+    split_host_port(&config.advertised())
+}
+
+/// Every listener's advertised endpoint, registered with the quorum.
+pub(crate) fn advertised_endpoints(config: &BrokerConfig) -> Vec<crate::controller::BrokerEndpoint> {
+    config
+        .effective_listeners()
+        .iter()
+        .map(|l| {
+            let (host, port) = split_host_port(&l.advertised_address());
+            crate::controller::BrokerEndpoint { name: l.name.clone(), host, port }
+        })
+        .collect()
+}
+
+/// `HOST:PORT` (validated at load) as a pair; `[v6]` loses its brackets.
+fn split_host_port(address: &str) -> (String, u16) {
+    match address.rsplit_once(':') {
         Some((host, port)) => (host.trim_matches(|c| c == '[' || c == ']').to_string(), port.parse().unwrap_or(9092)),
-        None => (advertised, 9092),
+        None => (address.to_string(), 9092),
     }
 }
 

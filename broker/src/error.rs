@@ -33,6 +33,9 @@ pub enum BrokerError {
     /// Replication to the in-sync replicas did not finish in time.
     #[error("{0}")]
     Replication(String),
+    /// Configuration the broker cannot start with (e.g. unreadable certificate files).
+    #[error("{0}")]
+    Config(String),
 }
 
 impl BrokerError {
@@ -41,7 +44,9 @@ impl BrokerError {
         match self {
             BrokerError::Log(e) => e.error_code(),
             BrokerError::Io { .. } => ResponseError::KafkaStorageError,
-            BrokerError::Metadata(_) | BrokerError::Internal(_) => ResponseError::UnknownServerError,
+            BrokerError::Metadata(_) | BrokerError::Internal(_) | BrokerError::Config(_) => {
+                ResponseError::UnknownServerError
+            }
             BrokerError::ShuttingDown => ResponseError::NotLeaderOrFollower,
             BrokerError::NotCoordinator => ResponseError::NotCoordinator,
             BrokerError::Replication(_) => ResponseError::RequestTimedOut,

@@ -111,6 +111,8 @@ pub struct ListenerMetrics {
     pub closed: IntCounterVec,
     /// Bytes of the request memory budget (`server.queued_max_request_bytes`) in use.
     pub queued_request_bytes: IntGauge,
+    /// SASL logins, by result (`success`, `failure`).
+    pub authentications: IntCounterVec,
 }
 
 impl ListenerMetrics {
@@ -129,12 +131,17 @@ impl ListenerMetrics {
                 "queued_request_bytes",
                 "Bytes of the request memory budget held by requests being read or processed",
             )?,
+            authentications: IntCounterVec::new(
+                Opts::new("sasl_authentications_total", "SASL logins on the Kafka listeners, by result"),
+                &["result"],
+            )?,
         })
     }
 
     fn register(&self, registry: &Registry) -> Result<(), prometheus::Error> {
         registry.register(Box::new(self.refused.clone()))?;
         registry.register(Box::new(self.closed.clone()))?;
+        registry.register(Box::new(self.authentications.clone()))?;
         registry.register(Box::new(self.queued_request_bytes.clone()))
     }
 }

@@ -2,7 +2,7 @@
 //! membership, replica manager, housekeeping and internal topics until shutdown, and close every
 //! log cleanly.
 
-use crate::broker::{advertised_host_port, Broker};
+use crate::broker::{advertised_endpoints, advertised_host_port, Broker};
 use crate::cluster::ClusterLink;
 use crate::error::BrokerError;
 use crate::fsutil::io_err;
@@ -17,10 +17,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 /// Addresses the broker actually listens on (ports resolved when 0 was configured).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct BoundAddresses {
-    /// Kafka protocol.
+    /// The first Kafka listener.
     pub kafka: SocketAddr,
+    /// Every Kafka listener, by name.
+    pub listeners: Vec<(String, SocketAddr)>,
     /// Admin HTTP.
     pub admin: SocketAddr,
 }
@@ -28,7 +30,8 @@ pub struct BoundAddresses {
 /// A broker bound to its ports and ready to serve.
 pub struct RunningBroker {
     broker: Arc<Broker>,
-    kafka: TcpListener,
+    kafka: Vec<server::KafkaListener>,
+    tls: Option<Arc<server::tls::TlsIdentity>>,
     admin: TcpListener,
     /// Where it listens.
     pub addresses: BoundAddresses,
@@ -54,29 +57,44 @@ async fn bind_controller(
 
 /// Opens storage and binds the listeners; call [`RunningBroker::serve`] next.
 pub async fn start(mut config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
-    let kafka = TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| io_err(format!("binding the Kafka listener {}", config.listen), e))?;
+    let tls = server::tls::TlsIdentity::load(&config.tls)
+        .map_err(|e| BrokerError::Config(format!("loading the broker's TLS certificate ([tls]): {e}")))?;
+    let mut kafka = Vec::new();
+    for mut settings in config.effective_listeners() {
+        let socket = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|e| io_err(format!("binding the Kafka listener {} ({})", settings.name, settings.listen), e))?;
+        // With port 0 the advertised address must carry the real port.
+        settings.listen = socket.local_addr().map_err(|e| io_err("reading the Kafka listener address", e))?;
+        kafka.push(server::KafkaListener { settings, socket });
+    }
     let admin = TcpListener::bind(config.admin_listen)
         .await
         .map_err(|e| io_err(format!("binding the admin listener {}", config.admin_listen), e))?;
+    let listeners: Vec<(String, SocketAddr)> =
+        kafka.iter().map(|l| (l.settings.name.clone(), l.settings.listen)).collect();
     let addresses = BoundAddresses {
-        kafka: kafka.local_addr().map_err(|e| io_err("reading the Kafka listener address", e))?,
+        kafka: listeners.first().map(|(_, addr)| *addr).unwrap_or(config.admin_listen),
+        listeners,
         admin: admin.local_addr().map_err(|e| io_err("reading the admin listener address", e))?,
     };
-    // With port 0 the advertised address must carry the real port.
-    config.listen = addresses.kafka;
+    // From here on the bound listeners are the configuration.
+    config.listeners = kafka.iter().map(|l| l.settings.clone()).collect();
+    config.listen = None;
+    config.advertised_listener = None;
     config.admin_listen = addresses.admin;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| io_err(format!("creating data dir {}", config.data_dir.display()), e))?;
     let listener_metrics = metrics::ListenerMetrics::new()
         .map_err(|e| BrokerError::Internal(format!("creating listener metrics: {e}")))?;
     let controller = bind_controller(&config, &listener_metrics).await?;
-    let cluster = Arc::new(ClusterLink::start(&config, controller, advertised_host_port(&config)).await?);
-    let broker = tokio::task::spawn_blocking(move || Broker::open(config, cluster, listener_metrics))
+    let endpoints = advertised_endpoints(&config);
+    let cluster = Arc::new(ClusterLink::start(&config, controller, advertised_host_port(&config), endpoints).await?);
+    let identity = tls.clone();
+    let broker = tokio::task::spawn_blocking(move || Broker::open(config, cluster, listener_metrics, identity))
         .await
         .map_err(|e| BrokerError::Internal(format!("opening storage: {e}")))??;
-    Ok(RunningBroker { broker: Arc::new(broker), kafka, admin, addresses })
+    Ok(RunningBroker { broker: Arc::new(broker), kafka, tls, admin, addresses })
 }
 
 impl RunningBroker {
@@ -111,9 +129,18 @@ impl RunningBroker {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
-        let kafka = tokio::spawn(server::serve(self.kafka, broker.clone(), shutdown.clone()));
+        if let Some(tls) = &self.tls {
+            tokio::spawn(tls.clone().watch(shutdown.clone()));
+        }
+        let listeners: Vec<String> = self
+            .kafka
+            .iter()
+            .map(|l| format!("{}://{} ({})", l.settings.name, l.settings.listen, l.settings.protocol()))
+            .collect();
+        let kafka = tokio::spawn(server::serve(self.kafka, broker.clone(), self.tls.clone(), shutdown.clone()));
         tracing::info!(
             kafka = %self.addresses.kafka,
+            listeners = %listeners.join(", "),
             admin = %self.addresses.admin,
             advertised = %broker.config.advertised(),
             data_dir = %broker.config.data_dir.display(),

@@ -4,6 +4,7 @@
 //! - `storage`: `[log]`, [`LogSettings`] and [`FlushMode`].
 //! - `clients`: what Kafka clients meet: `[server]` listener limits, `[topics]` defaults and
 //!   auto-creation, `[groups]` coordinator settings.
+//! - `listeners`: `[[listeners]]` with their security protocols, `[tls]`, `[inter_broker]`.
 //! - `cluster`: `[replication]`, `[controller]` and the `voters` / `allowed_peers` entry parsers.
 //! - `validate`: [`BrokerConfig::validate`], the checks across keys and sections.
 //! - `authorization`: `[authorization]`, ACL enforcement and super users.
@@ -11,12 +12,14 @@
 mod authorization;
 mod clients;
 mod cluster;
+mod listeners;
 mod storage;
 mod validate;
 
 pub use authorization::AuthorizationSettings;
 pub use clients::{GroupSettings, ServerSettings, TopicSettings};
 pub use cluster::{parse_peer, parse_voter, ControllerSettings, PeerSpec, ReplicationSettings};
+pub use listeners::{ClientAuth, InterBrokerSettings, ListenerSettings, TlsSettings};
 pub use storage::{FlushMode, LogSettings};
 
 use serde::{Deserialize, Serialize};
@@ -31,10 +34,17 @@ pub struct BrokerConfig {
     pub node_id: i32,
     /// Where partitions are stored, one `<topic>-<partition>/` directory each.
     pub data_dir: PathBuf,
-    /// Kafka protocol listener.
-    pub listen: SocketAddr,
-    /// The host:port clients are told to connect to (Metadata). Defaults to `listen`.
+    /// A PLAINTEXT Kafka listener named `PLAINTEXT`: shorthand for a `[[listeners]]` table.
+    /// Without either, the broker listens on 127.0.0.1:9092.
+    pub listen: Option<SocketAddr>,
+    /// The host:port clients of `listen` are told to connect to (Metadata). Defaults to `listen`.
     pub advertised_listener: Option<String>,
+    /// Kafka listeners, each with its address, advertised address and security protocol.
+    pub listeners: Vec<ListenerSettings>,
+    /// The broker's TLS certificate and the CA it trusts.
+    pub tls: TlsSettings,
+    /// Which listener brokers use among themselves, and this broker's credentials there.
+    pub inter_broker: InterBrokerSettings,
     /// Admin HTTP listener with `/metrics` (Prometheus) and `/health`.
     pub admin_listen: SocketAddr,
     /// Cluster id reported to clients; generated once and stored in the data dir when absent.
@@ -67,8 +77,11 @@ impl Default for BrokerConfig {
         BrokerConfig {
             node_id: 1,
             data_dir: PathBuf::from("millrace-data"),
-            listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
+            listen: None,
             advertised_listener: None,
+            listeners: Vec::new(),
+            tls: TlsSettings::default(),
+            inter_broker: InterBrokerSettings::default(),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 9644)),
             cluster_id: None,
             log: LogSettings::default(),
@@ -85,9 +98,30 @@ impl Default for BrokerConfig {
 }
 
 impl BrokerConfig {
-    /// The address advertised to clients.
+    /// The Kafka listeners: the PLAINTEXT one `listen` configures, then `[[listeners]]`; or
+    /// PLAINTEXT on 127.0.0.1:9092 when neither is set.
+    pub fn effective_listeners(&self) -> Vec<ListenerSettings> {
+        let plain = match self.listen {
+            Some(listen) => Some(listen),
+            None if self.listeners.is_empty() => Some(SocketAddr::from(([127, 0, 0, 1], 9092))),
+            None => None,
+        };
+        let plain = plain.map(|listen| ListenerSettings::plaintext(listen, self.advertised_listener.clone()));
+        plain.into_iter().chain(self.listeners.iter().cloned()).collect()
+    }
+
+    /// The listener brokers use among themselves (and the one whose address the broker
+    /// registers as its main one).
+    pub fn inter_broker_listener(&self) -> ListenerSettings {
+        let listeners = self.effective_listeners();
+        let wanted = self.inter_broker.listener_name.as_deref();
+        let found = wanted.and_then(|name| listeners.iter().find(|l| l.name == name)).or(listeners.first());
+        found.cloned().unwrap_or_else(|| ListenerSettings::plaintext(SocketAddr::from(([127, 0, 0, 1], 9092)), None))
+    }
+
+    /// The inter-broker listener's advertised address.
     pub fn advertised(&self) -> String {
-        self.advertised_listener.clone().unwrap_or_else(|| self.listen.to_string())
+        self.inter_broker_listener().advertised_address()
     }
 
     /// The metadata quorum as `id -> "host:port"`; empty when this broker runs alone. Call

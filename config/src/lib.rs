@@ -3,6 +3,7 @@
 //! - [`broker`]: the broker's TOML file (`millrace broker --config`), with defaults and `validate()`.
 //! - [`topic`]: per-topic settings under their Kafka names, resolved against broker defaults.
 //! - [`sink`]: the sink workers' TOML file (`millrace sink --config`).
+//! - [`kafka_client`]: Kafka's security protocols and client security properties.
 //! - [`units`]: byte sizes and durations written the way people write them ("64MiB", "7d").
 //! - [`error`]: errors that name the file, the key and the fix.
 //! - [`secret`]: secrets redacted when shown, `*_file` keys; [`interpolate`]: `${VAR}` in agent
@@ -13,6 +14,7 @@ pub mod broker;
 pub mod error;
 pub mod http_client;
 pub mod interpolate;
+pub mod kafka_client;
 mod limits;
 pub mod secret;
 pub mod sink;
@@ -20,8 +22,9 @@ pub mod topic;
 pub mod units;
 
 pub use agent::AgentConfig;
-pub use broker::{BrokerConfig, FlushMode};
+pub use broker::{BrokerConfig, ClientAuth, FlushMode, InterBrokerSettings, ListenerSettings, TlsSettings};
 pub use error::ConfigError;
+pub use kafka_client::{KafkaClientSecurity, SecurityProtocol};
 pub use sink::SinkConfig;
 pub use topic::{EffectiveTopicConfig, TopicOverrides};
 
@@ -88,8 +91,20 @@ fn parse_listing_problems<T: serde::de::DeserializeOwned>(
 
 /// Parses and validates broker config text; `origin` names its source in errors.
 pub fn parse_broker(text: &str, origin: &str) -> Result<BrokerConfig, ConfigError> {
-    let config: BrokerConfig =
-        toml::from_str(text).map_err(|e| ConfigError::Parse { origin: origin.to_string(), message: e.to_string() })?;
+    let parse_error = |message: String| ConfigError::Parse { origin: origin.to_string(), message };
+    let text =
+        interpolate::interpolate(text, |name| std::env::var(name).ok()).map_err(|e| parse_error(e.to_string()))?;
+    let mut config: BrokerConfig = toml::from_str(&text).map_err(|e| parse_error(e.to_string()))?;
+    let inter = &mut config.inter_broker;
+    if let Some(problem) = secret::resolve(
+        origin,
+        "inter_broker.",
+        "sasl_password",
+        &mut inter.sasl_password,
+        inter.sasl_password_file.as_ref(),
+    ) {
+        return Err(problem);
+    }
     config.validate(origin)?;
     Ok(config)
 }
@@ -102,7 +117,7 @@ mod tests {
     fn example_broker_config_loads() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/broker.toml");
         let config = load_broker(&path).unwrap();
-        assert_eq!(config.listen.port(), 9092);
+        assert_eq!(config.effective_listeners()[0].listen.port(), 9092);
         assert_eq!(config.log.flush_mode, FlushMode::Fsync);
     }
 

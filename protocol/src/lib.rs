@@ -5,12 +5,14 @@
 //! - [`message`]: request and response frames to and from kafka-protocol types, both directions.
 //! - [`client`]: an async Kafka client over one connection (follower fetchers, `millrace top`,
 //!   the CLIs, the demo).
+//! - [`tls`]: PEM certificates and keys, and the TLS client configuration.
 //! - [`scram`]: SASL/SCRAM and SASL/PLAIN, the server's checks and the client's exchange.
 
 pub mod client;
 pub mod codec;
 pub mod message;
 pub mod scram;
+pub mod tls;
 
 pub use client::{ClientError, Connection};
 pub use codec::{FrameCodec, FrameError};

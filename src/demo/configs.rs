@@ -386,7 +386,7 @@ mod tests {
         assert_eq!(broker.node_id, 2);
         assert_eq!(broker.voter_map().len(), 3);
         assert_eq!(broker.data_dir, layout.broker_data(2));
-        assert_eq!(broker.listen.port(), layout.brokers[1].kafka);
+        assert_eq!(broker.effective_listeners()[0].listen.port(), layout.brokers[1].kafka);
 
         let agent = millrace_config::parse_agent(&layout.agent_toml(), "a").unwrap();
         assert_eq!(agent.output.bootstrap, layout.bootstrap());

@@ -15,7 +15,10 @@ parser.add_argument("--count", type=int, default=2000)
 parser.add_argument("--compression", default="none")
 parser.add_argument("--idempotence", action="store_true")
 parser.add_argument("--acks", default="all")
+parser.add_argument("--client-config", action="append", default=[],
+                    help="KEY=VALUE librdkafka property for both clients (security.protocol, sasl.*, ssl.*)")
 args = parser.parse_args()
+extra = dict(kv.split("=", 1) for kv in args.client_config)
 
 delivered = {}
 errors = []
@@ -35,6 +38,7 @@ producer = Producer({
     "acks": args.acks,
     "linger.ms": 5,
     "message.timeout.ms": 30000,
+    **extra,
 })
 for i in range(args.count):
     key = f"key-{i % 37}".encode()
@@ -57,6 +61,7 @@ consumer = Consumer({
     "group.id": "roundtrip-unused",
     "enable.auto.commit": False,
     "auto.offset.reset": "earliest",
+    **extra,
 })
 consumer.assign([TopicPartition(args.topic, p, 0) for p in range(args.partitions)])
 consumed = []

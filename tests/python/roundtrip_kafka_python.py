@@ -14,7 +14,10 @@ parser.add_argument("--partitions", type=int, required=True)
 parser.add_argument("--count", type=int, default=1000)
 parser.add_argument("--compression", default=None)
 parser.add_argument("--idempotence", action="store_true")
+parser.add_argument("--client-config", action="append", default=[],
+                    help="KEY=VALUE keyword argument for both clients (security_protocol, sasl_*, ssl_*)")
 args = parser.parse_args()
+extra = dict(kv.split("=", 1) for kv in args.client_config)
 
 producer = KafkaProducer(
     bootstrap_servers=args.bootstrap,
@@ -22,6 +25,7 @@ producer = KafkaProducer(
     enable_idempotence=args.idempotence,
     acks="all",
     linger_ms=5,
+    **extra,
 )
 futures = []
 for i in range(args.count):
@@ -41,6 +45,7 @@ consumer = KafkaConsumer(
     enable_auto_commit=False,
     auto_offset_reset="earliest",
     consumer_timeout_ms=5000,
+    **extra,
 )
 consumer.assign([TopicPartition(args.topic, p) for p in range(args.partitions)])
 for p in range(args.partitions):

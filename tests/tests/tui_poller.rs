@@ -29,6 +29,7 @@ fn config(bootstrap: &str) -> PollerConfig {
         metrics: MetricsSource::Discover,
         request_timeout: TIMEOUT,
         configs_every: Duration::from_secs(3_600),
+        security: Default::default(),
     }
 }
 

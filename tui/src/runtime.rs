@@ -17,6 +17,8 @@ use tokio::sync::{watch, Notify};
 pub struct Options {
     /// Comma-separated HOST:PORT list.
     pub bootstrap: String,
+    /// TLS and SASL towards the brokers.
+    pub security: millrace_protocol::client::Security,
     /// Time between refreshes.
     pub interval: Duration,
     /// Deadline of each request.
@@ -73,8 +75,13 @@ pub async fn run(options: Options) -> Result<(), TuiError> {
         Some(spec) => MetricsSource::parse(spec).map_err(|e| TuiError::Options(format!("--metrics: {e}")))?,
         None => MetricsSource::Discover,
     };
-    let config =
-        PollerConfig { bootstrap, metrics, request_timeout: options.request_timeout, configs_every: CONFIGS_EVERY };
+    let config = PollerConfig {
+        bootstrap,
+        metrics,
+        request_timeout: options.request_timeout,
+        configs_every: CONFIGS_EVERY,
+        security: options.security.clone(),
+    };
     let poller = Poller::new(config).map_err(TuiError::Options)?;
     if options.once {
         once(poller, &options, view).await

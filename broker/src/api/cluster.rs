@@ -19,6 +19,7 @@ fn describe_cluster<C: Quorum + Settings>(
     ctx: &C,
     access: &Access,
     request: &DescribeClusterRequest,
+    listener: &str,
 ) -> DescribeClusterResponse {
     let operations = match request.include_cluster_authorized_operations {
         true if access.cluster(AclOperation::Describe) => {
@@ -32,12 +33,15 @@ fn describe_cluster<C: Quorum + Settings>(
         .brokers
         .values()
         .filter(|b| !b.fenced)
-        .map(|b| {
-            DescribeClusterBroker::default()
-                .with_broker_id(BrokerId(b.id))
-                .with_host(str_bytes(b.host.clone()))
-                .with_port(i32::from(b.port))
-                .with_rack(b.rack.clone().map(str_bytes))
+        .filter_map(|b| {
+            let (host, port) = b.endpoint(listener)?;
+            Some(
+                DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(b.id))
+                    .with_host(str_bytes(host))
+                    .with_port(i32::from(port))
+                    .with_rack(b.rack.clone().map(str_bytes)),
+            )
         })
         .collect();
     DescribeClusterResponse::default()
@@ -119,7 +123,7 @@ impl<C: Quorum + Settings + Authorize> Handler<C> for DescribeClusterRequest {
         rc: &RequestContext,
         request: DescribeClusterRequest,
     ) -> Reply<DescribeClusterResponse> {
-        Reply::Now(describe_cluster(&**ctx, &Access::of(&**ctx, rc), &request))
+        Reply::Now(describe_cluster(&**ctx, &Access::of(&**ctx, rc), &request, &rc.connection.listener))
     }
 }
 

@@ -10,6 +10,7 @@ use crate::security::acl::AclOperation;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult};
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+use millrace_config::{BrokerConfig, ListenerSettings};
 use std::sync::Arc;
 
 const RESOURCE_TOPIC: i8 = 2;
@@ -19,6 +20,12 @@ const SOURCE_STATIC_BROKER: i8 = 4;
 /// Kafka `ConfigType.STRING`.
 const TYPE_STRING: i8 = 2;
 
+/// Kafka's `NAME://ADDRESS,…` form of the listeners.
+fn listener_list(config: &BrokerConfig, address: impl Fn(&ListenerSettings) -> String) -> String {
+    let listeners = config.effective_listeners();
+    listeners.iter().map(|l| format!("{}://{}", l.name, address(l))).collect::<Vec<_>>().join(",")
+}
+
 fn broker_entries(ctx: &impl Settings) -> Vec<(&'static str, String)> {
     let config = ctx.config();
     let limit = |v: Option<u64>| v.map_or("-1".to_string(), |v| v.to_string());
@@ -26,8 +33,10 @@ fn broker_entries(ctx: &impl Settings) -> Vec<(&'static str, String)> {
         ("broker.id", config.node_id.to_string()),
         ("node.id", config.node_id.to_string()),
         ("log.dirs", config.data_dir.display().to_string()),
-        ("listeners", format!("PLAINTEXT://{}", config.listen)),
-        ("advertised.listeners", format!("PLAINTEXT://{}", config.advertised())),
+        ("listeners", listener_list(config, |l| l.listen.to_string())),
+        ("advertised.listeners", listener_list(config, |l| l.advertised_address())),
+        ("listener.security.protocol.map", listener_list(config, |l| l.protocol().to_string()).replace("://", ":")),
+        ("inter.broker.listener.name", config.inter_broker_listener().name),
         ("auto.create.topics.enable", config.topics.auto_create.to_string()),
         ("num.partitions", config.topics.default_partitions.to_string()),
         ("message.max.bytes", config.topics.max_message_bytes.0.to_string()),

@@ -31,7 +31,12 @@ pub struct Principal {
 impl Principal {
     /// The principal of an unauthenticated connection.
     pub fn anonymous() -> Principal {
-        Principal { kind: "User".into(), name: "ANONYMOUS".into() }
+        Principal::user("ANONYMOUS")
+    }
+
+    /// `User:<name>`: a SASL user, or a client certificate's subject.
+    pub fn user(name: &str) -> Principal {
+        Principal { kind: "User".into(), name: name.to_string() }
     }
 }
 

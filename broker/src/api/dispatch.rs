@@ -114,7 +114,7 @@ impl<C: BrokerContext> Router<C> {
     /// The table of every API this broker answers.
     pub fn new() -> Router<C> {
         use kafka_protocol::messages::*;
-        let table: [(i16, Call<C>); 31] = [
+        let table: [(i16, Call<C>); 33] = [
             (ProduceRequest::KEY, call::<C, ProduceRequest>),
             (FetchRequest::KEY, call::<C, FetchRequest>),
             (ListOffsetsRequest::KEY, call::<C, ListOffsetsRequest>),
@@ -146,6 +146,8 @@ impl<C: BrokerContext> Router<C> {
             (DescribeAclsRequest::KEY, call::<C, DescribeAclsRequest>),
             (CreateAclsRequest::KEY, call::<C, CreateAclsRequest>),
             (DeleteAclsRequest::KEY, call::<C, DeleteAclsRequest>),
+            (SaslHandshakeRequest::KEY, call::<C, SaslHandshakeRequest>),
+            (SaslAuthenticateRequest::KEY, call::<C, SaslAuthenticateRequest>),
         ];
         let size = table.iter().map(|(key, _)| *key).max().map_or(0, |k| k as usize + 1);
         let mut routes = vec![None; size];

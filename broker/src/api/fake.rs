@@ -47,7 +47,13 @@ impl FakeBroker {
         tune(&mut config);
         let mut state = MetadataState::default();
         state
-            .apply(&MetadataCommand::RegisterBroker { id: NODE, host: "localhost".into(), port: 9092, rack: None })
+            .apply(&MetadataCommand::RegisterBroker {
+                id: NODE,
+                host: "localhost".into(),
+                port: 9092,
+                rack: None,
+                listeners: vec![],
+            })
             .expect("register");
         state.apply(&MetadataCommand::UnfenceBroker { id: NODE }).expect("unfence");
         let groups = GroupCoordinator::new(config.groups.offsets_topic_partitions as usize, config.groups.clone());

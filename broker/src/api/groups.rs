@@ -34,7 +34,7 @@ fn code(error: Option<ResponseError>) -> i16 {
 }
 
 /// The coordinator of `key`: the leader of its `__consumer_offsets` partition.
-fn coordinator_of(ctx: &impl Quorum, key: &str) -> Result<(i32, String, i32), (ResponseError, String)> {
+fn coordinator_of(ctx: &impl Quorum, key: &str, listener: &str) -> Result<(i32, String, i32), (ResponseError, String)> {
     let metadata = ctx.metadata();
     let Some(topic) = metadata.topics.get(crate::group::OFFSETS_TOPIC) else {
         return Err((ResponseError::CoordinatorNotAvailable, "the offsets topic is being created".into()));
@@ -42,7 +42,12 @@ fn coordinator_of(ctx: &impl Quorum, key: &str) -> Result<(i32, String, i32), (R
     let index = crate::group::store::partition_for(key, topic.partitions.len());
     let leader = topic.partitions.get(index).map_or(crate::controller::NO_LEADER, |p| p.leader);
     match metadata.brokers.get(&leader).filter(|b| !b.fenced) {
-        Some(b) => Ok((b.id, b.host.clone(), i32::from(b.port))),
+        Some(b) => match b.endpoint(listener) {
+            Some((host, port)) => Ok((b.id, host.to_string(), i32::from(port))),
+            None => {
+                Err((ResponseError::CoordinatorNotAvailable, format!("broker {} has no listener {listener}", b.id)))
+            }
+        },
         None => Err((
             ResponseError::CoordinatorNotAvailable,
             format!("{}-{index} has no leader right now", crate::group::OFFSETS_TOPIC),
@@ -67,7 +72,7 @@ fn find_coordinator<C: Quorum>(
         {
             refused(ResponseError::TransactionalIdAuthorizationFailed)
         } else if key_type == KEY_TYPE_GROUP {
-            coordinator_of(ctx, key)
+            coordinator_of(ctx, key, &rc.connection.listener)
         } else {
             Err((ResponseError::CoordinatorNotAvailable, "transactions are not supported by this broker".into()))
         }

@@ -26,6 +26,7 @@ mod metadata;
 pub mod offsets;
 mod produce;
 mod reassignments;
+mod sasl;
 mod topics;
 mod users;
 
@@ -73,6 +74,8 @@ pub const SUPPORTED_APIS: &[ApiKey] = &[
     ApiKey::DescribeAcls,
     ApiKey::CreateAcls,
     ApiKey::DeleteAcls,
+    ApiKey::SaslHandshake,
+    ApiKey::SaslAuthenticate,
 ];
 
 #[cfg(test)]

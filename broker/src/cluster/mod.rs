@@ -9,6 +9,7 @@ pub mod placement;
 pub mod topics;
 
 use crate::controller::network::RpcListener;
+use crate::controller::BrokerEndpoint;
 use crate::controller::{
     Controller, ControllerError, HeartbeatReply, HeartbeatRequest, MetadataCommand, MetadataResponse, MetadataState,
 };
@@ -107,8 +108,10 @@ pub struct ClusterLink {
     heartbeat_interval: Duration,
     /// Epoch of the current registration, -1 before the first.
     broker_epoch: AtomicI64,
-    /// Where clients reach this broker.
+    /// Where other brokers reach this broker (the inter-broker listener).
     advertised: (String, u16),
+    /// Every listener's advertised endpoint.
+    listeners: Vec<BrokerEndpoint>,
 }
 
 impl ClusterLink {
@@ -118,6 +121,7 @@ impl ClusterLink {
         config: &BrokerConfig,
         listener: Option<RpcListener>,
         advertised: (String, u16),
+        listeners: Vec<BrokerEndpoint>,
     ) -> Result<ClusterLink, BrokerError> {
         let local = listener
             .as_ref()
@@ -153,6 +157,7 @@ impl ClusterLink {
             heartbeat_interval: config.controller.broker_heartbeat_interval.as_duration(),
             broker_epoch: AtomicI64::new(-1),
             advertised,
+            listeners,
         })
     }
 
@@ -224,6 +229,7 @@ impl ClusterLink {
                 host: self.advertised.0.clone(),
                 port: self.advertised.1,
                 rack: None,
+                listeners: self.listeners.clone(),
             };
             let epoch = tokio::select! {
                 r = self.propose(register, Duration::from_secs(3600)) => match r {

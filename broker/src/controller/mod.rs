@@ -20,8 +20,8 @@ pub mod store;
 mod tests;
 
 pub use state_machine::{
-    BrokerState, MetadataCommand, MetadataError, MetadataResponse, MetadataState, PartitionAssignment, PartitionState,
-    TopicState, NO_LEADER,
+    BrokerEndpoint, BrokerState, MetadataCommand, MetadataError, MetadataResponse, MetadataState, PartitionAssignment,
+    PartitionState, TopicState, NO_LEADER,
 };
 
 pub use liveness::{HeartbeatReply, HeartbeatRequest};

@@ -36,6 +36,18 @@ use uuid::Uuid;
 /// Kafka's "no leader" partition leader id.
 pub const NO_LEADER: i32 = -1;
 
+/// Where a broker's listener is reached: Metadata answers each client with the endpoints of
+/// the listener it connected to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerEndpoint {
+    /// Listener name.
+    pub name: String,
+    /// Advertised host.
+    pub host: String,
+    /// Advertised port.
+    pub port: u16,
+}
+
 /// A registered broker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerState {
@@ -51,6 +63,20 @@ pub struct BrokerState {
     pub epoch: i64,
     /// Fenced brokers lead nothing and are in no ISR.
     pub fenced: bool,
+    /// Advertised endpoints by listener; `host:port` is the inter-broker listener's.
+    #[serde(default)]
+    pub listeners: Vec<BrokerEndpoint>,
+}
+
+impl BrokerState {
+    /// Where clients of `listener` reach this broker: that listener's endpoint; `host:port` for
+    /// a broker registered without named listeners; `None` if it has no such listener.
+    pub fn endpoint(&self, listener: &str) -> Option<(&str, u16)> {
+        if self.listeners.is_empty() {
+            return Some((&self.host, self.port));
+        }
+        self.listeners.iter().find(|l| l.name == listener).map(|l| (l.host.as_str(), l.port))
+    }
 }
 
 /// Leadership and replication state of one partition.
@@ -127,8 +153,8 @@ impl MetadataState {
     /// Validates and applies one command. On error the state is unchanged.
     pub fn apply(&mut self, cmd: &MetadataCommand) -> Result<MetadataResponse, MetadataError> {
         match cmd {
-            MetadataCommand::RegisterBroker { id, host, port, rack } => {
-                self.register_broker(*id, host, *port, rack.as_deref())
+            MetadataCommand::RegisterBroker { id, host, port, rack, listeners } => {
+                self.register_broker(*id, host, *port, rack.as_deref(), listeners)
             }
             MetadataCommand::UnregisterBroker { id } => self.unregister_broker(*id),
             MetadataCommand::BrokerHeartbeat { id } => self.broker_heartbeat(*id),

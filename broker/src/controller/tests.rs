@@ -48,7 +48,13 @@ fn agreed_leader(nodes: &[&Controller]) -> Option<u64> {
 }
 
 fn register(id: i32) -> MetadataCommand {
-    MetadataCommand::RegisterBroker { id, host: "127.0.0.1".into(), port: 9000 + id as u16, rack: None }
+    MetadataCommand::RegisterBroker {
+        id,
+        host: "127.0.0.1".into(),
+        port: 9000 + id as u16,
+        rack: None,
+        listeners: vec![],
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -51,7 +51,7 @@ pub async fn run(broker: Arc<Broker>, leader_id: i32, addr: String, mut targets:
         }
         let request = build_request(&broker, &current);
         if conn.is_none() {
-            match Connection::connect(&addr, Duration::from_secs(3))
+            match Connection::connect_with(&addr, Duration::from_secs(3), &broker.inter_broker_security())
                 .await
                 .map(|c| c.with_client_id("millrace-replica-fetcher"))
             {

@@ -6,7 +6,7 @@ use super::ConnectionError;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt};
 /// Bytes read ahead per connection; frames that fit are parsed from here, larger ones are read
 /// into a buffer of their own.
 const READ_AHEAD: usize = 8 * 1024;
@@ -31,8 +31,8 @@ struct PartialFrame {
 /// Reads length-prefixed request frames. All state lives in the struct and every await is
 /// cancel-safe, so `next_frame` can sit in a `select!` next to response writing without losing a
 /// partially read frame when the other branch wins.
-pub(super) struct FrameReader {
-    stream: tokio::net::tcp::OwnedReadHalf,
+pub(super) struct FrameReader<R> {
+    stream: R,
     peer: SocketAddr,
     max_bytes: usize,
     /// Bytes read ahead and not yet part of a frame; at most [`READ_AHEAD`] (never shared, so
@@ -42,13 +42,8 @@ pub(super) struct FrameReader {
     budget: Arc<RequestBudget>,
 }
 
-impl FrameReader {
-    pub(super) fn new(
-        stream: tokio::net::tcp::OwnedReadHalf,
-        peer: SocketAddr,
-        max_bytes: u64,
-        budget: Arc<RequestBudget>,
-    ) -> FrameReader {
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    pub(super) fn new(stream: R, peer: SocketAddr, max_bytes: u64, budget: Arc<RequestBudget>) -> FrameReader<R> {
         FrameReader {
             stream,
             peer,
@@ -164,7 +159,10 @@ mod tests {
     }
 
     /// A connected pair: the reader over the server side, and the client side to write to.
-    async fn connected(max_bytes: u64, budget: Arc<RequestBudget>) -> (FrameReader, TcpStream) {
+    async fn connected(
+        max_bytes: u64,
+        budget: Arc<RequestBudget>,
+    ) -> (FrameReader<tokio::net::tcp::OwnedReadHalf>, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
         let (server, peer) = listener.accept().await.unwrap();

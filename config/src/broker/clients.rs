@@ -27,6 +27,12 @@ pub struct ServerSettings {
     /// Most record bytes one Fetch response carries (Kafka `fetch.max.bytes`); a client's larger
     /// `max_bytes`, or `max_bytes <= 0`, gets this.
     pub fetch_max_bytes: ByteSize,
+    /// Time a new connection has to finish its TLS handshake and SASL login; slower ones are
+    /// closed, so unauthenticated peers cannot sit on connection slots.
+    pub authentication_timeout: DurationMs,
+    /// Wait before answering a failed login, then close (Kafka
+    /// `connection.failed.authentication.delay.ms`): slows password guessing.
+    pub failed_authentication_delay: DurationMs,
 }
 
 impl Default for ServerSettings {
@@ -39,6 +45,8 @@ impl Default for ServerSettings {
             connections_max_idle: DurationMs(600_000),
             queued_max_request_bytes: ByteSize(256 << 20),
             fetch_max_bytes: ByteSize(55 << 20),
+            authentication_timeout: DurationMs(10_000),
+            failed_authentication_delay: DurationMs(1_000),
         }
     }
 }

@@ -23,14 +23,17 @@ impl BrokerConfig {
                 ));
             }
         }
-        if self.listen.port() != 0 && self.listen == self.admin_listen {
+        let listeners = self.effective_listeners();
+        if let Some(clash) = listeners.iter().find(|l| l.listen.port() != 0 && l.listen == self.admin_listen) {
             return Err(ConfigError::invalid(
                 origin,
                 "admin_listen",
-                "is the same address as `listen`",
+                format!("is the same address as the Kafka listener `{}`", clash.name),
                 "give the admin HTTP listener its own port, e.g. 127.0.0.1:9644",
             ));
         }
+        let clustered = !self.voters.is_empty();
+        super::listeners::validate_listeners(origin, &listeners, &self.tls, &self.inter_broker, clustered)?;
         if self.log.segment_bytes.0 < 1024 || self.log.segment_bytes.0 > i32::MAX as u64 {
             return Err(ConfigError::invalid(
                 origin,
@@ -181,6 +184,14 @@ impl BrokerConfig {
                 "server.connections_max_idle",
                 "must be positive",
                 "use e.g. \"10m\" (Kafka's default)",
+            ));
+        }
+        if server.authentication_timeout.0 == 0 {
+            return Err(ConfigError::invalid(
+                origin,
+                "server.authentication_timeout",
+                "must be positive",
+                "use e.g. \"10s\"",
             ));
         }
         let budget = server.queued_max_request_bytes.0;

@@ -104,6 +104,7 @@ impl ScramServer {
             client_first_bare: first.bare.clone(),
             server_first: message,
             nonce,
+            client_nonce_len: first.client_nonce.len(),
             stored_key,
             server_key,
             known,
@@ -137,6 +138,8 @@ pub struct ServerFirst {
     client_first_bare: String,
     server_first: String,
     nonce: String,
+    /// How much of `nonce` is the client's.
+    client_nonce_len: usize,
     stored_key: Vec<u8>,
     server_key: Vec<u8>,
     known: bool,
@@ -155,7 +158,12 @@ impl ServerFirst {
         if last.channel_binding != self.gs2_header.as_bytes() {
             return Err(ScramError::ChannelBindingMismatch);
         }
-        if last.nonce != self.nonce {
+        // librdkafka echoes its own nonce before the combined one (`r=<client><client><server>`);
+        // Kafka accepts that too, so it is accepted here, and nothing else.
+        let librdkafka_echo = last.nonce.len() == self.nonce.len() + self.client_nonce_len
+            && last.nonce.ends_with(&self.nonce)
+            && last.nonce.starts_with(&self.nonce[..self.client_nonce_len]);
+        if last.nonce != self.nonce && !librdkafka_echo {
             return Err(ScramError::NonceMismatch);
         }
         if last.proof.len() != self.mechanism.digest_len() {
@@ -240,5 +248,14 @@ impl ScramSession {
 
     pub fn is_complete(&self) -> bool {
         matches!(self.state, SessionState::Complete)
+    }
+
+    /// Whether the next message expected is client-first.
+    pub fn is_awaiting_first(&self) -> bool {
+        matches!(self.state, SessionState::AwaitingClientFirst)
+    }
+
+    pub fn mechanism(&self) -> Mechanism {
+        self.server.mechanism()
     }
 }

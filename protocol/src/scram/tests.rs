@@ -210,6 +210,20 @@ fn tampered_nonce_is_refused() {
 }
 
 #[test]
+fn librdkafkas_doubled_client_nonce_passes_the_nonce_check_only() {
+    let cred = credential(Mechanism::ScramSha256, "pw");
+    let cnonce = "fyko+d2lbbFgONRv9qkxdawL";
+    // librdkafka sends r=<client nonce><combined nonce>; the proof is then checked over what
+    // it sent (here it was computed over the plain echo, so it fails — at the proof).
+    let doubled = |m: String| m.replacen(&format!(",r={cnonce}"), &format!(",r={cnonce}{cnonce}"), 1);
+    let err = exchange(Mechanism::ScramSha256, "alice", "pw", Some(&cred), doubled).unwrap_err();
+    assert_eq!(err, ScramError::InvalidCredentials);
+    let tripled = |m: String| m.replacen(&format!(",r={cnonce}"), &format!(",r={cnonce}{cnonce}{cnonce}"), 1);
+    let err = exchange(Mechanism::ScramSha256, "alice", "pw", Some(&cred), tripled).unwrap_err();
+    assert_eq!(err, ScramError::NonceMismatch);
+}
+
+#[test]
 fn tampered_proof_is_refused() {
     let cred = credential(Mechanism::ScramSha256, "pw");
     let flip = |m: String| {

@@ -4,6 +4,7 @@
 use crate::model::RequestCounts;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest};
 use kafka_protocol::protocol::Request;
+use millrace_protocol::client::Security;
 use millrace_protocol::{ClientError, Connection};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -96,8 +97,13 @@ pub struct Conn {
 
 impl Conn {
     /// Connects and asks ApiVersions; both are bounded by `timeout`.
-    pub async fn open(addr: &str, timeout: Duration, counts: &mut RequestCounts) -> Result<Conn, ClientError> {
-        let mut peer = Connection::connect(addr, timeout).await?.with_client_id(CLIENT_ID);
+    pub async fn open(
+        addr: &str,
+        timeout: Duration,
+        security: &Security,
+        counts: &mut RequestCounts,
+    ) -> Result<Conn, ClientError> {
+        let mut peer = Connection::connect_with(addr, timeout, security).await?.with_client_id(CLIENT_ID);
         counts.add(api_name(ApiVersionsRequest::KEY));
         let answer = peer.request(API_VERSIONS_VERSION, &ApiVersionsRequest::default(), timeout).await?;
         if answer.error_code != 0 {

@@ -23,6 +23,7 @@ use crate::model::{RawBroker, RawCluster, RawGroup, RawTopic, RequestCounts};
 use conn::Conn;
 use decode::ListedGroup;
 use kafka_protocol::messages::{DescribeClusterResponse, MetadataResponse};
+use millrace_protocol::client::Security;
 use millrace_protocol::ClientError;
 use rounds::{broker_round, coordinator_round, Offsets, TopicPartition};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -39,6 +40,8 @@ pub struct PollerConfig {
     pub request_timeout: Duration,
     /// How often brokers are asked for their configuration (admin address).
     pub configs_every: Duration,
+    /// TLS and SASL for the brokers' listener (default: PLAINTEXT).
+    pub security: Security,
 }
 
 /// What one refresh produced.
@@ -138,7 +141,7 @@ impl Poller {
     async fn conn(&mut self, addr: &str, counts: &mut RequestCounts) -> Result<Conn, ClientError> {
         match self.conns.remove(addr) {
             Some(conn) => Ok(conn),
-            None => Conn::open(addr, self.config.request_timeout, counts).await,
+            None => Conn::open(addr, self.config.request_timeout, &self.config.security, counts).await,
         }
     }
 
@@ -220,7 +223,7 @@ impl Poller {
             let due = discover
                 && self.configs_asked.get(&b.id).is_none_or(|at| now.duration_since(*at) >= self.config.configs_every);
             let cached = self.conns.remove(&addr);
-            rounds.push(broker_round(b.id, addr, cached, partitions, due, timeout));
+            rounds.push(broker_round(b.id, addr, cached, partitions, due, timeout, self.config.security.clone()));
         }
         let mut listed: BTreeMap<String, ListedGroup> = BTreeMap::new();
         let mut offsets: HashMap<TopicPartition, Offsets> = HashMap::new();
@@ -317,7 +320,8 @@ impl Poller {
                     continue;
                 };
                 let cached = self.conns.remove(&addr);
-                rounds.push(coordinator_round(id, addr, cached, members, self.config.request_timeout));
+                let security = self.config.security.clone();
+                rounds.push(coordinator_round(id, addr, cached, members, self.config.request_timeout, security));
             }
             pending.clear();
             for (id, addr, conn, round) in futures::future::join_all(rounds).await {

@@ -6,6 +6,7 @@ use super::conn::Conn;
 use super::decode::{self, DescribedGroup, ListedGroup};
 use super::plan;
 use crate::model::RequestCounts;
+use millrace_protocol::client::Security;
 use millrace_protocol::ClientError;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -52,11 +53,12 @@ pub(super) async fn broker_round(
     partitions: Vec<(String, i32)>,
     configs_due: bool,
     timeout: Duration,
+    security: Security,
 ) -> (i32, String, Option<Conn>, BrokerRound) {
     let mut round = BrokerRound::default();
     let mut conn = match cached {
         Some(conn) => conn,
-        None => match Conn::open(&addr, timeout, &mut round.counts).await {
+        None => match Conn::open(&addr, timeout, &security, &mut round.counts).await {
             Ok(conn) => conn,
             Err(e) => {
                 round.error = Some(e.to_string());
@@ -123,11 +125,12 @@ pub(super) async fn coordinator_round(
     cached: Option<Conn>,
     groups: Vec<String>,
     timeout: Duration,
+    security: Security,
 ) -> (i32, String, Option<Conn>, CoordinatorRound) {
     let mut round = CoordinatorRound::default();
     let mut conn = match cached {
         Some(conn) => conn,
-        None => match Conn::open(&addr, timeout, &mut round.counts).await {
+        None => match Conn::open(&addr, timeout, &security, &mut round.counts).await {
             Ok(conn) => conn,
             Err(e) => {
                 for g in groups {

@@ -10,6 +10,7 @@ fn config(bootstrap: &str) -> PollerConfig {
         metrics: MetricsSource::Discover,
         request_timeout: Duration::from_secs(5),
         configs_every: Duration::from_secs(3_600),
+        security: Default::default(),
     }
 }
 

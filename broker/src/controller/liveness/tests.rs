@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 const TIMEOUT: Duration = Duration::from_secs(9);
 
 fn broker(id: i32, epoch: i64, fenced: bool) -> BrokerState {
-    BrokerState { id, host: "localhost".into(), port: 9092, rack: None, epoch, fenced }
+    BrokerState { id, host: "localhost".into(), port: 9092, rack: None, epoch, fenced, listeners: vec![] }
 }
 
 fn state(brokers: &[BrokerState]) -> MetadataState {

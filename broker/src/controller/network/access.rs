@@ -44,8 +44,10 @@ impl PeerAccess {
     /// addresses this broker itself is configured with.
     pub fn for_broker(config: &BrokerConfig) -> PeerAccess {
         let voters = config.voter_map();
-        let own = [config.advertised(), config.listen.to_string()]
-            .into_iter()
+        let listeners = config.effective_listeners();
+        let own = listeners
+            .iter()
+            .flat_map(|l| [l.advertised_address(), l.listen.to_string()])
             .chain(config.controller_listen.map(|a| a.to_string()))
             .filter_map(|addr| host_of(&addr))
             .filter(|peer| !matches!(peer, PeerSpec::Network(ip, _) if ip.is_unspecified()));

@@ -1,7 +1,7 @@
 //! Broker commands: registration, heartbeats, fencing and unfencing, and the leader moves
 //! (clean or, where a topic allows it, unclean) that fencing and unfencing cause.
 
-use super::{BrokerState, MetadataError, MetadataResponse, MetadataState, NO_LEADER};
+use super::{BrokerEndpoint, BrokerState, MetadataError, MetadataResponse, MetadataState, NO_LEADER};
 use std::collections::BTreeMap;
 
 impl MetadataState {
@@ -12,6 +12,7 @@ impl MetadataState {
         host: &str,
         port: u16,
         rack: Option<&str>,
+        listeners: &[BrokerEndpoint],
     ) -> Result<MetadataResponse, MetadataError> {
         if id < 0 {
             return Err(MetadataError::InvalidRequest(format!("broker id {id} is negative")));
@@ -24,8 +25,15 @@ impl MetadataState {
         self.next_broker_epoch += 1;
         // It starts fenced; the active controller unfences it once it heartbeats with
         // its metadata caught up (Kafka's KRaft registration rules).
-        let broker =
-            BrokerState { id, host: host.to_string(), port, rack: rack.map(str::to_string), epoch, fenced: true };
+        let broker = BrokerState {
+            id,
+            host: host.to_string(),
+            port,
+            rack: rack.map(str::to_string),
+            epoch,
+            fenced: true,
+            listeners: listeners.to_vec(),
+        };
         self.brokers.insert(id, broker);
         self.removed_brokers.remove(&id);
         tracing::debug!(broker = id, epoch, changed, "broker registration applied");

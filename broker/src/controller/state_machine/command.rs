@@ -1,7 +1,7 @@
 //! The messages of the metadata model: [`MetadataCommand`] (a replicated change), the
 //! [`MetadataResponse`] applying it yields, and the [`MetadataError`] that rejects it.
 
-use super::PartitionState;
+use super::{BrokerEndpoint, PartitionState};
 use crate::security::acl::{AclBinding, AclBindingFilter};
 use crate::security::scram::{Mechanism, ScramCredential};
 use serde::{Deserialize, Serialize};
@@ -28,6 +28,10 @@ pub enum MetadataCommand {
         port: u16,
         /// Optional rack.
         rack: Option<String>,
+        /// Every listener's advertised endpoint (absent in registrations written before
+        /// listeners had names: those brokers are reached at `host:port` on any listener).
+        #[serde(default)]
+        listeners: Vec<BrokerEndpoint>,
     },
     /// Removes a broker from the cluster (it is fenced first; its replicas stay assigned and
     /// show as offline until reassigned).

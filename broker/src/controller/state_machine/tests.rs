@@ -5,7 +5,13 @@
 use super::*;
 
 fn reg(id: i32) -> MetadataCommand {
-    MetadataCommand::RegisterBroker { id, host: "localhost".into(), port: 9092 + id as u16, rack: None }
+    MetadataCommand::RegisterBroker {
+        id,
+        host: "localhost".into(),
+        port: 9092 + id as u16,
+        rack: None,
+        listeners: vec![],
+    }
 }
 
 fn cluster() -> MetadataState {

@@ -78,7 +78,13 @@ async fn torn_tail_is_cut_on_open() {
 async fn snapshot_survives_restart() {
     let dir = tempfile::tempdir().unwrap();
     let mut sm = StateMachineStore::open(dir.path()).unwrap();
-    let reg = crate::controller::MetadataCommand::RegisterBroker { id: 1, host: "h".into(), port: 1, rack: None };
+    let reg = crate::controller::MetadataCommand::RegisterBroker {
+        id: 1,
+        host: "h".into(),
+        port: 1,
+        rack: None,
+        listeners: vec![],
+    };
     let e = Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), 1), payload: EntryPayload::Normal(reg) };
     let res = sm.apply(vec![e]).await.unwrap();
     assert!(res[0].is_ok());

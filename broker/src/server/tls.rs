@@ -1,0 +1,208 @@
+//! The broker's TLS identity: server configurations for the listeners (one per client-auth
+//! mode), the client configuration brokers use to reach each other, reloading both when the
+//! PEM files change (checked every `tls.reload_interval` and on SIGHUP), and the principal a
+//! client certificate stands for.
+
+use crate::api::Principal;
+use millrace_config::{ClientAuth, TlsSettings};
+use millrace_protocol::tls::{load_certs, load_key, load_roots, provider, TlsError};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, ServerConfig};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+use tokio::sync::watch;
+
+/// What was loaded, and from files as they were then.
+struct Loaded {
+    stamps: Vec<Option<(SystemTime, u64)>>,
+    none: Arc<ServerConfig>,
+    /// With a trusted CA only.
+    requested: Option<Arc<ServerConfig>>,
+    required: Option<Arc<ServerConfig>>,
+    client: Arc<ClientConfig>,
+}
+
+/// The broker's certificate, key and trusted CA, reloadable.
+pub struct TlsIdentity {
+    settings: TlsSettings,
+    loaded: RwLock<Arc<Loaded>>,
+}
+
+impl TlsIdentity {
+    /// Loads the files; `None` when no certificate is configured.
+    pub fn load(settings: &TlsSettings) -> Result<Option<Arc<TlsIdentity>>, TlsError> {
+        if settings.certificate_file.is_none() {
+            return Ok(None);
+        }
+        let loaded = load(settings)?;
+        Ok(Some(Arc::new(TlsIdentity { settings: settings.clone(), loaded: RwLock::new(Arc::new(loaded)) })))
+    }
+
+    fn current(&self) -> Arc<Loaded> {
+        match self.loaded.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The server configuration for a listener with `auth`.
+    pub fn server_config(&self, auth: ClientAuth) -> Arc<ServerConfig> {
+        let loaded = self.current();
+        match auth {
+            ClientAuth::None => loaded.none.clone(),
+            ClientAuth::Requested => loaded.requested.clone().unwrap_or_else(|| loaded.none.clone()),
+            // Validation requires a CA for this mode; without one nobody could connect anyway.
+            ClientAuth::Required => loaded.required.clone().unwrap_or_else(|| loaded.none.clone()),
+        }
+    }
+
+    /// How this broker connects to other brokers' TLS listeners: trusting `ca_file` and
+    /// presenting its own certificate.
+    pub fn client_config(&self) -> Arc<ClientConfig> {
+        self.current().client.clone()
+    }
+
+    /// Loads the files again if any changed; returns whether it did. A broken renewal keeps the
+    /// old identity and is reported.
+    pub fn reload_if_changed(&self) -> Result<bool, TlsError> {
+        if stamps(&self.settings) == self.current().stamps {
+            return Ok(false);
+        }
+        let loaded = load(&self.settings)?;
+        match self.loaded.write() {
+            Ok(mut guard) => *guard = Arc::new(loaded),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(loaded),
+        }
+        Ok(true)
+    }
+
+    /// Reloads on SIGHUP and every `reload_interval` until shutdown.
+    pub async fn watch(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut interval = tokio::time::interval(self.settings.reload_interval.as_duration());
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        loop {
+            let hup = async {
+                match hangup.as_mut() {
+                    Some(signal) => signal.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = interval.tick() => {}
+                _ = hup => tracing::info!("SIGHUP: checking the TLS certificate files"),
+                _ = shutdown.changed() => return,
+            }
+            match self.reload_if_changed() {
+                Ok(true) => tracing::info!("TLS certificate reloaded; new connections use it"),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "TLS certificate files changed but cannot be loaded; keeping the old ones")
+                }
+            }
+        }
+    }
+}
+
+fn files(settings: &TlsSettings) -> [Option<&PathBuf>; 3] {
+    [settings.certificate_file.as_ref(), settings.key_file.as_ref(), settings.ca_file.as_ref()]
+}
+
+fn stamps(settings: &TlsSettings) -> Vec<Option<(SystemTime, u64)>> {
+    files(settings)
+        .into_iter()
+        .map(|path| {
+            let meta = std::fs::metadata(path?).ok()?;
+            Some((meta.modified().ok()?, meta.len()))
+        })
+        .collect()
+}
+
+fn load(settings: &TlsSettings) -> Result<Loaded, TlsError> {
+    let stamps = stamps(settings);
+    let (Some(cert_file), Some(key_file)) = (&settings.certificate_file, &settings.key_file) else {
+        return Err(TlsError::Config("tls.certificate_file and tls.key_file are both required".into()));
+    };
+    let chain = load_certs(cert_file)?;
+    let key = load_key(key_file)?;
+    let provider = provider();
+    let server = |verifier: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>| {
+        let builder = ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+        let builder = match verifier {
+            Some(verifier) => builder.with_client_cert_verifier(verifier),
+            None => builder.with_no_client_auth(),
+        };
+        builder
+            .with_single_cert(chain.clone(), key.clone_key())
+            .map(Arc::new)
+            .map_err(|e| TlsError::Config(format!("{}: {e}", cert_file.display())))
+    };
+    let none = server(None)?;
+    let (requested, required, client) = match &settings.ca_file {
+        Some(ca) => {
+            let roots = Arc::new(load_roots(ca)?);
+            let verifier = |optional: bool| {
+                let builder = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone());
+                let builder = if optional { builder.allow_unauthenticated() } else { builder };
+                builder.build().map_err(|e| TlsError::Config(format!("{}: {e}", ca.display())))
+            };
+            let client = ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .map_err(|e| TlsError::Config(e.to_string()))?
+                .with_root_certificates(roots.clone())
+                .with_client_auth_cert(chain.clone(), key.clone_key())
+                .map_err(|e| TlsError::Config(format!("{}: {e}", cert_file.display())))?;
+            (Some(server(Some(verifier(true)?))?), Some(server(Some(verifier(false)?))?), Arc::new(client))
+        }
+        None => {
+            // No private CA: other brokers are trusted through the system's roots.
+            let files = millrace_protocol::tls::ClientTlsFiles {
+                ca_file: None,
+                identity: Some((cert_file.clone(), key_file.clone())),
+                verify_hostname: true,
+            };
+            (None, None, millrace_protocol::tls::client_config(&files)?)
+        }
+    };
+    Ok(Loaded { stamps, none, requested, required, client })
+}
+
+/// The principal a verified client certificate stands for: `User:` and its subject's
+/// distinguished name in RFC 2253 form (`CN=alice,OU=ops,O=example`), as Kafka's default
+/// `ssl.principal.mapping.rules` give it.
+pub fn certificate_principal(certificate: &[u8]) -> Option<Principal> {
+    let (_, cert) = x509_parser::parse_x509_certificate(certificate).ok()?;
+    let mut parts = Vec::new();
+    // RFC 2253 lists the most specific RDN first: the reverse of the encoded order.
+    for rdn in cert.subject().iter().collect::<Vec<_>>().into_iter().rev() {
+        let mut attributes = Vec::new();
+        for attribute in rdn.iter() {
+            let oid = attribute.attr_type();
+            let name = x509_parser::objects::oid2abbrev(oid, x509_parser::objects::oid_registry())
+                .map(str::to_string)
+                .unwrap_or_else(|_| oid.to_id_string());
+            let value = attribute.as_str().ok()?;
+            attributes.push(format!("{name}={}", escape_rfc2253(value)));
+        }
+        parts.push(attributes.join("+"));
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    Some(Principal::user(&parts.join(",")))
+}
+
+fn escape_rfc2253(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for (i, c) in value.chars().enumerate() {
+        let edge = (i == 0 && (c == ' ' || c == '#')) || (i + 1 == value.chars().count() && c == ' ');
+        if edge || matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}

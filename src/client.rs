@@ -1,0 +1,118 @@
+//! How the CLIs reach a cluster: `--bootstrap` and, as Kafka's tools take it, `--command-config`
+//! with the client's security properties (`security.protocol`, `sasl.*`, `ssl.*`). The same
+//! settings drive both kinds of client the CLIs use: librdkafka ([`Client::rdkafka_config`]) and
+//! millrace's own async connection ([`Client::connect`]).
+
+use anyhow::{bail, Context};
+use millrace_config::KafkaClientSecurity;
+use millrace_protocol::client::{SaslLogin, Security};
+use millrace_protocol::Connection;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The `--bootstrap` and `--command-config` options every cluster command takes.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ClientArgs {
+    /// Brokers to talk to, HOST:PORT, comma-separated (the first that answers is used).
+    #[arg(
+        long,
+        alias = "bootstrap-server",
+        env = "MILLRACE_BOOTSTRAP",
+        default_value = "127.0.0.1:9092",
+        global = true
+    )]
+    pub bootstrap: String,
+    /// Kafka client properties (security.protocol, sasl.mechanism, sasl.username, sasl.password,
+    /// ssl.ca.location, ssl.certificate.location, ssl.key.location), one `key=value` per line.
+    #[arg(long, env = "MILLRACE_COMMAND_CONFIG", global = true, value_name = "FILE")]
+    pub command_config: Option<PathBuf>,
+}
+
+impl ClientArgs {
+    /// The options, with the properties file read and checked.
+    pub fn client(&self) -> anyhow::Result<Client> {
+        let security = match &self.command_config {
+            None => KafkaClientSecurity::default(),
+            Some(path) => KafkaClientSecurity::load_properties(path).map_err(|problems| {
+                let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                anyhow::anyhow!("{}", listed.join("\n"))
+            })?,
+        };
+        Ok(Client { bootstrap: self.bootstrap.clone(), security })
+    }
+}
+
+/// Where a cluster is and how to reach it securely.
+#[derive(Clone, Debug, Default)]
+pub struct Client {
+    /// HOST:PORT, comma-separated.
+    pub bootstrap: String,
+    /// The client's security properties.
+    pub security: KafkaClientSecurity,
+}
+
+impl Client {
+    /// A plaintext client of `bootstrap`.
+    pub fn plaintext(bootstrap: &str) -> Client {
+        Client { bootstrap: bootstrap.to_string(), security: KafkaClientSecurity::default() }
+    }
+
+    /// A librdkafka configuration with the brokers and security properties set.
+    pub fn rdkafka_config(&self, client_id: &str) -> rdkafka::ClientConfig {
+        let mut config = rdkafka::ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap).set("client.id", client_id);
+        for (key, value) in self.security.rdkafka_properties() {
+            config.set(key, value);
+        }
+        config
+    }
+
+    /// Connects to the first broker that answers (and logs in, as the properties say).
+    pub async fn connect(&self) -> anyhow::Result<Connection> {
+        let security = protocol_security(&self.security)?;
+        let mut last = None;
+        for addr in self.bootstrap.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+            match Connection::connect_with(addr, Duration::from_secs(10), &security).await {
+                Ok(c) => return Ok(c),
+                Err(e) => last = Some(e),
+            }
+        }
+        match last {
+            Some(e) => Err(e).context("connecting to the cluster"),
+            None => bail!("--bootstrap names no broker"),
+        }
+    }
+}
+
+/// The TLS configuration and SASL login of millrace's own client for `security`.
+pub fn protocol_security(security: &KafkaClientSecurity) -> anyhow::Result<Security> {
+    let protocol = security.security_protocol;
+    let tls = if protocol.uses_tls() {
+        let identity = match (&security.ssl_certificate_location, &security.ssl_key_location) {
+            (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
+            _ => None,
+        };
+        let files = millrace_protocol::tls::ClientTlsFiles {
+            ca_file: security.ssl_ca_location.clone(),
+            identity,
+            verify_hostname: security.verify_hostname(),
+        };
+        Some(millrace_protocol::tls::client_config(&files).context("setting up TLS")?)
+    } else {
+        None
+    };
+    let sasl = if protocol.uses_sasl() {
+        let password = security.password().map_err(|e| anyhow::anyhow!("sasl.password: {e}"))?;
+        let (Some(username), Some(password)) = (&security.sasl_username, password) else {
+            bail!("security.protocol {protocol} needs sasl.username and sasl.password");
+        };
+        Some(SaslLogin {
+            mechanism: security.mechanism().to_string(),
+            username: username.clone(),
+            password: password.expose().to_string(),
+        })
+    } else {
+        None
+    };
+    Ok(Security { tls, sasl })
+}
