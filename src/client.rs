@@ -102,8 +102,8 @@ pub fn protocol_security(security: &KafkaClientSecurity) -> anyhow::Result<Secur
         None
     };
     let sasl = if protocol.uses_sasl() {
-        let password = security.password().map_err(|e| anyhow::anyhow!("sasl.password: {e}"))?;
-        let (Some(username), Some(password)) = (&security.sasl_username, password) else {
+        // A properties file gives the password inline; TOML files resolve `_file` at load time.
+        let (Some(username), Some(password)) = (&security.sasl_username, &security.sasl_password) else {
             bail!("security.protocol {protocol} needs sasl.username and sasl.password");
         };
         Some(SaslLogin {

@@ -21,8 +21,6 @@ use tokio::sync::watch;
 pub struct BoundAddresses {
     /// The first Kafka listener.
     pub kafka: SocketAddr,
-    /// Every Kafka listener, by name.
-    pub listeners: Vec<(String, SocketAddr)>,
     /// Admin HTTP.
     pub admin: SocketAddr,
 }
@@ -71,11 +69,11 @@ pub async fn start(mut config: BrokerConfig) -> Result<RunningBroker, BrokerErro
     let admin = TcpListener::bind(config.admin_listen)
         .await
         .map_err(|e| io_err(format!("binding the admin listener {}", config.admin_listen), e))?;
-    let listeners: Vec<(String, SocketAddr)> =
-        kafka.iter().map(|l| (l.settings.name.clone(), l.settings.listen)).collect();
+    let Some(first) = kafka.first().map(|l| l.settings.listen) else {
+        return Err(BrokerError::Config("no Kafka listener is configured".into()));
+    };
     let addresses = BoundAddresses {
-        kafka: listeners.first().map(|(_, addr)| *addr).unwrap_or(config.admin_listen),
-        listeners,
+        kafka: first,
         admin: admin.local_addr().map_err(|e| io_err("reading the admin listener address", e))?,
     };
     // From here on the bound listeners are the configuration.

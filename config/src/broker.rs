@@ -26,6 +26,9 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+/// The Kafka listener of a broker configured with none.
+const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 9092));
+
 /// The whole broker configuration file.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -103,7 +106,7 @@ impl BrokerConfig {
     pub fn effective_listeners(&self) -> Vec<ListenerSettings> {
         let plain = match self.listen {
             Some(listen) => Some(listen),
-            None if self.listeners.is_empty() => Some(SocketAddr::from(([127, 0, 0, 1], 9092))),
+            None if self.listeners.is_empty() => Some(DEFAULT_LISTEN),
             None => None,
         };
         let plain = plain.map(|listen| ListenerSettings::plaintext(listen, self.advertised_listener.clone()));
@@ -116,7 +119,7 @@ impl BrokerConfig {
         let listeners = self.effective_listeners();
         let wanted = self.inter_broker.listener_name.as_deref();
         let found = wanted.and_then(|name| listeners.iter().find(|l| l.name == name)).or(listeners.first());
-        found.cloned().unwrap_or_else(|| ListenerSettings::plaintext(SocketAddr::from(([127, 0, 0, 1], 9092)), None))
+        found.cloned().unwrap_or_else(|| ListenerSettings::plaintext(DEFAULT_LISTEN, None))
     }
 
     /// The inter-broker listener's advertised address.

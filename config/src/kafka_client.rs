@@ -9,7 +9,7 @@
 //!   properties file ([`KafkaClientSecurity::from_properties`]).
 
 use crate::error::ConfigError;
-use crate::secret::{read_secret_file, Secret};
+use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -295,15 +295,6 @@ impl KafkaClientSecurity {
         let text = std::fs::read_to_string(path)
             .map_err(|source| vec![ConfigError::Read { path: path.to_path_buf(), source }])?;
         Self::from_properties(&text, &path.display().to_string())
-    }
-
-    /// The password, read from `sasl_password_file` if it was not resolved at load time.
-    pub fn password(&self) -> Result<Option<Secret>, String> {
-        match (&self.sasl_password, &self.sasl_password_file) {
-            (Some(p), _) => Ok(Some(p.clone())),
-            (None, Some(file)) => read_secret_file(file).map(Some),
-            (None, None) => Ok(None),
-        }
     }
 }
 

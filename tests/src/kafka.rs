@@ -91,21 +91,34 @@ impl KafkaConn {
 /// One uncompressed v2 record batch of unkeyed records with `values`, offsets from 0, a fixed
 /// creation timestamp, no producer id: what tests produce when only the values matter.
 pub fn value_batch<S: AsRef<str>>(values: &[S]) -> anyhow::Result<bytes::Bytes> {
+    record_batch(values, None, None, 1_700_000_000_000)
+}
+
+/// One uncompressed v2 record batch from kafka-protocol's encoder (what a real client sends):
+/// `values` with offsets from 0, each with `key`, from `producer` = (id, epoch, first sequence)
+/// if idempotent, created at `timestamp` (ms).
+pub fn record_batch<S: AsRef<str>>(
+    values: &[S],
+    key: Option<&str>,
+    producer: Option<(i64, i16, i32)>,
+    timestamp: i64,
+) -> anyhow::Result<bytes::Bytes> {
     use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let (id, epoch, sequence) = producer.unwrap_or((-1, -1, -1));
     let records: Vec<Record> = values
         .iter()
         .enumerate()
         .map(|(i, v)| Record {
             transactional: false,
             control: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
+            partition_leader_epoch: -1,
+            producer_id: id,
+            producer_epoch: epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
-            timestamp: 1_700_000_000_000,
-            key: None,
+            sequence: if sequence < 0 { -1 } else { sequence + i as i32 },
+            timestamp,
+            key: key.map(|k| bytes::Bytes::copy_from_slice(k.as_bytes())),
             value: Some(bytes::Bytes::copy_from_slice(v.as_ref().as_bytes())),
             headers: Default::default(),
             delete_horizon: false,

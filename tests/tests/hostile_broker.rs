@@ -17,7 +17,6 @@ use kafka_protocol::messages::{
     ListOffsetsRequest, MetadataRequest, ProduceRequest, ProducerId, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 use millrace_tests::{broker_command, connect_timeout, free_port, BrokerProcess, KafkaConn, LoggedProcess};
 use std::io::Write;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -37,35 +36,9 @@ fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-/// A v2 batch of `values` from kafka-protocol's encoder (what a real client sends).
+/// A v2 batch of `values` from kafka-protocol's encoder (what a real client sends), created now.
 fn batch(values: &[&str], key: Option<&str>, producer: Option<(i64, i16, i32)>) -> anyhow::Result<Bytes> {
-    let (id, epoch, sequence) = producer.unwrap_or((-1, -1, -1));
-    let records: Vec<Record> = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: id,
-            producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: if sequence < 0 { -1 } else { sequence + i as i32 },
-            timestamp: now_ms(),
-            key: key.map(|k| Bytes::copy_from_slice(k.as_bytes())),
-            value: Some(Bytes::copy_from_slice(v.as_bytes())),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = bytes::BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions { version: 2, compression: Compression::None },
-    )?;
-    Ok(buf.freeze())
+    millrace_tests::kafka::record_batch(values, key, producer, now_ms())
 }
 
 /// A batch header over `payload` claiming `records` records, with a valid CRC-32C: what passes a

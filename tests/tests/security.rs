@@ -21,7 +21,6 @@ struct SecureBroker {
     ca: String,
     /// A client certificate for `CN=carol`.
     carol: CertFiles,
-    password_file: String,
     _dir: tempfile::TempDir,
 }
 
@@ -65,7 +64,6 @@ impl SecureBroker {
             sasl_plaintext: format!("127.0.0.1:{sasl_plaintext}"),
             ca: ca.ca_cert.display().to_string(),
             carol,
-            password_file,
             _dir: dir,
         })
     }
@@ -247,7 +245,6 @@ fn a_sasl_listener_answers_nothing_but_api_versions_before_login_and_drops_slow_
         &properties.display().to_string(),
     ])?;
     assert!(listed.contains("User: alice"), "{listed}");
-    let _ = &secure.password_file;
     Ok(())
 }
 

@@ -5,7 +5,7 @@
 
 use crate::api::Principal;
 use millrace_config::{ClientAuth, TlsSettings};
-use millrace_protocol::tls::{load_certs, load_key, load_roots, provider, TlsError};
+use millrace_protocol::tls::{client_config, load_certs, load_key, load_roots, provider, ClientTlsFiles, TlsError};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, ServerConfig};
 use std::path::PathBuf;
@@ -141,7 +141,7 @@ fn load(settings: &TlsSettings) -> Result<Loaded, TlsError> {
             .map_err(|e| TlsError::Config(format!("{}: {e}", cert_file.display())))
     };
     let none = server(None)?;
-    let (requested, required, client) = match &settings.ca_file {
+    let (requested, required) = match &settings.ca_file {
         Some(ca) => {
             let roots = Arc::new(load_roots(ca)?);
             let verifier = |optional: bool| {
@@ -149,24 +149,16 @@ fn load(settings: &TlsSettings) -> Result<Loaded, TlsError> {
                 let builder = if optional { builder.allow_unauthenticated() } else { builder };
                 builder.build().map_err(|e| TlsError::Config(format!("{}: {e}", ca.display())))
             };
-            let client = ClientConfig::builder_with_provider(provider.clone())
-                .with_safe_default_protocol_versions()
-                .map_err(|e| TlsError::Config(e.to_string()))?
-                .with_root_certificates(roots.clone())
-                .with_client_auth_cert(chain.clone(), key.clone_key())
-                .map_err(|e| TlsError::Config(format!("{}: {e}", cert_file.display())))?;
-            (Some(server(Some(verifier(true)?))?), Some(server(Some(verifier(false)?))?), Arc::new(client))
+            (Some(server(Some(verifier(true)?))?), Some(server(Some(verifier(false)?))?))
         }
-        None => {
-            // No private CA: other brokers are trusted through the system's roots.
-            let files = millrace_protocol::tls::ClientTlsFiles {
-                ca_file: None,
-                identity: Some((cert_file.clone(), key_file.clone())),
-                verify_hostname: true,
-            };
-            (None, None, millrace_protocol::tls::client_config(&files)?)
-        }
+        None => (None, None),
     };
+    // Other brokers are trusted through `ca_file`, or the system's roots without one.
+    let client = client_config(&ClientTlsFiles {
+        ca_file: settings.ca_file.clone(),
+        identity: Some((cert_file.clone(), key_file.clone())),
+        verify_hostname: true,
+    })?;
     Ok(Loaded { stamps, none, requested, required, client })
 }
 
@@ -197,8 +189,9 @@ pub fn certificate_principal(certificate: &[u8]) -> Option<Principal> {
 
 fn escape_rfc2253(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
+    let last = value.chars().count().saturating_sub(1);
     for (i, c) in value.chars().enumerate() {
-        let edge = (i == 0 && (c == ' ' || c == '#')) || (i + 1 == value.chars().count() && c == ' ');
+        let edge = (i == 0 && (c == ' ' || c == '#')) || (i == last && c == ' ');
         if edge || matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=') {
             out.push('\\');
         }
