@@ -3,7 +3,6 @@
 //! Benchmarks live here rather than in timed tests (see docs/benchmarks.md for the commands).
 
 use anyhow::{bail, Context};
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
@@ -14,9 +13,9 @@ use std::time::{Duration, Instant};
 /// Arguments of `millrace bench`.
 #[derive(clap::Args)]
 pub struct BenchArgs {
-    /// Broker to measure.
-    #[arg(long, default_value = "127.0.0.1:9092", env = "MILLRACE_BOOTSTRAP")]
-    bootstrap: String,
+    /// Broker to measure, and how to reach it (`--command-config` for TLS and SASL listeners).
+    #[command(flatten)]
+    client: crate::client::ClientArgs,
     /// Topic to use (created by auto-creation or beforehand with the wanted partitions).
     #[arg(long, default_value = "bench")]
     topic: String,
@@ -186,8 +185,10 @@ fn produce(args: &BenchArgs) -> anyhow::Result<()> {
         warmed_up: AtomicBool::new(false),
     });
     let epoch = Instant::now();
-    let producer: BaseProducer<BenchContext> = ClientConfig::new()
-        .set("bootstrap.servers", &args.bootstrap)
+    let producer: BaseProducer<BenchContext> = args
+        .client
+        .client()?
+        .rdkafka_config("millrace-bench")
         .set("acks", &args.acks)
         .set("compression.type", &args.compression)
         .set("linger.ms", args.linger_ms.to_string())
@@ -253,8 +254,10 @@ fn produce(args: &BenchArgs) -> anyhow::Result<()> {
 }
 
 fn consume(args: &BenchArgs) -> anyhow::Result<()> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &args.bootstrap)
+    let consumer: BaseConsumer = args
+        .client
+        .client()?
+        .rdkafka_config("millrace-bench")
         // librdkafka requires a group id for assign(); nothing is committed to it.
         .set("group.id", "millrace-bench")
         .set("enable.auto.commit", "false")
