@@ -284,7 +284,10 @@ pub async fn run(
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 save();
-                if new.output.bootstrap != config.output.bootstrap || new.agent.data_dir != config.agent.data_dir {
+                let (old_output, new_output) = (&config.output, &new.output);
+                let output_changed =
+                    new_output.bootstrap != old_output.bootstrap || new_output.security != old_output.security;
+                if output_changed || new.agent.data_dir != config.agent.data_dir {
                     tracing::warn!("output and data_dir changes take effect at the next restart");
                 }
                 config = new;

@@ -145,6 +145,11 @@ impl Output {
         for (key, value) in &settings.librdkafka {
             config.set(key, value);
         }
+        // Set last: validation keeps these properties out of `librdkafka`, and should a caller
+        // skip it, the typed keys still win.
+        for (key, value) in settings.security.rdkafka_properties() {
+            config.set(key, value);
+        }
         let stats = Arc::new(OutputStats::default());
         let producer = config
             .create_with_context(Context { stats: stats.clone() })

@@ -8,6 +8,7 @@ pub use inputs::{
 };
 
 use crate::error::ConfigError;
+use crate::kafka_client::KafkaClientSecurity;
 use crate::units::{ByteSize, DurationMs};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -101,6 +102,10 @@ pub enum Acks {
 pub struct OutputSettings {
     /// Brokers to bootstrap from, `HOST:PORT[,HOST:PORT…]`.
     pub bootstrap: String,
+    /// How the producer reaches the brokers: `security_protocol`, `sasl_*` and `ssl_*` keys
+    /// directly in `[output]`, Kafka's client property names with `_` for `.`.
+    #[serde(flatten)]
+    pub security: KafkaClientSecurity,
     /// Acknowledgement level.
     pub acks: Acks,
     /// Idempotent producer: retries never duplicate or reorder records.
@@ -114,7 +119,8 @@ pub struct OutputSettings {
     /// Records waiting for the broker, in bytes; inputs pause when it is full. It bounds the
     /// agent's memory during a backlog (default 16 MiB, ~32,000 typical log records).
     pub queue_bytes: ByteSize,
-    /// Further librdkafka settings, by their librdkafka names.
+    /// Further librdkafka settings, by their librdkafka names. Properties a key above sets
+    /// (`security.protocol`, `sasl.username`, `ssl.ca.location`…) are refused here.
     pub librdkafka: BTreeMap<String, String>,
 }
 
@@ -122,6 +128,7 @@ impl Default for OutputSettings {
     fn default() -> Self {
         OutputSettings {
             bootstrap: "127.0.0.1:9092".into(),
+            security: KafkaClientSecurity::default(),
             acks: Acks::All,
             idempotence: true,
             compression: Compression::Lz4,
@@ -148,6 +155,9 @@ impl AgentConfig {
         if self.agent.checkpoint_interval.0 == 0 {
             bad("agent.checkpoint_interval", "must be positive", "use e.g. \"1s\"");
         }
+        let output = &self.output;
+        problems.extend(output.security.problems(origin, "output."));
+        problems.extend(KafkaClientSecurity::passthrough_problems(origin, "output.librdkafka.", &output.librdkafka));
         problems.extend(self.inputs.problems(origin));
         problems
     }
@@ -155,12 +165,20 @@ impl AgentConfig {
     /// Reads the `*_file` secrets into their values (at load time, before
     /// [`AgentConfig::problems`]); an unreadable file is a problem naming the key.
     pub fn resolve_secrets(&mut self, origin: &str) -> Vec<ConfigError> {
-        self.inputs.resolve_secrets(origin)
+        let mut problems: Vec<ConfigError> =
+            self.output.security.resolve_secrets(origin, "output.").into_iter().collect();
+        problems.extend(self.inputs.resolve_secrets(origin));
+        problems
     }
 
     /// What is allowed but risky (credentials over plain HTTP, certificate checks turned off),
     /// for warnings at start-up.
     pub fn warnings(&self) -> Vec<String> {
-        self.inputs.warnings()
+        let mut warnings = self.output.security.warnings("output", &self.output.librdkafka);
+        warnings.extend(self.inputs.warnings());
+        warnings
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -11,6 +11,7 @@
 use crate::error::ConfigError;
 use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Kafka's security protocols, named as Kafka names them.
@@ -71,6 +72,19 @@ impl std::fmt::Display for SecurityProtocol {
         f.write_str(self.name())
     }
 }
+
+/// The librdkafka properties [`KafkaClientSecurity`] sets, with the TOML key that sets each.
+const TYPED_PROPERTIES: [(&str, &str); 9] = [
+    ("security.protocol", "security_protocol"),
+    ("sasl.mechanism", "sasl_mechanism"),
+    ("sasl.mechanisms", "sasl_mechanism"),
+    ("sasl.username", "sasl_username"),
+    ("sasl.password", "sasl_password"),
+    ("ssl.ca.location", "ssl_ca_location"),
+    ("ssl.certificate.location", "ssl_certificate_location"),
+    ("ssl.key.location", "ssl_key_location"),
+    ("ssl.endpoint.identification.algorithm", "ssl_endpoint_identification_algorithm"),
+];
 
 /// The SASL mechanisms millrace speaks, client and broker side.
 pub const SASL_MECHANISMS: [&str; 3] = ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"];
@@ -218,6 +232,57 @@ impl KafkaClientSecurity {
             properties.push(("ssl.endpoint.identification.algorithm", algorithm.to_string()));
         }
         properties
+    }
+
+    /// Problems of a `librdkafka` passthrough table (`at` is its dotted path with the dot,
+    /// `output.librdkafka.`) used beside these properties. A property that a typed key sets
+    /// (`security.protocol`, `sasl.username`, `ssl.ca.location`…) is refused there, naming the
+    /// typed key: with two homes one would silently win over the other, and a security setting
+    /// must say one thing. Other `ssl.*` / `sasl.*` properties (cipher suites, CRLs) pass through.
+    pub fn passthrough_problems(origin: &str, at: &str, table: &BTreeMap<String, String>) -> Vec<ConfigError> {
+        table
+            .keys()
+            .filter_map(|property| {
+                let (_, typed) =
+                    TYPED_PROPERTIES.iter().find(|(name, _)| name.eq_ignore_ascii_case(property.trim()))?;
+                Some(ConfigError::invalid(
+                    origin,
+                    &format!("{at}\"{property}\""),
+                    format!("sets a security property that `{typed}` sets"),
+                    format!("remove it and set {typed} in the table above instead"),
+                ))
+            })
+            .collect()
+    }
+
+    /// What is allowed but risky, for warnings at start-up: passwords in clear (PLAIN over
+    /// SASL_PLAINTEXT) and broker certificates not checked (by host name, or at all through the
+    /// passthrough table's `enable.ssl.certificate.verification`). `table` is the TOML table.
+    pub fn warnings(&self, table: &str, passthrough: &BTreeMap<String, String>) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let protocol = self.security_protocol;
+        if protocol == SecurityProtocol::SaslPlaintext && self.mechanism() == "PLAIN" {
+            warnings.push(format!(
+                "{table}: sasl_mechanism = \"PLAIN\" over SASL_PLAINTEXT sends the password in clear \
+                 (use SASL_SSL, or SCRAM-SHA-512)"
+            ));
+        }
+        if protocol.uses_tls() && !self.verify_hostname() {
+            warnings.push(format!(
+                "{table}.ssl_endpoint_identification_algorithm = \"none\": the broker's certificate is not \
+                 checked against its host name; any certificate the CA signed can pose as the broker"
+            ));
+        }
+        let unverified = passthrough.iter().any(|(key, value)| {
+            key.trim().eq_ignore_ascii_case("enable.ssl.certificate.verification") && value.trim() == "false"
+        });
+        if protocol.uses_tls() && unverified {
+            warnings.push(format!(
+                "{table}.librdkafka.\"enable.ssl.certificate.verification\" = \"false\": broker certificates \
+                 are NOT checked; anyone on the network path can pose as the broker (set ssl_ca_location instead)"
+            ));
+        }
+        warnings
     }
 
     /// Reads Kafka client properties (`key=value` lines, `#` comments, as Kafka's tools take

@@ -6,6 +6,7 @@
 
 use crate::error::ConfigError;
 use crate::http_client::{transport_problems, transport_warnings, ClientTls, Credentials};
+use crate::kafka_client::KafkaClientSecurity;
 use crate::secret::{resolve, Secret};
 use crate::units::{ByteSize, DurationMs};
 use serde::{Deserialize, Serialize};
@@ -43,9 +44,15 @@ pub struct SinkSettings {
 pub struct SourceSettings {
     /// Brokers to bootstrap from, `HOST:PORT[,HOST:PORT…]`.
     pub bootstrap: String,
+    /// How the consumers (and dead-letter producers) reach the brokers: `security_protocol`,
+    /// `sasl_*` and `ssl_*` keys directly in `[source]`, Kafka's client property names with `_`
+    /// for `.`.
+    #[serde(flatten)]
+    pub security: KafkaClientSecurity,
     /// Where a group without committed offsets starts: `earliest` or `latest`.
     pub start_at: StartFrom,
-    /// Further librdkafka consumer settings, by their librdkafka names.
+    /// Further librdkafka consumer settings, by their librdkafka names. Properties a key above
+    /// sets (`security.protocol`, `sasl.username`, `ssl.ca.location`…) are refused here.
     pub librdkafka: BTreeMap<String, String>,
 }
 
@@ -53,6 +60,7 @@ impl Default for SourceSettings {
     fn default() -> Self {
         SourceSettings {
             bootstrap: "127.0.0.1:9092".into(),
+            security: KafkaClientSecurity::default(),
             start_at: StartFrom::Earliest,
             librdkafka: BTreeMap::new(),
         }
@@ -494,13 +502,20 @@ impl SinkConfig {
             }
         }
         problems.extend(problems_of_transport);
+        problems.extend(self.source.security.problems(origin, "source."));
+        problems.extend(KafkaClientSecurity::passthrough_problems(
+            origin,
+            "source.librdkafka.",
+            &self.source.librdkafka,
+        ));
         problems
     }
 
     /// Reads the `*_file` secrets into their values (at load time, before [`SinkConfig::problems`]);
     /// a file that cannot be read, or a secret given twice, is a problem naming the key.
     pub fn resolve_secrets(&mut self, origin: &str) -> Vec<ConfigError> {
-        let mut problems = Vec::new();
+        let mut problems: Vec<ConfigError> =
+            self.source.security.resolve_secrets(origin, "source.").into_iter().collect();
         for (i, es) in self.elasticsearch.iter_mut().enumerate() {
             let at = format!("elasticsearch[{i}].");
             problems.extend(resolve(origin, &at, "password", &mut es.password, es.password_file.as_ref()));
@@ -518,7 +533,7 @@ impl SinkConfig {
     /// for warnings at start-up.
     pub fn warnings(&self) -> Vec<String> {
         let credentials = |configured: bool| if configured { Credentials::Configured } else { Credentials::None };
-        let mut warnings = Vec::new();
+        let mut warnings = self.source.security.warnings("source", &self.source.librdkafka);
         for (i, es) in self.elasticsearch.iter().enumerate() {
             let configured = credentials(es.password.is_some() || es.api_key.is_some());
             warnings.extend(transport_warnings(&format!("elasticsearch[{i}]"), &es.endpoints, configured, &es.tls));

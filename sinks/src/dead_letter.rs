@@ -6,6 +6,7 @@
 //! [`DeadLetterTopic`] is the real one.
 
 use crate::record::SourceRecord;
+use millrace_config::sink::SourceSettings;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -45,15 +46,21 @@ pub struct DeadLetterTopic {
 
 impl DeadLetterTopic {
     /// A producer with acks=all and idempotence: a dead letter is acknowledged before the offset
-    /// of its record is committed.
-    pub fn new(bootstrap: &str, topic: &str, sink: &str) -> Result<DeadLetterTopic, KafkaError> {
-        let producer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
+    /// of its record is committed. It reaches the brokers as the sink's consumer does (same
+    /// bootstrap and security keys of `[source]`); `[source.librdkafka]` holds consumer settings
+    /// and is not applied to it.
+    pub fn new(source: &SourceSettings, topic: &str, sink: &str) -> Result<DeadLetterTopic, KafkaError> {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &source.bootstrap)
             .set("client.id", format!("millrace-sink-{sink}-dead-letters"))
             .set("acks", "all")
             .set("enable.idempotence", "true")
-            .set("message.timeout.ms", "30000")
-            .create()?;
+            .set("message.timeout.ms", "30000");
+        for (key, value) in source.security.rdkafka_properties() {
+            config.set(key, value);
+        }
+        let producer = config.create()?;
         Ok(DeadLetterTopic { producer, topic: topic.to_string(), sink: sink.to_string() })
     }
 }

@@ -76,3 +76,28 @@ fn secret_mistakes_are_named_with_their_key() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(found[0].contains("line 6") && found[0].contains("`MILLRACE_TEST_SURELY_UNSET` is not set"), "{found:?}");
 }
+
+#[test]
+fn source_takes_kafka_client_security_with_the_password_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let password = dir.path().join("sink.password");
+    std::fs::write(&password, "s1nk-pa55\n").unwrap();
+    let source = format!(
+        "[source]\nbootstrap = \"b:9093\"\nsecurity_protocol = \"SASL_SSL\"\nsasl_username = \"sink\"\n\
+         sasl_password_file = {password:?}\nstart_at = \"latest\"\n"
+    );
+    let config = parse_sink(&format!("{source}{ES}endpoints = [\"https://es:9200\"]\n"), "s.toml").unwrap();
+    let security = &config.source.security;
+    assert_eq!(security.sasl_password.as_ref().map(|p| p.expose()), Some("s1nk-pa55"));
+    assert!(security.rdkafka_properties().contains(&("sasl.mechanism", "SCRAM-SHA-512".into())));
+    assert!(!format!("{config:?}").contains("s1nk-pa55"));
+
+    // The passthrough table cannot say something else about the same property.
+    let text = format!(
+        "{source}[source.librdkafka]\n\"security.protocol\" = \"plaintext\"\n{ES}endpoints = [\"https://es:9200\"]\n"
+    );
+    let found = problems(&text);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].starts_with("s.toml: key `source.librdkafka.\"security.protocol\"`"), "{found:?}");
+    assert!(found[0].contains("fix: remove it and set security_protocol"), "{found:?}");
+}

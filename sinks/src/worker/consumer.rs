@@ -198,8 +198,12 @@ pub fn create_consumer(
         .set("fetch.queue.backoff.ms", "10")
         .set("statistics.interval.ms", STATISTICS_INTERVAL_MS)
         .set("heartbeat.interval.ms", "1000");
-    // The operator's own settings come last and win.
+    // The operator's own settings win over the defaults above…
     for (key, value) in &source.librdkafka {
+        config.set(key, value);
+    }
+    // …but not over the security keys (validation keeps them out of `librdkafka` anyway).
+    for (key, value) in source.security.rdkafka_properties() {
         config.set(key, value);
     }
     config.create_with_context(SinkContext { shared }).map_err(|e| SinkError::Kafka {

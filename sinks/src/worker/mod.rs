@@ -70,13 +70,14 @@ pub async fn run<D: Destination>(
         context: "subscribing",
         source: e,
     })?;
-    let dead_letters =
-        match &common.dead_letter_topic {
-            Some(topic) => Some(DeadLetterTopic::new(&source.bootstrap, topic, &name).map_err(|e| {
-                SinkError::Kafka { sink: name.clone(), context: "creating the dead-letter producer", source: e }
-            })?),
-            None => None,
-        };
+    let dead_letters = match &common.dead_letter_topic {
+        Some(topic) => Some(DeadLetterTopic::new(&source, topic, &name).map_err(|e| SinkError::Kafka {
+            sink: name.clone(),
+            context: "creating the dead-letter producer",
+            source: e,
+        })?),
+        None => None,
+    };
     let destination = Arc::new(destination);
     tracing::info!(sink = %name, kind = destination.kind(), topics = ?common.topics, group = %common.group, "sink running");
 

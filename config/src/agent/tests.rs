@@ -1,0 +1,84 @@
+//! The agent's `[output]` with Kafka client security keys, through the loader: values,
+//! `${VAR}` and `*_file` secrets, typos, missing credentials and the passthrough table.
+
+#![allow(clippy::unwrap_used)]
+use crate::kafka_client::SecurityProtocol;
+use crate::parse_agent;
+
+const INPUT: &str = "[[inputs.stdin]]\nname = \"in\"\ntopic = \"logs\"\n";
+
+fn problems(output: &str) -> Vec<String> {
+    let text = format!("[output]\nbootstrap = \"b:9093\"\n{output}\n{INPUT}");
+    parse_agent(&text, "a.toml").unwrap_err().iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn security_keys_sit_in_output_and_reach_librdkafka_with_the_password_hidden() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").unwrap();
+    std::env::set_var("MILLRACE_TEST_AGENT_SASL_PASSWORD", "ag3nt-pa55");
+    let text = format!(
+        "[output]\nbootstrap = \"b:9093\"\nsecurity_protocol = \"SASL_SSL\"\nsasl_mechanism = \"SCRAM-SHA-512\"\n\
+         sasl_username = \"agent\"\nsasl_password = \"${{MILLRACE_TEST_AGENT_SASL_PASSWORD}}\"\n\
+         ssl_ca_location = {ca:?}\nlinger = \"10ms\"\n[output.librdkafka]\n\"ssl.cipher.suites\" = \"HIGH\"\n{INPUT}"
+    );
+    let config = parse_agent(&text, "a.toml").unwrap();
+    let output = &config.output;
+    assert_eq!(output.security.security_protocol, SecurityProtocol::SaslSsl);
+    assert_eq!(output.linger.0, 10, "the keys beside the flattened ones still parse");
+    let properties = output.security.rdkafka_properties();
+    for expected in [
+        ("security.protocol", "sasl_ssl".to_string()),
+        ("sasl.username", "agent".into()),
+        ("sasl.password", "ag3nt-pa55".into()),
+        ("ssl.ca.location", ca.display().to_string()),
+    ] {
+        assert!(properties.contains(&expected), "{expected:?} in {properties:?}");
+    }
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("ag3nt-pa55") && debug.contains("sasl_password: Some(\"***\")"), "{debug}");
+    assert!(config.warnings().is_empty(), "{:?}", config.warnings());
+}
+
+#[test]
+fn mistakes_in_output_security_name_the_key_and_the_fix() {
+    // A typo is refused, not ignored: the flattened keys keep `[output]` closed to unknown keys.
+    let found = problems("security_protocol = \"SASL_SSL\"\nsasl_usernme = \"agent\"\nsasl_password = \"p\"");
+    assert!(found.len() == 1 && found[0].contains("sasl_usernme"), "{found:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope");
+    let found = problems(&format!(
+        "security_protocol = \"SASL_SSL\"\nsasl_password_file = {missing:?}\n\
+         [output.librdkafka]\n\"sasl.password\" = \"p\"\n\"ssl.cipher.suites\" = \"HIGH\""
+    ));
+    for (key, fix) in [
+        ("output.sasl_password_file", "fix: write the secret into the file"),
+        ("output.sasl_username", "fix: set the user's name"),
+        ("output.librdkafka.\"sasl.password\"", "fix: remove it and set sasl_password"),
+    ] {
+        assert!(
+            found.iter().any(|p| p.starts_with(&format!("a.toml: key `{key}`")) && p.contains(fix)),
+            "{key}: {found:#?}"
+        );
+    }
+    assert_eq!(found.len(), 3, "{found:#?}");
+}
+
+#[test]
+fn risky_settings_are_warned_about() {
+    let text = format!(
+        "[output]\nsecurity_protocol = \"SASL_PLAINTEXT\"\nsasl_mechanism = \"PLAIN\"\nsasl_username = \"a\"\n\
+         sasl_password = \"p\"\n{INPUT}"
+    );
+    let warnings = parse_agent(&text, "a.toml").unwrap().warnings();
+    assert!(warnings.len() == 1 && warnings[0].contains("sends the password in clear"), "{warnings:?}");
+    let text = format!(
+        "[output]\nsecurity_protocol = \"SSL\"\nssl_endpoint_identification_algorithm = \"none\"\n\
+         [output.librdkafka]\n\"enable.ssl.certificate.verification\" = \"false\"\n{INPUT}"
+    );
+    let warnings = parse_agent(&text, "a.toml").unwrap().warnings();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings[1].contains("broker certificates are NOT checked"), "{warnings:?}");
+}
