@@ -30,27 +30,71 @@ pub struct RunningBroker {
     broker: Arc<Broker>,
     kafka: Vec<server::KafkaListener>,
     tls: Option<Arc<server::tls::TlsIdentity>>,
+    controller_tls: Option<Arc<server::tls::TlsIdentity>>,
     admin: TcpListener,
     /// Where it listens.
     pub addresses: BoundAddresses,
 }
 
-/// Binds the controller listener of a cluster member. A single broker has none: its quorum of
-/// one runs in-process and needs no network.
+/// The controller side of a cluster member: its listener (bound) and how peers are reached and
+/// authenticated. A single broker has no listener: its quorum of one runs in-process and needs
+/// no network.
+struct ControllerSide {
+    listener: Option<controller::network::RpcListener>,
+    transport: controller::network::Transport,
+    /// The controller's TLS identity, to reload when its files change.
+    tls: Option<Arc<server::tls::TlsIdentity>>,
+}
+
 async fn bind_controller(
     config: &BrokerConfig,
     metrics: &metrics::ListenerMetrics,
-) -> Result<Option<controller::network::RpcListener>, BrokerError> {
+) -> Result<ControllerSide, BrokerError> {
+    let plain = ControllerSide { listener: None, transport: controller::network::Transport::plain(), tls: None };
     let (false, Some(addr)) = (config.voters.is_empty(), config.controller_listen) else {
         if let Some(addr) = config.controller_listen {
             tracing::warn!(%addr, "controller_listen is ignored without voters: a single broker's quorum runs in-process");
         }
-        return Ok(None);
+        return Ok(plain);
+    };
+    let tls = controller_tls(config)?;
+    let transport = match &tls {
+        Some(identity) => controller::network::Transport::mutual_tls(identity.clone()),
+        None => {
+            tracing::warn!(
+                %addr,
+                "the controller listener is not authenticated: set [controller.tls] (mutual TLS with a cluster CA) \
+                 on a network you do not fully trust; until then only controller.allowed_peers keeps strangers out"
+            );
+            plain.transport
+        }
     };
     let listener =
         TcpListener::bind(addr).await.map_err(|e| io_err(format!("binding the controller listener {addr}"), e))?;
     let access = controller::network::PeerAccess::for_broker(config);
-    Ok(Some(controller::network::RpcListener::new(listener, access, metrics.clone()).await))
+    let listener = controller::network::RpcListener::new(listener, access, transport.clone(), metrics.clone()).await;
+    Ok(ControllerSide { listener: Some(listener), transport, tls })
+}
+
+/// The `[controller.tls]` identity, checked to name this node (peers would refuse it otherwise).
+fn controller_tls(config: &BrokerConfig) -> Result<Option<Arc<server::tls::TlsIdentity>>, BrokerError> {
+    let loading =
+        |e: String| BrokerError::Config(format!("loading the controller's TLS identity ([controller.tls]): {e}"));
+    // Peers check the node id a certificate names, not host names.
+    let Some(identity) =
+        server::tls::TlsIdentity::load_with(&config.controller.tls, false).map_err(|e| loading(e.to_string()))?
+    else {
+        return Ok(None);
+    };
+    let expected = millrace_config::broker::controller_node_name(u64::try_from(config.node_id).unwrap_or(u64::MAX));
+    let named = server::tls::certificate_common_name(&identity.leaf_certificate());
+    if named.as_deref() != Some(expected.as_str()) {
+        return Err(loading(format!(
+            "the certificate's subject CN is {named:?}, but node {} needs CN={expected}",
+            config.node_id
+        )));
+    }
+    Ok(Some(identity))
 }
 
 /// Opens storage and binds the listeners; call [`RunningBroker::serve`] next.
@@ -87,12 +131,20 @@ pub async fn start(mut config: BrokerConfig) -> Result<RunningBroker, BrokerErro
         .map_err(|e| BrokerError::Internal(format!("creating listener metrics: {e}")))?;
     let controller = bind_controller(&config, &listener_metrics).await?;
     let endpoints = advertised_endpoints(&config);
-    let cluster = Arc::new(ClusterLink::start(&config, controller, advertised_host_port(&config), endpoints).await?);
+    let cluster = ClusterLink::start(
+        &config,
+        controller.listener,
+        controller.transport,
+        advertised_host_port(&config),
+        endpoints,
+    )
+    .await?;
+    let cluster = Arc::new(cluster);
     let identity = tls.clone();
     let broker = tokio::task::spawn_blocking(move || Broker::open(config, cluster, listener_metrics, identity))
         .await
         .map_err(|e| BrokerError::Internal(format!("opening storage: {e}")))??;
-    Ok(RunningBroker { broker: Arc::new(broker), kafka, tls, admin, addresses })
+    Ok(RunningBroker { broker: Arc::new(broker), kafka, tls, controller_tls: controller.tls, admin, addresses })
 }
 
 impl RunningBroker {
@@ -127,7 +179,7 @@ impl RunningBroker {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
-        if let Some(tls) = &self.tls {
+        for tls in self.tls.iter().chain(&self.controller_tls) {
             tokio::spawn(tls.clone().watch(shutdown.clone()));
         }
         let listeners: Vec<String> = self

@@ -18,7 +18,10 @@ mod validate;
 
 pub use authorization::AuthorizationSettings;
 pub use clients::{GroupSettings, ServerSettings, TopicSettings};
-pub use cluster::{parse_peer, parse_voter, ControllerSettings, PeerSpec, ReplicationSettings};
+pub use cluster::{
+    controller_node_id, controller_node_name, parse_peer, parse_voter, ControllerSettings, PeerSpec,
+    ReplicationSettings,
+};
 pub use listeners::{ClientAuth, InterBrokerSettings, ListenerSettings, TlsSettings};
 pub use storage::{FlushMode, LogSettings};
 

@@ -208,6 +208,12 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `n` brokers on loopback with free ports and waits until every one is registered.
     pub fn start(n: usize, extra_toml: &str) -> anyhow::Result<Cluster> {
+        Cluster::launch(n, &|_| extra_toml.to_string(), None)
+    }
+
+    /// [`Cluster::start`] with each broker's own extra configuration, `extra_toml(id)` (e.g.
+    /// its certificate or another listener's port).
+    pub fn start_each(n: usize, extra_toml: &dyn Fn(i32) -> String) -> anyhow::Result<Cluster> {
         Cluster::launch(n, extra_toml, None)
     }
 
@@ -216,12 +222,12 @@ impl Cluster {
     /// not allow network namespaces (fails instead when `MILLRACE_REQUIRE_NETNS` is set).
     pub fn start_netns(n: usize, extra_toml: &str) -> anyhow::Result<Option<Cluster>> {
         match Network::create(n) {
-            Ok(network) => Cluster::launch(n, extra_toml, Some(network)).map(Some),
+            Ok(network) => Cluster::launch(n, &|_| extra_toml.to_string(), Some(network)).map(Some),
             Err(skip) => netns::skip_or_fail(&skip).map(|()| None),
         }
     }
 
-    fn launch(n: usize, extra_toml: &str, network: Option<Network>) -> anyhow::Result<Cluster> {
+    fn launch(n: usize, extra_toml: &dyn Fn(i32) -> String, network: Option<Network>) -> anyhow::Result<Cluster> {
         anyhow::ensure!(n >= 1, "a cluster needs at least one broker");
         let dir = tempfile::Builder::new().prefix("millrace-cluster-").tempdir()?;
         let mut brokers = Vec::new();
@@ -288,19 +294,20 @@ impl Cluster {
         }
     }
 
-    fn write_configs(&self, extra_toml: &str) -> anyhow::Result<()> {
+    fn write_configs(&self, extra_toml: &dyn Fn(i32) -> String) -> anyhow::Result<()> {
         let voters: Vec<String> =
             self.brokers.iter().map(|b| format!("\"{}@{}\"", b.id, b.controller_addr())).collect();
         for broker in &self.brokers {
             let config = format!(
                 "node_id = {}\ndata_dir = {:?}\nlisten = \"{}\"\nadmin_listen = \"{}\"\ncontroller_listen = \"{}\"\n\
-                 voters = [{}]\n{extra_toml}\n",
+                 voters = [{}]\n{}\n",
                 broker.id,
                 broker.data_dir.display().to_string(),
                 broker.kafka_addr(),
                 broker.admin_addr(),
                 broker.controller_addr(),
                 voters.join(", "),
+                extra_toml(broker.id),
             );
             std::fs::write(&broker.config_path, config)?;
         }

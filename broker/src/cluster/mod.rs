@@ -8,7 +8,7 @@
 pub mod placement;
 pub mod topics;
 
-use crate::controller::network::RpcListener;
+use crate::controller::network::{RpcListener, Transport};
 use crate::controller::BrokerEndpoint;
 use crate::controller::{
     Controller, ControllerError, HeartbeatReply, HeartbeatRequest, MetadataCommand, MetadataResponse, MetadataState,
@@ -120,6 +120,7 @@ impl ClusterLink {
     pub async fn start(
         config: &BrokerConfig,
         listener: Option<RpcListener>,
+        transport: Transport,
         advertised: (String, u16),
         listeners: Vec<BrokerEndpoint>,
     ) -> Result<ClusterLink, BrokerError> {
@@ -140,6 +141,7 @@ impl ClusterLink {
         let controller = Controller::start_for_broker(
             node_id,
             listener,
+            transport,
             voters.clone(),
             controller_addr,
             &dir,

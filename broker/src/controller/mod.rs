@@ -29,7 +29,7 @@ pub use store::StateMachineStore;
 
 use crate::controller::liveness::Liveness;
 use crate::controller::network::{
-    NetError, Network, PeerAccess, RpcClient, RpcListener, RpcRequest, RpcResponse, Served,
+    NetError, Network, PeerAccess, RpcClient, RpcListener, RpcRequest, RpcResponse, Served, Transport,
 };
 use crate::controller::store::{LogStore, StoreError};
 use kafka_protocol::error::ResponseError;
@@ -153,6 +153,8 @@ pub struct Controller {
     heartbeat: tokio::sync::Mutex<Option<RpcClient>>,
     /// Broker leases (used while this controller is the active one).
     liveness: Arc<Liveness>,
+    /// How peer controllers are reached.
+    transport: Transport,
 }
 
 /// Broker session timeout of controllers started without one: effectively no automatic fencing
@@ -192,6 +194,7 @@ impl Controller {
     pub async fn start_for_broker(
         node_id: u64,
         listener: Option<RpcListener>,
+        transport: Transport,
         voters: BTreeMap<u64, String>,
         advertised: String,
         data_dir: &Path,
@@ -204,7 +207,8 @@ impl Controller {
             ));
         }
         let controller =
-            Self::start_inner(node_id, listener, voters.clone(), data_dir, raft_config(), session_timeout).await?;
+            Self::start_inner(node_id, listener, transport, voters.clone(), data_dir, raft_config(), session_timeout)
+                .await?;
         if !voter {
             controller.join_as_learner(&voters, advertised).await;
         }
@@ -215,12 +219,12 @@ impl Controller {
     /// non-voting member, so it receives the metadata log.
     async fn join_as_learner(&self, voters: &BTreeMap<u64, String>, advertised: String) {
         let request = RpcRequest::AddLearner { id: self.node_id, addr: advertised };
-        let mut targets: Vec<String> = voters.values().cloned().collect();
+        let mut targets: Vec<(u64, String)> = voters.iter().map(|(id, addr)| (*id, addr.clone())).collect();
         let mut attempt = 0usize;
         loop {
-            let addr = targets[attempt % targets.len()].clone();
+            let (node, addr) = targets[attempt % targets.len()].clone();
             attempt += 1;
-            let mut client = RpcClient::new(addr.clone());
+            let mut client = RpcClient::new(node, addr.clone(), self.transport.clone());
             match client.call(&request, FORWARD_TIMEOUT).await {
                 Ok(RpcResponse::AddLearner(Ok(()))) => {
                     tracing::info!(node_id = self.node_id, via = %addr, "joined the metadata quorum as a non-voting member");
@@ -228,7 +232,7 @@ impl Controller {
                 }
                 Ok(RpcResponse::AddLearner(Err(refusal))) => {
                     tracing::debug!(via = %addr, reason = %refusal.reason, "join refused; retrying");
-                    if let Some((_, leader)) = refusal.leader {
+                    if let Some(leader) = refusal.leader {
                         targets.insert(0, leader);
                         attempt = 0;
                     }
@@ -254,13 +258,15 @@ impl Controller {
     ) -> Result<Controller, ControllerError> {
         let metrics = crate::metrics::ListenerMetrics::new()
             .map_err(|e| ControllerError::Config(format!("creating listener metrics: {e}")))?;
-        let listener = RpcListener::new(listener, PeerAccess::for_voters(&voters), metrics).await;
-        Self::start_inner(node_id, Some(listener), voters, data_dir, config, session_timeout).await
+        let transport = Transport::plain();
+        let listener = RpcListener::new(listener, PeerAccess::for_voters(&voters), transport.clone(), metrics).await;
+        Self::start_inner(node_id, Some(listener), transport, voters, data_dir, config, session_timeout).await
     }
 
     async fn start_inner(
         node_id: u64,
         listener: Option<RpcListener>,
+        transport: Transport,
         voters: BTreeMap<u64, String>,
         data_dir: &Path,
         config: Config,
@@ -273,7 +279,8 @@ impl Controller {
         let log = LogStore::open(data_dir)?;
         let state_machine = StateMachineStore::open(data_dir)?;
         let pristine = log.is_pristine();
-        let raft = Raft::new(node_id, config, Network, log, state_machine.clone())
+        let network = Network { transport: transport.clone() };
+        let raft = Raft::new(node_id, config, network, log, state_machine.clone())
             .await
             .map_err(|e| ControllerError::Raft(e.to_string()))?;
         let liveness = Arc::new(Liveness::new(session_timeout));
@@ -290,6 +297,7 @@ impl Controller {
             liveness_task,
             heartbeat: tokio::sync::Mutex::new(None),
             liveness,
+            transport,
         };
         let lowest = voters.keys().next().copied();
         if pristine && lowest == Some(node_id) {
@@ -331,9 +339,10 @@ impl Controller {
         cmd: MetadataCommand,
     ) -> Result<MetadataResponse, ControllerError> {
         let mut clients = self.forward.lock().await;
-        let client = clients.entry(leader_id).or_insert_with(|| RpcClient::new(addr.clone()));
+        let client =
+            clients.entry(leader_id).or_insert_with(|| RpcClient::new(leader_id, addr.clone(), self.transport.clone()));
         if client.addr() != addr {
-            *client = RpcClient::new(addr.clone());
+            *client = RpcClient::new(leader_id, addr.clone(), self.transport.clone());
         }
         let resp = client
             .call(&RpcRequest::Propose(cmd), FORWARD_TIMEOUT)
@@ -376,10 +385,11 @@ impl Controller {
             return Ok(HeartbeatReply::NotLeader { leader_id: None });
         };
         let mut slot = self.heartbeat.lock().await;
-        let client = slot.get_or_insert_with(|| RpcClient::new(addr.clone()));
-        if client.addr() != addr {
-            *client = RpcClient::new(addr.clone());
+        // A new leader may live at an old leader's address (or the other way round).
+        if slot.as_ref().is_some_and(|c| c.addr() != addr || c.node() != leader_id) {
+            *slot = None;
         }
+        let client = slot.get_or_insert_with(|| RpcClient::new(leader_id, addr.clone(), self.transport.clone()));
         match client.call(&RpcRequest::BrokerHeartbeat(req), FORWARD_TIMEOUT).await {
             Ok(RpcResponse::BrokerHeartbeat(reply)) => Ok(reply),
             Ok(_) => Err(ControllerError::Forward { leader_id, source: NetError::UnexpectedResponse { addr } }),

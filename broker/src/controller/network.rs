@@ -6,7 +6,10 @@
 //! target; openraft keeps it for the life of a replication stream, so its TCP connection is
 //! reused. Server side: [`serve`] accepts connections and dispatches frames to the local `Raft`.
 //!
-//! There is no authentication yet, so the server takes connections only from [`PeerAccess`]:
+//! With `[controller.tls]`, peers are authenticated by mutual TLS with the cluster CA and must be
+//! the node their certificate names ([`Transport`]): a client refuses a controller that is not
+//! the node it dialled, the server closes a connection whose request speaks for another node.
+//! In any case the server takes connections only from [`PeerAccess`]:
 //! the voters' addresses (host names resolved at start-up, every [`RESOLVE_INTERVAL`] and when
 //! an unknown address connects), `controller.allowed_peers`, loopback and this broker's own
 //! addresses. Anyone else is closed on arrival with a warning and a metric. Connections are
@@ -20,6 +23,7 @@
 //! - `frame`: the length-prefixed JSON framing, with its size bound and growing buffer.
 //! - `client`: [`RpcClient`] (one reusable connection) and openraft's [`Network`] / [`PeerClient`].
 //! - `server`: [`RpcListener`] and [`serve`], which answers every RPC from the local `Raft`.
+//! - `transport`: [`Transport`], plain TCP or mutual TLS naming node ids, and the claims checked.
 
 mod access;
 mod client;
@@ -28,6 +32,7 @@ mod messages;
 mod server;
 #[cfg(test)]
 mod tests;
+mod transport;
 
 pub use access::PeerAccess;
 pub(crate) use client::RpcClient;
@@ -36,6 +41,7 @@ pub use messages::NetError;
 pub(crate) use messages::{RpcRequest, RpcResponse};
 pub use server::RpcListener;
 pub(crate) use server::{serve, Served};
+pub use transport::Transport;
 
 use std::time::Duration;
 
@@ -52,6 +58,10 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 const CLIENT_MAX_IDLE: Duration = Duration::from_secs(300);
 /// Time for a frame to arrive once its length did, and for a response to be taken.
 pub const FRAME_TIMEOUT: Duration = Duration::from_secs(30);
+/// Least time given to an RPC that must first connect (and shake hands) with its peer.
+const CONNECT_BUDGET: Duration = Duration::from_secs(1);
+/// Time for a peer's TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the allowed peers' host names are resolved again.
 pub const RESOLVE_INTERVAL: Duration = Duration::from_secs(300);
 /// An unknown address triggers a new resolution at most this often.

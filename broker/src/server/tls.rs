@@ -8,6 +8,7 @@ use millrace_config::{ClientAuth, TlsSettings};
 use millrace_protocol::tls::{client_config, load_certs, load_key, load_roots, provider, ClientTlsFiles, TlsError};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, ServerConfig};
+use rustls_pki_types::CertificateDer;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
@@ -21,22 +22,38 @@ struct Loaded {
     requested: Option<Arc<ServerConfig>>,
     required: Option<Arc<ServerConfig>>,
     client: Arc<ClientConfig>,
+    leaf: CertificateDer<'static>,
 }
 
 /// The broker's certificate, key and trusted CA, reloadable.
 pub struct TlsIdentity {
     settings: TlsSettings,
+    /// Whether, as a client, it checks that a peer's certificate names the host connected to.
+    verify_hostname: bool,
     loaded: RwLock<Arc<Loaded>>,
 }
 
 impl TlsIdentity {
     /// Loads the files; `None` when no certificate is configured.
     pub fn load(settings: &TlsSettings) -> Result<Option<Arc<TlsIdentity>>, TlsError> {
+        Self::load_with(settings, true)
+    }
+
+    /// [`TlsIdentity::load`]; without `verify_hostname` a peer's certificate only has to chain
+    /// to the CA (the controller link checks the node id it names instead of a host name).
+    pub fn load_with(settings: &TlsSettings, verify_hostname: bool) -> Result<Option<Arc<TlsIdentity>>, TlsError> {
         if settings.certificate_file.is_none() {
             return Ok(None);
         }
-        let loaded = load(settings)?;
-        Ok(Some(Arc::new(TlsIdentity { settings: settings.clone(), loaded: RwLock::new(Arc::new(loaded)) })))
+        let loaded = load(settings, verify_hostname)?;
+        let identity =
+            TlsIdentity { settings: settings.clone(), verify_hostname, loaded: RwLock::new(Arc::new(loaded)) };
+        Ok(Some(Arc::new(identity)))
+    }
+
+    /// This identity's own certificate (the leaf).
+    pub fn leaf_certificate(&self) -> CertificateDer<'static> {
+        self.current().leaf.clone()
     }
 
     fn current(&self) -> Arc<Loaded> {
@@ -69,7 +86,7 @@ impl TlsIdentity {
         if stamps(&self.settings) == self.current().stamps {
             return Ok(false);
         }
-        let loaded = load(&self.settings)?;
+        let loaded = load(&self.settings, self.verify_hostname)?;
         match self.loaded.write() {
             Ok(mut guard) => *guard = Arc::new(loaded),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(loaded),
@@ -119,7 +136,7 @@ fn stamps(settings: &TlsSettings) -> Vec<Option<(SystemTime, u64)>> {
         .collect()
 }
 
-fn load(settings: &TlsSettings) -> Result<Loaded, TlsError> {
+fn load(settings: &TlsSettings, verify_hostname: bool) -> Result<Loaded, TlsError> {
     let stamps = stamps(settings);
     let (Some(cert_file), Some(key_file)) = (&settings.certificate_file, &settings.key_file) else {
         return Err(TlsError::Config("tls.certificate_file and tls.key_file are both required".into()));
@@ -157,9 +174,11 @@ fn load(settings: &TlsSettings) -> Result<Loaded, TlsError> {
     let client = client_config(&ClientTlsFiles {
         ca_file: settings.ca_file.clone(),
         identity: Some((cert_file.clone(), key_file.clone())),
-        verify_hostname: true,
+        verify_hostname,
     })?;
-    Ok(Loaded { stamps, none, requested, required, client })
+    let leaf =
+        chain.first().cloned().ok_or_else(|| TlsError::Config(format!("{}: no certificate", cert_file.display())))?;
+    Ok(Loaded { stamps, none, requested, required, client, leaf })
 }
 
 /// The principal a verified client certificate stands for: `User:` and its subject's
@@ -185,6 +204,13 @@ pub fn certificate_principal(certificate: &[u8]) -> Option<Principal> {
         return None;
     }
     Some(Principal::user(&parts.join(",")))
+}
+
+/// The subject common name of a certificate (the first, if it has several).
+pub fn certificate_common_name(certificate: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(certificate).ok()?;
+    let name = cert.subject().iter_common_name().next()?.as_str().ok()?.to_string();
+    Some(name)
 }
 
 fn escape_rfc2253(value: &str) -> String {

@@ -1,6 +1,8 @@
-//! The cluster sections: `[replication]` between brokers, `[controller]` (broker liveness and who
-//! may reach the controller listener), and the parsers of `voters` and `allowed_peers` entries.
+//! The cluster sections: `[replication]` between brokers, `[controller]` (broker liveness, who
+//! may reach the controller listener and its mutual TLS), and the parsers of `voters` and
+//! `allowed_peers` entries.
 
+use super::listeners::TlsSettings;
 use crate::units::{ByteSize, DurationMs};
 use serde::{Deserialize, Serialize};
 
@@ -49,9 +51,26 @@ pub struct ControllerSettings {
     /// Who may connect to the controller listener besides the voters (the hosts in `voters`,
     /// resolved to IP addresses), loopback and this broker's own addresses: IP addresses, CIDR
     /// networks (`"10.0.0.0/24"`) or host names. Brokers that are not voters must be covered,
-    /// or they cannot join, register or heartbeat. There is no authentication yet: this list is
-    /// the only thing keeping strangers from changing the cluster's metadata.
+    /// or they cannot join, register or heartbeat. Without `[controller.tls]` this list is the
+    /// only thing keeping strangers from changing the cluster's metadata.
     pub allowed_peers: Vec<String>,
+    /// Mutual TLS between the controller listeners (`[controller.tls]`): this node's certificate
+    /// and key, and the cluster CA that signs every node's. A node's certificate names its node
+    /// id as the subject common name `node-<id>`; a peer is refused unless its certificate is
+    /// signed by the cluster CA and names the node it claims to be.
+    pub tls: TlsSettings,
+}
+
+/// The subject common name of the certificate of node `id` on the controller listener.
+pub fn controller_node_name(id: u64) -> String {
+    format!("node-{id}")
+}
+
+/// The node id a controller certificate's common name names (`node-<id>`).
+pub fn controller_node_id(common_name: &str) -> Option<u64> {
+    let id = common_name.strip_prefix("node-")?;
+    // Exactly the decimal form: `node-02` and `node-+2` must not pass for node 2.
+    id.parse::<u64>().ok().filter(|n| n.to_string() == id)
 }
 
 impl Default for ControllerSettings {
@@ -60,6 +79,7 @@ impl Default for ControllerSettings {
             broker_session_timeout: DurationMs(3_000),
             broker_heartbeat_interval: DurationMs(500),
             allowed_peers: Vec::new(),
+            tls: TlsSettings::default(),
         }
     }
 }

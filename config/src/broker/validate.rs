@@ -239,6 +239,24 @@ impl BrokerConfig {
                 ));
             }
         }
+        let tls = &self.controller.tls;
+        let tls_files = [&tls.certificate_file, &tls.key_file, &tls.ca_file];
+        if tls_files.iter().any(|f| f.is_some()) && tls_files.iter().any(|f| f.is_none()) {
+            return Err(ConfigError::invalid(
+                origin,
+                "controller.tls",
+                "needs certificate_file, key_file and ca_file together",
+                "set all three: this node's certificate (CN=node-<node_id>), its key, and the cluster CA",
+            ));
+        }
+        if tls.reload_interval.0 == 0 {
+            return Err(ConfigError::invalid(
+                origin,
+                "controller.tls.reload_interval",
+                "must be positive",
+                "use e.g. \"30s\"",
+            ));
+        }
         if !self.voters.is_empty() && self.controller_listen.is_none() {
             return Err(ConfigError::invalid(
                 origin,

@@ -3,7 +3,8 @@
 
 use super::frame::{read_frame, write_frame};
 use super::messages::{NetError, RpcRequest, RpcResponse};
-use super::CLIENT_MAX_IDLE;
+use super::transport::{Stream, Transport};
+use super::{CLIENT_MAX_IDLE, CONNECT_BUDGET};
 use crate::controller::TypeConfig;
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
@@ -13,26 +14,33 @@ use openraft::raft::{
 };
 use openraft::BasicNode;
 use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
 
 /// A reusable connection to one peer controller.
 pub(crate) struct RpcClient {
+    /// The node it should be talking to (checked against its certificate over TLS).
+    node: u64,
     addr: String,
-    conn: Option<TcpStream>,
+    transport: Transport,
+    conn: Option<Stream>,
     /// When `conn` last completed a request.
     last_used: Instant,
 }
 
 impl RpcClient {
-    pub(crate) fn new(addr: String) -> RpcClient {
-        RpcClient { addr, conn: None, last_used: Instant::now() }
+    pub(crate) fn new(node: u64, addr: String, transport: Transport) -> RpcClient {
+        RpcClient { node, addr, transport, conn: None, last_used: Instant::now() }
+    }
+
+    pub(crate) fn node(&self) -> u64 {
+        self.node
     }
 
     pub(crate) fn addr(&self) -> &str {
         &self.addr
     }
 
-    /// Sends `req` and waits for the answer, all within `timeout`. Raft RPCs tolerate duplicates,
+    /// Sends `req` and waits for the answer, all within `timeout` (at least [`CONNECT_BUDGET`]
+    /// when it must connect first). Raft RPCs tolerate duplicates,
     /// so they are retried once on a fresh connection when a reused one turns out dead; a
     /// forwarded proposal is not (it may have been committed before the connection broke).
     pub(crate) async fn call(&mut self, req: &RpcRequest, timeout: Duration) -> Result<RpcResponse, NetError> {
@@ -40,21 +48,25 @@ impl RpcClient {
             self.conn = None;
         }
         let retryable = self.conn.is_some() && !matches!(req, RpcRequest::Propose(_));
-        match tokio::time::timeout(timeout, self.round_trip(req)).await {
+        // Setting up a connection (a TLS handshake on a loaded machine) may take longer than a
+        // Raft heartbeat's deadline; abandoned half-way, every later try would start over.
+        let first = if self.conn.is_none() { timeout.max(CONNECT_BUDGET) } else { timeout };
+        match tokio::time::timeout(first, self.round_trip(req)).await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(NetError::Io { .. })) if retryable => {
                 // The peer may have closed an idle connection (e.g. it restarted): one fresh try.
                 self.conn = None;
-                match tokio::time::timeout(timeout, self.round_trip(req)).await {
+                let fresh = timeout.max(CONNECT_BUDGET);
+                match tokio::time::timeout(fresh, self.round_trip(req)).await {
                     Ok(r) => r.inspect_err(|_| self.conn = None),
-                    Err(_) => self.timed_out(timeout),
+                    Err(_) => self.timed_out(fresh),
                 }
             }
             Ok(Err(e)) => {
                 self.conn = None;
                 Err(e)
             }
-            Err(_) => self.timed_out(timeout),
+            Err(_) => self.timed_out(first),
         }
     }
 
@@ -69,11 +81,7 @@ impl RpcClient {
         let stream = match &mut self.conn {
             Some(s) => s,
             None => {
-                let s = TcpStream::connect(&addr)
-                    .await
-                    .map_err(|source| NetError::Connect { addr: addr.clone(), source })?;
-                // Raft RPCs are small and latency-bound.
-                let _ = s.set_nodelay(true);
+                let s = self.transport.connect(self.node, &addr).await?;
                 self.conn.insert(s)
             }
         };
@@ -95,13 +103,16 @@ impl RpcClient {
 
 /// openraft network factory: one [`PeerClient`] per target node.
 #[derive(Debug, Clone, Default)]
-pub struct Network;
+pub struct Network {
+    /// How every peer is reached.
+    pub transport: Transport,
+}
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> PeerClient {
-        PeerClient { target, client: RpcClient::new(node.addr.clone()) }
+        PeerClient { target, client: RpcClient::new(target, node.addr.clone(), self.transport.clone()) }
     }
 }
 
@@ -113,8 +124,8 @@ pub struct PeerClient {
 
 fn rpc_err<E: std::error::Error>(e: NetError) -> RPCError<u64, BasicNode, E> {
     match e {
-        // Unreachable makes openraft back off instead of hammering a down peer.
-        NetError::Connect { .. } => RPCError::Unreachable(Unreachable::new(&e)),
+        // Unreachable makes openraft back off instead of hammering a down (or wrong) peer.
+        NetError::Connect { .. } | NetError::Peer { .. } => RPCError::Unreachable(Unreachable::new(&e)),
         _ => RPCError::Network(NetworkError::new(&e)),
     }
 }

@@ -5,10 +5,12 @@ use super::{FIRST_STEP, MAX_FRAME};
 use bytes::BufMut;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-pub(super) async fn write_frame<T: Serialize>(stream: &mut TcpStream, msg: &T) -> std::io::Result<()> {
+pub(super) async fn write_frame<T: Serialize>(
+    stream: &mut (impl AsyncWrite + Unpin + ?Sized),
+    msg: &T,
+) -> std::io::Result<()> {
     let body = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
     if body.len() > MAX_FRAME {
         return Err(std::io::Error::other(format!("frame of {} bytes exceeds {MAX_FRAME}", body.len())));
@@ -20,14 +22,16 @@ pub(super) async fn write_frame<T: Serialize>(stream: &mut TcpStream, msg: &T) -
 }
 
 /// Reads one frame; `Ok(None)` on a clean end of stream between frames.
-pub(super) async fn read_frame<T: DeserializeOwned>(stream: &mut TcpStream) -> std::io::Result<Option<T>> {
+pub(super) async fn read_frame<T: DeserializeOwned>(
+    stream: &mut (impl AsyncRead + Unpin + ?Sized),
+) -> std::io::Result<Option<T>> {
     let Some(len) = read_len(stream).await? else { return Ok(None) };
     let body = read_body(stream, len).await?;
     decode(&body).map(Some)
 }
 
 /// A frame's announced length, checked; `Ok(None)` on a clean end of stream.
-pub(super) async fn read_len(stream: &mut TcpStream) -> std::io::Result<Option<usize>> {
+pub(super) async fn read_len(stream: &mut (impl AsyncRead + Unpin + ?Sized)) -> std::io::Result<Option<usize>> {
     let mut len = [0u8; 4];
     match stream.read_exact(&mut len).await {
         Ok(_) => {}
@@ -46,7 +50,7 @@ pub(super) async fn read_len(stream: &mut TcpStream) -> std::io::Result<Option<u
 
 /// Reads `len` bytes into a buffer that grows (doubling) only as they arrive, never from the
 /// announced length alone.
-pub(super) async fn read_body(stream: &mut TcpStream, len: usize) -> std::io::Result<Vec<u8>> {
+pub(super) async fn read_body(stream: &mut (impl AsyncRead + Unpin + ?Sized), len: usize) -> std::io::Result<Vec<u8>> {
     let mut body = Vec::with_capacity(len.min(FIRST_STEP));
     while body.len() < len {
         if body.len() == body.capacity() {

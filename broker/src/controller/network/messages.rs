@@ -87,6 +87,17 @@ pub enum NetError {
         /// Underlying error.
         source: serde_json::Error,
     },
+    /// The peer is not the node it should be: its certificate names another node, or none, or
+    /// the mutual-TLS handshake failed.
+    #[error("controller {addr} refused as node {node}: {reason}")]
+    Peer {
+        /// Peer address.
+        addr: String,
+        /// The node it should have been.
+        node: u64,
+        /// What was wrong.
+        reason: String,
+    },
     /// The peer answered with a different RPC than asked.
     #[error("controller {addr} answered with the wrong response type")]
     UnexpectedResponse {

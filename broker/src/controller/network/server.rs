@@ -1,9 +1,11 @@
-//! The serving side: [`RpcListener`] (the listener with its access rules) and [`serve`], which
-//! admits allowed peers within the connection limits and answers each frame from the local `Raft`.
+//! The serving side: [`RpcListener`] (the listener with its access rules and transport) and
+//! [`serve`], which admits allowed (and, over mutual TLS, authenticated) peers within the
+//! connection limits and answers each frame from the local `Raft`.
 
 use super::access::PeerAccess;
 use super::frame::{decode, read_body, read_len, write_frame};
 use super::messages::{AddLearnerRefusal, RpcRequest, RpcResponse};
+use super::transport::{claimed_node, Claim, Stream, Transport};
 use super::{FRAME_TIMEOUT, IDLE_TIMEOUT, MAX_CONNECTIONS, RESOLVE_INTERVAL, RESOLVE_ON_MISMATCH_EVERY};
 use crate::controller::liveness::Liveness;
 use crate::controller::{StateMachineStore, TypeConfig};
@@ -13,21 +15,27 @@ use openraft::{BasicNode, Raft};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-/// The controller listener with its access rules.
+/// The controller listener with its access rules and transport.
 pub struct RpcListener {
     listener: TcpListener,
     access: Arc<PeerAccess>,
+    transport: Transport,
     metrics: ListenerMetrics,
 }
 
 impl RpcListener {
     /// Resolves `access`'s host names once, so the first peers are recognised.
-    pub async fn new(listener: TcpListener, access: PeerAccess, metrics: ListenerMetrics) -> RpcListener {
+    pub async fn new(
+        listener: TcpListener,
+        access: PeerAccess,
+        transport: Transport,
+        metrics: ListenerMetrics,
+    ) -> RpcListener {
         access.resolve().await;
-        RpcListener { listener, access: Arc::new(access), metrics }
+        RpcListener { listener, access: Arc::new(access), transport, metrics }
     }
 
     /// Where it listens.
@@ -46,7 +54,7 @@ pub(crate) struct Served {
 /// Accepts controller connections on `listener` and serves them until the task is aborted
 /// (aborting it drops the `JoinSet`, which aborts every connection task).
 pub(crate) async fn serve(listener: RpcListener, served: Arc<Served>) {
-    let RpcListener { listener, access, metrics } = listener;
+    let RpcListener { listener, access, transport, metrics } = listener;
     let limiter = Arc::new(ConnectionLimiter::new("controller", MAX_CONNECTIONS, MAX_CONNECTIONS, metrics));
     let mut conns = JoinSet::new();
     let mut resolve_tick = tokio::time::interval_at(tokio::time::Instant::now() + RESOLVE_INTERVAL, RESOLVE_INTERVAL);
@@ -74,8 +82,17 @@ pub(crate) async fn serve(listener: RpcListener, served: Arc<Served>) {
                     };
                     let _ = stream.set_nodelay(true);
                     let served = served.clone();
+                    let transport = transport.clone();
                     conns.spawn(async move {
-                        if let Err(e) = serve_conn(stream, served, &slot).await {
+                        let (stream, node) = match transport.accept(stream).await {
+                            Ok(accepted) => accepted,
+                            Err(e) => {
+                                let why = format!("not authenticated as a node of this cluster: {e}");
+                                slot.limiter().refuse(peer, "unauthenticated", &why);
+                                return;
+                            }
+                        };
+                        if let Err(e) = serve_conn(stream, node, served, &slot).await {
                             tracing::debug!(%peer, error = %e, "controller connection closed");
                         }
                     });
@@ -96,7 +113,14 @@ pub(crate) async fn serve(listener: RpcListener, served: Arc<Served>) {
     }
 }
 
-async fn serve_conn(mut stream: TcpStream, served: Arc<Served>, slot: &ConnectionSlot) -> std::io::Result<()> {
+/// Answers `stream`'s frames; `node` is the node its certificate names (over mutual TLS), and
+/// every request must speak for that node or for nobody in particular.
+async fn serve_conn(
+    mut stream: Stream,
+    node: Option<u64>,
+    served: Arc<Served>,
+    slot: &ConnectionSlot,
+) -> std::io::Result<()> {
     let raft = &served.raft;
     let timed_out = |reason: &'static str, after: Duration| {
         slot.limiter().closed(reason);
@@ -119,6 +143,17 @@ async fn serve_conn(mut stream: TcpStream, served: Arc<Served>, slot: &Connectio
             .map_err(|_| timed_out("slow_frame", FRAME_TIMEOUT))??;
         let req: RpcRequest = decode(&body)?;
         drop(body);
+        if let Some(node) = node {
+            let claim = claimed_node(&req);
+            if claim != Claim::Nobody && claim != Claim::Node(node) {
+                slot.limiter().closed("wrong_node");
+                tracing::warn!(certificate = node, ?claim, "controller peer speaks for another node; closing");
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!("node {node}'s certificate used for {claim:?}"),
+                ));
+            }
+        }
         let resp = match req {
             RpcRequest::AppendEntries(r) => RpcResponse::AppendEntries(raft.append_entries(r).await),
             RpcRequest::Vote(r) => RpcResponse::Vote(raft.vote(r).await),

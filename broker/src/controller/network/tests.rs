@@ -5,7 +5,7 @@ use super::*;
 use millrace_config::broker::parse_peer;
 use millrace_config::BrokerConfig;
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -84,4 +84,118 @@ async fn frames_are_bounded_and_buffers_follow_the_bytes() {
     let body = read_body(&mut server, len).await.unwrap();
     assert_eq!(body, big);
     assert!(body.capacity() <= big.len(), "capacity {}", body.capacity());
+}
+
+/// A cluster CA issuing controller certificates into a temp dir.
+struct ClusterCa {
+    dir: tempfile::TempDir,
+    cert: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+impl ClusterCa {
+    fn new() -> ClusterCa {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, "cluster CA");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), cert.pem()).unwrap();
+        ClusterCa { dir, cert, key }
+    }
+
+    /// A transport presenting a certificate with common name `cn`, trusting `trust`'s CA.
+    fn transport(&self, cn: &str, trust: &ClusterCa) -> Transport {
+        let mut params = rcgen::CertificateParams::new(vec!["unused.example".to_string()]).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
+        let (cert_file, key_file) =
+            (self.dir.path().join(format!("{cn}.pem")), self.dir.path().join(format!("{cn}.key")));
+        std::fs::write(&cert_file, cert.pem()).unwrap();
+        std::fs::write(&key_file, key.serialize_pem()).unwrap();
+        let settings = millrace_config::TlsSettings {
+            certificate_file: Some(cert_file),
+            key_file: Some(key_file),
+            ca_file: Some(trust.dir.path().join("ca.pem")),
+            ..Default::default()
+        };
+        let identity = crate::server::tls::TlsIdentity::load_with(&settings, false).unwrap().unwrap();
+        Transport::mutual_tls(identity)
+    }
+}
+
+/// Accepts one connection with `server` and returns what the handshake made of the peer.
+async fn accept_one(server: Transport) -> (SocketAddr, tokio::task::JoinHandle<Result<Option<u64>, String>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        match server.accept(tcp).await {
+            Ok((mut stream, node)) => {
+                // Keep answering so the client's handshake completes on its side too.
+                let _ = read_frame::<RpcRequest>(&mut stream).await;
+                Ok(node)
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test]
+async fn mutual_tls_names_the_node_at_both_ends() {
+    let ca = ClusterCa::new();
+    let (addr, accepted) = accept_one(ca.transport("node-1", &ca)).await;
+    let mut stream = ca.transport("node-2", &ca).connect(1, &addr.to_string()).await.unwrap();
+    write_frame(&mut stream, &RpcRequest::AddLearner { id: 2, addr: "x:1".into() }).await.unwrap();
+    assert_eq!(accepted.await.unwrap(), Ok(Some(2)), "the server learns the node from the certificate");
+
+    // Dialling node 3 but reaching node 1's certificate: refused by the client.
+    let (addr, _accepted) = accept_one(ca.transport("node-1", &ca)).await;
+    let err = ca.transport("node-2", &ca).connect(3, &addr.to_string()).await.err().unwrap();
+    assert!(matches!(&err, NetError::Peer { node: 3, reason, .. } if reason.contains("node 1")), "{err}");
+}
+
+#[tokio::test]
+async fn mutual_tls_refuses_strangers() {
+    let ca = ClusterCa::new();
+    let other = ClusterCa::new();
+    // A certificate from another CA, even one naming a node.
+    let (addr, accepted) = accept_one(ca.transport("node-1", &ca)).await;
+    let _ = other.transport("node-2", &ca).connect(1, &addr.to_string()).await;
+    assert!(accepted.await.unwrap().unwrap_err().contains("TLS handshake"));
+    // The cluster CA's certificate that names no node.
+    let (addr, accepted) = accept_one(ca.transport("node-1", &ca)).await;
+    let _ = ca.transport("broker-1.example", &ca).connect(1, &addr.to_string()).await;
+    assert!(accepted.await.unwrap().unwrap_err().contains("names no node"));
+    // A plain TCP peer writing a frame straight away.
+    let (addr, accepted) = accept_one(ca.transport("node-1", &ca)).await;
+    let mut plain = Transport::plain().connect(1, &addr.to_string()).await.unwrap();
+    let heartbeat = RpcRequest::BrokerHeartbeat(crate::controller::HeartbeatRequest {
+        broker_id: 1,
+        broker_epoch: 1,
+        caught_up: true,
+    });
+    write_frame(&mut plain, &heartbeat).await.unwrap();
+    assert!(accepted.await.unwrap().unwrap_err().contains("TLS handshake"));
+}
+
+#[test]
+fn requests_claim_their_sender() {
+    use super::transport::{claimed_node, Claim};
+    use crate::controller::MetadataCommand;
+    let heartbeat = |broker_id| {
+        RpcRequest::BrokerHeartbeat(crate::controller::HeartbeatRequest { broker_id, broker_epoch: 1, caught_up: true })
+    };
+    assert_eq!(claimed_node(&heartbeat(3)), Claim::Node(3));
+    assert_eq!(claimed_node(&heartbeat(-1)), Claim::Invalid);
+    let vote = openraft::raft::VoteRequest::new(openraft::Vote::new(4, 2), None);
+    assert_eq!(claimed_node(&RpcRequest::Vote(vote)), Claim::Node(2));
+    assert_eq!(claimed_node(&RpcRequest::AddLearner { id: 5, addr: "x:1".into() }), Claim::Node(5));
+    let register = MetadataCommand::BrokerHeartbeat { id: 6 };
+    assert_eq!(claimed_node(&RpcRequest::Propose(register)), Claim::Node(6));
+    let delete = MetadataCommand::DeleteTopic { name: "t".into() };
+    assert_eq!(claimed_node(&RpcRequest::Propose(delete)), Claim::Nobody);
 }
