@@ -116,3 +116,23 @@ pub fn protocol_security(security: &KafkaClientSecurity) -> anyhow::Result<Secur
     };
     Ok(Security { tls, sasl })
 }
+
+/// Who the brokers take a client with `security` for, as Kafka names principals, and how it
+/// connects: `User:alice over SASL_SSL (SCRAM-SHA-512)`, `User:CN=carol over SSL`,
+/// `User:ANONYMOUS over PLAINTEXT`.
+pub fn principal(security: &KafkaClientSecurity) -> anyhow::Result<String> {
+    let protocol = security.security_protocol;
+    if protocol.uses_sasl() {
+        let user = security.sasl_username.as_deref().unwrap_or_default();
+        return Ok(format!("User:{user} over {protocol} ({})", security.mechanism()));
+    }
+    // On SSL the broker names the client by its certificate's subject (Kafka's default mapping).
+    if let (true, Some(cert)) = (protocol.uses_tls(), &security.ssl_certificate_location) {
+        let chain = millrace_protocol::tls::load_certs(cert).context("reading ssl.certificate.location")?;
+        let subject = chain.first().and_then(|leaf| millrace_protocol::tls::certificate_subject(leaf));
+        if let Some(subject) = subject {
+            return Ok(format!("User:{subject} over {protocol}"));
+        }
+    }
+    Ok(format!("User:ANONYMOUS over {protocol}"))
+}

@@ -69,6 +69,7 @@ pub fn init_tracing(args: &TopArgs, filter: &str) -> anyhow::Result<()> {
 pub async fn run(args: TopArgs) -> anyhow::Result<()> {
     let client = args.client.client()?;
     let options = millrace_tui::Options {
+        identity: crate::client::principal(&client.security)?,
         security: crate::client::protocol_security(&client.security)?,
         bootstrap: client.bootstrap,
         interval: args.interval,

@@ -298,3 +298,50 @@ fn acls_apply_to_sasl_users_and_certificate_subjects() -> anyhow::Result<()> {
     assert_eq!(kcat(&secure.ssl, &carol, &["-t", "guarded", "-C", "-e", "-q"], None)?, "allowed\n");
     Ok(())
 }
+
+#[test]
+fn top_connects_over_sasl_ssl_and_mtls_and_shows_its_principal() -> anyhow::Result<()> {
+    let secure = SecureBroker::start()?;
+    let dir = tempfile::tempdir()?;
+    let properties = |name: &str, lines: &[String]| -> anyhow::Result<String> {
+        let path = dir.path().join(name);
+        std::fs::write(&path, lines.join("\n"))?;
+        Ok(path.display().to_string())
+    };
+    let top = |bootstrap: &str, config: &str| {
+        let args = ["top", "--once", "--interval", "200ms", "--bootstrap", bootstrap, "--command-config", config];
+        run(&millrace_tests::millrace_bin().display().to_string(), &args, None, T)
+    };
+    let sasl = |password: &str| {
+        vec![
+            "security.protocol=SASL_SSL".to_string(),
+            "sasl.mechanism=SCRAM-SHA-512".to_string(),
+            "sasl.username=alice".to_string(),
+            format!("sasl.password={password}"),
+            format!("ssl.ca.location={}", secure.ca),
+        ]
+    };
+    let alice = properties("alice.properties", &sasl(PASSWORD))?;
+    let screen = String::from_utf8_lossy(&top(&secure.sasl_ssl, &alice)?.stdout).into_owned();
+    assert!(screen.contains("brokers 1/1 up"), "{screen}");
+    assert!(screen.contains("as User:alice over SASL_SSL (SCRAM-SHA-512)"), "{screen}");
+
+    let carol = properties(
+        "carol.properties",
+        &[
+            "security.protocol=SSL".to_string(),
+            format!("ssl.ca.location={}", secure.ca),
+            format!("ssl.certificate.location={}", secure.carol.cert.display()),
+            format!("ssl.key.location={}", secure.carol.key.display()),
+        ],
+    )?;
+    let screen = String::from_utf8_lossy(&top(&secure.ssl, &carol)?.stdout).into_owned();
+    assert!(screen.contains("brokers 1/1 up"), "{screen}");
+    assert!(screen.contains("as User:CN=carol over SSL"), "{screen}");
+
+    // A wrong password gets no data: the screen says the cluster is unreachable, and why.
+    let wrong = properties("wrong.properties", &sasl("not-the-password"))?;
+    let refused = top(&secure.sasl_ssl, &wrong).expect_err("top logged in with a wrong password");
+    assert!(refused.to_string().contains("uthentication"), "{refused}");
+    Ok(())
+}

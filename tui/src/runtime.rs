@@ -19,6 +19,8 @@ pub struct Options {
     pub bootstrap: String,
     /// TLS and SASL towards the brokers.
     pub security: millrace_protocol::client::Security,
+    /// Who the brokers take this client for and how it connects (`User:alice over SASL_SSL`).
+    pub identity: String,
     /// Time between refreshes.
     pub interval: Duration,
     /// Deadline of each request.
@@ -90,9 +92,14 @@ pub async fn run(options: Options) -> Result<(), TuiError> {
     }
 }
 
+/// The snapshot before the first refresh.
+fn first_snapshot(options: &Options) -> Snapshot {
+    Snapshot { identity: options.identity.clone(), ..Snapshot::waiting(&options.bootstrap) }
+}
+
 /// Two refreshes `interval` apart (so rates are filled in), then the screen as text.
 async fn once(mut poller: Poller, options: &Options, view: View) -> Result<(), TuiError> {
-    let mut snapshot = next_snapshot(&Snapshot::waiting(&options.bootstrap), poller.poll().await, SystemTime::now());
+    let mut snapshot = next_snapshot(&first_snapshot(options), poller.poll().await, SystemTime::now());
     if snapshot.error.is_none() {
         tokio::time::sleep(options.interval).await;
         snapshot = next_snapshot(&snapshot, poller.poll().await, SystemTime::now());
@@ -106,7 +113,7 @@ async fn once(mut poller: Poller, options: &Options, view: View) -> Result<(), T
 }
 
 async fn interactive(poller: Poller, options: &Options, view: View) -> Result<(), TuiError> {
-    let (tx, rx) = watch::channel(Arc::new(Snapshot::waiting(&options.bootstrap)));
+    let (tx, rx) = watch::channel(Arc::new(first_snapshot(options)));
     let refresh = Arc::new(Notify::new());
     let poll_task = tokio::spawn(poll_loop(poller, options.interval, tx, refresh.clone()));
     let result = match ratatui::try_init() {

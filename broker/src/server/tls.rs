@@ -5,7 +5,10 @@
 
 use crate::api::Principal;
 use millrace_config::{ClientAuth, TlsSettings};
-use millrace_protocol::tls::{client_config, load_certs, load_key, load_roots, provider, ClientTlsFiles, TlsError};
+pub use millrace_protocol::tls::certificate_common_name;
+use millrace_protocol::tls::{
+    certificate_subject, client_config, load_certs, load_key, load_roots, provider, ClientTlsFiles, TlsError,
+};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, ServerConfig};
 use rustls_pki_types::CertificateDer;
@@ -185,43 +188,5 @@ fn load(settings: &TlsSettings, verify_hostname: bool) -> Result<Loaded, TlsErro
 /// distinguished name in RFC 2253 form (`CN=alice,OU=ops,O=example`), as Kafka's default
 /// `ssl.principal.mapping.rules` give it.
 pub fn certificate_principal(certificate: &[u8]) -> Option<Principal> {
-    let (_, cert) = x509_parser::parse_x509_certificate(certificate).ok()?;
-    let mut parts = Vec::new();
-    // RFC 2253 lists the most specific RDN first: the reverse of the encoded order.
-    for rdn in cert.subject().iter().collect::<Vec<_>>().into_iter().rev() {
-        let mut attributes = Vec::new();
-        for attribute in rdn.iter() {
-            let oid = attribute.attr_type();
-            let name = x509_parser::objects::oid2abbrev(oid, x509_parser::objects::oid_registry())
-                .map(str::to_string)
-                .unwrap_or_else(|_| oid.to_id_string());
-            let value = attribute.as_str().ok()?;
-            attributes.push(format!("{name}={}", escape_rfc2253(value)));
-        }
-        parts.push(attributes.join("+"));
-    }
-    if parts.is_empty() {
-        return None;
-    }
-    Some(Principal::user(&parts.join(",")))
-}
-
-/// The subject common name of a certificate (the first, if it has several).
-pub fn certificate_common_name(certificate: &[u8]) -> Option<String> {
-    let (_, cert) = x509_parser::parse_x509_certificate(certificate).ok()?;
-    let name = cert.subject().iter_common_name().next()?.as_str().ok()?.to_string();
-    Some(name)
-}
-
-fn escape_rfc2253(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    let last = value.chars().count().saturating_sub(1);
-    for (i, c) in value.chars().enumerate() {
-        let edge = (i == 0 && (c == ' ' || c == '#')) || (i == last && c == ' ');
-        if edge || matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
+    certificate_subject(certificate).map(|subject| Principal::user(&subject))
 }

@@ -81,6 +81,7 @@ impl Snapshot {
         let groups = build_groups(previous, raw.groups, &topics);
         Snapshot {
             source: previous.source.clone(),
+            identity: previous.identity.clone(),
             taken_at: Some(now),
             attempted_at: Some(now),
             took: raw.took,

@@ -394,6 +394,8 @@ pub struct GroupRow {
 pub struct Snapshot {
     /// The bootstrap list asked.
     pub source: String,
+    /// Who the brokers take this client for and how it connects (`User:alice over SASL_SSL`).
+    pub identity: String,
     /// When the data shown was read; None before the first good refresh.
     pub taken_at: Option<SystemTime>,
     /// When the latest refresh (good or not) finished.

@@ -130,6 +130,9 @@ fn header_lines(state: &AppState, snapshot: &Snapshot) -> Vec<Line<'static>> {
         ))),
         None => second.push(Span::raw("no data yet")),
     }
+    if !snapshot.identity.is_empty() {
+        second.push(Span::raw(format!("  as {}", snapshot.identity)));
+    }
     let requests = &snapshot.requests;
     // In the order a refresh sends them; totals first so a narrow terminal cuts only details.
     let per_api: Vec<String> = API_ORDER

@@ -32,6 +32,11 @@ fn header_summarises_the_cluster_and_the_refresh_cost() {
     assert!(second.contains("refreshed 3s ago"), "{second}");
     assert!(second.contains("cost 10 req + 2 scrapes: Metadata 1, DescribeCluster 1, ListOffsets 4"), "{second}");
     assert!(!text.contains("unreachable"));
+    assert!(!second.contains(" as "), "no identity given, none shown: {second}");
+    let secure = Snapshot { identity: "User:alice over SASL_SSL (SCRAM-SHA-512)".into(), ..fixture::small(5) };
+    let text = screen(View::Brokers, &secure);
+    let second = text.lines().nth(1).unwrap();
+    assert!(second.contains("as User:alice over SASL_SSL (SCRAM-SHA-512)"), "{second}");
 }
 
 #[test]
