@@ -294,13 +294,7 @@ impl BrokerProcess {
             attempts += 1;
             broker.port = free_port();
             broker.admin_port = free_port();
-            let config = format!(
-                "data_dir = {:?}\nlisten = \"127.0.0.1:{}\"\nadmin_listen = \"127.0.0.1:{}\"\n{extra_toml}\n",
-                broker.data_dir.display().to_string(),
-                broker.port,
-                broker.admin_port
-            );
-            std::fs::write(&broker.config_path, config)?;
+            broker.reconfigure(extra_toml)?;
             match broker.spawn() {
                 Ok(()) => return Ok(broker),
                 Err(e) if attempts < 3 && lost_port_race(&broker.process.fresh_log()) => {
@@ -309,6 +303,19 @@ impl BrokerProcess {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Writes the configuration: the generated part (data directory, PLAINTEXT and admin ports)
+    /// plus `extra_toml`. Called while stopped, it takes effect at [`BrokerProcess::restart`] —
+    /// e.g. turning authorization on once the first users exist.
+    pub fn reconfigure(&mut self, extra_toml: &str) -> anyhow::Result<()> {
+        let config = format!(
+            "data_dir = {:?}\nlisten = \"127.0.0.1:{}\"\nadmin_listen = \"127.0.0.1:{}\"\n{extra_toml}\n",
+            self.data_dir.display().to_string(),
+            self.port,
+            self.admin_port
+        );
+        std::fs::write(&self.config_path, config).with_context(|| format!("writing {}", self.config_path.display()))
     }
 
     /// Process id while it runs.
@@ -470,6 +477,19 @@ pub fn read_with_headers(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<(St
         .lines()
         .filter_map(|l| l.split_once('\t').map(|(h, v)| (h.to_string(), v.to_string())))
         .collect())
+}
+
+/// `(partitions with a committed offset, total lag)` of `group` in the output of
+/// `millrace group describe`: rows `GROUP TOPIC PARTITION CURRENT-OFFSET …`, with `-` where
+/// nothing is committed, under a `TotalLag: N` header.
+pub fn commits_in_description(described: &str, group: &str) -> (usize, String) {
+    let committed = described
+        .lines()
+        .filter(|l| l.starts_with(group))
+        .filter(|l| l.split_whitespace().nth(3).is_some_and(|offset| offset != "-"))
+        .count();
+    let lag = described.split("TotalLag: ").nth(1).and_then(|s| s.split_whitespace().next()).unwrap_or("?");
+    (committed, lag.to_string())
 }
 
 /// Runs `millrace ARGS…` and returns stdout.
