@@ -4,7 +4,7 @@ mod inputs;
 
 pub use inputs::{
     FileInput, HostCollectors, HostMetricsInput, Inputs, PartitionKey, Processors, PrometheusInput, StartAt,
-    StdinInput, SyslogInput, SyslogProtocol, MAX_SYSLOG_CONNECTIONS,
+    StdinInput, SyslogInput, SyslogProtocol, SyslogTls, MAX_SYSLOG_CONNECTIONS,
 };
 
 use crate::error::ConfigError;

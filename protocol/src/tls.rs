@@ -7,7 +7,8 @@
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use std::path::{Path, PathBuf};
@@ -109,6 +110,42 @@ pub fn client_config(files: &ClientTlsFiles) -> Result<Arc<ClientConfig>, TlsErr
         None => builder.with_no_client_auth(),
     };
     Ok(Arc::new(config))
+}
+
+/// What a TLS server asks of its clients' certificates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientCertificates {
+    /// None asked for.
+    Ignored,
+    /// Asked for; a client without one is still served, one with a bad one is not.
+    Requested,
+    /// Required, signed by the CA.
+    Required,
+}
+
+/// A rustls server configuration presenting `chain` and `key`; clients' certificates are
+/// checked against `client_roots` as `clients` says (a CA is needed unless they are ignored).
+pub fn server_config(
+    chain: Vec<CertificateDer<'static>>,
+    key: &PrivateKeyDer<'static>,
+    client_roots: Option<Arc<RootCertStore>>,
+    clients: ClientCertificates,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = provider();
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    let builder = match (clients, client_roots) {
+        (ClientCertificates::Ignored, _) => builder.with_no_client_auth(),
+        (_, None) => return Err(TlsError::Config("checking client certificates needs a CA file".into())),
+        (optional, Some(roots)) => {
+            let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider);
+            let verifier =
+                if optional == ClientCertificates::Requested { verifier.allow_unauthenticated() } else { verifier };
+            builder.with_client_cert_verifier(verifier.build().map_err(|e| TlsError::Config(e.to_string()))?)
+        }
+    };
+    builder.with_single_cert(chain, key.clone_key()).map(Arc::new).map_err(|e| TlsError::Config(e.to_string()))
 }
 
 /// Verifies the chain and signatures but accepts a certificate for any host name.

@@ -145,3 +145,78 @@ fn syslog_spills_to_disk_while_the_broker_is_down() -> anyhow::Result<()> {
     agent.stop(Duration::from_secs(30))?;
     Ok(())
 }
+
+/// Writes one octet-counted syslog message over TLS presenting `identity` (if any), trusting
+/// `ca`, and waits for the agent to close the connection (whether it took the message shows
+/// in the topic, not here).
+fn send_over_tls(
+    port: u16,
+    ca: &std::path::Path,
+    identity: Option<&millrace_tests::pki::CertFiles>,
+    message: &str,
+) -> anyhow::Result<()> {
+    let files = millrace_protocol::tls::ClientTlsFiles {
+        ca_file: Some(ca.to_path_buf()),
+        identity: identity.map(|c| (c.cert.clone(), c.key.clone())),
+        verify_hostname: true,
+    };
+    let config = millrace_protocol::tls::client_config(&files)?;
+    let conn = rustls::ClientConnection::new(config, rustls_pki_types::ServerName::try_from("localhost")?)?;
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    tls.write_all(format!("{} {message}", message.len()).as_bytes())?;
+    tls.flush()?;
+    // The server's verdict on our certificate arrives after our first flight (TLS 1.3).
+    tls.conn.send_close_notify();
+    tls.flush()?;
+    let _ = std::io::Read::read_to_end(&mut tls, &mut Vec::new());
+    Ok(())
+}
+
+#[test]
+fn syslog_over_tls_takes_only_senders_with_a_certificate_of_its_ca() -> anyhow::Result<()> {
+    let broker = BrokerProcess::start("")?;
+    let dir = tempfile::tempdir()?;
+    let ca = millrace_tests::pki::TestCa::new(&dir.path().join("pki"), "syslog CA")?;
+    let server = ca.localhost("agent")?;
+    let web = ca.issue("web-1", "web-1", &[])?;
+    let stranger =
+        millrace_tests::pki::TestCa::new(&dir.path().join("stranger"), "stranger CA")?.issue("x", "x", &[])?;
+    let port = free_port();
+    let toml = format!(
+        "[agent]\ndata_dir = {:?}\n\n[output]\nbootstrap = \"{}\"\n\n\
+         [[inputs.syslog]]\nname = \"tls\"\ntopic = \"syslog-tls\"\nlisten = \"127.0.0.1:{port}\"\nprotocol = \"tcp\"\n\
+         [inputs.syslog.tls]\ncertificate_file = {:?}\nkey_file = {:?}\nca_file = {:?}\nclient_auth = \"required\"\n",
+        dir.path().join("data").display().to_string(),
+        broker.bootstrap(),
+        server.cert.display().to_string(),
+        server.key.display().to_string(),
+        ca.ca_cert.display().to_string(),
+    );
+    let agent = Component::start("agent", dir.path(), "agent", &toml)?;
+    wait_until("the agent to listen for syslog over TLS", Duration::from_secs(20), || {
+        agent.log().contains("syslog receiver listening")
+    })?;
+
+    // Refused: plain TCP, TLS without a client certificate, a certificate from another CA.
+    let mut plain = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    plain.write_all(b"<13>Nov 23 12:00:00 web2 app: sent in clear\n")?;
+    drop(plain);
+    let _ = send_over_tls(port, &ca.ca_cert, None, "<13>1 - web2 app - - - without a certificate");
+    let _ = send_over_tls(port, &ca.ca_cert, Some(&stranger), "<13>1 - web2 app - - - from a stranger");
+    // Taken: the sender with the CA's certificate.
+    send_over_tls(port, &ca.ca_cert, Some(&web), "<13>1 2026-12-03T10:00:00Z web1 app - - - over TLS")?;
+
+    wait_until("the TLS message", Duration::from_secs(30), || {
+        records(&broker.bootstrap(), "syslog-tls").iter().any(|(_, d)| d["message"] == "over TLS")
+    })
+    .map_err(|e| anyhow::anyhow!("{e}; agent log:\n{}", agent.log()))?;
+    // The refused ones were sent first; give the agent a flush interval to (wrongly) pass them on.
+    std::thread::sleep(Duration::from_secs(2));
+    let messages: Vec<String> =
+        records(&broker.bootstrap(), "syslog-tls").iter().map(|(_, d)| d["message"].to_string()).collect();
+    assert_eq!(messages, vec!["\"over TLS\"".to_string()], "only the authenticated sender's message");
+    assert!(agent.log().contains("syslog TLS handshake failed"), "{}", agent.log());
+    Ok(())
+}

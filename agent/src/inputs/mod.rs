@@ -165,11 +165,13 @@ pub async fn syslog_task(
             Box::pin(syslog::serve_udp(socket, options, events_tx, shutdown))
         }
         SyslogProtocol::Tcp => {
+            let tls = input.tls.as_ref().map(syslog_tls).transpose()?;
             let listener = syslog::bind_tcp(input.listen).await.map_err(|e| e.to_string())?;
-            Box::pin(syslog::serve_tcp(listener, options, events_tx, shutdown))
+            Box::pin(syslog::serve_tcp(listener, options, tls, events_tx, shutdown))
         }
     };
-    tracing::info!(input = %input.name, listen = %input.listen, protocol = ?input.protocol, "syslog receiver listening");
+    let tls = input.tls.is_some();
+    tracing::info!(input = %input.name, listen = %input.listen, protocol = ?input.protocol, tls, "syslog receiver listening");
     let input_name: Arc<str> = Arc::from(input.name.as_str());
     let host_key: Arc<str> = Arc::from(host.as_str());
     Ok(async move {
@@ -267,4 +269,20 @@ pub async fn prometheus_once(input: &PrometheusInput, host: &str) -> Result<Vec<
         out.extend(metric_envelopes(points, host, "prometheus", &input.name, &topic, &processors));
     }
     Ok(out)
+}
+
+/// The TLS side of a syslog-over-TLS receiver: its certificate, and the senders' CA.
+fn syslog_tls(tls: &millrace_config::agent::SyslogTls) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use millrace_protocol::tls::{load_certs, load_key, load_roots, server_config, ClientCertificates};
+    let clients = match tls.client_auth {
+        millrace_config::ClientAuth::None => ClientCertificates::Ignored,
+        millrace_config::ClientAuth::Requested => ClientCertificates::Requested,
+        millrace_config::ClientAuth::Required => ClientCertificates::Required,
+    };
+    let roots = tls.ca_file.as_deref().map(load_roots).transpose().map_err(|e| e.to_string())?;
+    let chain = load_certs(&tls.certificate_file).map_err(|e| e.to_string())?;
+    let key = load_key(&tls.key_file).map_err(|e| e.to_string())?;
+    let config = server_config(chain, &key, roots.map(std::sync::Arc::new), clients)
+        .map_err(|e| format!("syslog TLS ({}): {e}", tls.certificate_file.display()))?;
+    Ok(tokio_rustls::TlsAcceptor::from(config))
 }

@@ -7,10 +7,10 @@ use crate::api::Principal;
 use millrace_config::{ClientAuth, TlsSettings};
 pub use millrace_protocol::tls::certificate_common_name;
 use millrace_protocol::tls::{
-    certificate_subject, client_config, load_certs, load_key, load_roots, provider, ClientTlsFiles, TlsError,
+    certificate_subject, client_config, load_certs, load_key, load_roots, server_config, ClientCertificates,
+    ClientTlsFiles, TlsError,
 };
-use rustls::server::WebPkiClientVerifier;
-use rustls::{ClientConfig, ServerConfig};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::CertificateDer;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -146,30 +146,18 @@ fn load(settings: &TlsSettings, verify_hostname: bool) -> Result<Loaded, TlsErro
     };
     let chain = load_certs(cert_file)?;
     let key = load_key(key_file)?;
-    let provider = provider();
-    let server = |verifier: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>| {
-        let builder = ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| TlsError::Config(e.to_string()))?;
-        let builder = match verifier {
-            Some(verifier) => builder.with_client_cert_verifier(verifier),
-            None => builder.with_no_client_auth(),
-        };
-        builder
-            .with_single_cert(chain.clone(), key.clone_key())
-            .map(Arc::new)
+    let server = |roots: Option<Arc<RootCertStore>>, clients| {
+        server_config(chain.clone(), &key, roots, clients)
             .map_err(|e| TlsError::Config(format!("{}: {e}", cert_file.display())))
     };
-    let none = server(None)?;
+    let none = server(None, ClientCertificates::Ignored)?;
     let (requested, required) = match &settings.ca_file {
         Some(ca) => {
             let roots = Arc::new(load_roots(ca)?);
-            let verifier = |optional: bool| {
-                let builder = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone());
-                let builder = if optional { builder.allow_unauthenticated() } else { builder };
-                builder.build().map_err(|e| TlsError::Config(format!("{}: {e}", ca.display())))
-            };
-            (Some(server(Some(verifier(true)?))?), Some(server(Some(verifier(false)?))?))
+            (
+                Some(server(Some(roots.clone()), ClientCertificates::Requested)?),
+                Some(server(Some(roots), ClientCertificates::Required)?),
+            )
         }
         None => (None, None),
     };

@@ -74,9 +74,29 @@ pub struct SyslogInput {
     /// reconnect when they next have something to say).
     #[serde(default = "default_syslog_idle")]
     pub idle_timeout: DurationMs,
+    /// TCP only: receive over TLS (syslog over TLS, RFC 5425; its port is 6514).
+    #[serde(default)]
+    pub tls: Option<SyslogTls>,
     /// Processors.
     #[serde(default)]
     pub processors: Processors,
+}
+
+/// The certificate a syslog-over-TLS receiver presents, and what it asks of senders.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogTls {
+    /// PEM certificate chain (leaf first).
+    pub certificate_file: PathBuf,
+    /// PEM private key of the certificate.
+    pub key_file: PathBuf,
+    /// PEM CA certificates that sign the senders' client certificates.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Whether senders must present a certificate signed by `ca_file` (RFC 5425 §5.2's
+    /// certificate-based authorization of senders).
+    #[serde(default)]
+    pub client_auth: crate::ClientAuth,
 }
 
 fn default_syslog_max() -> ByteSize {
@@ -437,6 +457,18 @@ impl Inputs {
                     "must be positive".into(),
                     "use e.g. \"10m\" (a silent connection is closed after it)",
                 );
+            }
+            if let Some(tls) = &input.tls {
+                if input.protocol != SyslogProtocol::Tcp {
+                    bad(at("tls"), "needs protocol = \"tcp\"".into(), "syslog over TLS (RFC 5425) runs over TCP");
+                }
+                if tls.client_auth != crate::ClientAuth::None && tls.ca_file.is_none() {
+                    bad(
+                        at("tls.ca_file"),
+                        "is needed to check the senders' certificates".into(),
+                        "set it to the CA that signs them, or client_auth = \"none\"",
+                    );
+                }
             }
         }
         for (i, input) in self.host_metrics.iter().enumerate() {

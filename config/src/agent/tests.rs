@@ -82,3 +82,24 @@ fn risky_settings_are_warned_about() {
     assert_eq!(warnings.len(), 2, "{warnings:?}");
     assert!(warnings[1].contains("broker certificates are NOT checked"), "{warnings:?}");
 }
+
+#[test]
+fn syslog_over_tls_needs_tcp_and_a_ca_to_check_senders() {
+    let syslog = |protocol: &str, tls: &str| {
+        format!(
+            "[output]\nbootstrap = \"b:9093\"\n[[inputs.syslog]]\nname = \"s\"\ntopic = \"syslog\"\n\
+             listen = \"127.0.0.1:6514\"\nprotocol = \"{protocol}\"\n[inputs.syslog.tls]\n\
+             certificate_file = \"agent.pem\"\nkey_file = \"agent.key\"\n{tls}"
+        )
+    };
+    let config = parse_agent(&syslog("tcp", "ca_file = \"ca.pem\"\nclient_auth = \"required\""), "a.toml").unwrap();
+    let tls = config.inputs.syslog[0].tls.as_ref().unwrap();
+    assert_eq!(tls.client_auth, crate::ClientAuth::Required);
+    for (protocol, tls, key) in
+        [("udp", "", "inputs.syslog[0].tls"), ("tcp", "client_auth = \"required\"", "inputs.syslog[0].tls.ca_file")]
+    {
+        let found: Vec<String> =
+            parse_agent(&syslog(protocol, tls), "a.toml").unwrap_err().iter().map(ToString::to_string).collect();
+        assert!(found.len() == 1 && found[0].starts_with(&format!("a.toml: key `{key}`")), "{found:?}");
+    }
+}

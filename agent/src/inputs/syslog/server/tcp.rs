@@ -1,4 +1,5 @@
-//! The TCP listener: one task per connection, each splitting its stream with a [`Framer`].
+//! The TCP listener: one task per connection — over TLS (RFC 5425) after its handshake — each
+//! splitting its stream with a [`Framer`].
 
 use super::{forward, stopped, ServerOptions, SyslogError, WarnLimiter};
 use crate::event::LogEvent;
@@ -6,13 +7,16 @@ use crate::inputs::syslog::{parse, Framer};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tokio::io::AsyncReadExt;
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 
 /// Bytes read from a TCP connection at a time.
 const READ_CHUNK: usize = 64 * 1024;
+/// Time for a sender's TLS handshake (at most the idle timeout).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Binds a TCP listener for [`serve_tcp`] (port 0 picks a free port; see `local_addr`).
 pub async fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, SyslogError> {
@@ -37,22 +41,29 @@ pub async fn run_tcp(
     tx: mpsc::Sender<LogEvent>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), SyslogError> {
-    serve_tcp(bind_tcp(addr).await?, ServerOptions::new(max_len), tx, shutdown).await
+    serve_tcp(bind_tcp(addr).await?, ServerOptions::new(max_len), None, tx, shutdown).await
 }
 
 /// Receives syslog on a bound TCP listener, one task per connection (at most
 /// `options.max_connections`), until `shutdown` turns true (or its sender is dropped) or `tx`'s
 /// receiver is gone; then it waits for the connections to close. While `tx` is full, connections
-/// stop reading, so TCP flow control slows the senders down.
+/// stop reading, so TCP flow control slows the senders down. With `tls`, every connection
+/// first completes a TLS handshake (syslog over TLS, RFC 5425) or is closed.
 pub async fn serve_tcp(
     listener: TcpListener,
     options: ServerOptions,
+    tls: Option<TlsAcceptor>,
     tx: mpsc::Sender<LogEvent>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), SyslogError> {
     let local = listener.local_addr().map_or_else(|_| "?".to_string(), |addr| addr.to_string());
-    tracing::info!(addr = %local, max_connections = options.max_connections, "syslog TCP input listening");
-    let shared = Arc::new(Shared { options, truncations: WarnLimiter::new(), bad_counts: WarnLimiter::new() });
+    tracing::info!(addr = %local, max_connections = options.max_connections, tls = tls.is_some(), "syslog TCP input listening");
+    let shared = Arc::new(Shared {
+        options,
+        truncations: WarnLimiter::new(),
+        bad_counts: WarnLimiter::new(),
+        handshakes: WarnLimiter::new(),
+    });
     let slots = Arc::new(Semaphore::new(options.max_connections.max(1)));
     let at_limit = WarnLimiter::new();
     let mut connections = JoinSet::new();
@@ -94,9 +105,26 @@ pub async fn serve_tcp(
         let shared = shared.clone();
         let tx = tx.clone();
         let shutdown = shutdown.clone();
+        let tls = tls.clone();
         connections.spawn(async move {
             let _slot = permit;
-            handle_connection(stream, peer, &shared, &tx, shutdown).await;
+            let Some(acceptor) = tls else {
+                return handle_connection(stream, peer, &shared, &tx, shutdown).await;
+            };
+            let limit = shared.options.idle_timeout.map_or(HANDSHAKE_TIMEOUT, |idle| idle.min(HANDSHAKE_TIMEOUT));
+            match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => handle_connection(stream, peer, &shared, &tx, shutdown).await,
+                Ok(Err(error)) => {
+                    if let Some(total) = shared.handshakes.record(1) {
+                        tracing::warn!(%peer, %error, total, "syslog TLS handshake failed; connection closed");
+                    }
+                }
+                Err(_) => {
+                    if let Some(total) = shared.handshakes.record(1) {
+                        tracing::warn!(%peer, total, "syslog sender did not finish its TLS handshake in {limit:?}; connection closed");
+                    }
+                }
+            }
         });
     }
     drop(listener);
@@ -111,10 +139,12 @@ struct Shared {
     options: ServerOptions,
     truncations: WarnLimiter,
     bad_counts: WarnLimiter,
+    /// Failed TLS handshakes.
+    handshakes: WarnLimiter,
 }
 
 async fn handle_connection(
-    mut stream: TcpStream,
+    mut stream: impl AsyncRead + Unpin,
     peer: SocketAddr,
     shared: &Shared,
     tx: &mpsc::Sender<LogEvent>,
@@ -192,7 +222,11 @@ async fn handle_connection(
 }
 
 /// One read; None when nothing arrived within `idle`.
-async fn read_some(stream: &mut TcpStream, buf: &mut [u8], idle: Option<Duration>) -> std::io::Result<Option<usize>> {
+async fn read_some(
+    stream: &mut (impl AsyncRead + Unpin),
+    buf: &mut [u8],
+    idle: Option<Duration>,
+) -> std::io::Result<Option<usize>> {
     match idle {
         Some(idle) => match tokio::time::timeout(idle, stream.read(buf)).await {
             Ok(read) => read.map(Some),

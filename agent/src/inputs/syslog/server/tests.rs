@@ -65,7 +65,7 @@ async fn tcp_end_to_end_with_both_framings() {
     let addr = listener.local_addr().unwrap();
     let (tx, mut rx) = mpsc::channel(16);
     let (stop, shutdown) = watch::channel(false);
-    let server = tokio::spawn(serve_tcp(listener, utc_options(1024), tx, shutdown));
+    let server = tokio::spawn(serve_tcp(listener, utc_options(1024), None, tx, shutdown));
 
     let mut client = TcpStream::connect(addr).await.unwrap();
     let client_addr = client.local_addr().unwrap().to_string();
@@ -106,7 +106,7 @@ async fn tcp_idle_connections_are_closed_keeping_their_last_line() {
     let (tx, mut rx) = mpsc::channel(16);
     let (_stop, shutdown) = watch::channel(false);
     let options = ServerOptions { idle_timeout: Some(Duration::from_millis(200)), ..utc_options(1024) };
-    tokio::spawn(serve_tcp(listener, options, tx, shutdown));
+    tokio::spawn(serve_tcp(listener, options, None, tx, shutdown));
     let mut client = TcpStream::connect(addr).await.unwrap();
     client.write_all(b"<13>hello\n").await.unwrap();
     assert_eq!(field(&recv(&mut rx).await, "message"), "hello");
@@ -125,7 +125,7 @@ async fn tcp_connection_limit_makes_clients_wait() {
     let (tx, mut rx) = mpsc::channel(16);
     let (stop, shutdown) = watch::channel(false);
     let options = ServerOptions { max_connections: 1, ..utc_options(1024) };
-    let server = tokio::spawn(serve_tcp(listener, options, tx, shutdown));
+    let server = tokio::spawn(serve_tcp(listener, options, None, tx, shutdown));
     let mut first = TcpStream::connect(addr).await.unwrap();
     first.write_all(b"<13>first\n").await.unwrap();
     assert_eq!(field(&recv(&mut rx).await, "message"), "first");
@@ -145,7 +145,7 @@ async fn tcp_backpressure_and_shutdown_while_blocked() {
     let addr = listener.local_addr().unwrap();
     let (tx, mut rx) = mpsc::channel(1);
     let (stop, shutdown) = watch::channel(false);
-    let server = tokio::spawn(serve_tcp(listener, utc_options(1024), tx, shutdown));
+    let server = tokio::spawn(serve_tcp(listener, utc_options(1024), None, tx, shutdown));
     let mut client = TcpStream::connect(addr).await.unwrap();
     let lines: String = (0..100).map(|i| format!("<13>line {i}\n")).collect();
     client.write_all(lines.as_bytes()).await.unwrap();
@@ -166,7 +166,7 @@ async fn tcp_stops_when_the_pipeline_is_gone() {
     let (tx, rx) = mpsc::channel(1);
     let (_stop, shutdown) = watch::channel(false);
     let options = ServerOptions { idle_timeout: None, ..utc_options(1024) };
-    let server = tokio::spawn(serve_tcp(listener, options, tx, shutdown));
+    let server = tokio::spawn(serve_tcp(listener, options, None, tx, shutdown));
     // A silent connection must not keep the listener alive.
     let _client = TcpStream::connect(addr).await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
