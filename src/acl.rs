@@ -12,6 +12,7 @@ use kafka_protocol::protocol::StrBytes;
 use millrace_broker::security::acl::{
     AclOperation, AclPermissionType, PatternType, ResourceType, CLUSTER_RESOURCE_NAME, WILDCARD,
 };
+use millrace_protocol::Connection;
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(15);
@@ -151,16 +152,7 @@ impl Selection {
         for (rt, name) in &resources {
             for (permission, principal, host) in &entries {
                 for op in &ops {
-                    out.push(
-                        AclCreation::default()
-                            .with_resource_type(rt.code())
-                            .with_resource_name(s(name))
-                            .with_resource_pattern_type(pattern.code())
-                            .with_principal(s(principal))
-                            .with_host(s(host))
-                            .with_operation(op.code())
-                            .with_permission_type(permission.code()),
-                    );
+                    out.push(creation((*rt, name), pattern, *permission, principal, host, *op));
                 }
             }
         }
@@ -211,6 +203,35 @@ impl Selection {
     }
 }
 
+/// One ACL to create: `permission` for `principal` from `host` to do `op` on the resource
+/// (type, name) matched as `pattern` says.
+pub fn creation(
+    (resource_type, name): (ResourceType, &str),
+    pattern: PatternType,
+    permission: AclPermissionType,
+    principal: &str,
+    host: &str,
+    op: AclOperation,
+) -> AclCreation {
+    AclCreation::default()
+        .with_resource_type(resource_type.code())
+        .with_resource_name(s(name))
+        .with_resource_pattern_type(pattern.code())
+        .with_principal(s(principal))
+        .with_host(s(host))
+        .with_operation(op.code())
+        .with_permission_type(permission.code())
+}
+
+/// Creates `creations` (CreateAcls); fails on the first the cluster refuses.
+pub async fn create(conn: &mut Connection, creations: Vec<AclCreation>) -> anyhow::Result<()> {
+    let response = conn.request(VERSION, &CreateAclsRequest::default().with_creations(creations), TIMEOUT).await?;
+    for r in &response.results {
+        check(r.error_code, r.error_message.as_ref(), "CreateAcls")?;
+    }
+    Ok(())
+}
+
 /// One binding per line: resource type, name, pattern type, principal, host, operation,
 /// permission, tab-separated.
 fn line(rt: i8, name: &str, pattern: i8, principal: &str, host: &str, op: i8, permission: i8) -> String {
@@ -230,11 +251,7 @@ pub async fn run(args: AclArgs) -> anyhow::Result<()> {
         AclCommand::Add(selection) => {
             let creations = selection.creations()?;
             let count = creations.len();
-            let response =
-                conn.request(VERSION, &CreateAclsRequest::default().with_creations(creations), TIMEOUT).await?;
-            for r in &response.results {
-                check(r.error_code, r.error_message.as_ref(), "CreateAcls")?;
-            }
+            create(&mut conn, creations).await?;
             println!("Added {count} ACLs.");
         }
         AclCommand::List(selection) => {

@@ -52,11 +52,6 @@ pub struct Client {
 }
 
 impl Client {
-    /// A plaintext client of `bootstrap`.
-    pub fn plaintext(bootstrap: &str) -> Client {
-        Client { bootstrap: bootstrap.to_string(), security: KafkaClientSecurity::default() }
-    }
-
     /// A librdkafka configuration with the brokers and security properties set.
     pub fn rdkafka_config(&self, client_id: &str) -> rdkafka::ClientConfig {
         let mut config = rdkafka::ClientConfig::new();

@@ -4,21 +4,29 @@
 //! executable, with configs, data, logs and output in one directory. Then `millrace top` on a
 //! terminal, or a status line every few seconds.
 //!
+//! With `--secure` the same pipeline runs with a throw-away CA, SASL_SSL between every client and
+//! broker, TLS with certificates between brokers, SCRAM users for the agent, the sink and the
+//! operator, and least-privilege ACLs (see `secure.rs` for how the first users get in).
+//!
 //! On stop (Ctrl-C, SIGTERM, `--duration`, quitting `top`) the generator stops first, then the
 //! agent; the sinks get a bounded wait to write what is in the topics, then the sink and the
 //! brokers stop. On a start-up failure everything started is killed and the directory is kept
 //! for its logs.
 
+mod banner;
 mod children;
 mod configs;
 mod generator;
+mod pki;
+mod secure;
 mod status;
 
 use anyhow::{bail, Context};
 use children::Children;
-use configs::{Layout, LogsOut, MetricsOut, BROKERS, DEAD_LETTER_TOPIC, LOGS_GROUP, LOGS_TOPIC, METRICS_TOPIC};
+use configs::{Layout, LogsOut, MetricsOut, BROKERS, DEAD_LETTER_TOPIC, LOGS_TOPIC, METRICS_TOPIC};
 use generator::Generator;
 use rdkafka::types::RDKafkaErrorCode;
+use secure::User;
 use status::Probe;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -71,6 +79,11 @@ pub struct DemoArgs {
     /// InfluxDB database (created if missing).
     #[arg(long, value_name = "NAME", default_value = "millrace")]
     influxdb_database: String,
+    /// Secure everything: a throw-away CA in the directory, SASL_SSL (SCRAM-SHA-512) for the
+    /// agent, the sink and the operator, TLS with certificates between brokers, ACLs giving the
+    /// agent and the sink only what they need. `operator.properties` is the way in for the CLIs.
+    #[arg(long)]
+    secure: bool,
 }
 
 /// SIGINT, SIGTERM and SIGHUP (the terminal went away), installed before any child starts so
@@ -120,7 +133,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         None => MetricsOut::File(Layout::default_metrics_file(&dir)),
     };
     // Configuration mistakes (a bad URL) are reported before anything starts.
-    let layout = match Layout::new(&dir, logs_out, metrics_out).and_then(|l| l.configs().map(|_| l)) {
+    let layout = match Layout::new(&dir, logs_out, metrics_out, args.secure).and_then(|l| l.configs().map(|_| l)) {
         Ok(layout) => layout,
         Err(e) => {
             if temporary {
@@ -129,7 +142,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             return Err(e);
         }
     };
-    println!("millrace demo: starting {BROKERS} brokers, an agent and the sinks in {}", dir.display());
+    let secured = if args.secure { " (secured: SASL_SSL, TLS between brokers, ACLs)" } else { "" };
+    println!("millrace demo: starting {BROKERS} brokers, an agent and the sinks in {}{secured}", dir.display());
     let mut demo =
         Demo { exe, layout, children: Children::default(), generator: None, probe: None, running_since: None };
     let started = tokio::select! {
@@ -143,7 +157,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     let outcome = match started {
         Ok(true) => {
-            demo.print_banner(&args, temporary);
+            banner::print(&demo, &args, temporary);
             demo.watch(&args, &mut signals).await
         }
         _ => Ok(()),
@@ -217,6 +231,7 @@ impl Demo {
     /// Starts everything: brokers, topics, generator, agent, sink.
     async fn start(&mut self, rate: u32, generate_for: Option<u64>) -> anyhow::Result<()> {
         self.start_brokers().await?;
+        self.create_users_and_acls().await?;
         self.create_topics().await?;
         self.probe = Some(Probe::new(&self.layout)?);
         let access_log = self.layout.access_log();
@@ -282,9 +297,10 @@ impl Demo {
     }
 
     /// Waits until every broker lists all brokers in Metadata (Metadata lists the registered,
-    /// unfenced brokers only).
+    /// unfenced brokers only). Asked on the bootstrap listeners: no user exists yet.
     async fn wait_for_cluster(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + CLUSTER_TIMEOUT;
+        let security = crate::client::protocol_security(&self.layout.bootstrap_client().security)?;
         loop {
             if let Some(exited) = self.children.exited().into_iter().next() {
                 let tail = exited.log.as_deref().map(|l| log_tail(l, 15)).unwrap_or_default();
@@ -292,7 +308,7 @@ impl Demo {
             }
             let mut waiting_for = None;
             for broker in &self.layout.brokers {
-                let answer = status::metadata(&broker.kafka_addr(), &[], Duration::from_secs(2)).await;
+                let answer = status::metadata(&broker.bootstrap_addr(), &security, &[], Duration::from_secs(2)).await;
                 let problem = match answer {
                     Ok((ids, _)) if ids.len() == BROKERS as usize => continue,
                     Ok((ids, _)) => format!("broker {} lists brokers {ids:?} so far", broker.id),
@@ -312,23 +328,36 @@ impl Demo {
         }
     }
 
-    /// Creates the topics (3 replicas each) and waits until every partition has a leader.
+    /// With `--secure`: creates the SCRAM users and the ACLs (retried: a quorum that just formed
+    /// may still be electing a leader).
+    async fn create_users_and_acls(&mut self) -> anyhow::Result<()> {
+        let Some(secure) = &self.layout.secure else { return Ok(()) };
+        let admin = self.layout.bootstrap_client();
+        let deadline = Instant::now() + TOPICS_TIMEOUT;
+        loop {
+            match secure::create_users_and_acls(&admin, secure).await {
+                Ok(()) => return Ok(()),
+                Err(e) if Instant::now() > deadline => {
+                    return Err(e.context(format!(
+                        "creating the demo's users and ACLs; read {}",
+                        self.layout.logs_dir().display()
+                    )))
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+            }
+        }
+    }
+
+    /// Creates the topics (3 replicas each) and waits until every partition has a leader on
+    /// every broker, as the agent and the sink will see them.
     async fn create_topics(&mut self) -> anyhow::Result<()> {
-        let bootstrap = self.layout.bootstrap();
+        let operator = self.layout.client(User::Operator);
         let deadline = Instant::now() + TOPICS_TIMEOUT;
         for (topic, partitions) in
             [(LOGS_TOPIC, configs::PARTITIONS), (METRICS_TOPIC, configs::PARTITIONS), (DEAD_LETTER_TOPIC, 1)]
         {
             loop {
-                let problem = match crate::topic::create(
-                    &crate::client::Client::plaintext(&bootstrap),
-                    topic,
-                    partitions,
-                    BROKERS,
-                    &[],
-                )
-                .await
-                {
+                let problem = match crate::topic::create(&operator, topic, partitions, BROKERS, &[]).await {
                     // Exists: an earlier attempt that timed out went through after all.
                     Ok(Ok(())) | Ok(Err(RDKafkaErrorCode::TopicAlreadyExists)) => break,
                     Ok(Err(code)) => format!("{code} ({code:?})"),
@@ -340,62 +369,42 @@ impl Demo {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
-        let topics = [LOGS_TOPIC, METRICS_TOPIC, DEAD_LETTER_TOPIC];
+        // With --secure this also waits for every broker to know the users and the ACLs: the
+        // agent and the sink log in and see their topics (Metadata hides what they may not see).
+        let all = [LOGS_TOPIC, METRICS_TOPIC, DEAD_LETTER_TOPIC];
+        let viewers: Vec<(User, &[&str])> = match self.layout.secure {
+            Some(_) => vec![(User::Agent, &all[..2]), (User::Sink, &all[..])],
+            None => vec![(User::Operator, &all[..])],
+        };
+        let mut viewers_security = Vec::new();
+        for (user, topics) in viewers {
+            viewers_security.push((
+                user,
+                crate::client::protocol_security(&self.layout.client(user).security)?,
+                topics,
+            ));
+        }
         loop {
-            let mut all_led = true;
-            for broker in &self.layout.brokers {
-                let led = status::metadata(&broker.kafka_addr(), &topics, Duration::from_secs(2)).await;
-                all_led &= led.is_ok_and(|(_, led)| !led.is_empty() && led.iter().all(|l| *l));
+            let mut waiting_for = None;
+            'brokers: for broker in &self.layout.brokers {
+                for (user, security, topics) in &viewers_security {
+                    let led = status::metadata(&broker.kafka_addr(), security, topics, Duration::from_secs(2)).await;
+                    if !led.as_ref().is_ok_and(|(_, led)| !led.is_empty() && led.iter().all(|l| *l)) {
+                        let answer = led.map_or_else(|e| format!("{e:#}"), |(_, led)| format!("leaders {led:?}"));
+                        waiting_for = Some(format!("broker {} as {}: {answer}", broker.id, user.name()));
+                        break 'brokers;
+                    }
+                }
             }
-            if all_led {
-                return Ok(());
-            }
+            let Some(problem) = waiting_for else { return Ok(()) };
             if Instant::now() > deadline {
                 bail!(
-                    "the partitions of {topics:?} have no leader after {TOPICS_TIMEOUT:?}; read {}",
+                    "the partitions of {all:?} have no leader after {TOPICS_TIMEOUT:?} ({problem}); read {}",
                     self.layout.logs_dir().display()
                 );
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
-    }
-
-    fn print_banner(&self, args: &DemoArgs, temporary: bool) {
-        let layout = &self.layout;
-        let dir = layout.dir.display();
-        let exe = self.exe.display();
-        let bootstrap = layout.bootstrap();
-        let kept = match (temporary, args.keep) {
-            (true, false) => "removed on exit; --keep keeps it",
-            _ => "kept on exit",
-        };
-        let mut metrics: Vec<String> =
-            layout.brokers.iter().map(|b| format!("broker {} http://127.0.0.1:{}/metrics", b.id, b.admin)).collect();
-        metrics.push(format!("agent http://127.0.0.1:{}/metrics", layout.agent_metrics));
-        metrics.push(format!("sink http://127.0.0.1:{}/metrics", layout.sink_metrics));
-        let logs_to = match &layout.logs_out {
-            LogsOut::File(path) => format!("{} (Elasticsearch bulk)", path.display()),
-            LogsOut::Elasticsearch(url) => format!("Elasticsearch {url}, index logs-YYYY.MM.DD"),
-        };
-        let metrics_to = match &layout.metrics_out {
-            MetricsOut::File(path) => format!("{} (InfluxDB line protocol)", path.display()),
-            MetricsOut::InfluxDb { url, database } => format!("InfluxDB {url}, database {database}"),
-        };
-        println!("millrace demo is running");
-        println!("  directory  {dir} ({kept})");
-        println!("  brokers    {bootstrap} (topics {LOGS_TOPIC}, {METRICS_TOPIC}: 3 partitions, 3 replicas)");
-        println!("  /metrics   {}", metrics.join("\n             "));
-        let pids: Vec<String> = self.children.pids().iter().map(|(name, pid)| format!("{name} {pid}")).collect();
-        println!("  processes  {}", pids.join(", "));
-        println!("  logs       {dir}/logs/broker-{{1,2,3}}.log, agent.log, sink.log");
-        println!("  configs    {dir}/broker-{{1,2,3}}.toml, agent.toml, sink.toml");
-        println!("  input      {} ({} lines/s, nginx combined format)", layout.access_log().display(), args.rate);
-        println!("  output     {LOGS_TOPIC} -> {logs_to}");
-        println!("             {METRICS_TOPIC} -> {metrics_to}");
-        println!("  watch      {exe} top --bootstrap {bootstrap}");
-        println!("             {exe} group describe {LOGS_GROUP} --bootstrap {bootstrap}");
-        println!("             {exe} topic describe {LOGS_TOPIC} --bootstrap {bootstrap}");
-        println!("  stop       Ctrl-C{}", args.duration.map(|s| format!(" (or wait {s}s)")).unwrap_or_default());
     }
 
     /// Runs until a stop request, `--duration`, the user quitting `top`, or a failure.
@@ -407,7 +416,12 @@ impl Demo {
         let mut top_started = None;
         if !args.no_top && std::io::stdout().is_terminal() {
             let bootstrap = self.layout.bootstrap();
-            self.children.spawn_foreground("top", &self.exe, &["top", "--bootstrap", &bootstrap])?;
+            let mut top = vec!["top".to_string(), "--bootstrap".to_string(), bootstrap];
+            if let Some(secure) = &self.layout.secure {
+                top.extend(["--command-config".to_string(), secure.operator_properties.display().to_string()]);
+            }
+            let top: Vec<&str> = top.iter().map(String::as_str).collect();
+            self.children.spawn_foreground("top", &self.exe, &top)?;
             top_started = Some(Instant::now());
         }
         // Said after `top` is gone: it owns the screen meanwhile.

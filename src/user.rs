@@ -13,6 +13,7 @@ use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
 use kafka_protocol::messages::{AlterUserScramCredentialsRequest, DescribeUserScramCredentialsRequest};
 use kafka_protocol::protocol::StrBytes;
 use millrace_broker::security::scram::{Mechanism, OsRandom, RandomSource, SALT_LEN};
+use millrace_protocol::Connection;
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(15);
@@ -80,6 +81,32 @@ fn password(file: Option<&std::path::Path>) -> anyhow::Result<String> {
     Ok(password)
 }
 
+/// Sets user `name`'s `mechanism` credential from `password` (creating the user if new): salted
+/// here with a fresh random salt and iterated `iterations` times.
+pub async fn set_credential(
+    conn: &mut Connection,
+    name: &str,
+    password: &str,
+    mechanism: Mechanism,
+    iterations: u32,
+) -> anyhow::Result<()> {
+    let mut salt = vec![0u8; SALT_LEN];
+    OsRandom.fill(&mut salt).map_err(|e| anyhow::anyhow!("generating a salt: {e}"))?;
+    let salted = mechanism.salted_password(password.as_bytes(), &salt, iterations);
+    let upsertion = ScramCredentialUpsertion::default()
+        .with_name(StrBytes::from_string(name.to_string()))
+        .with_mechanism(mechanism.code())
+        .with_iterations(i32::try_from(iterations).context("iterations")?)
+        .with_salt(salt.into())
+        .with_salted_password(salted.into());
+    let request = AlterUserScramCredentialsRequest::default().with_upsertions(vec![upsertion]);
+    let response = conn.request(0, &request, TIMEOUT).await?;
+    for r in &response.results {
+        check(r.error_code, r.error_message.as_ref(), &format!("setting {mechanism} for {}", r.user))?;
+    }
+    Ok(())
+}
+
 /// Runs a user subcommand.
 pub async fn run(args: UserArgs) -> anyhow::Result<()> {
     let mut conn = args.client.client()?.connect().await?;
@@ -87,20 +114,7 @@ pub async fn run(args: UserArgs) -> anyhow::Result<()> {
         UserCommand::Create { name, password_file, mechanism: m, iterations } => {
             let mechanism = mechanism(&m)?;
             let password = password(password_file.as_deref())?;
-            let mut salt = vec![0u8; SALT_LEN];
-            OsRandom.fill(&mut salt).map_err(|e| anyhow::anyhow!("generating a salt: {e}"))?;
-            let salted = mechanism.salted_password(password.as_bytes(), &salt, iterations);
-            let upsertion = ScramCredentialUpsertion::default()
-                .with_name(StrBytes::from_string(name.clone()))
-                .with_mechanism(mechanism.code())
-                .with_iterations(i32::try_from(iterations).context("iterations")?)
-                .with_salt(salt.into())
-                .with_salted_password(salted.into());
-            let request = AlterUserScramCredentialsRequest::default().with_upsertions(vec![upsertion]);
-            let response = conn.request(0, &request, TIMEOUT).await?;
-            for r in &response.results {
-                check(r.error_code, r.error_message.as_ref(), &format!("setting {mechanism} for {}", r.user))?;
-            }
+            set_credential(&mut conn, &name, &password, mechanism, iterations).await?;
             println!("Set {mechanism} credentials for user {name} ({iterations} iterations).");
         }
         UserCommand::Delete { name, mechanism: m } => {

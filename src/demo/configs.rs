@@ -3,6 +3,8 @@
 //! config crate's own parsers before it is written: a change of a config format fails the demo's
 //! unit tests rather than the demo.
 
+use super::secure::{Secure, User};
+use crate::client::Client;
 use anyhow::{bail, Context};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -50,8 +52,10 @@ pub enum MetricsOut {
 pub struct BrokerPorts {
     /// Node id, 1-based.
     pub id: i32,
-    /// Kafka protocol listener.
+    /// Kafka protocol listener of the clients (PLAINTEXT, or SASL_SSL with `--secure`).
     pub kafka: u16,
+    /// With `--secure`: the mutual-TLS listener of the brokers and the demo's bootstrap.
+    pub internal: Option<u16>,
     /// Metadata-quorum listener.
     pub controller: u16,
     /// Admin HTTP (/metrics, /health).
@@ -62,6 +66,12 @@ impl BrokerPorts {
     /// `127.0.0.1:PORT` of the Kafka listener.
     pub fn kafka_addr(&self) -> String {
         format!("127.0.0.1:{}", self.kafka)
+    }
+
+    /// `127.0.0.1:PORT` of the listener the demo bootstraps the cluster on: the internal one
+    /// with `--secure`, else the only one.
+    pub fn bootstrap_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.internal.unwrap_or(self.kafka))
     }
 }
 
@@ -80,6 +90,8 @@ pub struct Layout {
     pub logs_out: LogsOut,
     /// Destination of the metrics.
     pub metrics_out: MetricsOut,
+    /// With `--secure`: the CA, certificates and users' secrets.
+    pub secure: Option<Secure>,
 }
 
 /// A TOML basic string holding `text`.
@@ -117,11 +129,14 @@ pub fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
 }
 
 impl Layout {
-    /// A layout in `dir` on fresh free ports.
-    pub fn new(dir: &Path, logs_out: LogsOut, metrics_out: MetricsOut) -> anyhow::Result<Layout> {
+    /// A layout in `dir` on fresh free ports; `secure` makes the CA, certificates and secrets
+    /// there now (they do not depend on the ports).
+    pub fn new(dir: &Path, logs_out: LogsOut, metrics_out: MetricsOut, secure: bool) -> anyhow::Result<Layout> {
         if dir.to_str().is_none() {
             bail!("the demo directory {} is not valid UTF-8; choose another --dir", dir.display());
         }
+        let ids: Vec<i32> = (1..=BROKERS).collect();
+        let secure = if secure { Some(Secure::generate(dir, &ids)?) } else { None };
         let mut layout = Layout {
             dir: dir.to_path_buf(),
             brokers: Vec::new(),
@@ -129,6 +144,7 @@ impl Layout {
             sink_metrics: 0,
             logs_out,
             metrics_out,
+            secure,
         };
         layout.pick_ports()?;
         Ok(layout)
@@ -136,17 +152,20 @@ impl Layout {
 
     /// Picks new ports for everything (after a port was taken by someone else).
     pub fn pick_ports(&mut self) -> anyhow::Result<()> {
-        let ports = free_ports(BROKERS as usize * 3 + 2)?;
-        self.brokers = (0..BROKERS as usize)
+        let per_broker = if self.secure.is_some() { 4 } else { 3 };
+        let brokers = BROKERS as usize;
+        let ports = free_ports(brokers * per_broker + 2)?;
+        self.brokers = (0..brokers)
             .map(|i| BrokerPorts {
                 id: i as i32 + 1,
-                kafka: ports[i * 3],
-                controller: ports[i * 3 + 1],
-                admin: ports[i * 3 + 2],
+                kafka: ports[i * per_broker],
+                controller: ports[i * per_broker + 1],
+                admin: ports[i * per_broker + 2],
+                internal: (per_broker == 4).then(|| ports[i * per_broker + 3]),
             })
             .collect();
-        self.agent_metrics = ports[BROKERS as usize * 3];
-        self.sink_metrics = ports[BROKERS as usize * 3 + 1];
+        self.agent_metrics = ports[brokers * per_broker];
+        self.sink_metrics = ports[brokers * per_broker + 1];
         Ok(())
     }
 
@@ -162,6 +181,21 @@ impl Layout {
     /// The Kafka addresses of all brokers, comma-separated.
     pub fn bootstrap(&self) -> String {
         self.brokers.iter().map(BrokerPorts::kafka_addr).collect::<Vec<_>>().join(",")
+    }
+
+    /// How `user` reaches the cluster on the clients' listener (PLAINTEXT without `--secure`,
+    /// where every user is the same anonymous client).
+    pub fn client(&self, user: User) -> Client {
+        let security = self.secure.as_ref().map(|s| s.client_security(user)).unwrap_or_default();
+        Client { bootstrap: self.bootstrap(), security }
+    }
+
+    /// How the demo reaches the cluster before any user exists: the bootstrap certificate on the
+    /// internal listeners with `--secure`, else the plaintext listeners.
+    pub fn bootstrap_client(&self) -> Client {
+        let bootstrap: Vec<String> = self.brokers.iter().map(BrokerPorts::bootstrap_addr).collect();
+        let security = self.secure.as_ref().map(Secure::bootstrap_security).unwrap_or_default();
+        Client { bootstrap: bootstrap.join(","), security }
     }
 
     /// The generated access log.
@@ -214,15 +248,22 @@ impl Layout {
         let Some(broker) = self.brokers.iter().find(|b| b.id == id) else { bail!("no broker {id} in the demo") };
         let voters: Vec<String> =
             self.brokers.iter().map(|b| toml_str(&format!("{}@127.0.0.1:{}", b.id, b.controller))).collect();
+        // With --secure the listeners are tables of their own, and no `listen` (plaintext).
+        let (listen, security) = match (&self.secure, broker.internal) {
+            (Some(secure), Some(internal)) => (String::new(), secure.broker_toml(id, broker.kafka, internal)?),
+            (Some(_), None) => bail!("broker {id} has no internal listener port"),
+            (None, _) => (format!("listen = \"127.0.0.1:{}\"\n", broker.kafka), String::new()),
+        };
         Ok(format!(
             "# Broker {id} of the `millrace demo` cluster: {n} brokers, each a voter of the metadata quorum.\n\
              node_id = {id}\n\
              data_dir = {data}\n\
-             listen = \"127.0.0.1:{kafka}\"\n\
+             {listen}\
              admin_listen = \"127.0.0.1:{admin}\"   # GET /metrics, /health\n\
              controller_listen = \"127.0.0.1:{controller}\"\n\
              voters = [{voters}]\n\
              \n\
+             {security}\
              [replication]\n\
              # With 3 replicas, acks=all writes survive one broker being stopped.\n\
              min_insync_replicas = 2\n\
@@ -232,7 +273,6 @@ impl Layout {
              initial_rebalance_delay = \"500ms\"\n",
             n = self.brokers.len(),
             data = toml_str(&self.broker_data(id).to_string_lossy()),
-            kafka = broker.kafka,
             admin = broker.admin,
             controller = broker.controller,
             voters = voters.join(", "),
@@ -250,6 +290,7 @@ impl Layout {
              [output]\n\
              bootstrap = {bootstrap}\n\
              acks = \"all\"\n\
+             {security}\
              \n\
              [[inputs.file]]\n\
              name = \"access-log\"\n\
@@ -268,6 +309,7 @@ impl Layout {
             data = self.toml_path("data/agent"),
             metrics = self.agent_metrics,
             bootstrap = toml_str(&self.bootstrap()),
+            security = self.secure.as_ref().map(|s| s.client_toml(User::Agent)).unwrap_or_default(),
             logs = LOGS_TOPIC,
             include = toml_str(&glob_literal(&self.access_log().to_string_lossy())),
             metrics_topic = METRICS_TOPIC,
@@ -318,10 +360,12 @@ impl Layout {
              [source]\n\
              bootstrap = {}\n\
              start_at = \"earliest\"\n\
+             {}\
              \n\
              {logs}\n{metrics}",
             self.sink_metrics,
             toml_str(&self.bootstrap()),
+            self.secure.as_ref().map(|s| s.client_toml(User::Sink)).unwrap_or_default(),
         )
     }
 
@@ -369,7 +413,7 @@ mod tests {
     use millrace_config::sink::FileFormat;
 
     fn layout(dir: &Path, logs_out: LogsOut, metrics_out: MetricsOut) -> Layout {
-        Layout::new(dir, logs_out, metrics_out).unwrap()
+        Layout::new(dir, logs_out, metrics_out, false).unwrap()
     }
 
     #[test]
@@ -401,6 +445,47 @@ mod tests {
         assert_eq!((sink.file[0].format, &sink.file[0].path), (FileFormat::ElasticsearchBulk, &files));
         assert_eq!((sink.file[1].format, &sink.file[1].path), (FileFormat::LineProtocol, &metrics));
         assert_eq!(sink.file[1].common.group, METRICS_GROUP);
+    }
+
+    #[test]
+    fn secure_configs_load_with_the_config_crate() {
+        use millrace_config::{KafkaClientSecurity, SecurityProtocol};
+        let dir = std::env::temp_dir().join(format!("millrace-demo-configs-test-{} \"q\" [x]", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = LogsOut::File(Layout::default_logs_file(&dir));
+        let layout = Layout::new(&dir, out, MetricsOut::File(Layout::default_metrics_file(&dir)), true).unwrap();
+        // Each loader checks that the certificate and password files it names can be read.
+        let checked = layout.configs().map(|c| c.len());
+        let broker = millrace_config::parse_broker(&layout.broker_toml(3).unwrap(), "b").unwrap();
+        let agent = millrace_config::parse_agent(&layout.agent_toml(), "a").unwrap();
+        let sink = millrace_config::parse_sink(&layout.sink_toml(), "s").unwrap();
+        let secure = layout.secure.clone().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        assert_eq!(checked.unwrap(), 5);
+        let ports = layout.brokers[2];
+        let listeners: Vec<(u16, SecurityProtocol)> =
+            broker.effective_listeners().iter().map(|l| (l.listen.port(), l.protocol())).collect();
+        let internal = ports.internal.unwrap();
+        assert_eq!(listeners, [(ports.kafka, SecurityProtocol::SaslSsl), (internal, SecurityProtocol::Ssl)]);
+        assert_eq!(broker.voter_map().len(), 3);
+        assert_eq!(broker.tls.ca_file.as_ref(), Some(&secure.ca_file));
+        // The agent and the sink log in as their own users, with the passwords generated for them.
+        for (security, user) in [(&agent.output.security, User::Agent), (&sink.source.security, User::Sink)] {
+            // The password came from its file, and is the one the user is created with.
+            let expected = KafkaClientSecurity {
+                sasl_password_file: Some(secure.password_file(user)),
+                ..secure.client_security(user)
+            };
+            assert_eq!(security, &expected);
+        }
+        assert_eq!(agent.output.bootstrap, layout.bootstrap());
+        // The demo's own clients: SCRAM on the client listeners, the certificate on the internal ones.
+        assert_eq!(layout.client(User::Operator).security.sasl_username.as_deref(), Some("operator"));
+        let bootstrap = layout.bootstrap_client();
+        assert!(bootstrap.bootstrap.contains(&format!("127.0.0.1:{internal}")), "{}", bootstrap.bootstrap);
+        assert_eq!(bootstrap.security.security_protocol, SecurityProtocol::Ssl);
     }
 
     #[test]

@@ -1,13 +1,17 @@
 //! What the demo reports: brokers up or down (Metadata over the Kafka protocol), records in the
 //! topics and the sink groups' lag (librdkafka: ListOffsets and OffsetFetch, without joining the
 //! groups), and what the sinks wrote (lines in the output files, or the sink's own counters when
-//! it writes to a real Elasticsearch or InfluxDB).
+//! it writes to a real Elasticsearch or InfluxDB). With `--secure` it asks as the operator over
+//! SASL_SSL, as a user would.
 
 use super::configs::{Layout, LogsOut, MetricsOut, LOGS_GROUP, LOGS_TOPIC, METRICS_GROUP, METRICS_TOPIC, PARTITIONS};
+use super::secure::User;
+use crate::client::{protocol_security, Client};
 use anyhow::Context;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{MetadataRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use millrace_protocol::client::Security;
 use millrace_protocol::Connection;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
@@ -32,10 +36,16 @@ pub fn http_client() -> anyhow::Result<reqwest::Client> {
         .context("creating the HTTP client")
 }
 
-/// Asks the broker at `addr` for Metadata about `topics`; returns its broker ids and, per
-/// partition of those topics, whether it has a leader.
-pub async fn metadata(addr: &str, topics: &[&str], timeout: Duration) -> anyhow::Result<(Vec<i32>, Vec<bool>)> {
-    let mut conn = Connection::connect(addr, timeout).await?;
+/// Asks the broker at `addr` (connecting and logging in as `security` says) for Metadata about
+/// `topics`; returns its broker ids and, per partition of those topics, whether it has a leader
+/// (false for a topic the client may not see).
+pub async fn metadata(
+    addr: &str,
+    security: &Security,
+    topics: &[&str],
+    timeout: Duration,
+) -> anyhow::Result<(Vec<i32>, Vec<bool>)> {
+    let mut conn = Connection::connect_with(addr, timeout, security).await?;
     let wanted = topics
         .iter()
         .map(|t| MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(t.to_string())))))
@@ -158,7 +168,7 @@ impl ConsumerContext for Quiet {}
 
 /// The group offsets part of a sample (blocking librdkafka calls).
 struct Offsets {
-    bootstrap: String,
+    client: Client,
 }
 
 impl Offsets {
@@ -166,13 +176,8 @@ impl Offsets {
     /// long-lived client that is never polled would keep asking a stopped partition leader
     /// until its next periodic metadata refresh.
     fn client(&self, group: &str) -> Option<BaseConsumer<Quiet>> {
-        ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
-            .set("group.id", group)
-            .set("client.id", "millrace-demo")
-            .set("enable.auto.commit", "false")
-            .create_with_context(Quiet)
-            .ok()
+        let mut config: ClientConfig = self.client.rdkafka_config("millrace-demo");
+        config.set("group.id", group).set("enable.auto.commit", "false").create_with_context(Quiet).ok()
     }
 
     /// (records per topic, lag per group).
@@ -219,6 +224,7 @@ impl Offsets {
 /// Takes samples of the running demo.
 pub struct Probe {
     brokers: Vec<(i32, String)>,
+    security: Security,
     offsets: Arc<Offsets>,
     written: Arc<Mutex<Vec<(&'static str, Written)>>>,
     sink_metrics: u16,
@@ -228,7 +234,9 @@ pub struct Probe {
 impl Probe {
     /// A probe of the demo laid out as `layout`.
     pub fn new(layout: &Layout) -> anyhow::Result<Probe> {
-        let offsets = Offsets { bootstrap: layout.bootstrap() };
+        let client = layout.client(User::Operator);
+        let security = protocol_security(&client.security)?;
+        let offsets = Offsets { client };
         let counter = |path: &PathBuf| LineCounter { path: path.clone(), read: 0, lines: 0 };
         let docs = match &layout.logs_out {
             LogsOut::File(path) => Written::File { counter: counter(path), per_record: 2 },
@@ -240,6 +248,7 @@ impl Probe {
         };
         Ok(Probe {
             brokers: layout.brokers.iter().map(|b| (b.id, b.kafka_addr())).collect(),
+            security,
             offsets: Arc::new(offsets),
             written: Arc::new(Mutex::new(vec![("docs", docs), ("points", points)])),
             sink_metrics: layout.sink_metrics,
@@ -251,7 +260,7 @@ impl Probe {
     pub async fn sample(&self) -> Sample {
         let mut brokers = Vec::new();
         for (id, addr) in &self.brokers {
-            let up = metadata(addr, &[], REQUEST_TIMEOUT).await.is_ok();
+            let up = metadata(addr, &self.security, &[], REQUEST_TIMEOUT).await.is_ok();
             brokers.push((*id, up));
         }
         let forwarded = sink_forwarded(&self.http, self.sink_metrics).await.ok();
