@@ -479,19 +479,6 @@ pub fn read_with_headers(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<(St
         .collect())
 }
 
-/// `(partitions with a committed offset, total lag)` of `group` in the output of
-/// `millrace group describe`: rows `GROUP TOPIC PARTITION CURRENT-OFFSET …`, with `-` where
-/// nothing is committed, under a `TotalLag: N` header.
-pub fn commits_in_description(described: &str, group: &str) -> (usize, String) {
-    let committed = described
-        .lines()
-        .filter(|l| l.starts_with(group))
-        .filter(|l| l.split_whitespace().nth(3).is_some_and(|offset| offset != "-"))
-        .count();
-    let lag = described.split("TotalLag: ").nth(1).and_then(|s| s.split_whitespace().next()).unwrap_or("?");
-    (committed, lag.to_string())
-}
-
 /// Runs `millrace ARGS…` and returns stdout.
 pub fn millrace(args: &[&str]) -> anyhow::Result<String> {
     let bin = millrace_bin();

@@ -12,7 +12,7 @@ use millrace_tests::component::Component;
 use millrace_tests::es::EsTestServer;
 use millrace_tests::influx::InfluxProcess;
 use millrace_tests::pki::TestCa;
-use millrace_tests::{commits_in_description, millrace, run, wait_for, BrokerProcess};
+use millrace_tests::{millrace, run, wait_for, BrokerProcess};
 use std::time::Duration;
 
 fn produce(bootstrap: &str, topic: &str, records: &[String]) -> anyhow::Result<()> {
@@ -25,7 +25,14 @@ fn produce(bootstrap: &str, topic: &str, records: &[String]) -> anyhow::Result<(
 /// `(committed partitions, total lag)` of `group` from `millrace group describe`.
 fn commits(bootstrap: &str, group: &str) -> anyhow::Result<(usize, String)> {
     let described = millrace(&["group", "describe", group, "--bootstrap", bootstrap])?;
-    Ok(commits_in_description(&described, group))
+    // Rows: GROUP TOPIC PARTITION CURRENT-OFFSET …; `-` where nothing is committed.
+    let committed = described
+        .lines()
+        .filter(|l| l.starts_with(group))
+        .filter(|l| l.split_whitespace().nth(3).is_some_and(|offset| offset != "-"))
+        .count();
+    let lag = described.split("TotalLag: ").nth(1).and_then(|s| s.split_whitespace().next()).unwrap_or("?");
+    Ok((committed, lag.to_string()))
 }
 
 /// The log lines naming `sink` that contain `text`.
