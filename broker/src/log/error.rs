@@ -16,6 +16,16 @@ pub enum LogError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The log is offline on this broker: an fsync of it failed, so what it holds beyond the
+    /// last good fsync may be gone. Answered with KAFKA_STORAGE_ERROR until a restart's recovery
+    /// has re-read the log.
+    #[error("the log of {partition} is offline on this broker after a failed fsync ({reason}); restart it to recover")]
+    Offline {
+        /// `<topic>-<partition>`.
+        partition: String,
+        /// The fsync error.
+        reason: String,
+    },
     /// A record batch handed to the log is malformed.
     #[error("invalid record batch: {0}")]
     Batch(#[from] BatchError),

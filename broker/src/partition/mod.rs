@@ -34,6 +34,12 @@ pub struct Partition {
     role: std::sync::Mutex<Role>,
     /// Records below the high watermark are on every in-sync replica; consumers see only them.
     high_watermark: watch::Sender<i64>,
+    /// Set once an fsync of the log failed. Linux may drop the dirty pages of a failed fsync and
+    /// report a later fsync as a success without them ("fsyncgate"), so after one failure
+    /// nothing here is durable again: the log is offline until a restart's recovery re-reads it.
+    sync_failure: std::sync::OnceLock<String>,
+    /// How the active segment is synced (a test swaps in a failing one).
+    sync: fn(&std::fs::File) -> std::io::Result<()>,
 }
 
 /// Translates topic settings to the storage engine's.
@@ -86,7 +92,17 @@ impl Partition {
             role: std::sync::Mutex::new(Role::None),
             // Nothing is known committed until leadership or a leader's fetch response says so.
             high_watermark: watch::Sender::new(0),
+            sync_failure: std::sync::OnceLock::new(),
+            sync: std::fs::File::sync_data,
         })
+    }
+
+    /// Refuses with [`LogError::Offline`] once an fsync of this log failed.
+    pub fn check_online(&self) -> Result<(), LogError> {
+        match self.sync_failure.get() {
+            Some(reason) => Err(LogError::Offline { partition: self.name(), reason: reason.clone() }),
+            None => Ok(()),
+        }
     }
 
     // A panic while holding the lock leaves the log in a state the next append validates anyway,
@@ -101,6 +117,7 @@ impl Partition {
 
     /// Reads whole batches from `offset` below the high watermark (what consumers may see).
     pub fn read(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> Result<ReadResult, LogError> {
+        self.check_online()?;
         let high_watermark = *self.high_watermark.borrow();
         self.read_lock().read(offset, max_bytes, high_watermark, min_one_batch)
     }
@@ -108,6 +125,7 @@ impl Partition {
     /// Reads whole batches from `offset` up to the log end (for followers and the coordinator's
     /// own loading).
     pub fn read_to_end(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> Result<ReadResult, LogError> {
+        self.check_online()?;
         self.read_lock().read(offset, max_bytes, i64::MAX, min_one_batch)
     }
 
@@ -233,6 +251,7 @@ impl Partition {
     /// before it started, which is what makes this group commit.
     pub async fn wait_durable(&self, offset: i64) -> Result<(), BrokerError> {
         loop {
+            self.check_online()?;
             let mut flushed = self.flushed_offset.subscribe();
             if *flushed.borrow_and_update() >= offset {
                 return Ok(());
@@ -259,20 +278,32 @@ impl Partition {
     /// fsyncs outside the mutex so appends continue meanwhile; returns the offset it covers.
     async fn flush_once(&self) -> Result<i64, BrokerError> {
         let (file, covered) = self.read_lock().flush_handle()?;
-        let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || file.sync_data())
+        let sync = self.sync;
+        let synced = tokio::task::spawn_blocking(move || sync(&file))
             .await
-            .map_err(|e| BrokerError::Internal(format!("fsync task failed: {e}")))?
-            .map_err(|source| BrokerError::Io {
-                context: format!("fsync of the active segment in {}", dir.display()),
-                source,
-            })?;
+            .map_err(|e| BrokerError::Internal(format!("fsync task failed: {e}")))?;
+        if let Err(e) = synced {
+            let reason = format!("fsync of the active segment in {}: {e}", self.dir.display());
+            if self.sync_failure.set(reason).is_ok() {
+                tracing::error!(
+                    partition = %self.name(),
+                    error = %e,
+                    "fsync failed: the log is offline on this broker (KAFKA_STORAGE_ERROR) until a restart re-reads it"
+                );
+            }
+        }
+        // After a failure (this one, or one recorded meanwhile) nothing is marked durable again.
+        self.check_online()?;
         self.lock().mark_flushed(covered);
         Ok(covered)
     }
 
     /// Background flush (interval mode, and as a safety net): syncs if anything is unsynced.
     pub async fn flush_if_dirty(&self) -> Result<(), BrokerError> {
+        // An offline log was reported once when it went offline; syncing it proves nothing now.
+        if self.sync_failure.get().is_some() {
+            return Ok(());
+        }
         let end = *self.end_offset.borrow();
         if *self.flushed_offset.borrow() < end {
             self.wait_durable(end).await?;

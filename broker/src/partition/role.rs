@@ -227,6 +227,7 @@ impl Partition {
     /// Appends a producer batch as leader. With `acks_all`, refuses when the ISR is below
     /// `min.insync.replicas` (Kafka's NOT_ENOUGH_REPLICAS check before the append).
     pub fn append_as_leader(&self, batch: &mut [u8], now_ms: i64, acks_all: bool) -> Result<AppendInfo, ReplicaError> {
+        self.check_online()?;
         let mut role = self.role();
         let Role::Leader(state) = &mut *role else { return Err(ReplicaError::NotLeader(self.name())) };
         if acks_all {
@@ -384,6 +385,7 @@ impl Partition {
         leader_high_watermark: i64,
         now_ms: i64,
     ) -> Result<i64, ReplicaError> {
+        self.check_online()?;
         let role = self.role();
         if !matches!(&*role, Role::Follower { .. }) {
             // Not a follower (any more): refuse with the same code Kafka uses for a role mismatch.

@@ -114,3 +114,27 @@ fn diverging_follower_truncates_its_unreplicated_tail() {
     assert_eq!(old_leader.high_watermark(), 4);
     assert_eq!(old_leader.end_offset_for_epoch(0), Some((0, 2)));
 }
+
+#[tokio::test]
+async fn a_failed_fsync_takes_the_log_offline_and_a_later_good_fsync_does_not_make_it_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = open(dir.path());
+    lead(&p, 0, &[1]);
+    p.append_as_leader(&mut simple(3, 0), 0, false).unwrap();
+    p.wait_durable(3).await.unwrap();
+
+    p.append_as_leader(&mut simple(2, 0), 0, false).unwrap();
+    p.sync = |_| Err(std::io::Error::from_raw_os_error(5));
+    let err = p.wait_durable(5).await.unwrap_err();
+    assert_eq!(err.error_code(), ResponseError::KafkaStorageError, "{err}");
+    // The disk recovers and fsync succeeds again: the records it may have dropped stay not durable.
+    p.sync = std::fs::File::sync_data;
+    let err = p.wait_durable(5).await.unwrap_err();
+    assert!(matches!(err, crate::error::BrokerError::Log(LogError::Offline { .. })), "{err}");
+    assert!(p.flush_if_dirty().await.is_ok(), "the background flush leaves an offline log alone");
+    // Nothing is written to or read from the offline log.
+    let err = p.append_as_leader(&mut simple(1, 0), 0, false).unwrap_err();
+    assert_eq!(err.error_code(), ResponseError::KafkaStorageError);
+    assert_eq!(p.read_to_end(0, 1 << 20, true).unwrap_err().error_code(), ResponseError::KafkaStorageError);
+    assert_eq!(p.log_end_offset(), 5);
+}
