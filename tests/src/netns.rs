@@ -41,10 +41,12 @@ impl std::error::Error for Skip {}
 /// that are known to support network namespaces).
 pub const REQUIRE_ENV: &str = "MILLRACE_REQUIRE_NETNS";
 
-/// Prints `skipping: <reason>` and returns Ok, or fails when [`REQUIRE_ENV`] is set.
+/// Prints `skipping: <reason>` and returns Ok, or fails when [`REQUIRE_ENV`] is set or under CI
+/// (`CI=true`, as CI services set it), where a silent skip would hide a test that never ran.
 pub fn skip_or_fail(skip: &Skip) -> anyhow::Result<()> {
-    if std::env::var(REQUIRE_ENV).is_ok_and(|v| !v.is_empty() && v != "0") {
-        bail!("{skip} (and {REQUIRE_ENV} is set)");
+    let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
+    if set(REQUIRE_ENV) || set("CI") {
+        bail!("{skip} (and {REQUIRE_ENV} or CI is set)");
     }
     eprintln!("skipping: {skip}");
     Ok(())

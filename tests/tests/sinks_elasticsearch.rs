@@ -251,6 +251,9 @@ fn data_stream_with_api_key_absorbs_throttling_and_replays() -> anyhow::Result<(
     // Every 5th bulk request is refused with 429 and every 7th document with a per-item 429.
     let es = EsTestServer::start(&["--api-key", "c2luazpzZWNyZXQ=", "--reject-every", "5", "--item-429-every", "7"])?;
     millrace(&["topic", "create", "app", "--partitions", "2", "--bootstrap", &bootstrap])?;
+    // Created up front, so reading it below can only succeed: an empty answer means "nothing
+    // was dead-lettered", never "the topic was not there".
+    millrace(&["topic", "create", "dead-letters", "--partitions", "1", "--bootstrap", &bootstrap])?;
     // File lines as the agent writes them: their identity (host, file, offset) makes the _id.
     let lines: String = (0..1000)
         .map(|i| {
@@ -306,7 +309,8 @@ fn data_stream_with_api_key_absorbs_throttling_and_replays() -> anyhow::Result<(
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(0);
     assert!(retried > 0, "per-item 429s were retried:\n{metrics}");
-    assert!(read_with_headers(&bootstrap, "dead-letters").map(|d| d.is_empty()).unwrap_or(true));
+    let dead = read_with_headers(&bootstrap, "dead-letters")?;
+    assert!(dead.is_empty(), "throttled documents are retried, not dead-lettered: {dead:?}");
     sink.stop(Duration::from_secs(30))?;
     Ok(())
 }
