@@ -22,16 +22,39 @@ A history is made of plain dicts:
 * nonmonotonic: a consumer's offsets on one partition do not strictly increase (the consumers
   never seek backwards; after a reconnect they continue from their position);
 * final_read_incomplete: the final reader did not reach the end of every partition, so loss
-  cannot be judged.
+  cannot be judged;
+* skips: a consumer jumped over offsets that the final log has (it never seeks forward, so the
+  broker handed it a later batch than the one asked for);
+* offset_resets: a consumer was told its position was out of range (consumers only ever stand on
+  committed data, which every in-sync replica has, so no leader may answer that);
+* producer_order: one producer's values on one partition are not in the order it wrote them
+  (values are `<producer>-<n>`; idempotent producers keep order across retries);
+* holes: the final log of a partition skips an offset between two records (no transactions or
+  compaction here, so offsets are contiguous).
 
 Reported without failing: unacked_present (values whose write failed or was never answered but
-that are in the log: allowed), foreign_present (values in the log this history never attempted,
-e.g. another producer's) and skips (a consumer jumped over offsets that the final log has).
+that are in the log: allowed) and foreign_present (values in the log this history never
+attempted, e.g. another producer's).
 """
+
+import re
 
 EXAMPLES = 5
 
-FAILING = ("lost", "lost_read", "inconsistent_offsets", "duplicates", "nonmonotonic", "final_read_incomplete")
+FAILING = (
+    "lost",
+    "lost_read",
+    "inconsistent_offsets",
+    "duplicates",
+    "nonmonotonic",
+    "final_read_incomplete",
+    "skips",
+    "offset_resets",
+    "producer_order",
+    "holes",
+)
+
+_PRODUCED = re.compile(r"^(.*)-(\d+)$")
 
 
 def _position(record):
@@ -42,8 +65,9 @@ def _anomaly(examples):
     return {"count": len(examples), "examples": examples[:EXAMPLES]}
 
 
-def check(acked, reads, final, attempted=None, final_complete=True):
-    """Checks one history; returns {"valid", "anomalies": {class: {count, examples}}, "stats"}."""
+def check(acked, reads, final, attempted=None, final_complete=True, resets=()):
+    """Checks one history; returns {"valid", "anomalies": {class: {count, examples}}, "stats"}.
+    `resets` lists the consumers' out-of-range answers, `{"partition", "position", "error"}`."""
     acked = list(acked)
     final = list(final)
     reads = {name: list(records) for name, records in reads.items()}
@@ -127,6 +151,33 @@ def check(acked, reads, final, attempted=None, final_complete=True):
                         )
             last[p] = o
 
+    producer_order = []
+    holes = []
+    by_partition = {}
+    for record in final:
+        by_partition.setdefault(int(record["partition"]), []).append(record)
+    for p, records in sorted(by_partition.items()):
+        records.sort(key=lambda r: int(r["offset"]))
+        last_of = {}
+        for before, after in zip(records, records[1:]):
+            if int(after["offset"]) != int(before["offset"]) + 1:
+                holes.append({"partition": p, "after": int(before["offset"]), "next": int(after["offset"])})
+        for record in records:
+            match = _PRODUCED.match(str(record["value"]))
+            if not match:
+                continue
+            producer, n = match.group(1), int(match.group(2))
+            if producer in last_of and n <= last_of[producer][0]:
+                producer_order.append(
+                    {
+                        "partition": p,
+                        "producer": producer,
+                        "earlier": {"n": last_of[producer][0], "offset": last_of[producer][1]},
+                        "later": {"n": n, "offset": int(record["offset"])},
+                    }
+                )
+            last_of[producer] = (n, int(record["offset"]))
+
     attempted = set(attempted) if attempted is not None else None
     unacked_present = [v for v in final_position if v not in acked_values and (attempted is None or v in attempted)]
     foreign_present = [] if attempted is None else [v for v in final_position if v not in attempted]
@@ -138,6 +189,10 @@ def check(acked, reads, final, attempted=None, final_complete=True):
         "duplicates": _anomaly(duplicates),
         "nonmonotonic": _anomaly(nonmonotonic),
         "final_read_incomplete": _anomaly([] if final_complete else [{"final_complete": False}]),
+        "skips": _anomaly(skips),
+        "offset_resets": _anomaly(list(resets)),
+        "producer_order": _anomaly(producer_order),
+        "holes": _anomaly(holes),
     }
     stats = {
         "acked": len(acked),
@@ -150,7 +205,6 @@ def check(acked, reads, final, attempted=None, final_complete=True):
         "unacked_present_examples": sorted(unacked_present)[:EXAMPLES],
         "foreign_present": len(foreign_present),
         "foreign_present_examples": sorted(foreign_present)[:EXAMPLES],
-        "skips": _anomaly(skips),
     }
     valid = all(anomalies[name]["count"] == 0 for name in FAILING)
     return {"valid": valid, "anomalies": anomalies, "stats": stats}

@@ -50,14 +50,19 @@ def decode(value):
 class Errors:
     """Counts errors and keeps the first few."""
 
-    def __init__(self):
+    def __init__(self, keep_all=False):
         self.count = 0
         self.examples = []
+        # Every one, for errors the checker judges (offset resets).
+        self.all = [] if keep_all else None
 
     def add(self, **fields):
         self.count += 1
+        entry = {"time": time.time(), **fields}
         if len(self.examples) < ERROR_EXAMPLES:
-            self.examples.append({"time": time.time(), **fields})
+            self.examples.append(entry)
+        if self.all is not None:
+            self.all.append(entry)
 
     def to_json(self):
         return {"count": self.count, "examples": self.examples}
@@ -184,7 +189,7 @@ class ConsumerWorker(threading.Thread):
         self.stop = stop
         self.reads = []
         self.client_errors = Errors()
-        self.offset_resets = Errors()
+        self.offset_resets = Errors(keep_all=True)
         self.crash = None
 
     def run(self):
@@ -400,7 +405,10 @@ def cmd_run(args):
             final_errors = {"count": 1, "examples": [traceback.format_exc()]}
             problems.append("the final read failed")
         write_json(os.path.join(args.out, "final.json"), records)
-        verdict = jepsen_checker.check(acked, reads, records, attempted=attempted, final_complete=complete)
+        resets = [reset for w in consumers for reset in w.offset_resets.all]
+        verdict = jepsen_checker.check(
+            acked, reads, records, attempted=attempted, final_complete=complete, resets=resets
+        )
         summary.update({"final_end_offsets": ends, "final_errors": final_errors, **verdict})
     progress("done")
     write_json(os.path.join(args.out, "summary.json"), summary, indent=1)

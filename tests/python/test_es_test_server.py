@@ -345,6 +345,18 @@ class BulkContractTests(ServerTestCase):
             self.assertEqual(item_of(answer, n)[1]["error"]["type"], "document_parsing_exception")
         self.assertEqual(sorted(d["id"] for d in self.es.docs()), ["1", "5"])
 
+    def test_metadata_fields_inside_a_document_fail_only_their_item(self):
+        body = ndjson({"index": {"_index": "t", "_id": "1"}}, {"_id": "x", "a": 1},
+                      {"index": {"_index": "t", "_id": "2"}}, {"a": 2, "_index": "other"},
+                      {"index": {"_index": "t", "_id": "3"}}, {"a": 3, "nested": {"_id": "allowed below the top"}})
+        status, answer = self.es.bulk(body)
+        self.assertEqual(status, 200)
+        self.assertEqual([item_of(answer, n)[1]["status"] for n in range(3)], [400, 400, 201])
+        error = item_of(answer, 0)[1]["error"]
+        self.assertEqual(error["type"], "document_parsing_exception")
+        self.assertIn("Field [_id] is a metadata field and cannot be added inside a document", error["reason"])
+        self.assertEqual(sorted(d["id"] for d in self.es.docs()), ["3"])
+
     def test_gzip_bodies_are_decompressed(self):
         raw = ndjson(*[x for n in range(20) for x in ({"index": {"_index": "t", "_id": str(n)}}, {"message": "hello " * 20})])
         compressed = gzip.compress(raw)

@@ -63,7 +63,8 @@ class CheckTest(unittest.TestCase):
         final = [r for r in final if r["value"] != "p0-2"]
         result = checker.check(acked, reads, final, attempted=attempted)
         self.assertFalse(result["valid"])
-        self.assertEqual(failing(result), {"lost"})
+        # Lost from the middle of the log: its offset is a hole too.
+        self.assertEqual(failing(result), {"lost", "holes"})
         example = result["anomalies"]["lost"]["examples"][0]
         self.assertEqual(example["value"], "p0-2")
         self.assertEqual((example["partition"], example["offset"]), (0, 1))
@@ -81,7 +82,8 @@ class CheckTest(unittest.TestCase):
         reads["c1"].append(rec(0, 1, "p0-2"))
         reads["c1"].append(rec(0, 4, "p1-9"))  # never acknowledged, read, not in the final log
         result = checker.check(acked, reads, final, attempted=attempted + ["p1-9"])
-        self.assertEqual(failing(result), {"lost_read"})
+        # c1 reached offset 4 past offsets 2 and 3 of the final log: a skip as well.
+        self.assertEqual(failing(result), {"lost_read", "skips"})
         self.assertEqual(result["anomalies"]["lost_read"]["examples"], [{"value": "p1-9", "seen_by_consumers": ["c1"]}])
 
     def test_inconsistent_offset_between_reads(self):
@@ -109,7 +111,8 @@ class CheckTest(unittest.TestCase):
         acked, reads, final, attempted = clean_history()
         final.append(rec(1, 2, "p0-1"))  # p0-1 is also at (1, 0)
         result = checker.check(acked, reads, final, attempted=attempted)
-        self.assertEqual(failing(result), {"duplicates"})
+        # The copy comes after p1-0 although p0 wrote it first: out of order too.
+        self.assertEqual(failing(result), {"duplicates", "producer_order"})
         self.assertEqual(result["anomalies"]["duplicates"]["examples"], [{"value": "p0-1", "positions": [[1, 0], [1, 2]]}])
 
     def test_duplicate_across_partitions_in_consumer_reads(self):
@@ -137,13 +140,38 @@ class CheckTest(unittest.TestCase):
         result = checker.check(acked, reads, final, attempted=attempted)
         self.assertEqual(result["anomalies"]["nonmonotonic"]["count"], 0)
 
-    def test_skips_are_reported_but_allowed(self):
+    def test_a_consumer_skipping_committed_offsets_fails(self):
         acked, reads, final, attempted = clean_history()
         reads["c1"] = [rec(0, 0, "p0-0"), rec(0, 2, "p1-1")]
         result = checker.check(acked, reads, final, attempted=attempted)
-        self.assertTrue(result["valid"])
-        self.assertEqual(result["stats"]["skips"]["count"], 1)
-        self.assertEqual(result["stats"]["skips"]["examples"][0]["missed"], [1])
+        self.assertEqual(failing(result), {"skips"})
+        self.assertEqual(result["anomalies"]["skips"]["examples"][0]["missed"], [1])
+
+    def test_an_offset_reset_fails(self):
+        acked, reads, final, attempted = clean_history()
+        reset = {"partition": 0, "position": 2, "error": "Broker: Offset out of range"}
+        result = checker.check(acked, reads, final, attempted=attempted, resets=[reset])
+        self.assertEqual(failing(result), {"offset_resets"})
+        self.assertEqual(result["anomalies"]["offset_resets"]["examples"], [reset])
+
+    def test_a_producer_out_of_order_on_a_partition_fails(self):
+        acked, reads, final, attempted = clean_history()
+        # p1-2 before p1-1 in partition 0 (values swapped in the log, offsets kept).
+        final = [rec(0, 0, "p0-0"), rec(0, 1, "p0-2"), rec(0, 2, "p1-2"), rec(0, 3, "p1-1"),
+                 rec(1, 0, "p0-1"), rec(1, 1, "p1-0")]
+        acked = [a for a in acked if a["value"] != "p1-1"]
+        reads = {}
+        result = checker.check(acked, reads, final, attempted=attempted)
+        self.assertEqual(failing(result), {"producer_order"})
+        example = result["anomalies"]["producer_order"]["examples"][0]
+        self.assertEqual((example["partition"], example["producer"]), (0, "p1"))
+
+    def test_a_hole_in_the_final_log_fails(self):
+        acked, reads, final, attempted = clean_history()
+        final = [r if r["value"] != "p1-2" else rec(0, 4, "p1-2") for r in final]
+        result = checker.check(acked, reads, final, attempted=attempted)
+        self.assertEqual(failing(result), {"holes"})
+        self.assertEqual(result["anomalies"]["holes"]["examples"], [{"partition": 0, "after": 2, "next": 4}])
 
     def test_incomplete_final_read_fails(self):
         acked, reads, final, attempted = clean_history()

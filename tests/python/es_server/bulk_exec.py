@@ -9,6 +9,12 @@ from .mapping import DocumentParser
 from .store import Doc
 from .values import JsonError, merge, parse_json, truthy
 
+# Mapper metadata fields of Elasticsearch 8: a document holding one at its top level is refused.
+METADATA_FIELDS = frozenset((
+    "_id", "_index", "_source", "_routing", "_version", "_seq_no", "_primary_term", "_ignored",
+    "_field_names", "_doc_count", "_tier", "_data_stream_timestamp", "_nested_path", "_feature",
+))
+
 
 def ok_item(index, doc_id, version, result, status, seq_no, shards=SHARDS):
     return {
@@ -101,6 +107,16 @@ class BulkExecutor:
             source = parse_json(text)
         except JsonError as e:
             raise self.unparsable(index, e.column, e.message) from None
+        if isinstance(source, dict):
+            for field in source:
+                if field in METADATA_FIELDS:
+                    # Elasticsearch 8 refuses these as document fields (they are request metadata).
+                    column = text.find(f'"{field}"') + len(field) + 3
+                    raise ItemFailure(
+                        400, "document_parsing_exception",
+                        f"[1:{column}] Field [{field}] is a metadata field and cannot be added inside a document. "
+                        "Use the index API request parameters.",
+                    )
         return text, source
 
     @staticmethod
