@@ -479,6 +479,26 @@ pub fn read_with_headers(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<(St
         .collect())
 }
 
+/// kcat's `-X key=value` arguments for Kafka client properties (`key=value` each).
+pub fn kcat_properties(properties: impl IntoIterator<Item = String>) -> Vec<String> {
+    properties.into_iter().flat_map(|p| ["-X".to_string(), p]).collect()
+}
+
+/// `kcat -b BROKER OPTIONS… ARGS…` within `timeout`; its stdout (an error names kcat's stderr).
+pub fn kcat(
+    broker: &str,
+    options: &[String],
+    args: &[&str],
+    input: Option<&[u8]>,
+    timeout: Duration,
+) -> anyhow::Result<String> {
+    let mut all: Vec<&str> = vec!["-b", broker];
+    all.extend(options.iter().map(String::as_str));
+    all.extend_from_slice(args);
+    let out = run("kcat", &all, input, timeout)?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// Runs `millrace ARGS…` and returns stdout.
 pub fn millrace(args: &[&str]) -> anyhow::Result<String> {
     let bin = millrace_bin();

@@ -5,7 +5,7 @@
 
 use anyhow::{bail, Context};
 use kafka_protocol::messages::{ApiVersionsRequest, MetadataRequest};
-use millrace_tests::{millrace, millrace_bin, run, wait_for, wait_or_kill, KafkaConn};
+use millrace_tests::{millrace, millrace_bin, wait_for, wait_or_kill, KafkaConn};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -199,17 +199,12 @@ fn kcat_login(dir: &Path, user: &str) -> anyhow::Result<Vec<String>> {
         format!("sasl.password={}", password.trim_end()),
         format!("ssl.ca.location={}", dir.join("pki/ca.pem").display()),
     ];
-    Ok(options.into_iter().flat_map(|o| ["-X".to_string(), o]).collect())
+    Ok(millrace_tests::kcat_properties(options))
 }
 
 /// `kcat -b BROKER <login as user> ARGS…`.
 fn kcat_as(dir: &Path, user: &str, broker: &str, args: &[&str]) -> anyhow::Result<String> {
-    let login = kcat_login(dir, user)?;
-    let mut all: Vec<&str> = vec!["-b", broker];
-    all.extend(login.iter().map(String::as_str));
-    all.extend_from_slice(args);
-    let out = run("kcat", &all, None, CLIENT_BOUND)?;
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    millrace_tests::kcat(broker, &kcat_login(dir, user)?, args, None, CLIENT_BOUND)
 }
 
 /// The topic names of a `kcat -L -J` listing.

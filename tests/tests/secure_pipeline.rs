@@ -188,19 +188,14 @@ impl SecureBroker {
             "sasl.password=operator-pa55".into(),
             format!("ssl.ca.location={}", self.ca.display()),
         ];
-        options.into_iter().flat_map(|o| ["-X".to_string(), o]).collect()
+        millrace_tests::kcat_properties(options)
     }
 
     /// Every record of `topic` as `(headers, value)`, read by the operator.
     fn records(&self, topic: &str) -> anyhow::Result<Vec<(String, String)>> {
-        let mut args = vec!["-b", &self.sasl_ssl, "-C", "-t", topic, "-e", "-q", "-f", "%h\t%s\n"];
-        let options = self.kcat_operator();
-        args.extend(options.iter().map(String::as_str));
-        let out = run("kcat", &args, None, T)?;
-        Ok(String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split_once('\t').map(|(h, v)| (h.to_string(), v.to_string())))
-            .collect())
+        let args = ["-C", "-t", topic, "-e", "-q", "-f", "%h\t%s\n"];
+        let out = millrace_tests::kcat(&self.sasl_ssl, &self.kcat_operator(), &args, None, T)?;
+        Ok(out.lines().filter_map(|l| l.split_once('\t').map(|(h, v)| (h.to_string(), v.to_string()))).collect())
     }
 
     /// The `message` of every record of `topic` with its count.

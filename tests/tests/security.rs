@@ -5,7 +5,7 @@
 //! required, requests before the SASL login, a login that never finishes.
 
 use millrace_tests::pki::{CertFiles, TestCa};
-use millrace_tests::{free_port, millrace, python, run, BrokerProcess, KafkaConn};
+use millrace_tests::{free_port, kcat_properties, millrace, python, run, BrokerProcess, KafkaConn};
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(120);
@@ -70,16 +70,13 @@ impl SecureBroker {
 
     /// kcat's `-X` options for SASL_SSL as `user` with `mechanism` and `password`.
     fn sasl_ssl_options(&self, mechanism: &str, user: &str, password: &str) -> Vec<String> {
-        [
+        kcat_properties([
             "security.protocol=SASL_SSL".to_string(),
             format!("sasl.mechanisms={mechanism}"),
             format!("sasl.username={user}"),
             format!("sasl.password={password}"),
             format!("ssl.ca.location={}", self.ca),
-        ]
-        .into_iter()
-        .flat_map(|o| ["-X".to_string(), o])
-        .collect()
+        ])
     }
 
     fn mtls_options(&self, with_certificate: bool) -> Vec<String> {
@@ -88,16 +85,12 @@ impl SecureBroker {
             options.push(format!("ssl.certificate.location={}", self.carol.cert.display()));
             options.push(format!("ssl.key.location={}", self.carol.key.display()));
         }
-        options.into_iter().flat_map(|o| ["-X".to_string(), o]).collect()
+        kcat_properties(options)
     }
 }
 
 fn kcat(broker: &str, options: &[String], rest: &[&str], input: Option<&[u8]>) -> anyhow::Result<String> {
-    let mut args: Vec<&str> = vec!["-b", broker];
-    args.extend(options.iter().map(String::as_str));
-    args.extend_from_slice(rest);
-    let out = run("kcat", &args, input, T)?;
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    millrace_tests::kcat(broker, options, rest, input, T)
 }
 
 #[test]

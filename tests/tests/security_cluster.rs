@@ -6,7 +6,7 @@
 
 use millrace_protocol::tls::{client_config, ClientTlsFiles};
 use millrace_tests::pki::{CertFiles, TestCa};
-use millrace_tests::{free_port, http_get_at, millrace, run, wait_for, Cluster};
+use millrace_tests::{free_port, http_get_at, kcat_properties, millrace, wait_for, Cluster};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -91,25 +91,17 @@ impl Pki {
     }
 
     fn kcat_options(&self) -> Vec<String> {
-        [
+        kcat_properties([
             "security.protocol=SSL".to_string(),
             format!("ssl.ca.location={}", self.file("ca.pem")),
             format!("ssl.certificate.location={}", self.admin.cert.display()),
             format!("ssl.key.location={}", self.admin.key.display()),
-        ]
-        .into_iter()
-        .flat_map(|o| ["-X".to_string(), o])
-        .collect()
+        ])
     }
 }
 
 fn kcat(pki: &Pki, broker: &str, rest: &[&str], input: Option<&[u8]>) -> anyhow::Result<String> {
-    let options = pki.kcat_options();
-    let mut args: Vec<&str> = vec!["-b", broker];
-    args.extend(options.iter().map(String::as_str));
-    args.extend_from_slice(rest);
-    let out = run("kcat", &args, input, T)?;
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    millrace_tests::kcat(broker, &pki.kcat_options(), rest, input, T)
 }
 
 /// Partition 0's leader and ISR as kcat sees them over `broker`'s mTLS listener.
