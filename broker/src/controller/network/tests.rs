@@ -182,6 +182,17 @@ async fn mutual_tls_refuses_strangers() {
     assert!(accepted.await.unwrap().unwrap_err().contains("TLS handshake"));
 }
 
+#[tokio::test]
+async fn a_peer_that_never_starts_its_handshake_is_dropped() {
+    let ca = ClusterCa::new();
+    let (addr, accepted) = accept_one(ca.transport("node-1", &ca)).await;
+    let _silent = TcpStream::connect(addr).await.unwrap();
+    // Bounded, so a listener that waits forever fails the test instead of hanging it.
+    let outcome = tokio::time::timeout(HANDSHAKE_TIMEOUT + Duration::from_secs(5), accepted).await;
+    let err = outcome.expect("the silent peer was never dropped").unwrap().unwrap_err();
+    assert!(err.contains("not finished within"), "{err}");
+}
+
 #[test]
 fn requests_claim_their_sender() {
     use super::transport::{claimed_node, Claim};
