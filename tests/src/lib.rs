@@ -499,6 +499,29 @@ pub fn kcat(
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The `(CURRENT-OFFSET, LOG-END-OFFSET)` of each of `group`'s rows in the output of
+/// `millrace group describe` (rows `GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET …`, `-`
+/// where nothing is committed).
+pub fn group_offsets(described: &str, group: &str) -> Vec<(String, String)> {
+    described
+        .lines()
+        .filter(|l| l.starts_with(&format!("{group} ")))
+        .filter_map(|l| {
+            let columns: Vec<&str> = l.split_whitespace().collect();
+            Some((columns.get(3)?.to_string(), columns.get(4)?.to_string()))
+        })
+        .collect()
+}
+
+/// Whether `group` has committed every record of every partition, and something at all. A
+/// partition without records has nothing to commit: keyless producers (kcat, librdkafka's sticky
+/// partitioner) may put a whole small batch on one partition.
+pub fn committed_everything(described: &str, group: &str) -> bool {
+    let offsets = group_offsets(described, group);
+    let done = |(committed, end): &(String, String)| committed == end || (committed == "-" && end == "0");
+    offsets.iter().any(|(committed, _)| committed != "-") && offsets.iter().all(done)
+}
+
 /// Runs `millrace ARGS…` and returns stdout.
 pub fn millrace(args: &[&str]) -> anyhow::Result<String> {
     let bin = millrace_bin();

@@ -212,17 +212,7 @@ impl SecureBroker {
     /// records has nothing to commit: which partitions the files' keys land on varies).
     fn committed_everything(&self, group: &str) -> anyhow::Result<bool> {
         let described = self.operator(&["group", "describe", group])?;
-        // Rows: GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET …, `-` where nothing is committed.
-        let offsets: Vec<(&str, &str)> = described
-            .lines()
-            .filter(|l| l.starts_with(&format!("{group} ")))
-            .filter_map(|l| {
-                let columns: Vec<&str> = l.split_whitespace().collect();
-                Some((*columns.get(3)?, *columns.get(4)?))
-            })
-            .collect();
-        let done = |(committed, end): &(&str, &str)| committed == end || (*committed == "-" && *end == "0");
-        Ok(offsets.iter().any(|(committed, _)| *committed != "-") && offsets.iter().all(done))
+        Ok(millrace_tests::committed_everything(&described, group))
     }
 }
 

@@ -12,7 +12,7 @@ use millrace_tests::component::Component;
 use millrace_tests::es::EsTestServer;
 use millrace_tests::influx::InfluxProcess;
 use millrace_tests::pki::TestCa;
-use millrace_tests::{millrace, run, wait_for, BrokerProcess};
+use millrace_tests::{committed_everything, group_offsets, millrace, run, wait_for, BrokerProcess};
 use std::time::Duration;
 
 fn produce(bootstrap: &str, topic: &str, records: &[String]) -> anyhow::Result<()> {
@@ -22,17 +22,14 @@ fn produce(bootstrap: &str, topic: &str, records: &[String]) -> anyhow::Result<(
     Ok(())
 }
 
-/// `(committed partitions, total lag)` of `group` from `millrace group describe`.
-fn commits(bootstrap: &str, group: &str) -> anyhow::Result<(usize, String)> {
-    let described = millrace(&["group", "describe", group, "--bootstrap", bootstrap])?;
-    // Rows: GROUP TOPIC PARTITION CURRENT-OFFSET …; `-` where nothing is committed.
-    let committed = described
-        .lines()
-        .filter(|l| l.starts_with(group))
-        .filter(|l| l.split_whitespace().nth(3).is_some_and(|offset| offset != "-"))
-        .count();
-    let lag = described.split("TotalLag: ").nth(1).and_then(|s| s.split_whitespace().next()).unwrap_or("?");
-    Ok((committed, lag.to_string()))
+/// `millrace group describe GROUP`.
+fn describe(bootstrap: &str, group: &str) -> anyhow::Result<String> {
+    millrace(&["group", "describe", group, "--bootstrap", bootstrap])
+}
+
+/// How many partitions `group` has committed an offset on.
+fn commits(bootstrap: &str, group: &str) -> anyhow::Result<usize> {
+    Ok(group_offsets(&describe(bootstrap, group)?, group).iter().filter(|(committed, _)| committed != "-").count())
 }
 
 /// The log lines naming `sink` that contain `text`.
@@ -123,7 +120,7 @@ fn elasticsearch_over_https_with_basic_auth_and_api_key_refusing_wrong_ones() ->
     assert_eq!((count("basic"), count("key")), (200, 200));
     for group in ["es-basic", "es-key"] {
         wait_for(&format!("{group} to commit everything"), Duration::from_secs(30), || {
-            Ok(commits(&bootstrap, group)? == (2, "0".into()))
+            Ok(committed_everything(&describe(&bootstrap, group)?, group))
         })?;
     }
     wait_for("the refused sinks to report why", Duration::from_secs(30), || {
@@ -135,7 +132,7 @@ fn elasticsearch_over_https_with_basic_auth_and_api_key_refusing_wrong_ones() ->
     assert!(lines_of(&log, "es-wrong", "HTTP 401") > 0, "{log}");
     assert!(lines_of(&log, "es-untrusted", "invalid peer certificate") > 0, "{log}");
     for group in ["es-wrong", "es-untrusted"] {
-        assert_eq!(commits(&bootstrap, group)?.0, 0, "{group} committed offsets it never wrote");
+        assert_eq!(commits(&bootstrap, group)?, 0, "{group} committed offsets it never wrote");
     }
     assert_eq!((count("wrong"), count("untrusted")), (0, 0));
     let served = es.log();
@@ -192,7 +189,7 @@ fn influxdb_over_https_with_a_password_and_a_wrong_one() -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}; sink log:\n{}", sink_process.log()))?;
     assert_eq!(influx.count_points("metrics", "load")?, 100);
     wait_for("influx-ok to commit everything", Duration::from_secs(30), || {
-        Ok(commits(&bootstrap, "influx-ok")? == (2, "0".into()))
+        Ok(committed_everything(&describe(&bootstrap, "influx-ok")?, "influx-ok"))
     })?;
     wait_for("the wrong password to be reported", Duration::from_secs(30), || {
         Ok(lines_of(&sink_process.log(), "influx-wrong", "credentials refused") > 0)
@@ -200,7 +197,7 @@ fn influxdb_over_https_with_a_password_and_a_wrong_one() -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("{e}; sink log:\n{}", sink_process.log()))?;
     let log = sink_process.log();
     assert!(lines_of(&log, "influx-wrong", "HTTP 401") > 0, "{log}");
-    assert_eq!(commits(&bootstrap, "influx-wrong")?.0, 0, "offsets committed for points InfluxDB refused");
+    assert_eq!(commits(&bootstrap, "influx-wrong")?, 0, "offsets committed for points InfluxDB refused");
     for secret in ["w-s3cret", "nope-nope"] {
         assert!(!log.contains(secret), "the sink logged a secret ({secret}):\n{log}");
     }
