@@ -17,6 +17,12 @@ one line per request to stderr. With --tls-cert PEM --tls-key PEM it serves HTTP
 Elasticsearch 8 does by default); --basic USER:PASS and --api-key KEY make it answer 401 with
 Elasticsearch's security_exception to requests without those credentials.
 
+--nodes N starts N listeners sharing one store, like the nodes of one cluster (the port file names
+the first). --control-port-file PATH names a separate plain-HTTP listener serving /_test/ only,
+which stays up while nodes stop: a stopped node's port refuses connections (ECONNREFUSED, its open
+connections cut), as a node whose process is down; started again it binds the same port, with
+every document kept.
+
 Elasticsearch API (subset):
     GET|HEAD /                         cluster info
     POST|PUT /_bulk, /{index}/_bulk    index, create, update, delete (NDJSON, optionally gzip)
@@ -25,6 +31,10 @@ Elasticsearch API (subset):
     PUT|GET|DELETE /_data_stream/{name}
     PUT|GET|DELETE /_index_template/{name}   (index_patterns, priority, data_stream, mappings)
     PUT|HEAD|DELETE /{index}, GET /{index}/_mapping, GET /{index}/_doc/{id}
+    POST /{data stream}/_rollover      new backing index .ds-{stream}-{yyyy.MM.dd}-{generation:06}
+                                       becomes the write index (unconditional rollover only)
+    GET|PUT /{index}/_settings         of the settings only index.blocks.write can be changed; a
+                                       blocked index fails items with 403 cluster_block_exception
 
 Test endpoints (never need auth, work while `down`):
     GET  /_test/docs[?index=EXPR]   {"docs": [{"index", "data_stream", "id", "version", "seq_no",
@@ -32,12 +42,20 @@ Test endpoints (never need auth, work while `down`):
     GET  /_test/stats               counters (see es_server.store.Store.new_counters)
     GET  /_test/config              the fault-injection settings
     POST /_test/config              change them: {"reject_every": 3, "down": true, ...}
+    GET  /_test/nodes               {"nodes": [{"node", "port", "listening"}]}
+    POST /_test/nodes/{n}/stop|start  close a node's listener (connections refused) / open it again
     POST /_test/reset               forget documents, indices, mappings, data streams, API-made
                                     templates and counters (settings are kept)
 
 Fault injection (command-line options or POST /_test/config):
     reject_every N      every Nth bulk request: whole-request 429 es_rejected_execution_exception
     item_429_every N    every Nth bulk item: per-item 429 es_rejected_execution_exception
+    item_503_every N    every Nth bulk item: per-item 503 unavailable_shards_exception (not written)
+    item_500_every N    every Nth bulk item (of those past item_503_every): per-item 500 exception
+    forbidden_indices   list of globs: items naming a matching index get 403 security_exception (the
+                        user's roles grant no write privilege there; nothing is auto-created)
+    drop_response_next N  the next N bulk requests are executed, then the connection is closed
+                        without an answer (the client must send the same documents again)
     down                every request but /_test/* gets 503 cluster_block_exception
     max_body_bytes N    larger (decompressed) bodies get 413 with an empty body (http.max_content_length)
     latency_ms N        sleep before answering bulk requests

@@ -26,6 +26,7 @@ NDJSON = {"Content-Type": "application/x-ndjson"}
 DEFAULTS = {
     "reject_every": 0, "item_429_every": 0, "down": False, "max_body_bytes": 100 * 1024 * 1024,
     "latency_ms": 0, "strict_types": False, "total_fields_limit": 1000, "legacy_parsing_errors": False,
+    "item_500_every": 0, "item_503_every": 0, "drop_response_next": 0, "forbidden_indices": [],
 }
 ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
@@ -937,6 +938,7 @@ class CommandLineTests(unittest.TestCase):
             self.assertEqual(es.json("GET", "/_test/config")[1], {
                 "reject_every": 2, "item_429_every": 5, "down": False, "max_body_bytes": 5000, "latency_ms": 1,
                 "strict_types": True, "total_fields_limit": 50, "legacy_parsing_errors": False,
+                "item_500_every": 0, "item_503_every": 0, "drop_response_next": 0, "forbidden_indices": [],
             })
             statuses = [es.bulk([{"create": {"_index": "events-a"}}, {"@timestamp": "2024-01-01"}])[0] for _ in range(4)]
             self.assertEqual(statuses, [200, 429, 200, 429])

@@ -1,5 +1,5 @@
 //! The Elasticsearch test double (tests/python/es_test_server.py) that sink tests use because no
-//! real Elasticsearch can be installed here: its own unit tests (tests/python/test_es_test_server.py)
+//! real Elasticsearch can be installed here: its own unit tests (tests/python/test_es_test_server*.py)
 //! pass, and the Rust harness starts it and reads back what a bulk request stored.
 
 use millrace_tests::es::EsTestServer;
@@ -11,7 +11,7 @@ fn es_test_server_unit_tests_pass() -> anyhow::Result<()> {
     let dir = workspace_root().join("tests").join("python").display().to_string();
     let out = run(
         &python_bin(),
-        &["-m", "unittest", "discover", "-s", &dir, "-p", "test_es_test_server.py"],
+        &["-m", "unittest", "discover", "-s", &dir, "-p", "test_es_test_server*.py"],
         None,
         Duration::from_secs(300),
     )?;

@@ -123,6 +123,10 @@ pub fn verdicts(body: &[u8], expected: usize, action: BulkAction) -> Result<Vec<
                 // deterministic), so the replay is done.
                 409 if action == BulkAction::Create => Verdict::Accepted,
                 429 | 500..=599 => Verdict::Retry(describe()),
+                // A write block (`index.blocks.write`, a read-only index after the disk filled up)
+                // is lifted by an operator or by Elasticsearch itself: the document is fine, so
+                // it waits. Any other 403 (the user may not write this index) stays refused.
+                403 if error["type"].as_str() == Some("cluster_block_exception") => Verdict::Retry(describe()),
                 _ => Verdict::Reject(describe()),
             }
         })
@@ -188,5 +192,20 @@ mod tests {
         assert!(matches!(&v[1], Verdict::Reject(_)), "409 on index is a real conflict");
         assert!(verdicts(body, 4, BulkAction::Index).is_err(), "item count mismatch");
         assert_eq!(verdicts(br#"{"errors":false,"items":[{},{}]}"#, 2, BulkAction::Index).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_write_block_waits_and_a_missing_privilege_is_refused() {
+        let body = br#"{"took":1,"errors":true,"items":[
+            {"index":{"status":403,"error":{"type":"cluster_block_exception","reason":"index [logs] blocked by: [FORBIDDEN/8/index write (api)];"}}},
+            {"index":{"status":403,"error":{"type":"security_exception","reason":"action [indices:data/write/bulk[s]] is unauthorized for user [sink]"}}},
+            {"index":{"status":500,"error":{"type":"exception","reason":"boom"}}}]}"#;
+        let v = verdicts(body, 3, BulkAction::Index).unwrap();
+        assert!(matches!(&v[0], Verdict::Retry(r) if r.contains("FORBIDDEN/8")), "{v:?}");
+        assert!(
+            matches!(&v[1], Verdict::Reject(r) if r.starts_with("403 security_exception") && r.contains("unauthorized")),
+            "{v:?}"
+        );
+        assert!(matches!(&v[2], Verdict::Retry(r) if r.contains("500")), "{v:?}");
     }
 }

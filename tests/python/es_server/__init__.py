@@ -14,6 +14,7 @@ describes the API, the test endpoints and the fault injection). Modules by respo
     http_util     the Response type, body decompression, Content-Type check
     handler       the HTTP request handler: body reading, auth, routing
     es_api        the Elasticsearch endpoints (_bulk, _count, indices, data streams, templates)
-    control_api   the /_test/ endpoints (documents, stats, config, reset)
-    server        the HTTP server, the command line and main()
+    control_api   the /_test/ endpoints (documents, stats, config, nodes, reset)
+    server        the HTTP servers (nodes that stop and start, the control listener), the command
+                  line and main()
 """

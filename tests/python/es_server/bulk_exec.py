@@ -1,6 +1,7 @@
 """Executing parsed bulk actions against the store: index, create, update and delete, with
 concurrency control, data stream rules, mapping updates and per-item fault injection."""
 
+import fnmatch
 import json
 
 from .common import NOOP_SHARDS, SHARDS
@@ -26,10 +27,11 @@ def ok_item(index, doc_id, version, result, status, seq_no, shards=SHARDS):
 class BulkExecutor:
     """Runs parsed bulk actions against the store; the caller holds the store's lock."""
 
-    def __init__(self, store, query):
+    def __init__(self, store, query, user="elastic"):
         self.store = store
         self.settings = store.settings
         self.require_alias = truthy(query.get("require_alias"))
+        self.user = user
 
     def run(self, actions):
         items = []
@@ -57,6 +59,17 @@ class BulkExecutor:
                     "all_bytes=0, primary_operation_bytes=0, max_coordinating_and_primary_bytes=0] "
                     "(injected by item_429_every)",
                 )
+        self.inject_shard_failure()
+        if any(fnmatch.fnmatchcase(action.index, p) for p in self.settings.forbidden_indices):
+            # The user's roles grant no write privilege on this name: refused before the index is
+            # resolved or auto-created, as Elasticsearch's authorization does.
+            store.counters["forbidden_items_403"] += 1
+            raise ItemFailure(
+                403, "security_exception",
+                f"action [indices:data/write/bulk[s]] is unauthorized for user [{self.user}] with effective roles "
+                f"[millrace_writer] on indices [{action.index}], this action is granted by the index privileges "
+                "[create_doc,create,index,write,all]",
+            )
         if self.require_alias or truthy(action.params.get("require_alias")):
             raise ItemFailure(
                 404, "index_not_found_exception",
@@ -72,11 +85,31 @@ class BulkExecutor:
         index, is_stream = store.resolve_for_write(action.index, auto_create)
         self.check_data_stream_rules(action, index, is_stream)
         self.resolved = index.name
+        if index.blocks_write:
+            store.counters["blocked_items_403"] += 1
+            raise ItemFailure(403, "cluster_block_exception", f"index [{index.name}] blocked by: [FORBIDDEN/8/index write (api)];")
         if action.op == "delete":
             return self.delete(action, index)
         if action.op == "update":
             return self.update(action, index)
         return self.write(action, index)
+
+    def inject_shard_failure(self):
+        """item_500_every and item_503_every: the item fails on its shard (nothing is written)."""
+        store = self.store
+        if self.settings.item_503_every:
+            store.item_503_phase += 1
+            if store.item_503_phase % self.settings.item_503_every == 0:
+                store.counters["injected_items_503"] += 1
+                raise ItemFailure(
+                    503, "unavailable_shards_exception",
+                    f"[{self.resolved}][0] primary shard is not active Timeout: [1m] (injected by item_503_every)",
+                )
+        if self.settings.item_500_every:
+            store.item_500_phase += 1
+            if store.item_500_phase % self.settings.item_500_every == 0:
+                store.counters["injected_items_500"] += 1
+                raise ItemFailure(500, "exception", "shard failure while indexing (injected by item_500_every)")
 
     def check_data_stream_rules(self, action, index, is_stream):
         if is_stream and action.op != "create":

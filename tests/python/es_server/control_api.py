@@ -49,8 +49,33 @@ class ControlApiMixin:
                 settings = store.settings.to_json()
             self.note = f" config={json.dumps(changes)}"
             return Response(200, settings)
+        if seg and seg[0] == "nodes":
+            return self.nodes_api(seg[1:], method)
         if what == "reset" and method == "POST":
             with store.lock:
                 store.clear()
             return Response(200, {"acknowledged": True})
+        raise HttpError(404, error_body(404, "resource_not_found_exception", f"no test endpoint {method} {self.url.path}"))
+
+    def nodes_api(self, seg, method):
+        """GET /_test/nodes; POST /_test/nodes/{n}/stop|start (refused connections, then back)."""
+        nodes = self.server.nodes
+        if not seg and method == "GET":
+            return Response(200, {"nodes": [node.describe() for node in nodes]})
+        if len(seg) == 2 and method == "POST" and seg[1] in ("stop", "start") and seg[0].isdigit():
+            number = int(seg[0])
+            if number >= len(nodes):
+                raise request_error(404, "resource_not_found_exception", f"no node [{number}] (there are {len(nodes)})")
+            if self.server.node_number == number:
+                raise request_error(400, "illegal_argument_exception", "a node cannot stop itself; use the control port")
+            node = nodes[number]
+            if seg[1] == "stop":
+                node.stop()
+            else:
+                try:
+                    node.start()
+                except OSError as e:
+                    raise request_error(500, "bind_exception", f"port {node.port} could not be bound again: {e}") from None
+            self.note = f" node {number} {seg[1]}"
+            return Response(200, node.describe())
         raise HttpError(404, error_body(404, "resource_not_found_exception", f"no test endpoint {method} {self.url.path}"))

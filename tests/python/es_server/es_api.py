@@ -82,8 +82,17 @@ class EsApiMixin:
                     )
         actions = parse_bulk(body, default_index, self.query)
         with store.lock:
-            items = BulkExecutor(store, self.query).run(actions)
+            node = str(self.server.node_number)
+            store.counters["bulk_requests_by_node"][node] = store.counters["bulk_requests_by_node"].get(node, 0) + 1
+            items = BulkExecutor(store, self.query, self.auth_user).run(actions)
             counters = store.counters
+            if store.settings.drop_response_next:
+                # Written, but the answer never reaches the client (a node dying, a proxy timing
+                # out): the client cannot tell and has to send the same documents again.
+                store.settings.drop_response_next -= 1
+                counters["dropped_responses"] += 1
+                counters["dropped_items"] += len(items)
+                self.drop_response = True
             counters["items"] += len(items)
             counters["max_items_in_a_request"] = max(counters["max_items_in_a_request"], len(items))
             by_status = counters["items_by_status"]
@@ -137,6 +146,69 @@ class EsApiMixin:
                     store.indices.pop(backing, None)
                 return Response(200, {"acknowledged": True})
         self.method_not_allowed(["GET", "PUT", "DELETE"] if name else ["GET"])
+
+    def rollover(self, name, method, body):
+        """POST /{data stream}/_rollover: a new backing index becomes the write index."""
+        if method != "POST":
+            self.method_not_allowed(["POST"])
+        spec = self.json_body(body)
+        if spec is not None:
+            if not isinstance(spec, dict) or set(spec) - {"conditions"} or spec.get("conditions"):
+                raise request_error(400, "illegal_argument_exception",
+                                    "this Elasticsearch test double rolls over unconditionally only")
+        store = self.server.store
+        with store.lock:
+            if name not in store.data_streams:
+                if name in store.indices:
+                    raise request_error(400, "illegal_argument_exception",
+                                        f"rollover target [{name}] does not point to an alias or data stream")
+                raise index_not_found_request(name)
+            old, new = store.rollover(name)
+        self.note = f" rollover {old} -> {new}"
+        return Response(200, {
+            "acknowledged": True, "shards_acknowledged": True, "old_index": old, "new_index": new,
+            "rolled_over": True, "dry_run": False, "lazy": False, "conditions": {},
+        })
+
+    def index_settings(self, expression, method, body):
+        """GET|PUT /{index}/_settings; of the dynamic settings only index.blocks.write can be changed."""
+        store = self.server.store
+        if method == "PUT":
+            spec = self.json_body(body, required=True)
+            if not isinstance(spec, dict):
+                raise request_error(400, "x_content_parse_exception", "[1:1] the settings must be an object")
+            flat = {}
+
+            def flatten(prefix, value):
+                if isinstance(value, dict):
+                    for key, inner in value.items():
+                        flatten(f"{prefix}.{key}" if prefix else key, inner)
+                else:
+                    flat[prefix if prefix.startswith("index.") else f"index.{prefix}"] = value
+
+            flatten("", spec.get("settings", spec) if isinstance(spec.get("settings"), dict) else spec)
+            unknown = sorted(set(flat) - {"index.blocks.write"})
+            if unknown:
+                raise request_error(400, "illegal_argument_exception",
+                                    f"this Elasticsearch test double changes only index.blocks.write, not {unknown}")
+            value = flat["index.blocks.write"]
+            if value not in (True, False, None, "true", "false"):
+                raise request_error(400, "illegal_argument_exception",
+                                    f"Failed to parse value [{value}] as only [true] or [false] are allowed.")
+            with store.lock:
+                for index in store.resolve_read(expression):
+                    index.blocks_write = value in (True, "true")
+            return Response(200, {"acknowledged": True})
+        if method == "GET":
+            with store.lock:
+                return Response(200, {
+                    i.name: {"settings": {"index": {
+                        "uuid": i.uuid, "number_of_shards": "1", "number_of_replicas": "1", "provided_name": i.name,
+                        **({"blocks": {"write": "true"}} if i.blocks_write else {}),
+                    }}}
+                    for i in store.resolve_read(expression)
+                })
+        self.method_not_allowed(["GET", "PUT"])
 
     def describe_stream(self, stream):
         store = self.server.store

@@ -73,6 +73,8 @@ class Handler(EsApiMixin, ControlApiMixin, BaseHTTPRequestHandler):
         started = time.monotonic()
         self.note = ""
         self.raw_length = 0
+        self.drop_response = False
+        self.auth_user = "elastic"
         try:
             response = self.route()
         except HttpError as e:
@@ -80,6 +82,11 @@ class Handler(EsApiMixin, ControlApiMixin, BaseHTTPRequestHandler):
         except Exception as e:  # never let one request take the server down
             traceback.print_exc(file=sys.stderr)
             response = Response(500, error_body(500, "exception", f"es_test_server internal error: {type(e).__name__}: {e}"))
+        if self.drop_response:
+            self.close_connection = True
+            log(f"{self.command} {self.path} -> {response.status} in={self.raw_length}B answer withheld "
+                f"(drop_response_next), connection closed{self.note}")
+            return
         try:
             sent = self.send(response)
         except OSError as e:
@@ -195,6 +202,7 @@ class Handler(EsApiMixin, ControlApiMixin, BaseHTTPRequestHandler):
             except (ValueError, UnicodeDecodeError):
                 decoded = None
             if decoded == auth["basic"]:
+                self.auth_user = decoded.split(":", 1)[0]
                 return
             user = decoded.split(":", 1)[0] if decoded else "?"
             reason = f"unable to authenticate user [{user}] for REST request [{self.url.path}]"
@@ -255,6 +263,9 @@ class Handler(EsApiMixin, ControlApiMixin, BaseHTTPRequestHandler):
         self.raw_length = len(raw)
         if test_api:
             return self.test_api(segments[1:], raw)
+        if self.server.control_only:
+            raise HttpError(404, error_body(404, "resource_not_found_exception",
+                                            "the control listener serves /_test/ only; use a node's port"))
         with store.lock:
             store.counters["requests"] += 1
             if down:
@@ -308,6 +319,10 @@ class Handler(EsApiMixin, ControlApiMixin, BaseHTTPRequestHandler):
         if not seg[0].startswith("_"):
             if n == 1:
                 return self.index_api(seg[0], method, body)
+            if n == 2 and seg[1] == "_rollover":
+                return self.rollover(seg[0], method, body)
+            if n == 2 and seg[1] == "_settings":
+                return self.index_settings(seg[0], method, body)
             if n == 2 and seg[1] == "_mapping" and method == "GET":
                 return self.get_mapping(seg[0])
             if n == 3 and seg[1] == "_doc" and method in ("GET", "HEAD"):

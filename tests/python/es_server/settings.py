@@ -6,13 +6,22 @@ from .common import DEFAULT_MAX_BODY_BYTES
 class Settings:
     """Fault-injection settings; changed by the command line and by POST /_test/config."""
 
-    INT_KEYS = ("reject_every", "item_429_every", "max_body_bytes", "total_fields_limit")
+    INT_KEYS = (
+        "reject_every", "item_429_every", "item_500_every", "item_503_every", "drop_response_next",
+        "max_body_bytes", "total_fields_limit",
+    )
     FLOAT_KEYS = ("latency_ms",)
     BOOL_KEYS = ("down", "strict_types", "legacy_parsing_errors")
+    # Lists of index name globs.
+    GLOB_LIST_KEYS = ("forbidden_indices",)
 
     def __init__(self):
         self.reject_every = 0
         self.item_429_every = 0
+        self.item_500_every = 0
+        self.item_503_every = 0
+        self.drop_response_next = 0
+        self.forbidden_indices = []
         self.down = False
         self.max_body_bytes = DEFAULT_MAX_BODY_BYTES
         self.latency_ms = 0
@@ -21,7 +30,8 @@ class Settings:
         self.total_fields_limit = 1000
 
     def to_json(self):
-        return {k: getattr(self, k) for k in self.INT_KEYS + self.FLOAT_KEYS + self.BOOL_KEYS}
+        keys = self.INT_KEYS + self.FLOAT_KEYS + self.BOOL_KEYS + self.GLOB_LIST_KEYS
+        return {k: (list(v) if isinstance(v := getattr(self, k), list) else v) for k in keys}
 
     @classmethod
     def check(cls, changes):
@@ -37,6 +47,10 @@ class Settings:
             elif key in cls.BOOL_KEYS:
                 if not isinstance(value, bool):
                     return f"[{key}] must be true or false"
+            elif key in cls.GLOB_LIST_KEYS:
+                if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                    return f"[{key}] must be a list of index name patterns"
             else:
-                return f"unknown setting [{key}]; known: {sorted(cls.INT_KEYS + cls.FLOAT_KEYS + cls.BOOL_KEYS)}"
+                known = sorted(cls.INT_KEYS + cls.FLOAT_KEYS + cls.BOOL_KEYS + cls.GLOB_LIST_KEYS)
+                return f"unknown setting [{key}]; known: {known}"
         return None

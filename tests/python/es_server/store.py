@@ -32,6 +32,7 @@ class Index:
         self.docs = {}
         self.tombstones = {}  # id -> version of the deleted document
         self.seq_no = -1
+        self.blocks_write = False  # index.blocks.write
 
     def next_seq_no(self):
         self.seq_no += 1
@@ -80,6 +81,8 @@ class Store:
         self.counters = self.new_counters()
         self.bulk_phase = 0
         self.item_phase = 0
+        self.item_500_phase = 0
+        self.item_503_phase = 0
         self.order = 0
 
     @staticmethod
@@ -98,6 +101,13 @@ class Store:
             "max_items_in_a_request": 0,
             "bytes_received": 0,  # bulk request bodies as sent (compressed or not)
             "bytes_decompressed": 0,  # bulk request bodies after decompression
+            "bulk_requests_by_node": {},  # node number -> bulk requests it served
+            "injected_items_500": 0,  # items failed by item_500_every
+            "injected_items_503": 0,  # items failed by item_503_every
+            "forbidden_items_403": 0,  # items refused by forbidden_indices (security_exception)
+            "blocked_items_403": 0,  # items refused by an index.blocks.write block (cluster_block_exception)
+            "dropped_responses": 0,  # bulk requests executed whose answer drop_response_next withheld
+            "dropped_items": 0,  # items of those requests
         }
 
     def all_templates(self):
@@ -121,6 +131,20 @@ class Store:
             "template": template.name if template else None,
         }
         return backing
+
+    def rollover(self, name):
+        """A new write index for data stream `name`: (old, new) backing index names."""
+        stream = self.data_streams[name]
+        stream["generation"] += 1
+        day = datetime.datetime.now(datetime.timezone.utc).strftime("%Y.%m.%d")
+        template = self.template_for(name)
+        backing = Index(
+            f".ds-{name}-{day}-{stream['generation']:06d}", data_stream_mapping(template.mapping if template else None), name
+        )
+        self.indices[backing.name] = backing
+        old = stream["indices"][-1]
+        stream["indices"].append(backing.name)
+        return old, backing.name
 
     def write_index(self, name):
         """The index a write to `name` lands in, or None: data streams resolve to their write index."""
