@@ -70,6 +70,7 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: watch::
 
 /// The per-partition and per-group figures a scrape shows, read from the hosted replicas.
 fn scrape(broker: &Broker) -> (Vec<PartitionGauges>, Vec<GroupLag>) {
+    broker.metrics.offline_log_dirs.set(broker.catalog.log_dirs().offline_count() as i64);
     let mut partitions = Vec::new();
     for topic in broker.catalog.all() {
         for partition in topic.partitions.values() {
@@ -106,12 +107,21 @@ fn scrape(broker: &Broker) -> (Vec<PartitionGauges>, Vec<GroupLag>) {
     (partitions, lags)
 }
 
-/// The `/health` body.
+/// The `/health` body: `degraded` with the failed log directories while any is offline.
 fn health(broker: &Broker) -> String {
-    format!(
-        "{{\"status\":\"ok\",\"node_id\":{},\"cluster_id\":\"{}\",\"topics\":{}}}\n",
-        broker.config.node_id,
-        broker.cluster_id(),
-        broker.catalog.all().len()
-    )
+    let offline: Vec<serde_json::Value> = broker
+        .catalog
+        .log_dirs()
+        .all()
+        .iter()
+        .filter_map(|d| Some(serde_json::json!({"path": d.path().display().to_string(), "error": d.failure()?})))
+        .collect();
+    let body = serde_json::json!({
+        "status": if offline.is_empty() { "ok" } else { "degraded" },
+        "node_id": broker.config.node_id,
+        "cluster_id": broker.cluster_id(),
+        "topics": broker.catalog.all().len(),
+        "offline_log_dirs": offline,
+    });
+    format!("{body}\n")
 }

@@ -47,6 +47,7 @@ impl Broker {
         let meta = config.data_dir.join("meta");
         let cluster_id = load_cluster_id(&meta, config.cluster_id.as_deref())?;
         let catalog = Catalog::new(&config);
+        cluster.attach_log_dirs(catalog.log_dirs().clone());
         let metrics = Metrics::with_listeners(listeners)
             .map_err(|e| BrokerError::Internal(format!("registering metrics: {e}")))?;
         let groups = GroupCoordinator::new(config.groups.offsets_topic_partitions as usize, config.groups.clone());

@@ -7,6 +7,8 @@
 use crate::controller::MetadataState;
 use crate::error::BrokerError;
 use crate::fsutil::{io_err, write_atomically};
+use crate::log::LogError;
+use crate::log_dirs::{LogDir, LogDirs};
 use crate::partition::Partition;
 use millrace_config::{BrokerConfig, EffectiveTopicConfig, TopicOverrides};
 use std::collections::BTreeMap;
@@ -156,7 +158,7 @@ pub struct Applied {
 
 /// The hosted topics, shared by every connection.
 pub struct Catalog {
-    data_dir: PathBuf,
+    log_dirs: Arc<LogDirs>,
     broker: BrokerConfig,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     /// Serializes [`Catalog::apply`] calls.
@@ -168,7 +170,7 @@ fn partition_dir(data_dir: &Path, topic: &str, index: i32) -> PathBuf {
 }
 
 pub(crate) const PARTITION_METADATA: &str = "partition.metadata";
-/// Kafka's high-watermark checkpoint file, one per data directory.
+/// Kafka's high-watermark checkpoint file, one per log directory.
 const HW_CHECKPOINT: &str = "replication-offset-checkpoint";
 
 /// Reads the topic id from a partition directory's `partition.metadata`, if present.
@@ -182,11 +184,20 @@ fn stored_topic_id(dir: &Path) -> Option<Uuid> {
 }
 
 impl Catalog {
-    /// An empty catalog over `broker.data_dir`; finishes deletions a crash interrupted.
+    /// An empty catalog over the broker's log directories; finishes deletions a crash
+    /// interrupted. A directory that cannot be created or read starts offline.
     pub fn new(broker: &BrokerConfig) -> Catalog {
-        remove_deleted_dirs(&broker.data_dir);
+        let log_dirs = Arc::new(LogDirs::new(broker.partition_dirs()));
+        for dir in log_dirs.all() {
+            match std::fs::create_dir_all(dir.path()).and_then(|()| std::fs::read_dir(dir.path()).map(drop)) {
+                Ok(()) => remove_deleted_dirs(dir.path()),
+                Err(e) => {
+                    dir.mark_offline(format!("opening {}: {e}", dir.path().display()));
+                }
+            }
+        }
         Catalog {
-            data_dir: broker.data_dir.clone(),
+            log_dirs,
             broker: broker.clone(),
             topics: RwLock::new(BTreeMap::new()),
             applying: std::sync::Mutex::new(()),
@@ -199,6 +210,56 @@ impl Catalog {
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<Topic>>> {
         self.topics.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The log directories and their health.
+    pub fn log_dirs(&self) -> &Arc<LogDirs> {
+        &self.log_dirs
+    }
+
+    /// The directory holding (or to hold) a replica: the one already holding its data, else
+    /// the emptiest online one. Checked in every directory, offline ones too, so a replica on a
+    /// failed disk is reported offline rather than started empty on another disk.
+    fn locate(&self, topic: &str, index: i32) -> Option<Arc<LogDir>> {
+        let existing = self.log_dirs.all().iter().find(|d| {
+            let dir = partition_dir(d.path(), topic, index);
+            dir.exists() && (stored_topic_id(&dir).is_some() || d.failure().is_some())
+        });
+        existing.or_else(|| self.log_dirs.place()).cloned()
+    }
+
+    /// Opens one replica assigned here in `log_dir`: checks its directory, writes its
+    /// `partition.metadata`, recovers its log, restores its high watermark. `None` when it is
+    /// not opened (a foreign directory in the way).
+    fn open_replica(
+        &self,
+        name: &str,
+        index: i32,
+        topic_id: Uuid,
+        log_dir: &Arc<LogDir>,
+        config: &EffectiveTopicConfig,
+    ) -> Result<Option<Partition>, BrokerError> {
+        let dir = partition_dir(log_dir.path(), name, index);
+        if dir.exists() && stored_topic_id(&dir).is_none() && !is_empty_dir(&dir) {
+            // Not a partition directory (no partition.metadata): never adopt or delete
+            // what some other part of the broker, or an operator, keeps there.
+            tracing::error!(dir = %dir.display(), "a directory without partition.metadata is in the way of a partition; not opening it");
+            return Ok(None);
+        }
+        if dir.exists() && stored_topic_id(&dir).is_some_and(|id| id != topic_id) {
+            tracing::warn!(dir = %dir.display(), "partition data belongs to an older topic of the same name; removing it");
+            std::fs::remove_dir_all(&dir).map_err(|e| io_err(format!("removing stale {}", dir.display()), e))?;
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| io_err(format!("creating {}", dir.display()), e))?;
+        if stored_topic_id(&dir).is_none() {
+            let text = format!("version: 0\ntopic_id: {topic_id}\n");
+            write_atomically(&dir.join(PARTITION_METADATA), text.as_bytes())?;
+        }
+        let partition = Partition::open(name, index, dir, log_dir.clone(), config)?;
+        if let Some(hw) = checkpointed_high_watermark(log_dir.path(), name, index) {
+            partition.restore_high_watermark(hw);
+        }
+        Ok(Some(partition))
     }
 
     /// A topic by name.
@@ -263,27 +324,39 @@ impl Catalog {
                     partitions.insert(index, existing.clone());
                     continue;
                 }
-                let dir = partition_dir(&self.data_dir, name, index);
-                if dir.exists() && stored_topic_id(&dir).is_none() && !is_empty_dir(&dir) {
-                    // Not a partition directory (no partition.metadata): never adopt or delete
-                    // what some other part of the broker, or an operator, keeps there.
-                    tracing::error!(dir = %dir.display(), "a directory without partition.metadata is in the way of a partition; not opening it");
+                let Some(log_dir) = self.locate(name, index) else {
+                    // Every directory is offline: the replica is offline here (reported as such).
+                    if let Some(first) = self.log_dirs.all().first() {
+                        first.add_replica(name, index);
+                    }
+                    continue;
+                };
+                log_dir.add_replica(name, index);
+                if log_dir.failure().is_some() {
                     continue;
                 }
-                if dir.exists() && stored_topic_id(&dir).is_some_and(|id| id != meta.topic_id) {
-                    tracing::warn!(dir = %dir.display(), "partition data belongs to an older topic of the same name; removing it");
-                    std::fs::remove_dir_all(&dir)
-                        .map_err(|e| io_err(format!("removing stale {}", dir.display()), e))?;
-                }
-                std::fs::create_dir_all(&dir).map_err(|e| io_err(format!("creating {}", dir.display()), e))?;
-                if stored_topic_id(&dir).is_none() {
-                    let text = format!("version: 0\ntopic_id: {}\n", meta.topic_id);
-                    write_atomically(&dir.join(PARTITION_METADATA), text.as_bytes())?;
-                }
-                let partition = Partition::open(name, index, dir, &config)?;
-                if let Some(hw) = self.checkpointed_high_watermark(name, index) {
-                    partition.restore_high_watermark(hw);
-                }
+                let partition = match self.open_replica(name, index, meta.topic_id, &log_dir, &config) {
+                    Ok(Some(partition)) => partition,
+                    Ok(None) => {
+                        log_dir.remove_replica(name, index);
+                        continue;
+                    }
+                    // One replica failing to open must not stop the others: a storage error
+                    // takes its directory offline (reported, leadership moves), anything else
+                    // leaves that replica closed.
+                    Err(e) => {
+                        match &e {
+                            BrokerError::Io { .. } | BrokerError::Log(LogError::Io { .. }) => {
+                                log_dir.mark_offline(format!("opening {name}-{index}: {e}"));
+                            }
+                            _ => {
+                                tracing::error!(partition = %format!("{name}-{index}"), error = %e, "could not open partition replica");
+                                log_dir.remove_replica(name, index);
+                            }
+                        }
+                        continue;
+                    }
+                };
                 let partition = Arc::new(partition);
                 applied.opened.push(partition.clone());
                 partitions.insert(index, partition);
@@ -318,33 +391,39 @@ impl Catalog {
         Ok(applied)
     }
 
-    /// The high watermark `<data-dir>/replication-offset-checkpoint` recorded for a partition.
-    fn checkpointed_high_watermark(&self, topic: &str, index: i32) -> Option<i64> {
-        let text = std::fs::read_to_string(self.data_dir.join(HW_CHECKPOINT)).ok()?;
-        text.lines().skip(2).find_map(|line| {
-            let mut fields = line.split_whitespace();
-            let (t, p, hw) = (fields.next()?, fields.next()?, fields.next()?);
-            (t == topic && p.parse::<i32>().ok()? == index).then(|| hw.parse().ok()).flatten()
-        })
-    }
-
-    /// Writes every hosted partition's high watermark to `<data-dir>/replication-offset-checkpoint`
-    /// (Kafka's file and format), so a restarted replica does not start from 0: consumers of a
-    /// partition it then leads keep seeing what was committed before.
+    /// Writes each online log directory's `replication-offset-checkpoint` with the high
+    /// watermarks of its partitions (Kafka's file and format), so a restarted replica does not
+    /// start from 0: consumers of a partition it then leads keep seeing what was committed
+    /// before. A directory that cannot take the write goes offline.
     pub fn checkpoint_high_watermarks(&self) -> Result<(), BrokerError> {
         let partitions = self.all_partitions();
-        let mut text = format!("0\n{}\n", partitions.len());
-        for p in &partitions {
-            text.push_str(&format!("{} {} {}\n", p.topic, p.index, p.high_watermark()));
+        let mut first_error = None;
+        for dir in self.log_dirs.all().iter().filter(|d| d.failure().is_none()) {
+            let here: Vec<&Arc<Partition>> = partitions.iter().filter(|p| Arc::ptr_eq(p.log_dir(), dir)).collect();
+            let mut text = format!("0\n{}\n", here.len());
+            for p in here {
+                text.push_str(&format!("{} {} {}\n", p.topic, p.index, p.high_watermark()));
+            }
+            if let Err(e) = write_atomically(&dir.path().join(HW_CHECKPOINT), text.as_bytes()) {
+                dir.mark_offline(format!("writing {HW_CHECKPOINT}: {e}"));
+                first_error.get_or_insert(e);
+            }
         }
-        write_atomically(&self.data_dir.join(HW_CHECKPOINT), text.as_bytes())
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Renames the replica's directory aside (Kafka's `-delete` suffix, so a crash mid-delete
     /// never resurrects it) and removes it in the background.
     fn delete_replica(&self, partition: &Partition) {
+        partition.log_dir().remove_replica(&partition.topic, partition.index);
+        if partition.is_offline() {
+            // A failed disk gets no more writes; the data goes when the broker restarts and
+            // the replica is no longer assigned here.
+            return;
+        }
         let suffix = Uuid::new_v4().simple();
-        let target = self.data_dir.join(format!("{}-{}.{suffix}-delete", partition.topic, partition.index));
+        let target =
+            partition.log_dir().path().join(format!("{}-{}.{suffix}-delete", partition.topic, partition.index));
         match std::fs::rename(&partition.dir, &target) {
             Ok(()) => {
                 tracing::info!(partition = %partition.name(), "deleting partition replica");
@@ -381,6 +460,16 @@ impl Catalog {
             }
         }
     }
+}
+
+/// The high watermark `<log-dir>/replication-offset-checkpoint` recorded for a partition.
+fn checkpointed_high_watermark(log_dir: &Path, topic: &str, index: i32) -> Option<i64> {
+    let text = std::fs::read_to_string(log_dir.join(HW_CHECKPOINT)).ok()?;
+    text.lines().skip(2).find_map(|line| {
+        let mut fields = line.split_whitespace();
+        let (t, p, hw) = (fields.next()?, fields.next()?, fields.next()?);
+        (t == topic && p.parse::<i32>().ok()? == index).then(|| hw.parse().ok()).flatten()
+    })
 }
 
 /// Finishes deletions a crash interrupted.

@@ -45,7 +45,7 @@ pub(crate) async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Recei
                         delete_retention_ms: topic.config.delete_retention_ms,
                         min_compaction_lag_ms: topic.config.min_compaction_lag_ms,
                     };
-                    for partition in topic.partitions.values().cloned() {
+                    for partition in topic.partitions.values().filter(|p| !p.is_offline()).cloned() {
                         let result = tokio::task::spawn_blocking(move || (partition.compact(now, &config), partition)).await;
                         match result {
                             Ok((Ok(report), partition)) if report.segments_cleaned > 0 => {
@@ -68,7 +68,7 @@ pub(crate) async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Recei
             }
             _ = retention_tick.tick() => {
                 let now = crate::clock::now_ms();
-                for partition in broker.catalog.all_partitions() {
+                for partition in broker.catalog.all_partitions().into_iter().filter(|p| !p.is_offline()) {
                     {
                         let result = tokio::task::spawn_blocking(move || (partition.apply_retention(now), partition)).await;
                         match result {

@@ -38,6 +38,7 @@ pub mod group;
 mod housekeeping;
 mod internal_topics;
 pub mod log;
+pub mod log_dirs;
 pub mod metrics;
 pub mod partition;
 pub mod producer_ids;

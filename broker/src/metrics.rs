@@ -57,6 +57,11 @@ pub struct Metrics {
     topic_produce_errors: IntCounterVec,
     /// Open client connections.
     pub connections: IntGauge,
+    /// Log directories taken offline by an I/O error (Kafka's OfflineLogDirectoryCount).
+    pub offline_log_dirs: IntGauge,
+    /// Idempotent producers' batches that were already in the log (a retry after a lost
+    /// answer): acknowledged again, not written twice.
+    pub duplicate_batches: IntCounter,
     /// Connections closed because of malformed or oversized frames.
     pub protocol_errors: IntCounter,
     /// Requests for APIs or versions this broker does not implement.
@@ -168,6 +173,14 @@ impl Metrics {
         registry.register(Box::new(request_seconds.clone()))?;
         let connections = IntGauge::new("connections", "Open client connections")?;
         registry.register(Box::new(connections.clone()))?;
+        let offline_log_dirs =
+            IntGauge::new("offline_log_dirs", "Log directories offline after an I/O error (restart to recover)")?;
+        registry.register(Box::new(offline_log_dirs.clone()))?;
+        let duplicate_batches = IntCounter::new(
+            "duplicate_batches_total",
+            "Idempotent producer batches already in the log, acknowledged without being written again",
+        )?;
+        registry.register(Box::new(duplicate_batches.clone()))?;
         let protocol_errors =
             IntCounter::new("protocol_errors_total", "Connections closed for malformed or oversized requests")?;
         registry.register(Box::new(protocol_errors.clone()))?;
@@ -219,6 +232,8 @@ impl Metrics {
                 &["topic", "error"],
             )?,
             connections,
+            offline_log_dirs,
+            duplicate_batches,
             protocol_errors,
             unsupported_requests,
             listeners,
@@ -287,6 +302,11 @@ impl Metrics {
         self.topic_bytes_out.with_label_values(&[topic]).inc_by(data.len() as u64);
         let records = crate::log::batch::count_records(data);
         self.topic_records_out.with_label_values(&[topic]).inc_by(records);
+    }
+
+    /// Counts an idempotent producer's batch found already in the log.
+    pub fn duplicate_batch(&self) {
+        self.duplicate_batches.inc();
     }
 
     /// Counts a refused append.

@@ -38,8 +38,14 @@ const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(st
 pub struct BrokerConfig {
     /// This broker's id, as reported in Metadata.
     pub node_id: i32,
-    /// Where partitions are stored, one `<topic>-<partition>/` directory each.
+    /// The broker's own state (metadata quorum store, cluster id), and where partitions are
+    /// stored, one `<topic>-<partition>/` directory each, unless `log_dirs` is set.
     pub data_dir: PathBuf,
+    /// Kafka's `log.dirs`: directories (typically one per disk) that hold the partitions, each new
+    /// replica going to the one holding the fewest. A directory whose disk fails (an I/O error,
+    /// a full disk) goes offline alone: its replicas answer KAFKA_STORAGE_ERROR and their
+    /// leadership moves to other brokers, while the others keep serving. Empty: `data_dir`.
+    pub log_dirs: Vec<PathBuf>,
     /// A PLAINTEXT Kafka listener named `PLAINTEXT`: shorthand for a `[[listeners]]` table.
     /// Without either, the broker listens on 127.0.0.1:9092.
     pub listen: Option<SocketAddr>,
@@ -83,6 +89,7 @@ impl Default for BrokerConfig {
         BrokerConfig {
             node_id: 1,
             data_dir: PathBuf::from("millrace-data"),
+            log_dirs: Vec::new(),
             listen: None,
             advertised_listener: None,
             listeners: Vec::new(),
@@ -104,6 +111,15 @@ impl Default for BrokerConfig {
 }
 
 impl BrokerConfig {
+    /// The directories partitions live in: `log_dirs`, or `data_dir` when that is empty.
+    pub fn partition_dirs(&self) -> Vec<PathBuf> {
+        if self.log_dirs.is_empty() {
+            vec![self.data_dir.clone()]
+        } else {
+            self.log_dirs.clone()
+        }
+    }
+
     /// The Kafka listeners: the PLAINTEXT one `listen` configures, then `[[listeners]]`; or
     /// PLAINTEXT on 127.0.0.1:9092 when neither is set.
     pub fn effective_listeners(&self) -> Vec<ListenerSettings> {

@@ -39,7 +39,13 @@ fn topic_entry(name: &str, topic: &TopicState, metadata: &MetadataState) -> Meta
                 .with_leader_epoch(p.leader_epoch)
                 .with_replica_nodes(p.replicas.iter().map(|r| BrokerId(*r)).collect())
                 .with_isr_nodes(p.isr.iter().map(|r| BrokerId(*r)).collect())
-                .with_offline_replicas(p.replicas.iter().filter(|r| !live(r)).map(|r| BrokerId(*r)).collect())
+                .with_offline_replicas(
+                    p.replicas
+                        .iter()
+                        .filter(|r| !live(r) || p.offline_replicas.contains(r))
+                        .map(|r| BrokerId(*r))
+                        .collect(),
+                )
         })
         .collect();
     MetadataResponseTopic::default()

@@ -152,7 +152,9 @@ fn append_partition(
         })?;
         first_base.get_or_insert(info.base_offset);
         last = info.last_offset;
-        if !info.duplicate {
+        if info.duplicate {
+            ctx.metrics().duplicate_batch();
+        } else {
             records_in += (info.last_offset - info.base_offset + 1) as usize;
             ctx.metrics().bytes_in(&partition.topic, batch.len());
         }

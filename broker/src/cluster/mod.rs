@@ -14,6 +14,7 @@ use crate::controller::{
     Controller, ControllerError, HeartbeatReply, HeartbeatRequest, MetadataCommand, MetadataResponse, MetadataState,
 };
 use crate::error::BrokerError;
+use crate::log_dirs::LogDirs;
 use millrace_config::BrokerConfig;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -112,6 +113,8 @@ pub struct ClusterLink {
     advertised: (String, u16),
     /// Every listener's advertised endpoint.
     listeners: Vec<BrokerEndpoint>,
+    /// The broker's log directories, whose offline replicas each heartbeat reports.
+    log_dirs: std::sync::OnceLock<Arc<LogDirs>>,
 }
 
 impl ClusterLink {
@@ -160,6 +163,7 @@ impl ClusterLink {
             broker_epoch: AtomicI64::new(-1),
             advertised,
             listeners,
+            log_dirs: std::sync::OnceLock::new(),
         })
     }
 
@@ -222,6 +226,14 @@ impl ClusterLink {
         tokio::time::timeout(timeout, wait).await.is_ok()
     }
 
+    /// Lets heartbeats report the replicas in `log_dirs` that are offline (set once, when the
+    /// broker opens its storage).
+    pub fn attach_log_dirs(&self, log_dirs: Arc<LogDirs>) {
+        if self.log_dirs.set(log_dirs).is_err() {
+            tracing::warn!("log directories attached twice; keeping the first");
+        }
+    }
+
     /// Registers this broker and heartbeats until `shutdown`; registers again whenever the
     /// controller asks (e.g. after this broker was unregistered or the controller lost track).
     pub async fn run_membership(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
@@ -260,7 +272,9 @@ impl ClusterLink {
                     _ = shutdown.changed() => return,
                 }
                 let caught_up = self.metadata().brokers.get(&self.node_id).is_some_and(|b| b.epoch == epoch);
-                let request = HeartbeatRequest { broker_id: self.node_id, broker_epoch: epoch, caught_up };
+                let offline_replicas = self.log_dirs.get().map(|d| d.offline_replicas()).unwrap_or_default();
+                let request =
+                    HeartbeatRequest { broker_id: self.node_id, broker_epoch: epoch, caught_up, offline_replicas };
                 match self.controller.send_heartbeat(request).await {
                     Ok(HeartbeatReply::Reregister) => {
                         tracing::warn!(node_id = self.node_id, "controller asked this broker to register again");

@@ -27,6 +27,10 @@ pub struct HeartbeatRequest {
     /// Its local metadata includes its own registration (Kafka: caught up with the metadata
     /// log), so it may be unfenced.
     pub caught_up: bool,
+    /// `(topic, partition)` of its replicas in failed log directories (Kafka's offline log
+    /// dirs in the heartbeat); absent from brokers that predate it.
+    #[serde(default)]
+    pub offline_replicas: Vec<(String, i32)>,
 }
 
 /// The controller's answer.
@@ -59,7 +63,8 @@ pub fn preferred_leader_elections(state: &MetadataState) -> Vec<MetadataCommand>
     for (name, topic) in &state.topics {
         for (index, p) in topic.partitions.iter().enumerate() {
             let Some(&preferred) = p.replicas.first() else { continue };
-            let live = state.brokers.get(&preferred).is_some_and(|b| !b.fenced);
+            let live =
+                state.brokers.get(&preferred).is_some_and(|b| !b.fenced) && !p.offline_replicas.contains(&preferred);
             if p.leader != preferred && live && p.isr.contains(&preferred) {
                 out.push(MetadataCommand::ElectLeader {
                     topic: name.clone(),
@@ -71,6 +76,21 @@ pub fn preferred_leader_elections(state: &MetadataState) -> Vec<MetadataCommand>
         }
     }
     out
+}
+
+/// The replicas a heartbeat reports offline that the metadata does not yet mark so (and that
+/// are still this broker's): what a `MarkReplicasOffline` proposal should carry.
+pub fn newly_offline(state: &MetadataState, req: &HeartbeatRequest) -> Vec<(String, i32)> {
+    req.offline_replicas
+        .iter()
+        .filter(|(topic, index)| {
+            let partition =
+                state.topics.get(topic).and_then(|t| usize::try_from(*index).ok().and_then(|i| t.partitions.get(i)));
+            partition
+                .is_some_and(|p| p.replicas.contains(&req.broker_id) && !p.offline_replicas.contains(&req.broker_id))
+        })
+        .cloned()
+        .collect()
 }
 
 /// What a heartbeat leads to, decided by [`Leases::heartbeat`].
@@ -183,6 +203,19 @@ impl Liveness {
             leases.observe_term(metrics.current_term);
             leases.heartbeat(&state, &req, Instant::now())
         };
+        let offline = newly_offline(&state, &req);
+        if verdict != HeartbeatVerdict::Reregister && !offline.is_empty() {
+            tracing::warn!(broker = req.broker_id, replicas = ?offline, "broker reports replicas in a failed log directory; moving their leadership");
+            let command = MetadataCommand::MarkReplicasOffline {
+                id: req.broker_id,
+                broker_epoch: req.broker_epoch,
+                partitions: offline,
+            };
+            // Retried by the next heartbeat if it does not commit.
+            if let Err(e) = raft.client_write(command).await {
+                tracing::warn!(broker = req.broker_id, error = %e, "recording offline replicas failed");
+            }
+        }
         match verdict {
             HeartbeatVerdict::Reregister => HeartbeatReply::Reregister,
             HeartbeatVerdict::Renewed { fenced } => HeartbeatReply::Ok { fenced },

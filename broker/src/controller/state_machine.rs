@@ -98,6 +98,10 @@ pub struct PartitionState {
     /// Replicas an ongoing reassignment removes (still in `replicas` until it completes).
     #[serde(default)]
     pub removing_replicas: Vec<i32>,
+    /// Replicas whose broker reported their log directory failed: neither in the ISR nor
+    /// electable until that broker registers again.
+    #[serde(default)]
+    pub offline_replicas: Vec<i32>,
 }
 
 impl PartitionState {
@@ -160,6 +164,9 @@ impl MetadataState {
             MetadataCommand::BrokerHeartbeat { id } => self.broker_heartbeat(*id),
             MetadataCommand::FenceBroker { id } => self.fence(*id),
             MetadataCommand::UnfenceBroker { id } => self.unfence_broker(*id),
+            MetadataCommand::MarkReplicasOffline { id, broker_epoch, partitions } => {
+                self.mark_replicas_offline(*id, *broker_epoch, partitions)
+            }
             MetadataCommand::CreateTopic { name, topic_id, partitions, configs } => {
                 self.create_topic(name, *topic_id, partitions, configs)
             }
@@ -191,6 +198,8 @@ impl MetadataState {
         self.brokers.get(&id).ok_or(MetadataError::BrokerNotRegistered(id))
     }
 
+    /// Unfenced brokers: those that may lead or be in an ISR (each partition also excludes its
+    /// offline replicas).
     fn eligible_set(&self) -> BTreeSet<i32> {
         self.brokers.values().filter(|b| !b.fenced).map(|b| b.id).collect()
     }

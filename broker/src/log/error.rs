@@ -16,14 +16,14 @@ pub enum LogError {
         /// The underlying error.
         source: std::io::Error,
     },
-    /// The log is offline on this broker: an fsync of it failed, so what it holds beyond the
-    /// last good fsync may be gone. Answered with KAFKA_STORAGE_ERROR until a restart's recovery
-    /// has re-read the log.
-    #[error("the log of {partition} is offline on this broker after a failed fsync ({reason}); restart it to recover")]
+    /// The log is offline on this broker: an I/O error (a failed fsync, a full disk) took its
+    /// log directory offline, so what it holds beyond the last good fsync may be gone. Answered
+    /// with KAFKA_STORAGE_ERROR until a restart's recovery has re-read the log.
+    #[error("the log of {partition} is offline on this broker: its log directory failed ({reason}); restart the broker to recover")]
     Offline {
         /// `<topic>-<partition>`.
         partition: String,
-        /// The fsync error.
+        /// The I/O error that took the directory offline.
         reason: String,
     },
     /// A record batch handed to the log is malformed.

@@ -7,6 +7,7 @@ pub use role::{AckWait, FollowerFetch, ReplicaError, Role};
 
 use crate::error::BrokerError;
 use crate::log::{CompactionConfig, CompactionReport, LogConfig, LogError, PartitionLog, ReadResult, TimestampLookup};
+use crate::log_dirs::LogDir;
 use millrace_config::EffectiveTopicConfig;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,10 +35,12 @@ pub struct Partition {
     role: std::sync::Mutex<Role>,
     /// Records below the high watermark are on every in-sync replica; consumers see only them.
     high_watermark: watch::Sender<i64>,
-    /// Set once an fsync of the log failed. Linux may drop the dirty pages of a failed fsync and
-    /// report a later fsync as a success without them ("fsyncgate"), so after one failure
-    /// nothing here is durable again: the log is offline until a restart's recovery re-reads it.
-    sync_failure: std::sync::OnceLock<String>,
+    /// The log directory holding it. Once an I/O error hits the directory (here or in another
+    /// of its replicas) it is offline: Linux may drop the dirty pages of a failed fsync and
+    /// report a later fsync as a success without them ("fsyncgate"), and a full or failing disk
+    /// cannot be trusted with the next write either, so nothing here is served or made durable
+    /// again until a restart's recovery re-reads the log.
+    log_dir: Arc<LogDir>,
     /// How the active segment is synced (a test swaps in a failing one).
     sync: fn(&std::fs::File) -> std::io::Result<()>,
 }
@@ -58,14 +61,20 @@ pub fn log_config(config: &EffectiveTopicConfig) -> LogConfig {
 }
 
 impl Partition {
-    /// Opens (recovering if needed) the partition's log.
+    /// Opens (recovering if needed) the partition's log in `log_dir`; an I/O error takes the
+    /// directory offline.
     pub fn open(
         topic: &str,
         index: i32,
         dir: PathBuf,
+        log_dir: Arc<LogDir>,
         config: &EffectiveTopicConfig,
     ) -> Result<Partition, BrokerError> {
-        let (log, report) = PartitionLog::open(&dir, log_config(config))?;
+        let opened = PartitionLog::open(&dir, log_config(config));
+        if let Err(e @ LogError::Io { .. }) = &opened {
+            log_dir.mark_offline(format!("opening {topic}-{index}: {e}"));
+        }
+        let (log, report) = opened?;
         if report.truncated_bytes > 0 {
             tracing::warn!(
                 partition = %format!("{topic}-{index}"),
@@ -92,17 +101,36 @@ impl Partition {
             role: std::sync::Mutex::new(Role::None),
             // Nothing is known committed until leadership or a leader's fetch response says so.
             high_watermark: watch::Sender::new(0),
-            sync_failure: std::sync::OnceLock::new(),
+            log_dir,
             sync: std::fs::File::sync_data,
         })
     }
 
-    /// Refuses with [`LogError::Offline`] once an fsync of this log failed.
+    /// Refuses with [`LogError::Offline`] once its log directory is offline.
     pub fn check_online(&self) -> Result<(), LogError> {
-        match self.sync_failure.get() {
-            Some(reason) => Err(LogError::Offline { partition: self.name(), reason: reason.clone() }),
+        match self.log_dir.failure() {
+            Some(reason) => Err(LogError::Offline { partition: self.name(), reason: reason.to_string() }),
             None => Ok(()),
         }
+    }
+
+    /// Whether its log directory is offline.
+    pub fn is_offline(&self) -> bool {
+        self.log_dir.failure().is_some()
+    }
+
+    /// The log directory holding it.
+    pub fn log_dir(&self) -> &Arc<LogDir> {
+        &self.log_dir
+    }
+
+    /// Passes `result` on; an I/O error in it takes the log directory offline first, so no later
+    /// request reads or writes a log whose disk just failed.
+    fn storage<T>(&self, result: Result<T, LogError>) -> Result<T, LogError> {
+        if let Err(e @ LogError::Io { .. }) = &result {
+            self.log_dir.mark_offline(format!("{}: {e}", self.name()));
+        }
+        result
     }
 
     // A panic while holding the lock leaves the log in a state the next append validates anyway,
@@ -119,14 +147,14 @@ impl Partition {
     pub fn read(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> Result<ReadResult, LogError> {
         self.check_online()?;
         let high_watermark = *self.high_watermark.borrow();
-        self.read_lock().read(offset, max_bytes, high_watermark, min_one_batch)
+        self.storage(self.read_lock().read(offset, max_bytes, high_watermark, min_one_batch))
     }
 
     /// Reads whole batches from `offset` up to the log end (for followers and the coordinator's
     /// own loading).
     pub fn read_to_end(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> Result<ReadResult, LogError> {
         self.check_online()?;
-        self.read_lock().read(offset, max_bytes, i64::MAX, min_one_batch)
+        self.storage(self.read_lock().read(offset, max_bytes, i64::MAX, min_one_batch))
     }
 
     /// (log start offset, high watermark).
@@ -207,7 +235,8 @@ impl Partition {
 
     /// Applies retention; returns segments deleted.
     pub fn apply_retention(&self, now_ms: i64) -> Result<usize, LogError> {
-        self.lock().apply_retention(now_ms)
+        self.check_online()?;
+        self.storage(self.lock().apply_retention(now_ms))
     }
 
     /// One compaction pass over the sealed segments (compacted topics). A pass decodes the
@@ -228,7 +257,8 @@ impl Partition {
         }
         *last = Some((end, now_ms));
         drop(last);
-        self.lock().compact(now_ms, config)
+        self.check_online()?;
+        self.storage(self.lock().compact(now_ms, config))
     }
 
     /// Watch of the log end offset, for long-polling follower fetches.
@@ -277,20 +307,13 @@ impl Partition {
 
     /// fsyncs outside the mutex so appends continue meanwhile; returns the offset it covers.
     async fn flush_once(&self) -> Result<i64, BrokerError> {
-        let (file, covered) = self.read_lock().flush_handle()?;
+        let (file, covered) = self.storage(self.read_lock().flush_handle())?;
         let sync = self.sync;
         let synced = tokio::task::spawn_blocking(move || sync(&file))
             .await
             .map_err(|e| BrokerError::Internal(format!("fsync task failed: {e}")))?;
         if let Err(e) = synced {
-            let reason = format!("fsync of the active segment in {}: {e}", self.dir.display());
-            if self.sync_failure.set(reason).is_ok() {
-                tracing::error!(
-                    partition = %self.name(),
-                    error = %e,
-                    "fsync failed: the log is offline on this broker (KAFKA_STORAGE_ERROR) until a restart re-reads it"
-                );
-            }
+            self.log_dir.mark_offline(format!("fsync of the active segment in {}: {e}", self.dir.display()));
         }
         // After a failure (this one, or one recorded meanwhile) nothing is marked durable again.
         self.check_online()?;
@@ -301,7 +324,7 @@ impl Partition {
     /// Background flush (interval mode, and as a safety net): syncs if anything is unsynced.
     pub async fn flush_if_dirty(&self) -> Result<(), BrokerError> {
         // An offline log was reported once when it went offline; syncing it proves nothing now.
-        if self.sync_failure.get().is_some() {
+        if self.is_offline() {
             return Ok(());
         }
         let end = *self.end_offset.borrow();
@@ -314,6 +337,8 @@ impl Partition {
     /// Closes the log cleanly (fsync, trimmed indexes, producer-state snapshot). Called at shutdown
     /// once no request can reach the partition any more.
     pub fn close(self) -> Result<(), LogError> {
+        // A failed disk gets no more writes: recovery at the next start judges what it holds.
+        self.check_online()?;
         let log = self.log.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
         log.close()
     }

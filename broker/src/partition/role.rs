@@ -233,7 +233,7 @@ impl Partition {
         if acks_all {
             state.check_min_isr().map_err(|cause| ReplicaError::NotEnoughReplicas { partition: self.name(), cause })?;
         }
-        let info = self.lock().append(batch, state.leader_epoch(), now_ms)?;
+        let info = self.storage(self.lock().append(batch, state.leader_epoch(), now_ms))?;
         if !info.duplicate {
             let end = info.last_offset + 1;
             self.end_offset.send_replace(end);
@@ -400,7 +400,7 @@ impl Partition {
                 if header.last_offset() < log.log_end_offset() {
                     continue;
                 }
-                log.append_replicated(batch, now_ms)?;
+                self.storage(log.append_replicated(batch, now_ms))?;
             }
             log.log_end_offset()
         };
@@ -411,10 +411,11 @@ impl Partition {
 
     /// Follower side: cuts the log back to `offset` (divergent tail after a leader change).
     pub fn truncate_to(&self, offset: i64) -> Result<i64, ReplicaError> {
+        self.check_online()?;
         let _role = self.role();
         let end = {
             let mut log = self.lock();
-            log.truncate_to(offset)?;
+            self.storage(log.truncate_to(offset))?;
             log.log_end_offset()
         };
         self.end_offset.send_replace(end);
@@ -425,8 +426,9 @@ impl Partition {
 
     /// Follower side: restarts the log empty at `offset` (ours lies outside the leader's).
     pub fn reset_to(&self, offset: i64) -> Result<(), ReplicaError> {
+        self.check_online()?;
         let _role = self.role();
-        self.lock().reset_to(offset)?;
+        self.storage(self.lock().reset_to(offset))?;
         self.end_offset.send_replace(offset);
         self.flushed_offset.send_replace(offset);
         self.publish_high_watermark(offset);

@@ -108,7 +108,8 @@ fn log_client_error(leader_id: i32, e: &ClientError) {
 fn build_request(broker: &Broker, targets: &Targets) -> FetchRequest {
     let settings = &broker.config.replication;
     let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
-    for ((topic, index), target) in targets {
+    // A replica on a failed disk takes nothing more; its leadership and ISR place are gone.
+    for ((topic, index), target) in targets.iter().filter(|(_, t)| !t.partition.is_offline()) {
         let (fetch_offset, last_fetched_epoch) = target.partition.follower_position();
         let (log_start, _) = target.partition.offsets();
         topics.entry(topic.as_str()).or_default().push(

@@ -23,6 +23,7 @@ impl BrokerConfig {
                 ));
             }
         }
+        self.validate_log_dirs(origin)?;
         let listeners = self.effective_listeners();
         if let Some(clash) = listeners.iter().find(|l| l.listen.port() != 0 && l.listen == self.admin_listen) {
             return Err(ConfigError::invalid(
@@ -156,6 +157,43 @@ impl BrokerConfig {
                 "is outside 1 KiB ..= 2 GiB",
                 "use \"100MiB\"",
             ));
+        }
+        Ok(())
+    }
+
+    fn validate_log_dirs(&self, origin: &str) -> Result<(), ConfigError> {
+        let meta = self.data_dir.join("meta");
+        for (i, dir) in self.log_dirs.iter().enumerate() {
+            if dir.as_os_str().is_empty() {
+                return Err(ConfigError::invalid(
+                    origin,
+                    "log_dirs",
+                    "holds an empty path",
+                    "list one directory per disk",
+                ));
+            }
+            if self.log_dirs[..i].contains(dir) {
+                return Err(ConfigError::invalid(
+                    origin,
+                    "log_dirs",
+                    format!("lists `{}` twice", dir.display()),
+                    "list each directory once",
+                ));
+            }
+            // The quorum's store is not a partition directory; sharing it would let a replica's
+            // directory name collide with the store's files.
+            if dir.starts_with(&meta) {
+                return Err(ConfigError::invalid(
+                    origin,
+                    "log_dirs",
+                    format!(
+                        "`{}` is inside `{}`, where the metadata quorum keeps its store",
+                        dir.display(),
+                        meta.display()
+                    ),
+                    "use directories outside <data_dir>/meta",
+                ));
+            }
         }
         Ok(())
     }

@@ -15,7 +15,7 @@ fn state(brokers: &[BrokerState]) -> MetadataState {
 }
 
 fn beat(id: i32, epoch: i64, caught_up: bool) -> HeartbeatRequest {
-    HeartbeatRequest { broker_id: id, broker_epoch: epoch, caught_up }
+    HeartbeatRequest { broker_id: id, broker_epoch: epoch, caught_up, offline_replicas: vec![] }
 }
 
 fn secs(s: u64) -> Duration {
@@ -135,6 +135,7 @@ fn preferred_leaders_return_only_when_live_and_in_sync() {
         partition_epoch: 3,
         adding_replicas: vec![],
         removing_replicas: vec![],
+        offline_replicas: vec![],
     };
     let topic = TopicState {
         topic_id: uuid::Uuid::nil(),
@@ -151,4 +152,36 @@ fn preferred_leaders_return_only_when_live_and_in_sync() {
     ));
     state.brokers.insert(1, broker(1, 10, true));
     assert!(preferred_leader_elections(&state).is_empty(), "a fenced preferred replica does not lead");
+}
+
+#[test]
+fn a_heartbeat_reports_only_replicas_not_yet_marked_offline_and_its_own() {
+    use crate::controller::state_machine::{MetadataCommand, PartitionAssignment};
+    let mut state = MetadataState::default();
+    for id in 1..=2 {
+        state
+            .apply(&MetadataCommand::RegisterBroker { id, host: "h".into(), port: 1, rack: None, listeners: vec![] })
+            .unwrap();
+        state.apply(&MetadataCommand::UnfenceBroker { id }).unwrap();
+    }
+    state
+        .apply(&MetadataCommand::CreateTopic {
+            name: "t".into(),
+            topic_id: uuid::Uuid::new_v4(),
+            partitions: vec![PartitionAssignment { replicas: vec![1, 2] }, PartitionAssignment { replicas: vec![2] }],
+            configs: Default::default(),
+        })
+        .unwrap();
+    let mut req = beat(1, state.brokers[&1].epoch, true);
+    req.offline_replicas = vec![("t".into(), 0), ("t".into(), 1), ("nope".into(), 0)];
+    // Partition 1 is not broker 1's; the unknown topic is ignored.
+    assert_eq!(newly_offline(&state, &req), vec![("t".to_string(), 0)]);
+    state
+        .apply(&MetadataCommand::MarkReplicasOffline {
+            id: 1,
+            broker_epoch: req.broker_epoch,
+            partitions: newly_offline(&state, &req),
+        })
+        .unwrap();
+    assert!(newly_offline(&state, &req).is_empty(), "already recorded: no new proposal");
 }

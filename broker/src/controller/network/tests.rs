@@ -177,6 +177,7 @@ async fn mutual_tls_refuses_strangers() {
         broker_id: 1,
         broker_epoch: 1,
         caught_up: true,
+        offline_replicas: vec![],
     });
     write_frame(&mut plain, &heartbeat).await.unwrap();
     assert!(accepted.await.unwrap().unwrap_err().contains("TLS handshake"));
@@ -198,7 +199,12 @@ fn requests_claim_their_sender() {
     use super::transport::{claimed_node, Claim};
     use crate::controller::MetadataCommand;
     let heartbeat = |broker_id| {
-        RpcRequest::BrokerHeartbeat(crate::controller::HeartbeatRequest { broker_id, broker_epoch: 1, caught_up: true })
+        RpcRequest::BrokerHeartbeat(crate::controller::HeartbeatRequest {
+            broker_id,
+            broker_epoch: 1,
+            caught_up: true,
+            offline_replicas: vec![],
+        })
     };
     assert_eq!(claimed_node(&heartbeat(3)), Claim::Node(3));
     assert_eq!(claimed_node(&heartbeat(-1)), Claim::Invalid);

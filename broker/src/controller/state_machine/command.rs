@@ -54,6 +54,17 @@ pub enum MetadataCommand {
         /// Broker id.
         id: i32,
     },
+    /// A broker's replicas that sit in a failed log directory: out of their ISRs, leadership
+    /// moved to another in-sync replica, not electable again until the broker registers anew
+    /// (restarts). Kafka's offline-log-directory handling.
+    MarkReplicasOffline {
+        /// Broker id.
+        id: i32,
+        /// The registration the report comes from; a report from an older incarnation is void.
+        broker_epoch: i64,
+        /// `(topic, partition)` of the offline replicas.
+        partitions: Vec<(String, i32)>,
+    },
     /// Create a topic with explicit replica assignments.
     CreateTopic {
         /// Topic name.

@@ -29,6 +29,12 @@ impl MetadataState {
         if let Some(bad) = isr.iter().find(|r| !p.replicas.contains(r) || !eligible.contains(r)) {
             return Err(MetadataError::IneligibleReplica(format!("broker {bad} is not an unfenced replica")));
         }
+        // Its leader may have judged it caught up before its log directory failed.
+        if let Some(bad) = isr.iter().find(|r| p.offline_replicas.contains(r) && !p.isr.contains(r)) {
+            return Err(MetadataError::IneligibleReplica(format!(
+                "broker {bad}'s replica is offline (failed log directory)"
+            )));
+        }
         p.isr = isr.to_vec();
         p.partition_epoch += 1;
         complete_reassignment_if_caught_up(topic, partition, p);
@@ -54,6 +60,11 @@ impl MetadataState {
         // Unclean election is off: only an unfenced ISR member may lead.
         if !p.isr.contains(&leader) || !eligible.contains(&leader) {
             return Err(MetadataError::IneligibleReplica(format!("broker {leader} is not an unfenced ISR member")));
+        }
+        if p.offline_replicas.contains(&leader) {
+            return Err(MetadataError::IneligibleReplica(format!(
+                "broker {leader}'s replica is offline (failed log directory)"
+            )));
         }
         p.leader = leader;
         p.leader_epoch += 1;

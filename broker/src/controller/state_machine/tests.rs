@@ -287,3 +287,65 @@ fn restarted_broker_is_fenced_until_it_catches_up() {
     s.apply(&MetadataCommand::UnregisterBroker { id: 1 }).unwrap();
     assert!(!s.brokers.contains_key(&1) && s.removed_brokers.contains(&1));
 }
+
+#[test]
+fn offline_replicas_lose_leadership_and_isr_until_their_broker_registers_again() {
+    let mut s = cluster();
+    let epoch_of = |s: &MetadataState, id: i32| s.brokers[&id].epoch;
+    let offline = |id: i32, epoch: i64| MetadataCommand::MarkReplicasOffline {
+        id,
+        broker_epoch: epoch,
+        partitions: vec![("t".into(), 0), ("t".into(), 1), ("gone".into(), 0), ("t".into(), 7)],
+    };
+    // A report from an older incarnation of broker 1 changes nothing.
+    assert!(s.apply(&offline(1, epoch_of(&s, 1) - 1)).is_err());
+    assert_eq!(part(&s, 0).leader, 1);
+
+    let before = part(&s, 0).clone();
+    s.apply(&offline(1, epoch_of(&s, 1))).unwrap();
+    let p0 = part(&s, 0);
+    assert_eq!((p0.leader, p0.isr.clone(), p0.offline_replicas.clone()), (2, vec![2, 3], vec![1]));
+    assert_eq!((p0.leader_epoch, p0.partition_epoch), (before.leader_epoch + 1, before.partition_epoch + 1));
+    let p1 = part(&s, 1);
+    assert_eq!((p1.leader, p1.isr.clone()), (2, vec![2, 3]), "a follower replica only leaves the ISR");
+    // Reported again (every heartbeat does): nothing more changes.
+    let again = s.clone();
+    s.apply(&offline(1, epoch_of(&s, 1))).unwrap();
+    assert_eq!(s, again);
+
+    // Its leader may not put it back, nor may it be elected, nor take leadership when
+    // another replica goes away.
+    let p = part(&s, 0).clone();
+    let back = MetadataCommand::ChangeIsr {
+        topic: "t".into(),
+        partition: 0,
+        leader_epoch: p.leader_epoch,
+        partition_epoch: p.partition_epoch,
+        isr: vec![2, 3, 1],
+    };
+    assert!(matches!(s.apply(&back), Err(MetadataError::IneligibleReplica(_))));
+    s.apply(&MetadataCommand::FenceBroker { id: 2 }).unwrap();
+    s.apply(&MetadataCommand::FenceBroker { id: 3 }).unwrap();
+    assert_eq!(part(&s, 0).leader, NO_LEADER, "the offline replica is never elected");
+    assert!(crate::controller::liveness::preferred_leader_elections(&s)
+        .iter()
+        .all(|c| !matches!(c, MetadataCommand::ElectLeader { leader: 1, .. })));
+
+    // Broker 1 restarts (its recovery re-read the disk): its replicas may serve again.
+    s.apply(&reg(1)).unwrap();
+    s.apply(&MetadataCommand::UnfenceBroker { id: 1 }).unwrap();
+    assert!(part(&s, 0).offline_replicas.is_empty());
+}
+
+#[test]
+fn the_last_in_sync_replica_going_offline_leaves_the_partition_leaderless() {
+    let mut s = cluster();
+    s.apply(&MetadataCommand::FenceBroker { id: 2 }).unwrap();
+    s.apply(&MetadataCommand::FenceBroker { id: 3 }).unwrap();
+    assert_eq!((part(&s, 0).leader, part(&s, 0).isr.clone()), (1, vec![1]));
+    let epoch = s.brokers[&1].epoch;
+    s.apply(&MetadataCommand::MarkReplicasOffline { id: 1, broker_epoch: epoch, partitions: vec![("t".into(), 0)] })
+        .unwrap();
+    // Like fencing: it stays the ISR (nobody else is known to hold every committed record).
+    assert_eq!((part(&s, 0).leader, part(&s, 0).isr.clone()), (NO_LEADER, vec![1]));
+}

@@ -84,6 +84,7 @@ impl MetadataState {
             partition_epoch: 0,
             adding_replicas: Vec::new(),
             removing_replicas: Vec::new(),
+            offline_replicas: Vec::new(),
         })
     }
 }

@@ -6,11 +6,17 @@
 
 use super::*;
 use crate::log::batch::test_batches::simple;
+use crate::log_dirs::LogDir;
 use millrace_config::{BrokerConfig, TopicOverrides};
+use std::sync::Arc;
 
 fn open(dir: &std::path::Path) -> Partition {
+    open_in(dir, "t", &Arc::new(LogDir::new(dir.to_path_buf())))
+}
+
+fn open_in(dir: &std::path::Path, topic: &str, log_dir: &Arc<LogDir>) -> Partition {
     let config = TopicOverrides::default().resolve(&BrokerConfig::default());
-    Partition::open("t", 0, dir.to_path_buf(), &config).unwrap()
+    Partition::open(topic, 0, dir.join(format!("{topic}-0")), log_dir.clone(), &config).unwrap()
 }
 
 fn lead(p: &Partition, epoch: i32, isr: &[i32]) {
@@ -137,4 +143,31 @@ async fn a_failed_fsync_takes_the_log_offline_and_a_later_good_fsync_does_not_ma
     assert_eq!(err.error_code(), ResponseError::KafkaStorageError);
     assert_eq!(p.read_to_end(0, 1 << 20, true).unwrap_err().error_code(), ResponseError::KafkaStorageError);
     assert_eq!(p.log_end_offset(), 5);
+}
+
+#[test]
+fn an_io_error_takes_the_whole_log_directory_offline_and_leaves_other_directories_serving() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (dir_a, dir_b) = (Arc::new(LogDir::new(a.path().into())), Arc::new(LogDir::new(b.path().into())));
+    let (p, sibling, elsewhere) =
+        (open_in(a.path(), "p", &dir_a), open_in(a.path(), "sibling", &dir_a), open_in(b.path(), "other", &dir_b));
+    for replica in [&p, &sibling, &elsewhere] {
+        lead(replica, 0, &[1]);
+        replica.append_as_leader(&mut simple(2, 0), 0, false).unwrap();
+    }
+    // What an append on a full disk returns.
+    let full = LogError::Io { op: "appending to", path: p.dir.clone(), source: std::io::Error::from_raw_os_error(28) };
+    assert!(p.storage::<()>(Err(full)).is_err());
+    assert!(dir_a.failure().is_some_and(|r| r.contains("No space left")), "{:?}", dir_a.failure());
+    for replica in [&p, &sibling] {
+        let err = replica.append_as_leader(&mut simple(1, 0), 0, false).unwrap_err();
+        assert_eq!(err.error_code(), ResponseError::KafkaStorageError, "{}", replica.name());
+        assert_eq!(replica.read_to_end(0, 1 << 20, true).unwrap_err().error_code(), ResponseError::KafkaStorageError);
+    }
+    // A non-I/O refusal (a bad batch) is that request's problem, not the disk's.
+    elsewhere.append_as_leader(&mut simple(1, 0), 0, false).unwrap();
+    assert!(elsewhere.storage::<()>(Err(LogError::OffsetOutOfRange { requested: 9, start: 0, end: 3 })).is_err());
+    assert!(dir_b.failure().is_none());
+    assert!(!elsewhere.read_to_end(0, 1 << 20, true).unwrap().data.is_empty());
+    assert_eq!(elsewhere.log_end_offset(), 3);
 }
