@@ -30,7 +30,17 @@ A history is made of plain dicts:
 * producer_order: one producer's values on one partition are not in the order it wrote them
   (values are `<producer>-<n>`; idempotent producers keep order across retries);
 * holes: the final log of a partition skips an offset between two records (no transactions or
-  compaction here, so offsets are contiguous).
+  compaction here, so offsets are contiguous);
+* group_skips: a group consumer started a partition (after an assignment) beyond every offset
+  the group had tried to commit for it, over records the final log has: committed data was
+  skipped;
+* group_rewinds: a group consumer started a partition below the offset the group's latest
+  acknowledged commit (acknowledged before the assignment) stored, and no later commit attempt
+  explains it: an unexplained offset reset (a lost commit or a silent reset to the log start).
+
+Group consumers (`check_groups`) are judged per session (one partition from one assignment to
+its revocation): each session's reads join `reads` under the name `<consumer>#<session>`, so the
+order, skip and consistency checks above apply within it.
 
 Reported without failing: unacked_present (values whose write failed or was never answered but
 that are in the log: allowed) and foreign_present (values in the log this history never
@@ -52,6 +62,8 @@ FAILING = (
     "offset_resets",
     "producer_order",
     "holes",
+    "group_skips",
+    "group_rewinds",
 )
 
 _PRODUCED = re.compile(r"^(.*)-(\d+)$")
@@ -65,12 +77,17 @@ def _anomaly(examples):
     return {"count": len(examples), "examples": examples[:EXAMPLES]}
 
 
-def check(acked, reads, final, attempted=None, final_complete=True, resets=()):
+def check(acked, reads, final, attempted=None, final_complete=True, resets=(), sessions=(), commits=()):
     """Checks one history; returns {"valid", "anomalies": {class: {count, examples}}, "stats"}.
-    `resets` lists the consumers' out-of-range answers, `{"partition", "position", "error"}`."""
+    `resets` lists the consumers' out-of-range answers, `{"partition", "position", "error"}`;
+    `sessions` and `commits` are the group consumers' (see `check_groups`)."""
     acked = list(acked)
     final = list(final)
     reads = {name: list(records) for name, records in reads.items()}
+    sessions = list(sessions)
+    for session in sessions:
+        reads[f"{session['consumer']}#{session['session']}"] = list(session["reads"])
+    group = check_groups(sessions, commits, final)
 
     final_position = {}
     for record in final:
@@ -193,6 +210,8 @@ def check(acked, reads, final, attempted=None, final_complete=True, resets=()):
         "offset_resets": _anomaly(list(resets)),
         "producer_order": _anomaly(producer_order),
         "holes": _anomaly(holes),
+        "group_skips": _anomaly(group["skips"]),
+        "group_rewinds": _anomaly(group["rewinds"]),
     }
     stats = {
         "acked": len(acked),
@@ -206,8 +225,75 @@ def check(acked, reads, final, attempted=None, final_complete=True, resets=()):
         "foreign_present": len(foreign_present),
         "foreign_present_examples": sorted(foreign_present)[:EXAMPLES],
     }
+    stats["group"] = group["stats"]
     valid = all(anomalies[name]["count"] == 0 for name in FAILING)
     return {"valid": valid, "anomalies": anomalies, "stats": stats}
+
+
+def check_groups(sessions, commits, final):
+    """Judges where group consumers started each partition they were assigned.
+
+    sessions: `{"consumer", "session", "partition", "assigned_time", "reads": [{"offset", "time",
+    ...}]}`, one per partition per assignment; commits: the group's commit attempts per partition,
+    `{"partition", "offset", "start", "end", "ok"}` (offset = the next offset to read; end None
+    when never answered). Times are one clock (the workload's).
+
+    A session's first offset must lie between the floor (the offset of the latest commit that
+    was acknowledged before the assignment: the coordinator stored it before the new owner asked)
+    and the ceiling (the highest offset any commit attempted before the first read tried to
+    store, or 0: a commit that failed at the client may still have been stored). Below the floor
+    is a rewind unless a commit attempted after the floor's (one that may have overwritten it)
+    stored exactly that offset; above the ceiling is a skip when the final log has any of the
+    offsets passed over. Returns {"skips", "rewinds", "stats"}."""
+    final_offsets = {}
+    for record in final:
+        final_offsets.setdefault(int(record["partition"]), set()).add(int(record["offset"]))
+    by_partition = {}
+    for commit in commits:
+        by_partition.setdefault(int(commit["partition"]), []).append(commit)
+    skips = []
+    rewinds = []
+    started = 0
+    for session in sessions:
+        if not session["reads"]:
+            continue
+        started += 1
+        p = int(session["partition"])
+        first = session["reads"][0]
+        start = int(first["offset"])
+        partition_commits = by_partition.get(p, [])
+        acked = [c for c in partition_commits if c["ok"] and c["end"] is not None and c["end"] < session["assigned_time"]]
+        latest = max(acked, key=lambda c: c["end"], default=None)
+        floor = int(latest["offset"]) if latest else 0
+        tried = [int(c["offset"]) for c in partition_commits if c["start"] < first["time"]]
+        ceiling = max(tried, default=0)
+        where = {
+            "consumer": session["consumer"],
+            "session": session["session"],
+            "partition": p,
+            "start": start,
+            "floor": floor,
+            "ceiling": ceiling,
+        }
+        if start > ceiling:
+            missed = sorted(o for o in final_offsets.get(p, ()) if ceiling <= o < start)
+            if missed:
+                skips.append({**where, "missed": missed[:10], "missed_count": len(missed)})
+        elif start < floor:
+            overwritten = any(
+                int(c["offset"]) == start and c["start"] > latest["start"] and c["start"] < first["time"]
+                for c in partition_commits
+            )
+            if not overwritten:
+                rewinds.append(where)
+    stats = {
+        "sessions": len(sessions),
+        "sessions_read": started,
+        "commits": len(commits),
+        "commits_ok": sum(1 for c in commits if c["ok"]),
+        "reads": sum(len(s["reads"]) for s in sessions),
+    }
+    return {"skips": skips, "rewinds": rewinds, "stats": stats}
 
 
 def gaps(times, start, end, threshold=1.0):

@@ -2,7 +2,8 @@
 
     jepsen_workload.py run --bootstrap B --topic T --partitions P --out DIR
                            [--duration S] [--stop-file F] [--producers N] [--consumers N]
-                           [--acks all|1] [--rate R] [--value-prefix X] [--no-final] ...
+                           [--acks all|1] [--rate R] [--value-prefix X] [--no-final]
+                           [--group-consumers N --group-id G] ...
     jepsen_workload.py truncation --history H --final F --after UNIX_TIME
 
 `run`: producers write unique values ("<prefix><producer>-<n>") round-robin over the partitions
@@ -15,6 +16,10 @@ When producing stops the producers flush, the consumers get a short grace period
 history goes to DIR/history.json. Then (unless --no-final) a final reader reads every partition
 from the beginning to its end offset into DIR/final.json and jepsen_checker judges the history;
 the summary (anomaly counts and examples, ack-gap statistics) goes to DIR/summary.json and stdout.
+Group consumers (--group-consumers) subscribe as one group (--group-id), start each assigned
+partition at the group's committed offset (the log start when there is none), commit what they
+read every --commit-interval seconds and on revocation, and record every assignment (session),
+read and commit attempt; the checker judges where each session started (jepsen_checker.check_groups).
 Exit status: 0 valid, 1 anomalies, 2 the workload itself failed.
 
 `truncation`: checks that writes an isolated leader acknowledged with acks=1 after --after are
@@ -180,6 +185,20 @@ class ProducerWorker(threading.Thread):
         self.undelivered_after_flush = producer.flush(self.args.flush_timeout)
 
 
+def polling_consumer_conf(args, client_errors):
+    """Settings the concurrent consumers share: short fetch waits and quick reconnects."""
+    return {
+        "fetch.wait.max.ms": 100,
+        # A fetch stuck on a cut-off broker is abandoned after this, so the consumer finds the
+        # new leader instead of waiting out librdkafka's 60 s default.
+        "socket.timeout.ms": args.request_timeout_ms,
+        "topic.metadata.refresh.interval.ms": 2000,
+        "reconnect.backoff.ms": 50,
+        "reconnect.backoff.max.ms": 500,
+        "error_cb": lambda err: client_errors.add(error=str(err)),
+    }
+
+
 class ConsumerWorker(threading.Thread):
     def __init__(self, index, args, partitions, stop):
         super().__init__(name=f"consumer-{index}", daemon=True)
@@ -208,14 +227,7 @@ class ConsumerWorker(threading.Thread):
             # Never jump silently: an out-of-range position is reported, then resumed from the
             # consumer's own position (so its reads stay monotonic).
             "auto.offset.reset": "error",
-            "fetch.wait.max.ms": 100,
-            # A fetch stuck on a cut-off broker is abandoned after this, so the consumer finds the
-            # new leader instead of waiting out librdkafka's 60 s default.
-            "socket.timeout.ms": args.request_timeout_ms,
-            "topic.metadata.refresh.interval.ms": 2000,
-            "reconnect.backoff.ms": 50,
-            "reconnect.backoff.max.ms": 500,
-            "error_cb": lambda err: self.client_errors.add(error=str(err)),
+            **polling_consumer_conf(args, self.client_errors),
         })
         consumer.assign([TopicPartition(args.topic, p, OFFSET_BEGINNING) for p in self.partitions])
         last = {}
@@ -241,6 +253,123 @@ class ConsumerWorker(threading.Thread):
                 {"partition": msg.partition(), "offset": msg.offset(), "value": decode(msg.value()), "time": time.time()}
             )
             last[msg.partition()] = msg.offset()
+        consumer.close()
+
+
+class GroupConsumerWorker(threading.Thread):
+    """One member of the consumer group: a session per assigned partition, a commit of what it
+    read every --commit-interval seconds and when a partition is revoked."""
+
+    def __init__(self, index, args, stop):
+        super().__init__(name=f"group-consumer-{index}", daemon=True)
+        self.index = index
+        self.args = args
+        self.stop = stop
+        self.sessions = []
+        self.commits = []
+        self.current = {}  # partition -> open session
+        self.uncommitted = {}  # partition -> next offset to read, not yet committed
+        self.client_errors = Errors()
+        self.crash = None
+
+    @property
+    def reads(self):
+        return [r for s in self.sessions for r in s["reads"]]
+
+    def run(self):
+        try:
+            self.consume_loop()
+        except Exception:  # noqa: BLE001 - reported in the summary
+            self.crash = traceback.format_exc()
+
+    def on_assign(self, consumer, partitions):
+        now = time.time()
+        for tp in partitions:
+            session = {
+                "consumer": f"group-{self.index}",
+                "session": len(self.sessions),
+                "partition": tp.partition,
+                "assigned_time": now,
+                "revoked_time": None,
+                "reads": [],
+            }
+            self.sessions.append(session)
+            self.current[tp.partition] = session
+
+    def on_revoke(self, consumer, partitions):
+        # Commit what was read before giving the partitions up (the next owner starts there).
+        self.commit(consumer, [tp.partition for tp in partitions])
+        self.close_sessions(partitions)
+
+    def on_lost(self, consumer, partitions):
+        self.close_sessions(partitions)
+
+    def close_sessions(self, partitions):
+        now = time.time()
+        for tp in partitions:
+            session = self.current.pop(tp.partition, None)
+            if session is not None:
+                session["revoked_time"] = now
+            self.uncommitted.pop(tp.partition, None)
+
+    def commit(self, consumer, partitions=None):
+        offsets = {p: o for p, o in self.uncommitted.items() if partitions is None or p in partitions}
+        if not offsets:
+            return
+        tps = [TopicPartition(self.args.topic, p, o) for p, o in sorted(offsets.items())]
+        start = time.time()
+        entries = [{"partition": p, "offset": o, "start": start, "end": None, "ok": False} for p, o in sorted(offsets.items())]
+        self.commits.extend(entries)
+        try:
+            result = consumer.commit(offsets=tps, asynchronous=False)
+        except KafkaException as e:
+            end = time.time()
+            for entry in entries:
+                entry.update(end=end, error=str(e))
+            return
+        end = time.time()
+        errors = {tp.partition: tp.error for tp in (result or []) if tp.error is not None}
+        for entry in entries:
+            error = errors.get(entry["partition"])
+            entry.update(end=end, ok=error is None, error=None if error is None else str(error))
+            if error is None and self.uncommitted.get(entry["partition"]) == entry["offset"]:
+                del self.uncommitted[entry["partition"]]
+
+    def consume_loop(self):
+        args = self.args
+        consumer = Consumer({
+            "bootstrap.servers": args.bootstrap,
+            "client.id": f"jepsen-g{self.index}",
+            "group.id": args.group_id,
+            "enable.auto.commit": False,
+            # No committed offset: the log start. A committed offset out of range would also land
+            # there, which the checker sees as a rewind below the group's commits.
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 10000,
+            "heartbeat.interval.ms": 1000,
+            **polling_consumer_conf(args, self.client_errors),
+        })
+        consumer.subscribe([args.topic], on_assign=self.on_assign, on_revoke=self.on_revoke, on_lost=self.on_lost)
+        next_commit = time.time() + args.commit_interval
+        while not self.stop.is_set():
+            msg = consumer.poll(0.2)
+            if time.time() >= next_commit:
+                self.commit(consumer)
+                next_commit = time.time() + args.commit_interval
+            if msg is None:
+                continue
+            if msg.error():
+                self.client_errors.add(partition=msg.partition(), error=str(msg.error()))
+                continue
+            session = self.current.get(msg.partition())
+            if session is None:
+                self.client_errors.add(partition=msg.partition(), error=f"read offset {msg.offset()} while unassigned")
+                continue
+            session["reads"].append(
+                {"partition": msg.partition(), "offset": msg.offset(), "value": decode(msg.value()), "time": time.time()}
+            )
+            self.uncommitted[msg.partition()] = msg.offset() + 1
+        self.commit(consumer)
         consumer.close()
 
 
@@ -301,7 +430,7 @@ def final_read(args, partitions):
     return records, complete, {str(p): e for p, e in ends.items()}, errors
 
 
-def progress_json(start, phase, producers, consumers):
+def progress_json(start, phase, producers, consumers, groups=()):
     acked_per_partition = {}
     for w in producers:
         for p, n in dict(w.acked_per_partition).items():
@@ -314,6 +443,8 @@ def progress_json(start, phase, producers, consumers):
         "failed": sum(len(w.failed) for w in producers),
         "attempted": sum(len(w.attempted) for w in producers),
         "reads": sum(len(w.reads) for w in consumers),
+        "group_reads": sum(len(s["reads"]) for w in groups for s in list(w.sessions)),
+        "group_commits": sum(len(w.commits) for w in groups),
         "acked_per_partition": acked_per_partition,
     }
 
@@ -326,15 +457,16 @@ def cmd_run(args):
     consume_stop = threading.Event()
     producers = [ProducerWorker(i, args, partitions, produce_stop) for i in range(args.producers)]
     consumers = [ConsumerWorker(i, args, partitions, consume_stop) for i in range(args.consumers)]
-    for worker in producers + consumers:
+    groups = [GroupConsumerWorker(i, args, consume_stop) for i in range(args.group_consumers)]
+    for worker in producers + consumers + groups:
         worker.start()
     progress_path = os.path.join(args.out, "progress.json")
 
     def progress(phase):
-        write_json(progress_path, progress_json(start, phase, producers, consumers))
+        write_json(progress_path, progress_json(start, phase, producers, consumers, groups))
 
     while time.time() < start + args.duration and not (args.stop_file and os.path.exists(args.stop_file)):
-        if any(w.crash for w in producers + consumers):
+        if any(w.crash for w in producers + consumers + groups):
             break
         progress("producing")
         time.sleep(0.2)
@@ -346,7 +478,7 @@ def cmd_run(args):
         progress("flushing")
     time.sleep(args.consumer_grace)
     consume_stop.set()
-    for worker in consumers:
+    for worker in consumers + groups:
         worker.join(30)
 
     acked = [a for w in producers for a in w.acked]
@@ -354,6 +486,8 @@ def cmd_run(args):
     indeterminate = [v for w in producers for v in w.pending]
     attempted = [v for w in producers for v in w.attempted]
     reads = {f"consumer-{w.index}": w.reads for w in consumers}
+    sessions = [s for w in groups for s in w.sessions]
+    commits = [c for w in groups for c in w.commits]
     history = {
         "topic": args.topic,
         "partitions": partitions,
@@ -365,12 +499,14 @@ def cmd_run(args):
         "indeterminate": indeterminate,
         "attempted": attempted,
         "reads": reads,
+        "group_sessions": sessions,
+        "group_commits": commits,
     }
     write_json(os.path.join(args.out, "history.json"), history)
 
     first_ack = min((a["time"] for a in acked), default=stopped)
     problems = []
-    for w in producers + consumers:
+    for w in producers + consumers + groups:
         if w.crash:
             problems.append(f"{w.name} crashed: {w.crash}")
         if w.is_alive():
@@ -392,6 +528,7 @@ def cmd_run(args):
         "producer_client_errors": [w.client_errors.to_json() for w in producers],
         "consumer_client_errors": [w.client_errors.to_json() for w in consumers],
         "consumer_offset_resets": [w.offset_resets.to_json() for w in consumers],
+        "group_client_errors": [w.client_errors.to_json() for w in groups],
         "gaps": jepsen_checker.availability(acked, first_ack, stopped),
         "problems": problems,
     }
@@ -407,7 +544,14 @@ def cmd_run(args):
         write_json(os.path.join(args.out, "final.json"), records)
         resets = [reset for w in consumers for reset in w.offset_resets.all]
         verdict = jepsen_checker.check(
-            acked, reads, records, attempted=attempted, final_complete=complete, resets=resets
+            acked,
+            reads,
+            records,
+            attempted=attempted,
+            final_complete=complete,
+            resets=resets,
+            sessions=sessions,
+            commits=commits,
         )
         summary.update({"final_end_offsets": ends, "final_errors": final_errors, **verdict})
     progress("done")
@@ -440,6 +584,9 @@ def main():
     run.add_argument("--stop-file", help="stop producing as soon as this file exists")
     run.add_argument("--producers", type=int, default=2)
     run.add_argument("--consumers", type=int, default=2)
+    run.add_argument("--group-consumers", type=int, default=0, help="members of one consumer group")
+    run.add_argument("--group-id", default="jepsen-group")
+    run.add_argument("--commit-interval", type=float, default=0.5, help="seconds between group commits")
     run.add_argument("--acks", choices=["all", "1"], default="all")
     run.add_argument("--retries", type=int, help="default: librdkafka's with acks=all, 0 with acks=1")
     run.add_argument("--rate", type=float, default=200, help="writes per second per producer")

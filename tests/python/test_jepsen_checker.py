@@ -203,6 +203,65 @@ class CheckTest(unittest.TestCase):
         self.assertEqual(len(result["anomalies"]["lost"]["examples"]), checker.EXAMPLES)
 
 
+def session(consumer, number, partition, assigned, offsets, first_time=None):
+    first_time = assigned + 0.1 if first_time is None else first_time
+    reads = [dict(rec(partition, o, f"v{partition}-{o}"), time=first_time + i * 0.01) for i, o in enumerate(offsets)]
+    return {"consumer": consumer, "session": number, "partition": partition, "assigned_time": assigned, "reads": reads}
+
+
+def commit(partition, offset, start, end, ok=True):
+    return {"partition": partition, "offset": offset, "start": start, "end": end, "ok": ok}
+
+
+def group_final(n=10):
+    return [rec(0, o, f"v0-{o}") for o in range(n)]
+
+
+class GroupTest(unittest.TestCase):
+    def test_handover_at_the_committed_offset_passes(self):
+        sessions = [session("g0", 0, 0, 1.0, range(0, 5)), session("g1", 0, 0, 3.0, range(5, 10))]
+        commits = [commit(0, 5, 2.0, 2.1)]
+        result = checker.check([], {}, group_final(), sessions=sessions, commits=commits)
+        self.assertTrue(result["valid"], result)
+        self.assertEqual(result["stats"]["group"]["sessions_read"], 2)
+
+    def test_starting_beyond_every_commit_is_a_skip(self):
+        sessions = [session("g0", 0, 0, 1.0, range(0, 5)), session("g1", 0, 0, 3.0, range(7, 10))]
+        commits = [commit(0, 5, 2.0, 2.1)]
+        result = checker.check([], {}, group_final(), sessions=sessions, commits=commits)
+        self.assertEqual(failing(result), {"group_skips"})
+        self.assertEqual(result["anomalies"]["group_skips"]["examples"][0]["missed"], [5, 6])
+
+    def test_a_commit_that_failed_at_the_client_may_still_explain_the_start(self):
+        sessions = [session("g0", 0, 0, 1.0, range(0, 7)), session("g1", 0, 0, 3.0, range(7, 10))]
+        commits = [commit(0, 5, 2.0, 2.1), commit(0, 7, 2.2, 2.5, ok=False)]
+        result = checker.check([], {}, group_final(), sessions=sessions, commits=commits)
+        self.assertTrue(result["valid"], result)
+
+    def test_starting_below_an_acknowledged_commit_is_an_unexplained_reset(self):
+        sessions = [session("g0", 0, 0, 1.0, range(0, 5)), session("g1", 0, 0, 3.0, range(0, 10))]
+        commits = [commit(0, 5, 2.0, 2.1)]
+        result = checker.check([], {}, group_final(), sessions=sessions, commits=commits)
+        self.assertEqual(failing(result), {"group_rewinds"})
+
+    def test_a_commit_acknowledged_after_the_assignment_does_not_bind_it(self):
+        sessions = [session("g0", 0, 0, 1.0, range(0, 5)), session("g1", 0, 0, 3.0, range(3, 10))]
+        commits = [commit(0, 3, 1.5, 1.6), commit(0, 5, 2.9, 3.2)]
+        result = checker.check([], {}, group_final(), sessions=sessions, commits=commits)
+        self.assertTrue(result["valid"], result)
+
+    def test_a_session_is_checked_for_skips_within_itself(self):
+        sessions = [session("g0", 0, 0, 1.0, [0, 1, 4, 5])]
+        result = checker.check([], {}, group_final(6), sessions=sessions, commits=[])
+        self.assertEqual(failing(result), {"skips"})
+
+    def test_sessions_of_one_consumer_may_reread(self):
+        sessions = [session("g0", 0, 0, 1.0, range(0, 5)), session("g0", 1, 0, 3.0, range(3, 10))]
+        commits = [commit(0, 3, 1.5, 1.6)]
+        result = checker.check([], {}, group_final(), sessions=sessions, commits=commits)
+        self.assertTrue(result["valid"], result)
+
+
 class AvailabilityTest(unittest.TestCase):
     def test_gaps_include_window_edges(self):
         longest, over = checker.gaps([10.5, 11.0, 14.0, 14.2], start=10.0, end=16.0)

@@ -163,6 +163,8 @@ pub struct ClusterBroker {
     config_path: PathBuf,
     process: LoggedProcess,
     paused: bool,
+    /// Its replies to clients are dropped ([`Cluster::cut_one_way`] with `clients`).
+    cut_from_clients: bool,
 }
 
 impl ClusterBroker {
@@ -244,6 +246,7 @@ impl Cluster {
                 config_path: home.join("broker.toml"),
                 process: LoggedProcess::new(home.join("broker.log")),
                 paused: false,
+                cut_from_clients: false,
             });
         }
         let mut cluster = Cluster { brokers, network, dir: Some(dir) };
@@ -408,7 +411,7 @@ impl Cluster {
     /// True when broker `id` runs, is not paused and is not isolated: it should answer requests.
     pub fn is_live(&self, id: i32) -> bool {
         let broker = self.broker(id);
-        broker.pid().is_some() && !broker.paused && !self.is_isolated(id)
+        broker.pid().is_some() && !broker.paused && !broker.cut_from_clients && !self.is_isolated(id)
     }
 
     /// Ids of the live brokers.
@@ -489,6 +492,59 @@ impl Cluster {
     pub fn heal(&mut self, id: i32) -> anyhow::Result<()> {
         self.index(id); // panics on an unknown id
         self.network.as_mut().context("heal needs a cluster from Cluster::start_netns")?.heal(id)
+    }
+
+    /// One-way partition: broker `id`'s packets to brokers `to` (and to the test's clients when
+    /// `clients`) are dropped, theirs still reach it (needs [`Cluster::start_netns`]). Broker `id`
+    /// stays "live" for the harness unless `clients` is set.
+    pub fn cut_one_way(&mut self, id: i32, to: &[i32], clients: bool) -> anyhow::Result<()> {
+        self.index(id); // panics on an unknown id
+        let net = self.network.as_mut().context("cut_one_way needs a cluster from Cluster::start_netns")?;
+        let mut addresses: Vec<String> = to.iter().map(|&other| net.ip(other)).collect();
+        if clients {
+            addresses.push(net.host_ip());
+        }
+        net.drop_outgoing(id, &addresses)?;
+        self.broker_mut(id).cut_from_clients = clients;
+        Ok(())
+    }
+
+    /// Undoes [`Cluster::cut_one_way`] for broker `id`.
+    pub fn heal_one_way(&mut self, id: i32) -> anyhow::Result<()> {
+        self.index(id); // panics on an unknown id
+        self.network
+            .as_mut()
+            .context("heal_one_way needs a cluster from Cluster::start_netns")?
+            .restore_outgoing(id)?;
+        self.broker_mut(id).cut_from_clients = false;
+        Ok(())
+    }
+
+    /// `millrace cluster reassign`: moves `topic`-`partition` to `replicas` (preferred leader
+    /// first); returns once the controller accepted the move, not when it completed.
+    pub fn reassign(&self, topic: &str, partition: i32, replicas: &[i32]) -> anyhow::Result<()> {
+        let bootstrap = self.live_bootstrap();
+        let partition = partition.to_string();
+        let replicas = replicas.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
+        let args = [
+            "cluster",
+            "reassign",
+            "--topic",
+            topic,
+            "--partition",
+            &partition,
+            "--replicas",
+            &replicas,
+            "--bootstrap",
+            &bootstrap,
+        ];
+        millrace(&args).map(|_| ())
+    }
+
+    /// `millrace cluster reassignments`: the ongoing reassignments as the CLI prints them.
+    pub fn reassignments(&self) -> anyhow::Result<String> {
+        let bootstrap = self.live_bootstrap();
+        millrace(&["cluster", "reassignments", "--bootstrap", &bootstrap])
     }
 
     /// A command running `program` on broker `id`'s side of any partition: inside its network

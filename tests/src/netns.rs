@@ -12,7 +12,10 @@
 //! [`Network::isolate`] sets a node's outer veth end down: the node then reaches nothing outside
 //! its namespace and nothing outside reaches it (packets are dropped, connections hang as in a
 //! real partition), while processes inside its namespace still reach it.
-//! [`Network::heal`] sets the link up again. Names carry the test process id and a counter, so
+//! [`Network::heal`] sets the link up again. [`Network::drop_outgoing`] makes a one-way partition:
+//! blackhole routes inside a node's namespace silently drop what it sends to the chosen
+//! addresses, while their packets still reach it (so a TCP connection hangs half-way, as behind a
+//! one-way firewall rule); [`Network::restore_outgoing`] removes them. Names carry the test process id and a counter, so
 //! concurrent tests and processes never collide, and everything is removed when the `Network`
 //! is dropped (also while unwinding from a panic). Leftovers of test processes that were
 //! SIGKILLed are removed by the next [`Network::create`].
@@ -64,6 +67,8 @@ struct Node {
     outer: String,
     inner: String,
     isolated: bool,
+    /// Addresses this node's packets to are dropped (one-way partition).
+    blackholed: Vec<String>,
 }
 
 /// Nodes in network namespaces behind one bridge. Node ids start at 1.
@@ -189,6 +194,7 @@ impl Network {
                 outer: format!("{tag}h{id}"),
                 inner: format!("{tag}n{id}"),
                 isolated: false,
+                blackholed: Vec::new(),
             };
             ip(&["netns", "add", &node.namespace])?;
             let (namespace, outer, inner) = (node.namespace.clone(), node.outer.clone(), node.inner.clone());
@@ -279,6 +285,39 @@ impl Network {
         ip(&["link", "set", &outer, "up"]).map_err(anyhow::Error::msg).with_context(|| format!("healing {id}"))?;
         self.node_mut(id).isolated = false;
         Ok(())
+    }
+
+    /// One-way partition: node `id` can no longer send to `addresses` (other nodes' or the host's),
+    /// while they still reach it. Blackhole /32 routes in its namespace win over the subnet route.
+    pub fn drop_outgoing(&mut self, id: i32, addresses: &[String]) -> anyhow::Result<()> {
+        let namespace = self.namespace(id).to_string();
+        for address in addresses {
+            if self.node(id).blackholed.contains(address) {
+                continue;
+            }
+            ip(&["-n", &namespace, "route", "add", "blackhole", &format!("{address}/32")])
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("dropping what node {id} sends to {address}"))?;
+            self.node_mut(id).blackholed.push(address.clone());
+        }
+        Ok(())
+    }
+
+    /// Undoes every [`Network::drop_outgoing`] of node `id`.
+    pub fn restore_outgoing(&mut self, id: i32) -> anyhow::Result<()> {
+        let namespace = self.namespace(id).to_string();
+        while let Some(address) = self.node(id).blackholed.last().cloned() {
+            ip(&["-n", &namespace, "route", "del", "blackhole", &format!("{address}/32")])
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("restoring what node {id} sends to {address}"))?;
+            self.node_mut(id).blackholed.pop();
+        }
+        Ok(())
+    }
+
+    /// Addresses node `id` currently cannot send to ([`Network::drop_outgoing`]).
+    pub fn dropped_outgoing(&self, id: i32) -> &[String] {
+        &self.node(id).blackholed
     }
 
     /// True between [`Network::isolate`] and [`Network::heal`].

@@ -1,0 +1,384 @@
+//! The nemesis runner (issue 16): a 3-broker cluster in network namespaces (RF=3,
+//! `min.insync.replicas=2`) under a seeded random schedule of overlapping faults
+//! ([`crate::nemesis_faults`]), while idempotent acks=all producers, plain consumers and a
+//! consumer group run the Jepsen-style workload (tests/python/jepsen_workload.py) and an agent →
+//! broker → file-sink pipeline ships numbered lines ([`crate::nemesis_pipeline`]).
+//!
+//! After every episode the run waits (bounded) until every partition has a full ISR again and
+//! writes flow on every partition, so a fault the cluster does not recover from fails the run.
+//! At the end the workload's checker judges the history (lost, duplicated, inconsistent
+//! offsets, non-monotonic reads, consumer skips, unexplained resets, per-producer order, holes,
+//! group skips and rewinds), no write may have been acknowledged while two brokers were down,
+//! every pipeline line must have arrived, and the brokers are stopped to compare every replica's
+//! log on disk. [`Outcome::summary_line`] is the one-line result; [`Outcome::failures`] lists
+//! every anomaly with its evidence.
+//!
+//! Parameters from the environment (see [`Config::from_env`]): `MILLRACE_NEMESIS_FAULTS` (at
+//! least this many faults), `MILLRACE_NEMESIS_DURATION` (and at least this many seconds of
+//! faults), `MILLRACE_NEMESIS_SEED` (default: from the clock; always printed).
+
+use crate::cluster::{Cluster, LogRecords};
+use crate::jepsen::{final_log, Workload};
+use crate::nemesis_faults::Nemesis;
+use crate::nemesis_pipeline::{Pipeline, PipelineReport};
+use crate::python_bin;
+use anyhow::Context;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The workload's topic and its partitions.
+const TOPIC: &str = "nemesis";
+const PARTITIONS: i32 = 6;
+/// The pipeline's topic and its partitions.
+const PIPELINE_TOPIC: &str = "nemesis-pipeline";
+const PIPELINE_PARTITIONS: i32 = 3;
+/// Bound on recovering a full ISR everywhere after an episode (restarted brokers catch up).
+const RECOVERY: Duration = Duration::from_secs(240);
+/// Bound on writes flowing again on every partition after an episode.
+const RESUME: Duration = Duration::from_secs(180);
+/// Bound on the workload's flush, final read and check.
+const FINISH: Duration = Duration::from_secs(400);
+/// Bound on the sink catching up at the end.
+const PIPELINE_DRAIN: Duration = Duration::from_secs(240);
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Inject at least this many faults…
+    pub faults: u64,
+    /// …and keep injecting for at least this long.
+    pub duration: Duration,
+    /// The schedule's seed.
+    pub seed: u64,
+}
+
+impl Config {
+    /// From `MILLRACE_NEMESIS_FAULTS`, `MILLRACE_NEMESIS_DURATION` (seconds) and
+    /// `MILLRACE_NEMESIS_SEED`, with the given defaults for the first two and a clock-derived
+    /// seed.
+    pub fn from_env(default_faults: u64, default_duration: Duration) -> anyhow::Result<Config> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let number = |name: &str| -> anyhow::Result<Option<u64>> {
+            var(name)
+                .map(|v| v.trim().parse::<u64>().with_context(|| format!("{name}={v} is not a number")))
+                .transpose()
+        };
+        let clock_seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64 ^ u64::from(std::process::id()))
+            .unwrap_or(1);
+        Ok(Config {
+            faults: number("MILLRACE_NEMESIS_FAULTS")?.unwrap_or(default_faults),
+            duration: number("MILLRACE_NEMESIS_DURATION")?.map_or(default_duration, Duration::from_secs),
+            seed: number("MILLRACE_NEMESIS_SEED")?.unwrap_or(clock_seed),
+        })
+    }
+}
+
+/// How the replicas compared.
+#[derive(Debug, Default)]
+pub struct ReplicaReport {
+    /// Partitions compared (each on every broker).
+    pub partitions: usize,
+    /// Brokers per partition.
+    pub replicas: usize,
+    /// One line of evidence per divergent partition.
+    pub divergent: Vec<String>,
+}
+
+/// The result of a run.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The seed.
+    pub seed: u64,
+    /// The summary line.
+    pub summary_line: String,
+    /// Every anomaly, with evidence; empty when the run is clean.
+    pub failures: Vec<String>,
+    /// The fault schedule as it ran.
+    pub schedule: Vec<String>,
+    /// The checker's summary.
+    pub checker: Value,
+    /// Figures behind the summary line: the group's sessions and commits, reads, writes that
+    /// failed or stayed unanswered, the longest per-partition stall of acknowledgements.
+    pub detail_line: String,
+}
+
+fn cluster_toml() -> String {
+    "[replication]\nreplica_lag_time_max = \"10s\"\ndefault_replication_factor = 3\n\n\
+     [controller]\nbroker_session_timeout = \"3s\"\nbroker_heartbeat_interval = \"500ms\"\n"
+        .to_string()
+}
+
+fn start_workload(cluster: &Cluster, dir: &Path) -> anyhow::Result<Workload> {
+    let bootstrap = cluster.bootstrap();
+    let partitions = PARTITIONS.to_string();
+    let args = [
+        "--bootstrap",
+        &bootstrap,
+        "--topic",
+        TOPIC,
+        "--partitions",
+        &partitions,
+        "--producers",
+        "2",
+        "--consumers",
+        "1",
+        "--group-consumers",
+        "2",
+        "--group-id",
+        "nemesis-group",
+        "--rate",
+        "100",
+        // A write may wait out a whole episode (two-down plus restarts) before it succeeds.
+        "--message-timeout-ms",
+        "300000",
+        "--flush-timeout",
+        "240",
+        "--final-timeout",
+        "240",
+        "--duration",
+        "86400",
+    ];
+    Workload::start("nemesis workload", Command::new(python_bin()), dir, &args)
+}
+
+fn anomaly(summary: &Value, name: &str) -> u64 {
+    summary["anomalies"][name]["count"].as_u64().unwrap_or(0)
+}
+
+/// Acknowledgements inside any two-down window (after its grace): (count, examples).
+fn acked_while_two_down(dir: &Path, windows: &[(f64, f64)]) -> anyhow::Result<(u64, Vec<Value>)> {
+    let text = std::fs::read_to_string(dir.join("history.json")).context("reading history.json")?;
+    let history: Value = serde_json::from_str(&text).context("parsing history.json")?;
+    let mut count = 0;
+    let mut examples = Vec::new();
+    for ack in history["acked"].as_array().map(Vec::as_slice).unwrap_or_default() {
+        let time = ack["time"].as_f64().unwrap_or(0.0);
+        if windows.iter().any(|&(from, to)| time >= from && time <= to) {
+            count += 1;
+            if examples.len() < 5 {
+                examples.push(ack.clone());
+            }
+        }
+    }
+    Ok((count, examples))
+}
+
+/// Stops every broker and compares every broker's log of every partition of `topics`; the
+/// workload topic's logs must also equal the final read. Returns the report and the pipeline
+/// topic's records (from broker 1).
+fn compare_replicas(
+    cluster: &mut Cluster,
+    final_read: &BTreeMap<i32, LogRecords>,
+) -> anyhow::Result<(ReplicaReport, Vec<LogRecords>)> {
+    for id in cluster.ids() {
+        cluster.stop(id)?;
+    }
+    let mut report = ReplicaReport { replicas: cluster.ids().len(), ..ReplicaReport::default() };
+    let mut pipeline = Vec::new();
+    for (topic, partitions) in [(TOPIC, PARTITIONS), (PIPELINE_TOPIC, PIPELINE_PARTITIONS)] {
+        for partition in 0..partitions {
+            report.partitions += 1;
+            let mut logs = Vec::new();
+            for id in cluster.ids() {
+                logs.push((id, cluster.replica_log(id, topic, partition)?));
+            }
+            let (first_id, first) = &logs[0];
+            let mut evidence = Vec::new();
+            for (id, log) in &logs[1..] {
+                if log != first {
+                    evidence.push(difference(&format!("broker {id}"), log, &format!("broker {first_id}"), first));
+                }
+            }
+            if topic == TOPIC {
+                let expected = final_read.get(&partition).cloned().unwrap_or_default();
+                if &expected != first {
+                    evidence.push(difference(&format!("broker {first_id}"), first, "the final read", &expected));
+                }
+            } else {
+                pipeline.push(first.clone());
+            }
+            if !evidence.is_empty() {
+                report.divergent.push(format!("{topic}-{partition}: {}", evidence.join("; ")));
+            }
+        }
+    }
+    Ok((report, pipeline))
+}
+
+fn difference(a_name: &str, a: &LogRecords, b_name: &str, b: &LogRecords) -> String {
+    let at = a.iter().zip(b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
+    format!(
+        "{a_name} has {} records, {b_name} {}; first difference at index {at}: {:?} vs {:?}",
+        a.len(),
+        b.len(),
+        a.get(at),
+        b.get(at)
+    )
+}
+
+/// Runs the nemesis. `Ok(None)` when network namespaces are unavailable and a skip is allowed
+/// (see [`crate::netns::skip_or_fail`]); an error when the harness itself fails (a broker that
+/// does not come back within its bound also lands here, with the logs).
+pub fn run(config: &Config, work_dir: &Path) -> anyhow::Result<Option<Outcome>> {
+    eprintln!(
+        "nemesis: seed={} faults>={} duration>={}s (replay with MILLRACE_NEMESIS_SEED={})",
+        config.seed,
+        config.faults,
+        config.duration.as_secs(),
+        config.seed
+    );
+    let Some(mut cluster) = Cluster::start_netns(3, &cluster_toml())? else { return Ok(None) };
+    cluster.create_topic(TOPIC, PARTITIONS, 3, &["min.insync.replicas=2"])?;
+    cluster.create_topic(PIPELINE_TOPIC, PIPELINE_PARTITIONS, 3, &["min.insync.replicas=2"])?;
+    let workload_dir = work_dir.join("workload");
+    std::fs::create_dir_all(&workload_dir)?;
+    let mut workload = start_workload(&cluster, &workload_dir)?;
+    let mut pipeline = Pipeline::start(&work_dir.join("pipeline"), &cluster.bootstrap(), PIPELINE_TOPIC)?;
+    workload.wait_acked(300, Duration::from_secs(120))?;
+    let mut nemesis = Nemesis::new(config.seed, TOPIC, PARTITIONS);
+    let started = Instant::now();
+    while nemesis.record.total() < config.faults || started.elapsed() < config.duration {
+        let before = workload.progress().context("no workload progress")?;
+        let episode = nemesis.episode(&mut cluster).and_then(|()| {
+            cluster.wait_isr_full(TOPIC, RECOVERY)?;
+            cluster.wait_isr_full(PIPELINE_TOPIC, RECOVERY)?;
+            workload.wait_more_acks(&before, 20, RESUME).context("writes resuming on every partition")?;
+            pipeline.check_running()
+        });
+        if let Err(e) = episode {
+            return Err(e.context(format!(
+                "seed {}: the cluster did not recover from an episode; schedule so far:\n{}\n{}\n{}",
+                config.seed,
+                nemesis.record.log.join("\n"),
+                cluster.log_tails(60),
+                workload.output()
+            )));
+        }
+        eprintln!(
+            "nemesis: {} faults after {:.0}s, {} acked, {} pipeline lines written",
+            nemesis.record.total(),
+            started.elapsed().as_secs_f64(),
+            workload.progress().map(|p| p.acked).unwrap_or(0),
+            pipeline.written()
+        );
+    }
+    // The checker's verdict is in the summary; a non-zero exit for anomalies is judged below, so
+    // only read it here.
+    let finished = workload.finish(FINISH);
+    let checker = match finished {
+        Ok(summary) => summary,
+        Err(e) => {
+            let text = std::fs::read_to_string(workload_dir.join("summary.json"))
+                .with_context(|| format!("the workload failed without a summary: {e:#}"))?;
+            serde_json::from_str(&text).with_context(|| format!("parsing the summary after {e:#}"))?
+        }
+    };
+    let mut pipeline_report: PipelineReport = pipeline.finish(PIPELINE_DRAIN)?;
+    let (two_down_acks, two_down_examples) = acked_while_two_down(&workload_dir, &nemesis.record.two_down_windows)?;
+    let final_read = final_log(&workload_dir)?;
+    let (replicas, pipeline_topic) = compare_replicas(&mut cluster, &final_read)?;
+    Pipeline::count_topic(&mut pipeline_report, &pipeline_topic);
+    Ok(Some(judge(config, &nemesis, checker, pipeline_report, replicas, (two_down_acks, two_down_examples))))
+}
+
+fn judge(
+    config: &Config,
+    nemesis: &Nemesis,
+    checker: Value,
+    pipeline: PipelineReport,
+    replicas: ReplicaReport,
+    two_down: (u64, Vec<Value>),
+) -> Outcome {
+    let record = &nemesis.record;
+    let count = |name| anomaly(&checker, name);
+    let mut failures = Vec::new();
+    if checker["valid"] != Value::Bool(true) {
+        let mut failing = Vec::new();
+        if let Some(anomalies) = checker["anomalies"].as_object() {
+            for (name, a) in anomalies {
+                if a["count"].as_u64().unwrap_or(0) > 0 {
+                    failing.push(format!("{name}: {}", a));
+                }
+            }
+        }
+        failures.push(format!("the checker found anomalies:\n{}", failing.join("\n")));
+    }
+    if let Some(problems) = checker["problems"].as_array().filter(|p| !p.is_empty()) {
+        failures.push(format!("the workload had problems: {problems:?}"));
+    }
+    if checker["acked"].as_u64().unwrap_or(0) == 0 {
+        failures.push("nothing was acknowledged".into());
+    }
+    if two_down.0 > 0 {
+        failures.push(format!("{} writes acknowledged while two brokers were down: {:?}", two_down.0, two_down.1));
+    }
+    if pipeline.lost > 0 {
+        failures.push(format!(
+            "{} pipeline lines never reached the sink, e.g. {:?}",
+            pipeline.lost, pipeline.missing_examples
+        ));
+    }
+    if pipeline.topic_duplicates > 0 {
+        failures.push(format!(
+            "{} pipeline lines are in the topic more than once, e.g. {:?}",
+            pipeline.topic_duplicates, pipeline.topic_duplicate_examples
+        ));
+    }
+    for divergent in &replicas.divergent {
+        failures.push(format!("divergent replicas: {divergent}"));
+    }
+    let replica_text = if replicas.divergent.is_empty() {
+        format!("identical({}x{} partitions)", replicas.replicas, replicas.partitions)
+    } else {
+        format!("DIVERGENT({} of {} partitions)", replicas.divergent.len(), replicas.partitions)
+    };
+    let summary_line = format!(
+        "nemesis: seed={} faults={} ({}; reassignment ongoing at {} kills) acked={} lost={} duplicated={} \
+         inconsistent={} non-monotonic={} skips={} resets={} order={} holes={} group-skips={} group-rewinds={} \
+         acked-two-down={} replicas={} pipeline lines={}/{} lost={} topic-duplicates={} redelivered={}",
+        config.seed,
+        record.total(),
+        record.counts_text(),
+        record.reassign_in_progress,
+        checker["acked"],
+        count("lost") + count("lost_read"),
+        count("duplicates"),
+        count("inconsistent_offsets"),
+        count("nonmonotonic"),
+        count("skips"),
+        count("offset_resets"),
+        count("producer_order"),
+        count("holes"),
+        count("group_skips"),
+        count("group_rewinds"),
+        two_down.0,
+        replica_text,
+        pipeline.delivered,
+        pipeline.written,
+        pipeline.lost,
+        pipeline.topic_duplicates,
+        pipeline.redelivered,
+    );
+    let group = &checker["stats"]["group"];
+    let detail_line = format!(
+        "nemesis detail: group sessions={} (with reads {}) commits={} (ok {}) group-reads={} consumer-reads={} \
+         final={} failed-writes={} unanswered={} unacked-present={} longest-ack-gap={:.1}s",
+        group["sessions"],
+        group["sessions_read"],
+        group["commits"],
+        group["commits_ok"],
+        group["reads"],
+        checker["stats"]["read"],
+        checker["stats"]["final"],
+        checker["failed"],
+        checker["indeterminate"],
+        checker["stats"]["unacked_present"],
+        crate::jepsen::longest_partition_gap(&checker),
+    );
+    Outcome { seed: config.seed, summary_line, failures, schedule: record.log.clone(), checker, detail_line }
+}

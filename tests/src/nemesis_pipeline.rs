@@ -1,0 +1,197 @@
+//! The nemesis's agent → broker → sink pipeline: a thread appends numbered lines to a log file,
+//! `millrace agent` tails it into a topic, `millrace sink` writes the topic into a file
+//! (`[[file]]`, Elasticsearch bulk format). At the end every line must be in the sink's file
+//! (redelivery after a rebalance is allowed, the sink is at-least-once) and exactly once in the
+//! topic (the agent's producer is idempotent with unlimited retries).
+
+use crate::cluster::LogRecords;
+use crate::component::Component;
+use crate::wait_for;
+use anyhow::Context;
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Prefix of every pipeline line; the line is `<prefix><n>`.
+const PREFIX: &str = "nemesis-line-";
+/// Lines appended per 100 ms.
+const LINES_PER_TICK: u64 = 5;
+
+/// The running pipeline.
+pub struct Pipeline {
+    agent: Component,
+    sink: Component,
+    out: PathBuf,
+    stop: Arc<AtomicBool>,
+    written: Arc<AtomicU64>,
+    writer: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// What arrived.
+#[derive(Debug, Default)]
+pub struct PipelineReport {
+    /// Lines written to the agent's file.
+    pub written: u64,
+    /// Distinct lines in the sink's file.
+    pub delivered: u64,
+    /// Lines missing from the sink's file (examples in `missing_examples`).
+    pub lost: u64,
+    /// The first few missing line numbers.
+    pub missing_examples: Vec<u64>,
+    /// Extra copies in the sink's file (at-least-once redelivery).
+    pub redelivered: u64,
+    /// Lines the topic holds more than once.
+    pub topic_duplicates: u64,
+    /// The first few duplicated line numbers in the topic.
+    pub topic_duplicate_examples: Vec<u64>,
+}
+
+/// The line number of a record or document that carries a pipeline line in `message`.
+fn line_number(json: &str) -> Option<u64> {
+    let doc: serde_json::Value = serde_json::from_str(json).ok()?;
+    doc.get("message")?.as_str()?.strip_prefix(PREFIX)?.trim().parse().ok()
+}
+
+/// How many times each line number occurs among `texts`.
+fn occurrences<'a>(texts: impl Iterator<Item = &'a str>) -> HashMap<u64, u64> {
+    let mut seen = HashMap::new();
+    for n in texts.filter_map(line_number) {
+        *seen.entry(n).or_default() += 1;
+    }
+    seen
+}
+
+impl Pipeline {
+    /// Starts the agent and the sink on `bootstrap`, reading and writing `topic`, and the writer.
+    pub fn start(dir: &Path, bootstrap: &str, topic: &str) -> anyhow::Result<Pipeline> {
+        let logs = dir.join("logs");
+        std::fs::create_dir_all(&logs)?;
+        let input = logs.join("app.log");
+        std::fs::write(&input, b"")?;
+        let agent_toml = format!(
+            "[agent]\ndata_dir = {:?}\ncheckpoint_interval = \"200ms\"\n\n[output]\nbootstrap = \"{bootstrap}\"\n\n\
+             [[inputs.file]]\nname = \"app\"\ntopic = \"{topic}\"\ninclude = [{:?}]\nscan_interval = \"200ms\"\n",
+            dir.join("agent-data").display().to_string(),
+            input.display().to_string(),
+        );
+        let agent = Component::start("agent", dir, "agent", &agent_toml)?;
+        let out = dir.join("sink-out.ndjson");
+        let sink_toml = format!(
+            "[source]\nbootstrap = \"{bootstrap}\"\n\n[[file]]\nname = \"out\"\ntopics = [\"{topic}\"]\n\
+             group = \"nemesis-file\"\npath = {:?}\nformat = \"elasticsearch_bulk\"\n",
+            out.display().to_string(),
+        );
+        let sink = Component::start("sink", dir, "sink", &sink_toml)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let written = Arc::new(AtomicU64::new(0));
+        let (thread_stop, thread_written) = (stop.clone(), written.clone());
+        let writer = std::thread::spawn(move || -> anyhow::Result<()> {
+            let mut file = std::fs::OpenOptions::new().append(true).open(&input)?;
+            while !thread_stop.load(Ordering::Relaxed) {
+                let from = thread_written.load(Ordering::Relaxed);
+                let text: String = (from..from + LINES_PER_TICK).map(|n| format!("{PREFIX}{n}\n")).collect();
+                file.write_all(text.as_bytes()).context("appending pipeline lines")?;
+                thread_written.store(from + LINES_PER_TICK, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Ok(())
+        });
+        Ok(Pipeline { agent, sink, out, stop, written, writer: Some(writer) })
+    }
+
+    /// Lines written so far.
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
+    /// Fails when the agent or the sink exited (they must ride out every broker fault).
+    pub fn check_running(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.agent.is_running(), "the agent exited; log:\n{}", tail(&self.agent.log()));
+        anyhow::ensure!(self.sink.is_running(), "the sink exited; log:\n{}", tail(&self.sink.log()));
+        Ok(())
+    }
+
+    fn delivered(&self) -> HashMap<u64, u64> {
+        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+        occurrences(text.lines())
+    }
+
+    /// Stops writing, waits (bounded) until the sink's file holds every line, stops the agent
+    /// and the sink, and counts.
+    pub fn finish(&mut self, timeout: Duration) -> anyhow::Result<PipelineReport> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(writer) = self.writer.take() {
+            writer.join().map_err(|_| anyhow::anyhow!("the line writer panicked"))??;
+        }
+        let written = self.written();
+        // A timeout is not an error here: what is missing is reported as lost.
+        let _ = wait_for(&format!("all {written} pipeline lines in the sink's file"), timeout, || {
+            let delivered = self.delivered();
+            Ok((0..written).all(|n| delivered.contains_key(&n)))
+        });
+        let delivered = self.delivered();
+        let missing: Vec<u64> = (0..written).filter(|n| !delivered.contains_key(n)).collect();
+        let report = PipelineReport {
+            written,
+            delivered: delivered.len() as u64,
+            lost: missing.len() as u64,
+            missing_examples: missing.into_iter().take(10).collect(),
+            redelivered: delivered.values().map(|c| c - 1).sum(),
+            ..PipelineReport::default()
+        };
+        self.agent.stop(Duration::from_secs(30)).context("stopping the agent")?;
+        self.sink.stop(Duration::from_secs(30)).context("stopping the sink")?;
+        Ok(report)
+    }
+
+    /// Adds the topic's duplicates to `report`, from the topic's records (one replica's log).
+    pub fn count_topic(report: &mut PipelineReport, partitions: &[LogRecords]) {
+        let values = partitions.iter().flatten().filter_map(|(_, v)| v.as_deref());
+        let seen = occurrences(values);
+        let mut duplicated: Vec<u64> = seen.iter().filter(|(_, &c)| c > 1).map(|(&n, _)| n).collect();
+        duplicated.sort_unstable();
+        report.topic_duplicates = duplicated.len() as u64;
+        report.topic_duplicate_examples = duplicated.into_iter().take(10).collect();
+    }
+
+    /// The agent's and the sink's logs (last lines), for failure messages.
+    pub fn logs(&self) -> String {
+        format!("--- agent log ---\n{}\n--- sink log ---\n{}", tail(&self.agent.log()), tail(&self.sink.log()))
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.agent.kill9();
+        self.sink.kill9();
+    }
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_found_in_documents_and_records() {
+        let texts = [
+            r#"{"index":{"_index":"logs-2026.12.03"}}"#,
+            r#"{"@timestamp":"x","message":"nemesis-line-7","host":"h"}"#,
+            r#"{"message":"nemesis-line-7"}"#,
+            r#"{"message":"other-3"}"#,
+            "not json",
+        ];
+        let seen = occurrences(texts.iter().copied());
+        assert_eq!(seen.get(&7), Some(&2));
+        assert_eq!(seen.len(), 1);
+    }
+}
