@@ -7,7 +7,10 @@
 //! injection (`configure`) and inspection of what was stored (`docs`, `stats`). The module
 //! docstring of the Python script lists its options and its known deviations from Elasticsearch.
 //! [`EsTestServer::start_https`] serves HTTPS with a certificate of a test CA, as Elasticsearch 8
-//! does by default.
+//! does by default. [`EsTestServer::start_nodes`] runs several nodes of one cluster (one store);
+//! [`EsTestServer::stop_node`] closes a node's listener so connecting to it is refused, and
+//! [`EsTestServer::start_node`] opens it again on the same port with every document kept. The
+//! `/_test/` calls go to a separate control port that stays up meanwhile.
 
 use crate::https::{exchange, TlsClient};
 use crate::pki::CertFiles;
@@ -22,6 +25,10 @@ use std::time::Duration;
 pub struct EsTestServer {
     process: LoggedProcess,
     port: u16,
+    /// The plain-HTTP listener of `/_test/`, up while nodes stop.
+    control_port: u16,
+    /// Every node's port; the first is `port`.
+    node_ports: Vec<u16>,
     /// Set when it serves HTTPS: the helpers trust its CA.
     tls: Option<TlsClient>,
     _dir: tempfile::TempDir,
@@ -42,14 +49,23 @@ impl EsTestServer {
     /// Starts the server with `extra_args` (e.g. `["--basic", "elastic:changeme"]`,
     /// `["--reject-every", "3"]`) and waits (bounded) until it has written its port file.
     pub fn start(extra_args: &[&str]) -> anyhow::Result<EsTestServer> {
+        EsTestServer::start_nodes(1, extra_args)
+    }
+
+    /// Starts `nodes` nodes of one cluster (they share documents, settings and counters).
+    pub fn start_nodes(nodes: usize, extra_args: &[&str]) -> anyhow::Result<EsTestServer> {
         let dir = tempfile::Builder::new().prefix("millrace-es-").tempdir()?;
         let port_file = dir.path().join("port");
+        let control_port_file = dir.path().join("control-port");
         let mut process = LoggedProcess::new(dir.path().join("es_test_server.log"));
         let mut command = Command::new(python_bin());
         command
             .arg(python_script("es_test_server.py"))
             .args(["--port", "0", "--port-file"])
             .arg(&port_file)
+            .arg("--control-port-file")
+            .arg(&control_port_file)
+            .args(["--nodes", &nodes.to_string()])
             .args(extra_args);
         process.spawn(command)?;
         // The server writes the port file with a rename once it listens, so a file that exists is
@@ -70,7 +86,49 @@ impl EsTestServer {
         }
         waited.with_context(|| format!("es_test_server.py log:\n{}", process.log()))?;
         let port = port.context("the port file vanished")?;
-        Ok(EsTestServer { process, port, tls: None, _dir: dir })
+        // Written before the port file.
+        let control_port = std::fs::read_to_string(&control_port_file)
+            .context("reading the control port file")?
+            .trim()
+            .parse::<u16>()
+            .context("parsing the control port file")?;
+        let mut server = EsTestServer { process, port, control_port, node_ports: vec![port], tls: None, _dir: dir };
+        let described = server.expect_ok("GET", "/_test/nodes", b"")?;
+        server.node_ports = described["nodes"]
+            .as_array()
+            .map(|nodes| {
+                nodes.iter().filter_map(|n| n["port"].as_u64()).filter_map(|p| u16::try_from(p).ok()).collect()
+            })
+            .unwrap_or_default();
+        anyhow::ensure!(server.node_ports.len() == nodes, "GET /_test/nodes: {described}");
+        Ok(server)
+    }
+
+    /// The URL of node `n` (0 is [`EsTestServer::url`]).
+    pub fn node_url(&self, n: usize) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.node_ports.get(n).copied().unwrap_or(self.port))
+    }
+
+    /// Closes node `n`'s listener and cuts its connections: connecting to its port is refused
+    /// until [`EsTestServer::start_node`].
+    pub fn stop_node(&self, n: usize) -> anyhow::Result<()> {
+        let answer = self.expect_ok("POST", &format!("/_test/nodes/{n}/stop"), b"")?;
+        anyhow::ensure!(answer["listening"] == false, "node {n} still listening: {answer}");
+        Ok(())
+    }
+
+    /// Opens node `n`'s listener again, on the same port, with the cluster's data as it was.
+    pub fn start_node(&self, n: usize) -> anyhow::Result<()> {
+        let answer = self.expect_ok("POST", &format!("/_test/nodes/{n}/start"), b"")?;
+        anyhow::ensure!(answer["listening"] == true, "node {n} not listening: {answer}");
+        Ok(())
+    }
+
+    /// One counter of [`EsTestServer::stats`] (a path like `items_by_status/409`), 0 when absent.
+    pub fn counter(&self, path: &str) -> anyhow::Result<u64> {
+        let stats = self.stats()?;
+        Ok(path.split('/').fold(&stats, |value, key| &value[key]).as_u64().unwrap_or(0))
     }
 
     /// `http://127.0.0.1:PORT` (`https://` when started with TLS), the URL to give a sink.
@@ -100,7 +158,9 @@ impl EsTestServer {
 
     /// The server's counters: `bulk_requests`, `items`, `items_by_status`, `rejected_requests_429`,
     /// `rejected_items_429`, `down_503`, `too_large_413`, `unauthorized_401`, `gzip_requests`,
-    /// `max_items_in_a_request`, `bytes_received`, `bytes_decompressed`, `requests`.
+    /// `max_items_in_a_request`, `bytes_received`, `bytes_decompressed`, `requests`,
+    /// `bulk_requests_by_node`, `injected_items_500`, `injected_items_503`, `forbidden_items_403`,
+    /// `blocked_items_403`, `dropped_responses`, `dropped_items`.
     pub fn stats(&self) -> anyhow::Result<Value> {
         self.expect_ok("GET", "/_test/stats", b"")
     }
@@ -108,7 +168,8 @@ impl EsTestServer {
     /// Changes fault injection at run time, e.g. `{"reject_every": 3}`, `{"down": true}`,
     /// `{"item_429_every": 2, "latency_ms": 50}`, `{"max_body_bytes": 1000}`, `{"strict_types": true}`,
     /// `{"legacy_parsing_errors": true}` (mapping failures named `mapper_parsing_exception`, as before
-    /// Elasticsearch 8.8, instead of `document_parsing_exception`).
+    /// Elasticsearch 8.8, instead of `document_parsing_exception`), `{"item_503_every": 3}`,
+    /// `{"forbidden_indices": ["secret-*"]}`, `{"drop_response_next": 2}`.
     pub fn configure(&self, json: &str) -> anyhow::Result<()> {
         self.expect_ok("POST", "/_test/config", json.as_bytes()).map(drop)
     }
@@ -126,24 +187,8 @@ impl EsTestServer {
     /// One HTTP/1.1 request with a JSON/NDJSON body (`Content-Type: application/x-ndjson`);
     /// returns the status and the body, whatever the status.
     pub fn request(&self, method: &str, path: &str, body: &[u8]) -> anyhow::Result<(u16, String)> {
-        let mut request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
-             Content-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .into_bytes();
-        request.extend_from_slice(body);
         let addr = format!("127.0.0.1:{}", self.port);
-        let response = exchange(&addr, self.tls.as_ref(), &request, Duration::from_secs(30))
-            .with_context(|| format!("{method} {path}"))?;
-        let text = String::from_utf8_lossy(&response);
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse::<u16>().ok())
-            .with_context(|| format!("{method} {path}: no HTTP status in {head:?}"))?;
-        Ok((status, body.to_string()))
+        http_exchange(&addr, self.tls.as_ref(), method, path, body)
     }
 
     /// The server's log: one line per request.
@@ -151,13 +196,45 @@ impl EsTestServer {
         self.process.log()
     }
 
+    /// A `/_test/` call on the control port, else an Elasticsearch call on node 0.
     fn expect_ok(&self, method: &str, path: &str, body: &[u8]) -> anyhow::Result<Value> {
-        let (status, text) = self.request(method, path, body)?;
+        let (status, text) = if path.starts_with("/_test/") {
+            http_exchange(&format!("127.0.0.1:{}", self.control_port), None, method, path, body)?
+        } else {
+            self.request(method, path, body)?
+        };
         if status != 200 {
             bail!("{method} {path} answered {status}: {text}");
         }
         serde_json::from_str(&text).with_context(|| format!("{method} {path}: answer is not JSON: {text}"))
     }
+}
+
+/// One HTTP/1.1 request with a JSON/NDJSON body to `addr`; the status and the body, whatever the status.
+fn http_exchange(
+    addr: &str,
+    tls: Option<&TlsClient>,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> anyhow::Result<(u16, String)> {
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
+         Content-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    let response =
+        exchange(addr, tls, &request, Duration::from_secs(30)).with_context(|| format!("{method} {path}"))?;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse::<u16>().ok())
+        .with_context(|| format!("{method} {path}: no HTTP status in {head:?}"))?;
+    Ok((status, body.to_string()))
 }
 
 impl Drop for EsTestServer {
