@@ -157,6 +157,15 @@ fn propose_isr_changes(
     let now = crate::clock::now_ms();
     let mut spawned = 0;
     for partition in broker.catalog.all_partitions() {
+        // A replica in a failed log directory may look caught up from its last fetch, but the
+        // controller refuses it back into the ISR until its broker restarts.
+        let offline = state
+            .topics
+            .get(&partition.topic)
+            .and_then(|t| usize::try_from(partition.index).ok().and_then(|i| t.partitions.get(i)))
+            .map(|p| p.offline_replicas.as_slice())
+            .unwrap_or_default();
+        let eligible: BTreeSet<i32> = eligible.iter().copied().filter(|r| !offline.contains(r)).collect();
         let Some(request) = partition.propose_isr_change(now, &eligible) else { continue };
         let cmd = MetadataCommand::ChangeIsr {
             topic: partition.topic.clone(),

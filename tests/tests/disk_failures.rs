@@ -1,0 +1,172 @@
+//! A disk that fills up under a broker (issue 16), as Kafka handles it: the log directory on it
+//! goes offline on that broker alone — its replicas answer KAFKA_STORAGE_ERROR, leave their ISRs
+//! and hand leadership to an in-sync replica elsewhere — while the broker keeps serving the
+//! replicas in its other log directory; no acknowledged acks=all record is lost, and once the
+//! disk has room again a restart brings the directory back (recovery cuts any torn tail).
+//!
+//! The full disk is a small tmpfs mounted by the test (root, as in CI); where mounting is not
+//! allowed the test fails under CI and prints `skipping` elsewhere.
+
+use anyhow::Context;
+use millrace_tests::cluster::read_segments;
+use millrace_tests::{kcat, python, python_bin, python_script, wait_for, wait_until, Cluster};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(120);
+
+/// A tmpfs of a fixed size, unmounted (lazily, in case a process still holds a file) on drop.
+struct SmallDisk {
+    path: PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(path: PathBuf, size: &str) -> anyhow::Result<Option<SmallDisk>> {
+        std::fs::create_dir_all(&path)?;
+        let out =
+            Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(&path).output();
+        match out {
+            Ok(out) if out.status.success() => Ok(Some(SmallDisk { path })),
+            other => {
+                let why = match other {
+                    Ok(out) => String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                    Err(e) => e.to_string(),
+                };
+                let required = ["CI", "MILLRACE_REQUIRE_NETNS"]
+                    .iter()
+                    .any(|v| std::env::var(v).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false"));
+                anyhow::ensure!(!required, "cannot mount a tmpfs for the full-disk test (root needed): {why}");
+                eprintln!("skipping: cannot mount a tmpfs (root needed): {why}");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Gives the filesystem room again, without unmounting it.
+    fn grow(&self, size: &str) -> anyhow::Result<()> {
+        let status = Command::new("mount").args(["-o", &format!("remount,size={size}")]).arg(&self.path).status()?;
+        anyhow::ensure!(status.success(), "remounting {} failed", self.path.display());
+        Ok(())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+fn acked_lines(path: &Path) -> usize {
+    std::fs::read_to_string(path).map(|s| s.lines().count()).unwrap_or(0)
+}
+
+fn acked_producer(bootstrap: &str, topic: &str, count: usize, acked: &Path) -> anyhow::Result<Child> {
+    Command::new(python_bin())
+        .arg(python_script("acked_producer.py"))
+        .args(["--bootstrap", bootstrap, "--topic", topic, "--count", &count.to_string(), "--acked"])
+        .arg(acked)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting acked_producer.py")
+}
+
+/// Which of `topics` broker 1 placed in `dir` (a `<topic>-0` directory there).
+fn placed_in(dir: &Path, topics: &[&str]) -> Vec<String> {
+    topics.iter().filter(|t| dir.join(format!("{t}-0")).is_dir()).map(|t| t.to_string()).collect()
+}
+
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+}
+
+#[test]
+fn a_full_log_directory_goes_offline_alone_and_its_leaderships_move() -> anyhow::Result<()> {
+    let scratch = tempfile::Builder::new().prefix("millrace-fulldisk-").tempdir()?;
+    let Some(disk) = SmallDisk::mount(scratch.path().join("small"), "2m")? else { return Ok(()) };
+    let big = scratch.path().join("big");
+    let log_dirs = format!("log_dirs = [{:?}, {:?}]\n", disk.path.display().to_string(), big.display().to_string());
+    let mut cluster = Cluster::start_each(3, &|id| {
+        let own = if id == 1 { log_dirs.as_str() } else { "" };
+        format!(
+            "{own}[groups]\noffsets_topic_partitions = 2\n\n[replication]\ndefault_replication_factor = 3\n\n\
+             [controller]\nbroker_session_timeout = \"3s\"\nbroker_heartbeat_interval = \"500ms\"\n"
+        )
+    })?;
+    // Broker 1 places each new replica in its emptier directory: these four alternate.
+    let topics = ["t0", "t1", "t2", "t3"];
+    for topic in topics {
+        cluster.create_topic(topic, 1, 3, &["min.insync.replicas=2"])?;
+    }
+    cluster.wait_isr_full("t3", T)?;
+    let (on_small, on_big) = (placed_in(&disk.path, &topics), placed_in(&big, &topics));
+    eprintln!("broker 1 placed {on_small:?} on the small disk and {on_big:?} on the other");
+    let (Some(full), Some(healthy)) = (on_small.first().cloned(), on_big.first().cloned()) else {
+        anyhow::bail!("broker 1 did not spread replicas over both directories: {on_small:?} / {on_big:?}");
+    };
+
+    // acks=all writes to a topic on the small disk, with kcat filling the disk meanwhile.
+    let acked = scratch.path().join("acked.txt");
+    let bootstrap = cluster.bootstrap();
+    let mut producer = acked_producer(&bootstrap, &full, 40_000, &acked)?;
+    wait_until("acknowledged writes", T, || acked_lines(&acked) >= 1_000)?;
+    let filler: Vec<u8> = (0..4_000).flat_map(|i| format!("{i:06}{}\n", "x".repeat(1_000)).into_bytes()).collect();
+    let fill = kcat(&bootstrap, &["-X".into(), "acks=all".into()], &["-P", "-t", &full], Some(&filler), T);
+    eprintln!("filler: {fill:?}");
+
+    wait_for("broker 1 to take the full directory offline", T, || {
+        Ok(cluster.admin_get(1, "/health")?.contains("\"degraded\""))
+    })?;
+    let health = cluster.admin_get(1, "/health")?;
+    assert!(health.contains(&disk.path.display().to_string()) && health.contains("No space left"), "{health}");
+    let metrics = cluster.admin_get(1, "/metrics")?;
+    assert_eq!(metric(&metrics, "millrace_broker_offline_log_dirs"), Some(1.0), "{metrics}");
+    // Leadership and ISR of the full disk's replicas move away from broker 1...
+    wait_for("the offline replica to leave the ISR and leadership", T, || {
+        let p = &cluster.describe(&full)?[0];
+        Ok(p.leader > 0 && p.leader != 1 && !p.isr.contains(&1))
+    })?;
+    // ...and the writes go on there: the producer finishes with every record acknowledged.
+    let status = millrace_tests::wait_or_kill(&mut producer, std::time::Instant::now() + T)?;
+    assert!(status.is_some_and(|s| s.success()), "producer: {status:?}; acked {}", acked_lines(&acked));
+    let out = python(
+        "verify_acked.py",
+        &["--bootstrap", &bootstrap, "--topic", &full, "--partitions", "1", "--acked", &acked.display().to_string()],
+        T,
+    )?;
+    assert!(out.contains("all present"), "{out}");
+
+    // Broker 1 still serves its other directory: it stays in that ISR and may lead it.
+    let p = &cluster.describe(&healthy)?[0];
+    assert!(p.isr.contains(&1), "broker 1 left the ISR of {healthy} on the healthy disk: {p:?}");
+    cluster.reassign(&healthy, 0, &[1, 2, 3])?;
+    wait_for("broker 1 to lead the healthy directory's partition", T, || Ok(cluster.leader_of(&healthy, 0)? == 1))?;
+    let before = cluster.describe(&healthy)?[0].leader_epoch;
+    kcat(
+        &cluster.broker(1).kafka_addr(),
+        &["-X".into(), "acks=all".into()],
+        &["-P", "-t", &healthy],
+        Some(b"on the good disk\n"),
+        T,
+    )?;
+    let read = kcat(&bootstrap, &[], &["-C", "-t", &healthy, "-o", "beginning", "-e", "-q"], None, T)?;
+    assert!(read.contains("on the good disk"), "{read}");
+    assert_eq!(cluster.describe(&healthy)?[0].leader_epoch, before, "the healthy partition's leader did not change");
+
+    // Room again, and a restart: recovery cuts the torn tail and the replica catches up.
+    disk.grow("64m")?;
+    cluster.stop(1)?;
+    cluster.restart(1)?;
+    wait_for("broker 1 back in the ISR of the full disk's partition", T, || {
+        Ok(cluster.describe(&full)?[0].isr.contains(&1))
+    })?;
+    assert!(!cluster.admin_get(1, "/health")?.contains("degraded"));
+    let leader = cluster.leader_of(&full, 0)?;
+    let reference = read_segments(&cluster.broker(leader).data_dir.join(format!("{full}-0")))?;
+    wait_for("broker 1's replica to equal the leader's", T, || {
+        Ok(read_segments(&disk.path.join(format!("{full}-0")))? == reference)
+    })?;
+    assert!(cluster.log(1).contains("log directory offline"), "broker 1 never logged the offline directory");
+    Ok(())
+}
