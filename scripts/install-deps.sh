@@ -8,7 +8,8 @@
 #          (only for /usr/bin/influxd: tests/src/influx.rs runs private influxd processes on free
 #          ports; the packaged service is neither started nor enabled, see below), and the Python
 #          Kafka clients from tests/python/requirements.txt, and tmux (the `millrace top` test
-#          drives the real terminal UI in a tmux pane).
+#          drives the real terminal UI in a tmux pane), and faketime (libfaketime: the nemesis
+#          steps one broker's wall clock without touching the host's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +20,7 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 packages=(cmake build-essential pkg-config libcurl4-openssl-dev libssl-dev)
-[ "$want_tests" = 1 ] && packages+=(kcat iproute2 influxdb tmux)
+[ "$want_tests" = 1 ] && packages+=(kcat iproute2 influxdb tmux faketime)
 missing=()
 for p in "${packages[@]}"; do
   # Not `dpkg -s`: it also succeeds for a removed package whose conffiles remain (influxdb has some).

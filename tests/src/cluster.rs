@@ -163,8 +163,8 @@ pub struct ClusterBroker {
     config_path: PathBuf,
     process: LoggedProcess,
     paused: bool,
-    /// Its replies to clients are dropped ([`Cluster::cut_one_way`] with `clients`).
-    cut_from_clients: bool,
+    /// Between [`Cluster::cut_one_way`] and [`Cluster::heal_one_way`].
+    cut_one_way: bool,
 }
 
 impl ClusterBroker {
@@ -205,18 +205,20 @@ pub struct Cluster {
     brokers: Vec<ClusterBroker>,
     network: Option<Network>,
     dir: Option<tempfile::TempDir>,
+    /// Brokers run under libfaketime ([`Cluster::start_netns_clocked`]).
+    clocks: bool,
 }
 
 impl Cluster {
     /// Starts `n` brokers on loopback with free ports and waits until every one is registered.
     pub fn start(n: usize, extra_toml: &str) -> anyhow::Result<Cluster> {
-        Cluster::launch(n, &|_| extra_toml.to_string(), None)
+        Cluster::launch(n, &|_| extra_toml.to_string(), None, false)
     }
 
     /// [`Cluster::start`] with each broker's own extra configuration, `extra_toml(id)` (e.g.
     /// its certificate or another listener's port).
     pub fn start_each(n: usize, extra_toml: &dyn Fn(i32) -> String) -> anyhow::Result<Cluster> {
-        Cluster::launch(n, extra_toml, None)
+        Cluster::launch(n, extra_toml, None, false)
     }
 
     /// Starts `n` brokers, each in its own network namespace, so that [`Cluster::isolate`] can
@@ -224,12 +226,45 @@ impl Cluster {
     /// not allow network namespaces (fails instead when `MILLRACE_REQUIRE_NETNS` is set).
     pub fn start_netns(n: usize, extra_toml: &str) -> anyhow::Result<Option<Cluster>> {
         match Network::create(n) {
-            Ok(network) => Cluster::launch(n, &|_| extra_toml.to_string(), Some(network)).map(Some),
+            Ok(network) => Cluster::launch(n, &|_| extra_toml.to_string(), Some(network), false).map(Some),
             Err(skip) => netns::skip_or_fail(&skip).map(|()| None),
         }
     }
 
-    fn launch(n: usize, extra_toml: &dyn Fn(i32) -> String, network: Option<Network>) -> anyhow::Result<Cluster> {
+    /// [`Cluster::start_netns`] with each broker's wall clock under the test's control
+    /// ([`Cluster::step_clock`]): brokers run with libfaketime preloaded, reading their offset
+    /// from a file in their directory. Only `CLOCK_REALTIME` and friends are faked; the monotonic
+    /// clock (timers, timeouts) and the host's clock are untouched. Fails when libfaketime is
+    /// missing (`scripts/install-deps.sh --tests` installs it).
+    pub fn start_netns_clocked(n: usize, extra_toml: &str) -> anyhow::Result<Option<Cluster>> {
+        libfaketime()?;
+        match Network::create(n) {
+            Ok(network) => Cluster::launch(n, &|_| extra_toml.to_string(), Some(network), true).map(Some),
+            Err(skip) => netns::skip_or_fail(&skip).map(|()| None),
+        }
+    }
+
+    /// Steps broker `id`'s wall clock to `seconds` away from the host's (0: back in step); it
+    /// takes effect within a second. Needs [`Cluster::start_netns_clocked`].
+    pub fn step_clock(&self, id: i32, seconds: i64) -> anyhow::Result<()> {
+        anyhow::ensure!(self.clocks, "step_clock needs a cluster from Cluster::start_netns_clocked");
+        let file = self.clock_file(id);
+        let temporary = file.with_extension("tmp");
+        // libfaketime's relative form: a signed number of seconds.
+        std::fs::write(&temporary, format!("{seconds:+}\n")).context("writing the clock offset")?;
+        std::fs::rename(&temporary, &file).context("replacing the clock offset file")
+    }
+
+    fn clock_file(&self, id: i32) -> PathBuf {
+        self.broker(id).config_path.with_file_name("clock-offset")
+    }
+
+    fn launch(
+        n: usize,
+        extra_toml: &dyn Fn(i32) -> String,
+        network: Option<Network>,
+        clocks: bool,
+    ) -> anyhow::Result<Cluster> {
         anyhow::ensure!(n >= 1, "a cluster needs at least one broker");
         let dir = tempfile::Builder::new().prefix("millrace-cluster-").tempdir()?;
         let mut brokers = Vec::new();
@@ -246,10 +281,15 @@ impl Cluster {
                 config_path: home.join("broker.toml"),
                 process: LoggedProcess::new(home.join("broker.log")),
                 paused: false,
-                cut_from_clients: false,
+                cut_one_way: false,
             });
         }
-        let mut cluster = Cluster { brokers, network, dir: Some(dir) };
+        let mut cluster = Cluster { brokers, network, dir: Some(dir), clocks };
+        if clocks {
+            for id in cluster.ids() {
+                cluster.step_clock(id, 0)?;
+            }
+        }
         // On loopback a port found free can be taken before the broker binds it: start over on
         // other ports (every config names every controller port, so all brokers restart).
         let mut attempt = 0;
@@ -318,7 +358,18 @@ impl Cluster {
     }
 
     fn spawn_broker(&mut self, id: i32) -> anyhow::Result<()> {
-        let prefix = self.network.as_ref().map(|net| net.exec_prefix(id)).unwrap_or_default();
+        let mut prefix = self.network.as_ref().map(|net| net.exec_prefix(id)).unwrap_or_default();
+        if self.clocks {
+            // `env` execs in place like `ip netns exec`, so the broker keeps the child's pid.
+            prefix.extend([
+                "env".to_string(),
+                format!("LD_PRELOAD={}", libfaketime()?.display()),
+                format!("FAKETIME_TIMESTAMP_FILE={}", self.clock_file(id).display()),
+                // Timers and timeouts run on the monotonic clock: leave it alone.
+                "FAKETIME_DONT_FAKE_MONOTONIC=1".to_string(),
+                "FAKETIME_CACHE_DURATION=1".to_string(),
+            ]);
+        }
         let prefix: Vec<&str> = prefix.iter().map(String::as_str).collect();
         let broker = self.broker_mut(id);
         let command = broker_command(&broker.config_path, &prefix);
@@ -408,10 +459,11 @@ impl Cluster {
         self.live_ids().iter().map(|&id| self.broker(id).kafka_addr()).collect::<Vec<_>>().join(",")
     }
 
-    /// True when broker `id` runs, is not paused and is not isolated: it should answer requests.
+    /// True when broker `id` runs, is not paused, not isolated and not cut one way: it should
+    /// answer requests with current metadata.
     pub fn is_live(&self, id: i32) -> bool {
         let broker = self.broker(id);
-        broker.pid().is_some() && !broker.paused && !broker.cut_from_clients && !self.is_isolated(id)
+        broker.pid().is_some() && !broker.paused && !broker.cut_one_way && !self.is_isolated(id)
     }
 
     /// Ids of the live brokers.
@@ -495,8 +547,10 @@ impl Cluster {
     }
 
     /// One-way partition: broker `id`'s packets to brokers `to` (and to the test's clients when
-    /// `clients`) are dropped, theirs still reach it (needs [`Cluster::start_netns`]). Broker `id`
-    /// stays "live" for the harness unless `clients` is set.
+    /// `clients`) are dropped, theirs still reach it (needs [`Cluster::start_netns`]). New
+    /// connections it opens to them fail at once, established ones stall. Until
+    /// [`Cluster::heal_one_way`] it is not "live" for the harness: it cannot learn the current
+    /// metadata, so the `wait_*` helpers must not wait for its view.
     pub fn cut_one_way(&mut self, id: i32, to: &[i32], clients: bool) -> anyhow::Result<()> {
         self.index(id); // panics on an unknown id
         let net = self.network.as_mut().context("cut_one_way needs a cluster from Cluster::start_netns")?;
@@ -505,7 +559,7 @@ impl Cluster {
             addresses.push(net.host_ip());
         }
         net.drop_outgoing(id, &addresses)?;
-        self.broker_mut(id).cut_from_clients = clients;
+        self.broker_mut(id).cut_one_way = true;
         Ok(())
     }
 
@@ -516,7 +570,7 @@ impl Cluster {
             .as_mut()
             .context("heal_one_way needs a cluster from Cluster::start_netns")?
             .restore_outgoing(id)?;
-        self.broker_mut(id).cut_from_clients = false;
+        self.broker_mut(id).cut_one_way = false;
         Ok(())
     }
 
@@ -761,6 +815,20 @@ impl Cluster {
         })?;
         leader.context("no leader")
     }
+}
+
+/// The multi-threaded libfaketime library (`$MILLRACE_LIBFAKETIME`, else Debian's path).
+fn libfaketime() -> anyhow::Result<PathBuf> {
+    let path = std::env::var_os("MILLRACE_LIBFAKETIME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"));
+    anyhow::ensure!(
+        path.exists(),
+        "libfaketime is missing at {} (install the Debian package faketime, e.g. scripts/install-deps.sh --tests, \
+         or set MILLRACE_LIBFAKETIME)",
+        path.display()
+    );
+    Ok(path)
 }
 
 /// `(offset, value)` pairs of a partition's log in offset order (`None` for a null value).

@@ -1,4 +1,5 @@
-//! The nemesis runner (issue 16): a 3-broker cluster in network namespaces (RF=3,
+//! The nemesis runner (issue 16): a 3-broker cluster in network namespaces, each broker's wall
+//! clock under libfaketime so one can be stepped without touching the host's clock (RF=3,
 //! `min.insync.replicas=2`) under a seeded random schedule of overlapping faults
 //! ([`crate::nemesis_faults`]), while idempotent acks=all producers, plain consumers and a
 //! consumer group run the Jepsen-style workload (tests/python/jepsen_workload.py) and an agent →
@@ -232,7 +233,7 @@ pub fn run(config: &Config, work_dir: &Path) -> anyhow::Result<Option<Outcome>> 
         config.duration.as_secs(),
         config.seed
     );
-    let Some(mut cluster) = Cluster::start_netns(3, &cluster_toml())? else { return Ok(None) };
+    let Some(mut cluster) = Cluster::start_netns_clocked(3, &cluster_toml())? else { return Ok(None) };
     cluster.create_topic(TOPIC, PARTITIONS, 3, &["min.insync.replicas=2"])?;
     cluster.create_topic(PIPELINE_TOPIC, PIPELINE_PARTITIONS, 3, &["min.insync.replicas=2"])?;
     let workload_dir = work_dir.join("workload");
@@ -381,4 +382,72 @@ fn judge(
         crate::jepsen::longest_partition_gap(&checker),
     );
     Outcome { seed: config.seed, summary_line, failures, schedule: record.log.clone(), checker, detail_line }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clean_checker() -> Value {
+        serde_json::json!({
+            "valid": true,
+            "acked": 10,
+            "problems": [],
+            "anomalies": {"lost": {"count": 0}, "duplicates": {"count": 0}},
+            "stats": {"group": {"sessions": 2}},
+        })
+    }
+
+    fn outcome(checker: Value, pipeline: PipelineReport, replicas: ReplicaReport, two_down: u64) -> Outcome {
+        let config = Config { faults: 1, duration: Duration::ZERO, seed: 9 };
+        judge(&config, &Nemesis::new(9, TOPIC, PARTITIONS), checker, pipeline, replicas, (two_down, Vec::new()))
+    }
+
+    #[test]
+    fn a_clean_run_passes_and_any_anomaly_fails() {
+        let replicas = || ReplicaReport { partitions: 9, replicas: 3, divergent: Vec::new() };
+        let clean = outcome(clean_checker(), PipelineReport::default(), replicas(), 0);
+        assert!(clean.failures.is_empty(), "{:?}", clean.failures);
+        assert!(clean.summary_line.contains("replicas=identical(3x9 partitions)"), "{}", clean.summary_line);
+
+        let mut lost = clean_checker();
+        lost["valid"] = Value::Bool(false);
+        lost["anomalies"]["lost"]["count"] = 1.into();
+        let failed = outcome(lost, PipelineReport::default(), replicas(), 0);
+        assert!(failed.summary_line.contains(" lost=1 "), "{}", failed.summary_line);
+        assert_eq!(failed.failures.len(), 1, "{:?}", failed.failures);
+
+        let acked_two_down = outcome(clean_checker(), PipelineReport::default(), replicas(), 3);
+        assert_eq!(acked_two_down.failures.len(), 1);
+
+        let pipeline = PipelineReport { written: 5, delivered: 4, lost: 1, ..PipelineReport::default() };
+        assert_eq!(outcome(clean_checker(), pipeline, replicas(), 0).failures.len(), 1);
+
+        let divergent = ReplicaReport { divergent: vec!["nemesis-0: broker 2 has 3 records".into()], ..replicas() };
+        let failed = outcome(clean_checker(), PipelineReport::default(), divergent, 0);
+        assert!(failed.summary_line.contains("DIVERGENT(1 of 9 partitions)"), "{}", failed.summary_line);
+        assert_eq!(failed.failures.len(), 1);
+    }
+
+    #[test]
+    fn acknowledgements_inside_two_down_windows_are_counted() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let history = serde_json::json!({"acked": [
+            {"value": "p0-1", "time": 100.0}, {"value": "p0-2", "time": 105.0}, {"value": "p0-3", "time": 111.0}
+        ]});
+        std::fs::write(dir.path().join("history.json"), history.to_string())?;
+        let (count, examples) = acked_while_two_down(dir.path(), &[(104.0, 110.0), (200.0, 210.0)])?;
+        assert_eq!(count, 1);
+        assert_eq!(examples[0]["value"], "p0-2");
+        Ok(())
+    }
+
+    #[test]
+    fn differences_name_the_first_divergent_record() {
+        let a: LogRecords = vec![(0, Some("x".into())), (1, Some("y".into()))];
+        let b: LogRecords = vec![(0, Some("x".into())), (1, Some("z".into())), (2, None)];
+        let text = difference("broker 2", &a, "broker 1", &b);
+        assert!(text.contains("first difference at index 1"), "{text}");
+        assert!(text.contains("2 records, broker 1 3"), "{text}");
+    }
 }

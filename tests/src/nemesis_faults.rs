@@ -2,7 +2,7 @@
 //! 3-broker [`Cluster`] from [`Cluster::start_netns`], injected and then undone.
 //!
 //! Episode kinds: one fault alone (SIGKILL, SIGSTOP/SIGCONT, a full network cut, a one-way
-//! partition); two faults on two brokers overlapping in time (any pair of those: with two
+//! partition, a step of one broker's wall clock forward or back and then back in step); two faults on two brokers overlapping in time (any pair of those: with two
 //! brokers out the partitions lose their `min.insync.replicas` and acks=all writes must fail);
 //! two brokers SIGKILLed together; the metadata-quorum leader SIGKILLed (with another broker
 //! paused meanwhile, at random); and a broker SIGKILLed while a reassignment copies a partition
@@ -74,6 +74,8 @@ pub enum Kind {
     ControllerKill,
     /// A broker SIGKILLed while a reassignment adds it back to a partition.
     ReassignRestart,
+    /// One broker's wall clock stepped (libfaketime), later stepped back.
+    ClockStep,
 }
 
 impl Kind {
@@ -87,12 +89,21 @@ impl Kind {
             Kind::TwoDown => "two-down",
             Kind::ControllerKill => "controller-kill",
             Kind::ReassignRestart => "reassign-restart",
+            Kind::ClockStep => "clock-step",
         }
     }
 
     /// Every kind, in summary order.
-    pub const ALL: [Kind; 7] =
-        [Kind::Kill, Kind::Pause, Kind::Cut, Kind::OneWay, Kind::TwoDown, Kind::ControllerKill, Kind::ReassignRestart];
+    pub const ALL: [Kind; 8] = [
+        Kind::Kill,
+        Kind::Pause,
+        Kind::Cut,
+        Kind::OneWay,
+        Kind::TwoDown,
+        Kind::ControllerKill,
+        Kind::ReassignRestart,
+        Kind::ClockStep,
+    ];
 }
 
 /// One fault on one broker that can start and end independently of another.
@@ -102,7 +113,11 @@ enum Simple {
     Pause(i32),
     Cut(i32),
     OneWay { from: i32, to: Vec<i32>, clients: bool },
+    ClockStep { id: i32, seconds: i64 },
 }
+
+/// Clock steps, seconds: small and large, both directions.
+const CLOCK_STEPS: [i64; 8] = [-3600, -300, -30, -5, 5, 30, 300, 3600];
 
 impl Simple {
     fn kind(&self) -> Kind {
@@ -111,6 +126,7 @@ impl Simple {
             Simple::Pause(_) => Kind::Pause,
             Simple::Cut(_) => Kind::Cut,
             Simple::OneWay { .. } => Kind::OneWay,
+            Simple::ClockStep { .. } => Kind::ClockStep,
         }
     }
 
@@ -123,6 +139,7 @@ impl Simple {
             Simple::Pause(id) => cluster.pause(*id),
             Simple::Cut(id) => cluster.isolate(*id),
             Simple::OneWay { from, to, clients } => cluster.cut_one_way(*from, to, *clients),
+            Simple::ClockStep { id, seconds } => cluster.step_clock(*id, *seconds),
         }
     }
 
@@ -132,6 +149,7 @@ impl Simple {
             Simple::Pause(id) => cluster.resume(*id),
             Simple::Cut(id) => cluster.heal(*id),
             Simple::OneWay { from, .. } => cluster.heal_one_way(*from),
+            Simple::ClockStep { id, .. } => cluster.step_clock(*id, 0),
         }
     }
 }
@@ -197,7 +215,7 @@ impl Nemesis {
         Nemesis {
             rng: Rng::new(seed),
             record: Record::default(),
-            pending: (0..6).collect(),
+            pending: (0..7).collect(),
             topic: topic.to_string(),
             partitions,
         }
@@ -212,18 +230,26 @@ impl Nemesis {
             self.pending.remove(at)
         };
         match choice {
-            0 | 6 => {
-                let fault = self.simple(cluster, &[]);
-                self.single(cluster, fault)
-            }
-            1 | 7 | 8 => self.overlapping(cluster),
+            1 | 7 => self.overlapping(cluster),
             2 => self.two_down(cluster),
             3 => self.controller_kill(cluster),
             4 => self.reassign_restart(cluster),
-            _ => {
-                // Make sure one-way partitions and cuts come up in short runs too.
+            // One-way partitions, clock steps and cuts alone, so that short runs have them too.
+            5 => {
                 let id = self.broker(cluster, &[]);
-                let fault = if choice == 5 { self.one_way(cluster, id) } else { Simple::Cut(id) };
+                let fault = self.one_way(cluster, id);
+                self.single(cluster, fault)
+            }
+            6 => {
+                let fault = Simple::ClockStep { id: self.broker(cluster, &[]), seconds: self.rng.pick(&CLOCK_STEPS) };
+                self.single(cluster, fault)
+            }
+            8 => {
+                let fault = Simple::Cut(self.broker(cluster, &[]));
+                self.single(cluster, fault)
+            }
+            _ => {
+                let fault = self.simple(cluster, &[]);
                 self.single(cluster, fault)
             }
         }
@@ -242,10 +268,11 @@ impl Nemesis {
 
     fn simple(&mut self, cluster: &Cluster, except: &[i32]) -> Simple {
         let id = self.broker(cluster, except);
-        match self.rng.below(4) {
+        match self.rng.below(5) {
             0 => Simple::Kill(id),
             1 => Simple::Pause(id),
             2 => Simple::Cut(id),
+            3 => Simple::ClockStep { id, seconds: self.rng.pick(&CLOCK_STEPS) },
             _ => self.one_way(cluster, id),
         }
     }
@@ -273,7 +300,7 @@ impl Nemesis {
     fn overlapping(&mut self, cluster: &mut Cluster) -> anyhow::Result<()> {
         let first = self.simple(cluster, &[]);
         let first_id = match &first {
-            Simple::Kill(id) | Simple::Pause(id) | Simple::Cut(id) => *id,
+            Simple::Kill(id) | Simple::Pause(id) | Simple::Cut(id) | Simple::ClockStep { id, .. } => *id,
             Simple::OneWay { from, .. } => *from,
         };
         let second = self.simple(cluster, &[first_id]);
