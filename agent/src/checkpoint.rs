@@ -161,4 +161,17 @@ mod tests {
         registry.save(&[entry(3, 30)]).unwrap();
         assert_eq!(registry.load().len(), 1);
     }
+
+    #[test]
+    fn a_failed_save_leaves_the_last_good_checkpoint_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::new(dir.path());
+        registry.save(&[entry(1, 10)]).unwrap();
+        // The temp file cannot be written (as on a full or failing disk).
+        std::fs::create_dir(registry.path().with_extension("json.tmp")).unwrap();
+        let err = registry.save(&[entry(1, 99)]).unwrap_err();
+        assert!(err.to_string().contains("registry.json.tmp"), "{err}");
+        // The agent resumes from the older position: lines are re-sent, never skipped.
+        assert_eq!(registry.load()[&(1, 1)].offset, 10);
+    }
 }

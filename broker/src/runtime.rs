@@ -188,6 +188,16 @@ impl RunningBroker {
             .map(|l| format!("{}://{} ({})", l.settings.name, l.settings.listen, l.settings.protocol()))
             .collect();
         let kafka = tokio::spawn(server::serve(self.kafka, broker.clone(), self.tls.clone(), shutdown.clone()));
+        // Fail-stop, as Kafka halts on a metadata-log write failure: a member whose Raft store
+        // cannot be written must neither vote nor serve metadata it may have lost; the process
+        // ends without closing anything (as a crash would), recovery at the next start judges
+        // what the disks hold, and the cluster fences this broker meanwhile.
+        let cluster = broker.cluster.clone();
+        tokio::spawn(async move {
+            let fatal = cluster.fatal_error().await;
+            tracing::error!(error = %fatal, "the metadata quorum member stopped on a fatal error; halting the broker");
+            std::process::exit(70);
+        });
         tracing::info!(
             kafka = %self.addresses.kafka,
             listeners = %listeners.join(", "),

@@ -226,6 +226,12 @@ impl ClusterLink {
         tokio::time::timeout(timeout, wait).await.is_ok()
     }
 
+    /// Resolves when the metadata quorum member stopped on a fatal error; see
+    /// [`Controller::fatal_error`].
+    pub async fn fatal_error(&self) -> String {
+        self.controller.fatal_error().await
+    }
+
     /// Lets heartbeats report the replicas in `log_dirs` that are offline (set once, when the
     /// broker opens its storage).
     pub fn attach_log_dirs(&self, log_dirs: Arc<LogDirs>) {

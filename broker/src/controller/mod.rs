@@ -415,6 +415,22 @@ impl Controller {
         self.raft.metrics().borrow().current_leader
     }
 
+    /// Resolves when Raft stopped on a fatal error (a failed write or fsync of the metadata
+    /// log, a panic): its description. Pending forever while Raft runs or after a clean stop.
+    pub async fn fatal_error(&self) -> String {
+        let mut metrics = self.raft.metrics();
+        loop {
+            if let Err(fatal) = &metrics.borrow_and_update().running_state {
+                if !matches!(fatal, openraft::error::Fatal::Stopped) {
+                    return fatal.to_string();
+                }
+            }
+            if metrics.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    }
+
     /// Whether this controller is the leader.
     pub fn is_leader(&self) -> bool {
         self.leader() == Some(self.node_id)

@@ -58,6 +58,10 @@ pub(super) struct LogInner {
     purged: Option<LogId<u64>>,
     committed: Option<LogId<u64>>,
     dir: PathBuf,
+    /// Set at the first failed write or fsync: the file may hold bytes the index does not know
+    /// and a later fsync proves nothing for them, so no write is attempted again (Raft stops on
+    /// the error and the broker halts; the next start's recovery re-reads the file).
+    failed: Option<String>,
 }
 
 impl LogInner {
@@ -65,7 +69,47 @@ impl LogInner {
         self.file.metadata().map(|m| m.len()).map_err(io("stat", &self.log_path))
     }
 
+    /// Swaps the log file for a read-only handle, so the next write fails as on a broken disk.
+    #[cfg(test)]
+    pub(super) fn break_file_for_test(&mut self) {
+        if let Ok(file) = File::open(&self.log_path) {
+            self.file = file;
+        }
+    }
+
+    /// Restores a writable handle (the disk "recovers").
+    #[cfg(test)]
+    pub(super) fn repair_file_for_test(&mut self) {
+        if let Ok(file) = std::fs::OpenOptions::new().append(true).open(&self.log_path) {
+            self.file = file;
+        }
+    }
+
+    /// Refuses once a write failed; see `failed`.
+    fn check_writable(&self) -> Result<(), StoreError> {
+        match &self.failed {
+            Some(reason) => Err(io("writing", &self.log_path)(std::io::Error::other(format!(
+                "the metadata log refused writes after an earlier failure: {reason}"
+            )))),
+            None => Ok(()),
+        }
+    }
+
+    /// Records a failed write, so no later one is attempted.
+    fn poison<T>(&mut self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(e) = &result {
+            self.failed.get_or_insert_with(|| e.to_string());
+        }
+        result
+    }
+
     pub(super) fn append(&mut self, entries: Vec<Entry<TypeConfig>>) -> Result<(), StoreError> {
+        self.check_writable()?;
+        let result = self.append_unchecked(entries);
+        self.poison(result)
+    }
+
+    fn append_unchecked(&mut self, entries: Vec<Entry<TypeConfig>>) -> Result<(), StoreError> {
         let start = self.file_len()?;
         let mut offset = start;
         let mut buf = Vec::new();
@@ -90,6 +134,12 @@ impl LogInner {
     }
 
     fn truncate(&mut self, index: u64) -> Result<(), StoreError> {
+        self.check_writable()?;
+        let result = self.truncate_unchecked(index);
+        self.poison(result)
+    }
+
+    fn truncate_unchecked(&mut self, index: u64) -> Result<(), StoreError> {
         let cut = match self.entries.range(index..).next() {
             Some((_, (off, _))) => *off,
             None => return Ok(()),
@@ -101,6 +151,12 @@ impl LogInner {
     }
 
     fn purge(&mut self, log_id: LogId<u64>) -> Result<(), StoreError> {
+        self.check_writable()?;
+        let result = self.purge_unchecked(log_id);
+        self.poison(result)
+    }
+
+    fn purge_unchecked(&mut self, log_id: LogId<u64>) -> Result<(), StoreError> {
         // Record the purge point first: if we crash before the rewrite, open() skips the
         // leftover entries, so the log never appears to start below `purged`.
         write_json_atomic(&self.dir.join("purged.json"), &log_id)?;
@@ -159,7 +215,7 @@ impl LogStore {
             .filter(|(_, e)| e.log_id.index >= floor)
             .map(|(o, e)| (e.log_id.index, (o, e)))
             .collect();
-        let inner = LogInner { log_path, file, entries, vote, purged, committed, dir: dir.to_path_buf() };
+        let inner = LogInner { log_path, file, entries, vote, purged, committed, dir: dir.to_path_buf(), failed: None };
         Ok(LogStore { inner: Arc::new(Mutex::new(inner)) })
     }
 
@@ -200,7 +256,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError<u64>> {
         let mut g = self.lock();
-        write_json_atomic(&g.dir.join("vote.json"), vote).map_err(|e| sio(e, StorageIOError::write_vote))?;
+        g.check_writable().map_err(|e| sio(e, StorageIOError::write_vote))?;
+        let written = write_json_atomic(&g.dir.join("vote.json"), vote);
+        g.poison(written).map_err(|e| sio(e, StorageIOError::write_vote))?;
         g.vote = Some(*vote);
         Ok(())
     }

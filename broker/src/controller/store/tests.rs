@@ -94,3 +94,23 @@ async fn snapshot_survives_restart() {
     assert_eq!(sm2.applied_state().await.unwrap().0.map(|l| l.index), Some(1));
     assert!(sm2.get_current_snapshot().await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn after_a_failed_write_the_raft_log_refuses_every_write_even_once_the_disk_works_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = LogStore::open(dir.path()).unwrap();
+    append(&mut s, (1..=3).map(|i| entry(1, i)).collect());
+    s.lock().break_file_for_test();
+    assert!(s.lock().append(vec![entry(1, 4)]).is_err());
+    // The disk "recovers": a write would now succeed, but what the failed one left is unknown.
+    s.lock().repair_file_for_test();
+    assert!(s.lock().append(vec![entry(1, 4)]).is_err(), "a write after a failure must be refused");
+    assert!(s.save_vote(&Vote::new(2, 1)).await.is_err());
+    assert!(s.truncate(LogId::new(CommittedLeaderId::new(1, 1), 2)).await.is_err());
+    drop(s);
+    // A restart re-reads the file: the entries written before the failure are all there.
+    let mut s = LogStore::open(dir.path()).unwrap();
+    let got: Vec<u64> = s.try_get_log_entries(0..).await.unwrap().iter().map(|e| e.log_id.index).collect();
+    assert_eq!(got, vec![1, 2, 3]);
+    append(&mut s, vec![entry(1, 4)]);
+}
