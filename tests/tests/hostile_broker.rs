@@ -500,3 +500,42 @@ fn a_request_right_after_start_is_answered_with_this_broker_listed() -> anyhow::
     }
     Ok(())
 }
+
+/// The broker's `duplicate_batches_total`.
+fn duplicates_absorbed(broker: &BrokerProcess) -> anyhow::Result<f64> {
+    let metrics = broker.admin_get("/metrics")?;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("millrace_broker_duplicate_batches_total ")?.trim().parse().ok())
+        .context("no duplicate_batches_total in /metrics")
+}
+
+#[test]
+fn a_resent_idempotent_batch_is_acknowledged_again_not_written_twice_even_after_a_crash() -> anyhow::Result<()> {
+    let mut broker = BrokerProcess::start("")?;
+    let mut conn = KafkaConn::connect(broker.port)?;
+    ensure!(create_topic(&mut conn, "dedup", &[])? == 0);
+    let init =
+        conn.request(4, &InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(-1))?;
+    let (id, epoch) = (init.producer_id.0, init.producer_epoch);
+    ensure!(init.error_code == 0 && id >= 0, "InitProducerId: {init:?}");
+    let first = produce(&mut conn, "dedup", batch(&["a", "b"], None, Some((id, epoch, 0)))?)?;
+    assert_eq!((first.error_code, first.base_offset), (0, 0));
+    // The answer was "lost": the client sends the very same batch again.
+    let resent = produce(&mut conn, "dedup", batch(&["a", "b"], None, Some((id, epoch, 0)))?)?;
+    assert_eq!((resent.error_code, resent.base_offset), (0, 0), "the retry is acknowledged at the first offset");
+    assert_eq!(log_end_offset(&mut conn, "dedup")?, 2, "the retry was written again");
+    assert_eq!(duplicates_absorbed(&broker)?, 1.0);
+
+    // After a crash the producer state is rebuilt from the log: the same retry is still absorbed.
+    broker.kill9();
+    broker.restart()?;
+    let mut conn = KafkaConn::connect(broker.port)?;
+    let after_crash = produce(&mut conn, "dedup", batch(&["a", "b"], None, Some((id, epoch, 0)))?)?;
+    assert_eq!((after_crash.error_code, after_crash.base_offset), (0, 0));
+    assert_eq!(log_end_offset(&mut conn, "dedup")?, 2, "the retry after the crash was written again");
+    assert_eq!(duplicates_absorbed(&broker)?, 1.0);
+    let next = produce(&mut conn, "dedup", batch(&["c"], None, Some((id, epoch, 2)))?)?;
+    assert_eq!((next.error_code, next.base_offset), (0, 2));
+    Ok(())
+}
