@@ -4,6 +4,8 @@
 //! `std::net::TcpStream` (or TLS over it, [`crate::https`]), so the tests crate needs no HTTP
 //! client. [`InfluxProcess::start_https`] runs it behind TLS with authentication and an admin.
 
+pub mod v2;
+
 use crate::https::{exchange, TlsClient};
 use crate::pki::CertFiles;
 use crate::{free_port, wait_until, LoggedProcess};
