@@ -170,3 +170,54 @@ fn a_full_log_directory_goes_offline_alone_and_its_leaderships_move() -> anyhow:
     assert!(cluster.log(1).contains("log directory offline"), "broker 1 never logged the offline directory");
     Ok(())
 }
+
+/// Fills `disk` with a file until it is full, then gives back `free` bytes.
+fn fill_leaving(disk: &SmallDisk, free: u64) -> anyhow::Result<()> {
+    use std::io::Write;
+    let path = disk.path.join("filler");
+    let mut file = std::fs::File::create(&path)?;
+    let chunk = vec![0xa5u8; 4096];
+    let mut written = 0u64;
+    loop {
+        match file.write(&chunk) {
+            Ok(0) => break,
+            Ok(n) => written += n as u64,
+            Err(e) if e.raw_os_error() == Some(28) => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    file.set_len(written.saturating_sub(free))?;
+    Ok(())
+}
+
+#[test]
+fn a_disk_full_at_an_index_write_is_a_storage_error_not_a_crash() -> anyhow::Result<()> {
+    let scratch = tempfile::Builder::new().prefix("millrace-fullindex-").tempdir()?;
+    let Some(disk) = SmallDisk::mount(scratch.path().join("small"), "1m")? else { return Ok(()) };
+    // No background checkpoint or flush may take the last page first (acks=all still fsyncs).
+    let toml = format!(
+        "log_dirs = [{:?}]\n[log]\nflush_interval = \"1h\"\n[groups]\noffsets_topic_partitions = 1\n",
+        disk.path.display().to_string()
+    );
+    let broker = millrace_tests::BrokerProcess::start(&toml)?;
+    let bootstrap = broker.bootstrap();
+    millrace_tests::millrace(&["topic", "create", "idx", "--partitions", "1", "--bootstrap", &bootstrap])?;
+    let acks = ["-X".to_string(), "acks=all".to_string(), "-X".to_string(), "message.timeout.ms=5000".to_string()];
+    // A first batch of ~5 KB: two pages of log, no index entry yet (one per 4 KiB of log).
+    let big = format!("{}\n", "b".repeat(4_900));
+    kcat(&bootstrap, &acks, &["-P", "-t", "idx"], Some(big.as_bytes()), T)?;
+    // No page left: the next small batch still fits in the log's second page, but its index
+    // entry is the first in a sparse, never-touched index file and needs a page of its own.
+    fill_leaving(&disk, 0)?;
+    let out = kcat(&bootstrap, &acks, &["-P", "-t", "idx"], Some(b"small\n"), T);
+    eprintln!("kcat: {out:?}");
+    wait_for("the broker to report its directory offline", T, || {
+        Ok(broker.admin_get("/health")?.contains("degraded"))
+    })?;
+    let health = broker.admin_get("/health")?;
+    assert!(health.contains("No space left") && health.contains(".index"), "{health}");
+    // Still alive, still answering.
+    let listed = millrace_tests::millrace(&["topic", "list", "--bootstrap", &bootstrap])?;
+    assert!(listed.contains("idx"), "{listed}");
+    Ok(())
+}

@@ -6,28 +6,32 @@
 //! offset is found by looking up the largest entry <= it and scanning forward from there.
 
 use super::error::{io_error, LogError};
-use memmap2::MmapMut;
+use memmap2::Mmap;
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// Size of one offset index entry.
 pub const OFFSET_ENTRY_SIZE: usize = 8;
 
-/// Maps `file` read-write.
+/// Maps `file` for reading. Entries are written with `pwrite`, not through the mapping: a store
+/// into a mapped page of a sparse file on a full disk raises SIGBUS and kills the process, while
+/// `pwrite` answers ENOSPC, which takes the log directory offline like any other I/O error.
 #[allow(unsafe_code)]
-fn map_file(file: &File) -> std::io::Result<MmapMut> {
+fn map_file(file: &File) -> std::io::Result<Mmap> {
     // SAFETY: a file mapping is unsound only if the file is changed or truncated behind the
-    // mapping's back. Index files belong to this broker alone: this process is their only writer,
-    // one PartitionLog owns a directory, and IndexFile drops the mapping before it changes the
+    // mapping's back. Index files belong to this broker alone: this process is their only writer
+    // (through `IndexFile`, whose writes land in the same page cache the mapping shows), one
+    // PartitionLog owns a directory, and IndexFile drops the mapping before it changes the
     // file's length.
-    unsafe { MmapMut::map_mut(file) }
+    unsafe { Mmap::map(file) }
 }
 
 /// A memory-mapped file of fixed-size entries, preallocated while its segment is active.
 pub(crate) struct IndexFile {
     path: PathBuf,
     file: File,
-    mmap: Option<MmapMut>,
+    mmap: Option<Mmap>,
     entry_size: usize,
     entries: usize,
     /// Length of the file when it was opened, kept for sanity checks.
@@ -97,15 +101,13 @@ impl IndexFile {
         self.mmap.as_ref()?.get(i * self.entry_size..(i + 1) * self.entry_size)
     }
 
-    /// Appends one entry.
+    /// Appends one entry (a positioned write; see [`map_file`] for why not a store).
     pub(crate) fn push(&mut self, bytes: &[u8]) -> Result<(), LogError> {
         let start = self.entries * self.entry_size;
-        let slot = self
-            .mmap
-            .as_mut()
-            .and_then(|m| m.get_mut(start..start + bytes.len()))
-            .ok_or_else(|| LogError::Index { path: self.path.clone(), reason: "index is full".into() })?;
-        slot.copy_from_slice(bytes);
+        if bytes.len() != self.entry_size || start + bytes.len() > self.mmap.as_ref().map_or(0, |m| m.len()) {
+            return Err(LogError::Index { path: self.path.clone(), reason: "index is full".into() });
+        }
+        self.file.write_all_at(bytes, start as u64).map_err(io_error("writing an entry to", &self.path))?;
         self.entries += 1;
         Ok(())
     }
@@ -134,20 +136,11 @@ impl IndexFile {
 
     /// Shrinks the file to the used entries (the segment stops growing).
     pub(crate) fn trim(&mut self) -> Result<(), LogError> {
-        self.flush_map()?;
         self.resize((self.entries * self.entry_size) as u64)
     }
 
-    fn flush_map(&self) -> Result<(), LogError> {
-        match &self.mmap {
-            Some(mmap) if !mmap.is_empty() => mmap.flush().map_err(io_error("flushing", &self.path)),
-            _ => Ok(()),
-        }
-    }
-
-    /// Writes the mapped pages and the file length to disk.
+    /// Writes the entries and the file length to disk.
     pub(crate) fn sync(&self) -> Result<(), LogError> {
-        self.flush_map()?;
         self.file.sync_all().map_err(io_error("fsync of", &self.path))
     }
 }
