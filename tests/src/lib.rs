@@ -326,6 +326,11 @@ impl BrokerProcess {
         self.process.pid()
     }
 
+    /// How the process ended, once it has (`None` while it runs).
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.process.exited()
+    }
+
     /// `127.0.0.1:PORT` of the Kafka listener.
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)

@@ -221,3 +221,47 @@ fn a_disk_full_at_an_index_write_is_a_storage_error_not_a_crash() -> anyhow::Res
     assert!(listed.contains("idx"), "{listed}");
     Ok(())
 }
+
+#[test]
+fn a_full_disk_under_the_metadata_store_halts_the_broker_and_a_restart_recovers() -> anyhow::Result<()> {
+    use std::os::unix::process::ExitStatusExt;
+    let scratch = tempfile::Builder::new().prefix("millrace-fullmeta-").tempdir()?;
+    let Some(disk) = SmallDisk::mount(scratch.path().join("small"), "1m")? else { return Ok(()) };
+    // The quorum's store (data_dir/meta) on the small disk, the partitions elsewhere.
+    let partitions = scratch.path().join("logs");
+    let mut broker = millrace_tests::BrokerProcess::start(&format!(
+        "log_dirs = [{:?}]\n[groups]\noffsets_topic_partitions = 1\n",
+        partitions.display().to_string()
+    ))?;
+    // Started afresh with its data_dir on the small disk.
+    broker.stop()?;
+    broker.data_dir = disk.path.join("data");
+    std::fs::remove_dir_all(&partitions)?;
+    broker.reconfigure(&format!(
+        "log_dirs = [{:?}]\n[groups]\noffsets_topic_partitions = 1\n",
+        partitions.display().to_string()
+    ))?;
+    broker.restart()?;
+    let bootstrap = broker.bootstrap();
+    millrace_tests::millrace(&["topic", "create", "before", "--partitions", "1", "--bootstrap", &bootstrap])?;
+    fill_leaving(&disk, 0)?;
+    // A metadata write the store cannot take: the broker must stop, not serve on without it.
+    let created =
+        millrace_tests::millrace(&["topic", "create", "after", "--partitions", "1", "--bootstrap", &bootstrap]);
+    eprintln!("create on a full metadata disk: {created:?}");
+    let mut status = None;
+    wait_until("the broker to halt", T, || {
+        status = broker.exit_status();
+        status.is_some()
+    })?;
+    let status = status.context("no exit status")?;
+    assert_eq!((status.code(), status.signal()), (Some(70), None), "{}", broker.log());
+    assert!(broker.log().contains("halting the broker"), "{}", broker.log());
+
+    disk.grow("64m")?;
+    broker.restart()?;
+    let listed = millrace_tests::millrace(&["topic", "list", "--bootstrap", &bootstrap])?;
+    assert!(listed.contains("before"), "a committed topic was lost: {listed}");
+    millrace_tests::millrace(&["topic", "create", "later", "--partitions", "1", "--bootstrap", &bootstrap])?;
+    Ok(())
+}
