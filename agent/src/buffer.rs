@@ -97,6 +97,8 @@ pub struct DiskBuffer {
     /// Bytes not yet consumed.
     pending: u64,
     since_head: u32,
+    /// How a record is appended (a test swaps in a disk that fills up mid-write).
+    write: fn(&mut File, &[u8]) -> std::io::Result<()>,
 }
 
 impl DiskBuffer {
@@ -143,6 +145,7 @@ impl DiskBuffer {
             reader: None,
             pending,
             since_head: 0,
+            write: |file, bytes| file.write_all(bytes),
         })
     }
 
@@ -175,7 +178,19 @@ impl DiskBuffer {
             self.writer = Some(file);
         }
         let (Some(writer), Some(last)) = (self.writer.as_mut(), self.segments.back_mut()) else { return Ok(false) };
-        writer.write_all(&bytes).map_err(io("appending to", &last.path))?;
+        if let Err(e) = (self.write)(writer, &bytes) {
+            // A full disk may have taken part of the record: cut it, or the records appended
+            // after it would be read as its remainder. If even that fails, this segment takes
+            // no more (the next record opens a new one; a restart cuts the torn tail).
+            let cut = writer.set_len(last.len).is_ok();
+            let (id, error) = (last.id, io("appending to", &last.path)(e));
+            if !cut {
+                let path = self.dir.join(format!("{:020}.buf", id + 1));
+                self.segments.push_back(Segment { id: id + 1, path, len: 0 });
+                self.writer = None;
+            }
+            return Err(error);
+        }
         last.len += bytes.len() as u64;
         self.pending += bytes.len() as u64;
         Ok(true)
@@ -306,6 +321,32 @@ mod tests {
         assert!(buffer.is_empty());
         assert!(buffer.push(&record(10)).unwrap());
         assert_eq!(buffer.front().unwrap(), Some(record(10)));
+    }
+
+    #[test]
+    fn a_record_cut_short_by_a_full_disk_is_removed_and_later_records_read_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut buffer = DiskBuffer::open(dir.path(), 1 << 30).unwrap();
+        assert!(buffer.push(&record(0)).unwrap());
+        // The disk fills up halfway through the next record.
+        buffer.write = |file, bytes| {
+            file.write_all(&bytes[..bytes.len() / 2])?;
+            Err(std::io::Error::from_raw_os_error(28))
+        };
+        assert!(buffer.push(&record(1)).is_err());
+        buffer.write = |file, bytes| file.write_all(bytes);
+        assert!(buffer.push(&record(2)).unwrap());
+        assert_eq!(buffer.front().unwrap(), Some(record(0)));
+        buffer.pop();
+        assert_eq!(buffer.front().unwrap(), Some(record(2)), "the half record was not cut");
+        buffer.pop();
+        assert!(buffer.is_empty());
+        // And after a restart.
+        assert!(buffer.push(&record(3)).unwrap());
+        buffer.close();
+        drop(buffer);
+        let mut buffer = DiskBuffer::open(dir.path(), 1 << 30).unwrap();
+        assert_eq!(buffer.front().unwrap(), Some(record(3)));
     }
 
     #[test]
