@@ -184,9 +184,10 @@ impl Partition {
                 return Ok(());
             }
         }
+        self.check_online()?;
         let log_end_offset = {
             let mut log = self.lock();
-            log.assign_leader_epoch(leader_epoch)?;
+            self.storage(log.assign_leader_epoch(leader_epoch))?;
             log.log_end_offset()
         };
         let high_watermark = self.high_watermark().min(log_end_offset);
