@@ -516,6 +516,27 @@ impl Cluster {
         self.restart_all(&[id])
     }
 
+    /// Starts broker `id` again after [`Cluster::kill9`] without waiting for it: while another
+    /// fault holds (say, the quorum leader cannot send to it) it may not be able to register
+    /// yet. [`Cluster::wait_rejoined`] waits for it later.
+    pub fn spawn_again(&mut self, id: i32) -> anyhow::Result<()> {
+        if self.broker_mut(id).process.is_running() {
+            bail!("broker {id} is still running; kill9 or stop it before restarting");
+        }
+        self.spawn_broker(id)
+    }
+
+    /// Waits until brokers `ids`, started with [`Cluster::spawn_again`], are ready, registered
+    /// and listed by every live broker, within `timeout`.
+    pub fn wait_rejoined(&mut self, ids: &[i32], timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        for &id in ids {
+            self.wait_started(id, deadline)
+                .with_context(|| format!("broker {id} rejoining\n{}", self.log_tails(40)))?;
+        }
+        self.wait_listed(ids, deadline).with_context(|| format!("broker(s) {ids:?} rejoining\n{}", self.log_tails(40)))
+    }
+
     /// Starts several stopped brokers at once and waits until all are ready and registered: a
     /// quorum that lost its majority only comes back when enough voters run at the same time.
     pub fn restart_all(&mut self, ids: &[i32]) -> anyhow::Result<()> {

@@ -22,6 +22,8 @@ const REASSIGNMENT: Duration = Duration::from_secs(180);
 /// After the second of two brokers went down, acknowledgements already on their way may still
 /// arrive for this long; later ones are counted as acknowledged with two of three brokers down.
 const TWO_DOWN_GRACE: Duration = Duration::from_secs(4);
+/// Bound on killed brokers registering again once the episode's faults are over.
+const REJOIN: Duration = Duration::from_secs(90);
 
 /// SplitMix64: small, seedable, and good enough to pick faults.
 pub struct Rng(u64);
@@ -143,9 +145,11 @@ impl Simple {
         }
     }
 
+    /// Undoes the fault. A killed broker is only started again: the episode waits for it to
+    /// rejoin once every fault of the episode is over.
     fn end(&self, cluster: &mut Cluster) -> anyhow::Result<()> {
         match self {
-            Simple::Kill(id) => cluster.restart(*id),
+            Simple::Kill(id) => cluster.spawn_again(*id),
             Simple::Pause(id) => cluster.resume(*id),
             Simple::Cut(id) => cluster.heal(*id),
             Simple::OneWay { from, .. } => cluster.heal_one_way(*from),
@@ -207,6 +211,8 @@ pub struct Nemesis {
     /// The topic whose partitions are reassigned.
     topic: String,
     partitions: i32,
+    /// Killed brokers started again in this episode, not yet seen rejoining.
+    respawned: Vec<i32>,
 }
 
 impl Nemesis {
@@ -218,6 +224,7 @@ impl Nemesis {
             pending: (0..7).collect(),
             topic: topic.to_string(),
             partitions,
+            respawned: Vec::new(),
         }
     }
 
@@ -229,7 +236,7 @@ impl Nemesis {
             let at = self.rng.below(self.pending.len() as u64) as usize;
             self.pending.remove(at)
         };
-        match choice {
+        let done = match choice {
             1 | 7 => self.overlapping(cluster),
             2 => self.two_down(cluster),
             3 => self.controller_kill(cluster),
@@ -252,7 +259,9 @@ impl Nemesis {
                 let fault = self.simple(cluster, &[]);
                 self.single(cluster, fault)
             }
-        }
+        };
+        done?;
+        self.rejoin(cluster)
     }
 
     fn broker(&mut self, cluster: &Cluster, except: &[i32]) -> i32 {
@@ -286,7 +295,20 @@ impl Nemesis {
 
     fn finish(&mut self, cluster: &mut Cluster, fault: &Simple) -> anyhow::Result<()> {
         self.record.note(format!("end {fault:?}"));
-        fault.end(cluster).with_context(|| format!("ending {fault:?}"))
+        fault.end(cluster).with_context(|| format!("ending {fault:?}"))?;
+        if let Simple::Kill(id) = fault {
+            self.respawned.push(*id);
+        }
+        Ok(())
+    }
+
+    /// Waits for the brokers started again during the episode to rejoin.
+    fn rejoin(&mut self, cluster: &mut Cluster) -> anyhow::Result<()> {
+        let ids = std::mem::take(&mut self.respawned);
+        if ids.is_empty() {
+            return Ok(());
+        }
+        cluster.wait_rejoined(&ids, REJOIN).with_context(|| format!("brokers {ids:?} rejoining after the episode"))
     }
 
     fn single(&mut self, cluster: &mut Cluster, fault: Simple) -> anyhow::Result<()> {
