@@ -117,13 +117,18 @@ fn pipeline_end_to_end_through_kills_and_an_outage() -> anyhow::Result<()> {
     sink.kill9();
     during(2, &mut expected, &mut write_round)?;
     sink.spawn()?;
-    // The next two bulk requests are written but their answers are lost (the connection is
-    // closed): the sink cannot tell and must send the same documents again, which `create` of
-    // their deterministic ids answers with 409.
-    es.configure(r#"{"drop_response_next": 2}"#)?;
     during(2, &mut expected, &mut write_round)?;
-    wait_for("two bulk answers withheld", Duration::from_secs(30), || Ok(es.counter("dropped_responses")? >= 2))
-        .map_err(|e| anyhow::anyhow!("{e}; sink log:\n{}", sink.log()))?;
+    // Once the restarted sink is writing, the next two bulk requests are written but their answers
+    // are lost (the connection is closed): the sink cannot tell and must send the same documents
+    // again, which `create` of their deterministic ids answers with 409. Lines keep coming so
+    // that there are requests to lose.
+    es.configure(r#"{"drop_response_next": 2}"#)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while es.counter("dropped_responses")? < 2 {
+        anyhow::ensure!(Instant::now() < deadline, "no bulk answer withheld within 30 s; sink log:\n{}", sink.log());
+        write_round(&mut expected)?;
+        std::thread::sleep(Duration::from_millis(250));
+    }
     agent.kill9();
     during(1, &mut expected, &mut write_round)?;
     agent.spawn()?;
