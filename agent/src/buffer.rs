@@ -99,6 +99,8 @@ pub struct DiskBuffer {
     since_head: u32,
     /// How a record is appended (a test swaps in a disk that fills up mid-write).
     write: fn(&mut File, &[u8]) -> std::io::Result<()>,
+    /// Failed position writes (a full disk fails each one).
+    head_throttle: crate::throttle::Throttle,
 }
 
 impl DiskBuffer {
@@ -146,6 +148,7 @@ impl DiskBuffer {
             pending,
             since_head: 0,
             write: |file, bytes| file.write_all(bytes),
+            head_throttle: crate::throttle::Throttle::new(crate::throttle::REPEAT_EVERY),
         })
     }
 
@@ -247,9 +250,22 @@ impl DiskBuffer {
     fn write_head(&mut self) {
         self.since_head = 0;
         let id = self.segments.front().map_or(0, |s| s.id);
-        let path = self.dir.join("head");
-        if let Err(e) = std::fs::write(&path, format!("{id} {}\n", self.read_offset)) {
-            tracing::warn!(path = %path.display(), error = %e, "writing the disk buffer position failed");
+        let (path, temp) = (self.dir.join("head"), self.dir.join("head.tmp"));
+        // Written aside and renamed: on a full disk the write fails and the previous position
+        // stays (events may be sent again), where writing in place would truncate it to nothing
+        // (the whole buffer sent again).
+        let written =
+            std::fs::write(&temp, format!("{id} {}\n", self.read_offset)).and_then(|()| std::fs::rename(&temp, &path));
+        match written {
+            Err(e) => {
+                let _ = std::fs::remove_file(&temp);
+                if let Some(left_out) = self.head_throttle.failure(std::time::Instant::now()) {
+                    tracing::warn!(path = %path.display(), error = %e, left_out, "writing the disk buffer position failed; the previous one stays (events after it may be sent twice)");
+                }
+            }
+            Ok(()) => {
+                self.head_throttle.success();
+            }
         }
     }
 

@@ -27,6 +27,7 @@ pub mod memory;
 pub mod metrics;
 pub mod output;
 pub mod pipeline;
+pub mod throttle;
 
 use crate::channel::{EventReceiver, EventSender};
 use crate::checkpoint::Registry;
@@ -44,8 +45,14 @@ use tokio::sync::watch;
 const CHANNEL_BYTES: usize = 4 << 20;
 /// How often the agent looks whether a burst is over (and its memory can be given back).
 const QUIET_CHECK: Duration = Duration::from_secs(2);
-/// How long a stopping agent waits for the broker to acknowledge what is queued.
+/// How long a stopping agent waits for the broker to acknowledge what is queued, in all: taking
+/// the queue and flushing the producer share this one deadline.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a stopping agent waits for its inputs to stop (before the drain).
+const INPUT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a stopping agent waits for the sender thread once told to stop: it then gives up
+/// waiting for room, so only a disk buffer write can hold it.
+const SENDER_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Errors that stop the agent.
 #[derive(Debug, thiserror::Error)]
@@ -151,19 +158,33 @@ impl InputSet {
         Ok(set)
     }
 
-    /// Stops every input and waits for it (file inputs finish their current handover).
+    /// Stops every input and waits for it (file inputs finish their current handover), for at
+    /// most [`INPUT_STOP_TIMEOUT`]: an input blocked for good (a file on a hung mount, a tailer
+    /// waiting for room the stalled output never makes) is left behind, logged. Nothing is lost
+    /// by that: a checkpoint covers only lines the broker acknowledged.
     async fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.stop_tasks.send(true);
-        let threads = self.threads;
-        let _ = tokio::task::spawn_blocking(move || {
-            for thread in threads {
-                let _ = thread.join();
+        let deadline = tokio::time::Instant::now() + INPUT_STOP_TIMEOUT;
+        let mut left = 0;
+        for thread in self.threads {
+            while !thread.is_finished() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
-        })
-        .await;
-        for task in self.tasks {
-            let _ = task.await;
+            if thread.is_finished() {
+                let _ = thread.join();
+            } else {
+                left += 1;
+            }
+        }
+        for mut task in self.tasks {
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                task.abort();
+                left += 1;
+            }
+        }
+        if left > 0 {
+            tracing::warn!(inputs = left, waited = ?INPUT_STOP_TIMEOUT, "inputs did not stop in time; left behind (their unacknowledged lines are read again at the next start)");
         }
     }
 }
@@ -233,17 +254,29 @@ pub async fn run(
             buffer: disk_buffer,
             when_full: config.agent.when_buffer_full,
             buffered: buffered.clone(),
+            buffer_throttle: throttle::Throttle::new(throttle::REPEAT_EVERY),
         };
         let (stop, runtime) = (sender_stop.clone(), tokio::runtime::Handle::current());
         std::thread::spawn(move || sender.run(rx, &stop, runtime))
     };
     let save = {
         let (registry, states) = (registry.clone(), states.clone());
+        let save_throttle = std::sync::Mutex::new(throttle::Throttle::new(throttle::REPEAT_EVERY));
         move || {
             let states = states.lock().unwrap_or_else(|p| p.into_inner()).clone();
             let all: Vec<_> = states.iter().flat_map(|(_, s)| s.checkpoints()).collect();
-            if let Err(e) = registry.save(&all) {
-                tracing::error!(error = %e, "writing checkpoints failed");
+            let result = registry.save(&all);
+            let mut throttle = save_throttle.lock().unwrap_or_else(|p| p.into_inner());
+            match result {
+                Err(e) => {
+                    if let Some(left_out) = throttle.failure(std::time::Instant::now()) {
+                        tracing::error!(error = %e, left_out, "cannot write the checkpoint registry; the last one written stays (lines after it are sent again after a restart, none are skipped)");
+                    }
+                }
+                Ok(()) if throttle.success() => {
+                    tracing::info!(path = %registry.path().display(), "the checkpoint registry is written again");
+                }
+                Ok(()) => {}
             }
         }
     };
@@ -307,18 +340,27 @@ pub async fn run(
     if let Some(set) = running.take() {
         set.stop().await;
     }
-    // Wait for the sender to take everything queued (not for the channel to close: a detached
-    // stdin reader may still hold a sender half).
+    // One deadline for the whole drain, so the stop stays within the documented grace however
+    // the time splits between taking the queue and the acknowledgements. Wait for the sender to
+    // take everything queued (not for the channel to close: a detached stdin reader may still
+    // hold a sender half).
     let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
     while tx.queued_bytes() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     drop(tx);
     sender_stop.store(true, Ordering::Relaxed);
-    let _ = tokio::task::spawn_blocking(move || sender.join()).await;
+    let sender_deadline = tokio::time::Instant::now() + SENDER_STOP_TIMEOUT;
+    while !sender.is_finished() && tokio::time::Instant::now() < sender_deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if !sender.is_finished() {
+        tracing::warn!("the sender did not stop in time; left behind");
+    }
+    let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
     let output_ref = output.clone();
     tokio::task::spawn_blocking(move || {
-        if !output_ref.flush(DRAIN_TIMEOUT) {
+        if !output_ref.flush(remaining) {
             tracing::warn!(
                 in_flight = output_ref.in_flight(),
                 "not every record was acknowledged before the drain timeout; they are sent again on restart"
@@ -346,6 +388,8 @@ struct Sender {
     when_full: millrace_config::agent::WhenFull,
     /// The disk buffer's pending bytes, for the metrics.
     buffered: Arc<std::sync::atomic::AtomicU64>,
+    /// Failed disk buffer writes (a full disk fails every event).
+    buffer_throttle: throttle::Throttle,
 }
 
 impl Sender {
@@ -398,7 +442,17 @@ impl Sender {
             key: key.map(<[u8]>::to_vec),
             payload: envelope.payload,
         };
-        match buffer.push(&record) {
+        let pushed = buffer.push(&record);
+        match &pushed {
+            Err(e) => {
+                if let Some(left_out) = self.buffer_throttle.failure(std::time::Instant::now()) {
+                    tracing::error!(error = %e, left_out, policy = ?self.when_full, "cannot write the disk buffer; events that cannot be read again are handled as with a full buffer");
+                }
+            }
+            Ok(true) if self.buffer_throttle.success() => tracing::info!("the disk buffer is written again"),
+            Ok(_) => {}
+        }
+        match pushed {
             Ok(true) => {}
             Ok(false) | Err(_) => match self.when_full {
                 millrace_config::agent::WhenFull::Drop => self.metrics.dropped(&envelope.input),
@@ -488,4 +542,34 @@ fn print_envelopes(envelopes: impl IntoIterator<Item = Envelope>, out: &mut dyn 
         count += 1;
     }
     count
+}
+
+#[cfg(test)]
+mod shutdown_tests {
+    use super::*;
+
+    /// An input that never stops (a read on a hung mount, a statvfs that never returns) must not
+    /// hold up the agent's stop for longer than the bound.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stopping_inputs_is_bounded_when_one_never_stops() {
+        let (stop_tasks, _stopped) = watch::channel(false);
+        let stuck = Arc::new(AtomicBool::new(true));
+        let thread = {
+            let stuck = stuck.clone();
+            std::thread::spawn(move || {
+                while stuck.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            })
+        };
+        let task = tokio::spawn(std::future::pending::<()>());
+        let set =
+            InputSet { stop: Arc::new(AtomicBool::new(false)), stop_tasks, threads: vec![thread], tasks: vec![task] };
+        let started = std::time::Instant::now();
+        set.stop().await;
+        let took = started.elapsed();
+        stuck.store(false, Ordering::Relaxed);
+        assert!(took >= INPUT_STOP_TIMEOUT, "returned before the inputs stopped or the bound: {took:?}");
+        assert!(took < INPUT_STOP_TIMEOUT + Duration::from_secs(2), "stopping the inputs took {took:?}");
+    }
 }

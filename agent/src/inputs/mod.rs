@@ -101,7 +101,10 @@ fn sampler(input: &HostMetricsInput) -> host_metrics::HostMetricsSampler {
 }
 
 /// The task of a host metrics input: samples every interval until shutdown. Sampling runs on a
-/// blocking thread (statvfs of a hung network mount blocks).
+/// thread of its own, and the task stops without it: a `statvfs` of a hung mount (a network file
+/// system, a FUSE daemon that stopped answering) blocks in the kernel, and awaiting it would hold
+/// up the agent's stop forever. Not the runtime's blocking pool either: the runtime waits for
+/// every blocking task when it shuts down. While a sample hangs no new one starts.
 pub fn host_metrics_task(
     input: HostMetricsInput,
     host: String,
@@ -114,18 +117,46 @@ pub fn host_metrics_task(
     Ok(async move {
         let mut tick = ticker(input.interval.as_duration());
         while next_tick(&mut tick, &mut shutdown).await {
-            let sampler = sampler.clone();
-            let sampled = tokio::task::spawn_blocking(move || {
-                sampler.lock().unwrap_or_else(|p| p.into_inner()).sample(std::time::SystemTime::now())
-            })
-            .await;
-            let Ok(points) = sampled else { continue };
+            let Some(points) = sample_detached(&sampler, &input, &mut shutdown).await else { return };
+            let Some(points) = points else { continue };
             let batch = metric_envelopes(points, &host, "host_metrics", &input.name, &topic, &processors);
             if tx.send_batch(batch).await.is_err() {
                 return;
             }
         }
     })
+}
+
+/// One sample on a detached thread: `None` once shutdown is asked for (the thread is left to
+/// finish, or to die with the process), `Some(None)` when no sample could be taken.
+async fn sample_detached(
+    sampler: &Arc<std::sync::Mutex<host_metrics::HostMetricsSampler>>,
+    input: &HostMetricsInput,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<Option<Vec<MetricPoint>>> {
+    let (done, result) = tokio::sync::oneshot::channel();
+    let thread_sampler = sampler.clone();
+    let spawned = std::thread::Builder::new().name(format!("sample-{}", input.name)).spawn(move || {
+        let points = thread_sampler.lock().unwrap_or_else(|p| p.into_inner()).sample(std::time::SystemTime::now());
+        let _ = done.send(points);
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(input = %input.name, error = %e, "starting a sampling thread failed; sample skipped");
+        return Some(None);
+    }
+    let slow = input.interval.as_duration().max(std::time::Duration::from_secs(5));
+    let mut result = std::pin::pin!(result);
+    let mut warned = false;
+    loop {
+        tokio::select! {
+            points = &mut result => return Some(points.ok()),
+            _ = shutdown.changed() => return None,
+            _ = tokio::time::sleep(slow), if !warned => {
+                warned = true;
+                tracing::warn!(input = %input.name, waited = ?slow, "a host metrics sample is hanging (a mount point that does not answer statvfs?); no new sample starts until it returns");
+            }
+        }
+    }
 }
 
 /// Two samples of `input` one second apart, so rates are present (for `--once`).
