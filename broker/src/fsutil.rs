@@ -24,3 +24,20 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), BrokerError> {
         .and_then(|d| d.sync_all())
         .map_err(|e| io_err(format!("fsync of directory {}", dir.display()), e))
 }
+
+/// `create_dir_all` whose result survives power loss: every directory it creates is made durable
+/// in its parent (an fsync of the parent), so a first start's data directory cannot vanish with
+/// everything acknowledged inside it.
+pub fn create_dir_all_durably(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    create_dir_all_durably(parent)?;
+    match std::fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    std::fs::File::open(parent).and_then(|d| d.sync_all())
+}

@@ -125,7 +125,7 @@ pub async fn start(mut config: BrokerConfig) -> Result<RunningBroker, BrokerErro
     config.listen = None;
     config.advertised_listener = None;
     config.admin_listen = addresses.admin;
-    std::fs::create_dir_all(&config.data_dir)
+    crate::fsutil::create_dir_all_durably(&config.data_dir)
         .map_err(|e| io_err(format!("creating data dir {}", config.data_dir.display()), e))?;
     let listener_metrics = metrics::ListenerMetrics::new()
         .map_err(|e| BrokerError::Internal(format!("creating listener metrics: {e}")))?;
