@@ -39,6 +39,13 @@ pub struct BufferError {
     source: std::io::Error,
 }
 
+impl BufferError {
+    /// The kind of the underlying I/O error (a full disk is `StorageFull`).
+    pub fn kind(&self) -> std::io::ErrorKind {
+        self.source.kind()
+    }
+}
+
 fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BufferError {
     let path = path.to_path_buf();
     move |source| BufferError { op, path, source }

@@ -27,9 +27,10 @@ pub mod memory;
 pub mod metrics;
 pub mod output;
 pub mod pipeline;
+mod sender;
 pub mod throttle;
 
-use crate::channel::{EventReceiver, EventSender};
+use crate::channel::EventSender;
 use crate::checkpoint::Registry;
 use crate::inputs::file::{FileStates, FileTailer};
 use crate::output::Output;
@@ -74,8 +75,8 @@ pub enum AgentError {
     /// The producer can send nothing more; restarting resends from the checkpoints.
     #[error("the broker producer hit a fatal error; restart the agent (it resumes from its checkpoints)")]
     FatalOutput,
-    /// Creating the data directory failed.
-    #[error("creating the data directory {path}: {source}")]
+    /// The data directory cannot be created or written.
+    #[error("the data directory {path} cannot be written: {source}")]
     DataDir {
         /// The directory.
         path: String,
@@ -202,6 +203,7 @@ pub async fn run(
     let data_dir = config.agent.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .map_err(|source| AgentError::DataDir { path: data_dir.display().to_string(), source })?;
+    check_data_dir(&data_dir)?;
     let host = host_name(&config);
     let registry = Arc::new(Registry::new(&data_dir));
     let output = Arc::new(Output::new(&config.output)?);
@@ -241,14 +243,20 @@ pub async fn run(
     }
     let disk_buffer = match config.agent.disk_buffer_bytes.0 {
         0 => None,
-        max => Some(
-            buffer::DiskBuffer::open(&data_dir.join("buffer"), max)
-                .map_err(|e| AgentError::Input { input: "disk buffer".into(), reason: e.to_string() })?,
-        ),
+        max => match buffer::DiskBuffer::open(&data_dir.join("buffer"), max) {
+            Ok(buffer) => Some(buffer),
+            // A full disk passes with room to come; without the buffer such events wait for the
+            // producer instead (backpressure) until a restart finds room.
+            Err(e) if e.kind() == std::io::ErrorKind::StorageFull => {
+                tracing::warn!(error = %e, "the disk buffer cannot be opened on a full disk; running without it until a restart");
+                None
+            }
+            Err(e) => return Err(AgentError::Input { input: "disk buffer".into(), reason: e.to_string() }),
+        },
     };
     let sender_stop = Arc::new(AtomicBool::new(false));
     let sender = {
-        let mut sender = Sender {
+        let mut sender = sender::Sender {
             output: output.clone(),
             metrics: metrics.clone(),
             buffer: disk_buffer,
@@ -377,117 +385,22 @@ pub async fn run(
     Ok(())
 }
 
-/// Moves events from the inputs to the producer. File lines (which carry an acknowledgement)
-/// wait for room in the producer's queue; events that cannot be read again go to the disk buffer
-/// while the queue is full (and while older ones wait there, to keep their order), and are fed
-/// back as room appears.
-struct Sender {
-    output: Arc<Output>,
-    metrics: Arc<metrics::AgentMetrics>,
-    buffer: Option<buffer::DiskBuffer>,
-    when_full: millrace_config::agent::WhenFull,
-    /// The disk buffer's pending bytes, for the metrics.
-    buffered: Arc<std::sync::atomic::AtomicU64>,
-    /// Failed disk buffer writes (a full disk fails every event).
-    buffer_throttle: throttle::Throttle,
-}
-
-impl Sender {
-    fn run(&mut self, mut rx: EventReceiver, stop: &AtomicBool, runtime: tokio::runtime::Handle) {
-        loop {
-            self.drain_buffer();
-            if let Some(buffer) = &self.buffer {
-                self.buffered.store(buffer.pending_bytes(), Ordering::Relaxed);
-            }
-            // While events wait on disk, look for room often; otherwise sleep until an event
-            // arrives, waking now and then to notice the stop request.
-            let waiting = self.buffer.as_ref().is_some_and(|b| !b.is_empty());
-            let wait = if waiting { Duration::from_millis(10) } else { Duration::from_millis(200) };
-            match runtime.block_on(async { tokio::time::timeout(wait, rx.recv()).await }) {
-                Ok(Some(batch)) => self.dispatch(batch, stop),
-                Ok(None) => break,
-                Err(_) if stop.load(Ordering::Relaxed) && rx.is_empty() => break,
-                Err(_) => {}
-            }
+/// Whether the agent can keep its state in `data_dir`, checked at start like Filebeat and
+/// Vector do: a directory it may not write (permissions, a read-only file system) is an error
+/// naming it, as no checkpoint could ever be kept. A full disk only warns: it is a passing state,
+/// the lines are still sent, and checkpoints are written again as soon as there is room.
+fn check_data_dir(data_dir: &std::path::Path) -> Result<(), AgentError> {
+    let probe = data_dir.join(".write-probe");
+    let failed = |source| AgentError::DataDir { path: data_dir.display().to_string(), source };
+    let written = std::fs::File::create(&probe).and_then(|mut file| std::io::Write::write_all(&mut file, b"probe"));
+    let _ = std::fs::remove_file(&probe);
+    match written {
+        Ok(()) => Ok(()),
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded) => {
+            tracing::warn!(path = %data_dir.display(), error = %e, "the data directory is full: checkpoints cannot be written until there is room (lines are sent; after a restart those since the last checkpoint are sent again)");
+            Ok(())
         }
-        if let Some(buffer) = self.buffer.as_mut() {
-            buffer.close();
-        }
-    }
-
-    /// Hands a batch (from one input) on. With `stop` set, waiting for room gives up: an unsent
-    /// file line is read again after the restart (its checkpoint never covered it).
-    fn dispatch(&mut self, batch: Vec<Envelope>, stop: &AtomicBool) {
-        let Some(input) = batch.first().map(|e| e.input.clone()) else { return };
-        let (count, bytes) = (batch.len(), batch.iter().map(|e| e.payload.len()).sum());
-        self.metrics.events(&input, count, bytes);
-        for envelope in batch {
-            self.dispatch_one(envelope, stop);
-        }
-    }
-
-    fn dispatch_one(&mut self, envelope: Envelope, stop: &AtomicBool) {
-        let stopping = || stop.load(Ordering::Relaxed);
-        let Some(buffer) = self.buffer.as_mut().filter(|_| envelope.ack.is_none()) else {
-            // Replayable (a file line) or no disk buffer: wait for room.
-            let _ = self.output.send(envelope, &stopping);
-            return;
-        };
-        let key = envelope.key.as_deref().map(str::as_bytes);
-        if buffer.is_empty() && self.output.try_send_raw(&envelope.topic, key, &envelope.payload) {
-            return;
-        }
-        let record = buffer::Record {
-            topic: envelope.topic.to_string(),
-            key: key.map(<[u8]>::to_vec),
-            payload: envelope.payload,
-        };
-        let pushed = buffer.push(&record);
-        match &pushed {
-            Err(e) => {
-                if let Some(left_out) = self.buffer_throttle.failure(std::time::Instant::now()) {
-                    tracing::error!(error = %e, left_out, policy = ?self.when_full, "cannot write the disk buffer; events that cannot be read again are handled as with a full buffer");
-                }
-            }
-            Ok(true) if self.buffer_throttle.success() => tracing::info!("the disk buffer is written again"),
-            Ok(_) => {}
-        }
-        match pushed {
-            Ok(true) => {}
-            Ok(false) | Err(_) => match self.when_full {
-                millrace_config::agent::WhenFull::Drop => self.metrics.dropped(&envelope.input),
-                millrace_config::agent::WhenFull::Block => {
-                    while !self.output.try_send_raw(&record.topic, record.key.as_deref(), &record.payload) {
-                        if stopping() {
-                            self.metrics.dropped(&envelope.input);
-                            break;
-                        }
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                }
-            },
-        }
-    }
-
-    /// Feeds buffered events to the producer while it has room.
-    fn drain_buffer(&mut self) {
-        let Some(buffer) = self.buffer.as_mut() else { return };
-        loop {
-            match buffer.front() {
-                Ok(Some(record)) => {
-                    if !self.output.try_send_raw(&record.topic, record.key.as_deref(), &record.payload) {
-                        return;
-                    }
-                    buffer.pop();
-                }
-                Ok(None) => return,
-                Err(e) => {
-                    tracing::error!(error = %e, "reading the disk buffer failed; skipping the rest of its segment");
-                    buffer.pop();
-                    return;
-                }
-            }
-        }
+        Err(e) => Err(failed(e)),
     }
 }
 

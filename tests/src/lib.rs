@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod component;
+pub mod disks;
 pub mod es;
 pub mod fuzz_entry;
 pub mod https;

@@ -9,53 +9,13 @@
 
 use anyhow::Context;
 use millrace_tests::cluster::read_segments;
+use millrace_tests::disks::SmallDisk;
 use millrace_tests::{kcat, python, python_bin, python_script, wait_for, wait_until, Cluster};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(120);
-
-/// A tmpfs of a fixed size, unmounted (lazily, in case a process still holds a file) on drop.
-struct SmallDisk {
-    path: PathBuf,
-}
-
-impl SmallDisk {
-    fn mount(path: PathBuf, size: &str) -> anyhow::Result<Option<SmallDisk>> {
-        std::fs::create_dir_all(&path)?;
-        let out =
-            Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(&path).output();
-        match out {
-            Ok(out) if out.status.success() => Ok(Some(SmallDisk { path })),
-            other => {
-                let why = match other {
-                    Ok(out) => String::from_utf8_lossy(&out.stderr).trim().to_string(),
-                    Err(e) => e.to_string(),
-                };
-                let required = ["CI", "MILLRACE_REQUIRE_NETNS"]
-                    .iter()
-                    .any(|v| std::env::var(v).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false"));
-                anyhow::ensure!(!required, "cannot mount a tmpfs for the full-disk test (root needed): {why}");
-                eprintln!("skipping: cannot mount a tmpfs (root needed): {why}");
-                Ok(None)
-            }
-        }
-    }
-
-    /// Gives the filesystem room again, without unmounting it.
-    fn grow(&self, size: &str) -> anyhow::Result<()> {
-        let status = Command::new("mount").args(["-o", &format!("remount,size={size}")]).arg(&self.path).status()?;
-        anyhow::ensure!(status.success(), "remounting {} failed", self.path.display());
-        Ok(())
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
-    }
-}
 
 fn acked_lines(path: &Path) -> usize {
     std::fs::read_to_string(path).map(|s| s.lines().count()).unwrap_or(0)
@@ -86,7 +46,7 @@ fn a_full_log_directory_goes_offline_alone_and_its_leaderships_move() -> anyhow:
     let scratch = tempfile::Builder::new().prefix("millrace-fulldisk-").tempdir()?;
     let Some(disk) = SmallDisk::mount(scratch.path().join("small"), "2m")? else { return Ok(()) };
     let big = scratch.path().join("big");
-    let log_dirs = format!("log_dirs = [{:?}, {:?}]\n", disk.path.display().to_string(), big.display().to_string());
+    let log_dirs = format!("log_dirs = [{:?}, {:?}]\n", disk.path().display().to_string(), big.display().to_string());
     let mut cluster = Cluster::start_each(3, &|id| {
         let own = if id == 1 { log_dirs.as_str() } else { "" };
         format!(
@@ -100,7 +60,7 @@ fn a_full_log_directory_goes_offline_alone_and_its_leaderships_move() -> anyhow:
         cluster.create_topic(topic, 1, 3, &["min.insync.replicas=2"])?;
     }
     cluster.wait_isr_full("t3", T)?;
-    let (on_small, on_big) = (placed_in(&disk.path, &topics), placed_in(&big, &topics));
+    let (on_small, on_big) = (placed_in(disk.path(), &topics), placed_in(&big, &topics));
     eprintln!("broker 1 placed {on_small:?} on the small disk and {on_big:?} on the other");
     let (Some(full), Some(healthy)) = (on_small.first().cloned(), on_big.first().cloned()) else {
         anyhow::bail!("broker 1 did not spread replicas over both directories: {on_small:?} / {on_big:?}");
@@ -119,7 +79,7 @@ fn a_full_log_directory_goes_offline_alone_and_its_leaderships_move() -> anyhow:
         Ok(cluster.admin_get(1, "/health")?.contains("\"degraded\""))
     })?;
     let health = cluster.admin_get(1, "/health")?;
-    assert!(health.contains(&disk.path.display().to_string()) && health.contains("No space left"), "{health}");
+    assert!(health.contains(&disk.path().display().to_string()) && health.contains("No space left"), "{health}");
     let metrics = cluster.admin_get(1, "/metrics")?;
     assert_eq!(metric(&metrics, "millrace_broker_offline_log_dirs"), Some(1.0), "{metrics}");
     // Leadership and ISR of the full disk's replicas move away from broker 1...
@@ -165,28 +125,9 @@ fn a_full_log_directory_goes_offline_alone_and_its_leaderships_move() -> anyhow:
     let leader = cluster.leader_of(&full, 0)?;
     let reference = read_segments(&cluster.broker(leader).data_dir.join(format!("{full}-0")))?;
     wait_for("broker 1's replica to equal the leader's", T, || {
-        Ok(read_segments(&disk.path.join(format!("{full}-0")))? == reference)
+        Ok(read_segments(&disk.path().join(format!("{full}-0")))? == reference)
     })?;
     assert!(cluster.log(1).contains("log directory offline"), "broker 1 never logged the offline directory");
-    Ok(())
-}
-
-/// Fills `disk` with a file until it is full, then gives back `free` bytes.
-fn fill_leaving(disk: &SmallDisk, free: u64) -> anyhow::Result<()> {
-    use std::io::Write;
-    let path = disk.path.join("filler");
-    let mut file = std::fs::File::create(&path)?;
-    let chunk = vec![0xa5u8; 4096];
-    let mut written = 0u64;
-    loop {
-        match file.write(&chunk) {
-            Ok(0) => break,
-            Ok(n) => written += n as u64,
-            Err(e) if e.raw_os_error() == Some(28) => break,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    file.set_len(written.saturating_sub(free))?;
     Ok(())
 }
 
@@ -197,7 +138,7 @@ fn a_disk_full_at_an_index_write_is_a_storage_error_not_a_crash() -> anyhow::Res
     // No background checkpoint or flush may take the last page first (acks=all still fsyncs).
     let toml = format!(
         "log_dirs = [{:?}]\n[log]\nflush_interval = \"1h\"\n[groups]\noffsets_topic_partitions = 1\n",
-        disk.path.display().to_string()
+        disk.path().display().to_string()
     );
     let broker = millrace_tests::BrokerProcess::start(&toml)?;
     let bootstrap = broker.bootstrap();
@@ -208,7 +149,7 @@ fn a_disk_full_at_an_index_write_is_a_storage_error_not_a_crash() -> anyhow::Res
     kcat(&bootstrap, &acks, &["-P", "-t", "idx"], Some(big.as_bytes()), T)?;
     // No page left: the next small batch still fits in the log's second page, but its index
     // entry is the first in a sparse, never-touched index file and needs a page of its own.
-    fill_leaving(&disk, 0)?;
+    disk.fill_leaving(0)?;
     let out = kcat(&bootstrap, &acks, &["-P", "-t", "idx"], Some(b"small\n"), T);
     eprintln!("kcat: {out:?}");
     wait_for("the broker to report its directory offline", T, || {
@@ -235,7 +176,7 @@ fn a_full_disk_under_the_metadata_store_halts_the_broker_and_a_restart_recovers(
     ))?;
     // Started afresh with its data_dir on the small disk.
     broker.stop()?;
-    broker.data_dir = disk.path.join("data");
+    broker.data_dir = disk.path().join("data");
     std::fs::remove_dir_all(&partitions)?;
     broker.reconfigure(&format!(
         "log_dirs = [{:?}]\n[groups]\noffsets_topic_partitions = 1\n",
@@ -244,7 +185,7 @@ fn a_full_disk_under_the_metadata_store_halts_the_broker_and_a_restart_recovers(
     broker.restart()?;
     let bootstrap = broker.bootstrap();
     millrace_tests::millrace(&["topic", "create", "before", "--partitions", "1", "--bootstrap", &bootstrap])?;
-    fill_leaving(&disk, 0)?;
+    disk.fill_leaving(0)?;
     // A metadata write the store cannot take: the broker must stop, not serve on without it.
     let created =
         millrace_tests::millrace(&["topic", "create", "after", "--partitions", "1", "--bootstrap", &bootstrap]);
