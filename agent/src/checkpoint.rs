@@ -1,6 +1,7 @@
 //! The checkpoint registry: how far each tailed file has been shipped, by file identity.
 //!
-//! `<data_dir>/registry.json` is written atomically (temp file, fsync, rename, directory fsync),
+//! `<data_dir>/registry.json` is written atomically (temp file, fsync, rename, directory fsync;
+//! the first save of a process also fsyncs the data directory's parent, for a new data directory),
 //! so a crash leaves either the old or the new version. A registry that cannot be parsed is moved
 //! aside (`registry.json.corrupt-<unix-ms>`) with a warning and the agent starts from an empty
 //! one: files are then read according to `start_at`, so lines may be sent again, never lost.
@@ -9,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Registry format version.
 const VERSION: u32 = 1;
@@ -48,12 +50,14 @@ struct Stored {
 /// The registry file.
 pub struct Registry {
     path: PathBuf,
+    /// Whether this process has made the data directory's own entry durable (once is enough).
+    dir_entry_synced: AtomicBool,
 }
 
 impl Registry {
     /// The registry in `data_dir`.
     pub fn new(data_dir: &Path) -> Registry {
-        Registry { path: data_dir.join("registry.json") }
+        Registry { path: data_dir.join("registry.json"), dir_entry_synced: AtomicBool::new(false) }
     }
 
     /// Its path.
@@ -121,6 +125,13 @@ impl Registry {
         drop(file);
         std::fs::rename(&tmp, &self.path).map_err(err("renaming into", &self.path))?;
         std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(err("fsync of", dir))?;
+        // The data directory may be new (created at start-up): until its name is durable in its
+        // parent, a power cut takes the whole registry with it and every file is read again.
+        if !self.dir_entry_synced.load(Ordering::Relaxed) {
+            let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            std::fs::File::open(parent).and_then(|d| d.sync_all()).map_err(err("fsync of", parent))?;
+            self.dir_entry_synced.store(true, Ordering::Relaxed);
+        }
         Ok(())
     }
 }
