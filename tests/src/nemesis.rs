@@ -324,6 +324,9 @@ fn judge(
             pipeline.lost, pipeline.missing_examples
         ));
     }
+    for error in &pipeline.stop_errors {
+        failures.push(error.clone());
+    }
     if pipeline.topic_duplicates > 0 {
         failures.push(format!(
             "{} pipeline lines are in the topic more than once, e.g. {:?}",

@@ -18,6 +18,8 @@ use std::time::Duration;
 
 /// Prefix of every pipeline line; the line is `<prefix><n>`.
 const PREFIX: &str = "nemesis-line-";
+/// How long the sink may deliver nothing new at the end before the missing lines count as lost.
+const DRAIN_STALL: Duration = Duration::from_secs(60);
 /// Lines appended per 100 ms.
 const LINES_PER_TICK: u64 = 5;
 
@@ -48,6 +50,8 @@ pub struct PipelineReport {
     pub topic_duplicates: u64,
     /// The first few duplicated line numbers in the topic.
     pub topic_duplicate_examples: Vec<u64>,
+    /// The agent or the sink not stopping cleanly on SIGTERM (then killed), with its log.
+    pub stop_errors: Vec<String>,
 }
 
 /// The line number of a record or document that carries a pipeline line in `message`.
@@ -128,10 +132,16 @@ impl Pipeline {
             writer.join().map_err(|_| anyhow::anyhow!("the line writer panicked"))??;
         }
         let written = self.written();
-        // A timeout is not an error here: what is missing is reported as lost.
+        // A timeout is not an error here: what is missing is reported as lost. A sink that made
+        // no progress for DRAIN_STALL is not waited for any longer.
+        let mut last = (0, std::time::Instant::now());
         let _ = wait_for(&format!("all {written} pipeline lines in the sink's file"), timeout, || {
             let delivered = self.delivered();
-            Ok((0..written).all(|n| delivered.contains_key(&n)))
+            if delivered.len() != last.0 {
+                last = (delivered.len(), std::time::Instant::now());
+            }
+            let stalled = last.1.elapsed() >= DRAIN_STALL;
+            Ok(stalled || (0..written).all(|n| delivered.contains_key(&n)))
         });
         let delivered = self.delivered();
         let missing: Vec<u64> = (0..written).filter(|n| !delivered.contains_key(n)).collect();
@@ -143,8 +153,15 @@ impl Pipeline {
             redelivered: delivered.values().map(|c| c - 1).sum(),
             ..PipelineReport::default()
         };
-        self.agent.stop(Duration::from_secs(30)).context("stopping the agent")?;
-        self.sink.stop(Duration::from_secs(30)).context("stopping the sink")?;
+        let mut report = report;
+        // A component that hangs on SIGTERM is a finding, not a reason to skip the rest of the
+        // verdict (the replica comparison comes after).
+        for (name, component) in [("agent", &mut self.agent), ("sink", &mut self.sink)] {
+            if let Err(e) = component.stop(Duration::from_secs(30)) {
+                component.kill9();
+                report.stop_errors.push(format!("the {name} did not stop cleanly: {e:#}"));
+            }
+        }
         Ok(report)
     }
 
