@@ -35,7 +35,7 @@ pub mod model;
 mod mount;
 
 pub use model::{CutMode, Model, Stats};
-pub use mount::PowerMount;
+pub use mount::{CutReport, PowerMount};
 
 #[cfg(test)]
 mod model_tests;

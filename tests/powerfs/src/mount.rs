@@ -13,6 +13,17 @@ use std::time::{Duration, Instant};
 /// How long an unmount may wait for the last users of the mount to go away.
 const UNMOUNT_WAIT: Duration = Duration::from_secs(15);
 
+/// How a cut went.
+#[derive(Clone, Copy, Debug)]
+pub struct CutReport {
+    /// Time the caller took to stop the processes on the mount.
+    pub stop_users: Duration,
+    /// Time from the cut to the remount.
+    pub total: Duration,
+    /// umount calls until the mount was free.
+    pub unmount_attempts: u32,
+}
+
 /// A FUSE mount served from this process. Unmounted on drop.
 pub struct PowerMount {
     path: PathBuf,
@@ -76,18 +87,24 @@ impl PowerMount {
     /// process still holding a file here is killed, the mount goes away with every cache the
     /// kernel had of it, what was not durable is dropped per `mode`, and the filesystem is
     /// mounted again on the surviving state.
-    pub fn cut_power(&mut self, mode: CutMode, stop_users: impl FnOnce()) -> anyhow::Result<()> {
+    pub fn cut_power(&mut self, mode: CutMode, stop_users: impl FnOnce()) -> anyhow::Result<CutReport> {
+        let started = Instant::now();
         self.shared.powered.store(false, Ordering::SeqCst);
         stop_users();
-        self.unmount()?;
+        let stopped = started.elapsed();
+        let unmount_attempts = self.unmount()?;
         self.shared.lock().cut(mode);
-        self.start()
+        self.start()?;
+        Ok(CutReport { stop_users: stopped, total: started.elapsed(), unmount_attempts })
     }
 
-    fn unmount(&mut self) -> anyhow::Result<()> {
-        let Some(session) = self.session.take() else { return Ok(()) };
+    /// Unmounts; returns how many attempts it took.
+    fn unmount(&mut self) -> anyhow::Result<u32> {
+        let Some(session) = self.session.take() else { return Ok(0) };
         let deadline = Instant::now() + UNMOUNT_WAIT;
+        let mut attempts = 0;
         loop {
+            attempts += 1;
             let holders = holders(&self.path);
             for pid in &holders {
                 // A process the caller did not stop (a child of one it killed): power is off for it too.
@@ -111,7 +128,7 @@ impl PowerMount {
         }
         // After the unmount the kernel ends the connection and the serving thread returns.
         session.join().context("the filesystem's serving thread")?;
-        Ok(())
+        Ok(attempts)
     }
 }
 
