@@ -8,7 +8,7 @@ use fuser::{
     Request, TimeOrNow, WriteFlags,
 };
 use std::ffi::OsStr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -22,6 +22,9 @@ pub(crate) struct Shared {
     pub(crate) model: Mutex<Model>,
     /// False between a cut and the remount.
     pub(crate) powered: AtomicBool,
+    /// How long an fsync takes, in microseconds (a real disk's flush is not instant, and a cut
+    /// during one is where torn tails come from).
+    pub(crate) sync_latency_us: AtomicU64,
 }
 
 impl Shared {
@@ -109,6 +112,26 @@ impl PowerFs {
         let perm = (mode & !umask & 0o7777) as u16;
         let ino = model.create(parent.0, name, is_dir, perm, req.uid(), req.gid())?;
         Ok(attr(ino, model.node(ino)?))
+    }
+
+    /// fsync: fixed at the start, durable after the configured latency unless the power went
+    /// off meanwhile (then the caller gets EIO, as from a disk that lost power).
+    fn sync(&self, ino: INodeNo, reply: ReplyEmpty) {
+        let pending = match self.shared.powered().and_then(|mut model| model.prepare_sync(ino.0)) {
+            Ok(pending) => pending,
+            Err(e) => return reply.error(errno(e)),
+        };
+        let latency = self.shared.sync_latency_us.load(Ordering::Relaxed);
+        if latency > 0 {
+            std::thread::sleep(Duration::from_micros(latency));
+        }
+        match self.shared.powered() {
+            Ok(mut model) => {
+                model.commit(pending);
+                reply.ok();
+            }
+            Err(e) => reply.error(errno(e)),
+        }
     }
 
     fn empty(&self, reply: ReplyEmpty, op: impl FnOnce(&mut Model) -> Result<(), Errno>) {
@@ -293,7 +316,7 @@ impl Filesystem for PowerFs {
     fn fsync(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
         // fdatasync is treated as fsync: the length is the metadata that matters, and it needs
         // fdatasync to persist it anyway.
-        self.empty(reply, |model| model.fsync(ino.0));
+        self.sync(ino, reply);
     }
 
     fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
@@ -319,7 +342,7 @@ impl Filesystem for PowerFs {
     }
 
     fn fsyncdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
-        self.empty(reply, |model| model.fsync(ino.0));
+        self.sync(ino, reply);
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {

@@ -34,7 +34,7 @@ mod fuse;
 pub mod model;
 mod mount;
 
-pub use model::{CutMode, Model, Stats};
+pub use model::{CutMode, Model, PendingSync, Stats};
 pub use mount::{CutReport, PowerMount};
 
 #[cfg(test)]

@@ -174,6 +174,18 @@ pub struct Model {
     durable: HashMap<u64, Node>,
     next_ino: u64,
     stats: Stats,
+    /// Order of fsyncs begun, and the latest one finished per inode.
+    sync_seq: u64,
+    synced_seq: HashMap<u64, u64>,
+}
+
+/// An fsync begun but not finished: see [`Model::prepare_sync`].
+#[derive(Debug)]
+pub struct PendingSync {
+    seq: u64,
+    ino: u64,
+    node: Node,
+    emptied: Vec<(u64, Node)>,
 }
 
 impl Default for Model {
@@ -187,7 +199,14 @@ impl Model {
     pub fn new() -> Model {
         let root = Node::new(Body::Dir(BTreeMap::new()), 0o755, 0, 0);
         let volatile = HashMap::from([(ROOT, root.clone())]);
-        Model { volatile, durable: HashMap::from([(ROOT, root)]), next_ino: ROOT + 1, stats: Stats::default() }
+        Model {
+            volatile,
+            durable: HashMap::from([(ROOT, root)]),
+            next_ino: ROOT + 1,
+            stats: Stats::default(),
+            sync_seq: 0,
+            synced_seq: HashMap::new(),
+        }
     }
 
     /// Counters so far.
@@ -358,20 +377,42 @@ impl Model {
     /// and removed from it; an inode first named durably this way exists after a cut but holds
     /// only what its own fsyncs made durable (nothing, if none).
     pub fn fsync(&mut self, ino: u64) -> Result<(), Errno> {
+        let pending = self.prepare_sync(ino)?;
+        self.commit(pending);
+        Ok(())
+    }
+
+    /// The first half of an fsync that takes time, as on a real disk: what it will make durable
+    /// is fixed when it starts (writes that come later are not covered).
+    pub fn prepare_sync(&mut self, ino: u64) -> Result<PendingSync, Errno> {
         let node = self.node(ino)?.clone();
+        let mut emptied = Vec::new();
         if let Body::Dir(entries) = &node.body {
-            self.stats.dir_syncs += 1;
             for &child in entries.values() {
-                if !self.durable.contains_key(&child) {
-                    let empty = self.node(child)?.emptied();
-                    self.durable.insert(child, empty);
-                }
+                emptied.push((child, self.node(child)?.emptied()));
             }
+        }
+        self.sync_seq += 1;
+        Ok(PendingSync { seq: self.sync_seq, ino, node, emptied })
+    }
+
+    /// The second half: the snapshot becomes durable, unless a later fsync of the same inode
+    /// already finished (durability never goes backwards).
+    pub fn commit(&mut self, pending: PendingSync) {
+        let PendingSync { seq, ino, node, emptied } = pending;
+        if self.synced_seq.get(&ino).is_some_and(|&done| done > seq) {
+            return;
+        }
+        self.synced_seq.insert(ino, seq);
+        if node.is_dir() {
+            self.stats.dir_syncs += 1;
         } else {
             self.stats.file_syncs += 1;
         }
+        for (child, empty) in emptied {
+            self.durable.entry(child).or_insert(empty);
+        }
         self.durable.insert(ino, node);
-        Ok(())
     }
 
     /// The power cut: the durable state (plus, in torn mode, a random part of the rest) becomes

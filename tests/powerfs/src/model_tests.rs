@@ -180,3 +180,25 @@ fn unsynced_lists_what_a_cut_would_change() {
     m.fsync(f).unwrap();
     assert!(m.unsynced().is_empty());
 }
+
+#[test]
+fn an_fsync_covers_what_was_written_before_it_began_and_never_goes_backwards() {
+    let mut m = Model::new();
+    let f = file(&mut m, ROOT, "log");
+    m.fsync(ROOT).unwrap();
+    m.write(f, 0, b"first").unwrap();
+    let early = m.prepare_sync(f).unwrap();
+    m.write(f, 5, b" second").unwrap();
+    let late = m.prepare_sync(f).unwrap();
+    m.commit(late);
+    m.commit(early);
+    m.write(f, 12, b" third").unwrap();
+    m.cut(CutMode::Strict);
+    assert_eq!(contents(&m, ROOT, "log").unwrap(), b"first second");
+
+    let early = m.prepare_sync(f).unwrap();
+    m.write(f, 0, b"FIRST").unwrap();
+    m.commit(early);
+    m.cut(CutMode::Strict);
+    assert_eq!(contents(&m, ROOT, "log").unwrap(), b"first second", "a write after the fsync began is not covered");
+}

@@ -51,7 +51,8 @@ impl PowerMount {
     fn start(&mut self) -> anyhow::Result<()> {
         let mut config = Config::default();
         config.mount_options = vec![MountOption::FSName("powerfs".into()), MountOption::Subtype("powerfs".into())];
-        config.n_threads = Some(2);
+        // Several, so a slow fsync does not hold up other requests.
+        config.n_threads = Some(4);
         let fs = PowerFs { shared: self.shared.clone() };
         self.shared.powered.store(true, Ordering::SeqCst);
         let session = Session::new(fs, &self.path, &config).and_then(Session::spawn).with_context(|| {
@@ -70,6 +71,12 @@ impl PowerMount {
     /// Where it is mounted.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Makes every fsync take `latency` (default: none), as a disk's cache flush does; widens the
+    /// window in which a cut finds data written but not yet durable.
+    pub fn set_sync_latency(&self, latency: Duration) {
+        self.shared.sync_latency_us.store(latency.as_micros() as u64, Ordering::Relaxed);
     }
 
     /// What was asked of it so far.
