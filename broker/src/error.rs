@@ -36,6 +36,19 @@ pub enum BrokerError {
     /// Configuration the broker cannot start with (e.g. unreadable certificate files).
     #[error("{0}")]
     Config(String),
+    /// A write being waited for is gone: leadership moved and this replica's log was cut back
+    /// below it. The writer must retry with the new leader (or coordinator).
+    #[error(
+        "{partition}: the write ending at offset {offset} was truncated away (log end now {end}) after a leader change"
+    )]
+    Truncated {
+        /// `<topic>-<partition>`.
+        partition: String,
+        /// The offset waited for.
+        offset: i64,
+        /// The log end after the truncation.
+        end: i64,
+    },
 }
 
 impl BrokerError {
@@ -50,6 +63,7 @@ impl BrokerError {
             BrokerError::ShuttingDown => ResponseError::NotLeaderOrFollower,
             BrokerError::NotCoordinator => ResponseError::NotCoordinator,
             BrokerError::Replication(_) => ResponseError::RequestTimedOut,
+            BrokerError::Truncated { .. } => ResponseError::NotLeaderOrFollower,
         }
     }
 }

@@ -463,7 +463,13 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Waits until an offsets-partition write below `offset` is fsynced here and on every in-sync
 /// replica (Kafka writes offsets with acks=all).
 async fn wait_written(partition: &Partition, offset: i64) -> Result<(), BrokerError> {
-    partition.wait_durable(offset).await?;
+    match tokio::time::timeout(WRITE_TIMEOUT, partition.wait_durable(offset)).await {
+        Ok(Ok(())) => {}
+        // The offsets partition moved while the write waited: so did the coordinator.
+        Ok(Err(BrokerError::Truncated { .. } | BrokerError::ShuttingDown)) => return Err(BrokerError::NotCoordinator),
+        Ok(Err(e)) => return Err(e),
+        Err(_) => return Err(BrokerError::Replication(format!("{} did not reach the disk in time", partition.name()))),
+    }
     match partition.wait_for_ack(offset, 1, WRITE_TIMEOUT).await {
         crate::partition::AckWait::Done | crate::partition::AckWait::NotEnoughReplicasAfterAppend => Ok(()),
         crate::partition::AckWait::NotLeader => Err(BrokerError::NotCoordinator),

@@ -282,6 +282,12 @@ impl Partition {
     pub async fn wait_durable(&self, offset: i64) -> Result<(), BrokerError> {
         loop {
             self.check_online()?;
+            // Callers wait for their own append, so the log reached `offset`; below it now means a
+            // follower's truncation took the write away, and no fsync will ever cover it.
+            let end = self.log_end_offset();
+            if end < offset {
+                return Err(BrokerError::Truncated { partition: self.name(), offset, end });
+            }
             let mut flushed = self.flushed_offset.subscribe();
             if *flushed.borrow_and_update() >= offset {
                 return Ok(());

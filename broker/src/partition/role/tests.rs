@@ -171,3 +171,20 @@ fn an_io_error_takes_the_whole_log_directory_offline_and_leaves_other_directorie
     assert!(!elsewhere.read_to_end(0, 1 << 20, true).unwrap().data.is_empty());
     assert_eq!(elsewhere.log_end_offset(), 3);
 }
+
+#[tokio::test]
+async fn a_wait_for_a_write_truncated_away_ends_with_not_leader_instead_of_spinning() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = open(dir.path());
+    lead(&p, 0, &[1]);
+    p.append_as_leader(&mut simple(3, 0), 0, false).unwrap();
+    p.wait_durable(3).await.unwrap();
+    p.append_as_leader(&mut simple(2, 0), 0, false).unwrap();
+    // Leadership moves before the fsync, and the new leader's log ends at 3.
+    p.become_follower(2, 1);
+    p.truncate_to(3).unwrap();
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(5), p.wait_durable(5)).await;
+    let err = waited.expect("the wait never ended").unwrap_err();
+    assert!(matches!(err, crate::error::BrokerError::Truncated { offset: 5, end: 3, .. }), "{err}");
+    assert_eq!(err.error_code(), ResponseError::NotLeaderOrFollower);
+}
