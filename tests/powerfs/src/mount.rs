@@ -95,6 +95,10 @@ impl PowerMount {
     /// kernel had of it, what was not durable is dropped per `mode`, and the filesystem is
     /// mounted again on the surviving state.
     pub fn cut_power(&mut self, mode: CutMode, stop_users: impl FnOnce()) -> anyhow::Result<CutReport> {
+        // One cut at a time per process: two mounts unmounting and remounting at once were seen
+        // to stall each other for up to 100 s (cause not pinned down).
+        static CUTTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one_at_a_time = CUTTING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let started = Instant::now();
         self.shared.powered.store(false, Ordering::SeqCst);
         stop_users();
