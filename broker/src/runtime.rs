@@ -193,7 +193,7 @@ impl RunningBroker {
         // ends without closing anything (as a crash would), recovery at the next start judges
         // what the disks hold, and the cluster fences this broker meanwhile.
         let cluster = broker.cluster.clone();
-        tokio::spawn(async move {
+        let halt_on_fatal = tokio::spawn(async move {
             let fatal = cluster.fatal_error().await;
             tracing::error!(error = %fatal, "the metadata quorum member stopped on a fatal error; halting the broker");
             std::process::exit(70);
@@ -209,6 +209,9 @@ impl RunningBroker {
             "broker ready"
         );
         let _ = kafka.await;
+        // A clean stop ends Raft on purpose; the watcher's handle on the cluster must go too.
+        halt_on_fatal.abort();
+        let _ = halt_on_fatal.await;
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = admin.await;
         let _ = housekeeping.await;

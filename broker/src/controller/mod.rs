@@ -155,6 +155,8 @@ pub struct Controller {
     liveness: Arc<Liveness>,
     /// How peer controllers are reached.
     transport: Transport,
+    /// Set by [`Controller::shutdown`]: Raft ending now is not a failure.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 /// Broker session timeout of controllers started without one: effectively no automatic fencing
@@ -298,6 +300,7 @@ impl Controller {
             heartbeat: tokio::sync::Mutex::new(None),
             liveness,
             transport,
+            stopping: std::sync::atomic::AtomicBool::new(false),
         };
         let lowest = voters.keys().next().copied();
         if pristine && lowest == Some(node_id) {
@@ -416,7 +419,8 @@ impl Controller {
     }
 
     /// Resolves when Raft stopped on a fatal error (a failed write or fsync of the metadata
-    /// log, a panic): its description. Pending forever while Raft runs or after a clean stop.
+    /// log) or its task died (a panic): the description. Pending forever while Raft runs or
+    /// once [`Controller::shutdown`] was called.
     pub async fn fatal_error(&self) -> String {
         let mut metrics = self.raft.metrics();
         loop {
@@ -426,7 +430,12 @@ impl Controller {
                 }
             }
             if metrics.changed().await.is_err() {
-                return std::future::pending().await;
+                // Raft's core task is gone: a stop asked for, or a panic (which publishes no
+                // error: the task that would publish it is the one that died).
+                if self.stopping.load(std::sync::atomic::Ordering::Acquire) {
+                    return std::future::pending().await;
+                }
+                return "the metadata quorum member's Raft task ended unexpectedly (a panic, logged above)".into();
             }
         }
     }
@@ -438,6 +447,7 @@ impl Controller {
 
     /// Stops Raft and the RPC listener. The data directory can then be reopened with `start`.
     pub async fn shutdown(mut self) -> Result<(), ControllerError> {
+        self.stopping.store(true, std::sync::atomic::Ordering::Release);
         // Stop serving first so peers see us gone and cannot feed Raft while it stops; wait for
         // the task so the listening socket is closed and the address can be bound again.
         if let Some(server) = self.server.take() {

@@ -213,3 +213,27 @@ async fn lagging_follower_catches_up_by_snapshot() {
         n.shutdown().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn raft_ending_on_its_own_is_fatal_but_a_shutdown_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let c = Controller::start_with_listener(1, listener, BTreeMap::from([(1, addr)]), dir.path()).await.unwrap();
+    wait_for("a leader", || c.leader()).await;
+    // What a panic of Raft's core task looks like from outside: the task is gone, unasked.
+    c.raft.shutdown().await.unwrap();
+    let fatal = tokio::time::timeout(WAIT, c.fatal_error()).await.expect("the end of Raft was not noticed");
+    assert!(fatal.contains("ended unexpectedly"), "{fatal}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let c =
+        Arc::new(Controller::start_with_listener(1, listener, BTreeMap::from([(1, addr)]), dir.path()).await.unwrap());
+    wait_for("a leader", || c.leader()).await;
+    c.stopping.store(true, std::sync::atomic::Ordering::Release);
+    c.raft.shutdown().await.unwrap();
+    let quiet = tokio::time::timeout(Duration::from_millis(500), c.fatal_error()).await;
+    assert!(quiet.is_err(), "a requested stop was taken for a failure: {quiet:?}");
+}
