@@ -34,7 +34,7 @@ pub struct Pipeline {
 }
 
 /// What arrived.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct PipelineReport {
     /// Lines written to the agent's file.
     pub written: u64,
@@ -46,6 +46,10 @@ pub struct PipelineReport {
     pub missing_examples: Vec<u64>,
     /// Extra copies in the sink's file (at-least-once redelivery).
     pub redelivered: u64,
+    /// Lines written to the file that the topic does not hold at all (lost by the agent).
+    pub topic_missing: u64,
+    /// The first few of them.
+    pub topic_missing_examples: Vec<u64>,
     /// Lines the topic holds more than once.
     pub topic_duplicates: u64,
     /// The first few duplicated line numbers in the topic.
@@ -157,7 +161,8 @@ impl Pipeline {
         // A component that hangs on SIGTERM is a finding, not a reason to skip the rest of the
         // verdict (the replica comparison comes after).
         for (name, component) in [("agent", &mut self.agent), ("sink", &mut self.sink)] {
-            if let Err(e) = component.stop(Duration::from_secs(30)) {
+            // The agent bounds its own stop to about 40 s (5 s inputs, 30 s drain and flush, 5 s sender).
+            if let Err(e) = component.stop(Duration::from_secs(45)) {
                 component.kill9();
                 report.stop_errors.push(format!("the {name} did not stop cleanly: {e:#}"));
             }
@@ -173,6 +178,9 @@ impl Pipeline {
         duplicated.sort_unstable();
         report.topic_duplicates = duplicated.len() as u64;
         report.topic_duplicate_examples = duplicated.into_iter().take(10).collect();
+        let missing: Vec<u64> = (0..report.written).filter(|n| !seen.contains_key(n)).collect();
+        report.topic_missing = missing.len() as u64;
+        report.topic_missing_examples = missing.into_iter().take(10).collect();
     }
 
     /// The agent's and the sink's logs (last lines), for failure messages.
