@@ -329,15 +329,16 @@ fn judge(
     }
     if pipeline.topic_missing > 0 {
         failures.push(format!(
-            "{} pipeline lines never reached the topic (lost by the agent), e.g. {:?}",
+            "{} pipeline lines the agent's checkpoint covers are not in the topic (lost), e.g. {:?}",
             pipeline.topic_missing, pipeline.topic_missing_examples
         ));
     }
     let mut liveness = Vec::new();
     if pipeline.lost > 0 {
         liveness.push(format!(
-            "{} pipeline lines in the topic were not delivered by the sink by the end, e.g. {:?}",
-            pipeline.lost, pipeline.missing_examples
+            "{} pipeline lines were not delivered by the sink by the end ({} of them still the agent's to \
+             send, past its checkpoint), e.g. {:?}",
+            pipeline.lost, pipeline.topic_pending, pipeline.missing_examples
         ));
     }
     liveness.extend(pipeline.stop_errors.iter().cloned());
@@ -364,8 +365,8 @@ fn judge(
     let summary_line = format!(
         "nemesis: seed={} faults={} ({}; reassignment ongoing at {} kills) acked={} lost={} duplicated={} \
          inconsistent={} non-monotonic={} skips={} resets={} order={} holes={} group-skips={} group-rewinds={} \
-         acked-two-down={} replicas={} pipeline lines={}/{} undelivered={} topic-missing={} topic-duplicates={} \
-         redelivered={}",
+         acked-two-down={} replicas={} pipeline lines={}/{} undelivered={} agent-acked={} topic-missing={} \
+         topic-pending={} topic-duplicates={} redelivered={}",
         config.seed,
         record.total(),
         record.counts_text(),
@@ -386,7 +387,9 @@ fn judge(
         pipeline.delivered,
         pipeline.written,
         pipeline.lost,
+        pipeline.acknowledged,
         pipeline.topic_missing,
+        pipeline.topic_pending,
         pipeline.topic_duplicates,
         pipeline.redelivered,
     );
@@ -446,7 +449,7 @@ mod tests {
         assert_eq!(acked_two_down.failures.len(), 1);
 
         // A line the agent never got into the topic is lost: always a failure.
-        let pipeline = PipelineReport { written: 5, topic_missing: 1, ..PipelineReport::default() };
+        let pipeline = PipelineReport { written: 5, acknowledged: 5, topic_missing: 1, ..PipelineReport::default() };
         assert_eq!(outcome(clean_checker(), pipeline, replicas(), 0).failures.len(), 1);
         // One in the topic that the sink did not deliver is liveness: a warning unless strict.
         let pipeline = PipelineReport { written: 5, delivered: 4, lost: 1, ..PipelineReport::default() };

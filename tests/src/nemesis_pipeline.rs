@@ -28,6 +28,9 @@ pub struct Pipeline {
     agent: Component,
     sink: Component,
     out: PathBuf,
+    /// The tailed file and the agent's registry: what the agent acknowledged.
+    input: PathBuf,
+    registry: PathBuf,
     stop: Arc<AtomicBool>,
     written: Arc<AtomicU64>,
     writer: Option<JoinHandle<anyhow::Result<()>>>,
@@ -46,10 +49,15 @@ pub struct PipelineReport {
     pub missing_examples: Vec<u64>,
     /// Extra copies in the sink's file (at-least-once redelivery).
     pub redelivered: u64,
-    /// Lines written to the file that the topic does not hold at all (lost by the agent).
+    /// Lines the agent's checkpoint covers (it had the broker's acknowledgement for them).
+    pub acknowledged: u64,
+    /// Acknowledged lines the topic does not hold at all: lost.
     pub topic_missing: u64,
     /// The first few of them.
     pub topic_missing_examples: Vec<u64>,
+    /// Lines past the checkpoint not in the topic: still the agent's to send (re-read at its
+    /// next start), a liveness matter.
+    pub topic_pending: u64,
     /// Lines the topic holds more than once.
     pub topic_duplicates: u64,
     /// The first few duplicated line numbers in the topic.
@@ -97,8 +105,10 @@ impl Pipeline {
         let stop = Arc::new(AtomicBool::new(false));
         let written = Arc::new(AtomicU64::new(0));
         let (thread_stop, thread_written) = (stop.clone(), written.clone());
+        let registry = dir.join("agent-data").join("registry.json");
+        let input_path = input.clone();
         let writer = std::thread::spawn(move || -> anyhow::Result<()> {
-            let mut file = std::fs::OpenOptions::new().append(true).open(&input)?;
+            let mut file = std::fs::OpenOptions::new().append(true).open(&input_path)?;
             while !thread_stop.load(Ordering::Relaxed) {
                 let from = thread_written.load(Ordering::Relaxed);
                 let text: String = (from..from + LINES_PER_TICK).map(|n| format!("{PREFIX}{n}\n")).collect();
@@ -108,7 +118,7 @@ impl Pipeline {
             }
             Ok(())
         });
-        Ok(Pipeline { agent, sink, out, stop, written, writer: Some(writer) })
+        Ok(Pipeline { agent, sink, out, input, registry, stop, written, writer: Some(writer) })
     }
 
     /// Lines written so far.
@@ -167,7 +177,22 @@ impl Pipeline {
                 report.stop_errors.push(format!("the {name} did not stop cleanly: {e:#}"));
             }
         }
+        report.acknowledged = self.acknowledged_lines()?;
         Ok(report)
+    }
+
+    /// Lines of the tailed file below the agent's checkpoint (every line is one record).
+    fn acknowledged_lines(&self) -> anyhow::Result<u64> {
+        let registry: serde_json::Value = match std::fs::read(&self.registry) {
+            Ok(bytes) => serde_json::from_slice(&bytes).context("parsing the agent's registry")?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e).context("reading the agent's registry"),
+        };
+        let offset =
+            registry["files"].as_array().and_then(|files| files.iter().find_map(|f| f["offset"].as_u64())).unwrap_or(0);
+        let text = std::fs::read(&self.input).context("reading the tailed file")?;
+        let covered = text.get(..(offset as usize).min(text.len())).unwrap_or_default();
+        Ok(covered.iter().filter(|b| **b == b'\n').count() as u64)
     }
 
     /// Adds the topic's duplicates to `report`, from the topic's records (one replica's log).
@@ -178,9 +203,10 @@ impl Pipeline {
         duplicated.sort_unstable();
         report.topic_duplicates = duplicated.len() as u64;
         report.topic_duplicate_examples = duplicated.into_iter().take(10).collect();
-        let missing: Vec<u64> = (0..report.written).filter(|n| !seen.contains_key(n)).collect();
+        let missing: Vec<u64> = (0..report.acknowledged).filter(|n| !seen.contains_key(n)).collect();
         report.topic_missing = missing.len() as u64;
         report.topic_missing_examples = missing.into_iter().take(10).collect();
+        report.topic_pending = (report.acknowledged..report.written).filter(|n| !seen.contains_key(n)).count() as u64;
     }
 
     /// The agent's and the sink's logs (last lines), for failure messages.
