@@ -284,7 +284,8 @@ impl Partition {
             self.check_online()?;
             // Callers wait for their own append, so the log reached `offset`; below it now means a
             // follower's truncation took the write away, and no fsync will ever cover it.
-            let end = self.log_end_offset();
+            // The end-offset watch follows every append and truncation; no need to lock the log.
+            let end = *self.end_offset.borrow();
             if end < offset {
                 return Err(BrokerError::Truncated { partition: self.name(), offset, end });
             }

@@ -165,8 +165,14 @@ fn propose_isr_changes(
             .and_then(|t| usize::try_from(partition.index).ok().and_then(|i| t.partitions.get(i)))
             .map(|p| p.offline_replicas.as_slice())
             .unwrap_or_default();
-        let eligible: BTreeSet<i32> = eligible.iter().copied().filter(|r| !offline.contains(r)).collect();
-        let Some(request) = partition.propose_isr_change(now, &eligible) else { continue };
+        let without_offline: BTreeSet<i32>;
+        let eligible_here = if offline.is_empty() {
+            &eligible
+        } else {
+            without_offline = eligible.iter().copied().filter(|r| !offline.contains(r)).collect();
+            &without_offline
+        };
+        let Some(request) = partition.propose_isr_change(now, eligible_here) else { continue };
         let cmd = MetadataCommand::ChangeIsr {
             topic: partition.topic.clone(),
             partition: partition.index,
