@@ -296,8 +296,7 @@ impl Demo {
         bail!("the brokers did not start")
     }
 
-    /// Waits until every broker lists all brokers in Metadata (Metadata lists the registered,
-    /// unfenced brokers only). Asked on the bootstrap listeners: no user exists yet.
+    /// Waits until every broker lists all brokers as registered and unfenced (DescribeCluster). Asked on the bootstrap listeners: no user exists yet.
     async fn wait_for_cluster(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + CLUSTER_TIMEOUT;
         let security = crate::client::protocol_security(&self.layout.bootstrap_client().security)?;

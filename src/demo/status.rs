@@ -9,7 +9,7 @@ use super::secure::User;
 use crate::client::{protocol_security, Client};
 use anyhow::Context;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::{MetadataRequest, TopicName};
+use kafka_protocol::messages::{DescribeClusterRequest, MetadataRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use millrace_protocol::client::Security;
 use millrace_protocol::Connection;
@@ -37,8 +37,8 @@ pub fn http_client() -> anyhow::Result<reqwest::Client> {
 }
 
 /// Asks the broker at `addr` (connecting and logging in as `security` says) for Metadata about
-/// `topics`; returns its broker ids and, per partition of those topics, whether it has a leader
-/// (false for a topic the client may not see).
+/// `topics`; returns its unfenced broker ids (DescribeCluster) and, per partition of those
+/// topics, whether it has a leader (false for a topic the client may not see).
 pub async fn metadata(
     addr: &str,
     security: &Security,
@@ -52,7 +52,10 @@ pub async fn metadata(
         .collect();
     let request = MetadataRequest::default().with_topics(Some(wanted)).with_allow_auto_topic_creation(false);
     let response = conn.request(9, &request, timeout).await?;
-    let mut brokers: Vec<i32> = response.brokers.iter().map(|b| b.node_id.0).collect();
+    // Metadata lists fenced brokers too; DescribeCluster before v2 lists the unfenced ones.
+    let cluster = conn.request(0, &DescribeClusterRequest::default(), timeout).await?;
+    anyhow::ensure!(cluster.error_code == 0, "DescribeCluster from {addr}: error {}", cluster.error_code);
+    let mut brokers: Vec<i32> = cluster.brokers.iter().map(|b| b.broker_id.0).collect();
     brokers.sort_unstable();
     let mut led = Vec::new();
     for topic in &response.topics {

@@ -20,8 +20,8 @@
 //! `node_id`, `data_dir`, `listen`, `admin_listen`, `controller_listen` and `voters`, and appends
 //! the caller's `extra_toml` (e.g. `[replication]` and `[controller]` tables). A broker counts as
 //! started once its own log (the part written since its latest start) says `broker ready` with its
-//! Kafka address and then `broker registered` for its id, and every live broker lists it in
-//! Metadata (which lists unfenced brokers only).
+//! Kafka address and then `broker registered` for its id, and every live broker lists it as
+//! unfenced in DescribeCluster.
 //!
 //! Partition state is read with Metadata requests straight to the brokers the harness believes
 //! reachable ("live": running, not paused, not isolated); the `wait_*` helpers require a
@@ -32,7 +32,7 @@ use crate::netns::{self, Network};
 use crate::{broker_command, free_port, is_ready_line, lost_port_race, millrace, wait_for, KafkaConn, LoggedProcess};
 use anyhow::{bail, Context};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::{MetadataRequest, TopicName};
+use kafka_protocol::messages::{DescribeClusterRequest, MetadataRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use std::path::PathBuf;
 use std::process::Command;
@@ -112,23 +112,29 @@ pub fn fetch_partitions(addr: &str, topic: &str, timeout: Duration) -> anyhow::R
     Ok(partitions)
 }
 
-/// What one broker's Metadata says about the cluster.
+/// What one broker's DescribeCluster says about the cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterView {
-    /// Listed brokers, sorted (the unfenced ones, as in KRaft).
+    /// Unfenced brokers, sorted: those that may lead partitions.
     pub brokers: Vec<i32>,
+    /// Every registered broker, fenced ones too, sorted.
+    pub registered: Vec<i32>,
     /// `controller_id`: the active controller (metadata-quorum leader), -1 when unknown.
     pub controller: i32,
 }
 
-/// Asks the broker at `addr` for the brokers and the controller (Metadata v9 without topics).
+/// Asks the broker at `addr` for the brokers, fenced or not, and the controller (DescribeCluster
+/// v2 with `include_fenced_brokers`; Metadata lists fenced brokers too).
 pub fn fetch_cluster_view(addr: &str, timeout: Duration) -> anyhow::Result<ClusterView> {
     let mut conn = KafkaConn::connect_addr(addr, timeout)?;
-    let request = MetadataRequest::default().with_topics(Some(Vec::new())).with_allow_auto_topic_creation(false);
-    let response = conn.request(9, &request).with_context(|| format!("Metadata from {addr}"))?;
-    let mut brokers: Vec<i32> = response.brokers.iter().map(|b| b.node_id.0).collect();
+    let request = DescribeClusterRequest::default().with_include_fenced_brokers(true);
+    let response = conn.request(2, &request).with_context(|| format!("DescribeCluster from {addr}"))?;
+    anyhow::ensure!(response.error_code == 0, "DescribeCluster from {addr}: error {}", response.error_code);
+    let mut brokers: Vec<i32> = response.brokers.iter().filter(|b| !b.is_fenced).map(|b| b.broker_id.0).collect();
+    let mut registered: Vec<i32> = response.brokers.iter().map(|b| b.broker_id.0).collect();
     brokers.sort_unstable();
-    Ok(ClusterView { brokers, controller: response.controller_id.0 })
+    registered.sort_unstable();
+    Ok(ClusterView { brokers, registered, controller: response.controller_id.0 })
 }
 
 /// True when `line` says the metadata quorum registered broker `id`: it contains
@@ -407,12 +413,12 @@ impl Cluster {
         self.wait_listed(&self.ids(), deadline)
     }
 
-    /// Waits until every live broker lists all of `ids` in Metadata: registered *and* unfenced
-    /// everywhere, so that e.g. a topic with replication factor n can be placed.
+    /// Waits until every live broker lists all of `ids` as unfenced in DescribeCluster: registered
+    /// *and* unfenced everywhere, so that e.g. a topic with replication factor n can be placed.
     fn wait_listed(&self, ids: &[i32], deadline: Instant) -> anyhow::Result<()> {
         let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
         let mut last = String::new();
-        let what = format!("every live broker to list brokers {ids:?} in Metadata");
+        let what = format!("every live broker to list brokers {ids:?} as unfenced");
         wait_for(&what, left, || {
             let views = self.cluster_views();
             last = format!("{views:?}");

@@ -350,7 +350,7 @@ fn the_controller_refuses_commands_from_outside_the_quorum() -> anyhow::Result<(
         anyhow::ensure!(partitions.len() == 3, "broker {id} lists {partitions:?}");
         let brokers =
             millrace_tests::cluster::fetch_cluster_view(&cluster.broker(id).kafka_addr(), Duration::from_secs(5))?;
-        anyhow::ensure!(!brokers.brokers.contains(&7), "broker 7 was registered: {brokers:?}");
+        anyhow::ensure!(!brokers.registered.contains(&7), "broker 7 was registered: {brokers:?}");
         let metrics = cluster.admin_get(id, "/metrics")?;
         let refused = metric(
             &metrics,

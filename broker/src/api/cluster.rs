@@ -13,7 +13,8 @@ use kafka_protocol::messages::{
 };
 use std::sync::Arc;
 
-/// Answers DescribeCluster: the unfenced brokers and the active controller, and what the client
+/// Answers DescribeCluster: the unfenced brokers (fenced ones too, marked, when a v2 request
+/// asks with `include_fenced_brokers`, KIP-1073) and the active controller, and what the client
 /// may do on the cluster when it asks (0 without Describe, as Kafka answers).
 fn describe_cluster<C: Quorum + Settings>(
     ctx: &C,
@@ -32,7 +33,7 @@ fn describe_cluster<C: Quorum + Settings>(
     let brokers = metadata
         .brokers
         .values()
-        .filter(|b| !b.fenced)
+        .filter(|b| request.include_fenced_brokers || !b.fenced)
         .filter_map(|b| {
             let (host, port) = b.endpoint(listener)?;
             Some(
@@ -40,7 +41,8 @@ fn describe_cluster<C: Quorum + Settings>(
                     .with_broker_id(BrokerId(b.id))
                     .with_host(str_bytes(host))
                     .with_port(i32::from(port))
-                    .with_rack(b.rack.clone().map(str_bytes)),
+                    .with_rack(b.rack.clone().map(str_bytes))
+                    .with_is_fenced(b.fenced),
             )
         })
         .collect();

@@ -165,10 +165,14 @@ async fn metadata<C: Partitions + Quorum + Settings + Authorize>(
         false => OPERATIONS_OMITTED,
     };
     let metadata = ctx.metadata();
+    // Every registered broker, fenced ones too (they lead nothing and sit in no ISR, so the
+    // partitions above already steer clients away). librdkafka 2.10+ tears down its handle of a
+    // broker missing from a Metadata answer, and a group coordinator or queued produce requests
+    // on that handle then wait for a reconnect that never comes (confluentinc/librdkafka#5511):
+    // a broker killed and fenced for a few seconds left consumers and producers stalled.
     let brokers = metadata
         .brokers
         .values()
-        .filter(|b| !b.fenced)
         // Each client sees the brokers' endpoints on the listener it came in on.
         .filter_map(|b| {
             let (host, port) = b.endpoint(&rc.connection.listener)?;

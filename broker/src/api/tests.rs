@@ -3,6 +3,7 @@
 use super::context::{Connection, Reply, RequestContext};
 use super::fake::{FakeBroker, NODE};
 use super::{Handler, Router};
+use crate::controller::MetadataCommand;
 use crate::log::batch::test_batches::simple;
 use crate::security::scram::Mechanism;
 use bytes::Bytes;
@@ -118,6 +119,26 @@ async fn metadata_lists_brokers_and_topics_and_auto_creates_when_allowed() {
     let created = answer(&ctx, 12, wanted("new", true)).await;
     assert_eq!(created.topics[0].error_code, 0);
     assert!(crate::cluster::Quorum::metadata(&*ctx).topics.contains_key("new"));
+}
+
+#[tokio::test]
+async fn a_fenced_broker_stays_in_metadata_and_describe_cluster_marks_it_when_asked() {
+    use crate::cluster::Quorum;
+    let ctx = FakeBroker::new();
+    let register =
+        MetadataCommand::RegisterBroker { id: 2, host: "other".into(), port: 9093, rack: None, listeners: vec![] };
+    ctx.propose(register, std::time::Duration::from_secs(1)).await.expect("register broker 2");
+    // Registered and never unfenced: fenced. librdkafka drops its handle of a broker missing from
+    // Metadata (and stalls a group coordinator on it), so Metadata lists it.
+    let metadata = answer(&ctx, 12, MetadataRequest::default().with_topics(None)).await;
+    let listed: Vec<i32> = metadata.brokers.iter().map(|b| b.node_id.0).collect();
+    assert_eq!(listed, vec![NODE, 2]);
+
+    let unfenced = answer(&ctx, 1, DescribeClusterRequest::default()).await;
+    assert_eq!(unfenced.brokers.iter().map(|b| b.broker_id.0).collect::<Vec<_>>(), vec![NODE]);
+    let all = answer(&ctx, 2, DescribeClusterRequest::default().with_include_fenced_brokers(true)).await;
+    let marked: Vec<(i32, bool)> = all.brokers.iter().map(|b| (b.broker_id.0, b.is_fenced)).collect();
+    assert_eq!(marked, vec![(NODE, false), (2, true)]);
 }
 
 #[tokio::test]
