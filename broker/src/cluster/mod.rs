@@ -177,9 +177,10 @@ impl ClusterLink {
         self.controller.subscribe()
     }
 
-    /// The active controller's id, -1 if unknown (Metadata's `controller_id`).
+    /// The active controller's id, -1 if unknown or this node leads without having confirmed a
+    /// majority lately (Metadata's `controller_id`).
     pub fn controller_id(&self) -> i32 {
-        self.controller.leader().and_then(|id| i32::try_from(id).ok()).unwrap_or(-1)
+        self.controller.active_controller().and_then(|id| i32::try_from(id).ok()).unwrap_or(-1)
     }
 
     /// Epoch of this broker's current registration, -1 before it registered.

@@ -13,6 +13,7 @@
 
 pub mod liveness;
 pub mod network;
+pub mod quorum_lease;
 pub mod state_machine;
 pub mod store;
 
@@ -157,6 +158,10 @@ pub struct Controller {
     transport: Transport,
     /// Set by [`Controller::shutdown`]: Raft ending now is not a failure.
     stopping: std::sync::atomic::AtomicBool,
+    /// When this node last confirmed, as leader, that a majority follows it.
+    quorum_lease: Arc<quorum_lease::QuorumLease>,
+    /// The task confirming it.
+    lease_task: JoinHandle<()>,
 }
 
 /// Broker session timeout of controllers started without one: effectively no automatic fencing
@@ -290,6 +295,8 @@ impl Controller {
             Arc::new(Served { raft: raft.clone(), machine: state_machine.clone(), liveness: liveness.clone() });
         let server = listener.map(|listener| tokio::spawn(network::serve(listener, served)));
         let liveness_task = tokio::spawn(liveness.clone().run(raft.clone(), state_machine.clone()));
+        let quorum_lease = Arc::new(quorum_lease::QuorumLease::default());
+        let lease_task = tokio::spawn(quorum_lease.clone().run(raft.clone()));
         let controller = Controller {
             node_id,
             raft,
@@ -301,6 +308,8 @@ impl Controller {
             liveness,
             transport,
             stopping: std::sync::atomic::AtomicBool::new(false),
+            quorum_lease,
+            lease_task,
         };
         let lowest = voters.keys().next().copied();
         if pristine && lowest == Some(node_id) {
@@ -418,6 +427,14 @@ impl Controller {
         self.raft.metrics().borrow().current_leader
     }
 
+    /// The active controller to name to clients: the leader as known locally, except this node
+    /// when it has not confirmed a majority lately (cut off, it only believes it leads).
+    pub fn active_controller(&self) -> Option<u64> {
+        let metrics = self.raft.metrics().borrow().clone();
+        let confirmed_ago = self.quorum_lease.confirmed_ago(metrics.current_term);
+        quorum_lease::acting_controller(metrics.current_leader, self.node_id, confirmed_ago)
+    }
+
     /// Resolves when Raft stopped on a fatal error (a failed write or fsync of the metadata
     /// log) or its task died (a panic): the description. Pending forever while Raft runs or
     /// once [`Controller::shutdown`] was called.
@@ -455,6 +472,7 @@ impl Controller {
             let _ = server.await;
         }
         self.liveness_task.abort();
+        self.lease_task.abort();
         self.raft.shutdown().await.map_err(|e| ControllerError::Raft(e.to_string()))
     }
 }
@@ -481,5 +499,6 @@ impl Drop for Controller {
             server.abort();
         }
         self.liveness_task.abort();
+        self.lease_task.abort();
     }
 }

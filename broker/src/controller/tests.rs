@@ -57,8 +57,9 @@ fn register(id: i32) -> MetadataCommand {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn three_controllers_replicate_fail_over_and_catch_up() {
+/// Three voters on loopback with fresh data directories: the nodes (ids 1..=3), their voter map
+/// and the directories (kept alive by the caller).
+async fn start_three() -> (Vec<Controller>, BTreeMap<u64, String>, Vec<tempfile::TempDir>) {
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let mut listeners = Vec::new();
     let mut voters = BTreeMap::new();
@@ -69,9 +70,14 @@ async fn three_controllers_replicate_fail_over_and_catch_up() {
     }
     let mut nodes: Vec<Controller> = Vec::new();
     for (i, l) in listeners.into_iter().enumerate() {
-        let id = i as u64 + 1;
-        nodes.push(Controller::start_with_listener(id, l, voters.clone(), dirs[i].path()).await.unwrap());
+        nodes.push(Controller::start_with_listener(i as u64 + 1, l, voters.clone(), dirs[i].path()).await.unwrap());
     }
+    (nodes, voters, dirs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_controllers_replicate_fail_over_and_catch_up() {
+    let (mut nodes, voters, dirs) = start_three().await;
 
     let leader = wait_for("a leader all 3 agree on", || agreed_leader(&nodes.iter().collect::<Vec<_>>())).await;
 
@@ -236,4 +242,21 @@ async fn raft_ending_on_its_own_is_fatal_but_a_shutdown_is_not() {
     c.raft.shutdown().await.unwrap();
     let quiet = tokio::time::timeout(Duration::from_millis(500), c.fatal_error()).await;
     assert!(quiet.is_err(), "a requested stop was taken for a failure: {quiet:?}");
+}
+
+/// A leader whose followers are gone keeps believing it leads (openraft 0.9 has no check-quorum),
+/// but stops naming itself the active controller once its quorum lease lapses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leader_cut_off_from_the_majority_stops_naming_itself_controller() {
+    let (mut nodes, _voters, _dirs) = start_three().await;
+    let leader = wait_for("a leader all 3 agree on", || agreed_leader(&nodes.iter().collect::<Vec<_>>())).await;
+    let idx = nodes.iter().position(|n| n.node_id() == leader).unwrap();
+    let alone = nodes.remove(idx);
+    wait_for("the leader to confirm its majority", || (alone.active_controller() == Some(leader)).then_some(())).await;
+    for follower in nodes {
+        follower.shutdown().await.unwrap();
+    }
+    wait_for("the cut-off leader to stop naming itself", || (alone.active_controller().is_none()).then_some(())).await;
+    assert_eq!(alone.leader(), Some(leader), "openraft still believes it leads (the case the lease covers)");
+    alone.shutdown().await.unwrap();
 }
