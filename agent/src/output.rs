@@ -36,6 +36,12 @@ fn too_large(error: &KafkaError) -> bool {
     error.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageSizeTooLarge)
 }
 
+/// The agent's own stop purged the record from the producer's queue (the drain timed out): not
+/// a refusal; the line is read and sent again after the restart, and the stop logs the count.
+fn purged_at_stop(error: &KafkaError) -> bool {
+    matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight))
+}
+
 /// Output errors.
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
@@ -91,8 +97,12 @@ impl ProducerContext for Context {
                     ack.complete();
                 }
             }
+            Err((error, _)) if purged_at_stop(error) => {
+                tracing::debug!(%error, "record purged at stop; sent again after the restart");
+            }
             Err((error, message)) => {
-                // With no client-side timeout only a permanent refusal ends here.
+                // With no client-side timeout only a permanent refusal (or the stop's purge,
+                // above) ends here.
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
                 let topic = rdkafka::Message::topic(message);
                 match *ack {
