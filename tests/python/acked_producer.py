@@ -1,20 +1,26 @@
-"""Produces --count records with acks=all and idempotence, appending each acknowledged record as
-`value partition offset` to --acked (flushed per line), so a test can kill the broker mid-run
-and later check that everything acknowledged survived."""
+"""Produces --count records with acks=all and idempotence, values `<prefix>-<n>`, appending each
+acknowledged record as `value partition offset` to --acked with one write(2) per line, so a test
+can kill the broker, the disk's power or this process at any moment, trust every complete line,
+and later check that everything acknowledged survived. --rate paces it (records per second), so
+a fault can land while writes still flow."""
 
 import argparse
+import os
 import sys
+import time
 
 from confluent_kafka import Producer
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--bootstrap", required=True)
 parser.add_argument("--topic", required=True)
-parser.add_argument("--count", type=int, required=True)
+parser.add_argument("--count", type=int, default=10_000_000)
 parser.add_argument("--acked", required=True)
+parser.add_argument("--prefix", default="rec")
+parser.add_argument("--rate", type=int, default=0, help="records per second at most (0: as fast as it goes)")
 args = parser.parse_args()
 
-out = open(args.acked, "a", buffering=1)
+out = os.open(args.acked, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 failed = 0
 
 
@@ -23,7 +29,7 @@ def on_delivery(err, msg):
     if err is not None:
         failed += 1
         return
-    out.write(f"{msg.value().decode()} {msg.partition()} {msg.offset()}\n")
+    os.write(out, f"{msg.value().decode()} {msg.partition()} {msg.offset()}\n".encode())
 
 
 producer = Producer({
@@ -35,8 +41,13 @@ producer = Producer({
     "reconnect.backoff.ms": 50,
     "reconnect.backoff.max.ms": 500,
 })
+start = time.monotonic()
 for i in range(args.count):
-    value = f"rec-{i:09d}"
+    if args.rate > 0:
+        ahead = i / args.rate - (time.monotonic() - start)
+        if ahead > 0:
+            producer.poll(ahead)
+    value = f"{args.prefix}-{i:09d}"
     while True:
         try:
             producer.produce(args.topic, key=f"k{i % 11}", value=value, on_delivery=on_delivery)
@@ -46,6 +57,6 @@ for i in range(args.count):
     if i % 100 == 0:
         producer.poll(0)
 left = producer.flush(90)
-out.close()
+os.close(out)
 print(f"produced {args.count}, failed {failed}, undelivered {left}")
 sys.exit(0)

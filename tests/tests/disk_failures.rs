@@ -5,7 +5,8 @@
 //! disk has room again a restart brings the directory back (recovery cuts any torn tail).
 //!
 //! The full disk is a small tmpfs mounted by the test (root, as in CI); where mounting is not
-//! allowed the test fails under CI and prints `skipping` elsewhere.
+//! allowed the test fails under CI and prints `skipping` elsewhere. The failing disk is powerfs
+//! (tests/powerfs) switched to answer EIO; it needs FUSE and fails without it.
 
 use anyhow::Context;
 use millrace_tests::cluster::read_segments;
@@ -21,10 +22,12 @@ fn acked_lines(path: &Path) -> usize {
     std::fs::read_to_string(path).map(|s| s.lines().count()).unwrap_or(0)
 }
 
-fn acked_producer(bootstrap: &str, topic: &str, count: usize, acked: &Path) -> anyhow::Result<Child> {
+/// acks=all writes of `count` records at most `rate` per second (0: unpaced).
+fn acked_producer(bootstrap: &str, topic: &str, count: usize, rate: u32, acked: &Path) -> anyhow::Result<Child> {
     Command::new(python_bin())
         .arg(python_script("acked_producer.py"))
-        .args(["--bootstrap", bootstrap, "--topic", topic, "--count", &count.to_string(), "--acked"])
+        .args(["--bootstrap", bootstrap, "--topic", topic, "--count", &count.to_string(), "--rate", &rate.to_string()])
+        .arg("--acked")
         .arg(acked)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -41,13 +44,12 @@ fn metric(text: &str, name: &str) -> Option<f64> {
     text.lines().find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
 }
 
-#[test]
-fn a_full_log_directory_goes_offline_alone_and_its_leaderships_move() -> anyhow::Result<()> {
-    let scratch = tempfile::Builder::new().prefix("millrace-fulldisk-").tempdir()?;
-    let Some(disk) = SmallDisk::mount(scratch.path().join("small"), "2m")? else { return Ok(()) };
-    let big = scratch.path().join("big");
-    let log_dirs = format!("log_dirs = [{:?}, {:?}]\n", disk.path().display().to_string(), big.display().to_string());
-    let mut cluster = Cluster::start_each(3, &|id| {
+/// Three brokers (RF=3, 3 s sessions); broker 1 has two log directories, `bad` first, and four
+/// one-partition topics that it spreads over them. Returns the cluster, a topic whose broker-1
+/// replica is in `bad` and one whose replica is in `good`.
+fn cluster_over(bad: &Path, good: &Path) -> anyhow::Result<(Cluster, String, String)> {
+    let log_dirs = format!("log_dirs = [{:?}, {:?}]\n", bad.display().to_string(), good.display().to_string());
+    let cluster = Cluster::start_each(3, &|id| {
         let own = if id == 1 { log_dirs.as_str() } else { "" };
         format!(
             "{own}[groups]\noffsets_topic_partitions = 2\n\n[replication]\ndefault_replication_factor = 3\n\n\
@@ -60,42 +62,64 @@ fn a_full_log_directory_goes_offline_alone_and_its_leaderships_move() -> anyhow:
         cluster.create_topic(topic, 1, 3, &["min.insync.replicas=2"])?;
     }
     cluster.wait_isr_full("t3", T)?;
-    let (on_small, on_big) = (placed_in(disk.path(), &topics), placed_in(&big, &topics));
-    eprintln!("broker 1 placed {on_small:?} on the small disk and {on_big:?} on the other");
-    let (Some(full), Some(healthy)) = (on_small.first().cloned(), on_big.first().cloned()) else {
-        anyhow::bail!("broker 1 did not spread replicas over both directories: {on_small:?} / {on_big:?}");
+    let (on_bad, on_good) = (placed_in(bad, &topics), placed_in(good, &topics));
+    eprintln!("broker 1 placed {on_bad:?} on the failing disk and {on_good:?} on the other");
+    let (Some(bad_topic), Some(good_topic)) = (on_bad.first().cloned(), on_good.first().cloned()) else {
+        anyhow::bail!("broker 1 did not spread replicas over both directories: {on_bad:?} / {on_good:?}");
     };
+    Ok((cluster, bad_topic, good_topic))
+}
+
+/// Waits until broker 1 reports `dir` offline with `error` (in /health and the gauge) and the
+/// replica of `topic` there has left its ISR and leadership.
+fn wait_offline(cluster: &Cluster, dir: &Path, error: &str, topic: &str) -> anyhow::Result<()> {
+    wait_for("broker 1 to take the failing directory offline", T, || {
+        Ok(cluster.admin_get(1, "/health")?.contains("\"degraded\""))
+    })?;
+    let health = cluster.admin_get(1, "/health")?;
+    assert!(health.contains(&dir.display().to_string()) && health.contains(error), "{health}");
+    let metrics = cluster.admin_get(1, "/metrics")?;
+    assert_eq!(metric(&metrics, "millrace_broker_offline_log_dirs"), Some(1.0), "{metrics}");
+    wait_for("the offline replica to leave the ISR and leadership", T, || {
+        let p = &cluster.describe(topic)?[0];
+        Ok(p.leader > 0 && p.leader != 1 && !p.isr.contains(&1))
+    })
+}
+
+/// Waits for `producer` to finish with every record acknowledged, and checks they are all in
+/// `topic`.
+fn all_acked_present(producer: &mut Child, bootstrap: &str, topic: &str, acked: &Path) -> anyhow::Result<()> {
+    let status = millrace_tests::wait_or_kill(producer, std::time::Instant::now() + T)?;
+    assert!(status.is_some_and(|s| s.success()), "producer: {status:?}; acked {}", acked_lines(acked));
+    let out = python(
+        "verify_acked.py",
+        &["--bootstrap", bootstrap, "--topic", topic, "--partitions", "1", "--acked", &acked.display().to_string()],
+        T,
+    )?;
+    assert!(out.contains("all present"), "{out}");
+    Ok(())
+}
+
+#[test]
+fn a_full_log_directory_goes_offline_alone_and_its_leaderships_move() -> anyhow::Result<()> {
+    let scratch = tempfile::Builder::new().prefix("millrace-fulldisk-").tempdir()?;
+    let Some(disk) = SmallDisk::mount(scratch.path().join("small"), "2m")? else { return Ok(()) };
+    let big = scratch.path().join("big");
+    let (mut cluster, full, healthy) = cluster_over(disk.path(), &big)?;
 
     // acks=all writes to a topic on the small disk, with kcat filling the disk meanwhile.
     let acked = scratch.path().join("acked.txt");
     let bootstrap = cluster.bootstrap();
-    let mut producer = acked_producer(&bootstrap, &full, 40_000, &acked)?;
+    let mut producer = acked_producer(&bootstrap, &full, 40_000, 0, &acked)?;
     wait_until("acknowledged writes", T, || acked_lines(&acked) >= 1_000)?;
     let filler: Vec<u8> = (0..4_000).flat_map(|i| format!("{i:06}{}\n", "x".repeat(1_000)).into_bytes()).collect();
     let fill = kcat(&bootstrap, &["-X".into(), "acks=all".into()], &["-P", "-t", &full], Some(&filler), T);
     eprintln!("filler: {fill:?}");
 
-    wait_for("broker 1 to take the full directory offline", T, || {
-        Ok(cluster.admin_get(1, "/health")?.contains("\"degraded\""))
-    })?;
-    let health = cluster.admin_get(1, "/health")?;
-    assert!(health.contains(&disk.path().display().to_string()) && health.contains("No space left"), "{health}");
-    let metrics = cluster.admin_get(1, "/metrics")?;
-    assert_eq!(metric(&metrics, "millrace_broker_offline_log_dirs"), Some(1.0), "{metrics}");
     // Leadership and ISR of the full disk's replicas move away from broker 1...
-    wait_for("the offline replica to leave the ISR and leadership", T, || {
-        let p = &cluster.describe(&full)?[0];
-        Ok(p.leader > 0 && p.leader != 1 && !p.isr.contains(&1))
-    })?;
+    wait_offline(&cluster, disk.path(), "No space left", &full)?;
     // ...and the writes go on there: the producer finishes with every record acknowledged.
-    let status = millrace_tests::wait_or_kill(&mut producer, std::time::Instant::now() + T)?;
-    assert!(status.is_some_and(|s| s.success()), "producer: {status:?}; acked {}", acked_lines(&acked));
-    let out = python(
-        "verify_acked.py",
-        &["--bootstrap", &bootstrap, "--topic", &full, "--partitions", "1", "--acked", &acked.display().to_string()],
-        T,
-    )?;
-    assert!(out.contains("all present"), "{out}");
+    all_acked_present(&mut producer, &bootstrap, &full, &acked)?;
 
     // Broker 1 still serves its other directory: it stays in that ISR and may lead it.
     let p = &cluster.describe(&healthy)?[0];
@@ -128,6 +152,52 @@ fn a_full_log_directory_goes_offline_alone_and_its_leaderships_move() -> anyhow:
         Ok(read_segments(&disk.path().join(format!("{full}-0")))? == reference)
     })?;
     assert!(cluster.log(1).contains("log directory offline"), "broker 1 never logged the offline directory");
+    Ok(())
+}
+
+/// A disk that fails with EIO (not full) under one of broker 1's log directories: powerfs, the
+/// tests' FUSE filesystem, switched to failing while acks=all writes go to a replica on it —
+/// every write, fsync, create and truncate then gets EIO, reads still work. The directory goes
+/// offline on broker 1 alone, leadership moves, no acknowledged record is lost, the broker keeps
+/// its other directory; once the disk works again a restart brings the directory back.
+#[test]
+fn a_log_directory_whose_disk_fails_with_eio_goes_offline_alone() -> anyhow::Result<()> {
+    let scratch = tempfile::Builder::new().prefix("millrace-eio-").tempdir()?;
+    let failing = scratch.path().join("failing");
+    std::fs::create_dir_all(&failing)?;
+    let disk = millrace_powerfs::PowerMount::mount(&failing)?;
+    let big = scratch.path().join("big");
+    let (mut cluster, bad, healthy) = cluster_over(disk.path(), &big)?;
+
+    let acked = scratch.path().join("acked.txt");
+    let bootstrap = cluster.bootstrap();
+    // Paced (about 8 s of writes), so the disk fails under a steady stream of appends.
+    let mut producer = acked_producer(&bootstrap, &bad, 20_000, 2_500, &acked)?;
+    wait_until("acknowledged writes", T, || acked_lines(&acked) >= 1_000)?;
+    disk.set_failing(true);
+    let failed_at = acked_lines(&acked);
+    wait_offline(&cluster, disk.path(), "Input/output error", &bad)?;
+    all_acked_present(&mut producer, &bootstrap, &bad, &acked)?;
+    let total = acked_lines(&acked);
+    eprintln!("{failed_at} records acknowledged when the disk failed, {total} in all");
+    assert!(total >= failed_at + 10_000, "the writes did not go on after the disk failed: {failed_at} then {total}");
+    let p = &cluster.describe(&healthy)?[0];
+    assert!(p.isr.contains(&1), "broker 1 left the ISR of {healthy} on the healthy disk: {p:?}");
+    assert!(disk.stats().writes > 0, "nothing was written to the failing disk");
+
+    disk.set_failing(false);
+    cluster.stop(1)?;
+    cluster.restart(1)?;
+    wait_for("broker 1 back in the ISR of the failed disk's partition", T, || {
+        Ok(cluster.describe(&bad)?[0].isr.contains(&1))
+    })?;
+    assert!(!cluster.admin_get(1, "/health")?.contains("degraded"));
+    let leader = cluster.leader_of(&bad, 0)?;
+    let reference = read_segments(&cluster.broker(leader).data_dir.join(format!("{bad}-0")))?;
+    wait_for("broker 1's replica to equal the leader's", T, || {
+        Ok(read_segments(&disk.path().join(format!("{bad}-0")))? == reference)
+    })?;
+    drop(cluster); // the brokers go before the filesystem they use
     Ok(())
 }
 

@@ -131,8 +131,8 @@ fn acked(path: &Path) -> anyhow::Result<HashMap<String, (i32, i64)>> {
 
 fn spawn_producer(bootstrap: &str, prefix: &str, acked: &Path, log: &Path) -> anyhow::Result<Child> {
     Ok(Command::new(python_bin())
-        .arg(python_script("power_producer.py"))
-        .args(["--bootstrap", bootstrap, "--topic", "power", "--prefix", prefix, "--acked"])
+        .arg(python_script("acked_producer.py"))
+        .args(["--bootstrap", bootstrap, "--topic", "power", "--prefix", prefix, "--rate", "5000", "--acked"])
         .arg(acked)
         .stdout(Stdio::null())
         .stderr(std::fs::OpenOptions::new().create(true).append(true).open(log)?)

@@ -25,6 +25,10 @@ pub(crate) struct Shared {
     /// How long an fsync takes, in microseconds (a real disk's flush is not instant, and a cut
     /// during one is where torn tails come from).
     pub(crate) sync_latency_us: AtomicU64,
+    /// A failing disk: every request that would change it (write, fsync, create, rename, unlink,
+    /// setattr) fails with EIO while reads still work, as a medium error or a controller fault
+    /// shows to the writer; the power stays on.
+    pub(crate) failing: AtomicBool,
 }
 
 impl Shared {
@@ -40,6 +44,15 @@ impl Shared {
         } else {
             Err(libc::EIO)
         }
+    }
+
+    /// The model for a change, or EIO while the power is off or the disk fails.
+    fn writable(&self) -> Result<MutexGuard<'_, Model>, Errno> {
+        let model = self.powered()?;
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(libc::EIO);
+        }
+        Ok(model)
     }
 }
 
@@ -108,7 +121,7 @@ impl PowerFs {
         mode: u32,
         umask: u32,
     ) -> Result<FileAttr, Errno> {
-        let mut model = self.shared.powered()?;
+        let mut model = self.shared.writable()?;
         let perm = (mode & !umask & 0o7777) as u16;
         let ino = model.create(parent.0, name, is_dir, perm, req.uid(), req.gid())?;
         Ok(attr(ino, model.node(ino)?))
@@ -117,7 +130,7 @@ impl PowerFs {
     /// fsync: fixed at the start, durable after the configured latency unless the power went
     /// off meanwhile (then the caller gets EIO, as from a disk that lost power).
     fn sync(&self, ino: INodeNo, reply: ReplyEmpty) {
-        let pending = match self.shared.powered().and_then(|mut model| model.prepare_sync(ino.0)) {
+        let pending = match self.shared.writable().and_then(|mut model| model.prepare_sync(ino.0)) {
             Ok(pending) => pending,
             Err(e) => return reply.error(errno(e)),
         };
@@ -125,7 +138,7 @@ impl PowerFs {
         if latency > 0 {
             std::thread::sleep(Duration::from_micros(latency));
         }
-        match self.shared.powered() {
+        match self.shared.writable() {
             Ok(mut model) => {
                 model.commit(pending);
                 reply.ok();
@@ -135,7 +148,7 @@ impl PowerFs {
     }
 
     fn empty(&self, reply: ReplyEmpty, op: impl FnOnce(&mut Model) -> Result<(), Errno>) {
-        match self.shared.powered().and_then(|mut model| op(&mut model)) {
+        match self.shared.writable().and_then(|mut model| op(&mut model)) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(e)),
         }
@@ -172,7 +185,7 @@ impl Filesystem for PowerFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        let result = self.shared.powered().and_then(|mut model| {
+        let result = self.shared.writable().and_then(|mut model| {
             if let Some(size) = size {
                 model.set_size(ino.0, size)?;
             }
@@ -302,7 +315,7 @@ impl Filesystem for PowerFs {
         reply: ReplyWrite,
     ) {
         // Writeback of a shared mapping arrives here too, at msync/fsync at the latest.
-        match self.shared.powered().and_then(|mut model| model.write(ino.0, offset, data)) {
+        match self.shared.writable().and_then(|mut model| model.write(ino.0, offset, data)) {
             Ok(()) => reply.written(data.len() as u32),
             Err(e) => reply.error(errno(e)),
         }

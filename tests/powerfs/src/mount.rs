@@ -79,6 +79,12 @@ impl PowerMount {
         self.shared.sync_latency_us.store(latency.as_micros() as u64, Ordering::Relaxed);
     }
 
+    /// Makes the disk fail (`true`) or work again: while failing, every write, fsync, create,
+    /// rename, unlink and truncate gets EIO and nothing more becomes durable; reads still work.
+    pub fn set_failing(&self, failing: bool) {
+        self.shared.failing.store(failing, Ordering::SeqCst);
+    }
+
     /// What was asked of it so far.
     pub fn stats(&self) -> Stats {
         self.shared.lock().stats()
