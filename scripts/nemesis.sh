@@ -47,8 +47,8 @@ printf '#!/bin/sh\nexit 0\n' >"$snapshot/cargo"
 chmod +x "$snapshot/cargo"
 
 echo "nemesis: faults>=$faults duration>=${duration}s seed=${seed:-clock} binary $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- broker src agent sinks || echo '+uncommitted')"
-# Strict: the pipeline's liveness (every line delivered by the sink, clean stops) fails the run
-# too (MILLRACE_NEMESIS_LIVENESS=relaxed reports it only, as the CI test does).
+# The pipeline's liveness (every line delivered by the sink, clean stops) fails the run too;
+# MILLRACE_NEMESIS_LIVENESS=relaxed reports it only.
 MILLRACE_NEMESIS_FAULTS=$faults MILLRACE_NEMESIS_DURATION=$duration MILLRACE_NEMESIS_SEED=$seed \
     MILLRACE_NEMESIS_LIVENESS=${MILLRACE_NEMESIS_LIVENESS:-strict} \
     CARGO="$snapshot/cargo" CARGO_TARGET_DIR="$snapshot" MILLRACE_REQUIRE_NETNS=1 \

@@ -6,10 +6,8 @@
 //! inconsistent record, a consumer's skip, rewind or reset, a producer's order broken, a hole,
 //! a write acknowledged with two brokers down, a pipeline line lost and any divergent replica.
 //!
-//! The pipeline's liveness (the sink delivering every line in time, clean stops) fails the run
-//! only with `MILLRACE_NEMESIS_LIVENESS=strict` (scripts/nemesis.sh): an open finding (consumer
-//! groups not reassigned after some faults, docs/benchmarks.md) would fail CI at random; lines
-//! lost before the topic fail it always.
+//! So does the pipeline's liveness: the sink delivering every line by the end, the agent and the
+//! sink stopping cleanly on SIGTERM (`MILLRACE_NEMESIS_LIVENESS=relaxed` reports these only).
 //!
 //! By default a short schedule (12 faults) for CI; longer runs via `scripts/nemesis.sh` or
 //! `MILLRACE_NEMESIS_FAULTS`, `MILLRACE_NEMESIS_DURATION` (seconds), `MILLRACE_NEMESIS_SEED`.
@@ -36,7 +34,7 @@ fn nemesis_schedule_of_overlapping_faults() -> anyhow::Result<()> {
     eprintln!("{}", outcome.detail_line);
     println!("{}", outcome.summary_line);
     for warning in &outcome.warnings {
-        eprintln!("nemesis liveness (not failing: MILLRACE_NEMESIS_LIVENESS is not strict): {warning}");
+        eprintln!("nemesis liveness (not failing: MILLRACE_NEMESIS_LIVENESS=relaxed): {warning}");
     }
     if !outcome.failures.is_empty() {
         let kept = dir.keep();
