@@ -18,7 +18,7 @@
 //! least this many faults), `MILLRACE_NEMESIS_DURATION` (and at least this many seconds of
 //! faults), `MILLRACE_NEMESIS_SEED` (default: from the clock; always printed).
 
-use crate::cluster::{Cluster, LogRecords};
+use crate::cluster::{Cluster, LogRecords, StoredRecord};
 use crate::jepsen::{final_log, Workload};
 use crate::nemesis_faults::Nemesis;
 use crate::nemesis_pipeline::{Pipeline, PipelineReport};
@@ -94,6 +94,43 @@ pub struct ReplicaReport {
     pub replicas: usize,
     /// One line of evidence per divergent partition.
     pub divergent: Vec<String>,
+    /// Workload values stored more than once, by how (see [`classify_duplicates`]).
+    pub duplicates: DuplicateKinds,
+}
+
+/// Values stored more than once in a partition, by the producer epochs of their copies.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DuplicateKinds {
+    /// Every copy from one producer id, each under a different epoch: the client sent the value
+    /// again after bumping its epoch, which no broker can tell from a new record
+    /// (librdkafka's idempotent producer does this, confluentinc/librdkafka#4953).
+    pub resent_under_new_epoch: u64,
+    /// Two copies under one producer id and epoch (a retry the broker failed to de-duplicate),
+    /// or from different producers.
+    pub within_one_epoch: u64,
+}
+
+/// Sorts the values of one partition's log that occur more than once.
+pub fn classify_duplicates(records: &[StoredRecord]) -> DuplicateKinds {
+    let mut copies: BTreeMap<&str, Vec<(i64, i16)>> = BTreeMap::new();
+    for r in records {
+        if let Some(value) = r.value.as_deref() {
+            copies.entry(value).or_default().push((r.producer_id, r.producer_epoch));
+        }
+    }
+    let mut kinds = DuplicateKinds::default();
+    for writers in copies.values().filter(|w| w.len() > 1) {
+        let one_producer = writers.iter().all(|(id, _)| *id >= 0 && *id == writers[0].0);
+        let mut epochs: Vec<i16> = writers.iter().map(|(_, e)| *e).collect();
+        epochs.sort_unstable();
+        epochs.dedup();
+        if one_producer && epochs.len() == writers.len() {
+            kinds.resent_under_new_epoch += 1;
+        } else {
+            kinds.within_one_epoch += 1;
+        }
+    }
+    kinds
 }
 
 /// The result of a run.
@@ -204,6 +241,10 @@ fn compare_replicas(
                 }
             }
             if topic == TOPIC {
+                let stored = cluster.replica_records(*first_id, topic, partition)?;
+                let kinds = classify_duplicates(&stored);
+                report.duplicates.resent_under_new_epoch += kinds.resent_under_new_epoch;
+                report.duplicates.within_one_epoch += kinds.within_one_epoch;
                 let expected = final_read.get(&partition).cloned().unwrap_or_default();
                 if &expected != first {
                     evidence.push(difference(&format!("broker {first_id}"), first, "the final read", &expected));
@@ -316,6 +357,14 @@ fn judge(
             }
         }
         failures.push(format!("the checker found anomalies:\n{}", failing.join("\n")));
+    }
+    let kinds = replicas.duplicates;
+    if kinds != DuplicateKinds::default() {
+        failures.push(format!(
+            "stored twice, by producer epoch: {} values sent again by their producer under a bumped epoch \
+             (a client re-send, confluentinc/librdkafka#4953), {} within one epoch (the broker's de-duplication)",
+            kinds.resent_under_new_epoch, kinds.within_one_epoch
+        ));
     }
     if let Some(problems) = checker["problems"].as_array().filter(|p| !p.is_empty()) {
         failures.push(format!("the workload had problems: {problems:?}"));
@@ -432,7 +481,7 @@ mod tests {
 
     #[test]
     fn a_clean_run_passes_and_any_anomaly_fails() {
-        let replicas = || ReplicaReport { partitions: 9, replicas: 3, divergent: Vec::new() };
+        let replicas = || ReplicaReport { partitions: 9, replicas: 3, ..ReplicaReport::default() };
         let clean = outcome(clean_checker(), PipelineReport::default(), replicas(), 0);
         assert!(clean.failures.is_empty(), "{:?}", clean.failures);
         assert!(clean.summary_line.contains("replicas=identical(3x9 partitions)"), "{}", clean.summary_line);
@@ -485,5 +534,29 @@ mod tests {
         let text = difference("broker 2", &a, "broker 1", &b);
         assert!(text.contains("first difference at index 1"), "{text}");
         assert!(text.contains("2 records, broker 1 3"), "{text}");
+    }
+
+    #[test]
+    fn duplicates_are_told_apart_by_their_producer_epochs() {
+        let record = |offset, value: &str, producer_id, producer_epoch| StoredRecord {
+            offset,
+            value: Some(value.to_string()),
+            producer_id,
+            producer_epoch,
+        };
+        let log = vec![
+            record(0, "p0-1", 1000, 1),
+            record(1, "p0-2", 1000, 1),
+            // p0-1 again after the client bumped its epoch: a re-send.
+            record(2, "p0-1", 1000, 2),
+            // p0-2 again in the same epoch: the broker let a retry through.
+            record(3, "p0-2", 1000, 1),
+            record(4, "p0-3", 1000, 2),
+            // The same value from another producer is not a re-send either.
+            record(5, "p0-3", 2000, 3),
+        ];
+        let kinds = classify_duplicates(&log);
+        assert_eq!(kinds, DuplicateKinds { resent_under_new_epoch: 1, within_one_epoch: 2 });
+        assert_eq!(classify_duplicates(&log[..2]), DuplicateKinds::default());
     }
 }

@@ -41,7 +41,10 @@ use std::time::{Duration, Instant};
 mod faults;
 mod views;
 
-pub use views::{fetch_cluster_view, fetch_partitions, read_segments, ClusterView, LogRecords, PartitionInfo};
+pub use views::{
+    fetch_cluster_view, fetch_partitions, read_segments, read_stored, ClusterView, LogRecords, PartitionInfo,
+    StoredRecord,
+};
 
 /// How long a broker may take to bind its listeners after spawning.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);

@@ -218,6 +218,12 @@ impl Cluster {
             .with_context(|| format!("reading broker {id}'s replica of {topic}-{partition}"))
     }
 
+    /// As [`Cluster::replica_log`], with each record's producer id and epoch.
+    pub fn replica_records(&self, id: i32, topic: &str, partition: i32) -> anyhow::Result<Vec<StoredRecord>> {
+        read_stored(&self.broker(id).data_dir.join(format!("{topic}-{partition}")))
+            .with_context(|| format!("reading broker {id}'s replica of {topic}-{partition}"))
+    }
+
     /// Every live broker's [`ClusterView`].
     pub fn cluster_views(&self) -> Vec<(i32, anyhow::Result<ClusterView>)> {
         self.live_ids()
@@ -277,10 +283,28 @@ impl Cluster {
 /// `(offset, value)` pairs of a partition's log in offset order (`None` for a null value).
 pub type LogRecords = Vec<(i64, Option<String>)>;
 
+/// A record as stored, with the idempotent producer that wrote it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredRecord {
+    /// Its offset.
+    pub offset: i64,
+    /// Its value (`None` for a null value).
+    pub value: Option<String>,
+    /// The batch's producer id (-1 without one).
+    pub producer_id: i64,
+    /// The batch's producer epoch.
+    pub producer_epoch: i16,
+}
+
 /// `(offset, value)` of every record in the segment files of `dir` (a partition directory,
 /// Kafka layout: `<topic>-<partition>/<base offset>.log`), in offset order. Stops at a torn or
 /// zero-filled tail, as the broker's recovery would.
 pub fn read_segments(dir: &std::path::Path) -> anyhow::Result<LogRecords> {
+    Ok(read_stored(dir)?.into_iter().map(|r| (r.offset, r.value)).collect())
+}
+
+/// As [`read_segments`], with each record's producer id and epoch.
+pub fn read_stored(dir: &std::path::Path) -> anyhow::Result<Vec<StoredRecord>> {
     let mut segments: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("listing {}", dir.display()))?
         .flatten()
@@ -302,7 +326,12 @@ pub fn read_segments(dir: &std::path::Path) -> anyhow::Result<LogRecords> {
             let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut batch)
                 .with_context(|| format!("decoding the batch at byte {at} of {}", segment.display()))?;
             for record in set.records {
-                records.push((record.offset, record.value.map(|v| String::from_utf8_lossy(&v).into_owned())));
+                records.push(StoredRecord {
+                    offset: record.offset,
+                    value: record.value.map(|v| String::from_utf8_lossy(&v).into_owned()),
+                    producer_id: record.producer_id,
+                    producer_epoch: record.producer_epoch,
+                });
             }
             at = end;
         }
