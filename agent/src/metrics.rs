@@ -1,5 +1,5 @@
 //! The agent's Prometheus endpoint (`agent.metrics_listen`, `GET /metrics`): events and bytes per
-//! input, delivery counters and errors, records waiting in the producer, and per-file read lag
+//! input, delivery counters and errors, the idempotent producer's epoch bumps, records waiting in the producer, and per-file read lag
 //! (bytes in the file not yet acknowledged by the broker).
 
 use crate::inputs::file::FileStates;
@@ -19,6 +19,7 @@ pub struct AgentMetrics {
     delivered: IntGauge,
     delivered_bytes: IntGauge,
     delivery_errors: IntGauge,
+    epoch_bumps: IntGauge,
     in_flight: IntGauge,
     queued_bytes: IntGauge,
     disk_buffer_bytes: IntGauge,
@@ -52,6 +53,10 @@ impl AgentMetrics {
         let delivered_bytes = IntGauge::new("delivered_bytes_total", "Bytes of records the broker acknowledged")?;
         let delivery_errors =
             IntGauge::new("delivery_errors_total", "Records the broker or producer refused for good")?;
+        let epoch_bumps = IntGauge::new(
+            "producer_epoch_bumps_total",
+            "Times the idempotent producer bumped its epoch and sent its unacknowledged records again",
+        )?;
         let in_flight = IntGauge::new("output_in_flight", "Records queued in the producer, not yet acknowledged")?;
         let queued_bytes = IntGauge::new("queue_bytes", "Encoded bytes waiting between the inputs and the producer")?;
         let disk_buffer_bytes = IntGauge::new("disk_buffer_bytes", "Bytes waiting in the disk buffer")?;
@@ -65,6 +70,7 @@ impl AgentMetrics {
         registry.register(Box::new(delivered.clone()))?;
         registry.register(Box::new(delivered_bytes.clone()))?;
         registry.register(Box::new(delivery_errors.clone()))?;
+        registry.register(Box::new(epoch_bumps.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
         registry.register(Box::new(queued_bytes.clone()))?;
         registry.register(Box::new(disk_buffer_bytes.clone()))?;
@@ -77,6 +83,7 @@ impl AgentMetrics {
             delivered,
             delivered_bytes,
             delivery_errors,
+            epoch_bumps,
             in_flight,
             queued_bytes,
             disk_buffer_bytes,
@@ -100,6 +107,7 @@ impl AgentMetrics {
         self.delivered.set(output.delivered.load(Ordering::Relaxed) as i64);
         self.delivered_bytes.set(output.delivered_bytes.load(Ordering::Relaxed) as i64);
         self.delivery_errors.set(output.failed.load(Ordering::Relaxed) as i64);
+        self.epoch_bumps.set(output.epoch_bumps.load(Ordering::Relaxed) as i64);
         self.in_flight.set(levels.in_flight);
         self.queued_bytes.set(levels.queued_bytes as i64);
         self.disk_buffer_bytes.set(levels.disk_buffer_bytes as i64);

@@ -67,6 +67,41 @@ pub struct OutputStats {
     /// librdkafka reported a fatal error (e.g. an idempotent producer's sequence broken): the
     /// producer accepts nothing more and the agent must restart.
     pub fatal: std::sync::atomic::AtomicBool,
+    /// Times the idempotent producer bumped its epoch (from librdkafka's statistics).
+    pub epoch_bumps: AtomicU64,
+    /// librdkafka's count of producer id/epoch assignments last seen (the first is the start).
+    epoch_assignments: AtomicU64,
+}
+
+/// librdkafka's statistics interval when `output.librdkafka` does not set one: the epoch-bump
+/// counter comes from them.
+const STATISTICS_INTERVAL_MS: &str = "5000";
+
+/// The part of librdkafka's statistics the agent reads.
+#[derive(serde::Deserialize)]
+struct Statistics {
+    eos: Option<ExactlyOnce>,
+}
+
+#[derive(serde::Deserialize)]
+struct ExactlyOnce {
+    producer_id: i64,
+    producer_epoch: i64,
+    /// Producer id/epoch assignments so far, the first one included.
+    epoch_cnt: u64,
+}
+
+impl OutputStats {
+    /// Takes in one statistics report; returns the bumps since the last one and the current
+    /// producer id and epoch.
+    fn observe_statistics(&self, raw: &[u8]) -> Option<(u64, i64, i64)> {
+        let eos = serde_json::from_slice::<Statistics>(raw).ok()?.eos?;
+        let before = self.epoch_assignments.fetch_max(eos.epoch_cnt, Ordering::AcqRel);
+        // The first assignment (from 0 to 1) is the producer's start, not a bump.
+        let bumps = eos.epoch_cnt.saturating_sub(before.max(1));
+        self.epoch_bumps.fetch_add(bumps, Ordering::Relaxed);
+        Some((bumps, eos.producer_id, eos.producer_epoch))
+    }
 }
 
 struct Context {
@@ -80,6 +115,23 @@ impl ClientContext for Context {
             self.stats.fatal.store(true, Ordering::Release);
         } else {
             tracing::warn!(%error, reason, "producer error");
+        }
+    }
+
+    fn stats_raw(&self, statistics: &[u8]) {
+        if let Some((bumps, producer_id, producer_epoch)) = self.stats.observe_statistics(statistics) {
+            if bumps > 0 {
+                // librdkafka renumbers every record not yet acknowledged under the new epoch,
+                // including any whose earlier request reached the log though its answer was an
+                // error (confluentinc/librdkafka#4953): the topic may hold those twice.
+                tracing::warn!(
+                    bumps,
+                    producer_id,
+                    producer_epoch,
+                    "the idempotent producer bumped its epoch: records not yet acknowledged were sent again and a \
+                     few may be stored twice (the Elasticsearch sink's ids, from each line's origin, absorb them)"
+                );
+            }
         }
     }
 }
@@ -151,7 +203,8 @@ impl Output {
             .set("linger.ms", settings.linger.0.to_string())
             .set("batch.size", settings.batch_bytes.0.min(i32::MAX as u64).to_string())
             .set("queue.buffering.max.kbytes", (settings.queue_bytes.0 / 1024).max(1).to_string())
-            .set("message.timeout.ms", "0");
+            .set("message.timeout.ms", "0")
+            .set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
         for (key, value) in &settings.librdkafka {
             config.set(key, value);
         }
@@ -247,5 +300,24 @@ mod tests {
         assert_eq!(max_record_bytes(&settings), 4_000_000 - RECORD_OVERHEAD);
         settings.librdkafka.insert("message.max.bytes".into(), "10".into());
         assert_eq!(max_record_bytes(&settings), 0);
+    }
+
+    #[test]
+    fn epoch_bumps_are_counted_from_librdkafkas_statistics_but_not_the_first_assignment() {
+        let stats = OutputStats::default();
+        let report = |cnt: u64, epoch: i64| {
+            format!(
+                r#"{{"name":"p","brokers":{{}},"eos":{{"idemp_state":"Assigned","producer_id":7,"producer_epoch":{epoch},"epoch_cnt":{cnt}}}}}"#
+            )
+        };
+        assert_eq!(stats.observe_statistics(report(1, 0).as_bytes()), Some((0, 7, 0)));
+        assert_eq!(stats.observe_statistics(report(1, 0).as_bytes()), Some((0, 7, 0)));
+        assert_eq!(stats.observe_statistics(report(3, 2).as_bytes()), Some((2, 7, 2)));
+        assert_eq!(stats.observe_statistics(report(3, 2).as_bytes()), Some((0, 7, 2)));
+        assert_eq!(stats.epoch_bumps.load(Ordering::Relaxed), 2);
+        // A report without the eos section (no idempotence) or not JSON changes nothing.
+        assert_eq!(stats.observe_statistics(br#"{"name":"p"}"#), None);
+        assert_eq!(stats.observe_statistics(b"{"), None);
+        assert_eq!(stats.epoch_bumps.load(Ordering::Relaxed), 2);
     }
 }

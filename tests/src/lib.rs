@@ -14,6 +14,7 @@ pub mod kafka;
 pub mod nemesis;
 pub mod nemesis_faults;
 pub mod nemesis_pipeline;
+pub mod nemesis_resends;
 pub mod netns;
 pub mod pki;
 pub mod tmux;

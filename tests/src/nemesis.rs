@@ -22,6 +22,9 @@ use crate::cluster::{Cluster, LogRecords, StoredRecord};
 use crate::jepsen::{final_log, Workload};
 use crate::nemesis_faults::Nemesis;
 use crate::nemesis_pipeline::{Pipeline, PipelineReport};
+use crate::nemesis_resends::{
+    classify_duplicates, logged_agent_epoch_bumps, logged_epoch_bumps, order_breaks_without, DuplicateKinds, EpochBumps,
+};
 use crate::python_bin;
 use anyhow::Context;
 use serde_json::Value;
@@ -96,41 +99,9 @@ pub struct ReplicaReport {
     pub divergent: Vec<String>,
     /// Workload values stored more than once, by how (see [`classify_duplicates`]).
     pub duplicates: DuplicateKinds,
-}
-
-/// Values stored more than once in a partition, by the producer epochs of their copies.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct DuplicateKinds {
-    /// Every copy from one producer id, each under a different epoch: the client sent the value
-    /// again after bumping its epoch, which no broker can tell from a new record
-    /// (librdkafka's idempotent producer does this, confluentinc/librdkafka#4953).
-    pub resent_under_new_epoch: u64,
-    /// Two copies under one producer id and epoch (a retry the broker failed to de-duplicate),
-    /// or from different producers.
-    pub within_one_epoch: u64,
-}
-
-/// Sorts the values of one partition's log that occur more than once.
-pub fn classify_duplicates(records: &[StoredRecord]) -> DuplicateKinds {
-    let mut copies: BTreeMap<&str, Vec<(i64, i16)>> = BTreeMap::new();
-    for r in records {
-        if let Some(value) = r.value.as_deref() {
-            copies.entry(value).or_default().push((r.producer_id, r.producer_epoch));
-        }
-    }
-    let mut kinds = DuplicateKinds::default();
-    for writers in copies.values().filter(|w| w.len() > 1) {
-        let one_producer = writers.iter().all(|(id, _)| *id >= 0 && *id == writers[0].0);
-        let mut epochs: Vec<i16> = writers.iter().map(|(_, e)| *e).collect();
-        epochs.sort_unstable();
-        epochs.dedup();
-        if one_producer && epochs.len() == writers.len() {
-            kinds.resent_under_new_epoch += 1;
-        } else {
-            kinds.within_one_epoch += 1;
-        }
-    }
-    kinds
+    /// Per-producer order breaks in the stored logs once the client's re-sends are taken out
+    /// (see [`order_breaks_without`]).
+    pub order_breaks_without_resends: u64,
 }
 
 /// The result of a run.
@@ -189,7 +160,16 @@ fn start_workload(cluster: &Cluster, dir: &Path) -> anyhow::Result<Workload> {
         "--duration",
         "86400",
     ];
-    Workload::start("nemesis workload", Command::new(python_bin()), dir, &args)
+    // librdkafka's `eos` debug context logs the producers' epoch bumps, which tell their
+    // re-sends from the broker's de-duplication failures (crate::nemesis_resends).
+    let debug = match std::env::var("MILLRACE_JEPSEN_PRODUCER_DEBUG") {
+        Ok(d) if d.split(',').any(|c| c.trim() == "eos" || c.trim() == "all") => d,
+        Ok(d) if !d.trim().is_empty() => format!("{d},eos"),
+        _ => "eos".to_string(),
+    };
+    let mut python = Command::new(python_bin());
+    python.env("MILLRACE_JEPSEN_PRODUCER_DEBUG", debug);
+    Workload::start("nemesis workload", python, dir, &args)
 }
 
 fn anomaly(summary: &Value, name: &str) -> u64 {
@@ -220,7 +200,8 @@ fn acked_while_two_down(dir: &Path, windows: &[(f64, f64)]) -> anyhow::Result<(u
 fn compare_replicas(
     cluster: &mut Cluster,
     final_read: &BTreeMap<i32, LogRecords>,
-) -> anyhow::Result<(ReplicaReport, Vec<LogRecords>)> {
+    bumps: &EpochBumps,
+) -> anyhow::Result<(ReplicaReport, Vec<Vec<StoredRecord>>)> {
     for id in cluster.ids() {
         cluster.stop(id)?;
     }
@@ -242,15 +223,15 @@ fn compare_replicas(
             }
             if topic == TOPIC {
                 let stored = cluster.replica_records(*first_id, topic, partition)?;
-                let kinds = classify_duplicates(&stored);
-                report.duplicates.resent_under_new_epoch += kinds.resent_under_new_epoch;
-                report.duplicates.within_one_epoch += kinds.within_one_epoch;
+                let found = classify_duplicates(&stored, bumps);
+                report.duplicates.add(found.kinds);
+                report.order_breaks_without_resends += order_breaks_without(&stored, &found.client_resent);
                 let expected = final_read.get(&partition).cloned().unwrap_or_default();
                 if &expected != first {
                     evidence.push(difference(&format!("broker {first_id}"), first, "the final read", &expected));
                 }
             } else {
-                pipeline.push(first.clone());
+                pipeline.push(cluster.replica_records(*first_id, topic, partition)?);
             }
             if !evidence.is_empty() {
                 report.divergent.push(format!("{topic}-{partition}: {}", evidence.join("; ")));
@@ -331,8 +312,9 @@ pub fn run(config: &Config, work_dir: &Path) -> anyhow::Result<Option<Outcome>> 
     let mut pipeline_report: PipelineReport = pipeline.finish(PIPELINE_DRAIN)?;
     let (two_down_acks, two_down_examples) = acked_while_two_down(&workload_dir, &nemesis.record.two_down_windows)?;
     let final_read = final_log(&workload_dir)?;
-    let (replicas, pipeline_topic) = compare_replicas(&mut cluster, &final_read)?;
-    Pipeline::count_topic(&mut pipeline_report, &pipeline_topic);
+    let client_log = std::fs::read_to_string(workload_dir.join("stderr.txt")).context("reading the workload's log")?;
+    let (replicas, pipeline_topic) = compare_replicas(&mut cluster, &final_read, &logged_epoch_bumps(&client_log))?;
+    Pipeline::count_topic(&mut pipeline_report, &pipeline_topic, &logged_agent_epoch_bumps(&pipeline.agent_log()));
     Ok(Some(judge(config, &nemesis, checker, pipeline_report, replicas, (two_down_acks, two_down_examples))))
 }
 
@@ -347,23 +329,38 @@ fn judge(
     let record = &nemesis.record;
     let count = |name| anomaly(&checker, name);
     let mut failures = Vec::new();
+    let kinds = replicas.duplicates;
+    // The client's logged re-sends (crate::nemesis_resends) account for the checker's duplicates
+    // only when every stored duplicate is one of them, and for its order breaks only when the
+    // stored logs keep each producer's order once they are taken out.
+    let resends = kinds.client_resent > 0;
+    let explains_duplicates = resends && kinds.failures() == 0 && count("duplicates") == kinds.client_resent;
+    let explains_order = resends && replicas.order_breaks_without_resends == 0;
+    let explained =
+        |name: &str| (name == "duplicates" && explains_duplicates) || (name == "producer_order" && explains_order);
     if checker["valid"] != Value::Bool(true) {
         let mut failing = Vec::new();
+        let mut any = false;
         if let Some(anomalies) = checker["anomalies"].as_object() {
             for (name, a) in anomalies {
                 if a["count"].as_u64().unwrap_or(0) > 0 {
-                    failing.push(format!("{name}: {}", a));
+                    any = true;
+                    if !explained(name) {
+                        failing.push(format!("{name}: {}", a));
+                    }
                 }
             }
         }
-        failures.push(format!("the checker found anomalies:\n{}", failing.join("\n")));
+        if !failing.is_empty() || !any {
+            failures.push(format!("the checker found anomalies:\n{}", failing.join("\n")));
+        }
     }
-    let kinds = replicas.duplicates;
-    if kinds != DuplicateKinds::default() {
+    if kinds.failures() > 0 {
         failures.push(format!(
-            "stored twice, by producer epoch: {} values sent again by their producer under a bumped epoch \
-             (a client re-send, confluentinc/librdkafka#4953), {} within one epoch (the broker's de-duplication)",
-            kinds.resent_under_new_epoch, kinds.within_one_epoch
+            "stored twice, by producer epoch: {} values within one epoch or from two producers (the broker's \
+             de-duplication), {} under an epoch their producer never logged bumping to, {} re-sent by the client \
+             after an epoch bump it logged (confluentinc/librdkafka#4953)",
+            kinds.within_one_epoch, kinds.resent_unexplained, kinds.client_resent
         ));
     }
     if let Some(problems) = checker["problems"].as_array().filter(|p| !p.is_empty()) {
@@ -412,21 +409,22 @@ fn judge(
     };
     let summary_line = format!(
         "nemesis: seed={} faults={} ({}; reassignment ongoing at {} kills) acked={} lost={} duplicated={} \
-         inconsistent={} non-monotonic={} skips={} resets={} order={} holes={} group-skips={} group-rewinds={} \
+         client-resends={} inconsistent={} non-monotonic={} skips={} resets={} order={} holes={} group-skips={} group-rewinds={} \
          acked-two-down={} replicas={} pipeline lines={}/{} undelivered={} agent-acked={} topic-missing={} \
-         topic-pending={} topic-duplicates={} redelivered={}",
+         topic-pending={} topic-duplicates={} topic-client-resends={} redelivered={}",
         config.seed,
         record.total(),
         record.counts_text(),
         record.reassign_in_progress,
         checker["acked"],
         count("lost") + count("lost_read"),
-        count("duplicates"),
+        count("duplicates") - if explains_duplicates { kinds.client_resent } else { 0 },
+        kinds.client_resent,
         count("inconsistent_offsets"),
         count("nonmonotonic"),
         count("skips"),
         count("offset_resets"),
-        count("producer_order"),
+        if explains_order { 0 } else { count("producer_order") },
         count("holes"),
         count("group_skips"),
         count("group_rewinds"),
@@ -439,6 +437,7 @@ fn judge(
         pipeline.topic_missing,
         pipeline.topic_pending,
         pipeline.topic_duplicates,
+        pipeline.topic_client_resends,
         pipeline.redelivered,
     );
     let group = &checker["stats"]["group"];
@@ -515,6 +514,42 @@ mod tests {
     }
 
     #[test]
+    fn only_the_clients_logged_re_sends_excuse_duplicates_and_order_breaks() {
+        let mut checker = clean_checker();
+        checker["valid"] = Value::Bool(false);
+        checker["anomalies"]["duplicates"]["count"] = 2.into();
+        checker["anomalies"]["producer_order"] = serde_json::json!({"count": 1});
+        let replicas = |kinds, order_breaks_without_resends| ReplicaReport {
+            partitions: 9,
+            replicas: 3,
+            duplicates: kinds,
+            order_breaks_without_resends,
+            ..ReplicaReport::default()
+        };
+        let resent = DuplicateKinds { client_resent: 2, ..DuplicateKinds::default() };
+        let passed = outcome(checker.clone(), PipelineReport::default(), replicas(resent, 0), 0);
+        assert!(passed.failures.is_empty(), "{:?}", passed.failures);
+        assert!(
+            passed.summary_line.contains(" duplicated=0 client-resends=2 ")
+                && passed.summary_line.contains(" order=0 "),
+            "{}",
+            passed.summary_line
+        );
+        // An order break that remains without the re-sends fails.
+        let order = outcome(checker.clone(), PipelineReport::default(), replicas(resent, 1), 0);
+        assert_eq!(order.failures.len(), 1, "{:?}", order.failures);
+        assert!(order.failures[0].contains("producer_order"), "{:?}", order.failures);
+        // One duplicate the broker let through fails, and the checker's duplicates with it.
+        let broker = DuplicateKinds { client_resent: 1, within_one_epoch: 1, ..DuplicateKinds::default() };
+        let failed = outcome(checker.clone(), PipelineReport::default(), replicas(broker, 0), 0);
+        assert_eq!(failed.failures.len(), 2, "{:?}", failed.failures);
+        assert!(failed.summary_line.contains(" duplicated=2 client-resends=1 "), "{}", failed.summary_line);
+        // More duplicates in the reads than the stored re-sends account for fail too.
+        let fewer = DuplicateKinds { client_resent: 1, ..DuplicateKinds::default() };
+        assert_eq!(outcome(checker, PipelineReport::default(), replicas(fewer, 0), 0).failures.len(), 1);
+    }
+
+    #[test]
     fn acknowledgements_inside_two_down_windows_are_counted() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let history = serde_json::json!({"acked": [
@@ -534,29 +569,5 @@ mod tests {
         let text = difference("broker 2", &a, "broker 1", &b);
         assert!(text.contains("first difference at index 1"), "{text}");
         assert!(text.contains("2 records, broker 1 3"), "{text}");
-    }
-
-    #[test]
-    fn duplicates_are_told_apart_by_their_producer_epochs() {
-        let record = |offset, value: &str, producer_id, producer_epoch| StoredRecord {
-            offset,
-            value: Some(value.to_string()),
-            producer_id,
-            producer_epoch,
-        };
-        let log = vec![
-            record(0, "p0-1", 1000, 1),
-            record(1, "p0-2", 1000, 1),
-            // p0-1 again after the client bumped its epoch: a re-send.
-            record(2, "p0-1", 1000, 2),
-            // p0-2 again in the same epoch: the broker let a retry through.
-            record(3, "p0-2", 1000, 1),
-            record(4, "p0-3", 1000, 2),
-            // The same value from another producer is not a re-send either.
-            record(5, "p0-3", 2000, 3),
-        ];
-        let kinds = classify_duplicates(&log);
-        assert_eq!(kinds, DuplicateKinds { resent_under_new_epoch: 1, within_one_epoch: 2 });
-        assert_eq!(classify_duplicates(&log[..2]), DuplicateKinds::default());
     }
 }

@@ -4,8 +4,9 @@
 //! (redelivery after a rebalance is allowed, the sink is at-least-once) and exactly once in the
 //! topic (the agent's producer is idempotent with unlimited retries).
 
-use crate::cluster::LogRecords;
+use crate::cluster::StoredRecord;
 use crate::component::Component;
+use crate::nemesis_resends::{classify_duplicates, EpochBumps};
 use crate::wait_for;
 use anyhow::Context;
 use std::collections::HashMap;
@@ -58,8 +59,11 @@ pub struct PipelineReport {
     /// Lines past the checkpoint not in the topic: still the agent's to send (re-read at its
     /// next start), a liveness matter.
     pub topic_pending: u64,
-    /// Lines the topic holds more than once.
+    /// Lines the topic holds more than once, other than the agent's logged re-sends.
     pub topic_duplicates: u64,
+    /// Lines the agent's producer sent again after an epoch bump it logged
+    /// (crate::nemesis_resends), stored twice under two epochs.
+    pub topic_client_resends: u64,
     /// The first few duplicated line numbers in the topic.
     pub topic_duplicate_examples: Vec<u64>,
     /// The agent or the sink not stopping cleanly on SIGTERM (then killed), with its log.
@@ -73,9 +77,9 @@ fn line_number(json: &str) -> Option<u64> {
 }
 
 /// How many times each line number occurs among `texts`.
-fn occurrences<'a>(texts: impl Iterator<Item = &'a str>) -> HashMap<u64, u64> {
+fn occurrences<'a>(texts: impl Iterator<Item = &'a str>, number: impl Fn(&str) -> Option<u64>) -> HashMap<u64, u64> {
     let mut seen = HashMap::new();
-    for n in texts.filter_map(line_number) {
+    for n in texts.filter_map(number) {
         *seen.entry(n).or_default() += 1;
     }
     seen
@@ -135,7 +139,7 @@ impl Pipeline {
 
     fn delivered(&self) -> HashMap<u64, u64> {
         let text = std::fs::read_to_string(&self.out).unwrap_or_default();
-        occurrences(text.lines())
+        occurrences(text.lines(), line_number)
     }
 
     /// Stops writing, waits (bounded) until the sink's file holds every line, stops the agent
@@ -195,18 +199,35 @@ impl Pipeline {
         Ok(covered.iter().filter(|b| **b == b'\n').count() as u64)
     }
 
-    /// Adds the topic's duplicates to `report`, from the topic's records (one replica's log).
-    pub fn count_topic(report: &mut PipelineReport, partitions: &[LogRecords]) {
-        let values = partitions.iter().flatten().filter_map(|(_, v)| v.as_deref());
-        let seen = occurrences(values);
-        let mut duplicated: Vec<u64> = seen.iter().filter(|(_, &c)| c > 1).map(|(&n, _)| n).collect();
+    /// Adds the topic's duplicates to `report`, from the topic's records (one replica's log);
+    /// `bumps` are the agent's logged epoch bumps.
+    pub fn count_topic(report: &mut PipelineReport, partitions: &[Vec<StoredRecord>], bumps: &EpochBumps) {
+        // Each record as its line number, so that copies compare by line.
+        let lines: Vec<StoredRecord> = partitions
+            .iter()
+            .flatten()
+            .filter_map(|r| {
+                let n = line_number(r.value.as_deref()?)?;
+                Some(StoredRecord { value: Some(n.to_string()), ..r.clone() })
+            })
+            .collect();
+        let seen = occurrences(lines.iter().filter_map(|r| r.value.as_deref()), |v| v.parse().ok());
+        let resent = classify_duplicates(&lines, bumps).client_resent;
+        let mut duplicated: Vec<u64> =
+            seen.iter().filter(|(n, &c)| c > 1 && !resent.contains(&n.to_string())).map(|(&n, _)| n).collect();
         duplicated.sort_unstable();
+        report.topic_client_resends = resent.len() as u64;
         report.topic_duplicates = duplicated.len() as u64;
         report.topic_duplicate_examples = duplicated.into_iter().take(10).collect();
         let missing: Vec<u64> = (0..report.acknowledged).filter(|n| !seen.contains_key(n)).collect();
         report.topic_missing = missing.len() as u64;
         report.topic_missing_examples = missing.into_iter().take(10).collect();
         report.topic_pending = (report.acknowledged..report.written).filter(|n| !seen.contains_key(n)).count() as u64;
+    }
+
+    /// The agent's whole log.
+    pub fn agent_log(&self) -> String {
+        self.agent.log()
     }
 
     /// The agent's and the sink's logs (last lines), for failure messages.
@@ -241,7 +262,7 @@ mod tests {
             r#"{"message":"other-3"}"#,
             "not json",
         ];
-        let seen = occurrences(texts.iter().copied());
+        let seen = occurrences(texts.iter().copied(), line_number);
         assert_eq!(seen.get(&7), Some(&2));
         assert_eq!(seen.len(), 1);
     }
