@@ -3,7 +3,8 @@
 //! `min.insync.replicas=2`) under a seeded random schedule of overlapping faults
 //! ([`crate::nemesis_faults`]), while idempotent acks=all producers, plain consumers and a
 //! consumer group run the Jepsen-style workload (tests/python/jepsen_workload.py) and an agent →
-//! broker → file-sink pipeline ships numbered lines ([`crate::nemesis_pipeline`]).
+//! broker → file-sink pipeline ships numbered lines ([`crate::nemesis_pipeline`]); its agent and
+//! its sink are SIGKILLed during some episodes and restarted after them.
 //!
 //! After every episode the run waits (bounded) until every partition has a full ISR again and
 //! writes flow on every partition, so a fault the cluster does not recover from fails the run.
@@ -20,8 +21,8 @@
 
 use crate::cluster::{Cluster, LogRecords, StoredRecord};
 use crate::jepsen::{final_log, Workload};
-use crate::nemesis_faults::Nemesis;
-use crate::nemesis_pipeline::{Pipeline, PipelineReport};
+use crate::nemesis_faults::{Nemesis, Rng};
+use crate::nemesis_pipeline::{pipeline_fault, Pipeline, PipelineReport};
 use crate::nemesis_resends::{
     classify_duplicates, logged_agent_epoch_bumps, logged_epoch_bumps, order_breaks_without, DuplicateKinds, EpochBumps,
 };
@@ -272,10 +273,26 @@ pub fn run(config: &Config, work_dir: &Path) -> anyhow::Result<Option<Outcome>> 
     let mut pipeline = Pipeline::start(&work_dir.join("pipeline"), &cluster.bootstrap(), PIPELINE_TOPIC)?;
     workload.wait_acked(300, Duration::from_secs(120))?;
     let mut nemesis = Nemesis::new(config.seed, TOPIC, PARTITIONS);
+    // Its own generator, so that the brokers' schedule of a seed stays what it was before
+    // pipeline kills were added.
+    let mut pipeline_rng = Rng::new(config.seed ^ 0x9e37_79b9_7f4a_7c15);
     let started = Instant::now();
+    let mut episodes = 0u64;
     while nemesis.record.total() < config.faults || started.elapsed() < config.duration {
         let before = workload.progress().context("no workload progress")?;
+        let killed = pipeline_fault(episodes, &mut pipeline_rng);
+        episodes += 1;
+        if let Some((part, kind)) = killed {
+            let what = pipeline.kill(part)?;
+            nemesis.record.count(kind);
+            nemesis.record.note(format!("start {}: {what}", kind.name()));
+        }
         let episode = nemesis.episode(&mut cluster).and_then(|()| {
+            // Down for the whole broker episode, so the restart meets whatever it left.
+            if let Some((part, kind)) = killed {
+                nemesis.record.note(format!("end {}: restarting it", kind.name()));
+                pipeline.restart(part)?;
+            }
             cluster.wait_isr_full(TOPIC, RECOVERY)?;
             cluster.wait_isr_full(PIPELINE_TOPIC, RECOVERY)?;
             workload.wait_more_acks(&before, 20, RESUME).context("writes resuming on every partition")?;
@@ -411,7 +428,7 @@ fn judge(
         "nemesis: seed={} faults={} ({}; reassignment ongoing at {} kills) acked={} lost={} duplicated={} \
          client-resends={} inconsistent={} non-monotonic={} skips={} resets={} order={} holes={} group-skips={} group-rewinds={} \
          acked-two-down={} replicas={} pipeline lines={}/{} undelivered={} agent-acked={} topic-missing={} \
-         topic-pending={} topic-duplicates={} topic-client-resends={} redelivered={}",
+         topic-pending={} topic-duplicates={} topic-client-resends={} topic-reread={} redelivered={}",
         config.seed,
         record.total(),
         record.counts_text(),
@@ -438,6 +455,7 @@ fn judge(
         pipeline.topic_pending,
         pipeline.topic_duplicates,
         pipeline.topic_client_resends,
+        pipeline.topic_reread,
         pipeline.redelivered,
     );
     let group = &checker["stats"]["group"];

@@ -78,6 +78,10 @@ pub enum Kind {
     ReassignRestart,
     /// One broker's wall clock stepped (libfaketime), later stepped back.
     ClockStep,
+    /// The pipeline's agent SIGKILLed during an episode, restarted after it.
+    AgentKill,
+    /// The pipeline's sink SIGKILLed during an episode, restarted after it.
+    SinkKill,
 }
 
 impl Kind {
@@ -92,11 +96,13 @@ impl Kind {
             Kind::ControllerKill => "controller-kill",
             Kind::ReassignRestart => "reassign-restart",
             Kind::ClockStep => "clock-step",
+            Kind::AgentKill => "agent-kill",
+            Kind::SinkKill => "sink-kill",
         }
     }
 
     /// Every kind, in summary order.
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Kill,
         Kind::Pause,
         Kind::Cut,
@@ -105,6 +111,8 @@ impl Kind {
         Kind::ControllerKill,
         Kind::ReassignRestart,
         Kind::ClockStep,
+        Kind::AgentKill,
+        Kind::SinkKill,
     ];
 }
 
@@ -178,11 +186,13 @@ impl Record {
         self.counts.values().sum()
     }
 
-    fn count(&mut self, kind: Kind) {
+    /// Counts one fault of `kind`.
+    pub fn count(&mut self, kind: Kind) {
         *self.counts.entry(kind).or_default() += 1;
     }
 
-    fn note(&mut self, event: String) {
+    /// Logs one fault event with the time since the start.
+    pub fn note(&mut self, event: String) {
         let started = *self.started.get_or_insert_with(Instant::now);
         let line = format!("[{:7.1}s] {event}", started.elapsed().as_secs_f64());
         eprintln!("nemesis {line}");

@@ -2,10 +2,14 @@
 //! `millrace agent` tails it into a topic, `millrace sink` writes the topic into a file
 //! (`[[file]]`, Elasticsearch bulk format). At the end every line must be in the sink's file
 //! (redelivery after a rebalance is allowed, the sink is at-least-once) and exactly once in the
-//! topic (the agent's producer is idempotent with unlimited retries).
+//! topic (the agent's producer is idempotent with unlimited retries) — except the lines an agent
+//! killed with SIGKILL reads again from its checkpoint after the restart: a copy of a line at or
+//! past the checkpoint it left on disk is allowed, one below it (a line it had acknowledged and
+//! checkpointed) fails the run.
 
 use crate::cluster::StoredRecord;
 use crate::component::Component;
+use crate::nemesis_faults::{Kind, Rng};
 use crate::nemesis_resends::{classify_duplicates, EpochBumps};
 use crate::wait_for;
 use anyhow::Context;
@@ -35,6 +39,18 @@ pub struct Pipeline {
     stop: Arc<AtomicBool>,
     written: Arc<AtomicU64>,
     writer: Option<JoinHandle<anyhow::Result<()>>>,
+    /// Per agent kill: the lines it may send again, from its checkpoint to what it could have
+    /// read (end exclusive).
+    reread: Vec<(u64, u64)>,
+}
+
+/// The pipeline process a fault kills.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// `millrace agent`.
+    Agent,
+    /// `millrace sink`.
+    Sink,
 }
 
 /// What arrived.
@@ -59,8 +75,14 @@ pub struct PipelineReport {
     /// Lines past the checkpoint not in the topic: still the agent's to send (re-read at its
     /// next start), a liveness matter.
     pub topic_pending: u64,
-    /// Lines the topic holds more than once, other than the agent's logged re-sends.
+    /// Lines the topic holds more than once, other than the agent's logged re-sends and its
+    /// re-reads after a kill.
     pub topic_duplicates: u64,
+    /// Lines the topic holds more than once that an agent kill allows: at or past the
+    /// checkpoint the killed agent left (see [`Pipeline::kill`]).
+    pub topic_reread: u64,
+    /// The agent kills' windows of lines it may send again.
+    pub reread_windows: Vec<(u64, u64)>,
     /// Lines the agent's producer sent again after an epoch bump it logged
     /// (crate::nemesis_resends), stored twice under two epochs.
     pub topic_client_resends: u64,
@@ -83,6 +105,22 @@ fn occurrences<'a>(texts: impl Iterator<Item = &'a str>, number: impl Fn(&str) -
         *seen.entry(n).or_default() += 1;
     }
     seen
+}
+
+/// The pipeline process to kill during episode `index` (0-based), if any: the agent in the second
+/// and the sink in the fourth, so that even a short run has both; later one episode in five
+/// each, at random.
+pub fn pipeline_fault(index: u64, rng: &mut Rng) -> Option<(Part, Kind)> {
+    match index {
+        1 => Some((Part::Agent, Kind::AgentKill)),
+        3 => Some((Part::Sink, Kind::SinkKill)),
+        0 | 2 => None,
+        _ => match rng.below(5) {
+            0 => Some((Part::Agent, Kind::AgentKill)),
+            1 => Some((Part::Sink, Kind::SinkKill)),
+            _ => None,
+        },
+    }
 }
 
 impl Pipeline {
@@ -122,7 +160,35 @@ impl Pipeline {
             }
             Ok(())
         });
-        Ok(Pipeline { agent, sink, out, input, registry, stop, written, writer: Some(writer) })
+        Ok(Pipeline { agent, sink, out, input, registry, stop, written, writer: Some(writer), reread: Vec::new() })
+    }
+
+    /// SIGKILLs the agent or the sink; [`Pipeline::restart`] starts it again. For the agent it
+    /// notes the lines it may send again after the restart: from the checkpoint in its registry to
+    /// the end of what it could have read. Returns a description for the fault log.
+    pub fn kill(&mut self, part: Part) -> anyhow::Result<String> {
+        match part {
+            Part::Agent => {
+                self.agent.kill9();
+                let from = self.acknowledged_lines()?;
+                // The writer may be half-way through its next tick.
+                let to = self.written() + LINES_PER_TICK;
+                self.reread.push((from, to));
+                Ok(format!("kill -9 the agent (checkpoint at line {from}, at most {to} lines written)"))
+            }
+            Part::Sink => {
+                self.sink.kill9();
+                Ok("kill -9 the sink".to_string())
+            }
+        }
+    }
+
+    /// Starts the killed agent or sink again with the same configuration and data.
+    pub fn restart(&mut self, part: Part) -> anyhow::Result<()> {
+        match part {
+            Part::Agent => self.agent.spawn(),
+            Part::Sink => self.sink.spawn(),
+        }
     }
 
     /// Lines written so far.
@@ -169,6 +235,7 @@ impl Pipeline {
             lost: missing.len() as u64,
             missing_examples: missing.into_iter().take(10).collect(),
             redelivered: delivered.values().map(|c| c - 1).sum(),
+            reread_windows: self.reread.clone(),
             ..PipelineReport::default()
         };
         let mut report = report;
@@ -216,6 +283,10 @@ impl Pipeline {
         let mut duplicated: Vec<u64> =
             seen.iter().filter(|(n, &c)| c > 1 && !resent.contains(&n.to_string())).map(|(&n, _)| n).collect();
         duplicated.sort_unstable();
+        let windows = report.reread_windows.clone();
+        let reread = |n: u64| windows.iter().any(|(from, to)| (*from..*to).contains(&n));
+        report.topic_reread = duplicated.iter().filter(|n| reread(**n)).count() as u64;
+        duplicated.retain(|n| !reread(*n));
         report.topic_client_resends = resent.len() as u64;
         report.topic_duplicates = duplicated.len() as u64;
         report.topic_duplicate_examples = duplicated.into_iter().take(10).collect();
@@ -265,5 +336,38 @@ mod tests {
         let seen = occurrences(texts.iter().copied(), line_number);
         assert_eq!(seen.get(&7), Some(&2));
         assert_eq!(seen.len(), 1);
+    }
+
+    #[test]
+    fn topic_copies_are_allowed_only_past_a_killed_agents_checkpoint_or_after_a_logged_bump() {
+        let record = |offset, n: u64, epoch| StoredRecord {
+            offset,
+            value: Some(format!(r#"{{"message":"{PREFIX}{n}"}}"#)),
+            producer_id: 4,
+            producer_epoch: epoch,
+        };
+        let log = vec![
+            record(0, 0, 0),
+            record(1, 1, 0),
+            record(2, 2, 0),
+            record(3, 3, 0),
+            // The agent killed with its checkpoint at line 2 sent 2 and 3 again.
+            record(4, 2, 0),
+            record(5, 3, 0),
+            // Line 1 was below that checkpoint: sending it again is a failure.
+            record(6, 1, 0),
+            // Line 0 again under epoch 1, which the agent logged bumping to.
+            record(7, 0, 1),
+        ];
+        let mut report =
+            PipelineReport { written: 4, acknowledged: 4, reread_windows: vec![(2, 9)], ..PipelineReport::default() };
+        Pipeline::count_topic(&mut report, std::slice::from_ref(&log), &EpochBumps::from([(4, 1)]));
+        assert_eq!((report.topic_reread, report.topic_client_resends, report.topic_duplicates), (2, 1, 1));
+        assert_eq!(report.topic_duplicate_examples, vec![1]);
+        assert_eq!(report.topic_missing, 0);
+        // Without the kill and the bump, every copy fails.
+        let mut report = PipelineReport { written: 4, acknowledged: 4, ..PipelineReport::default() };
+        Pipeline::count_topic(&mut report, &[log], &EpochBumps::new());
+        assert_eq!((report.topic_reread, report.topic_client_resends, report.topic_duplicates), (0, 0, 4));
     }
 }

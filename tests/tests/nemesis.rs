@@ -2,7 +2,8 @@
 //! acks=all producers, plain and group consumers and an agent → sink pipeline, under a seeded
 //! random schedule of overlapping faults: SIGKILL, SIGSTOP/SIGCONT, network cuts, one-way
 //! partitions, two of three brokers down, the metadata-quorum leader killed, a broker killed
-//! during a reassignment (see millrace_tests::nemesis). It fails on any lost, duplicated or
+//! during a reassignment, and the pipeline's agent or sink killed during an episode (see
+//! millrace_tests::nemesis). It fails on any lost, duplicated or
 //! inconsistent record, a consumer's skip, rewind or reset, a producer's order broken, a hole,
 //! a write acknowledged with two brokers down, a pipeline line lost and any divergent replica.
 //!

@@ -110,7 +110,18 @@ impl Cluster {
             args.extend(["--topic-config", config]);
         }
         args.extend(["--bootstrap", &bootstrap]);
-        millrace(&args)?;
+        // The CLI gives up after 10 s; on a loaded machine a fresh cluster can take longer, and
+        // the topic may exist by then. Try again (bounded) unless it does.
+        let mut attempt = 1;
+        while let Err(e) = millrace(&args) {
+            if self.describe(name).is_ok_and(|parts| !parts.is_empty()) {
+                break;
+            }
+            anyhow::ensure!(attempt < 3, "creating topic {name} failed {attempt} times, the last: {e:#}");
+            eprintln!("creating topic {name} failed ({e:#}); trying again");
+            attempt += 1;
+            std::thread::sleep(Duration::from_secs(1));
+        }
         let parts = self.wait_isr_full(name, Duration::from_secs(60))?;
         anyhow::ensure!(parts.len() == partitions as usize, "{name} has {} partitions: {parts:?}", parts.len());
         anyhow::ensure!(
