@@ -78,17 +78,20 @@ impl RpcClient {
 
     async fn round_trip(&mut self, req: &RpcRequest) -> Result<RpcResponse, NetError> {
         let addr = self.addr.clone();
-        let stream = match &mut self.conn {
+        // The connection is out of `self.conn` for the whole exchange and goes back only with
+        // its answer read. openraft puts its own deadline around every RPC and drops this future
+        // when it passes: a connection left behind with a request in flight would hand that
+        // request's late answer to the next one (a heartbeat's "success" taken for an append
+        // the follower refused, so a leader counts a replica it does not have).
+        let mut stream = match self.conn.take() {
             Some(s) => s,
-            None => {
-                let s = self.transport.connect(self.node, &addr).await?;
-                self.conn.insert(s)
-            }
+            None => self.transport.connect(self.node, &addr).await?,
         };
-        write_frame(stream, req).await.map_err(|source| NetError::Io { addr: addr.clone(), source })?;
-        match read_frame(stream).await {
+        write_frame(&mut stream, req).await.map_err(|source| NetError::Io { addr: addr.clone(), source })?;
+        match read_frame(&mut stream).await {
             Ok(Some(resp)) => {
                 self.last_used = Instant::now();
+                self.conn = Some(stream);
                 Ok(resp)
             }
             Ok(None) => Err(NetError::Io { addr, source: std::io::ErrorKind::UnexpectedEof.into() }),

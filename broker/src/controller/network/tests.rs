@@ -216,3 +216,44 @@ fn requests_claim_their_sender() {
     let delete = MetadataCommand::DeleteTopic { name: "t".into() };
     assert_eq!(claimed_node(&RpcRequest::Propose(delete)), Claim::Nobody);
 }
+
+/// A peer that answers every AddLearner with a refusal naming the id it answers, the first one
+/// only after `delay`.
+async fn echoing_peer(delay: Duration) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                while let Ok(Some(RpcRequest::AddLearner { id, .. })) = read_frame::<RpcRequest>(&mut conn).await {
+                    if id == 1 {
+                        tokio::time::sleep(delay).await;
+                    }
+                    let reason = format!("answer to {id}");
+                    let answer = RpcResponse::AddLearner(Err(messages::AddLearnerRefusal { reason, leader: None }));
+                    if write_frame(&mut conn, &answer).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_call_dropped_by_its_caller_never_hands_its_late_answer_to_the_next_call() {
+    let addr = echoing_peer(Duration::from_millis(300)).await;
+    let mut client = RpcClient::new(2, addr, Transport::plain());
+    let ask = |id| RpcRequest::AddLearner { id, addr: "10.0.0.9:9093".into() };
+    // openraft wraps each RPC in a deadline of its own and drops the call when it passes,
+    // which may be before the client's inner deadline fires.
+    let dropped = tokio::time::timeout(Duration::from_millis(100), client.call(&ask(1), Duration::from_secs(5))).await;
+    assert!(dropped.is_err(), "the first call should still be waiting when its caller gives up");
+    // The late answer to the first request arrives meanwhile.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    match client.call(&ask(2), Duration::from_secs(5)).await.unwrap() {
+        RpcResponse::AddLearner(Err(refusal)) => assert_eq!(refusal.reason, "answer to 2"),
+        other => panic!("unexpected answer {other:?}"),
+    }
+}
