@@ -110,6 +110,16 @@ impl LogInner {
     }
 
     fn append_unchecked(&mut self, entries: Vec<Entry<TypeConfig>>) -> Result<(), StoreError> {
+        // An append replaces whatever the log holds from its first index on. openraft truncates
+        // conflicting entries itself first; if it ever did not, records written behind stale
+        // higher-index ones would read as a gap at the next open and be cut off with everything
+        // after them, losing entries this node has acknowledged.
+        if let Some(first) = entries.first().map(|e| e.log_id.index) {
+            if let Some(last) = self.entries.keys().next_back().copied().filter(|last| *last >= first) {
+                tracing::warn!(first, last, "raft log append overlaps stored entries; truncating them first");
+                self.truncate_unchecked(first)?;
+            }
+        }
         let start = self.file_len()?;
         let mut offset = start;
         let mut buf = Vec::new();

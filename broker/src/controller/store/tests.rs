@@ -114,3 +114,20 @@ async fn after_a_failed_write_the_raft_log_refuses_every_write_even_once_the_dis
     assert_eq!(got, vec![1, 2, 3]);
     append(&mut s, vec![entry(1, 4)]);
 }
+
+#[tokio::test]
+async fn an_append_over_stored_entries_replaces_them_on_disk_too() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut s = LogStore::open(dir.path()).unwrap();
+        append(&mut s, (1..=6).map(|i| entry(1, i)).collect());
+        // Entries 4.. of term 1 are replaced by term 2 without a truncate call.
+        append(&mut s, vec![entry(2, 4), entry(2, 5)]);
+        let got: Vec<_> = s.try_get_log_entries(0..).await.unwrap().iter().map(|e| e.log_id).collect();
+        assert_eq!(got.len(), 5, "the stale entry 6 must be gone: {got:?}");
+    }
+    let mut s = LogStore::open(dir.path()).unwrap();
+    let got: Vec<(u64, u64)> =
+        s.try_get_log_entries(0..).await.unwrap().iter().map(|e| (e.log_id.leader_id.term, e.log_id.index)).collect();
+    assert_eq!(got, vec![(1, 1), (1, 2), (1, 3), (2, 4), (2, 5)]);
+}
