@@ -20,16 +20,24 @@ fn kill_9_during_production_loses_no_acknowledged_record() -> anyhow::Result<()>
     let dir = tempfile::tempdir()?;
     let acked = dir.path().join("acked.txt");
     let python_bin = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    // The producer's output goes to a file: a pipe nobody reads would block it once librdkafka
+    // has logged 64 KiB of reconnect attempts, and a failure must show what the client said.
+    let producer_log = dir.path().join("producer.log");
+    let log_file = std::fs::File::create(&producer_log)?;
     let mut producer = Command::new(python_bin)
         .arg(python_script("acked_producer.py"))
-        .args(["--bootstrap", &bootstrap, "--topic", "crash", "--count", "60000", "--acked"])
+        // Paced, so that production still runs when the broker dies and after it is back: an
+        // unpaced producer on a fast machine can be done before the kill lands.
+        .args(["--bootstrap", &bootstrap, "--topic", "crash", "--count", "60000", "--rate", "12000", "--acked"])
         .arg(&acked)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(Stdio::from(log_file.try_clone()?))
+        .stderr(Stdio::from(log_file))
         .spawn()?;
+    let producer_said = || std::fs::read_to_string(&producer_log).unwrap_or_default();
     wait_until("20000 acknowledged records", Duration::from_secs(120), || acked_lines(&acked) >= 20_000)?;
     broker.kill9();
     let at_crash = acked_lines(&acked);
+    anyhow::ensure!(at_crash < 60_000, "the producer was done before the kill: the test proves nothing");
     std::thread::sleep(Duration::from_millis(500));
     broker.restart()?;
     // The producer reconnects and finishes; idempotence must keep its retries from duplicating.
@@ -40,13 +48,27 @@ fn kill_9_during_production_loses_no_acknowledged_record() -> anyhow::Result<()>
         }
         if std::time::Instant::now() > deadline {
             let _ = producer.kill();
-            anyhow::bail!("producer did not finish after the restart; broker log:\n{}", broker.log());
+            anyhow::bail!(
+                "producer did not finish after the restart; it said:\n{}\nbroker log:\n{}",
+                producer_said(),
+                broker.log()
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert!(status.success(), "producer failed: {status}");
+    assert!(
+        status.success(),
+        "producer failed: {status}; it said:\n{}\nbroker log:\n{}",
+        producer_said(),
+        broker.log()
+    );
     let total = acked_lines(&acked);
-    assert!(total > at_crash, "no record was acknowledged after the restart ({at_crash} before)");
+    assert!(
+        total > at_crash,
+        "no record was acknowledged after the restart ({at_crash} before); the producer said:\n{}\nbroker log:\n{}",
+        producer_said(),
+        broker.log()
+    );
     let out = python(
         "verify_acked.py",
         &["--bootstrap", &bootstrap, "--topic", "crash", "--partitions", "3", "--acked", &acked.display().to_string()],
@@ -58,7 +80,9 @@ fn kill_9_during_production_loses_no_acknowledged_record() -> anyhow::Result<()>
 
 fn produce_lines(bootstrap: &str, topic: &str, lines: std::ops::Range<usize>) -> anyhow::Result<()> {
     let input: String = lines.map(|i| format!("line-{i:06}\n")).collect();
-    run("kcat", &["-b", bootstrap, "-t", topic, "-P", "-p", "0"], Some(input.as_bytes()), T)?;
+    // One call is one batch (the torn-tail tests cut inside the last one): a long linger keeps
+    // a loaded machine from flushing a call's lines in two batches.
+    run("kcat", &["-b", bootstrap, "-t", topic, "-P", "-p", "0", "-X", "linger.ms=1000"], Some(input.as_bytes()), T)?;
     Ok(())
 }
 
