@@ -274,9 +274,42 @@ pub struct InfluxDbSink {
     /// Timestamp precision.
     #[serde(default = "default_precision")]
     pub precision: Precision,
+    /// What the records are: the agent's metric records, or line protocol written by another
+    /// producer (Telegraf's `outputs.kafka` with its default `data_format = "influx"`).
+    #[serde(default)]
+    pub format: InfluxRecordFormat,
+    /// The units of the records' own timestamps with `format = "influx"` (default `ns`, as
+    /// Telegraf writes line protocol) or `"json"` (default `s`, Telegraf's
+    /// `json_timestamp_units`); they are re-expressed in `precision`.
+    #[serde(default)]
+    pub input_precision: Option<Precision>,
     /// TLS of an `https://` URL.
     #[serde(default)]
     pub tls: ClientTls,
+}
+
+/// The format of the records an InfluxDB sink reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InfluxRecordFormat {
+    /// The agent's metric records (JSON: `name`, `tags`, `fields`, `@timestamp`).
+    #[default]
+    Millrace,
+    /// InfluxDB line protocol, one or more points per record (Telegraf's `data_format = "influx"`).
+    Influx,
+    /// Telegraf's JSON, one metric or a `{"metrics": […]}` batch per record (`data_format = "json"`).
+    Json,
+}
+
+impl InfluxDbSink {
+    /// The units of the records' own timestamps: as configured, else what Telegraf writes in
+    /// the format.
+    pub fn input_precision(&self) -> Precision {
+        self.input_precision.unwrap_or(match self.format {
+            InfluxRecordFormat::Json => Precision::S,
+            InfluxRecordFormat::Millrace | InfluxRecordFormat::Influx => Precision::Ns,
+        })
+    }
 }
 
 fn default_api() -> InfluxApi {
@@ -456,6 +489,13 @@ impl SinkConfig {
                     bad(at("org"), "is required with api = \"v2\"".into(), "e.g. org = \"ops\"")
                 }
                 _ => {}
+            }
+            if influx.input_precision.is_some() && influx.format == InfluxRecordFormat::Millrace {
+                bad(
+                    at("input_precision"),
+                    "is only read with format = \"influx\" or \"json\"".into(),
+                    "remove it: metric records carry RFC 3339 times",
+                );
             }
             if influx.username.is_some() != (influx.password.is_some() || influx.password_file.is_some()) {
                 bad(at("username"), "username and password go together".into(), "give both or neither");

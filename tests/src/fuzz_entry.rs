@@ -215,6 +215,32 @@ pub fn sink_records(data: &[u8]) {
         }
     }
     let _ = bulk::verdicts(json, usize::from(pick % 4), action);
+    // The same bytes as records in line protocol (the `format = "influx"` reader): every point
+    // written is one line the reader accepts again, unchanged but for its timestamp.
+    let mut points = Vec::new();
+    use millrace_sinks::influxdb::lines::{encode_lines, Times};
+    let times = Times { input: Precision::Ns, output: precision, record_ms: record.timestamp_ms };
+    if encode_lines(json, times, &mut points).is_ok() {
+        for point in points.split(|&b| b == b'\n') {
+            let mut again = Vec::new();
+            let same = Times { input: precision, output: precision, record_ms: None };
+            let reread = encode_lines(point, same, &mut again);
+            assert!(reread.is_ok(), "a written point does not read back: {:?}", String::from_utf8_lossy(point));
+            assert_eq!(again, point, "a point changed on a second pass");
+        }
+    }
+    // And as Telegraf JSON (the `format = "json"` reader): its points read back as line protocol.
+    points.clear();
+    let times = Times { input: Precision::S, output: precision, record_ms: None };
+    if millrace_sinks::influxdb::telegraf_json::encode_telegraf_json(json, times, &mut points).is_ok() {
+        let mut again = Vec::new();
+        let reread = encode_lines(&points, Times { input: precision, ..times }, &mut again);
+        assert!(
+            reread.is_ok(),
+            "Telegraf JSON gave points that do not read back: {:?}",
+            String::from_utf8_lossy(&points)
+        );
+    }
 }
 
 /// Config text for each component, parsed and validated as `millrace broker|agent|sink` does.

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 use crate::parse_sink;
+use crate::sink::{InfluxRecordFormat, Precision};
 
 const ES: &str = "[[elasticsearch]]\nname = \"es\"\ntopics = [\"t\"]\ngroup = \"g\"\n";
 
@@ -100,4 +101,22 @@ fn source_takes_kafka_client_security_with_the_password_from_a_file() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(found[0].starts_with("s.toml: key `source.librdkafka.\"security.protocol\"`"), "{found:?}");
     assert!(found[0].contains("fix: remove it and set security_protocol"), "{found:?}");
+}
+
+#[test]
+fn foreign_record_formats_take_telegraf_timestamp_units_unless_told() {
+    let sink = |extra: &str| {
+        format!(
+            "[source]\nbootstrap = \"127.0.0.1:9092\"\n\n[[influxdb]]\nname = \"m\"\ntopics = [\"m\"]\ngroup = \"g\"\n\
+             url = \"http://127.0.0.1:8086\"\ndatabase = \"metrics\"\n{extra}\n"
+        )
+    };
+    let parsed = |extra: &str| crate::parse_sink(&sink(extra), "sink.toml").unwrap().influxdb.remove(0);
+    assert_eq!(parsed("format = \"influx\"").input_precision(), Precision::Ns);
+    assert_eq!(parsed("format = \"json\"").input_precision(), Precision::S);
+    assert_eq!(parsed("format = \"json\"\ninput_precision = \"ms\"").input_precision(), Precision::Ms);
+    assert_eq!(parsed("").format, InfluxRecordFormat::Millrace);
+    let wrong = problems(&sink("input_precision = \"ms\""));
+    assert!(wrong.iter().any(|p| p.contains("influxdb[0].input_precision")), "{wrong:?}");
+    assert!(problems(&sink("format = \"telegraf\"")).iter().any(|p| p.contains("format")), "an unknown format");
 }

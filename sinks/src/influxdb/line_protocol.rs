@@ -28,12 +28,12 @@ const fn escape_table(special: &[u8]) -> EscapeTable {
 }
 
 /// What a measurement name escapes.
-const MEASUREMENT: EscapeTable = escape_table(b", ");
+pub(super) const MEASUREMENT: EscapeTable = escape_table(b", ");
 /// What tag keys, tag values and field keys escape.
-const KEY_OR_TAG: EscapeTable = escape_table(b",= ");
+pub(super) const KEY_OR_TAG: EscapeTable = escape_table(b",= ");
 
 /// Appends `text`, with a backslash before each byte `table` marks; refuses newlines.
-fn escape(out: &mut Vec<u8>, text: &str, table: &EscapeTable) -> Result<(), String> {
+pub(super) fn escape(out: &mut Vec<u8>, text: &str, table: &EscapeTable) -> Result<(), String> {
     let bytes = text.as_bytes();
     // Most names and values need nothing: copy them whole.
     if bytes.iter().all(|&b| table[b as usize] == 0) {
@@ -134,6 +134,22 @@ fn parse(scanner: &mut Scanner<'_>, scratch: &mut Scratch) -> Result<MetricRecor
     }
     scanner.finish()?;
     Ok(record)
+}
+
+/// Writes a string field value, quoted, with its quotes and backslashes escaped.
+pub(super) fn write_string(out: &mut Vec<u8>, key: &str, s: &str) -> Result<(), String> {
+    if s.contains(['\n', '\r']) {
+        return Err(format!("field `{key}` contains a newline, which line protocol cannot carry"));
+    }
+    out.push(b'"');
+    for &b in s.as_bytes() {
+        if b == b'"' || b == b'\\' {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
+    Ok(())
 }
 
 /// Writes a JSON number as a line-protocol field value: integers get the `i` suffix, floats go
@@ -276,20 +292,7 @@ fn encode_with(json: &[u8], precision: Precision, out: &mut Vec<u8>, scratch: &m
         match entry.value {
             Scalar::Number { text, integer } => write_number(out, &key, &scanner.text(text), integer)?,
             Scalar::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
-            Scalar::Text(s) => {
-                let s = scanner.text(s);
-                if s.contains(['\n', '\r']) {
-                    return Err(format!("field `{key}` contains a newline, which line protocol cannot carry"));
-                }
-                out.push(b'"');
-                for &b in s.as_bytes() {
-                    if b == b'"' || b == b'\\' {
-                        out.push(b'\\');
-                    }
-                    out.push(b);
-                }
-                out.push(b'"');
-            }
+            Scalar::Text(s) => write_string(out, &key, &scanner.text(s))?,
             Scalar::Null | Scalar::Composite => {}
         }
         written += 1;

@@ -8,13 +8,15 @@
 //! itself is [`crate::http`]'s.
 
 pub mod line_protocol;
+pub mod lines;
 mod scan;
+pub mod telegraf_json;
 
 use crate::destination::{Destination, Verdict, WriteFailure};
 use crate::http::{response_limit, Auth, HttpApi, HttpWriter, Reading, Target};
 use crate::record::SourceRecord;
 use millrace_config::secret::Secret;
-use millrace_config::sink::{InfluxApi, InfluxDbSink, Precision};
+use millrace_config::sink::{InfluxApi, InfluxDbSink, InfluxRecordFormat, Precision};
 use std::borrow::Cow;
 use std::time::Duration;
 
@@ -23,6 +25,8 @@ pub struct InfluxDb {
     http: HttpWriter,
     url: String,
     precision: Precision,
+    format: InfluxRecordFormat,
+    input_precision: Precision,
 }
 
 impl InfluxDb {
@@ -60,7 +64,13 @@ impl InfluxDb {
             auth,
             &settings.tls,
         )?;
-        Ok(InfluxDb { http, url: url.to_string(), precision: settings.precision })
+        Ok(InfluxDb {
+            http,
+            url: url.to_string(),
+            precision: settings.precision,
+            format: settings.format,
+            input_precision: settings.input_precision(),
+        })
     }
 }
 
@@ -111,7 +121,13 @@ impl Destination for InfluxDb {
     }
 
     fn encode(&self, record: &SourceRecord<'_>, out: &mut Vec<u8>) -> Result<(), String> {
-        line_protocol::encode_record(record.payload, self.precision, out)
+        let times =
+            lines::Times { input: self.input_precision, output: self.precision, record_ms: record.timestamp_ms };
+        match self.format {
+            InfluxRecordFormat::Millrace => line_protocol::encode_record(record.payload, self.precision, out),
+            InfluxRecordFormat::Influx => lines::encode_lines(record.payload, times, out),
+            InfluxRecordFormat::Json => telegraf_json::encode_telegraf_json(record.payload, times, out),
+        }
     }
 
     async fn write(&self, items: &[&[u8]]) -> Result<Vec<Verdict>, WriteFailure> {
