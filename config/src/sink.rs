@@ -169,6 +169,10 @@ pub struct ElasticsearchSink {
     /// Bulk action.
     #[serde(default = "default_action")]
     pub action: BulkAction,
+    /// What the records are: JSON documents (the agent's, or any producer's), or plain text
+    /// each sent as a document's `message`.
+    #[serde(default)]
+    pub format: DocumentFormat,
     /// Basic authentication user name.
     #[serde(default)]
     pub username: Option<String>,
@@ -286,6 +290,17 @@ pub struct InfluxDbSink {
     /// TLS of an `https://` URL.
     #[serde(default)]
     pub tls: ClientTls,
+}
+
+/// The format of the records an Elasticsearch sink reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DocumentFormat {
+    /// A JSON object per record, sent as it is (anything else is dead-lettered).
+    #[default]
+    Json,
+    /// Any bytes: the record becomes `{"@timestamp": <the record's time>, "message": <its text>}`.
+    Text,
 }
 
 /// The format of the records an InfluxDB sink reads.

@@ -214,6 +214,12 @@ pub fn sink_records(data: &[u8]) {
             assert!(serde_json::from_slice::<serde_json::Value>(line).is_ok(), "a bulk line is not JSON");
         }
     }
+    // Any bytes as a plain-text record: always one document of two NDJSON lines.
+    bulk_body.clear();
+    bulk::encode_text(&record, "logs-%Y.%m.%d", action, &mut bulk_body);
+    let lines: Vec<&[u8]> = bulk_body.split(|&b| b == b'\n').collect();
+    assert_eq!(lines.len(), 3, "a text document is two lines");
+    assert!(lines[..2].iter().all(|l| serde_json::from_slice::<serde_json::Value>(l).is_ok()), "not JSON");
     let _ = bulk::verdicts(json, usize::from(pick % 4), action);
     // The same bytes as records in line protocol (the `format = "influx"` reader): every point
     // written is one line the reader accepts again, unchanged but for its timestamp.

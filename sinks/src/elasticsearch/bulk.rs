@@ -66,15 +66,7 @@ pub fn encode(record: &SourceRecord<'_>, template: &str, action: BulkAction, out
     if !doc.is_object() {
         return Err("the record is JSON but not an object; it cannot become a document".into());
     }
-    let verb = match action {
-        BulkAction::Index => "index",
-        BulkAction::Create => "create",
-    };
-    let meta =
-        serde_json::json!({ verb: { "_index": index_name(template, &doc, record), "_id": document_id(&doc, record) } });
-    // Serializing a Value cannot fail.
-    let _ = serde_json::to_writer(&mut *out, &meta);
-    out.push(b'\n');
+    write_action(&doc, record, template, action, out);
     // The record is sent as it came (already compact JSON from the agent), minus any newline
     // that would break the NDJSON framing.
     if record.payload.contains(&b'\n') {
@@ -84,6 +76,35 @@ pub fn encode(record: &SourceRecord<'_>, template: &str, action: BulkAction, out
     }
     out.push(b'\n');
     Ok(())
+}
+
+/// Appends a plain-text record as a document `{"@timestamp": …, "message": …}` (the record's
+/// time, else now; its text, invalid UTF-8 replaced, one trailing line end dropped) under the
+/// same action line as [`encode`]'s. Its `_id` is the record's broker position.
+pub fn encode_text(record: &SourceRecord<'_>, template: &str, action: BulkAction, out: &mut Vec<u8>) {
+    let text = String::from_utf8_lossy(record.payload);
+    let text = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
+    let at = record.timestamp_ms.and_then(DateTime::from_timestamp_millis).unwrap_or_else(Utc::now);
+    let doc = serde_json::json!({
+        "@timestamp": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "message": text,
+    });
+    write_action(&doc, record, template, action, out);
+    let _ = serde_json::to_writer(&mut *out, &doc);
+    out.push(b'\n');
+}
+
+/// The action line: `{"<action>":{"_index":…,"_id":…}}\n`.
+fn write_action(doc: &Value, record: &SourceRecord<'_>, template: &str, action: BulkAction, out: &mut Vec<u8>) {
+    let verb = match action {
+        BulkAction::Index => "index",
+        BulkAction::Create => "create",
+    };
+    let meta =
+        serde_json::json!({ verb: { "_index": index_name(template, doc, record), "_id": document_id(doc, record) } });
+    // Serializing a Value cannot fail.
+    let _ = serde_json::to_writer(&mut *out, &meta);
+    out.push(b'\n');
 }
 
 /// Reads a `_bulk` response body: one verdict per item, in order.
@@ -172,6 +193,26 @@ mod tests {
         assert!(encode(&record("not json"), "x", BulkAction::Index).is_err());
         assert!(encode(&record("[1,2]"), "x", BulkAction::Index).is_err());
         assert!(template_is_valid("logs-%Y.%m.%d") && !template_is_valid("logs-%Q"));
+    }
+
+    #[test]
+    fn plain_text_becomes_a_message_document_at_the_record_time() {
+        let mut out = Vec::new();
+        encode_text(&record("GET /index.html 200 \"x\"\r\n"), "logs-%Y.%m.%d", BulkAction::Create, &mut out);
+        let body = String::from_utf8(out).unwrap();
+        let lines: Vec<Value> = body.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines[0]["create"]["_id"], "app-logs:2:17");
+        assert_eq!(lines[0]["create"]["_index"], "logs-2026.11.23");
+        assert_eq!(lines[1]["message"], "GET /index.html 200 \"x\"");
+        assert_eq!(lines[1]["@timestamp"], "2026-11-23T11:00:00.000Z");
+        // Bytes that are not UTF-8 and inner newlines still make one valid NDJSON document.
+        let mut out = Vec::new();
+        let odd = SourceRecord { payload: b"a\xffb\nc", ..record("") };
+        encode_text(&odd, "x", BulkAction::Index, &mut out);
+        let body = String::from_utf8(out).unwrap();
+        assert_eq!(body.lines().count(), 2);
+        let doc: Value = serde_json::from_str(body.lines().nth(1).unwrap()).unwrap();
+        assert_eq!(doc["message"], "a\u{fffd}b\nc");
     }
 
     #[test]

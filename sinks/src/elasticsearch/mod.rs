@@ -9,7 +9,7 @@ use crate::destination::{Destination, Verdict, WriteFailure};
 use crate::http::{response_limit, Auth, HttpApi, HttpWriter, Reading, Target};
 use crate::record::SourceRecord;
 use millrace_config::secret::Secret;
-use millrace_config::sink::{BulkAction, ElasticsearchSink};
+use millrace_config::sink::{BulkAction, DocumentFormat, ElasticsearchSink};
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -21,6 +21,7 @@ pub struct Elasticsearch {
     next_endpoint: AtomicUsize,
     index: String,
     action: BulkAction,
+    format: DocumentFormat,
 }
 
 impl Elasticsearch {
@@ -51,6 +52,7 @@ impl Elasticsearch {
             next_endpoint: AtomicUsize::new(0),
             index: settings.index.clone(),
             action: if settings.data_stream { BulkAction::Create } else { settings.action },
+            format: settings.format,
         })
     }
 }
@@ -92,7 +94,13 @@ impl Destination for Elasticsearch {
     }
 
     fn encode(&self, record: &SourceRecord<'_>, out: &mut Vec<u8>) -> Result<(), String> {
-        bulk::encode(record, &self.index, self.action, out)
+        match self.format {
+            DocumentFormat::Json => bulk::encode(record, &self.index, self.action, out),
+            DocumentFormat::Text => {
+                bulk::encode_text(record, &self.index, self.action, out);
+                Ok(())
+            }
+        }
     }
 
     async fn write(&self, items: &[&[u8]]) -> Result<Vec<Verdict>, WriteFailure> {
