@@ -173,6 +173,10 @@ pub struct ElasticsearchSink {
     /// each sent as a document's `message`.
     #[serde(default)]
     pub format: DocumentFormat,
+    /// An ingest pipeline every document goes through (`_bulk?pipeline=…`), for those who parse
+    /// in Elasticsearch instead of on the agent.
+    #[serde(default)]
+    pub pipeline: Option<String>,
     /// Basic authentication user name.
     #[serde(default)]
     pub username: Option<String>,
@@ -474,6 +478,9 @@ impl SinkConfig {
             problems_of_transport.extend(es.tls.problems(origin, &format!("{at_table}tls.")));
             for (problem, fix) in index_problems(&es.index) {
                 bad(at("index"), problem, fix);
+            }
+            if es.pipeline.as_deref().is_some_and(str::is_empty) {
+                bad(at("pipeline"), "is empty".into(), "name an ingest pipeline, e.g. \"nginx-access\", or remove it");
             }
             if es.data_stream && es.action != BulkAction::Create {
                 bad(at("action"), "data streams only accept `create`".into(), "set action = \"create\"");

@@ -30,6 +30,9 @@ Elasticsearch API (subset):
     GET /_cluster/health
     PUT|GET|DELETE /_data_stream/{name}
     PUT|GET|DELETE /_index_template/{name}   (index_patterns, priority, data_stream, mappings)
+    PUT|GET|DELETE /_ingest/pipeline/{id}    kept as given; bulk items naming it (`pipeline` in the
+                                       action or the query) run its `set` processors only, items
+                                       naming an unknown one fail with 400 as in Elasticsearch
     PUT|HEAD|DELETE /{index}, GET /{index}/_mapping, GET /{index}/_doc/{id}
     POST /{data stream}/_rollover      new backing index .ds-{stream}-{yyyy.MM.dd}-{generation:06}
                                        becomes the write index (unconditional rollover only)
@@ -77,7 +80,7 @@ Known deviations from Elasticsearch, chosen on purpose:
   * PUT /_data_stream/{name} needs no matching index template;
   * reasons of JSON syntax errors come from Python's parser, not Jackson, and the [line:column]
     positions in parse errors are approximate;
-  * no scripts, ingest pipelines, aliases, routing or search; custom date formats are accepted
+  * no scripts, aliases, routing or search; of ingest pipelines only `set` processors run; custom date formats are accepted
     without being checked; filter_path supports include and exclude patterns with `*` and `**`.
 """
 

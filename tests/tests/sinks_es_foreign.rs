@@ -4,7 +4,7 @@
 //! (`format = "text"`) arrive as `{"@timestamp", "message"}` documents at the record's time, in
 //! that day's index, identified by their broker position, so a redelivery overwrites; JSON
 //! objects from any producer arrive as they are, and in the default format a record that is not
-//! a JSON object is dead-lettered.
+//! a JSON object is dead-lettered. With `pipeline`, documents go through that ingest pipeline.
 
 use millrace_tests::component::Component;
 use millrace_tests::es::EsTestServer;
@@ -29,16 +29,20 @@ fn plain_text_and_foreign_json_records_become_documents() -> anyhow::Result<()> 
         (0..50).map(|i| format!("<13>Dec  4 10:00:00 web-1 app[7]: request {i} took \"5ms\"\n")).collect();
     produce(&bootstrap, "text", &text)?;
     let json: String =
-        (0..30).map(|i| format!("{{\"event\":\"click\",\"n\":{i},\"user\":{{\"id\":\"u{i}\"}}}}\n")).collect();
+        (0..30).map(|i| format!("{{\"action\":\"click\",\"n\":{i},\"user\":{{\"id\":\"u{i}\"}}}}\n")).collect();
     produce(&bootstrap, "json", &(json + "not json at all\n[1,2]\n"))?;
 
+    // JSON documents go through an ingest pipeline (for those who parse in Elasticsearch).
+    let pipeline = r#"{"processors":[{"set":{"field":"event.pipeline","value":"tagged"}}]}"#;
+    let (status, body) = es.request("PUT", "/_ingest/pipeline/tag%20events", pipeline.as_bytes())?;
+    anyhow::ensure!(status == 200, "creating the pipeline: {status} {body}");
     let dir = tempfile::tempdir()?;
     let toml = format!(
         "[sink]\nmetrics_listen = \"127.0.0.1:{}\"\n\n[source]\nbootstrap = \"{bootstrap}\"\n\n\
          [[elasticsearch]]\nname = \"text\"\ntopics = [\"text\"]\ngroup = \"text-sink\"\nendpoints = [\"{url}\"]\n\
          index = \"syslog-%Y.%m.%d\"\nformat = \"text\"\nbatch_timeout = \"100ms\"\ndead_letter_topic = \"dead-letters\"\n\n\
          [[elasticsearch]]\nname = \"json\"\ntopics = [\"json\"]\ngroup = \"json-sink\"\nendpoints = [\"{url}\"]\n\
-         index = \"events\"\nbatch_timeout = \"100ms\"\ndead_letter_topic = \"dead-letters\"\n",
+         index = \"events\"\npipeline = \"tag events\"\nbatch_timeout = \"100ms\"\ndead_letter_topic = \"dead-letters\"\n",
         free_port(),
         url = es.url()
     );
@@ -64,7 +68,9 @@ fn plain_text_and_foreign_json_records_become_documents() -> anyhow::Result<()> 
     }
     let events = es.docs(Some("events"))?;
     assert_eq!(events.len(), 30);
-    assert_eq!(events[7]["source"], serde_json::json!({"event": "click", "n": 7, "user": {"id": "u7"}}));
+    let through_pipeline =
+        serde_json::json!({"action": "click", "event": {"pipeline": "tagged"}, "n": 7, "user": {"id": "u7"}});
+    assert_eq!(events[7]["source"], through_pipeline, "the document went through the pipeline");
     assert_eq!(events[7]["id"], "json:0:7");
     let dead = read_with_headers(&bootstrap, "dead-letters")?;
     assert_eq!(dead.len(), 2, "{dead:#?}");

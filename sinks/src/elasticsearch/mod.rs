@@ -22,6 +22,8 @@ pub struct Elasticsearch {
     index: String,
     action: BulkAction,
     format: DocumentFormat,
+    /// `?pipeline=…` (encoded) when documents go through an ingest pipeline, else empty.
+    query: String,
 }
 
 impl Elasticsearch {
@@ -53,6 +55,17 @@ impl Elasticsearch {
             index: settings.index.clone(),
             action: if settings.data_stream { BulkAction::Create } else { settings.action },
             format: settings.format,
+            query: match &settings.pipeline {
+                Some(pipeline) => {
+                    let encoded: String = reqwest::Url::parse_with_params("http://x/", [("pipeline", pipeline)])
+                        .map_err(|e| format!("pipeline `{pipeline}`: {e}"))?
+                        .query()
+                        .unwrap_or_default()
+                        .to_string();
+                    format!("?{encoded}")
+                }
+                None => String::new(),
+            },
         })
     }
 }
@@ -64,7 +77,7 @@ impl HttpApi for Elasticsearch {
         let turn = self.next_endpoint.fetch_add(1, Ordering::Relaxed);
         let endpoint =
             self.endpoints.get(turn.checked_rem(self.endpoints.len()).unwrap_or(0)).map_or("", String::as_str);
-        Target { url: Cow::Owned(format!("{endpoint}/_bulk")), prefix: Some(endpoint) }
+        Target { url: Cow::Owned(format!("{endpoint}/_bulk{}", self.query)), prefix: Some(endpoint) }
     }
 
     fn body(&self, items: &[&[u8]]) -> Vec<u8> {
@@ -105,5 +118,28 @@ impl Destination for Elasticsearch {
 
     async fn write(&self, items: &[&[u8]]) -> Result<Vec<Verdict>, WriteFailure> {
         self.http.write(self, items).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn sink(extra: &str) -> Elasticsearch {
+        let toml = format!(
+            "[source]\nbootstrap = \"127.0.0.1:9092\"\n\n[[elasticsearch]]\nname = \"l\"\ntopics = [\"l\"]\n\
+             group = \"g\"\nendpoints = [\"http://a:9200/\", \"http://b:9200\"]\n{extra}\n"
+        );
+        Elasticsearch::new(&millrace_config::parse_sink(&toml, "test").unwrap().elasticsearch[0]).unwrap()
+    }
+
+    #[test]
+    fn requests_rotate_over_the_nodes_and_name_the_ingest_pipeline() {
+        let plain = sink("");
+        assert_eq!(plain.target().url, "http://a:9200/_bulk");
+        assert_eq!(plain.target().url, "http://b:9200/_bulk");
+        let piped = sink("pipeline = \"nginx access&x\"");
+        assert_eq!(piped.target().url, "http://a:9200/_bulk?pipeline=nginx+access%26x");
     }
 }

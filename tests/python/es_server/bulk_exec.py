@@ -31,6 +31,7 @@ class BulkExecutor:
         self.store = store
         self.settings = store.settings
         self.require_alias = truthy(query.get("require_alias"))
+        self.pipeline = None  # the ingest pipeline of the item being executed
         self.user = user
 
     def run(self, actions):
@@ -77,8 +78,9 @@ class BulkExecutor:
                 index_uuid="_na_", index=action.index,
             )
         pipeline = action.params.get("pipeline")
-        if pipeline is not None and pipeline != "_none":
+        if pipeline is not None and pipeline != "_none" and pipeline not in store.pipelines:
             raise ItemFailure(400, "illegal_argument_exception", f"pipeline with id [{pipeline}] does not exist")
+        self.pipeline = None if pipeline == "_none" else pipeline
         auto_create = action.op in ("index", "create") or (
             action.op == "update" and ("upsert" in action.update or action.update.get("doc_as_upsert"))
         )
@@ -127,6 +129,25 @@ class BulkExecutor:
                     f"index request with op_type=index and no if_primary_term and if_seq_no set targeting backing indices "
                     f"is disallowed, target corresponding data stream [{index.data_stream}] instead",
                 )
+
+    def run_pipeline(self, name, source):
+        """Runs the ingest pipeline `name` on a document: `set` processors (`field` as a dotted
+        path, `value` a literal; `{{{_ingest.pipeline}}}`-style templates are not expanded) are
+        applied, every other processor is accepted and skipped, a deviation the module doc names."""
+        if not isinstance(source, dict):
+            return json.dumps(source), source
+        for processor in self.store.pipelines[name].get("processors", []):
+            spec = processor.get("set") if isinstance(processor, dict) else None
+            if not isinstance(spec, dict) or not isinstance(spec.get("field"), str):
+                continue
+            target = source
+            *parents, leaf = spec["field"].split(".")
+            for part in parents:
+                target = target.setdefault(part, {})
+                if not isinstance(target, dict):
+                    raise ItemFailure(400, "illegal_argument_exception", f"cannot set [{spec['field']}]: [{part}] is not an object")
+            target[leaf] = spec.get("value")
+        return json.dumps(source), source
 
     def parse_source(self, action, index):
         raw = action.source
@@ -210,6 +231,8 @@ class BulkExecutor:
 
     def write(self, action, index):
         raw, source = self.parse_source(action, index)
+        if self.pipeline is not None:
+            raw, source = self.run_pipeline(self.pipeline, source)
         self.apply_mapping(index, action.id, raw, source)
         current = index.docs.get(action.id)
         if action.op == "create" and current is not None:

@@ -258,6 +258,31 @@ class EsApiMixin:
                 return Response(200, {"acknowledged": True})
         self.method_not_allowed(["DELETE", "GET", "POST", "PUT"])
 
+    def pipeline_api(self, name, method, body):
+        """PUT|GET|DELETE /_ingest/pipeline/{id}. Definitions are kept as given; of their
+        processors only `set` runs (see bulk_exec.run_pipeline)."""
+        store = self.server.store
+        if method == "PUT":
+            spec = self.json_body(body, required=True)
+            processors = spec.get("processors") if isinstance(spec, dict) else None
+            if not isinstance(processors, list):
+                raise request_error(400, "parse_exception", "[processors] required property is missing")
+            with store.lock:
+                store.pipelines[name] = spec
+            return Response(200, {"acknowledged": True})
+        with store.lock:
+            if method == "GET":
+                found = {k: v for k, v in store.pipelines.items() if fnmatch.fnmatchcase(k, name)}
+                if not found:
+                    return Response(404, {})
+                return Response(200, found)
+            if method == "DELETE":
+                if name not in store.pipelines:
+                    raise request_error(404, "resource_not_found_exception", f"pipeline [{name}] is missing")
+                del store.pipelines[name]
+                return Response(200, {"acknowledged": True})
+        self.method_not_allowed(["DELETE", "GET", "PUT"])
+
     def index_api(self, name, method, body):
         store = self.server.store
         if method == "PUT":

@@ -78,6 +78,7 @@ class Store:
         self.indices = {}
         self.data_streams = {}  # name -> {"name", "indices": [backing names], "generation", "template"}
         self.templates = {}
+        self.pipelines = {}  # id -> definition ({"description", "processors": [...]})
         self.counters = self.new_counters()
         self.bulk_phase = 0
         self.item_phase = 0
