@@ -214,6 +214,14 @@ pub fn sink_records(data: &[u8]) {
             assert!(serde_json::from_slice::<serde_json::Value>(line).is_ok(), "a bulk line is not JSON");
         }
     }
+    // The same for a data stream, where a document without a time gets the record's.
+    bulk_body.clear();
+    if bulk::encode_for_stream(&record, "logs-app-default", &mut bulk_body).is_ok() {
+        let lines: Vec<&[u8]> = bulk_body.split(|&b| b == b'\n').collect();
+        assert_eq!(lines.len(), 3, "a data stream entry is two lines");
+        let doc: serde_json::Value = serde_json::from_slice(lines[1]).unwrap_or_default();
+        assert!(doc.get("@timestamp").is_some(), "a data stream document without @timestamp");
+    }
     // Any bytes as a plain-text record: always one document of two NDJSON lines.
     bulk_body.clear();
     bulk::encode_text(&record, "logs-%Y.%m.%d", action, &mut bulk_body);

@@ -61,10 +61,33 @@ pub fn template_is_valid(template: &str) -> bool {
 /// Appends a record as `{"<action>":{"_index":…,"_id":…}}\n<source>\n` to `out`. A record that is
 /// not a JSON object cannot become a document.
 pub fn encode(record: &SourceRecord<'_>, template: &str, action: BulkAction, out: &mut Vec<u8>) -> Result<(), String> {
-    let doc: Value = serde_json::from_slice(record.payload)
+    encode_json(record, template, action, false, out)
+}
+
+/// [`encode`], for a data stream: a document without `@timestamp` (another producer's JSON) gets
+/// the record's time, as a data stream refuses a document without one.
+pub fn encode_for_stream(record: &SourceRecord<'_>, template: &str, out: &mut Vec<u8>) -> Result<(), String> {
+    encode_json(record, template, BulkAction::Create, true, out)
+}
+
+fn encode_json(
+    record: &SourceRecord<'_>,
+    template: &str,
+    action: BulkAction,
+    stamp: bool,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    let mut doc: Value = serde_json::from_slice(record.payload)
         .map_err(|e| format!("the record is not JSON ({e}); it cannot become a document"))?;
-    if !doc.is_object() {
+    let Some(fields) = doc.as_object_mut() else {
         return Err("the record is JSON but not an object; it cannot become a document".into());
+    };
+    if stamp && !fields.contains_key("@timestamp") {
+        fields.insert("@timestamp".into(), Value::from(record_time(record)));
+        write_action(&doc, record, template, action, out);
+        let _ = serde_json::to_writer(&mut *out, &doc);
+        out.push(b'\n');
+        return Ok(());
     }
     write_action(&doc, record, template, action, out);
     // The record is sent as it came (already compact JSON from the agent), minus any newline
@@ -84,14 +107,16 @@ pub fn encode(record: &SourceRecord<'_>, template: &str, action: BulkAction, out
 pub fn encode_text(record: &SourceRecord<'_>, template: &str, action: BulkAction, out: &mut Vec<u8>) {
     let text = String::from_utf8_lossy(record.payload);
     let text = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
-    let at = record.timestamp_ms.and_then(DateTime::from_timestamp_millis).unwrap_or_else(Utc::now);
-    let doc = serde_json::json!({
-        "@timestamp": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "message": text,
-    });
+    let doc = serde_json::json!({ "@timestamp": record_time(record), "message": text });
     write_action(&doc, record, template, action, out);
     let _ = serde_json::to_writer(&mut *out, &doc);
     out.push(b'\n');
+}
+
+/// The record's broker time (else now) as `@timestamp` text.
+fn record_time(record: &SourceRecord<'_>) -> String {
+    let at = record.timestamp_ms.and_then(DateTime::from_timestamp_millis).unwrap_or_else(Utc::now);
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// The action line: `{"<action>":{"_index":…,"_id":…}}\n`.
@@ -213,6 +238,19 @@ mod tests {
         assert_eq!(body.lines().count(), 2);
         let doc: Value = serde_json::from_str(body.lines().nth(1).unwrap()).unwrap();
         assert_eq!(doc["message"], "a\u{fffd}b\nc");
+    }
+
+    #[test]
+    fn a_data_stream_document_without_a_time_gets_the_record_time() {
+        let mut out = Vec::new();
+        encode_for_stream(&record(r#"{"message":"no time"}"#), "logs-app-default", &mut out).unwrap();
+        let body = String::from_utf8(out).unwrap();
+        let doc: Value = serde_json::from_str(body.lines().nth(1).unwrap()).unwrap();
+        assert_eq!(doc, serde_json::json!({"message": "no time", "@timestamp": "2026-11-23T11:00:00.000Z"}));
+        // A document with its own time is sent as it came.
+        let mut out = Vec::new();
+        encode_for_stream(&record(LINE), "logs-app-default", &mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap().lines().nth(1), Some(LINE));
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub struct Elasticsearch {
     index: String,
     action: BulkAction,
     format: DocumentFormat,
+    /// Documents go to a data stream (which refuses one without `@timestamp`).
+    data_stream: bool,
     /// `?pipeline=…` (encoded) when documents go through an ingest pipeline, else empty.
     query: String,
 }
@@ -55,6 +57,7 @@ impl Elasticsearch {
             index: settings.index.clone(),
             action: if settings.data_stream { BulkAction::Create } else { settings.action },
             format: settings.format,
+            data_stream: settings.data_stream,
             query: match &settings.pipeline {
                 Some(pipeline) => {
                     let encoded: String = reqwest::Url::parse_with_params("http://x/", [("pipeline", pipeline)])
@@ -108,6 +111,7 @@ impl Destination for Elasticsearch {
 
     fn encode(&self, record: &SourceRecord<'_>, out: &mut Vec<u8>) -> Result<(), String> {
         match self.format {
+            DocumentFormat::Json if self.data_stream => bulk::encode_for_stream(record, &self.index, out),
             DocumentFormat::Json => bulk::encode(record, &self.index, self.action, out),
             DocumentFormat::Text => {
                 bulk::encode_text(record, &self.index, self.action, out);
