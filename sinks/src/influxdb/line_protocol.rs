@@ -136,6 +136,15 @@ fn parse(scanner: &mut Scanner<'_>, scratch: &mut Scratch) -> Result<MetricRecor
     Ok(record)
 }
 
+/// Writes a measurement name. One starting with `#` would make the whole line a comment, which
+/// InfluxDB skips without a word, so it is refused (and the record dead-lettered) instead.
+pub(super) fn write_measurement(out: &mut Vec<u8>, name: &str) -> Result<(), String> {
+    if name.starts_with('#') {
+        return Err(format!("measurement `{name}` starts with `#`: line protocol would read the point as a comment"));
+    }
+    escape(out, name, &MEASUREMENT)
+}
+
 /// Writes a string field value, quoted, with its quotes and backslashes escaped.
 pub(super) fn write_string(out: &mut Vec<u8>, key: &str, s: &str) -> Result<(), String> {
     if s.contains(['\n', '\r']) {
@@ -258,7 +267,7 @@ fn encode_with(json: &[u8], precision: Precision, out: &mut Vec<u8>, scratch: &m
     }
     let timestamp = record.timestamp.map(|t| scanner.text(t)).ok_or("the record has no `@timestamp`")?;
     let ms = epoch_millis(&timestamp)?;
-    escape(out, &name, &MEASUREMENT)?;
+    write_measurement(out, &name)?;
     let tags = &mut scratch.tags;
     if let Some((host_key, host_name)) = record.host {
         let is_host = |e: &Entry| scanner.is(e.key, "host");
@@ -325,6 +334,13 @@ mod tests {
         let mut out = Vec::new();
         encode_record(&serde_json::to_vec(doc).unwrap(), precision, &mut out)?;
         Ok(String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn a_measurement_that_would_read_as_a_comment_is_refused() {
+        // Found by the fuzzer: InfluxDB skips a line starting with `#` as a comment.
+        let doc = json!({"@timestamp": "2026-11-23T11:00:00Z", "name": "#cpu", "fields": {"v": 1}});
+        assert!(encode(&doc, Precision::Ms).unwrap_err().contains("comment"));
     }
 
     #[test]

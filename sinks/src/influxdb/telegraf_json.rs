@@ -5,7 +5,7 @@
 //! is written as a float, as Telegraf's own JSON parser reads them: an integer field would turn
 //! into a type conflict the first time the same field carries a fraction.
 
-use super::line_protocol::{escape, write_string, KEY_OR_TAG, MEASUREMENT};
+use super::line_protocol::{escape, write_measurement, write_string, KEY_OR_TAG};
 use super::lines::Times;
 use serde_json::{Map, Value};
 
@@ -34,7 +34,7 @@ pub fn encode_telegraf_json(payload: &[u8], times: Times, out: &mut Vec<u8>) -> 
 fn encode_metric(metric: &Map<String, Value>, times: Times, out: &mut Vec<u8>) -> Result<(), String> {
     let name = metric.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()).ok_or("a metric has no `name`")?;
     let fields = metric.get("fields").and_then(Value::as_object).ok_or("a metric has no `fields` object")?;
-    escape(out, name, &MEASUREMENT)?;
+    write_measurement(out, name)?;
     // serde_json's maps are sorted by key: tags go out in the order InfluxDB stores them.
     for (key, value) in metric.get("tags").and_then(Value::as_object).into_iter().flatten() {
         let value = match value {
@@ -129,6 +129,7 @@ mod tests {
             (r#"{"name":"a","fields":{"v":1},"timestamp":1.5}"#, "not a whole number"),
             (r#"{"name":"a","fields":{"v":1},"timestamp":9223372036854775807}"#, "out of range"),
             (r#"{"name":"a","fields":{"s":"two\nlines"}}"#, "newline"),
+            (r##"{"name":"#a","fields":{"v":1}}"##, "comment"),
         ] {
             let err = encode(record, Precision::Ns).unwrap_err();
             assert!(err.contains(why), "{record}: {err}");
