@@ -156,17 +156,18 @@ pub fn get_path<'a>(doc: &'a Map<String, Value>, path: &str) -> Option<&'a Value
     Some(value)
 }
 
-/// Removes and returns the value at a dotted `path`.
+/// Removes and returns the value at a dotted `path`; objects left empty on the way go too (a
+/// parsed field moved elsewhere leaves no `{"nginx":{"access":{}}}` behind).
 pub fn remove_path(doc: &mut Map<String, Value>, path: &str) -> Option<Value> {
-    match path.rsplit_once('.') {
+    match path.split_once('.') {
         None => doc.remove(path),
-        Some((parent, last)) => {
-            let mut parts = parent.split('.');
-            let mut current = doc.get_mut(parts.next()?)?.as_object_mut()?;
-            for part in parts {
-                current = current.get_mut(part)?.as_object_mut()?;
+        Some((first, rest)) => {
+            let inner = doc.get_mut(first)?.as_object_mut()?;
+            let removed = remove_path(inner, rest)?;
+            if inner.is_empty() {
+                doc.remove(first);
             }
-            current.remove(last)
+            Some(removed)
         }
     }
 }

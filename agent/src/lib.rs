@@ -6,6 +6,8 @@
 //!   [`inputs::syslog`] (UDP/TCP, RFC 3164/5424), [`inputs::host_metrics`] (CPU, memory, disk,
 //!   network, load), [`inputs::prometheus`] (scraping `/metrics` text), and stdin.
 //! - [`event`]: the record format (log documents and metric points).
+//! - [`transform`]: the steps applied to each event (modules, grok, dissect, event time…).
+//! - [`route`]: an event's topic and partition key, fixed or from its fields.
 //! - [`pipeline`]: envelopes, processors and per-file acknowledgement tracking.
 //! - [`channel`]: the byte-bounded queue between the inputs and the output (the inputs'
 //!   backpressure).
@@ -27,8 +29,10 @@ pub mod memory;
 pub mod metrics;
 pub mod output;
 pub mod pipeline;
+pub mod route;
 mod sender;
 pub mod throttle;
+pub mod transform;
 
 use crate::channel::EventSender;
 use crate::checkpoint::Registry;

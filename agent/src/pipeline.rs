@@ -3,6 +3,8 @@
 //! lines the broker has acknowledged.
 
 use crate::event::{get_path, remove_path, set_path};
+use crate::transform::{GeoIpCache, Transforms, Verdict};
+use millrace_config::agent::transforms::{Module, Transform};
 use millrace_config::agent::Processors as ProcessorSettings;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -124,19 +126,37 @@ impl FileProgress {
     }
 }
 
-/// An input's processors, compiled.
+/// An input's processors, compiled: `drop_matching` on the line as read, then the input's
+/// [`Transforms`] (its module first), then `add_fields` and `rename_fields`.
 #[derive(Debug, Default)]
 pub struct Processors {
     drop_matching: Vec<regex::Regex>,
+    transforms: Transforms,
     add_fields: Vec<(String, String)>,
     rename_fields: Vec<(String, String)>,
 }
 
 impl Processors {
-    /// Compiles the settings (validated by the config loader already).
-    pub fn new(settings: &ProcessorSettings) -> Result<Processors, regex::Error> {
+    /// Compiles the settings (validated by the config loader already) with no transforms.
+    pub fn new(settings: &ProcessorSettings) -> Result<Processors, String> {
+        Processors::with_transforms(settings, None, &[])
+    }
+
+    /// Compiles the settings, a module and the transforms of an input; the error names the step.
+    pub fn with_transforms(
+        settings: &ProcessorSettings,
+        module: Option<(Module, bool, Option<&str>)>,
+        transforms: &[Transform],
+    ) -> Result<Processors, String> {
+        let transforms = Transforms::new(module, transforms, &mut GeoIpCache::default())?;
         Ok(Processors {
-            drop_matching: settings.drop_matching.iter().map(|r| regex::Regex::new(r)).collect::<Result<_, _>>()?,
+            drop_matching: settings
+                .drop_matching
+                .iter()
+                .map(|r| regex::Regex::new(r))
+                .collect::<Result<_, _>>()
+                .map_err(|e| e.to_string())?,
+            transforms,
             add_fields: settings.add_fields.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             rename_fields: settings.rename_fields.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         })
@@ -144,10 +164,14 @@ impl Processors {
 
     /// Whether there is nothing to apply.
     pub fn is_empty(&self) -> bool {
-        self.drop_matching.is_empty() && self.add_fields.is_empty() && self.rename_fields.is_empty()
+        self.drop_matching.is_empty()
+            && self.transforms.is_empty()
+            && self.add_fields.is_empty()
+            && self.rename_fields.is_empty()
     }
 
-    /// Applies drop, add and rename in that order; false means the event is dropped.
+    /// Applies drop, the transforms, add and rename in that order; false means the event is
+    /// dropped.
     pub fn apply(&self, doc: &mut Map<String, Value>) -> bool {
         if !self.drop_matching.is_empty() {
             if let Some(message) = get_path(doc, "message").and_then(Value::as_str) {
@@ -155,6 +179,9 @@ impl Processors {
                     return false;
                 }
             }
+        }
+        if self.transforms.apply(doc) == Verdict::Drop {
+            return false;
         }
         for (path, value) in &self.add_fields {
             set_path(doc, path, Value::String(value.clone()));

@@ -1,6 +1,8 @@
 //! Agent configuration: `millrace agent --config agent.toml` (see `config/examples/agent.toml`).
 
 mod inputs;
+pub mod template;
+pub mod transforms;
 
 pub use inputs::{
     FileInput, HostCollectors, HostMetricsInput, Inputs, PartitionKey, Processors, PrometheusInput, StartAt,

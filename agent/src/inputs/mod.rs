@@ -9,6 +9,7 @@ use crate::channel::EventSender;
 use crate::event::LogEvent;
 use crate::event::{set_path, MetricPoint};
 use crate::pipeline::{Envelope, Processors};
+use crate::route::TopicRoute;
 use millrace_config::agent::{HostMetricsInput, PrometheusInput, StdinInput, SyslogInput, SyslogProtocol};
 use serde_json::Value;
 use std::future::Future;
@@ -22,7 +23,7 @@ pub fn metric_envelopes(
     host: &str,
     input_type: &str,
     input_name: &str,
-    topic: &Arc<str>,
+    topic: &TopicRoute,
     processors: &Processors,
 ) -> Vec<Envelope> {
     points
@@ -33,7 +34,9 @@ pub fn metric_envelopes(
             set_path(&mut doc, "input.type", Value::from(input_type));
             set_path(&mut doc, "input.name", Value::from(input_name));
             let input: Arc<str> = Arc::from(input_name);
-            processors.apply(&mut doc).then(|| Envelope::from_doc(&doc, &input, topic, Some(Arc::from(host)), None))
+            processors
+                .apply(&mut doc)
+                .then(|| Envelope::from_doc(&doc, &input, &topic.topic(&doc), Some(Arc::from(host)), None))
         })
         .collect()
 }
@@ -59,8 +62,8 @@ pub fn prometheus_task(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<impl Future<Output = ()>, String> {
     let scraper = scraper_for(&input)?;
-    let processors = Processors::new(&input.processors).map_err(|e| e.to_string())?;
-    let topic: Arc<str> = Arc::from(input.topic.as_str());
+    let processors = Processors::with_transforms(&input.processors, None, &input.transforms)?;
+    let topic = TopicRoute::new(&input.topic)?;
     Ok(async move {
         let mut tick = ticker(input.interval.as_duration());
         while next_tick(&mut tick, &mut shutdown).await {
@@ -111,8 +114,8 @@ pub fn host_metrics_task(
     tx: EventSender,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<impl Future<Output = ()>, String> {
-    let processors = Processors::new(&input.processors).map_err(|e| e.to_string())?;
-    let topic: Arc<str> = Arc::from(input.topic.as_str());
+    let processors = Processors::with_transforms(&input.processors, None, &input.transforms)?;
+    let topic = TopicRoute::new(&input.topic)?;
     let sampler = std::sync::Arc::new(std::sync::Mutex::new(sampler(&input)));
     Ok(async move {
         let mut tick = ticker(input.interval.as_duration());
@@ -161,8 +164,8 @@ async fn sample_detached(
 
 /// Two samples of `input` one second apart, so rates are present (for `--once`).
 pub fn host_metrics_once(input: &HostMetricsInput, host: &str) -> Result<Vec<Envelope>, String> {
-    let processors = Processors::new(&input.processors).map_err(|e| e.to_string())?;
-    let topic: Arc<str> = Arc::from(input.topic.as_str());
+    let processors = Processors::with_transforms(&input.processors, None, &input.transforms)?;
+    let topic = TopicRoute::new(&input.topic)?;
     let mut sampler = sampler(input);
     sampler.sample(std::time::SystemTime::now());
     std::thread::sleep(std::time::Duration::from_secs(1));
@@ -181,8 +184,8 @@ pub async fn syslog_task(
     tx: EventSender,
     shutdown: watch::Receiver<bool>,
 ) -> Result<impl Future<Output = ()>, String> {
-    let processors = Processors::new(&input.processors).map_err(|e| e.to_string())?;
-    let topic: Arc<str> = Arc::from(input.topic.as_str());
+    let processors = Processors::with_transforms(&input.processors, None, &input.transforms)?;
+    let topic = TopicRoute::new(&input.topic)?;
     let options = syslog::ServerOptions {
         max_connections: input.max_connections,
         idle_timeout: Some(input.idle_timeout.as_duration()),
@@ -224,7 +227,7 @@ pub async fn syslog_task(
                 let mut doc = event.doc;
                 if processors.apply(&mut doc) {
                     let key = key.unwrap_or_else(|| host_key.clone());
-                    batch.push(Envelope::from_doc(&doc, &input_name, &topic, Some(key), None));
+                    batch.push(Envelope::from_doc(&doc, &input_name, &topic.topic(&doc), Some(key), None));
                 }
                 if batch.len() < SYSLOG_BATCH {
                     next = events.try_recv().ok();
@@ -247,8 +250,8 @@ pub fn read_stdin(
     stop: &std::sync::atomic::AtomicBool,
 ) -> Result<(), String> {
     use std::io::BufRead;
-    let processors = Processors::new(&input.processors).map_err(|e| e.to_string())?;
-    let topic: Arc<str> = Arc::from(input.topic.as_str());
+    let processors = Processors::with_transforms(&input.processors, None, &input.transforms)?;
+    let topic = TopicRoute::new(&input.topic)?;
     let max = input.max_line_bytes.0 as usize;
     let (input_name, host_key): (Arc<str>, Arc<str>) = (Arc::from(input.name.as_str()), Arc::from(host));
     let mut reader = std::io::stdin().lock();
@@ -277,7 +280,7 @@ pub fn read_stdin(
         }
         let mut doc = event.doc;
         if processors.apply(&mut doc) {
-            let envelope = Envelope::from_doc(&doc, &input_name, &topic, Some(host_key.clone()), None);
+            let envelope = Envelope::from_doc(&doc, &input_name, &topic.topic(&doc), Some(host_key.clone()), None);
             if tx.blocking_send_batch(vec![envelope]).is_err() {
                 return Ok(());
             }
@@ -289,8 +292,8 @@ pub fn read_stdin(
 /// One scrape of every URL of `input` (for `--once`).
 pub async fn prometheus_once(input: &PrometheusInput, host: &str) -> Result<Vec<Envelope>, String> {
     let scraper = scraper_for(input)?;
-    let processors = Processors::new(&input.processors).map_err(|e| e.to_string())?;
-    let topic: Arc<str> = Arc::from(input.topic.as_str());
+    let processors = Processors::with_transforms(&input.processors, None, &input.transforms)?;
+    let topic = TopicRoute::new(&input.topic)?;
     let mut out = Vec::new();
     for url in &input.urls {
         let points = scraper.scrape(url).await.unwrap_or_else(|e| {

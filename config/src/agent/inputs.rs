@@ -1,6 +1,8 @@
 //! `[inputs]` of the agent configuration: files, Prometheus scrapes, host metrics, syslog and
 //! stdin, with their defaults and the rules each input's keys must follow.
 
+use super::template::{legal_topic, Template};
+use super::transforms::{self, Module, Transform};
 use crate::error::ConfigError;
 use crate::http_client::{transport_problems, transport_warnings, BasicAuth, ClientTls, Credentials};
 use crate::secret::{resolve, Secret};
@@ -40,6 +42,9 @@ pub struct StdinInput {
     /// Processors.
     #[serde(default)]
     pub processors: Processors,
+    /// Steps applied to each event in order, before `processors`.
+    #[serde(default)]
+    pub transforms: Vec<Transform>,
 }
 
 /// Transport of a syslog receiver.
@@ -80,6 +85,9 @@ pub struct SyslogInput {
     /// Processors.
     #[serde(default)]
     pub processors: Processors,
+    /// Steps applied to each event in order, before `processors`.
+    #[serde(default)]
+    pub transforms: Vec<Transform>,
 }
 
 /// The certificate a syslog-over-TLS receiver presents, and what it asks of senders.
@@ -171,6 +179,9 @@ pub struct HostMetricsInput {
     /// Processors.
     #[serde(default)]
     pub processors: Processors,
+    /// Steps applied to each event in order, before `processors`.
+    #[serde(default)]
+    pub transforms: Vec<Transform>,
 }
 
 fn default_proc_root() -> PathBuf {
@@ -199,6 +210,9 @@ pub struct PrometheusInput {
     /// Processors.
     #[serde(default)]
     pub processors: Processors,
+    /// Steps applied to each event in order, before `processors`.
+    #[serde(default)]
+    pub transforms: Vec<Transform>,
     /// TLS of `https://` endpoints (Prometheus' `tls_config`).
     #[serde(default)]
     pub tls: ClientTls,
@@ -266,9 +280,9 @@ pub enum StartAt {
     End,
 }
 
-/// What decides the partition of an event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
+/// What decides the partition of an event: `"file"`, `"host"`, `"none"`, or a format string of
+/// event fields (`"%{[source.ip]}"`; an event whose fields are all missing gets no key).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PartitionKey {
     /// Host and file path: all lines of one file stay in order on one partition (the default).
     File,
@@ -276,6 +290,34 @@ pub enum PartitionKey {
     Host,
     /// No key: spread evenly.
     None,
+    /// Rendered from each event's fields.
+    Template(String),
+}
+
+impl<'de> Deserialize<'de> for PartitionKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        match text.as_str() {
+            "file" => Ok(PartitionKey::File),
+            "host" => Ok(PartitionKey::Host),
+            "none" => Ok(PartitionKey::None),
+            _ if Template::is_template(&text) => Ok(PartitionKey::Template(text)),
+            _ => Err(serde::de::Error::custom(format!(
+                "`{text}` is not a key: use \"file\", \"host\", \"none\" or fields such as \"%{{[source.ip]}}\""
+            ))),
+        }
+    }
+}
+
+impl Serialize for PartitionKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(match self {
+            PartitionKey::File => "file",
+            PartitionKey::Host => "host",
+            PartitionKey::None => "none",
+            PartitionKey::Template(text) => text,
+        })
+    }
 }
 
 /// Processors applied to every event of an input, in this order.
@@ -331,9 +373,23 @@ pub struct FileInput {
     /// Partition key.
     #[serde(default = "default_key")]
     pub key: PartitionKey,
+    /// Parsing presets for a kind of log (`"nginx"`, `"apache"`, `"syslog"`…); its steps run
+    /// before `transforms`.
+    #[serde(default)]
+    pub module: Option<Module>,
+    /// With a module: keep the line as read in `event.original`.
+    #[serde(default = "keep_original")]
+    pub keep_original: bool,
+    /// With a module: the zone of log times that carry none (nginx error logs, syslog): an IANA
+    /// name; UTC when absent.
+    #[serde(default)]
+    pub timezone: Option<String>,
     /// Processors.
     #[serde(default)]
     pub processors: Processors,
+    /// Steps applied to each event in order, before `processors`.
+    #[serde(default)]
+    pub transforms: Vec<Transform>,
 }
 
 fn default_start_at() -> StartAt {
@@ -352,8 +408,56 @@ fn default_scan() -> DurationMs {
 fn default_multiline_timeout() -> DurationMs {
     DurationMs(1_000)
 }
+fn keep_original() -> bool {
+    true
+}
 fn default_key() -> PartitionKey {
     PartitionKey::File
+}
+
+/// Problems of an input's topic (a name, or a format string of event fields) and partition key.
+fn route_problems(origin: &str, at: &str, topic: &str, key: Option<&PartitionKey>) -> Vec<ConfigError> {
+    let mut problems = Vec::new();
+    let mut bad = |key: &str, problem: String, fix: &str| {
+        problems.push(ConfigError::invalid(origin, &format!("{at}.{key}"), problem, fix));
+    };
+    if topic.is_empty() {
+        // Said by the input's own check.
+    } else if Template::is_template(topic) {
+        match Template::parse(topic) {
+            Err(e) => bad("topic", e, "write fields as %{[event.dataset]:default}"),
+            Ok(template) => {
+                for field in template.fields_without_default() {
+                    bad(
+                        "topic",
+                        format!("`%{{[{field}]}}` has no default, and an event without the field would have no topic"),
+                        "add one after a colon, e.g. %{[event.dataset]:other}",
+                    );
+                }
+                for text in template.fixed_texts() {
+                    if !text.is_empty() && !legal_topic(text) {
+                        bad(
+                            "topic",
+                            format!("`{text}` has characters a topic name cannot have"),
+                            "use letters, digits, '.', '_' and '-' (field values are cleaned the same way when sent)",
+                        );
+                    }
+                }
+            }
+        }
+    } else if !legal_topic(topic) {
+        bad(
+            "topic",
+            format!("`{topic}` is not a legal topic name"),
+            "use at most 249 letters, digits, '.', '_' and '-'",
+        );
+    }
+    if let Some(PartitionKey::Template(text)) = key {
+        if let Err(e) = Template::parse(text) {
+            bad("key", e, "write fields as %{[source.ip]}");
+        }
+    }
+    problems
 }
 
 impl Inputs {
@@ -484,6 +588,38 @@ impl Inputs {
             }
         }
         problems.extend(transport);
+        for (i, input) in self.file.iter().enumerate() {
+            let at = format!("inputs.file[{i}]");
+            problems.extend(route_problems(origin, &at, &input.topic, Some(&input.key)));
+            problems.extend(transforms::problems(origin, &at, &input.transforms, input.timezone.as_deref()));
+            if input.module.is_none() && input.timezone.is_some() {
+                problems.push(ConfigError::invalid(
+                    origin,
+                    &format!("{at}.timezone"),
+                    "applies to a module's times only",
+                    "set module, or give the zone to a timestamp step (transforms … timestamp.timezone)",
+                ));
+            }
+        }
+        let others = self
+            .prometheus
+            .iter()
+            .enumerate()
+            .map(|(i, x)| (format!("inputs.prometheus[{i}]"), &x.topic, &x.transforms))
+            .chain(
+                self.host_metrics
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| (format!("inputs.host_metrics[{i}]"), &x.topic, &x.transforms)),
+            )
+            .chain(
+                self.syslog.iter().enumerate().map(|(i, x)| (format!("inputs.syslog[{i}]"), &x.topic, &x.transforms)),
+            )
+            .chain(self.stdin.iter().enumerate().map(|(i, x)| (format!("inputs.stdin[{i}]"), &x.topic, &x.transforms)));
+        for (at, topic, steps) in others {
+            problems.extend(route_problems(origin, &at, topic, None));
+            problems.extend(transforms::problems(origin, &at, steps, None));
+        }
         problems
     }
 

@@ -103,3 +103,43 @@ fn syslog_over_tls_needs_tcp_and_a_ca_to_check_senders() {
         assert!(found.len() == 1 && found[0].starts_with(&format!("a.toml: key `{key}`")), "{found:?}");
     }
 }
+
+fn file_input_problems(extra: &str) -> Vec<String> {
+    let text = format!("[[inputs.file]]\nname = \"f\"\ninclude = [\"/var/log/*.log\"]\n{extra}\n");
+    match parse_agent(&text, "a.toml") {
+        Ok(_) => Vec::new(),
+        Err(problems) => problems.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn routing_templates_modules_and_transforms_are_checked_at_load() {
+    let ok = file_input_problems(
+        "topic = \"logs-%{[event.dataset]:other}\"\nkey = \"%{[source.ip]}\"\nmodule = \"nginx\"\ntimezone = \"Europe/Berlin\"\n\
+         [[inputs.file.transforms]]\ngrok = { patterns = [\"%{INT:n:int}\"] }\nwhen.equals = { \"event.dataset\" = \"nginx.error\" }",
+    );
+    assert!(ok.is_empty(), "{ok:?}");
+    for (extra, says) in [
+        ("topic = \"logs-%{[event.dataset]}\"", "has no default"),
+        ("topic = \"logs/%{[event.dataset]:x}\"", "characters a topic name cannot have"),
+        ("topic = \"logs-%{event.dataset}\"", "must name a field"),
+        ("topic = \"a b\"", "not a legal topic name"),
+        ("topic = \"t\"\nkey = \"filename\"", "is not a key"),
+        ("topic = \"t\"\nmodule = \"nginx\"\ntimezone = \"Mars/Base\"", "is not a time zone"),
+        ("topic = \"t\"\ntimezone = \"UTC\"", "applies to a module's times only"),
+        ("topic = \"t\"\nmodule = \"iis\"", "unknown variant `iis`"),
+        (
+            "topic = \"t\"\n[[inputs.file.transforms]]\ngrok = { patterns = [\"x\"] }\njson = {}",
+            "sets 2 steps (grok, json)",
+        ),
+        ("topic = \"t\"\n[[inputs.file.transforms]]\ngrk = {}", "unknown field `grk`"),
+        ("topic = \"t\"\n[[inputs.file.transforms]]\ntimestamp = { field = \"t\", formats = [] }", "formats"),
+        (
+            "topic = \"t\"\n[[inputs.file.transforms]]\ndrop_event = {}\nwhen.regexp = { message = \"(\" }",
+            "not a valid regular expression",
+        ),
+    ] {
+        let problems = file_input_problems(extra);
+        assert!(problems.iter().any(|p| p.contains(says)), "{extra}: {problems:?}");
+    }
+}

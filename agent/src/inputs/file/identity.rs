@@ -96,7 +96,8 @@ impl FileTailer {
         let partition_key = match self.config.key {
             PartitionKey::File => Some(Arc::from(format!("{}:{}", self.host, path.display()))),
             PartitionKey::Host => Some(Arc::from(self.host.as_str())),
-            PartitionKey::None => None,
+            // Rendered per event.
+            PartitionKey::None | PartitionKey::Template(_) => None,
         };
         file.seek(SeekFrom::Start(start))?;
         let encoder = LineEncoder::new(&FileFields {

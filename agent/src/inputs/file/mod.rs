@@ -45,8 +45,10 @@ pub use identity::{FileKey, FileStates};
 use crate::channel::EventSender;
 use crate::checkpoint::FileCheckpoint;
 use crate::pipeline::{FileProgress, Processors};
+use crate::route::TopicRoute;
 use encode::LineEncoder;
-use millrace_config::agent::FileInput;
+use millrace_config::agent::template::Template;
+use millrace_config::agent::{FileInput, PartitionKey};
 use scan::fixed_components;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -116,7 +118,9 @@ pub struct FileTailer {
     config: FileInput,
     host: String,
     input_name: Arc<str>,
-    topic: Arc<str>,
+    topic: TopicRoute,
+    /// A partition key rendered from each event's fields.
+    key_template: Option<Template>,
     processors: Processors,
     /// No processors and no JSON decoding: lines are encoded directly.
     direct: bool,
@@ -150,9 +154,19 @@ impl FileTailer {
         states: Arc<FileStates>,
         record_limit: usize,
     ) -> Result<FileTailer, String> {
-        let processors = Processors::new(&config.processors).map_err(|e| e.to_string())?;
-        let multiline =
-            config.multiline_start.as_deref().map(regex::Regex::new).transpose().map_err(|e| e.to_string())?;
+        let module = config.module.map(|m| (m, config.keep_original, config.timezone.as_deref()));
+        let processors = Processors::with_transforms(&config.processors, module, &config.transforms)?;
+        // The module's multiline start unless the input sets its own.
+        let multiline_start = config
+            .multiline_start
+            .as_deref()
+            .or_else(|| config.module.and_then(crate::transform::modules::multiline_start));
+        let multiline = multiline_start.map(regex::Regex::new).transpose().map_err(|e| e.to_string())?;
+        let topic = TopicRoute::new(&config.topic)?;
+        let key_template = match &config.key {
+            PartitionKey::Template(text) => Some(Template::parse(text)?),
+            _ => None,
+        };
         let exclude = config
             .exclude
             .iter()
@@ -161,9 +175,10 @@ impl FileTailer {
             .map_err(|e| e.to_string())?;
         Ok(FileTailer {
             input_name: Arc::from(config.name.as_str()),
-            direct: processors.is_empty() && !config.json,
+            direct: processors.is_empty() && !config.json && !topic.needs_fields() && key_template.is_none(),
             read_buf: Vec::new(),
-            topic: Arc::from(config.topic.as_str()),
+            topic,
+            key_template,
             include: config.include.iter().map(|p| (p.clone(), fixed_components(p))).collect(),
             max_line: usize::try_from(config.max_line_bytes.0).unwrap_or(usize::MAX).min(record_limit),
             record_limit,

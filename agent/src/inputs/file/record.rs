@@ -5,6 +5,7 @@ use super::{char_boundary_at_or_before, FileTailer, Pending, Tailed, FIT_ROUNDS}
 use crate::event::LogEvent;
 use crate::pipeline::{Ack, Envelope};
 use serde_json::Value;
+use std::sync::Arc;
 
 impl FileTailer {
     /// Builds the event, registered as in flight for the file's checkpoint; None when a processor
@@ -12,31 +13,33 @@ impl FileTailer {
     /// than the producer accepts has its message cut until it fits, and is flagged `truncated`.
     pub(super) fn event_from(&self, tailed: &Tailed, p: Pending, now: &str) -> Option<Envelope> {
         let end = p.end;
-        let room = self.record_limit.saturating_sub(tailed.partition_key.as_ref().map_or(0, |k| k.len()));
-        let Some(payload) = self.fit(tailed, p, now, room) else {
+        let Some(Encoded { payload, topic, key }) = self.fit(tailed, p, now) else {
             tailed.progress.skip_to(end);
             return None;
         };
         Some(Envelope {
             payload,
             input: self.input_name.clone(),
-            topic: self.topic.clone(),
-            key: tailed.partition_key.clone(),
+            topic,
+            key,
             ack: Some(Ack::new(tailed.progress.clone(), end)),
         })
     }
 
     /// The record of `p`, its message cut (at a character boundary, flagged `truncated`) until
-    /// the record is at most `room` bytes; None when a processor dropped it.
-    fn fit(&self, tailed: &Tailed, mut p: Pending, now: &str, room: usize) -> Option<Vec<u8>> {
-        let payload = self.encode(tailed, &p, now)?;
-        if payload.len() <= room {
-            return Some(payload);
+    /// key and record fit the producer's limit; None when a processor dropped it. The topic and
+    /// key are those of the whole line.
+    fn fit(&self, tailed: &Tailed, mut p: Pending, now: &str) -> Option<Encoded> {
+        let whole = self.encode(tailed, &p, now)?;
+        let room = self.record_limit.saturating_sub(whole.key.as_ref().map_or(0, |k| k.len()));
+        if whole.payload.len() <= room {
+            return Some(whole);
         }
+        let with = |payload: Vec<u8>| Some(Encoded { payload, topic: whole.topic.clone(), key: whole.key.clone() });
         // What the record costs without its message; the message gets the rest.
         p.truncated = true;
         let text = std::mem::take(&mut p.text);
-        let bare = self.encode(tailed, &p, now)?;
+        let bare = self.encode(tailed, &p, now)?.payload;
         let available = room.saturating_sub(bare.len());
         let mut keep = text.len().min(available);
         for _ in 0..FIT_ROUNDS {
@@ -46,10 +49,10 @@ impl FileTailer {
             }
             p.text.clear();
             p.text.extend_from_slice(&text[..keep]);
-            let payload = self.encode(tailed, &p, now)?;
+            let payload = self.encode(tailed, &p, now)?.payload;
             if payload.len() <= room {
                 tracing::debug!(path = %tailed.path.display(), offset = p.offset, kept = keep, of = text.len(), "line cut to fit the producer's message.max.bytes");
-                return Some(payload);
+                return with(payload);
             }
             // JSON escapes made the message longer than its bytes: shrink in proportion.
             let used = payload.len().saturating_sub(bare.len()).max(1);
@@ -58,12 +61,12 @@ impl FileTailer {
         }
         // Not even an empty message fits (processors adding much): the producer refuses the
         // record loudly and the file goes on (see `output`).
-        Some(bare)
+        with(bare)
     }
 
     /// The record of an event: encoded directly, or built, decoded and processed; None when a
     /// processor dropped it.
-    fn encode(&self, tailed: &Tailed, p: &Pending, now: &str) -> Option<Vec<u8>> {
+    fn encode(&self, tailed: &Tailed, p: &Pending, now: &str) -> Option<Encoded> {
         let message = String::from_utf8_lossy(&p.text);
         let mut flags: Vec<&str> = Vec::new();
         if p.truncated {
@@ -72,43 +75,55 @@ impl FileTailer {
         if self.multiline.is_some() && p.text.contains(&b'\n') {
             flags.push("multiline");
         }
-        let payload = if self.direct {
-            tailed.encoder.encode(now, &message, p.offset, &flags)
-        } else {
-            let mut event = LogEvent::with_timestamp(message.into_owned(), now.to_string());
-            event.set("host.name", Value::from(self.host.as_str()));
-            event.set("input.type", Value::from("file"));
-            event.set("input.name", Value::from(self.config.name.as_str()));
-            event.set("log.file.path", Value::from(tailed.path.display().to_string()));
-            event.set("log.file.device", Value::from(tailed.key.0));
-            event.set("log.file.inode", Value::from(tailed.key.1));
-            event.set("log.file.fingerprint", Value::from(format!("{:08x}", tailed.fingerprint)));
-            event.set("log.offset", Value::from(p.offset));
-            let mut flags: Vec<Value> = flags.into_iter().map(Value::from).collect();
-            if self.config.json {
-                match serde_json::from_slice::<Value>(&p.text) {
-                    Ok(Value::Object(fields)) => {
-                        for (k, v) in fields {
-                            // The agent's own fields win; the line's are kept under `json` then.
-                            if matches!(k.as_str(), "@timestamp" | "host" | "input" | "log" | "event") {
-                                event.set(&format!("json.{k}"), v);
-                            } else {
-                                event.doc.insert(k, v);
-                            }
+        if self.direct {
+            let payload = tailed.encoder.encode(now, &message, p.offset, &flags);
+            let topic = self.topic.fixed().cloned().unwrap_or_else(|| self.topic.topic(&serde_json::Map::new()));
+            return Some(Encoded { payload, topic, key: tailed.partition_key.clone() });
+        }
+        let mut event = LogEvent::with_timestamp(message.into_owned(), now.to_string());
+        event.set("host.name", Value::from(self.host.as_str()));
+        event.set("input.type", Value::from("file"));
+        event.set("input.name", Value::from(self.config.name.as_str()));
+        event.set("log.file.path", Value::from(tailed.path.display().to_string()));
+        event.set("log.file.device", Value::from(tailed.key.0));
+        event.set("log.file.inode", Value::from(tailed.key.1));
+        event.set("log.file.fingerprint", Value::from(format!("{:08x}", tailed.fingerprint)));
+        event.set("log.offset", Value::from(p.offset));
+        let mut flags: Vec<Value> = flags.into_iter().map(Value::from).collect();
+        if self.config.json {
+            match serde_json::from_slice::<Value>(&p.text) {
+                Ok(Value::Object(fields)) => {
+                    for (k, v) in fields {
+                        // The agent's own fields win; the line's are kept under `json` then.
+                        if matches!(k.as_str(), "@timestamp" | "host" | "input" | "log" | "event") {
+                            event.set(&format!("json.{k}"), v);
+                        } else {
+                            event.doc.insert(k, v);
                         }
                     }
-                    _ => flags.push(Value::from("json_error")),
                 }
+                _ => flags.push(Value::from("json_error")),
             }
-            if !flags.is_empty() {
-                event.set("log.flags", Value::Array(flags));
-            }
-            let mut doc = event.doc;
-            if !self.processors.apply(&mut doc) {
-                return None;
-            }
-            serde_json::to_vec(&doc).unwrap_or_else(|_| b"{}".to_vec())
+        }
+        if !flags.is_empty() {
+            event.set("log.flags", Value::Array(flags));
+        }
+        let mut doc = event.doc;
+        if !self.processors.apply(&mut doc) {
+            return None;
+        }
+        let topic = self.topic.topic(&doc);
+        let key = match &self.key_template {
+            Some(template) => crate::route::render_key(template, &doc),
+            None => tailed.partition_key.clone(),
         };
-        Some(payload)
+        Some(Encoded { payload: serde_json::to_vec(&doc).unwrap_or_else(|_| b"{}".to_vec()), topic, key })
     }
+}
+
+/// A line's record and where it goes.
+pub(super) struct Encoded {
+    payload: Vec<u8>,
+    topic: Arc<str>,
+    key: Option<Arc<str>>,
 }

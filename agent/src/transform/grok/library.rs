@@ -1,0 +1,122 @@
+//! The standard grok pattern names (those of Logstash's and Elasticsearch's libraries, with ECS
+//! field names in the composite log patterns), written for Rust's `regex` crate: no look-around,
+//! word boundaries where the originals look around for digits, and those boundaries ASCII ones
+//! (a Unicode word boundary keeps the regex crate off its fast automata).
+
+/// `(name, definition)`; definitions may use `%{OTHER}` and `%{OTHER:field[:type]}`.
+pub const PATTERNS: &[(&str, &str)] = &[
+    // Basics.
+    ("USERNAME", r"[a-zA-Z0-9._-]+"),
+    ("USER", r"%{USERNAME}"),
+    ("EMAILLOCALPART", r"[a-zA-Z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-zA-Z0-9!#$%&'*+/=?^_`{|}~-]+)*"),
+    ("EMAILADDRESS", r"%{EMAILLOCALPART}@%{HOSTNAME}"),
+    ("INT", r"(?:[+-]?[0-9]+)"),
+    ("BASE10NUM", r"(?:[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))"),
+    ("NUMBER", r"(?:%{BASE10NUM})"),
+    ("BASE16NUM", r"(?:[+-]?(?:0x)?[0-9A-Fa-f]+)"),
+    ("BASE16FLOAT", r"(?-u:\b)[+-]?(?:0x)?(?:[0-9A-Fa-f]+(?:\.[0-9A-Fa-f]*)?|\.[0-9A-Fa-f]+)(?-u:\b)"),
+    ("POSINT", r"(?-u:\b)[1-9][0-9]*(?-u:\b)"),
+    ("NONNEGINT", r"(?-u:\b)[0-9]+(?-u:\b)"),
+    ("WORD", r"(?-u:\b)[0-9A-Za-z_]+(?-u:\b)"),
+    ("NOTSPACE", r"\S+"),
+    ("SPACE", r"\s*"),
+    ("DATA", r".*?"),
+    ("GREEDYDATA", r".*"),
+    ("GREEDYMULTILINE", r"(?s:.*)"),
+    ("QUOTEDSTRING", r#"(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`(?:[^`\\]|\\.)*`)"#),
+    ("QS", r"%{QUOTEDSTRING}"),
+    ("UUID", r"[A-Fa-f0-9]{8}-(?:[A-Fa-f0-9]{4}-){3}[A-Fa-f0-9]{12}"),
+    ("URN", r"urn:[0-9A-Za-z][0-9A-Za-z-]{0,31}:(?:%[0-9a-fA-F]{2}|[0-9A-Za-z()+,.:=@;$_!*'/?#-])+"),
+    // Networking.
+    ("CISCOMAC", r"(?:(?:[A-Fa-f0-9]{4}\.){2}[A-Fa-f0-9]{4})"),
+    ("WINDOWSMAC", r"(?:(?:[A-Fa-f0-9]{2}-){5}[A-Fa-f0-9]{2})"),
+    ("COMMONMAC", r"(?:(?:[A-Fa-f0-9]{2}:){5}[A-Fa-f0-9]{2})"),
+    ("MAC", r"(?:%{CISCOMAC}|%{WINDOWSMAC}|%{COMMONMAC})"),
+    (
+        "IPV4",
+        r"(?-u:\b)(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(?-u:\b)",
+    ),
+    // Longest forms first: the regex crate takes the first alternative that matches.
+    (
+        "IPV6",
+        r"(?:(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|(?:[0-9A-Fa-f]{1,4}:){6}%{IPV4}|(?:[0-9A-Fa-f]{1,4}:){1,6}(?::[0-9A-Fa-f]{1,4}){1,6}|(?:[0-9A-Fa-f]{1,4}:){1,6}:%{IPV4}|::(?:[fF]{4}(?::0{1,4})?:)%{IPV4}|(?:[0-9A-Fa-f]{1,4}:){1,7}:|:(?::[0-9A-Fa-f]{1,4}){1,7}|::)(?:%[0-9A-Za-z]+)?",
+    ),
+    ("IP", r"(?:%{IPV6}|%{IPV4})"),
+    ("HOSTNAME", r"(?-u:\b)(?:[0-9A-Za-z][0-9A-Za-z-]{0,62})(?:\.(?:[0-9A-Za-z][0-9A-Za-z-]{0,62}))*\.?(?-u:\b)"),
+    ("IPORHOST", r"(?:%{IP}|%{HOSTNAME})"),
+    ("HOSTPORT", r"%{IPORHOST}:%{POSINT}"),
+    // Paths and URIs.
+    ("UNIXPATH", r"(?:/[^\s/]*)+/?"),
+    ("WINPATH", r"(?:[A-Za-z]+:|\\)(?:\\[^\\?*\s]*)+"),
+    ("PATH", r"(?:%{UNIXPATH}|%{WINPATH})"),
+    ("TTY", r"(?:/dev/(?:pts|tty(?:[pq])?)(?:[0-9A-Za-z_]+)?/?(?:[0-9]+))"),
+    ("URIPROTO", r"[A-Za-z](?:[A-Za-z0-9+.-]+)?"),
+    ("URIHOST", r"%{IPORHOST}(?::%{POSINT})?"),
+    ("URIPATH", r"(?:/[A-Za-z0-9$.+!*'(){},~:;=@#%&_\-]*)+"),
+    ("URIQUERY", r"[A-Za-z0-9$.+!*'|(){},~@#%&/=:;_?\-\[\]<>]*"),
+    ("URIPARAM", r"\?%{URIQUERY}"),
+    ("URIPATHPARAM", r"%{URIPATH}(?:%{URIPARAM})?"),
+    ("URI", r"%{URIPROTO}://(?:%{USER}(?::[^@]*)?@)?(?:%{URIHOST})?(?:%{URIPATH}(?:%{URIPARAM})?)?"),
+    // Dates and times.
+    (
+        "MONTH",
+        r"(?-u:\b)(?:[Jj]an(?:uary|uar)?|[Ff]eb(?:ruary|ruar)?|[Mm](?:a|ä)?r(?:ch|z)?|[Aa]pr(?:il)?|[Mm]a(?:y|i)?|[Jj]un(?:e|i)?|[Jj]ul(?:y|i)?|[Aa]ug(?:ust)?|[Ss]ep(?:tember)?|[Oo](?:c|k)?t(?:ober)?|[Nn]ov(?:ember)?|[Dd]e(?:c|z)(?:ember)?)(?-u:\b)",
+    ),
+    ("MONTHNUM", r"(?:0?[1-9]|1[0-2])"),
+    ("MONTHNUM2", r"(?:0[1-9]|1[0-2])"),
+    ("MONTHDAY", r"(?:(?:0[1-9])|(?:[12][0-9])|(?:3[01])|[1-9])"),
+    ("DAY", r"(?:Mon(?:day)?|Tue(?:sday)?|Wed(?:nesday)?|Thu(?:rsday)?|Fri(?:day)?|Sat(?:urday)?|Sun(?:day)?)"),
+    ("YEAR", r"(?:[0-9][0-9]){1,2}"),
+    ("HOUR", r"(?:2[0123]|[01]?[0-9])"),
+    ("MINUTE", r"(?:[0-5][0-9])"),
+    ("SECOND", r"(?:(?:[0-5]?[0-9]|60)(?:[:.,][0-9]+)?)"),
+    ("TIME", r"%{HOUR}:%{MINUTE}(?::%{SECOND})"),
+    ("DATE_US", r"%{MONTHNUM}[/-]%{MONTHDAY}[/-]%{YEAR}"),
+    ("DATE_EU", r"%{MONTHDAY}[./-]%{MONTHNUM}[./-]%{YEAR}"),
+    ("ISO8601_TIMEZONE", r"(?:Z|[+-]%{HOUR}(?::?%{MINUTE}))"),
+    ("ISO8601_SECOND", r"%{SECOND}"),
+    ("TIMESTAMP_ISO8601", r"%{YEAR}-%{MONTHNUM}-%{MONTHDAY}[T ]%{HOUR}:?%{MINUTE}(?::?%{SECOND})?%{ISO8601_TIMEZONE}?"),
+    ("DATE", r"(?:%{DATE_US}|%{DATE_EU})"),
+    ("DATESTAMP", r"%{DATE}[- ]%{TIME}"),
+    ("TZ", r"(?:[APMCE][SD]T|UTC)"),
+    ("DATESTAMP_RFC822", r"%{DAY} %{MONTH} %{MONTHDAY} %{YEAR} %{TIME} %{TZ}"),
+    ("DATESTAMP_RFC2822", r"%{DAY}, %{MONTHDAY} %{MONTH} %{YEAR} %{TIME} %{ISO8601_TIMEZONE}"),
+    ("DATESTAMP_OTHER", r"%{DAY} %{MONTH} %{MONTHDAY} %{TIME} %{TZ} %{YEAR}"),
+    ("DATESTAMP_EVENTLOG", r"%{YEAR}%{MONTHNUM2}%{MONTHDAY}%{HOUR}%{MINUTE}%{SECOND}"),
+    ("HTTPDATE", r"%{MONTHDAY}/%{MONTH}/%{YEAR}:%{TIME} %{INT}"),
+    // Syslog.
+    ("SYSLOGTIMESTAMP", r"%{MONTH} +%{MONTHDAY} %{TIME}"),
+    ("PROG", r"[\x21-\x5a\x5c\x5e-\x7e]+"),
+    ("SYSLOGPROG", r"%{PROG:process.name}(?:\[%{POSINT:process.pid:int}\])?"),
+    ("SYSLOGHOST", r"%{IPORHOST}"),
+    ("SYSLOGFACILITY", r"<%{NONNEGINT:log.syslog.facility.code:int}.%{NONNEGINT:log.syslog.priority:int}>"),
+    ("SYSLOGBASE", r"%{SYSLOGTIMESTAMP:timestamp} (?:%{SYSLOGFACILITY} )?%{SYSLOGHOST:host.hostname} %{SYSLOGPROG}:"),
+    ("SYSLOGLINE", r"%{SYSLOGBASE} %{GREEDYDATA:message}"),
+    // Log levels.
+    (
+        "LOGLEVEL",
+        r"(?:[Aa]lert|ALERT|[Tt]race|TRACE|[Dd]ebug|DEBUG|[Nn]otice|NOTICE|[Ii]nfo?(?:rmation)?|INFO?(?:RMATION)?|[Ww]arn?(?:ing)?|WARN?(?:ING)?|[Ee]rr?(?:or)?|ERR?(?:OR)?|[Cc]rit?(?:ical)?|CRIT?(?:ICAL)?|[Ff]atal|FATAL|[Ss]evere|SEVERE|EMERG(?:ENCY)?|[Ee]merg(?:ency)?)",
+    ),
+    // Web servers (ECS field names, as the ECS-compatible libraries).
+    ("HTTPDUSER", r"(?:%{EMAILADDRESS}|%{USER})"),
+    ("HTTPDERROR_DATE", r"%{DAY} %{MONTH} %{MONTHDAY} %{TIME} %{YEAR}"),
+    (
+        "HTTPD_COMMONLOG",
+        r#"%{IPORHOST:source.address} (?:-|%{HTTPDUSER:apache.access.user.identity}) (?:-|%{HTTPDUSER:user.name}) \[%{HTTPDATE:timestamp}\] "(?:%{WORD:http.request.method} %{NOTSPACE:url.original}(?: HTTP/%{NUMBER:http.version})?|(?:[^"\\]|\\.)*)" (?:-|%{INT:http.response.status_code:int}) (?:-|%{INT:http.response.body.bytes:int})"#,
+    ),
+    (
+        "HTTPD_COMBINEDLOG",
+        r#"%{HTTPD_COMMONLOG} "(?:-|(?<http.request.referrer>(?:[^"\\]|\\.)*))" "(?:-|(?<user_agent.original>(?:[^"\\]|\\.)*))""#,
+    ),
+    ("COMMONAPACHELOG", r"%{HTTPD_COMMONLOG}"),
+    ("COMBINEDAPACHELOG", r"%{HTTPD_COMBINEDLOG}"),
+    (
+        "HTTPD20_ERRORLOG",
+        r"\[%{HTTPDERROR_DATE:timestamp}\] \[%{LOGLEVEL:log.level}\] (?:\[client %{IPORHOST:source.address}\] )?%{GREEDYDATA:message}",
+    ),
+    (
+        "HTTPD24_ERRORLOG",
+        r"\[%{HTTPDERROR_DATE:timestamp}\] \[(?:%{WORD:apache.error.module})?:%{LOGLEVEL:log.level}\] \[pid %{POSINT:process.pid:int}(?::tid %{INT:process.thread.id:int})?\](?: \(%{POSINT:apache.error.proxy.error.code}\)%{DATA:apache.error.proxy.error.message}:)?(?: \[client %{IPORHOST:source.address}(?::%{POSINT:source.port:int})?\])?(?: %{DATA:error.code}:)? %{GREEDYDATA:message}",
+    ),
+    ("HTTPD_ERRORLOG", r"(?:%{HTTPD20_ERRORLOG}|%{HTTPD24_ERRORLOG})"),
+];
