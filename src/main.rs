@@ -109,13 +109,27 @@ struct AgentArgs {
 }
 
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = false)]
 struct SinkArgs {
+    #[command(subcommand)]
+    action: Option<SinkAction>,
     /// TOML configuration file (see config/examples/sink.toml).
-    #[arg(long)]
-    config: PathBuf,
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
     /// Check the configuration, report every problem, and exit.
     #[arg(long)]
     check_config: bool,
+}
+
+#[derive(Subcommand)]
+enum SinkAction {
+    /// Install what the Elasticsearch sinks' indices need (an ILM policy and an index template
+    /// with ECS mappings, data stream settings), as `filebeat setup` does; safe to run again.
+    Setup {
+        /// Replace templates and policies of the same names that millrace did not make.
+        #[arg(long)]
+        overwrite: bool,
+    },
 }
 
 fn init_tracing(format: LogFormat) {
@@ -217,7 +231,21 @@ fn report_problems<T>(
 }
 
 async fn run_sink(args: SinkArgs) -> anyhow::Result<()> {
-    let config = report_problems(millrace_config::load_sink(&args.config), &args.config)?;
+    let path =
+        args.config.ok_or_else(|| anyhow::anyhow!("--config <FILE> is required (see config/examples/sink.toml)"))?;
+    let config = report_problems(millrace_config::load_sink(&path), &path)?;
+    if let Some(SinkAction::Setup { overwrite }) = args.action {
+        anyhow::ensure!(!config.elasticsearch.is_empty(), "{} has no [[elasticsearch]] sink to set up", path.display());
+        for sink in &config.elasticsearch {
+            let report = millrace_sinks::elasticsearch::setup::install(&sink.common.name, sink, overwrite)
+                .await
+                .map_err(|e| anyhow::anyhow!("sink {}: {e}", sink.common.name))?;
+            for (object, outcome) in report {
+                println!("{}: {object} {outcome}", sink.common.name);
+            }
+        }
+        return Ok(());
+    }
     if args.check_config {
         println!("configuration is valid");
         return Ok(());

@@ -1,7 +1,6 @@
 //! Agent configuration: `millrace agent --config agent.toml` (see `config/examples/agent.toml`).
 
 mod inputs;
-pub mod template;
 pub mod transforms;
 
 pub use inputs::{

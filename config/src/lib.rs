@@ -18,6 +18,7 @@ pub mod kafka_client;
 mod limits;
 pub mod secret;
 pub mod sink;
+pub mod template;
 pub mod topic;
 pub mod units;
 

@@ -195,6 +195,64 @@ pub struct ElasticsearchSink {
     /// TLS of `https://` endpoints.
     #[serde(default)]
     pub tls: ClientTls,
+    /// What `millrace sink setup` installs for this sink: an index template and an ILM policy.
+    #[serde(default)]
+    pub setup: ElasticsearchSetup,
+}
+
+/// `[elasticsearch.setup]`: the index template (ECS mappings for the agent's fields and modules,
+/// settings, data stream) and ILM policy `millrace sink setup` installs, as `filebeat setup` does.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ElasticsearchSetup {
+    /// Index template name; `millrace-<sink name>` when absent.
+    pub template_name: Option<String>,
+    /// Template priority (above the built-in `logs-*-*` template's 100).
+    pub priority: u32,
+    /// Primary shards of new indices.
+    pub shards: u32,
+    /// Replicas of new indices.
+    pub replicas: u32,
+    /// Attach an ILM policy.
+    pub ilm: bool,
+    /// ILM policy name; `millrace-<sink name>` when absent.
+    pub ilm_policy: Option<String>,
+    /// Roll a data stream's write index over at this age (Elasticsearch time units, `30d`).
+    pub rollover_max_age: String,
+    /// … or at this primary shard size (`50gb`).
+    pub rollover_max_primary_shard_size: String,
+    /// Delete indices this long after rollover (or creation, for daily indices); never when
+    /// absent.
+    pub delete_after: Option<String>,
+}
+
+impl Default for ElasticsearchSetup {
+    fn default() -> Self {
+        // Filebeat's default policy: roll over at 30 days or 50 GB, keep forever.
+        ElasticsearchSetup {
+            template_name: None,
+            priority: 200,
+            shards: 1,
+            replicas: 1,
+            ilm: true,
+            ilm_policy: None,
+            rollover_max_age: "30d".into(),
+            rollover_max_primary_shard_size: "50gb".into(),
+            delete_after: None,
+        }
+    }
+}
+
+/// Whether `text` is an Elasticsearch time value (`30d`, `12h`, `0ms`).
+fn es_time(text: &str) -> bool {
+    let unit = text.trim_start_matches(|c: char| c.is_ascii_digit());
+    unit.len() < text.len() && matches!(unit, "d" | "h" | "m" | "s" | "ms" | "micros" | "nanos")
+}
+
+/// Whether `text` is an Elasticsearch byte size (`50gb`).
+fn es_size(text: &str) -> bool {
+    let unit = text.trim_start_matches(|c: char| c.is_ascii_digit());
+    unit.len() < text.len() && matches!(unit, "b" | "kb" | "mb" | "gb" | "tb" | "pb")
 }
 
 fn default_index() -> String {
@@ -386,14 +444,58 @@ impl FileSink {
 /// What is wrong with an Elasticsearch index template (nothing when valid), each with its fix.
 fn index_problems(index: &str) -> Vec<(String, &'static str)> {
     let mut problems = Vec::new();
-    // Capitals are only allowed in strftime fields (`%Y`).
-    let literal: String =
-        index.split('%').enumerate().map(|(n, part)| if n == 0 { part } else { part.get(1..).unwrap_or("") }).collect();
-    if index.is_empty() || literal != literal.to_lowercase() {
+    if crate::template::Template::is_template(index) {
+        match crate::template::Template::parse(index) {
+            Err(e) => problems.push((e, "write fields as %{[event.dataset]:generic}")),
+            Ok(template) => {
+                for field in template.fields_without_default() {
+                    problems.push((
+                        format!(
+                            "`%{{[{field}]}}` has no default, and a document without the field would have no index"
+                        ),
+                        "add one after a colon, e.g. %{[event.dataset]:generic}",
+                    ));
+                }
+                for part in &template.parts {
+                    match part {
+                        crate::template::Part::Literal(text) => problems.extend(strftime_problems(text)),
+                        crate::template::Part::Field { default: Some(default), .. }
+                            if default.is_empty()
+                                || default.chars().any(|c| c.is_uppercase() || INDEX_FORBIDDEN.contains(c)) =>
+                        {
+                            problems.push((
+                                format!("the default `{default}` cannot be part of an index name"),
+                                "use lower-case letters, digits, '.', '_' or '-'",
+                            ));
+                        }
+                        crate::template::Part::Field { .. } => {}
+                    }
+                }
+            }
+        }
+        return problems;
+    }
+    if index.is_empty() {
         problems.push((format!("`{index}` is empty or has capitals"), "use e.g. \"logs-%Y.%m.%d\""));
     }
-    if chrono::format::StrftimeItems::new(index).any(|i| matches!(i, chrono::format::Item::Error)) {
-        problems.push((format!("`{index}` has an unknown % field"), "use strftime fields such as %Y.%m.%d"));
+    problems.extend(strftime_problems(index));
+    problems
+}
+
+/// Characters Elasticsearch refuses in index names (besides capitals).
+pub const INDEX_FORBIDDEN: &str = "\\/*?\"<>| ,#:%";
+
+/// Problems of literal index text with strftime fields.
+fn strftime_problems(text: &str) -> Vec<(String, &'static str)> {
+    let mut problems = Vec::new();
+    // Capitals are only allowed in strftime fields (`%Y`).
+    let literal: String =
+        text.split('%').enumerate().map(|(n, part)| if n == 0 { part } else { part.get(1..).unwrap_or("") }).collect();
+    if literal != literal.to_lowercase() {
+        problems.push((format!("`{text}` is empty or has capitals"), "use e.g. \"logs-%Y.%m.%d\""));
+    }
+    if chrono::format::StrftimeItems::new(text).any(|i| matches!(i, chrono::format::Item::Error)) {
+        problems.push((format!("`{text}` has an unknown % field"), "use strftime fields such as %Y.%m.%d"));
     }
     problems
 }
@@ -481,6 +583,27 @@ impl SinkConfig {
             }
             if es.pipeline.as_deref().is_some_and(str::is_empty) {
                 bad(at("pipeline"), "is empty".into(), "name an ingest pipeline, e.g. \"nginx-access\", or remove it");
+            }
+            let setup = &es.setup;
+            if !es_time(&setup.rollover_max_age) {
+                bad(
+                    at("setup.rollover_max_age"),
+                    format!("`{}` is not a time", setup.rollover_max_age),
+                    "use e.g. \"30d\"",
+                );
+            }
+            if !es_size(&setup.rollover_max_primary_shard_size) {
+                bad(
+                    at("setup.rollover_max_primary_shard_size"),
+                    format!("`{}` is not a size", setup.rollover_max_primary_shard_size),
+                    "use e.g. \"50gb\"",
+                );
+            }
+            if let Some(after) = setup.delete_after.as_ref().filter(|t| !es_time(t)) {
+                bad(at("setup.delete_after"), format!("`{after}` is not a time"), "use e.g. \"90d\"");
+            }
+            if setup.shards == 0 {
+                bad(at("setup.shards"), "must be at least 1".into(), "use 1");
             }
             if es.data_stream && es.action != BulkAction::Create {
                 bad(at("action"), "data streams only accept `create`".into(), "set action = \"create\"");

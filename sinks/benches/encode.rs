@@ -4,6 +4,7 @@
 
 use millrace_config::sink::{BulkAction, Precision};
 use millrace_sinks::elasticsearch::bulk;
+use millrace_sinks::elasticsearch::index::IndexName;
 use millrace_sinks::influxdb::line_protocol;
 use millrace_sinks::record::SourceRecord;
 use std::hint::black_box;
@@ -80,8 +81,9 @@ fn main() {
             });
         }
         if wanted("elasticsearch") {
+            let index = IndexName::parse("logs-%Y.%m.%d").unwrap_or_else(|e| panic!("{e}"));
             measure("elasticsearch bulk", &logs, |r, out| {
-                if let Err(e) = bulk::encode(r, "logs-%Y.%m.%d", BulkAction::Create, out) {
+                if let Err(e) = bulk::encode(r, &index, BulkAction::Create, out) {
                     panic!("benchmark record refused: {e}");
                 }
             });

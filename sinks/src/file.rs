@@ -10,6 +10,7 @@
 
 use crate::destination::{Destination, Verdict, WriteFailure};
 use crate::elasticsearch::bulk;
+use crate::elasticsearch::index::IndexName;
 use crate::influxdb::line_protocol;
 use crate::record::SourceRecord;
 use millrace_config::sink::{BulkAction, FileFormat, FileSink, Precision};
@@ -21,7 +22,7 @@ use std::sync::{Arc, Mutex};
 
 /// How records are encoded.
 enum Encoding {
-    Bulk { index: String },
+    Bulk { index: IndexName },
     LineProtocol { precision: Precision },
 }
 
@@ -74,13 +75,7 @@ impl FileDestination {
     /// unwritable path stops the sink at start-up rather than stalling it.
     pub fn new(settings: &FileSink) -> Result<FileDestination, String> {
         let encoding = match settings.format {
-            FileFormat::ElasticsearchBulk => {
-                let index = settings.index_or_default();
-                if !bulk::template_is_valid(&index) {
-                    return Err(format!("index `{index}` has an unknown % field (strftime, e.g. %Y.%m.%d)"));
-                }
-                Encoding::Bulk { index }
-            }
+            FileFormat::ElasticsearchBulk => Encoding::Bulk { index: IndexName::parse(&settings.index_or_default())? },
             FileFormat::LineProtocol => Encoding::LineProtocol { precision: settings.precision_or_default() },
         };
         let file =

@@ -299,6 +299,8 @@ impl Layout {
              start_at = \"beginning\"\n\
              # One file would put every line on one partition; spread them over all of them.\n\
              key = \"none\"\n\
+             # ECS fields (source.ip, http.*, url.*, user_agent.*) and each line's own time.\n\
+             module = \"nginx.access\"\n\
              [inputs.file.processors]\n\
              add_fields = {{ \"service.name\" = \"demo-web\" }}\n\
              \n\

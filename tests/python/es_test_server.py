@@ -30,6 +30,8 @@ Elasticsearch API (subset):
     GET /_cluster/health
     PUT|GET|DELETE /_data_stream/{name}
     PUT|GET|DELETE /_index_template/{name}   (index_patterns, priority, data_stream, mappings)
+    PUT|GET|DELETE /_ilm/policy/{name}      kept as given (never executed), version bumped per PUT;
+                                       a data stream's GET shows its template's index.lifecycle.name
     PUT|GET|DELETE /_ingest/pipeline/{id}    kept as given; bulk items naming it (`pipeline` in the
                                        action or the query) run its `set` processors only, items
                                        naming an unknown one fail with 400 as in Elasticsearch

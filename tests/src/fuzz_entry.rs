@@ -184,6 +184,7 @@ pub fn prometheus(data: &[u8]) {
 pub fn sink_records(data: &[u8]) {
     use millrace_config::sink::{BulkAction, Precision};
     use millrace_sinks::elasticsearch::bulk;
+    use millrace_sinks::elasticsearch::index::IndexName;
     use millrace_sinks::influxdb::line_protocol::encode_record;
     use millrace_sinks::record::SourceRecord;
     let [pick, json @ ..] = data else { return };
@@ -207,16 +208,29 @@ pub fn sink_records(data: &[u8]) {
         timestamp_ms: (pick & 8 == 8).then_some(NOW_MS),
     };
     let mut bulk_body = Vec::new();
-    if bulk::encode(&record, "logs-%Y.%m.%d", action, &mut bulk_body).is_ok() {
+    // Daily indices, or names from the document's own fields (cleaned of what an index name may
+    // not hold).
+    let index =
+        IndexName::parse(if pick & 16 == 16 { "logs-%{[event.dataset]:generic}-%Y.%m.%d" } else { "logs-%Y.%m.%d" })
+            .expect("a valid index template");
+    if bulk::encode(&record, &index, action, &mut bulk_body).is_ok() {
         let lines: Vec<&[u8]> = bulk_body.split(|&b| b == b'\n').collect();
         assert_eq!(lines.len(), 3, "a bulk entry is two lines");
         for line in &lines[..2] {
             assert!(serde_json::from_slice::<serde_json::Value>(line).is_ok(), "a bulk line is not JSON");
         }
+        let action_line: serde_json::Value = serde_json::from_slice(lines[0]).unwrap_or_default();
+        let name =
+            action_line.as_object().and_then(|a| a.values().next()).and_then(|m| m["_index"].as_str()).unwrap_or("");
+        assert!(
+            !name.chars().any(|c| c.is_uppercase() || millrace_config::sink::INDEX_FORBIDDEN.contains(c)),
+            "an index name Elasticsearch refuses: {name:?}"
+        );
     }
     // The same for a data stream, where a document without a time gets the record's.
     bulk_body.clear();
-    if bulk::encode_for_stream(&record, "logs-app-default", &mut bulk_body).is_ok() {
+    if bulk::encode_for_stream(&record, &IndexName::parse("logs-app-default").expect("a name"), &mut bulk_body).is_ok()
+    {
         let lines: Vec<&[u8]> = bulk_body.split(|&b| b == b'\n').collect();
         assert_eq!(lines.len(), 3, "a data stream entry is two lines");
         let doc: serde_json::Value = serde_json::from_slice(lines[1]).unwrap_or_default();
@@ -224,7 +238,7 @@ pub fn sink_records(data: &[u8]) {
     }
     // Any bytes as a plain-text record: always one document of two NDJSON lines.
     bulk_body.clear();
-    bulk::encode_text(&record, "logs-%Y.%m.%d", action, &mut bulk_body);
+    bulk::encode_text(&record, &index, action, &mut bulk_body);
     let lines: Vec<&[u8]> = bulk_body.split(|&b| b == b'\n').collect();
     assert_eq!(lines.len(), 3, "a text document is two lines");
     assert!(lines[..2].iter().all(|l| serde_json::from_slice::<serde_json::Value>(l).is_ok()), "not JSON");

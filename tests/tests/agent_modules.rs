@@ -152,3 +152,95 @@ fn nginx_logs_become_ecs_documents_in_the_index_of_their_own_day() -> anyhow::Re
     }
     Ok(())
 }
+
+/// `millrace sink setup` against the test server, with the output lines it printed.
+fn setup(sink_toml: &std::path::Path, extra: &[&str]) -> anyhow::Result<Vec<String>> {
+    let config = sink_toml.display().to_string();
+    let mut args = vec!["sink", "setup", "--config", config.as_str()];
+    args.extend_from_slice(extra);
+    let out = run(&millrace_tests::millrace_bin().display().to_string(), &args, None, Duration::from_secs(60))?;
+    anyhow::ensure!(out.status.success(), "setup failed: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect())
+}
+
+#[test]
+fn sink_setup_installs_a_template_and_policy_once_and_documents_go_to_their_data_streams() -> anyhow::Result<()> {
+    let broker = BrokerProcess::start("")?;
+    let bootstrap = broker.bootstrap();
+    let es = EsTestServer::start(&[])?;
+    let dir = tempfile::tempdir()?;
+    let sink_path = dir.path().join("sink-setup.toml");
+    let sink_toml = |extra: &str| {
+        format!(
+            "[source]\nbootstrap = \"{bootstrap}\"\n\n\
+             [[elasticsearch]]\nname = \"web\"\ntopics = [\"weblogs\"]\ngroup = \"es\"\nendpoints = [\"{}\"]\n\
+             index = \"logs-%{{[event.dataset]:generic}}-default\"\ndata_stream = true\naction = \"create\"\nbatch_timeout = \"200ms\"\n\
+             [elasticsearch.setup]\ndelete_after = \"30d\"\n{extra}",
+            es.url()
+        )
+    };
+    std::fs::write(&sink_path, sink_toml(""))?;
+    let first = setup(&sink_path, &[])?;
+    assert_eq!(
+        first,
+        vec![
+            "web: ILM policy millrace-web created".to_string(),
+            "web: index template millrace-web (logs-*-default, data stream) created".to_string()
+        ]
+    );
+    let again = setup(&sink_path, &[])?;
+    assert!(again.iter().all(|l| l.ends_with(" unchanged")), "setup twice changes nothing: {again:?}");
+    let (status, policy) = es.request("GET", "/_ilm/policy/millrace-web", b"")?;
+    assert_eq!(status, 200);
+    let policy: Value = serde_json::from_str(&policy)?;
+    assert_eq!(policy["millrace-web"]["version"], 1, "not written again");
+    assert_eq!(policy["millrace-web"]["policy"]["phases"]["delete"]["min_age"], "30d");
+    // A changed setting replaces the template only.
+    std::fs::write(&sink_path, sink_toml("replicas = 2\n"))?;
+    let changed = setup(&sink_path, &[])?;
+    assert!(changed[0].ends_with(" unchanged") && changed[1].ends_with(" updated"), "{changed:?}");
+    // A template of that name made by someone else stays unless --overwrite.
+    let (status, _) =
+        es.request("PUT", "/_index_template/theirs", br#"{"index_patterns": ["other-*"], "priority": 5}"#)?;
+    assert_eq!(status, 200);
+    std::fs::write(&sink_path, sink_toml("template_name = \"theirs\"\n"))?;
+    let kept = setup(&sink_path, &[])?;
+    assert!(kept[1].contains("theirs") && kept[1].contains("kept: it was not made by millrace"), "{kept:?}");
+    let replaced = setup(&sink_path, &["--overwrite"])?;
+    assert!(replaced[1].ends_with(" updated"), "{replaced:?}");
+    std::fs::write(&sink_path, sink_toml(""))?;
+
+    // Parsed nginx lines go to the data stream of their dataset, made from the template.
+    let logs = dir.path().join("nginx");
+    std::fs::create_dir_all(&logs)?;
+    let now = Utc::now().format("%d/%b/%Y:%H:%M:%S +0000");
+    let lines: Vec<String> =
+        (0..20).map(|n| format!(r#"192.0.2.{n} - - [{now}] "GET /p/{n} HTTP/1.1" 200 {n} "-" "curl/8.5.0""#)).collect();
+    std::fs::write(logs.join("access.log"), lines.join("\n") + "\n")?;
+    let agent_toml = format!(
+        "[agent]\ndata_dir = {:?}\n\n[output]\nbootstrap = \"{bootstrap}\"\n\n\
+         [[inputs.file]]\nname = \"nginx\"\ninclude = [{:?}]\nscan_interval = \"200ms\"\nmodule = \"nginx.access\"\ntopic = \"weblogs\"\n",
+        dir.path().join("agent-data").display().to_string(),
+        logs.join("*.log").display().to_string(),
+    );
+    let agent = Component::start("agent", dir.path(), "agent", &agent_toml)?;
+    let sink = Component::start("sink", dir.path(), "sink", &std::fs::read_to_string(&sink_path)?)?;
+    wait_for("every line in its data stream", Duration::from_secs(90), || {
+        Ok(es.docs(Some("logs-nginx.access-default"))?.len() >= 20)
+    })
+    .map_err(|e| anyhow::anyhow!("{e}; sink log:\n{}\nagent log:\n{}", sink.log(), agent.log()))?;
+    let docs = es.docs(Some("logs-nginx.access-default"))?;
+    assert_eq!(docs.len(), 20);
+    assert!(docs.iter().all(|d| d["data_stream"] == "logs-nginx.access-default"), "{:?}", docs[0]);
+    let (status, stream) = es.request("GET", "/_data_stream/logs-nginx.access-default", b"")?;
+    assert_eq!(status, 200, "{stream}");
+    let stream: Value = serde_json::from_str(&stream)?;
+    assert_eq!(stream["data_streams"][0]["template"], "millrace-web", "made from the installed template");
+    assert_eq!(stream["data_streams"][0]["ilm_policy"], "millrace-web");
+    let (_, mapping) = es.request("GET", "/logs-nginx.access-default/_mapping", b"")?;
+    let mapping: Value = serde_json::from_str(&mapping)?;
+    let backing =
+        mapping.as_object().and_then(|m| m.values().next()).ok_or_else(|| anyhow::anyhow!("no mapping: {mapping}"))?;
+    assert_eq!(backing["mappings"]["properties"]["source"]["properties"]["ip"]["type"], "ip", "{backing}");
+    Ok(())
+}

@@ -102,7 +102,13 @@ fn each_line_became_one_document(dir: &Path) -> anyhow::Result<usize> {
         assert!(action["index"]["_index"].as_str().is_some_and(|i| i.starts_with("logs-")), "{}", pair[0]);
         let at = doc["log"]["offset"].as_u64().with_context(|| format!("no log.offset in {}", pair[1]))?;
         assert!(id.ends_with(&format!(":{at}")), "_id {id} is not the line's origin (offset {at})");
-        let message = doc["message"].as_str().unwrap_or_default().to_string();
+        // The demo's agent parses its lines with the nginx module: the line as read is kept in
+        // event.original, and the document carries its fields.
+        let message = doc["event"]["original"].as_str().unwrap_or_default().to_string();
+        assert_eq!(doc["event"]["dataset"], "nginx.access", "parsed by the module: {}", pair[1]);
+        assert!(doc["http"]["response"]["status_code"].is_u64(), "the status is a number: {}", pair[1]);
+        assert!(doc["source"]["ip"].is_string() && doc["url"]["path"].is_string(), "{}", pair[1]);
+        assert!(doc.get("tags").is_none(), "no parse failure: {}", pair[1]);
         if let Some((earlier, _)) = by_offset.insert(at, (id.clone(), message)) {
             bail!("the line at offset {at} was written twice ({earlier} and {id})");
         }

@@ -1,11 +1,11 @@
 //! `[inputs]` of the agent configuration: files, Prometheus scrapes, host metrics, syslog and
 //! stdin, with their defaults and the rules each input's keys must follow.
 
-use super::template::{legal_topic, Template};
 use super::transforms::{self, Module, Transform};
 use crate::error::ConfigError;
 use crate::http_client::{transport_problems, transport_warnings, BasicAuth, ClientTls, Credentials};
 use crate::secret::{resolve, Secret};
+use crate::template::{legal_topic, Template};
 use crate::units::{ByteSize, DurationMs};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

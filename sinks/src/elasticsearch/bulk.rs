@@ -1,6 +1,7 @@
 //! The `_bulk` API's two halves: encoding one record as an action line plus its source line, and
 //! reading the per-item results of a response.
 
+use super::index::IndexName;
 use crate::destination::Verdict;
 use crate::record::SourceRecord;
 use chrono::{DateTime, Utc};
@@ -28,51 +29,26 @@ pub fn document_id(doc: &Value, record: &SourceRecord<'_>) -> String {
     }
 }
 
-/// The time a record's index name is taken from: its `@timestamp`, else the broker timestamp,
-/// else now.
-fn event_time(doc: &Value, record: &SourceRecord<'_>) -> DateTime<Utc> {
-    doc["@timestamp"]
-        .as_str()
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&Utc))
-        .or_else(|| record.timestamp_ms.and_then(DateTime::from_timestamp_millis))
-        .unwrap_or_else(Utc::now)
-}
-
-/// The index for a document: `template` with strftime fields filled from its time. The template
-/// was checked with the configuration, so formatting cannot fail.
-pub fn index_name(template: &str, doc: &Value, record: &SourceRecord<'_>) -> String {
-    if !template.contains('%') {
-        return template.to_string();
-    }
-    let mut name = String::with_capacity(template.len() + 8);
-    // A template that slipped through as invalid yields its literal text rather than a panic.
-    if std::fmt::write(&mut name, format_args!("{}", event_time(doc, record).format(template))).is_err() {
-        return template.replace('%', "");
-    }
-    name
-}
-
-/// Whether `template` only uses strftime fields chrono knows.
-pub fn template_is_valid(template: &str) -> bool {
-    chrono::format::StrftimeItems::new(template).all(|item| !matches!(item, chrono::format::Item::Error))
-}
-
 /// Appends a record as `{"<action>":{"_index":…,"_id":…}}\n<source>\n` to `out`. A record that is
 /// not a JSON object cannot become a document.
-pub fn encode(record: &SourceRecord<'_>, template: &str, action: BulkAction, out: &mut Vec<u8>) -> Result<(), String> {
-    encode_json(record, template, action, false, out)
+pub fn encode(
+    record: &SourceRecord<'_>,
+    index: &IndexName,
+    action: BulkAction,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    encode_json(record, index, action, false, out)
 }
 
 /// [`encode`], for a data stream: a document without `@timestamp` (another producer's JSON) gets
 /// the record's time, as a data stream refuses a document without one.
-pub fn encode_for_stream(record: &SourceRecord<'_>, template: &str, out: &mut Vec<u8>) -> Result<(), String> {
-    encode_json(record, template, BulkAction::Create, true, out)
+pub fn encode_for_stream(record: &SourceRecord<'_>, index: &IndexName, out: &mut Vec<u8>) -> Result<(), String> {
+    encode_json(record, index, BulkAction::Create, true, out)
 }
 
 fn encode_json(
     record: &SourceRecord<'_>,
-    template: &str,
+    index: &IndexName,
     action: BulkAction,
     stamp: bool,
     out: &mut Vec<u8>,
@@ -84,12 +60,12 @@ fn encode_json(
     };
     if stamp && !fields.contains_key("@timestamp") {
         fields.insert("@timestamp".into(), Value::from(record_time(record)));
-        write_action(&doc, record, template, action, out);
+        write_action(&doc, record, index, action, out);
         let _ = serde_json::to_writer(&mut *out, &doc);
         out.push(b'\n');
         return Ok(());
     }
-    write_action(&doc, record, template, action, out);
+    write_action(&doc, record, index, action, out);
     // The record is sent as it came (already compact JSON from the agent), minus any newline
     // that would break the NDJSON framing.
     if record.payload.contains(&b'\n') {
@@ -104,11 +80,11 @@ fn encode_json(
 /// Appends a plain-text record as a document `{"@timestamp": …, "message": …}` (the record's
 /// time, else now; its text, invalid UTF-8 replaced, one trailing line end dropped) under the
 /// same action line as [`encode`]'s. Its `_id` is the record's broker position.
-pub fn encode_text(record: &SourceRecord<'_>, template: &str, action: BulkAction, out: &mut Vec<u8>) {
+pub fn encode_text(record: &SourceRecord<'_>, index: &IndexName, action: BulkAction, out: &mut Vec<u8>) {
     let text = String::from_utf8_lossy(record.payload);
     let text = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
     let doc = serde_json::json!({ "@timestamp": record_time(record), "message": text });
-    write_action(&doc, record, template, action, out);
+    write_action(&doc, record, index, action, out);
     let _ = serde_json::to_writer(&mut *out, &doc);
     out.push(b'\n');
 }
@@ -120,13 +96,12 @@ fn record_time(record: &SourceRecord<'_>) -> String {
 }
 
 /// The action line: `{"<action>":{"_index":…,"_id":…}}\n`.
-fn write_action(doc: &Value, record: &SourceRecord<'_>, template: &str, action: BulkAction, out: &mut Vec<u8>) {
+fn write_action(doc: &Value, record: &SourceRecord<'_>, index: &IndexName, action: BulkAction, out: &mut Vec<u8>) {
     let verb = match action {
         BulkAction::Index => "index",
         BulkAction::Create => "create",
     };
-    let meta =
-        serde_json::json!({ verb: { "_index": index_name(template, doc, record), "_id": document_id(doc, record) } });
+    let meta = serde_json::json!({ verb: { "_index": index.render(doc, record), "_id": document_id(doc, record) } });
     // Serializing a Value cannot fail.
     let _ = serde_json::to_writer(&mut *out, &meta);
     out.push(b'\n');
@@ -195,9 +170,13 @@ mod tests {
         }
     }
 
-    fn encode(record: &SourceRecord<'_>, template: &str, action: BulkAction) -> Result<Vec<u8>, String> {
+    fn encode(record: &SourceRecord<'_>, index: &str, action: BulkAction) -> Result<Vec<u8>, String> {
         let mut out = Vec::new();
-        super::encode(record, template, action, &mut out).map(|()| out)
+        super::encode(record, &name(index), action, &mut out).map(|()| out)
+    }
+
+    fn name(index: &str) -> IndexName {
+        IndexName::parse(index).unwrap()
     }
 
     const LINE: &str = r#"{"@timestamp":"2026-11-23T11:00:00.123Z","host":{"name":"web-1"},"log":{"file":{"device":2049,"fingerprint":"0a0b0c0d","inode":77,"path":"/var/log/a.log"},"offset":4096},"message":"GET /"}"#;
@@ -217,13 +196,12 @@ mod tests {
         assert_eq!(meta["create"]["_index"], "syslog-2026", "falls back to the broker timestamp");
         assert!(encode(&record("not json"), "x", BulkAction::Index).is_err());
         assert!(encode(&record("[1,2]"), "x", BulkAction::Index).is_err());
-        assert!(template_is_valid("logs-%Y.%m.%d") && !template_is_valid("logs-%Q"));
     }
 
     #[test]
     fn plain_text_becomes_a_message_document_at_the_record_time() {
         let mut out = Vec::new();
-        encode_text(&record("GET /index.html 200 \"x\"\r\n"), "logs-%Y.%m.%d", BulkAction::Create, &mut out);
+        encode_text(&record("GET /index.html 200 \"x\"\r\n"), &name("logs-%Y.%m.%d"), BulkAction::Create, &mut out);
         let body = String::from_utf8(out).unwrap();
         let lines: Vec<Value> = body.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(lines[0]["create"]["_id"], "app-logs:2:17");
@@ -233,7 +211,7 @@ mod tests {
         // Bytes that are not UTF-8 and inner newlines still make one valid NDJSON document.
         let mut out = Vec::new();
         let odd = SourceRecord { payload: b"a\xffb\nc", ..record("") };
-        encode_text(&odd, "x", BulkAction::Index, &mut out);
+        encode_text(&odd, &name("x"), BulkAction::Index, &mut out);
         let body = String::from_utf8(out).unwrap();
         assert_eq!(body.lines().count(), 2);
         let doc: Value = serde_json::from_str(body.lines().nth(1).unwrap()).unwrap();
@@ -243,13 +221,13 @@ mod tests {
     #[test]
     fn a_data_stream_document_without_a_time_gets_the_record_time() {
         let mut out = Vec::new();
-        encode_for_stream(&record(r#"{"message":"no time"}"#), "logs-app-default", &mut out).unwrap();
+        encode_for_stream(&record(r#"{"message":"no time"}"#), &name("logs-app-default"), &mut out).unwrap();
         let body = String::from_utf8(out).unwrap();
         let doc: Value = serde_json::from_str(body.lines().nth(1).unwrap()).unwrap();
         assert_eq!(doc, serde_json::json!({"message": "no time", "@timestamp": "2026-11-23T11:00:00.000Z"}));
         // A document with its own time is sent as it came.
         let mut out = Vec::new();
-        encode_for_stream(&record(LINE), "logs-app-default", &mut out).unwrap();
+        encode_for_stream(&record(LINE), &name("logs-app-default"), &mut out).unwrap();
         assert_eq!(String::from_utf8(out).unwrap().lines().nth(1), Some(LINE));
     }
 

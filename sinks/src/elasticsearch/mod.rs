@@ -4,6 +4,8 @@
 //! [`crate::http`]'s.
 
 pub mod bulk;
+pub mod index;
+pub mod setup;
 
 use crate::destination::{Destination, Verdict, WriteFailure};
 use crate::http::{response_limit, Auth, HttpApi, HttpWriter, Reading, Target};
@@ -19,7 +21,7 @@ pub struct Elasticsearch {
     http: HttpWriter,
     endpoints: Vec<String>,
     next_endpoint: AtomicUsize,
-    index: String,
+    index: index::IndexName,
     action: BulkAction,
     format: DocumentFormat,
     /// Documents go to a data stream (which refuses one without `@timestamp`).
@@ -31,18 +33,11 @@ pub struct Elasticsearch {
 impl Elasticsearch {
     /// A destination from its settings (already validated).
     pub fn new(settings: &ElasticsearchSink) -> Result<Elasticsearch, String> {
-        if !bulk::template_is_valid(&settings.index) {
-            return Err(format!("index `{}` has an unknown % field (strftime, e.g. %Y.%m.%d)", settings.index));
-        }
+        let index = index::IndexName::parse(&settings.index)?;
         if settings.endpoints.is_empty() {
             return Err("endpoints lists no node".into());
         }
-        // Basic authentication wins when both it and an API key are configured.
-        let auth = match (&settings.username, &settings.password, &settings.api_key) {
-            (Some(user), Some(password), _) => Auth::Basic { user: user.clone(), password: password.clone() },
-            (_, _, Some(key)) => Auth::Header(Secret::new(format!("ApiKey {}", key.expose()))),
-            _ => Auth::None,
-        };
+        let auth = auth(settings);
         let http = HttpWriter::new(
             Duration::from_millis(settings.common.request_timeout.0),
             "application/x-ndjson",
@@ -54,7 +49,7 @@ impl Elasticsearch {
             http,
             endpoints: settings.endpoints.iter().map(|e| e.trim_end_matches('/').to_string()).collect(),
             next_endpoint: AtomicUsize::new(0),
-            index: settings.index.clone(),
+            index,
             action: if settings.data_stream { BulkAction::Create } else { settings.action },
             format: settings.format,
             data_stream: settings.data_stream,
@@ -70,6 +65,16 @@ impl Elasticsearch {
                 None => String::new(),
             },
         })
+    }
+}
+
+/// The credentials of `settings`: basic authentication wins when both it and an API key are
+/// configured.
+pub fn auth(settings: &ElasticsearchSink) -> Auth {
+    match (&settings.username, &settings.password, &settings.api_key) {
+        (Some(user), Some(password), _) => Auth::Basic { user: user.clone(), password: password.clone() },
+        (_, _, Some(key)) => Auth::Header(Secret::new(format!("ApiKey {}", key.expose()))),
+        _ => Auth::None,
     }
 }
 

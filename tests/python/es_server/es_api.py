@@ -219,11 +219,51 @@ class EsApiMixin:
             "generation": stream["generation"],
             "status": "YELLOW",
             "template": stream["template"],
+            "ilm_policy": self.stream_policy(stream),
             "hidden": False,
             "system": False,
             "allow_custom_routing": False,
             "replicated": False,
         }
+
+    def stream_policy(self, stream):
+        """The ILM policy a data stream's template names (`index.lifecycle.name`), if any."""
+        template = self.server.store.templates.get(stream["template"] or "")
+        settings = ((template.body.get("template") or {}).get("settings") or {}) if template else {}
+        index = settings.get("index") if isinstance(settings.get("index"), dict) else {}
+        lifecycle = index.get("lifecycle") if isinstance(index.get("lifecycle"), dict) else {}
+        return settings.get("index.lifecycle.name") or lifecycle.get("name")
+
+    def ilm_policy_api(self, name, method, body):
+        """PUT|GET|DELETE /_ilm/policy/{name}: policies are kept as given (phases are checked for
+        shape, never executed); each PUT bumps the version, as in Elasticsearch."""
+        store = self.server.store
+        if method == "PUT":
+            spec = self.json_body(body, required=True)
+            policy = spec.get("policy") if isinstance(spec, dict) else None
+            if not isinstance(policy, dict) or set(spec) != {"policy"}:
+                raise request_error(400, "x_content_parse_exception", "[1:1] [put_lifecycle_request] a [policy] object is required")
+            phases = policy.get("phases")
+            if not isinstance(phases, dict) or any(
+                p not in ("hot", "warm", "cold", "frozen", "delete") or not isinstance(v, dict) for p, v in phases.items()
+            ):
+                raise request_error(400, "x_content_parse_exception", "[policy] [phases] must map hot, warm, cold, frozen or delete to objects")
+            with store.lock:
+                version = store.ilm_policies.get(name, {}).get("version", 0) + 1
+                store.ilm_policies[name] = {"version": version, "modified_date": "2026-01-01T00:00:00.000Z", "policy": policy}
+            return Response(200, {"acknowledged": True})
+        with store.lock:
+            if method == "GET":
+                found = {k: v for k, v in store.ilm_policies.items() if fnmatch.fnmatchcase(k, name)}
+                if not found:
+                    raise request_error(404, "resource_not_found_exception", f"Lifecycle policy not found: {name}")
+                return Response(200, found)
+            if method == "DELETE":
+                if name not in store.ilm_policies:
+                    raise request_error(404, "resource_not_found_exception", f"Lifecycle policy not found: {name}")
+                del store.ilm_policies[name]
+                return Response(200, {"acknowledged": True})
+        self.method_not_allowed(["DELETE", "GET", "PUT"])
 
     def template_api(self, name, method, body):
         store = self.server.store

@@ -316,6 +316,8 @@ class Handler(EsApiMixin, ControlApiMixin, BaseHTTPRequestHandler):
             return self.data_stream_api(seg[1] if n == 2 else None, method)
         if seg[0] == "_index_template" and n == 2:
             return self.template_api(seg[1], method, body)
+        if seg[0] == "_ilm" and n == 3 and seg[1] == "policy":
+            return self.ilm_policy_api(seg[2], method, body)
         if seg[0] == "_ingest" and n == 3 and seg[1] == "pipeline":
             return self.pipeline_api(seg[2], method, body)
         if not seg[0].startswith("_"):

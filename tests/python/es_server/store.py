@@ -79,6 +79,7 @@ class Store:
         self.data_streams = {}  # name -> {"name", "indices": [backing names], "generation", "template"}
         self.templates = {}
         self.pipelines = {}  # id -> definition ({"description", "processors": [...]})
+        self.ilm_policies = {}  # name -> {"version", "modified_date", "policy"}
         self.counters = self.new_counters()
         self.bulk_phase = 0
         self.item_phase = 0

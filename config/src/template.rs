@@ -1,6 +1,6 @@
 //! Format strings with event fields, as Filebeat's: `logs-%{[event.dataset]}` or, with a value
-//! for events without the field, `logs-%{[event.dataset]:other}`. Used for an input's topic and
-//! partition key.
+//! for events without the field, `logs-%{[event.dataset]:other}`. Used for an agent input's topic
+//! and partition key, and an Elasticsearch sink's index or data stream name.
 
 /// A piece of a format string.
 #[derive(Clone, Debug, PartialEq, Eq)]

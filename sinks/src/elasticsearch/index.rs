@@ -1,0 +1,156 @@
+//! Index (or data stream) names per document: strftime fields from its time (`logs-%Y.%m.%d`)
+//! and fields of the document with defaults (`logs-%{[event.dataset]:generic}-default`, the
+//! data stream naming scheme `logs-<dataset>-<namespace>`). A field's value is lower-cased and
+//! characters Elasticsearch refuses in index names become `_`.
+
+use crate::record::SourceRecord;
+use chrono::{DateTime, Utc};
+use millrace_config::sink::INDEX_FORBIDDEN;
+use millrace_config::template::{Part, Template};
+use serde_json::Value;
+
+/// A compiled index name.
+#[derive(Debug, Clone)]
+pub struct IndexName {
+    parts: Vec<Part>,
+    /// No strftime field and no document field: the name itself.
+    fixed: Option<String>,
+}
+
+impl IndexName {
+    /// Parses and checks `text` (the configuration was validated; this repeats it for callers
+    /// that were not).
+    pub fn parse(text: &str) -> Result<IndexName, String> {
+        let parts =
+            if Template::is_template(text) { Template::parse(text)?.parts } else { vec![Part::Literal(text.into())] };
+        for part in &parts {
+            if let Part::Literal(literal) = part {
+                if chrono::format::StrftimeItems::new(literal).any(|i| matches!(i, chrono::format::Item::Error)) {
+                    return Err(format!("index `{text}` has an unknown % field (strftime, e.g. %Y.%m.%d)"));
+                }
+            }
+        }
+        let fixed = match parts.as_slice() {
+            [Part::Literal(literal)] if !literal.contains('%') => Some(literal.clone()),
+            _ => None,
+        };
+        Ok(IndexName { parts, fixed })
+    }
+
+    /// The name for `doc` (the record's time when it has no `@timestamp`).
+    pub fn render(&self, doc: &Value, record: &SourceRecord<'_>) -> String {
+        if let Some(fixed) = &self.fixed {
+            return fixed.clone();
+        }
+        let mut name = String::new();
+        let mut time = None;
+        for part in &self.parts {
+            match part {
+                Part::Literal(literal) if !literal.contains('%') => name.push_str(literal),
+                Part::Literal(literal) => {
+                    let at = *time.get_or_insert_with(|| event_time(doc, record));
+                    // Checked at parse time; a failure would leave the literal text.
+                    if std::fmt::write(&mut name, format_args!("{}", at.format(literal))).is_err() {
+                        name.push_str(&literal.replace('%', ""));
+                    }
+                }
+                Part::Field { path, default } => {
+                    let value = path.split('.').try_fold(doc, |v, key| v.get(key)).and_then(|v| match v {
+                        Value::String(s) if !s.is_empty() => Some(s.clone()),
+                        Value::Number(n) => Some(n.to_string()),
+                        Value::Bool(b) => Some(b.to_string()),
+                        _ => None,
+                    });
+                    let value = value.or_else(|| default.clone()).unwrap_or_default();
+                    name.extend(value.chars().flat_map(char::to_lowercase).map(|c| {
+                        if INDEX_FORBIDDEN.contains(c) {
+                            '_'
+                        } else {
+                            c
+                        }
+                    }));
+                }
+            }
+        }
+        name
+    }
+
+    /// A wildcard pattern matching every name it renders (`logs-*-default`), for index
+    /// templates.
+    pub fn pattern(&self) -> String {
+        let mut pattern = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Literal(literal) => {
+                    let mut chars = literal.chars();
+                    while let Some(c) = chars.next() {
+                        if c == '%' {
+                            // A strftime field (and its flag): any text.
+                            let next = chars.next();
+                            if matches!(next, Some('-' | '_' | '0' | ':' | '.')) {
+                                chars.next();
+                            }
+                            pattern.push('*');
+                        } else {
+                            pattern.push(c);
+                        }
+                    }
+                }
+                Part::Field { .. } => pattern.push('*'),
+            }
+            while pattern.contains("**") {
+                pattern = pattern.replace("**", "*");
+            }
+        }
+        pattern
+    }
+}
+
+/// The time a record's index name is taken from: its `@timestamp`, else the broker timestamp,
+/// else now.
+fn event_time(doc: &Value, record: &SourceRecord<'_>) -> DateTime<Utc> {
+    doc["@timestamp"]
+        .as_str()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .or_else(|| record.timestamp_ms.and_then(DateTime::from_timestamp_millis))
+        .unwrap_or_else(Utc::now)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn record() -> SourceRecord<'static> {
+        SourceRecord {
+            topic: "logs",
+            partition: 0,
+            offset: 7,
+            timestamp_ms: Some(1_795_431_600_000),
+            key: None,
+            payload: b"",
+        }
+    }
+
+    #[test]
+    fn names_from_time_and_fields_with_defaults() {
+        let doc = serde_json::json!({"@timestamp": "2026-12-03T10:00:00Z", "event": {"dataset": "Nginx.Access"}});
+        let daily = IndexName::parse("logs-%Y.%m.%d").unwrap();
+        assert_eq!(daily.render(&doc, &record()), "logs-2026.12.03");
+        assert_eq!(daily.render(&serde_json::json!({}), &record()), "logs-2026.11.23", "the record's time");
+        assert_eq!(daily.pattern(), "logs-*.*.*");
+        let stream = IndexName::parse("logs-%{[event.dataset]:generic}-default").unwrap();
+        assert_eq!(stream.render(&doc, &record()), "logs-nginx.access-default", "lower-cased");
+        assert_eq!(stream.render(&serde_json::json!({}), &record()), "logs-generic-default");
+        let odd = serde_json::json!({"event": {"dataset": "a/b c*"}});
+        assert_eq!(stream.render(&odd, &record()), "logs-a_b_c_-default");
+        assert_eq!(stream.pattern(), "logs-*-default");
+        let both = IndexName::parse("%{[service.name]:app}-%Y.%m").unwrap();
+        assert_eq!(both.render(&doc, &record()), "app-2026.12");
+        assert_eq!(both.pattern(), "*-*.*");
+        assert_eq!(IndexName::parse("fixed").unwrap().render(&doc, &record()), "fixed");
+        assert!(IndexName::parse("logs-%Q").is_err());
+        assert!(IndexName::parse("logs-%{[a]").is_err());
+    }
+}
