@@ -5,7 +5,7 @@
 //! defaults, which the config loader checked.
 
 use crate::event::get_path;
-use millrace_config::agent::template::{legal_topic, Part, Template};
+use millrace_config::template::{legal_topic, Part, Template};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
