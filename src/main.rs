@@ -266,6 +266,13 @@ fn exit_status_after_panics() -> anyhow::Result<()> {
 
 async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
     let config = report_problems(millrace_config::load_agent(&args.config), &args.config)?;
+    let transforms = millrace_agent::transform_problems(&config);
+    if !transforms.is_empty() {
+        for problem in &transforms {
+            eprintln!("{}: {problem}", args.config.display());
+        }
+        anyhow::bail!("{} has {} input(s) whose transforms do not compile", args.config.display(), transforms.len());
+    }
     if args.check_config {
         println!("configuration is valid");
         return Ok(());

@@ -408,6 +408,53 @@ fn check_data_dir(data_dir: &std::path::Path) -> Result<(), AgentError> {
     }
 }
 
+/// The inputs' transforms and modules compiled as the inputs compile them at start (grok
+/// patterns, time formats and zones, GeoIP databases), for `--check-config`: one line per input
+/// that would not start, naming it and the step.
+pub fn transform_problems(config: &AgentConfig) -> Vec<String> {
+    use crate::pipeline::Processors;
+    let inputs = &config.inputs;
+    let mut compiled = Vec::new();
+    for (i, f) in inputs.file.iter().enumerate() {
+        let module = f.module.map(|m| (m, f.keep_original, f.timezone.as_deref()));
+        compiled.push((format!("inputs.file[{i}]"), Processors::with_transforms(&f.processors, module, &f.transforms)));
+    }
+    let others = inputs
+        .syslog
+        .iter()
+        .map(|x| (&x.processors, &x.transforms))
+        .enumerate()
+        .map(|(i, p)| (format!("inputs.syslog[{i}]"), p))
+        .chain(
+            inputs
+                .stdin
+                .iter()
+                .map(|x| (&x.processors, &x.transforms))
+                .enumerate()
+                .map(|(i, p)| (format!("inputs.stdin[{i}]"), p)),
+        )
+        .chain(
+            inputs
+                .prometheus
+                .iter()
+                .map(|x| (&x.processors, &x.transforms))
+                .enumerate()
+                .map(|(i, p)| (format!("inputs.prometheus[{i}]"), p)),
+        )
+        .chain(
+            inputs
+                .host_metrics
+                .iter()
+                .map(|x| (&x.processors, &x.transforms))
+                .enumerate()
+                .map(|(i, p)| (format!("inputs.host_metrics[{i}]"), p)),
+        );
+    for (at, (processors, transforms)) in others {
+        compiled.push((at, Processors::with_transforms(processors, None, transforms)));
+    }
+    compiled.into_iter().filter_map(|(at, result)| result.err().map(|e| format!("{at}: {e}"))).collect()
+}
+
 /// `--once`: runs every input once and writes the events to `out` as JSON lines instead of
 /// sending them (like `telegraf --test`). Nothing is checkpointed.
 pub fn run_once(config: &AgentConfig, out: &mut dyn std::io::Write) -> Result<usize, AgentError> {
@@ -488,5 +535,23 @@ mod shutdown_tests {
         stuck.store(false, Ordering::Relaxed);
         assert!(took >= INPUT_STOP_TIMEOUT, "returned before the inputs stopped or the bound: {took:?}");
         assert!(took < INPUT_STOP_TIMEOUT + Duration::from_secs(2), "stopping the inputs took {took:?}");
+    }
+}
+
+#[cfg(test)]
+mod check_tests {
+    #![allow(clippy::unwrap_used)]
+
+    #[test]
+    fn check_config_compiles_the_transforms_as_the_start_would() {
+        let text =
+            "[[inputs.file]]\nname = \"web\"\ntopic = \"logs\"\ninclude = [\"/var/log/*.log\"]\nmodule = \"nginx\"\n\
+                    [[inputs.file.transforms]]\ngrok = { patterns = [\"%{NOPE:x}\"] }\n\
+                    [[inputs.stdin]]\nname = \"in\"\ntopic = \"logs\"\n\
+                    [[inputs.stdin.transforms]]\ntimestamp = { field = \"t\", formats = [\"ISO8601\"] }\n";
+        let config = millrace_config::parse_agent(text, "a.toml").unwrap();
+        let problems = super::transform_problems(&config);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].starts_with("inputs.file[0]: transforms[0] (grok): `%{NOPE:x}`"), "{problems:?}");
     }
 }

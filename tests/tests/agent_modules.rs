@@ -16,6 +16,10 @@ use millrace_tests::{run, wait_for, BrokerProcess};
 use serde_json::Value;
 use std::time::Duration;
 
+/// The topics the inputs' `logs-%{[event.dataset]:other}` routes these logs to.
+const ROUTED: [&str; 5] =
+    ["logs-nginx.access", "logs-nginx.error", "logs-other", "logs-apache.access", "logs-apache.error"];
+
 fn topics(bootstrap: &str) -> anyhow::Result<String> {
     let out = run("kcat", &["-L", "-b", bootstrap], None, Duration::from_secs(30))?;
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
@@ -57,32 +61,45 @@ fn nginx_logs_become_ecs_documents_in_the_index_of_their_own_day() -> anyhow::Re
         berlin_now.format("%Y/%m/%d %H:%M:%S")
     );
     std::fs::write(logs.join("error.log"), format!("{error_line}\n"))?;
+    // An Apache server beside it: a combined access line and a 2.4 error line.
+    let apache = dir.path().join("apache");
+    std::fs::create_dir_all(&apache)?;
+    let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 Mobile/15E148 Safari/604.1";
+    let apache_access =
+        format!(r#"192.0.2.44 - bob [{}] "DELETE /cart/9 HTTP/1.1" 503 - "-" "{iphone}""#, clf(Utc::now()));
+    std::fs::write(apache.join("access.log"), apache_access + "\n")?;
+    let apache_error = format!(
+        "[{}] [proxy:error] [pid 2211:tid 3001] [client 192.0.2.44:51000] AH00898: Error reading from remote server\n",
+        berlin_now.format("%a %b %d %H:%M:%S%.6f %Y")
+    );
+    std::fs::write(apache.join("error.log"), apache_error)?;
 
     let agent_toml = format!(
         "[agent]\ndata_dir = {:?}\nhost_name = \"web-1\"\n\n[output]\nbootstrap = \"{bootstrap}\"\n\n\
          [[inputs.file]]\nname = \"nginx\"\ninclude = [{:?}]\nscan_interval = \"200ms\"\nmodule = \"nginx\"\n\
+         timezone = \"Europe/Berlin\"\ntopic = \"logs-%{{[event.dataset]:other}}\"\n\n\
+         [[inputs.file]]\nname = \"apache\"\ninclude = [{:?}]\nscan_interval = \"200ms\"\nmodule = \"apache\"\n\
          timezone = \"Europe/Berlin\"\ntopic = \"logs-%{{[event.dataset]:other}}\"\n",
         dir.path().join("agent-data").display().to_string(),
         logs.join("*.log").display().to_string(),
+        apache.join("*.log").display().to_string(),
     );
     let agent = Component::start("agent", dir.path(), "agent", &agent_toml)?;
     // The broker creates the routed topics as the agent produces to them.
     wait_for("the routed topics", Duration::from_secs(60), || {
         let listing = topics(&bootstrap)?;
-        Ok(["logs-nginx.access", "logs-nginx.error", "logs-other"]
-            .iter()
-            .all(|t| listing.contains(&format!("\"{t}\""))))
+        Ok(ROUTED.iter().all(|t| listing.contains(&format!("\"{t}\""))))
     })
     .map_err(|e| anyhow::anyhow!("{e}; agent log:\n{}", agent.log()))?;
 
     let sink_toml = format!(
         "[source]\nbootstrap = \"{bootstrap}\"\n\n\
-         [[elasticsearch]]\nname = \"logs\"\ntopics = [\"logs-nginx.access\", \"logs-nginx.error\", \"logs-other\"]\n\
+         [[elasticsearch]]\nname = \"logs\"\ntopics = {ROUTED:?}\n\
          group = \"es\"\nendpoints = [\"{}\"]\nindex = \"logs-%Y.%m.%d\"\nbatch_timeout = \"200ms\"\n",
         es.url()
     );
     let sink = Component::start("sink", dir.path(), "sink", &sink_toml)?;
-    let expected = access.len() + 1;
+    let expected = access.len() + 3;
     wait_for("every line in Elasticsearch", Duration::from_secs(90), || Ok(es.docs(None)?.len() >= expected))
         .map_err(|e| anyhow::anyhow!("{e}; sink log:\n{}\nagent log:\n{}", sink.log(), agent.log()))?;
     let docs = es.docs(None)?;
@@ -139,8 +156,36 @@ fn nginx_logs_become_ecs_documents_in_the_index_of_their_own_day() -> anyhow::Re
     assert!(bad["source"]["error"]["message"].as_str().is_some_and(|m| m.contains("module nginx")), "{bad}");
     assert_eq!(bad["index"], todays_index.as_str(), "no time of its own: the read time");
 
+    let apache_access = find(&|s| s["event"]["dataset"] == "apache.access")
+        .ok_or_else(|| anyhow::anyhow!("no apache access document"))?;
+    let source = &apache_access["source"];
+    assert_eq!(source["http"]["request"]["method"], "DELETE");
+    assert_eq!(source["http"]["response"]["status_code"], 503);
+    assert_eq!((source["user"]["name"].as_str(), source["event"]["outcome"].as_str()), (Some("bob"), Some("failure")));
+    assert_eq!(source["user_agent"]["device"]["name"], "iPhone");
+    let apache_error = find(&|s| s["event"]["dataset"] == "apache.error")
+        .ok_or_else(|| anyhow::anyhow!("no apache error document"))?;
+    let source = &apache_error["source"];
+    assert_eq!(
+        (source["apache"]["error"]["module"].as_str(), source["log"]["level"].as_str()),
+        (Some("proxy"), Some("error"))
+    );
+    assert_eq!((source["process"]["pid"].as_i64(), source["source"]["port"].as_i64()), (Some(2211), Some(51000)));
+    assert_eq!(source["error"]["code"], "AH00898");
+    let stamp = chrono::DateTime::parse_from_rfc3339(source["@timestamp"].as_str().unwrap_or_default())?;
+    assert!(
+        (Utc::now() - stamp.with_timezone(&Utc)).num_minutes().abs() < 10,
+        "Berlin wall time as Berlin time: {stamp}"
+    );
+
     // The routing put each kind in its own topic.
-    for (topic, count) in [("logs-nginx.access", 41), ("logs-nginx.error", 1), ("logs-other", 1)] {
+    for (topic, count) in [
+        ("logs-nginx.access", 41),
+        ("logs-nginx.error", 1),
+        ("logs-other", 1),
+        ("logs-apache.access", 1),
+        ("logs-apache.error", 1),
+    ] {
         let out = run(
             "kcat",
             &["-C", "-b", &bootstrap, "-t", topic, "-e", "-q", "-f", "%s\\n"],
