@@ -16,7 +16,7 @@ cd "$(dirname "$0")/../fuzz"
 
 seconds=${1:-60}
 shift || true
-all_targets=(kafka_request record_batch syslog prometheus sink_records config)
+all_targets=(kafka_request record_batch syslog prometheus sink_records config agent_lines)
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
     targets=("${all_targets[@]}")

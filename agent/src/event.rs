@@ -134,14 +134,19 @@ pub fn set_path(doc: &mut Map<String, Value>, path: &str, value: Value) {
     let mut current = doc;
     while let Some(part) = parts.next() {
         if parts.peek().is_none() {
-            current.insert(part.to_string(), value);
+            match current.get_mut(part) {
+                Some(slot) => *slot = value,
+                None => {
+                    current.insert(part.to_string(), value);
+                }
+            }
             return;
         }
-        let entry = current.entry(part.to_string()).or_insert_with(|| Value::Object(Map::new()));
-        if !entry.is_object() {
-            *entry = Value::Object(Map::new());
+        // A key is allocated only when the object is new (most paths share their parents).
+        if !current.get(part).is_some_and(Value::is_object) {
+            current.insert(part.to_string(), Value::Object(Map::new()));
         }
-        let Value::Object(next) = entry else { return };
+        let Some(Value::Object(next)) = current.get_mut(part) else { return };
         current = next;
     }
 }

@@ -25,6 +25,7 @@ pub const TARGETS: &[(&str, Entry)] = &[
     ("prometheus", prometheus),
     ("sink_records", sink_records),
     ("config", config),
+    ("agent_lines", agent_lines),
 ];
 
 /// Decompression cap for the fuzzers: small, so a bomb is refused quickly.
@@ -169,6 +170,78 @@ pub fn syslog(data: &[u8]) {
     framer.finish();
     while let Some(frame) = framer.next_frame() {
         let _ = parse(&frame, now(), None, zone);
+    }
+}
+
+/// A log line written by whoever reaches the web server (request paths, user agents, referrers
+/// are the client's): the first byte picks the parsing — the nginx, apache or syslog module, or
+/// a chain of transforms (dissect, key-value, JSON decoding that may overwrite the event's own
+/// fields, event time in several formats, conversions, user agent, grok) — and the line runs
+/// through it as the file input runs it, then through the routing. The event must stay a JSON
+/// object and its topic a legal topic name.
+pub fn agent_lines(data: &[u8]) {
+    use millrace_agent::pipeline::Processors;
+    use millrace_agent::route::{render_key, TopicRoute};
+    use millrace_config::agent::transforms::{Module, Transform};
+    use std::sync::OnceLock;
+    static CHAINS: OnceLock<Vec<Processors>> = OnceLock::new();
+    static ROUTE: OnceLock<Option<(TopicRoute, millrace_config::template::Template)>> = OnceLock::new();
+    let chains = CHAINS.get_or_init(|| {
+        #[derive(serde::Deserialize)]
+        struct Steps {
+            transforms: Vec<Transform>,
+        }
+        let steps = r#"
+            [[transforms]]
+            dissect = { tokenizer = "%{a} %{+a} [%{ts}] %{rest}", target_prefix = "" }
+            on_failure = "ignore"
+            [[transforms]]
+            kv = { field = "rest", target = "kv" }
+            [[transforms]]
+            json = { overwrite_keys = true }
+            [[transforms]]
+            timestamp = { field = "ts", formats = ["SYSLOG", "UNIX", "UNIX_MS", "HTTPDATE", "ISO8601", "%Y/%m/%d %H:%M:%S"], timezone = "America/New_York" }
+            [[transforms]]
+            timestamp = { field = "@timestamp", formats = ["ISO8601", "UNIX"] }
+            [[transforms]]
+            convert = { fields = { "kv.status" = "integer", "kv.ms" = "float", "kv.ok" = "boolean", "kv.ip" = "ip" } }
+            [[transforms]]
+            user_agent = { field = "message" }
+            [[transforms]]
+            grok = { patterns = ["%{COMBINEDAPACHELOG}", "%{SYSLOGLINE}", "%{HTTPD_ERRORLOG}"] }
+            when.not.has_fields = ["kv"]
+        "#;
+        let steps: Vec<Transform> = toml::from_str::<Steps>(steps).map(|s| s.transforms).unwrap_or_default();
+        let none = millrace_config::agent::Processors::default();
+        let module = |m: Module| Processors::with_transforms(&none, Some((m, true, Some("Europe/Berlin"))), &[]);
+        [module(Module::Nginx), module(Module::Apache), module(Module::Syslog), Processors::with_transforms(&none, None, &steps)]
+            .into_iter()
+            .filter_map(Result::ok)
+            .collect()
+    });
+    let route = ROUTE.get_or_init(|| {
+        let topic = TopicRoute::new("logs-%{[event.dataset]:other}-%{[kv.tenant]:none}").ok()?;
+        Some((topic, millrace_config::template::Template::parse("%{[source.ip]}/%{[kv.user]}").ok()?))
+    });
+    assert_eq!(chains.len(), 4, "a chain of the fuzz target does not compile");
+    let [pick, rest @ ..] = data else { return };
+    let line = String::from_utf8_lossy(rest);
+    let mut doc = serde_json::Map::new();
+    doc.insert("@timestamp".into(), serde_json::Value::from("2023-11-14T22:13:20.000Z"));
+    doc.insert("message".into(), serde_json::Value::from(line.as_ref()));
+    let chain = &chains[usize::from(*pick) % chains.len()];
+    if !chain.apply(&mut doc) {
+        return;
+    }
+    let encoded = serde_json::to_vec(&doc).unwrap_or_default();
+    assert!(
+        matches!(serde_json::from_slice(&encoded), Ok(serde_json::Value::Object(_))),
+        "the event is no JSON object"
+    );
+    if let Some((topic, key)) = route {
+        let name = topic.topic(&doc);
+        assert!(millrace_config::template::legal_topic(&name), "an illegal topic {name:?}");
+        let _ = render_key(key, &doc);
     }
 }
 

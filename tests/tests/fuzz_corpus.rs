@@ -275,6 +275,24 @@ fn write_seed_corpora() {
         write("sink_records", name, &seed);
     }
 
+    // Agent lines: each module's kinds, odd clients and agents, and the transform chain's input.
+    let lines: &[(&str, u8, &str)] = &[
+        ("nginx-access", 0, r#"2001:db8::1 - - [03/Dec/2026:10:15:32 +0000] "GET /a?b=1 HTTP/1.1" 404 153 "-" "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0 \"q\"""#),
+        ("nginx-error", 0, r#"2026/12/03 10:15:32 [error] 1234#1234: *5678 open() "/x" failed (2: No such file or directory), client: 10.0.0.5"#),
+        ("nginx-junk-request", 0, r#"198.51.100.2 - - [03/Dec/2026:10:15:33 +0000] "\x16\x03\x01" 400 157 "-" "-""#),
+        ("apache-error", 1, "[Thu Dec 03 10:15:32.123456 2026] [core:error] [pid 4242:tid 140000] [client 192.0.2.7:50000] AH00126: Invalid URI"),
+        ("apache-common", 1, r#"client.example.org - - [03/Dec/2026:10:15:34 -0500] "GET / HTTP/1.0" 200 2326"#),
+        ("syslog-bsd", 2, "Dec  3 10:15:32 web1 sshd[812]: Accepted publickey for deploy"),
+        ("syslog-iso", 2, "<13>2026-12-03T10:15:32.123456+00:00 web1 kernel: [ 12.345] eth0: link up"),
+        ("chain-kv", 3, r#"x y [Dec 31 23:59:59] status=503 ms=12.5 ok=yes ip=::1 tenant=a/b user="q \"u\"""#),
+        ("chain-json", 3, r#"{"@timestamp": 253402300799, "event": {"dataset": "Nginx Access!"}, "ts": "1700000000000"}"#),
+    ];
+    for (name, pick, line) in lines {
+        let mut seed = vec![*pick];
+        seed.extend_from_slice(line.as_bytes());
+        write("agent_lines", name, &seed);
+    }
+
     // Config: the annotated examples.
     let examples = millrace_tests::workspace_root().join("config/examples");
     for name in ["broker", "agent", "sink"] {

@@ -4,28 +4,64 @@
 use crate::event::{get_path, set_path};
 use maxminddb::{geoip2, Reader};
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::{Mutex, OnceLock};
 
 /// woothee's answer for what it cannot tell.
 const UNKNOWN: &str = "UNKNOWN";
+
+/// Distinct user agents whose parse is kept: web logs repeat a few hundred agents, and parsing
+/// one costs more than the rest of a line (Logstash's useragent filter caches the same way).
+/// When full the cache starts over, so hostile agents cannot grow it.
+const USER_AGENT_CACHE: usize = 4096;
+
+/// A parsed user agent: `(key under the target, value)`, or None when woothee knows neither the
+/// browser nor the OS.
+type Parsed = Option<Vec<(&'static str, String)>>;
+
+fn user_agent_cache() -> &'static Mutex<HashMap<String, Parsed>> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Parsed>>> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
 
 /// Parses the user agent in `field` into `target` (`name`, `version`, `os.name`, `os.version`,
 /// `os.full`, `device.name`). Err when the field is missing or the agent is not recognised.
 pub fn user_agent(doc: &mut Map<String, Value>, field: &str, target: &str) -> Result<(), String> {
     let Some(Value::String(agent)) = get_path(doc, field) else { return Err(format!("no text field {field}")) };
+    let cached = user_agent_cache().lock().unwrap_or_else(|p| p.into_inner()).get(agent.as_str()).cloned();
+    let parsed = match cached {
+        Some(parsed) => parsed,
+        None => {
+            let parsed = parse_user_agent(agent);
+            let mut cache = user_agent_cache().lock().unwrap_or_else(|p| p.into_inner());
+            if cache.len() >= USER_AGENT_CACHE {
+                cache.clear();
+            }
+            cache.insert(agent.clone(), parsed.clone());
+            parsed
+        }
+    };
+    let parts = parsed.ok_or_else(|| format!("{field}: not a user agent woothee knows"))?;
+    for (key, value) in parts {
+        set_path(doc, &format!("{target}.{key}"), Value::from(value));
+    }
+    Ok(())
+}
+
+fn parse_user_agent(agent: &str) -> Parsed {
     // Web servers escape quotes in the logged header; the parser wants the header as sent.
     let agent = agent.replace("\\\"", "\"").replace("\\x22", "\"");
-    let parsed = woothee::parser::Parser::new()
-        .parse(&agent)
-        .ok_or_else(|| format!("{field}: not a user agent woothee knows"))?;
+    let parsed = woothee::parser::Parser::new().parse(&agent)?;
     let known = |s: &str| !s.is_empty() && s != UNKNOWN;
     if !known(parsed.name) && !known(parsed.os) {
-        return Err(format!("{field}: not a user agent woothee knows"));
+        return None;
     }
-    let mut set = |key: &str, value: &str| {
+    let mut parts = Vec::new();
+    let mut set = |key: &'static str, value: &str| {
         if known(value) {
-            set_path(doc, &format!("{target}.{key}"), Value::from(value));
+            parts.push((key, value.to_string()));
         }
     };
     set("name", parsed.name);
@@ -36,14 +72,13 @@ pub fn user_agent(doc: &mut Map<String, Value>, field: &str, target: &str) -> Re
         set("os.full", &format!("{} {}", parsed.os, parsed.os_version));
     }
     // ECS's device.name is the hardware; woothee tells it only for phones, by their OS.
-    if matches!(parsed.category, "smartphone" | "mobilephone") {
-        set("device.name", parsed.os);
-    } else if parsed.category == "crawler" {
-        set("device.name", "Spider");
-    } else if parsed.category == "pc" {
-        set("device.name", "Other");
+    match parsed.category {
+        "smartphone" | "mobilephone" => set("device.name", parsed.os),
+        "crawler" => set("device.name", "Spider"),
+        "pc" => set("device.name", "Other"),
+        _ => {}
     }
-    Ok(())
+    Some(parts)
 }
 
 /// The English one of a database's names.

@@ -60,7 +60,9 @@ impl Kind {
     fn patterns(self) -> Vec<String> {
         let access = |time: &str| {
             format!(
-                r#"^(?:%{{IP:source.address}}|%{{NOTSPACE:source.address}}) (?:-|%{{NOTSPACE:{ident}}}) (?:-|%{{NOTSPACE:user.name}}) \[%{{HTTPDATE:{time}}}\] "(?:%{{WORD:http.request.method}} %{{NOTSPACE:url.original}}(?: HTTP/%{{NUMBER:http.version}})?|(?<{info}>{QUOTED}))" (?:-|%{{INT:http.response.status_code:int}}) (?:-|%{{INT:http.response.body.bytes:int}})(?: "(?:-|(?<http.request.referrer>{QUOTED}))" "(?:-|(?<user_agent.original>{QUOTED}))")?"#,
+                // Plain tokens rather than the library's IPORHOST and HTTPDATE: the address and
+                // time are checked when parsed (source.ip, @timestamp), at a third of the cost.
+                r#"^(?<source.address>\S+) (?:-|(?<{ident}>\S+)) (?:-|(?<user.name>\S+)) \[(?<{time}>[^\]]+)\] "(?:(?<http.request.method>[A-Za-z]+) (?<url.original>\S+)(?: HTTP/(?<http.version>[0-9.]+))?|(?<{info}>{QUOTED}))" (?:-|%{{INT:http.response.status_code:int}}) (?:-|%{{INT:http.response.body.bytes:int}})(?: "(?:-|(?<http.request.referrer>{QUOTED}))" "(?:-|(?<user_agent.original>{QUOTED}))")?"#,
                 ident = if time.starts_with("nginx") { "nginx.access.identity" } else { "apache.access.user.identity" },
                 info = if time.starts_with("nginx") { "nginx.access.info" } else { "apache.access.info" },
             )

@@ -111,7 +111,9 @@ impl TimeParser {
                         .and_then(|n| self.localize(n))
                 };
                 let this_year = at(year)?;
-                if this_year > reference + chrono::Duration::days(1) {
+                // The reference may come from the event itself (a decoded field): no overflow.
+                let tomorrow = reference.checked_add_signed(chrono::Duration::days(1)).unwrap_or(reference);
+                if this_year > tomorrow {
                     at(year - 1)
                 } else {
                     Some(this_year)
