@@ -127,10 +127,15 @@ impl LogEvent {
     }
 }
 
+/// Most objects a dotted path nests (Elasticsearch's own default limit is 20 levels).
+pub const MAX_PATH_DEPTH: usize = 32;
+
 /// Sets `value` at a dotted `path` inside `doc`, creating objects on the way (a non-object in
 /// the way is replaced).
 pub fn set_path(doc: &mut Map<String, Value>, path: &str, value: Value) {
-    let mut parts = path.split('.').peekable();
+    // A path from the line itself (a key-value key) may have any number of dots; past the limit
+    // the rest is one key, so no event nests deeper than JSON readers accept.
+    let mut parts = path.splitn(MAX_PATH_DEPTH, '.').peekable();
     let mut current = doc;
     while let Some(part) = parts.next() {
         if parts.peek().is_none() {

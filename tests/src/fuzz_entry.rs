@@ -233,11 +233,12 @@ pub fn agent_lines(data: &[u8]) {
     if !chain.apply(&mut doc) {
         return;
     }
+    // What the sinks will do with the record: read it back as one JSON object.
     let encoded = serde_json::to_vec(&doc).unwrap_or_default();
-    assert!(
-        matches!(serde_json::from_slice(&encoded), Ok(serde_json::Value::Object(_))),
-        "the event is no JSON object"
-    );
+    match serde_json::from_slice(&encoded) {
+        Ok(serde_json::Value::Object(_)) => {}
+        other => panic!("the event does not read back as a JSON object: {other:?}"),
+    }
     if let Some((topic, key)) = route {
         let name = topic.topic(&doc);
         assert!(millrace_config::template::legal_topic(&name), "an illegal topic {name:?}");

@@ -5,6 +5,19 @@ use crate::event::{get_path, remove_path, set_path};
 use millrace_config::agent::transforms::FieldType;
 use serde_json::{Map, Value};
 
+/// Deepest JSON a line may decode into: the event, with the target's levels above it, must still
+/// read back below serde_json's (and the sinks') limit of 128.
+const MAX_JSON_DEPTH: usize = 64;
+
+/// Nesting depth of a value (a scalar is 0).
+fn depth(value: &Value) -> usize {
+    match value {
+        Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+        Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
 /// Decodes the JSON object in `field` into `target` (the top level when None); existing keys win
 /// unless `overwrite`.
 pub fn decode_json(
@@ -20,6 +33,9 @@ pub fn decode_json(
         Ok(_) => return Err(format!("{field} holds JSON that is not an object")),
         Err(e) => return Err(format!("{field} is not JSON: {e}")),
     };
+    if 1 + decoded.values().map(depth).max().unwrap_or(0) > MAX_JSON_DEPTH {
+        return Err(format!("{field} holds JSON nested deeper than {MAX_JSON_DEPTH} levels"));
+    }
     merge(doc, target, decoded, overwrite);
     Ok(())
 }
@@ -173,6 +189,11 @@ mod tests {
             .unwrap_err()
             .contains("not an object"));
         assert!(decode_json(&mut doc(r#"{"message":"{"}"#), "message", None, false).unwrap_err().contains("not JSON"));
+        // Found by fuzzing: nesting that the sinks could not read back is refused.
+        let deep = format!("{}1{}", "{\"a\":".repeat(100), "}".repeat(100));
+        let mut d = Map::new();
+        d.insert("message".into(), Value::from(deep));
+        assert!(decode_json(&mut d, "message", Some("json"), false).unwrap_err().contains("deeper than 64"));
     }
 
     #[test]
@@ -186,6 +207,13 @@ mod tests {
         assert_eq!(d["kv"]["empty"], "");
         assert_eq!(d["kv"]["done"], "1");
         assert!(decode_kv(&mut doc(r#"{"message":"no pairs"}"#), "message", " ", "=", None).is_err());
+        // A key of 200 dotted parts nests no deeper than set_path's limit.
+        let mut d = Map::new();
+        d.insert("message".into(), Value::from(format!("{}=1", vec!["k"; 200].join("."))));
+        decode_kv(&mut d, "message", " ", "=", Some("kv")).unwrap();
+        let text = serde_json::to_string(&d).unwrap();
+        assert!(serde_json::from_str::<Value>(&text).is_ok(), "reads back");
+        assert_eq!(depth(&Value::Object(d)), crate::event::MAX_PATH_DEPTH + 1);
     }
 
     #[test]
