@@ -9,7 +9,8 @@
 #          ports; the packaged service is neither started nor enabled, see below), and the Python
 #          Kafka clients from tests/python/requirements.txt, and tmux (the `millrace top` test
 #          drives the real terminal UI in a tmux pane), and faketime (libfaketime: the nemesis
-#          steps one broker's wall clock without touching the host's).
+#          steps one broker's wall clock without touching the host's), and prometheus (for promtool,
+#          which checks and unit-tests deploy/prometheus/alerts.yml).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +21,7 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 packages=(cmake build-essential pkg-config libcurl4-openssl-dev libssl-dev)
-[ "$want_tests" = 1 ] && packages+=(kcat iproute2 influxdb tmux faketime)
+[ "$want_tests" = 1 ] && packages+=(kcat iproute2 influxdb tmux faketime prometheus)
 missing=()
 for p in "${packages[@]}"; do
   # Not `dpkg -s`: it also succeeds for a removed package whose conffiles remain (influxdb has some).
@@ -33,7 +34,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
   # init script's `ulimit -n 65536` fails where the hard limit is lower, as in containers). Deny
   # service starts during the install with a temporary policy-rc.d (honoured by invoke-rc.d and
   # deb-systemd-invoke, as in Docker images), unless the machine has its own.
-  if [[ " ${missing[*]} " == *" influxdb "* ]] && [ ! -e /usr/sbin/policy-rc.d ]; then
+  # prometheus (for promtool, which checks deploy/prometheus/alerts.yml) would start its server too.
+  if [[ " ${missing[*]} " == *" influxdb "* || " ${missing[*]} " == *" prometheus "* ]] && [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
     $SUDO chmod +x /usr/sbin/policy-rc.d
     trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
@@ -45,10 +47,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
     # from starting at boot (sysvinit links and the systemd unit alike).
     $SUDO update-rc.d influxdb disable >/dev/null 2>&1 || true
   fi
+  if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+    $SUDO update-rc.d prometheus disable >/dev/null 2>&1 || true
+  fi
 fi
 
 if [ "$want_tests" = 1 ]; then
   command -v influxd >/dev/null || { echo "influxd is missing after installing influxdb" >&2; exit 1; }
+  command -v promtool >/dev/null || { echo "promtool is missing after installing prometheus" >&2; exit 1; }
   python3 -m pip install -q --disable-pip-version-check -r tests/python/requirements.txt 2>&1 \
     | grep -v "Running pip as the 'root' user" || true
   python3 -c "import confluent_kafka, kafka" \

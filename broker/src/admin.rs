@@ -1,5 +1,7 @@
-//! The admin HTTP listener: `GET /metrics` (Prometheus text format) and `GET /health`, served by
-//! the shared HTTP server of the metrics-endpoint crate.
+//! The admin HTTP listener: `GET /metrics` (Prometheus text format), `GET /health` (readiness:
+//! 200 when the broker should get traffic, 503 with the reasons when not) and `GET /live`
+//! (liveness: 200 while the process serves at all), served by the shared HTTP server of the
+//! metrics-endpoint crate.
 //!
 //! Bounded like the Kafka listener, with fixed limits: at most [`MAX_CONNECTIONS`] at once
 //! ([`MAX_CONNECTIONS_PER_IP`] per address, admitted by the broker's [`ConnectionLimiter`] before
@@ -9,7 +11,7 @@
 use crate::metrics::{GroupLag, PartitionGauges};
 use crate::server::{ConnectionLimiter, ConnectionSlot};
 use crate::Broker;
-use millrace_metrics_endpoint::{Admission, Closed, Limits, Reply, Router, PROMETHEUS_TEXT};
+use millrace_metrics_endpoint::{Admission, Closed, Limits, Reply, Router, StatusCode, PROMETHEUS_TEXT};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,13 +66,26 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: watch::
             let (partitions, lags) = scrape(&metrics);
             Reply::ok(PROMETHEUS_TEXT, metrics.metrics.render(&partitions, &lags))
         })
-        .route("/health", move || Reply::ok("application/json", health(&broker)));
+        .route("/health", move || health(&broker))
+        .route("/live", || Reply::ok("application/json", "{\"status\":\"alive\"}\n".to_string()));
     millrace_metrics_endpoint::serve_with(listener, "admin", router, LIMITS, Admit(limiter), shutdown).await;
 }
 
 /// The per-partition and per-group figures a scrape shows, read from the hosted replicas.
 fn scrape(broker: &Broker) -> (Vec<PartitionGauges>, Vec<GroupLag>) {
     broker.metrics.offline_log_dirs.set(broker.catalog.log_dirs().offline_count() as i64);
+    let active_controller = broker.cluster.controller_id() == broker.config.node_id;
+    let min_isr = |topic: &str| {
+        broker.catalog.get(topic).map_or(1, |t| usize::try_from(t.config.min_insync_replicas).unwrap_or(1))
+    };
+    let counts =
+        crate::health::partition_health(&broker.cluster.metadata(), broker.config.node_id, active_controller, min_isr);
+    let health = &broker.metrics.health;
+    health.under_replicated_partitions.set(counts.under_replicated);
+    health.under_min_isr_partitions.set(counts.under_min_isr);
+    health.offline_partitions.set(counts.offline);
+    health.active_controller.set(i64::from(active_controller));
+    health.ready.set(i64::from(crate::health::not_ready_reasons(&readiness(broker)).is_empty()));
     let mut partitions = Vec::new();
     for topic in broker.catalog.all() {
         for partition in topic.partitions.values() {
@@ -107,21 +122,48 @@ fn scrape(broker: &Broker) -> (Vec<PartitionGauges>, Vec<GroupLag>) {
     (partitions, lags)
 }
 
-/// The `/health` body: `degraded` with the failed log directories while any is offline.
-fn health(broker: &Broker) -> String {
-    let offline: Vec<serde_json::Value> = broker
-        .catalog
-        .log_dirs()
-        .all()
-        .iter()
-        .filter_map(|d| Some(serde_json::json!({"path": d.path().display().to_string(), "error": d.failure()?})))
-        .collect();
+/// What readiness is decided from, read off the broker.
+fn readiness(broker: &Broker) -> crate::health::ReadinessInputs {
+    crate::health::ReadinessInputs {
+        registered_unfenced: broker.cluster.is_active(),
+        since_heartbeat: broker.cluster.since_heartbeat(),
+        session_timeout: broker.cluster.session_timeout(),
+        offline_log_dirs: broker
+            .catalog
+            .log_dirs()
+            .all()
+            .iter()
+            .filter_map(|d| Some((d.path().display().to_string(), d.failure()?.to_string())))
+            .collect(),
+    }
+}
+
+/// `/health`: 200 and `ok` when ready; 503 with the reasons otherwise (`degraded` when only log
+/// directories are offline: the broker still serves the others).
+fn health(broker: &Broker) -> Reply {
+    let inputs = readiness(broker);
+    let reasons = crate::health::not_ready_reasons(&inputs);
+    let status = if reasons.is_empty() {
+        "ok"
+    } else if reasons.len() == inputs.offline_log_dirs.len() {
+        "degraded"
+    } else {
+        "unavailable"
+    };
+    let offline: Vec<serde_json::Value> =
+        inputs.offline_log_dirs.iter().map(|(path, error)| serde_json::json!({"path": path, "error": error})).collect();
     let body = serde_json::json!({
-        "status": if offline.is_empty() { "ok" } else { "degraded" },
+        "status": status,
+        "reasons": reasons,
         "node_id": broker.config.node_id,
         "cluster_id": broker.cluster_id(),
+        "active_controller": broker.cluster.controller_id() == broker.config.node_id,
         "topics": broker.catalog.all().len(),
         "offline_log_dirs": offline,
     });
-    format!("{body}\n")
+    Reply {
+        status: if reasons.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE },
+        content_type: "application/json",
+        body: format!("{body}\n"),
+    }
 }

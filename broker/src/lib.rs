@@ -19,7 +19,8 @@
 //! - [`group`]: the consumer-group coordinator (pure transitions returning effects, and the
 //!   runtime that performs them) and `__consumer_offsets`.
 //! - [`producer_ids`]: producer ids from blocks the metadata quorum hands out.
-//! - [`admin`] + [`metrics`]: the HTTP listener with `/metrics` and `/health`.
+//! - [`admin`] + [`metrics`]: the HTTP listener with `/metrics`, `/health` (readiness) and
+//!   `/live`; [`health`]: what they decide from (partition health, ISR changes, readiness; pure).
 //! - [`housekeeping`]: periodic fsync, retention, compaction and group expiry;
 //!   [`internal_topics`]: creating `__consumer_offsets` and recording the cluster id.
 //! - [`security`]: SCRAM credentials and exchange, Kafka's ACL model and authorizer (pure).
@@ -35,6 +36,7 @@ pub mod controller;
 pub mod error;
 mod fsutil;
 pub mod group;
+pub mod health;
 mod housekeeping;
 mod internal_topics;
 pub mod log;

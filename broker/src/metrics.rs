@@ -68,6 +68,8 @@ pub struct Metrics {
     pub unsupported_requests: IntCounter,
     /// Connection limits of the Kafka, controller and admin listeners.
     pub listeners: ListenerMetrics,
+    /// Partition health, controller role, readiness and ISR changes.
+    pub health: HealthMetrics,
     log_end_offset: IntGaugeVec,
     high_watermark: IntGaugeVec,
     is_leader: IntGaugeVec,
@@ -104,6 +106,58 @@ fn labelled_gauge_vec(
     let metric = IntGaugeVec::new(Opts::new(name, help), labels)?;
     registry.register(Box::new(metric.clone()))?;
     Ok(metric)
+}
+
+/// What operators alert on (Kafka's ReplicaManager and KafkaController metrics under millrace's
+/// names). The gauges are set at each scrape; the counters as ISR changes commit.
+pub struct HealthMetrics {
+    /// Partitions this broker leads whose ISR is smaller than their replica set.
+    pub under_replicated_partitions: IntGauge,
+    /// Partitions this broker leads whose ISR is below `min.insync.replicas`.
+    pub under_min_isr_partitions: IntGauge,
+    /// Partitions without a leader (reported by the active controller only).
+    pub offline_partitions: IntGauge,
+    /// 1 on the active controller, else 0 (the sum over brokers should be 1).
+    pub active_controller: IntGauge,
+    /// 1 while `/health` answers 200.
+    pub ready: IntGauge,
+    /// Committed ISR changes of partitions this broker leads that removed members.
+    pub isr_shrinks: IntCounter,
+    /// … that added members.
+    pub isr_expands: IntCounter,
+}
+
+impl HealthMetrics {
+    fn new(registry: &Registry) -> Result<HealthMetrics, prometheus::Error> {
+        let gauge = |name: &str, help: &str| -> Result<IntGauge, prometheus::Error> {
+            let metric = IntGauge::new(name, help)?;
+            registry.register(Box::new(metric.clone()))?;
+            Ok(metric)
+        };
+        let counter = |name: &str, help: &str| -> Result<IntCounter, prometheus::Error> {
+            let metric = IntCounter::new(name, help)?;
+            registry.register(Box::new(metric.clone()))?;
+            Ok(metric)
+        };
+        Ok(HealthMetrics {
+            under_replicated_partitions: gauge(
+                "under_replicated_partitions",
+                "Partitions this broker leads whose in-sync replicas are fewer than their replicas",
+            )?,
+            under_min_isr_partitions: gauge(
+                "under_min_isr_partitions",
+                "Partitions this broker leads whose in-sync replicas are below min.insync.replicas (acks=all fails)",
+            )?,
+            offline_partitions: gauge(
+                "offline_partitions",
+                "Partitions without a leader, as the active controller sees them (0 on other brokers)",
+            )?,
+            active_controller: gauge("active_controller", "1 where this node is the active controller, else 0")?,
+            ready: gauge("ready", "1 while the broker is ready to serve (/health answers 200), else 0")?,
+            isr_shrinks: counter("isr_shrinks_total", "ISR changes of led partitions that removed replicas")?,
+            isr_expands: counter("isr_expands_total", "ISR changes of led partitions that added replicas")?,
+        })
+    }
 }
 
 /// What the connection limits of the listeners did. Created before the broker's other metrics,
@@ -190,6 +244,7 @@ impl Metrics {
         )?;
         registry.register(Box::new(unsupported_requests.clone()))?;
         listeners.register(&registry)?;
+        let health = HealthMetrics::new(&registry)?;
         let requests = counter_vec(&registry, "requests_total", "Requests answered, per API", &["api"])?;
         let per_api = crate::api::SUPPORTED_APIS
             .iter()
@@ -237,6 +292,7 @@ impl Metrics {
             protocol_errors,
             unsupported_requests,
             listeners,
+            health,
             log_end_offset: gauge_vec(&registry, "log_end_offset", "Next offset to be written")?,
             high_watermark: gauge_vec(
                 &registry,

@@ -376,6 +376,11 @@ impl BrokerProcess {
     pub fn admin_get(&self, path: &str) -> anyhow::Result<String> {
         http_get(self.admin_port, path)
     }
+
+    /// GET on the admin listener; returns the status and the body.
+    pub fn admin_status(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        http_status_at(&format!("127.0.0.1:{}", self.admin_port), path)
+    }
 }
 
 /// A minimal HTTP GET against 127.0.0.1:`port`.
@@ -383,8 +388,17 @@ pub fn http_get(port: u16, path: &str) -> anyhow::Result<String> {
     http_get_at(&format!("127.0.0.1:{port}"), path)
 }
 
-/// A minimal HTTP GET against `addr` (`HOST:PORT`), with bounded connect and read times.
+/// A minimal HTTP GET against `addr` (`HOST:PORT`), with bounded connect and read times; an
+/// answer other than 200 is an error.
 pub fn http_get_at(addr: &str, path: &str) -> anyhow::Result<String> {
+    match http_status_at(addr, path)? {
+        (200, body) => Ok(body),
+        (status, body) => bail!("GET {path}: {status} {body}"),
+    }
+}
+
+/// A minimal HTTP GET against `addr`: the status code and the body, whatever the status.
+pub fn http_status_at(addr: &str, path: &str) -> anyhow::Result<(u16, String)> {
     use std::io::Write;
     let mut stream = connect_timeout(addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
@@ -392,10 +406,12 @@ pub fn http_get_at(addr: &str, path: &str) -> anyhow::Result<String> {
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    if !(head.starts_with("HTTP/1.") && head.split_whitespace().nth(1) == Some("200")) {
-        bail!("GET {path}: {head}");
-    }
-    Ok(body.to_string())
+    let status = head
+        .strip_prefix("HTTP/1.")
+        .and_then(|rest| rest.split_whitespace().nth(1))
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("GET {path}: not an HTTP answer: {head}"))?;
+    Ok((status, body.to_string()))
 }
 
 /// Connects to `addr` (`HOST:PORT`), giving up after `timeout` (an unreachable host would

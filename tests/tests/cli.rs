@@ -82,6 +82,8 @@ fn metrics_and_health_endpoints() -> anyhow::Result<()> {
     let health = broker.admin_get("/health")?;
     let health: serde_json::Value = serde_json::from_str(&health)?;
     assert_eq!(health["status"], "ok");
+    assert_eq!(health["active_controller"], true, "a single broker is its own controller");
+    assert_eq!(broker.admin_get("/live")?.trim(), r#"{"status":"alive"}"#);
     let metrics = broker.admin_get("/metrics")?;
     for expected in [
         "millrace_broker_topic_records_in_total{topic=\"measured\"} 3",
@@ -91,6 +93,12 @@ fn metrics_and_health_endpoints() -> anyhow::Result<()> {
         "millrace_broker_log_segments{partition=\"0\",topic=\"measured\"} 1",
         "millrace_broker_requests_total{api=\"Produce\"}",
         "millrace_broker_request_duration_seconds_bucket{api=\"Fetch\"",
+        "millrace_broker_under_replicated_partitions 0",
+        "millrace_broker_under_min_isr_partitions 0",
+        "millrace_broker_offline_partitions 0",
+        "millrace_broker_active_controller 1",
+        "millrace_broker_ready 1",
+        "millrace_broker_isr_shrinks_total 0",
     ] {
         assert!(metrics.contains(expected), "missing {expected:?} in:\n{metrics}");
     }

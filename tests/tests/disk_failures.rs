@@ -74,9 +74,11 @@ fn cluster_over(bad: &Path, good: &Path) -> anyhow::Result<(Cluster, String, Str
 /// replica of `topic` there has left its ISR and leadership.
 fn wait_offline(cluster: &Cluster, dir: &Path, error: &str, topic: &str) -> anyhow::Result<()> {
     wait_for("broker 1 to take the failing directory offline", T, || {
-        Ok(cluster.admin_get(1, "/health")?.contains("\"degraded\""))
+        Ok(cluster.admin_status(1, "/health")?.1.contains("\"degraded\""))
     })?;
-    let health = cluster.admin_get(1, "/health")?;
+    // Not ready (503) while a directory is offline, with the directory and its error as reason.
+    let (status, health) = cluster.admin_status(1, "/health")?;
+    assert_eq!(status, 503, "{health}");
     assert!(health.contains(&dir.display().to_string()) && health.contains(error), "{health}");
     let metrics = cluster.admin_get(1, "/metrics")?;
     assert_eq!(metric(&metrics, "millrace_broker_offline_log_dirs"), Some(1.0), "{metrics}");
@@ -145,7 +147,7 @@ fn a_full_log_directory_goes_offline_alone_and_its_leaderships_move() -> anyhow:
     wait_for("broker 1 back in the ISR of the full disk's partition", T, || {
         Ok(cluster.describe(&full)?[0].isr.contains(&1))
     })?;
-    assert!(!cluster.admin_get(1, "/health")?.contains("degraded"));
+    wait_for("broker 1 ready again", T, || Ok(cluster.admin_status(1, "/health")?.0 == 200))?;
     let leader = cluster.leader_of(&full, 0)?;
     let reference = read_segments(&cluster.broker(leader).data_dir.join(format!("{full}-0")))?;
     wait_for("broker 1's replica to equal the leader's", T, || {
@@ -191,7 +193,7 @@ fn a_log_directory_whose_disk_fails_with_eio_goes_offline_alone() -> anyhow::Res
     wait_for("broker 1 back in the ISR of the failed disk's partition", T, || {
         Ok(cluster.describe(&bad)?[0].isr.contains(&1))
     })?;
-    assert!(!cluster.admin_get(1, "/health")?.contains("degraded"));
+    wait_for("broker 1 ready again", T, || Ok(cluster.admin_status(1, "/health")?.0 == 200))?;
     let leader = cluster.leader_of(&bad, 0)?;
     let reference = read_segments(&cluster.broker(leader).data_dir.join(format!("{bad}-0")))?;
     wait_for("broker 1's replica to equal the leader's", T, || {
@@ -223,9 +225,10 @@ fn a_disk_full_at_an_index_write_is_a_storage_error_not_a_crash() -> anyhow::Res
     let out = kcat(&bootstrap, &acks, &["-P", "-t", "idx"], Some(b"small\n"), T);
     eprintln!("kcat: {out:?}");
     wait_for("the broker to report its directory offline", T, || {
-        Ok(broker.admin_get("/health")?.contains("degraded"))
+        Ok(broker.admin_status("/health")?.1.contains("degraded"))
     })?;
-    let health = broker.admin_get("/health")?;
+    let (status, health) = broker.admin_status("/health")?;
+    assert_eq!(status, 503, "{health}");
     assert!(health.contains("No space left") && health.contains(".index"), "{health}");
     // Still alive, still answering.
     let listed = millrace_tests::millrace(&["topic", "list", "--bootstrap", &bootstrap])?;

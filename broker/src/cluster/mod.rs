@@ -115,6 +115,11 @@ pub struct ClusterLink {
     listeners: Vec<BrokerEndpoint>,
     /// The broker's log directories, whose offline replicas each heartbeat reports.
     log_dirs: std::sync::OnceLock<Arc<LogDirs>>,
+    /// When the active controller last answered a heartbeat (monotonic: readiness must not flip
+    /// when the wall clock steps).
+    last_heartbeat: std::sync::Mutex<Option<std::time::Instant>>,
+    /// `cluster.broker_session_timeout`: past it without an answer, the controller fences us.
+    session_timeout: Duration,
 }
 
 impl ClusterLink {
@@ -164,6 +169,8 @@ impl ClusterLink {
             advertised,
             listeners,
             log_dirs: std::sync::OnceLock::new(),
+            last_heartbeat: std::sync::Mutex::new(None),
+            session_timeout: config.controller.broker_session_timeout.as_duration(),
         })
     }
 
@@ -186,6 +193,16 @@ impl ClusterLink {
     /// Epoch of this broker's current registration, -1 before it registered.
     pub fn broker_epoch(&self) -> i64 {
         self.broker_epoch.load(Ordering::Acquire)
+    }
+
+    /// Since the active controller last answered this broker's heartbeat; None before it ever did.
+    pub fn since_heartbeat(&self) -> Option<Duration> {
+        self.last_heartbeat.lock().unwrap_or_else(|p| p.into_inner()).map(|at| at.elapsed())
+    }
+
+    /// The broker session timeout the controller fences after.
+    pub fn session_timeout(&self) -> Duration {
+        self.session_timeout
     }
 
     /// Whether this broker is registered and unfenced in its local metadata.
@@ -287,7 +304,11 @@ impl ClusterLink {
                         tracing::warn!(node_id = self.node_id, "controller asked this broker to register again");
                         break;
                     }
-                    Ok(_) => {}
+                    Ok(HeartbeatReply::Ok { .. }) => {
+                        *self.last_heartbeat.lock().unwrap_or_else(|p| p.into_inner()) =
+                            Some(std::time::Instant::now());
+                    }
+                    Ok(HeartbeatReply::NotLeader { .. }) => {}
                     Err(e) => tracing::debug!(error = %e, "heartbeat failed"),
                 }
                 if !announced && self.is_active() {

@@ -42,7 +42,12 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
                 if changed.is_err() {
                     break;
                 }
-                state = metadata.borrow_and_update().clone();
+                let previous = std::mem::replace(&mut state, metadata.borrow_and_update().clone());
+                // ISR changes of partitions led here, whoever made them (this leader's proposals,
+                // or the controller removing a fenced broker's replicas).
+                let (shrinks, expands) = crate::health::isr_changes(&previous, &state, broker.config.node_id);
+                broker.metrics.health.isr_shrinks.inc_by(shrinks);
+                broker.metrics.health.isr_expands.inc_by(expands);
                 reconcile(&broker, &state, &mut fetchers).await;
             }
             _ = isr_tick.tick() => {
@@ -187,6 +192,7 @@ fn propose_isr_changes(
             match broker.cluster.propose(cmd, ISR_PROPOSAL_TIMEOUT).await {
                 Ok(MetadataResponse::Partition(p)) => {
                     tracing::info!(partition = %partition.name(), isr = ?p.isr, partition_epoch = p.partition_epoch, "ISR changed");
+
                     // The committed state reaches this broker as metadata; applying it there
                     // clears the in-flight change.
                 }

@@ -520,6 +520,11 @@ impl Cluster {
     pub fn admin_get(&self, id: i32, path: &str) -> anyhow::Result<String> {
         crate::http_get_at(&self.broker(id).admin_addr(), path)
     }
+
+    /// GET on broker `id`'s admin listener: the status and the body.
+    pub fn admin_status(&self, id: i32, path: &str) -> anyhow::Result<(u16, String)> {
+        crate::http_status_at(&self.broker(id).admin_addr(), path)
+    }
 }
 
 /// The multi-threaded libfaketime library (`$MILLRACE_LIBFAKETIME`, else Debian's path).
