@@ -339,7 +339,8 @@ pub fn sink_records(data: &[u8]) {
         let reread = encode_lines(&points, Times { input: precision, ..times }, &mut again);
         assert!(
             reread.is_ok(),
-            "Telegraf JSON gave points that do not read back: {:?}",
+            "Telegraf JSON gave points that do not read back ({:?}): {:?}",
+            reread.err(),
             String::from_utf8_lossy(&points)
         );
     }

@@ -32,20 +32,34 @@ pub(super) const MEASUREMENT: EscapeTable = escape_table(b", ");
 /// What tag keys, tag values and field keys escape.
 pub(super) const KEY_OR_TAG: EscapeTable = escape_table(b",= ");
 
-/// Appends `text`, with a backslash before each byte `table` marks; refuses newlines.
+/// Appends `text`, with a backslash before each byte `table` marks; refuses newlines, and a
+/// backslash before such a byte or at the end: InfluxDB's parser would read it as escaping what
+/// follows (the delimiter written next, or the escape), so the point would not be what was sent.
 pub(super) fn escape(out: &mut Vec<u8>, text: &str, table: &EscapeTable) -> Result<(), String> {
     let bytes = text.as_bytes();
+    if bytes.last() == Some(&b'\\') {
+        return Err(format!("`{}` ends with a backslash, which line protocol cannot carry", text.escape_debug()));
+    }
     // Most names and values need nothing: copy them whole.
     if bytes.iter().all(|&b| table[b as usize] == 0) {
         out.extend_from_slice(bytes);
         return Ok(());
     }
+    let mut after_backslash = false;
     for &b in bytes {
         match table[b as usize] {
             0 => {}
+            1 if after_backslash => {
+                return Err(format!(
+                    "`{}` has a backslash before `{}`, which line protocol cannot carry",
+                    text.escape_debug(),
+                    char::from(b)
+                ))
+            }
             1 => out.push(b'\\'),
             _ => return Err(format!("`{}` contains a newline, which line protocol cannot carry", text.escape_debug())),
         }
+        after_backslash = b == b'\\';
         out.push(b);
     }
     Ok(())
@@ -341,6 +355,22 @@ mod tests {
         // Found by the fuzzer: InfluxDB skips a line starting with `#` as a comment.
         let doc = json!({"@timestamp": "2026-11-23T11:00:00Z", "name": "#cpu", "fields": {"v": 1}});
         assert!(encode(&doc, Precision::Ms).unwrap_err().contains("comment"));
+    }
+
+    #[test]
+    fn a_backslash_line_protocol_would_read_as_an_escape_is_refused() {
+        // Found by the fuzzer: `C:\` before the `,` that follows, or `a\ b` (a backslash before
+        // an escaped space), would read back as other names and values.
+        let at = |tags: serde_json::Value, name: &str| json!({"@timestamp": "2026-11-23T11:00:00Z", "name": name, "tags": tags, "fields": {"v": 1}});
+        assert!(encode(&at(json!({"path": "C:\\"}), "disk"), Precision::Ms)
+            .unwrap_err()
+            .contains("ends with a backslash"));
+        assert!(encode(&at(json!({}), "a\\ b"), Precision::Ms).unwrap_err().contains("backslash before ` `"));
+        // A backslash elsewhere is written as it is.
+        assert_eq!(
+            encode(&at(json!({"dir": "C:\\Temp"}), "disk"), Precision::Ms).unwrap(),
+            "disk,dir=C:\\Temp v=1i 1795431600000"
+        );
     }
 
     #[test]
