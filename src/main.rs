@@ -9,6 +9,7 @@ mod group;
 mod panics;
 mod top;
 mod topic;
+mod topic_tail;
 mod user;
 
 use anyhow::Context;

@@ -1,5 +1,6 @@
-//! `millrace topic create|list|describe|delete`: topic administration over the Kafka protocol
-//! (librdkafka), so it works against any Kafka-compatible broker.
+//! `millrace topic create|list|describe|delete|tail`: topic administration over the Kafka
+//! protocol (librdkafka), so it works against any Kafka-compatible broker; `tail` is in
+//! [`crate::topic_tail`].
 
 use crate::client::Client;
 use anyhow::{anyhow, bail, Context};
@@ -49,6 +50,8 @@ enum TopicCommand {
         /// Topic name.
         name: String,
     },
+    /// Print a topic's records from a chosen point (a console consumer; joins no group).
+    Tail(crate::topic_tail::TailArgs),
 }
 
 fn client_config(client: &Client) -> ClientConfig {
@@ -126,6 +129,9 @@ pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
             }
         }
         TopicCommand::Describe { names } => describe(&client, names, &options).await?,
+        TopicCommand::Tail(tail) => {
+            tokio::task::spawn_blocking(move || crate::topic_tail::tail(&client, &tail)).await??
+        }
     }
     Ok(())
 }
