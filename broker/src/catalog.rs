@@ -174,8 +174,11 @@ pub(crate) const PARTITION_METADATA: &str = "partition.metadata";
 const HW_CHECKPOINT: &str = "replication-offset-checkpoint";
 
 /// Reads the topic id from a partition directory's `partition.metadata`, if present.
+/// Whether `dir` holds nothing, or only the temporary file of a `partition.metadata` this broker
+/// was writing when it was killed: a partition whose creation never finished, safe to take up.
 fn is_empty_dir(dir: &Path) -> bool {
-    std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none())
+    let unfinished = dir.join(PARTITION_METADATA).with_extension("tmp");
+    std::fs::read_dir(dir).is_ok_and(|entries| entries.filter_map(Result::ok).all(|e| e.path() == unfinished))
 }
 
 fn stored_topic_id(dir: &Path) -> Option<Uuid> {
@@ -497,5 +500,17 @@ mod tests {
         assert!(validate_topic_name(&"x".repeat(250)).is_err());
         assert!(validate_topic_name(&"x".repeat(249)).is_ok());
         assert!(validate_topic_name("__cluster_metadata").is_err());
+    }
+
+    #[test]
+    fn a_partition_directory_whose_creation_was_cut_short_is_taken_up_and_others_are_not() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path();
+        assert!(is_empty_dir(path));
+        // Killed while writing partition.metadata (seen in a cluster test): only its temp file.
+        std::fs::write(path.join(PARTITION_METADATA).with_extension("tmp"), b"version: 0\n").unwrap_or_default();
+        assert!(is_empty_dir(path), "our own unfinished creation");
+        std::fs::write(path.join("notes.txt"), b"an operator's").unwrap_or_default();
+        assert!(!is_empty_dir(path), "anything else is not ours to take");
     }
 }

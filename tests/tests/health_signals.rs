@@ -24,6 +24,12 @@ fn replica_loss_shows_in_the_leaders_gauges_and_a_cut_off_broker_is_not_ready() 
     let mut cluster = Cluster::start(3, "")?;
     cluster.create_topic("watched", 3, 3, &["min.insync.replicas=2"])?;
     wait_for("every partition fully in sync", T, || Ok(cluster.describe("watched")?.iter().all(|p| p.isr.len() == 3)))?;
+    // The brokers create __consumer_offsets as the cluster forms: settled before any kill, so the
+    // gauges below count only what the test does.
+    wait_for("__consumer_offsets created and in sync", T, || {
+        let offsets = cluster.describe("__consumer_offsets")?;
+        Ok(!offsets.is_empty() && offsets.iter().all(|p| p.isr.len() == p.replicas.len()))
+    })?;
     for id in cluster.ids() {
         assert_eq!(metric(&cluster, id, "millrace_broker_under_replicated_partitions")?, 0.0);
         let (status, body) = cluster.admin_status(id, "/health")?;
