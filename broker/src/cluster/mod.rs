@@ -304,10 +304,13 @@ impl ClusterLink {
                         tracing::warn!(node_id = self.node_id, "controller asked this broker to register again");
                         break;
                     }
-                    Ok(HeartbeatReply::Ok { .. }) => {
+                    // An answer counts for readiness only from a controller that holds its quorum
+                    // lease: a leader cut off from the others still answers its own heartbeats.
+                    Ok(HeartbeatReply::Ok { .. }) if self.controller_id() >= 0 => {
                         *self.last_heartbeat.lock().unwrap_or_else(|p| p.into_inner()) =
                             Some(std::time::Instant::now());
                     }
+                    Ok(HeartbeatReply::Ok { .. }) => {}
                     Ok(HeartbeatReply::NotLeader { .. }) => {}
                     Err(e) => tracing::debug!(error = %e, "heartbeat failed"),
                 }
