@@ -419,38 +419,8 @@ pub fn transform_problems(config: &AgentConfig) -> Vec<String> {
         let module = f.module.map(|m| (m, f.keep_original, f.timezone.as_deref()));
         compiled.push((format!("inputs.file[{i}]"), Processors::with_transforms(&f.processors, module, &f.transforms)));
     }
-    let others = inputs
-        .syslog
-        .iter()
-        .map(|x| (&x.processors, &x.transforms))
-        .enumerate()
-        .map(|(i, p)| (format!("inputs.syslog[{i}]"), p))
-        .chain(
-            inputs
-                .stdin
-                .iter()
-                .map(|x| (&x.processors, &x.transforms))
-                .enumerate()
-                .map(|(i, p)| (format!("inputs.stdin[{i}]"), p)),
-        )
-        .chain(
-            inputs
-                .prometheus
-                .iter()
-                .map(|x| (&x.processors, &x.transforms))
-                .enumerate()
-                .map(|(i, p)| (format!("inputs.prometheus[{i}]"), p)),
-        )
-        .chain(
-            inputs
-                .host_metrics
-                .iter()
-                .map(|x| (&x.processors, &x.transforms))
-                .enumerate()
-                .map(|(i, p)| (format!("inputs.host_metrics[{i}]"), p)),
-        );
-    for (at, (processors, transforms)) in others {
-        compiled.push((at, Processors::with_transforms(processors, None, transforms)));
+    for input in inputs.non_file_inputs() {
+        compiled.push((input.at, Processors::with_transforms(input.processors, None, input.transforms)));
     }
     compiled.into_iter().filter_map(|(at, result)| result.err().map(|e| format!("{at}: {e}"))).collect()
 }

@@ -4,8 +4,8 @@ mod inputs;
 pub mod transforms;
 
 pub use inputs::{
-    FileInput, HostCollectors, HostMetricsInput, Inputs, PartitionKey, Processors, PrometheusInput, StartAt,
-    StdinInput, SyslogInput, SyslogProtocol, SyslogTls, MAX_SYSLOG_CONNECTIONS,
+    FileInput, HostCollectors, HostMetricsInput, InputSteps, Inputs, PartitionKey, Processors, PrometheusInput,
+    StartAt, StdinInput, SyslogInput, SyslogProtocol, SyslogTls, MAX_SYSLOG_CONNECTIONS,
 };
 
 use crate::error::ConfigError;

@@ -415,6 +415,18 @@ fn default_key() -> PartitionKey {
     PartitionKey::File
 }
 
+/// An input's key prefix, topic and steps (see [`Inputs::non_file_inputs`]).
+pub struct InputSteps<'a> {
+    /// `inputs.<type>[<n>]`.
+    pub at: String,
+    /// Its topic setting.
+    pub topic: &'a str,
+    /// Its simple processors.
+    pub processors: &'a Processors,
+    /// Its transforms.
+    pub transforms: &'a [Transform],
+}
+
 /// Problems of an input's topic (a name, or a format string of event fields) and partition key.
 fn route_problems(origin: &str, at: &str, topic: &str, key: Option<&PartitionKey>) -> Vec<ConfigError> {
     let mut problems = Vec::new();
@@ -601,26 +613,46 @@ impl Inputs {
                 ));
             }
         }
-        let others = self
-            .prometheus
-            .iter()
-            .enumerate()
-            .map(|(i, x)| (format!("inputs.prometheus[{i}]"), &x.topic, &x.transforms))
-            .chain(
-                self.host_metrics
-                    .iter()
-                    .enumerate()
-                    .map(|(i, x)| (format!("inputs.host_metrics[{i}]"), &x.topic, &x.transforms)),
-            )
-            .chain(
-                self.syslog.iter().enumerate().map(|(i, x)| (format!("inputs.syslog[{i}]"), &x.topic, &x.transforms)),
-            )
-            .chain(self.stdin.iter().enumerate().map(|(i, x)| (format!("inputs.stdin[{i}]"), &x.topic, &x.transforms)));
-        for (at, topic, steps) in others {
-            problems.extend(route_problems(origin, &at, topic, None));
-            problems.extend(transforms::problems(origin, &at, steps, None));
+        let others = self.non_file_inputs();
+        for input in others {
+            problems.extend(route_problems(origin, &input.at, input.topic, None));
+            problems.extend(transforms::problems(origin, &input.at, input.transforms, None));
         }
         problems
+    }
+
+    /// Every input but the files (which also have a module), with its key prefix
+    /// (`inputs.syslog[0]`), for checks that apply to all of them alike.
+    pub fn non_file_inputs(&self) -> Vec<InputSteps<'_>> {
+        fn steps<'a>(
+            kind: &str,
+            i: usize,
+            topic: &'a str,
+            processors: &'a Processors,
+            transforms: &'a [Transform],
+        ) -> InputSteps<'a> {
+            InputSteps { at: format!("inputs.{kind}[{i}]"), topic, processors, transforms }
+        }
+        let mut all = Vec::new();
+        all.extend(
+            self.prometheus
+                .iter()
+                .enumerate()
+                .map(|(i, x)| steps("prometheus", i, &x.topic, &x.processors, &x.transforms)),
+        );
+        all.extend(
+            self.host_metrics
+                .iter()
+                .enumerate()
+                .map(|(i, x)| steps("host_metrics", i, &x.topic, &x.processors, &x.transforms)),
+        );
+        all.extend(
+            self.syslog.iter().enumerate().map(|(i, x)| steps("syslog", i, &x.topic, &x.processors, &x.transforms)),
+        );
+        all.extend(
+            self.stdin.iter().enumerate().map(|(i, x)| steps("stdin", i, &x.topic, &x.processors, &x.transforms)),
+        );
+        all
     }
 
     /// Reads the inputs' `*_file` secrets into their values.
