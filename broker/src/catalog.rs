@@ -172,6 +172,8 @@ fn partition_dir(data_dir: &Path, topic: &str, index: i32) -> PathBuf {
 pub(crate) const PARTITION_METADATA: &str = "partition.metadata";
 /// Kafka's high-watermark checkpoint file, one per log directory.
 const HW_CHECKPOINT: &str = "replication-offset-checkpoint";
+/// Kafka's log-start-offset checkpoint file (moved by DeleteRecords), one per log directory.
+const LOG_START_CHECKPOINT: &str = "log-start-offset-checkpoint";
 
 /// Reads the topic id from a partition directory's `partition.metadata`, if present.
 /// Whether `dir` holds nothing, or only the temporary file of a `partition.metadata` this broker
@@ -259,8 +261,11 @@ impl Catalog {
             write_atomically(&dir.join(PARTITION_METADATA), text.as_bytes())?;
         }
         let partition = Partition::open(name, index, dir, log_dir.clone(), config)?;
-        if let Some(hw) = checkpointed_high_watermark(log_dir.path(), name, index) {
+        if let Some(hw) = checkpointed_offset(log_dir.path(), HW_CHECKPOINT, name, index) {
             partition.restore_high_watermark(hw);
+        }
+        if let Some(start) = checkpointed_offset(log_dir.path(), LOG_START_CHECKPOINT, name, index) {
+            partition.restore_log_start_offset(start)?;
         }
         Ok(Some(partition))
     }
@@ -290,9 +295,20 @@ impl Catalog {
         self.read().values().flat_map(|t| t.partitions.values().cloned()).collect()
     }
 
-    /// Settings a topic with `configs` would have.
-    pub fn resolve(&self, overrides: &TopicOverrides) -> EffectiveTopicConfig {
-        overrides.resolve(&self.broker)
+    /// Settings a topic with `overrides` has on this broker under `state`'s dynamic broker
+    /// configs.
+    pub fn resolve(&self, state: &MetadataState, overrides: &TopicOverrides) -> EffectiveTopicConfig {
+        overrides.over(&self.dynamic_defaults(state)).resolve(&self.broker)
+    }
+
+    /// The topic defaults `state`'s dynamic broker configs set on this broker (`log.retention.ms`
+    /// as `retention.ms`, …).
+    pub fn dynamic_defaults(&self, state: &MetadataState) -> TopicOverrides {
+        let configs = state.dynamic_broker_configs(self.broker.node_id);
+        TopicOverrides::from_broker_pairs(configs.iter().map(|(k, v)| (k.as_str(), v.as_str()))).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "dynamic broker settings in the metadata are invalid; using the static ones");
+            TopicOverrides::default()
+        })
     }
 
     /// Brings the hosted replicas in line with `state` for broker `node_id`: opens (recovering)
@@ -303,6 +319,7 @@ impl Catalog {
         let mut applied = Applied::default();
         let current = self.read().clone();
         let mut next = BTreeMap::new();
+        let dynamic = self.dynamic_defaults(state);
         for (name, meta) in &state.topics {
             let old = current.get(name).filter(|t| t.id == meta.topic_id);
             let overrides = match TopicOverrides::from_pairs(meta.configs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -313,7 +330,7 @@ impl Catalog {
                     TopicOverrides::default()
                 }
             };
-            let config = overrides.resolve(&self.broker);
+            let config = overrides.over(&dynamic).resolve(&self.broker);
             let mut partitions = BTreeMap::new();
             for (index, p) in meta.partitions.iter().enumerate() {
                 let index = index as i32;
@@ -395,20 +412,25 @@ impl Catalog {
     }
 
     /// Writes each online log directory's `replication-offset-checkpoint` with the high
-    /// watermarks of its partitions (Kafka's file and format), so a restarted replica does not
-    /// start from 0: consumers of a partition it then leads keep seeing what was committed
-    /// before. A directory that cannot take the write goes offline.
-    pub fn checkpoint_high_watermarks(&self) -> Result<(), BrokerError> {
+    /// watermarks of its partitions and `log-start-offset-checkpoint` with their log start
+    /// offsets (Kafka's files and format), so a restarted replica does not start from 0 (consumers
+    /// of a partition it then leads keep seeing what was committed before) and records removed
+    /// by DeleteRecords stay removed. A directory that cannot take the write goes offline.
+    pub fn checkpoint_offsets(&self) -> Result<(), BrokerError> {
         let partitions = self.all_partitions();
         let mut first_error = None;
         for dir in self.log_dirs.all().iter().filter(|d| d.failure().is_none()) {
             let here: Vec<&Arc<Partition>> = partitions.iter().filter(|p| Arc::ptr_eq(p.log_dir(), dir)).collect();
-            let mut text = format!("0\n{}\n", here.len());
+            let mut high_watermarks = format!("0\n{}\n", here.len());
+            let mut log_starts = high_watermarks.clone();
             for p in here {
-                text.push_str(&format!("{} {} {}\n", p.topic, p.index, p.high_watermark()));
+                high_watermarks.push_str(&format!("{} {} {}\n", p.topic, p.index, p.high_watermark()));
+                log_starts.push_str(&format!("{} {} {}\n", p.topic, p.index, p.offsets().0));
             }
-            if let Err(e) = write_atomically(&dir.path().join(HW_CHECKPOINT), text.as_bytes()) {
-                dir.mark_offline(format!("writing {HW_CHECKPOINT}: {e}"));
+            let written = write_atomically(&dir.path().join(HW_CHECKPOINT), high_watermarks.as_bytes())
+                .and_then(|()| write_atomically(&dir.path().join(LOG_START_CHECKPOINT), log_starts.as_bytes()));
+            if let Err(e) = written {
+                dir.mark_offline(format!("writing offset checkpoints: {e}"));
                 first_error.get_or_insert(e);
             }
         }
@@ -466,8 +488,8 @@ impl Catalog {
 }
 
 /// The high watermark `<log-dir>/replication-offset-checkpoint` recorded for a partition.
-fn checkpointed_high_watermark(log_dir: &Path, topic: &str, index: i32) -> Option<i64> {
-    let text = std::fs::read_to_string(log_dir.join(HW_CHECKPOINT)).ok()?;
+fn checkpointed_offset(log_dir: &Path, file: &str, topic: &str, index: i32) -> Option<i64> {
+    let text = std::fs::read_to_string(log_dir.join(file)).ok()?;
     text.lines().skip(2).find_map(|line| {
         let mut fields = line.split_whitespace();
         let (t, p, hw) = (fields.next()?, fields.next()?, fields.next()?);

@@ -25,7 +25,7 @@ pub(crate) async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Recei
             _ = group_tick.tick() => broker.groups.tick(),
             _ = flush_tick.tick() => {
                 let checkpoint = broker.clone();
-                match tokio::task::spawn_blocking(move || checkpoint.catalog.checkpoint_high_watermarks()).await {
+                match tokio::task::spawn_blocking(move || checkpoint.catalog.checkpoint_offsets()).await {
                     Ok(Err(e)) => tracing::warn!(error = %e, "writing the high-watermark checkpoint failed"),
                     Err(e) => tracing::warn!(error = %e, "high-watermark checkpoint task failed"),
                     Ok(Ok(())) => {}

@@ -227,7 +227,7 @@ impl RunningBroker {
                     let Broker { catalog, cluster, groups, .. } = owned;
                     drop(groups);
                     tokio::task::spawn_blocking(move || {
-                        if let Err(e) = catalog.checkpoint_high_watermarks() {
+                        if let Err(e) = catalog.checkpoint_offsets() {
                             tracing::warn!(error = %e, "writing the high-watermark checkpoint failed");
                         }
                         catalog.close_all()

@@ -27,7 +27,7 @@ pub use broker::{BrokerConfig, ClientAuth, FlushMode, InterBrokerSettings, Liste
 pub use error::ConfigError;
 pub use kafka_client::{KafkaClientSecurity, SecurityProtocol};
 pub use sink::SinkConfig;
-pub use topic::{EffectiveTopicConfig, TopicOverrides};
+pub use topic::{topic_key_of_broker_key, EffectiveTopicConfig, TopicOverrides, DYNAMIC_BROKER_KEYS};
 
 use std::path::Path;
 

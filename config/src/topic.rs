@@ -49,6 +49,30 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
     },
 ];
 
+/// Broker settings that may change while the cluster runs (Kafka's dynamic broker configs, set
+/// with `kafka-configs --entity-type brokers`): each is the default of a topic setting, as
+/// `(broker key, topic key)`. Every other broker setting is static (broker.toml).
+pub const DYNAMIC_BROKER_KEYS: &[(&str, &str)] = &[
+    ("log.retention.ms", "retention.ms"),
+    ("log.retention.bytes", "retention.bytes"),
+    ("log.segment.bytes", "segment.bytes"),
+    ("log.roll.ms", "segment.ms"),
+    ("log.cleanup.policy", "cleanup.policy"),
+    ("log.cleaner.delete.retention.ms", "delete.retention.ms"),
+    ("log.cleaner.min.compaction.lag.ms", "min.compaction.lag.ms"),
+    ("log.index.interval.bytes", "index.interval.bytes"),
+    ("message.max.bytes", "max.message.bytes"),
+    ("min.insync.replicas", "min.insync.replicas"),
+    ("unclean.leader.election.enable", "unclean.leader.election.enable"),
+    ("log.message.timestamp.before.max.ms", "message.timestamp.before.max.ms"),
+    ("log.message.timestamp.after.max.ms", "message.timestamp.after.max.ms"),
+];
+
+/// The topic setting a dynamic broker setting is the default of.
+pub fn topic_key_of_broker_key(broker_key: &str) -> Option<&'static str> {
+    DYNAMIC_BROKER_KEYS.iter().find(|(b, _)| *b == broker_key).map(|(_, t)| *t)
+}
+
 /// Validated per-topic overrides, keyed by Kafka name. Keys absent here take the broker default.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TopicOverrides(pub BTreeMap<String, String>);
@@ -229,6 +253,33 @@ impl TopicOverrides {
         Ok(TopicOverrides(map))
     }
 
+    /// Validates dynamic broker settings (`log.retention.ms=…`) and returns them as the topic
+    /// defaults they set. A key that is not dynamic is an error naming the keys that are.
+    pub fn from_broker_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, ConfigError> {
+        let mut topic_pairs = Vec::new();
+        for (key, value) in pairs {
+            let Some(topic_key) = topic_key_of_broker_key(key.trim()) else {
+                let known: Vec<&str> = DYNAMIC_BROKER_KEYS.iter().map(|(b, _)| *b).collect();
+                return Err(ConfigError::invalid(
+                    "broker config",
+                    key,
+                    "cannot be changed while the broker runs (set it in the broker's configuration file)",
+                    format!("the settings that can: {}", known.join(", ")),
+                ));
+            };
+            topic_pairs.push((topic_key, value));
+        }
+        // Errors name the topic key; the broker key is in the message's context anyway.
+        Self::from_pairs(topic_pairs)
+    }
+
+    /// These overrides laid over `defaults` (a topic's own settings over the dynamic defaults).
+    pub fn over(&self, defaults: &TopicOverrides) -> TopicOverrides {
+        let mut merged = defaults.0.clone();
+        merged.extend(self.0.iter().map(|(k, v)| (k.clone(), v.clone())));
+        TopicOverrides(merged)
+    }
+
     /// Settings in force: overrides over the broker's defaults.
     pub fn resolve(&self, broker: &BrokerConfig) -> EffectiveTopicConfig {
         let log = &broker.log;
@@ -352,6 +403,19 @@ mod tests {
         assert_eq!(effective.retention_ms, Some(1000));
         assert_eq!(effective.retention_bytes, None);
         assert_eq!(effective.segment_bytes, 1 << 30);
+    }
+
+    #[test]
+    fn dynamic_broker_settings_are_topic_defaults() {
+        let dynamic =
+            TopicOverrides::from_broker_pairs([("log.retention.ms", "5000"), ("message.max.bytes", "2048")]).unwrap();
+        assert_eq!(dynamic.0.get("retention.ms").map(String::as_str), Some("5000"));
+        let topic = TopicOverrides::from_pairs([("retention.ms", "1000")]).unwrap();
+        let effective = topic.over(&dynamic).resolve(&BrokerConfig::default());
+        assert_eq!((effective.retention_ms, effective.max_message_bytes), (Some(1000), 2048));
+        let err = TopicOverrides::from_broker_pairs([("listeners", "x")]).unwrap_err().to_string();
+        assert!(err.contains("listeners") && err.contains("log.retention.ms"), "{err}");
+        assert!(TopicOverrides::from_broker_pairs([("log.segment.bytes", "1")]).is_err());
     }
 
     #[test]

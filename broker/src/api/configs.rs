@@ -1,21 +1,24 @@
-//! DescribeConfigs for topics (every setting in force, marking which were set on the topic) and
-//! for this broker.
+//! DescribeConfigs for topics (every setting in force, marking where each comes from: the topic,
+//! a dynamic broker setting, or the defaults) and for this broker (static and dynamic settings).
 
 use super::authorize::Access;
 use super::context::{Authorize, Partitions, Reply, RequestContext, Settings};
 use super::topics::{SOURCE_DEFAULT, SOURCE_DYNAMIC_TOPIC};
 use super::{str_bytes, Handler};
 use crate::cluster::Quorum;
+use crate::controller::MetadataState;
 use crate::security::acl::AclOperation;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult};
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
-use millrace_config::{BrokerConfig, ListenerSettings};
+use millrace_config::{BrokerConfig, ListenerSettings, TopicOverrides, DYNAMIC_BROKER_KEYS};
 use std::sync::Arc;
 
-const RESOURCE_TOPIC: i8 = 2;
-const RESOURCE_BROKER: i8 = 4;
-/// Kafka `ConfigSource.STATIC_BROKER_CONFIG`.
+pub(crate) const RESOURCE_TOPIC: i8 = 2;
+pub(crate) const RESOURCE_BROKER: i8 = 4;
+/// Kafka `ConfigSource` values a broker setting can have.
+const SOURCE_DYNAMIC_BROKER: i8 = 2;
+const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 const SOURCE_STATIC_BROKER: i8 = 4;
 /// Kafka `ConfigType.STRING`.
 const TYPE_STRING: i8 = 2;
@@ -28,7 +31,6 @@ fn listener_list(config: &BrokerConfig, address: impl Fn(&ListenerSettings) -> S
 
 fn broker_entries(ctx: &impl Settings) -> Vec<(&'static str, String)> {
     let config = ctx.config();
-    let limit = |v: Option<u64>| v.map_or("-1".to_string(), |v| v.to_string());
     vec![
         ("broker.id", config.node_id.to_string()),
         ("node.id", config.node_id.to_string()),
@@ -39,17 +41,55 @@ fn broker_entries(ctx: &impl Settings) -> Vec<(&'static str, String)> {
         ("inter.broker.listener.name", config.inter_broker_listener().name),
         ("auto.create.topics.enable", config.topics.auto_create.to_string()),
         ("num.partitions", config.topics.default_partitions.to_string()),
-        ("message.max.bytes", config.topics.max_message_bytes.0.to_string()),
         ("socket.request.max.bytes", config.server.max_request_bytes.0.to_string()),
-        ("log.segment.bytes", config.log.segment_bytes.0.to_string()),
-        ("log.roll.ms", config.log.segment_ms.0.to_string()),
-        ("log.retention.ms", limit(config.log.retention_ms.map(|d| d.0))),
-        ("log.retention.bytes", limit(config.log.retention_bytes.map(|b| b.0))),
-        ("log.index.interval.bytes", config.log.index_interval_bytes.0.to_string()),
         ("log.retention.check.interval.ms", config.log.retention_check_interval.0.to_string()),
         // Not a Kafka setting: tells `millrace top` (or any tool) where this broker's /metrics is.
         ("millrace.admin.listeners", format!("http://{}", config.admin_listen)),
     ]
+}
+
+/// The dynamic broker settings in force on this broker (topic defaults under their broker
+/// names), each with where it comes from: set for this broker, for the cluster, or static.
+fn dynamic_broker_entries<C: Partitions + Quorum + Settings>(ctx: &C) -> Vec<(&'static str, String, i8)> {
+    let metadata = ctx.metadata();
+    let node = ctx.config().node_id.to_string();
+    let defaults = ctx.catalog().resolve(&metadata, &TopicOverrides::default()).entries();
+    DYNAMIC_BROKER_KEYS
+        .iter()
+        .filter_map(|(broker_key, topic_key)| {
+            let value = defaults.iter().find(|(k, _)| k == topic_key)?.1.clone();
+            let set_in =
+                |entity: &str| metadata.broker_configs.get(entity).is_some_and(|c| c.contains_key(*broker_key));
+            let source = if set_in(&node) {
+                SOURCE_DYNAMIC_BROKER
+            } else if set_in("") {
+                SOURCE_DYNAMIC_DEFAULT_BROKER
+            } else {
+                SOURCE_STATIC_BROKER
+            };
+            Some((*broker_key, value, source))
+        })
+        .collect()
+}
+
+/// Where a topic setting in force comes from: the topic, a dynamic broker setting, or defaults.
+fn topic_source(metadata: &MetadataState, node_id: i32, overrides: &TopicOverrides, key: &str) -> i8 {
+    if overrides.0.contains_key(key) {
+        return SOURCE_DYNAMIC_TOPIC;
+    }
+    let dynamic = |entity: &str| {
+        metadata
+            .broker_configs
+            .get(entity)
+            .is_some_and(|c| c.keys().any(|b| millrace_config::topic_key_of_broker_key(b) == Some(key)))
+    };
+    if dynamic(&node_id.to_string()) {
+        SOURCE_DYNAMIC_BROKER
+    } else if dynamic("") {
+        SOURCE_DYNAMIC_DEFAULT_BROKER
+    } else {
+        SOURCE_DEFAULT
+    }
 }
 
 /// Answers DescribeConfigs: DescribeConfigs on the topic, or on the cluster for the broker.
@@ -88,15 +128,13 @@ fn describe<C: Partitions + Quorum + Settings>(
                             topic.configs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
                         )
                         .unwrap_or_default();
+                        let metadata = ctx.metadata();
+                        let node_id = ctx.config().node_id;
                         ctx.catalog()
-                            .resolve(&overrides)
+                            .resolve(&metadata, &overrides)
                             .entries()
                             .into_iter()
-                            .map(|(key, value)| {
-                                let source =
-                                    if overrides.0.contains_key(key) { SOURCE_DYNAMIC_TOPIC } else { SOURCE_DEFAULT };
-                                (key, value, source)
-                            })
+                            .map(|(key, value)| (key, value, topic_source(&metadata, node_id, &overrides, key)))
                             .collect()
                     }
                     None => {
@@ -115,7 +153,10 @@ fn describe<C: Partitions + Quorum + Settings>(
                             str_bytes(format!("this is broker {}, not '{name}'", ctx.config().node_id)),
                         ));
                     }
-                    broker_entries(ctx).into_iter().map(|(k, v)| (k, v, SOURCE_STATIC_BROKER)).collect()
+                    let mut entries: Vec<_> =
+                        broker_entries(ctx).into_iter().map(|(k, v)| (k, v, SOURCE_STATIC_BROKER)).collect();
+                    entries.extend(dynamic_broker_entries(ctx));
+                    entries
                 }
                 other => {
                     return result.with_error_code(ResponseError::InvalidRequest.code()).with_error_message(Some(
@@ -130,7 +171,10 @@ fn describe<C: Partitions + Quorum + Settings>(
                     DescribeConfigsResourceResult::default()
                         .with_name(str_bytes(key))
                         .with_value(Some(str_bytes(value)))
-                        .with_read_only(source == SOURCE_STATIC_BROKER)
+                        .with_read_only(
+                            resource.resource_type == RESOURCE_BROKER
+                                && millrace_config::topic_key_of_broker_key(key).is_none(),
+                        )
                         .with_config_source(source)
                         .with_config_type(TYPE_STRING)
                 })

@@ -114,7 +114,7 @@ impl<C: BrokerContext> Router<C> {
     /// The table of every API this broker answers.
     pub fn new() -> Router<C> {
         use kafka_protocol::messages::*;
-        let table: [(i16, Call<C>); 33] = [
+        let table: [(i16, Call<C>); 40] = [
             (ProduceRequest::KEY, call::<C, ProduceRequest>),
             (FetchRequest::KEY, call::<C, FetchRequest>),
             (ListOffsetsRequest::KEY, call::<C, ListOffsetsRequest>),
@@ -125,6 +125,8 @@ impl<C: BrokerContext> Router<C> {
             (DeleteTopicsRequest::KEY, call::<C, DeleteTopicsRequest>),
             (InitProducerIdRequest::KEY, call::<C, InitProducerIdRequest>),
             (DescribeConfigsRequest::KEY, call::<C, DescribeConfigsRequest>),
+            (AlterConfigsRequest::KEY, call::<C, AlterConfigsRequest>),
+            (IncrementalAlterConfigsRequest::KEY, call::<C, IncrementalAlterConfigsRequest>),
             (CreatePartitionsRequest::KEY, call::<C, CreatePartitionsRequest>),
             (DescribeClusterRequest::KEY, call::<C, DescribeClusterRequest>),
             (JoinGroupRequest::KEY, call::<C, JoinGroupRequest>),
@@ -146,6 +148,11 @@ impl<C: BrokerContext> Router<C> {
             (DescribeAclsRequest::KEY, call::<C, DescribeAclsRequest>),
             (CreateAclsRequest::KEY, call::<C, CreateAclsRequest>),
             (DeleteAclsRequest::KEY, call::<C, DeleteAclsRequest>),
+            (DeleteRecordsRequest::KEY, call::<C, DeleteRecordsRequest>),
+            (ElectLeadersRequest::KEY, call::<C, ElectLeadersRequest>),
+            (DescribeLogDirsRequest::KEY, call::<C, DescribeLogDirsRequest>),
+            (DescribeProducersRequest::KEY, call::<C, DescribeProducersRequest>),
+            (DescribeQuorumRequest::KEY, call::<C, DescribeQuorumRequest>),
             (SaslHandshakeRequest::KEY, call::<C, SaslHandshakeRequest>),
             (SaslAuthenticateRequest::KEY, call::<C, SaslAuthenticateRequest>),
         ];

@@ -7,7 +7,9 @@ use super::authorize::AclCache;
 use super::context::{Authorize, Groups, Partitions, Producers, Settings, Telemetry};
 use crate::catalog::Catalog;
 use crate::cluster::Quorum;
-use crate::controller::{ControllerError, MetadataCommand, MetadataResponse, MetadataState};
+use crate::controller::{
+    ControllerError, MetadataCommand, MetadataResponse, MetadataState, QuorumDescription, QuorumReplica,
+};
 use crate::group::GroupCoordinator;
 use crate::metrics::Metrics;
 use crate::producer_ids::ProducerIds;
@@ -124,6 +126,18 @@ impl Quorum for FakeBroker {
         };
         self.reconcile(&next.0);
         Ok(next.1)
+    }
+    async fn describe_quorum(&self) -> Result<QuorumDescription, ControllerError> {
+        // A quorum of one: this broker, holding every proposal it committed.
+        let end = self.proposals.lock().expect("proposals").len() as i64;
+        let me = QuorumReplica { id: NODE as u64, log_end_offset: end };
+        Ok(QuorumDescription {
+            leader_id: NODE as u64,
+            term: 1,
+            high_watermark: end,
+            voters: vec![me],
+            observers: vec![],
+        })
     }
 }
 

@@ -10,21 +10,27 @@
 //! fetches) is returned as [`Reply::Later`], which the connection resolves in order.
 
 mod acls;
+mod alter_configs;
 mod api_versions;
 pub mod authorize;
 mod cluster;
 mod configs;
 pub mod context;
+mod delete_records;
 pub mod dispatch;
+mod elect_leaders;
 #[cfg(test)]
 mod fake;
 mod fetch;
 mod groups;
 mod leader_epoch;
 mod list_offsets;
+mod log_dirs;
 mod metadata;
 pub mod offsets;
 mod produce;
+mod producers;
+mod quorum;
 mod reassignments;
 mod sasl;
 mod topics;
@@ -53,6 +59,8 @@ pub const SUPPORTED_APIS: &[ApiKey] = &[
     ApiKey::DeleteTopics,
     ApiKey::InitProducerId,
     ApiKey::DescribeConfigs,
+    ApiKey::AlterConfigs,
+    ApiKey::IncrementalAlterConfigs,
     ApiKey::CreatePartitions,
     ApiKey::DescribeCluster,
     ApiKey::JoinGroup,
@@ -74,6 +82,11 @@ pub const SUPPORTED_APIS: &[ApiKey] = &[
     ApiKey::DescribeAcls,
     ApiKey::CreateAcls,
     ApiKey::DeleteAcls,
+    ApiKey::DeleteRecords,
+    ApiKey::ElectLeaders,
+    ApiKey::DescribeLogDirs,
+    ApiKey::DescribeProducers,
+    ApiKey::DescribeQuorum,
     ApiKey::SaslHandshake,
     ApiKey::SaslAuthenticate,
 ];

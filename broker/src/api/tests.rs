@@ -23,6 +23,7 @@ use kafka_protocol::protocol::{Request, StrBytes};
 use std::sync::Arc;
 
 mod acls;
+mod admin;
 
 fn rc<R: Request>(version: i16) -> RequestContext {
     let header = RequestHeader::default()

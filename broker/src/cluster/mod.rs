@@ -12,6 +12,7 @@ use crate::controller::network::{RpcListener, Transport};
 use crate::controller::BrokerEndpoint;
 use crate::controller::{
     Controller, ControllerError, HeartbeatReply, HeartbeatRequest, MetadataCommand, MetadataResponse, MetadataState,
+    QuorumDescription,
 };
 use crate::error::BrokerError;
 use crate::log_dirs::LogDirs;
@@ -61,6 +62,8 @@ pub trait Quorum: Send + Sync {
         cmd: MetadataCommand,
         timeout: Duration,
     ) -> impl std::future::Future<Output = Result<MetadataResponse, ControllerError>> + Send;
+    /// How the metadata quorum stands, as its leader sees it (DescribeQuorum).
+    fn describe_quorum(&self) -> impl std::future::Future<Output = Result<QuorumDescription, ControllerError>> + Send;
 }
 
 impl Quorum for ClusterLink {
@@ -80,6 +83,9 @@ impl Quorum for ClusterLink {
     ) -> impl std::future::Future<Output = Result<MetadataResponse, ControllerError>> + Send {
         ClusterLink::propose(self, cmd, timeout)
     }
+    fn describe_quorum(&self) -> impl std::future::Future<Output = Result<QuorumDescription, ControllerError>> + Send {
+        self.controller.describe_quorum()
+    }
 }
 
 impl Quorum for crate::Broker {
@@ -98,6 +104,9 @@ impl Quorum for crate::Broker {
         timeout: Duration,
     ) -> impl std::future::Future<Output = Result<MetadataResponse, ControllerError>> + Send {
         self.cluster.propose(cmd, timeout)
+    }
+    fn describe_quorum(&self) -> impl std::future::Future<Output = Result<QuorumDescription, ControllerError>> + Send {
+        self.cluster.controller.describe_quorum()
     }
 }
 

@@ -129,7 +129,7 @@ pub async fn create_topic<Q: Quorum + ?Sized>(
         )));
     }
     let overrides = parse_overrides(topic.configs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-    let config = catalog.resolve(&overrides);
+    let config = catalog.resolve(&q.metadata(), &overrides);
     if config.min_insync_replicas > i32::from(replication_factor) {
         tracing::warn!(
             topic = %name, min_insync = config.min_insync_replicas, replication_factor,

@@ -14,6 +14,7 @@
 pub mod liveness;
 pub mod network;
 pub mod quorum_lease;
+pub mod quorum_status;
 pub mod state_machine;
 pub mod store;
 
@@ -26,6 +27,7 @@ pub use state_machine::{
 };
 
 pub use liveness::{HeartbeatReply, HeartbeatRequest};
+pub use quorum_status::{QuorumDescription, QuorumReplica};
 pub use store::StateMachineStore;
 
 use crate::controller::liveness::Liveness;
@@ -119,6 +121,7 @@ impl MetadataError {
             MetadataError::InvalidUpdateVersion { .. } => ResponseError::InvalidUpdateVersion,
             MetadataError::IneligibleReplica(_) => ResponseError::InvalidReplicaAssignment,
             MetadataError::ElectionNotNeeded(_) => ResponseError::ElectionNotNeeded,
+            MetadataError::NoEligibleLeader { .. } => ResponseError::EligibleLeadersNotAvailable,
             MetadataError::NoReassignmentInProgress { .. } => ResponseError::NoReassignmentInProgress,
             MetadataError::UnknownScramCredential { .. } => ResponseError::ResourceNotFound,
             MetadataError::UnacceptableCredential(_) => ResponseError::UnacceptableCredential,
@@ -454,6 +457,31 @@ impl Controller {
                 }
                 return "the metadata quorum member's Raft task ended unexpectedly (a panic, logged above)".into();
             }
+        }
+    }
+
+    /// The quorum as its leader sees it: from here when this controller leads, else asked of the
+    /// leader.
+    pub async fn describe_quorum(&self) -> Result<QuorumDescription, ControllerError> {
+        if let Some(description) = quorum_status::describe(&self.raft.metrics().borrow()) {
+            return Ok(description);
+        }
+        let Some((leader_id, addr)) = self.leader_address() else {
+            return Err(ControllerError::NotLeader { leader_id: None, leader_addr: None });
+        };
+        let mut clients = self.forward.lock().await;
+        let client =
+            clients.entry(leader_id).or_insert_with(|| RpcClient::new(leader_id, addr.clone(), self.transport.clone()));
+        if client.addr() != addr {
+            *client = RpcClient::new(leader_id, addr.clone(), self.transport.clone());
+        }
+        match client.call(&RpcRequest::DescribeQuorum, FORWARD_TIMEOUT).await {
+            Ok(RpcResponse::DescribeQuorum(Some(description))) => Ok(description),
+            Ok(RpcResponse::DescribeQuorum(None)) => {
+                Err(ControllerError::NotLeader { leader_id: None, leader_addr: None })
+            }
+            Ok(_) => Err(ControllerError::Forward { leader_id, source: NetError::UnexpectedResponse { addr } }),
+            Err(source) => Err(ControllerError::Forward { leader_id, source }),
         }
     }
 

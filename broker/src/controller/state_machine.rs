@@ -151,6 +151,9 @@ pub struct MetadataState {
     /// ACL bindings (Kafka's authorizer data), ordered so every replica lists them alike.
     #[serde(default)]
     pub acls: BTreeSet<AclBinding>,
+    /// Dynamic broker configs by entity: "" for the cluster-wide default, else a broker id.
+    #[serde(default)]
+    pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl MetadataState {
@@ -172,6 +175,13 @@ impl MetadataState {
             }
             MetadataCommand::DeleteTopic { name } => self.delete_topic(name),
             MetadataCommand::CreatePartitions { name, new } => self.create_partitions(name, new),
+            MetadataCommand::AlterTopicConfigs { name, replace, delete, set } => {
+                self.alter_topic_configs(name, *replace, delete, set)
+            }
+            MetadataCommand::AlterBrokerConfigs { entity, replace, delete, set } => {
+                self.alter_broker_configs(entity, *replace, delete, set)
+            }
+            MetadataCommand::ElectUncleanLeader { topic, partition } => self.elect_unclean_leader(topic, *partition),
             MetadataCommand::ChangeIsr { topic, partition, leader_epoch, partition_epoch, isr } => {
                 self.change_isr(topic, *partition, *leader_epoch, *partition_epoch, isr)
             }
@@ -192,6 +202,40 @@ impl MetadataState {
             MetadataCommand::CreateAcls { bindings } => self.create_acls(bindings),
             MetadataCommand::DeleteAcls { filters } => self.delete_acls(filters),
         }
+    }
+
+    /// The dynamic broker configs in force on broker `id`: its own over the cluster default.
+    pub fn dynamic_broker_configs(&self, id: i32) -> BTreeMap<String, String> {
+        let mut configs = self.broker_configs.get("").cloned().unwrap_or_default();
+        if let Some(own) = self.broker_configs.get(&id.to_string()) {
+            configs.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        configs
+    }
+
+    /// AlterBrokerConfigs.
+    fn alter_broker_configs(
+        &mut self,
+        entity: &str,
+        replace: bool,
+        delete: &[String],
+        set: &BTreeMap<String, String>,
+    ) -> Result<MetadataResponse, MetadataError> {
+        if !entity.is_empty() && entity.parse::<i32>().is_err() {
+            return Err(MetadataError::InvalidRequest(format!("'{entity}' is not a broker id")));
+        }
+        let configs = self.broker_configs.entry(entity.to_string()).or_default();
+        if replace {
+            configs.clear();
+        }
+        for key in delete {
+            configs.remove(key);
+        }
+        configs.extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
+        if configs.is_empty() {
+            self.broker_configs.remove(entity);
+        }
+        Ok(MetadataResponse::Ok)
     }
 
     fn broker(&self, id: i32) -> Result<&BrokerState, MetadataError> {

@@ -22,7 +22,7 @@ mod leader_epoch;
 mod partition_log;
 #[cfg(test)]
 mod partition_log_tests;
-mod producer_state;
+pub(crate) mod producer_state;
 mod recovery;
 mod segment;
 #[cfg(test)]

@@ -121,6 +121,11 @@ impl PartitionLog {
         self.sealed.iter().chain(std::iter::once(&self.active))
     }
 
+    /// The idempotent producers writing to this log.
+    pub fn active_producers(&self) -> Vec<crate::log::producer_state::ActiveProducer> {
+        self.producers.active()
+    }
+
     /// First offset still readable.
     pub fn log_start_offset(&self) -> i64 {
         self.log_start_offset

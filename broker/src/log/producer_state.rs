@@ -75,6 +75,19 @@ fn next_sequence(last: i32) -> i32 {
     }
 }
 
+/// One idempotent producer writing to a partition, as DescribeProducers reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveProducer {
+    /// Producer id.
+    pub producer_id: i64,
+    /// Its epoch.
+    pub epoch: i16,
+    /// Sequence of its last record here.
+    pub last_sequence: i32,
+    /// When it last wrote here (ms since the epoch).
+    pub last_timestamp: i64,
+}
+
 /// Idempotent producer state of one partition.
 pub struct ProducerStateManager {
     dir: PathBuf,
@@ -85,6 +98,22 @@ impl ProducerStateManager {
     /// Empty state for the log in `dir`.
     pub fn new(dir: &Path) -> Self {
         ProducerStateManager { dir: dir.to_path_buf(), producers: HashMap::new() }
+    }
+
+    /// The producers writing here (DescribeProducers), by producer id.
+    pub fn active(&self) -> Vec<ActiveProducer> {
+        let mut list: Vec<ActiveProducer> = self
+            .producers
+            .values()
+            .map(|e| ActiveProducer {
+                producer_id: e.producer_id,
+                epoch: e.epoch,
+                last_sequence: e.batches.back().map_or(-1, |b| b.last_seq),
+                last_timestamp: e.last_timestamp,
+            })
+            .collect();
+        list.sort_by_key(|p| p.producer_id);
+        list
     }
 
     /// Number of producers tracked.

@@ -168,6 +168,11 @@ impl Partition {
         self.read_lock().log_end_offset()
     }
 
+    /// The idempotent producers writing to this replica (DescribeProducers).
+    pub fn active_producers(&self) -> Vec<crate::log::producer_state::ActiveProducer> {
+        self.read_lock().active_producers()
+    }
+
     /// `<topic>-<partition>`, for logs.
     pub fn name(&self) -> String {
         format!("{}-{}", self.topic, self.index)
@@ -231,6 +236,47 @@ impl Partition {
         let (ts, batch_offset) = self.read_lock().max_timestamp_batch()?;
         let dir = self.read_lock().dir().to_path_buf();
         crate::log::resolve_max_timestamp(ts, batch_offset, self.offset_for_timestamp(ts), &dir)
+    }
+
+    /// Moves the log start up to `offset` as the leader answering DeleteRecords (`-1`: the high
+    /// watermark): records below it are no longer readable, whole segments below it are deleted.
+    /// Only committed records may go. Returns the log start offset after the move.
+    pub fn delete_records_before(&self, offset: i64) -> Result<i64, ReplicaError> {
+        self.check_online()?;
+        if self.leader_epoch_if_leader().is_none() {
+            return Err(ReplicaError::NotLeader(self.name()));
+        }
+        let high_watermark = *self.high_watermark.borrow();
+        let offset = if offset == -1 { high_watermark } else { offset };
+        let mut log = self.lock();
+        if offset < 0 || offset > high_watermark {
+            return Err(ReplicaError::Log(LogError::OffsetOutOfRange {
+                requested: offset,
+                start: log.log_start_offset(),
+                end: high_watermark,
+            }));
+        }
+        self.storage(log.advance_log_start_offset(offset))?;
+        Ok(log.log_start_offset())
+    }
+
+    /// Follows the leader's log start offset (moved by DeleteRecords or retention there), up to
+    /// what this replica knows is committed.
+    pub fn follow_log_start_offset(&self, leader_log_start: i64) -> Result<(), LogError> {
+        let high_watermark = *self.high_watermark.borrow();
+        let mut log = self.lock();
+        let target = leader_log_start.min(high_watermark).min(log.log_end_offset());
+        if target > log.log_start_offset() {
+            self.storage(log.advance_log_start_offset(target))?;
+        }
+        Ok(())
+    }
+
+    /// Sets the log start offset from its checkpoint at start-up (capped at the log end).
+    pub fn restore_log_start_offset(&self, offset: i64) -> Result<(), LogError> {
+        let mut log = self.lock();
+        let target = offset.min(log.log_end_offset());
+        self.storage(log.advance_log_start_offset(target))
     }
 
     /// Applies retention; returns segments deleted.

@@ -175,6 +175,8 @@ impl Partition {
         let mut role = self.role();
         if let Role::Leader(state) = &mut *role {
             if state.leader_epoch() == leader_epoch && state.assigned_replicas() == replicas {
+                // A metadata update may carry an altered topic setting.
+                state.set_min_insync_replicas(min_insync_replicas);
                 if partition_epoch > state.partition_epoch() {
                     match state.on_isr_change_committed(isr.to_vec(), partition_epoch) {
                         Ok(_) => self.publish_high_watermark(state.high_watermark()),

@@ -181,6 +181,10 @@ fn handle_partition(broker: &Broker, leader_id: i32, target: &FetchTarget, data:
             if had_records {
                 broker.metrics.replication_bytes_in(&partition.topic, records.len());
             }
+            // Records the leader deleted (DeleteRecords, retention) go here too.
+            if let Err(e) = partition.follow_log_start_offset(data.log_start_offset) {
+                tracing::warn!(partition = %partition.name(), leader_start = data.log_start_offset, error = %e, "following the leader's log start failed");
+            }
             had_records
         }
         // The role changed while the fetch was in flight: the data is simply not ours to take.

@@ -298,6 +298,11 @@ impl PartitionReplicationState {
         self.min_insync_replicas
     }
 
+    /// Takes a changed `min.insync.replicas` (the topic's setting was altered).
+    pub fn set_min_insync_replicas(&mut self, min_insync_replicas: usize) {
+        self.min_insync_replicas = min_insync_replicas.max(1);
+    }
+
     /// The leader's log end offset.
     pub fn log_end_offset(&self) -> i64 {
         self.log_end_offset

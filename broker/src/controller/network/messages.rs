@@ -22,6 +22,8 @@ pub(crate) enum RpcRequest {
     Propose(MetadataCommand),
     /// A broker's heartbeat to the active controller.
     BrokerHeartbeat(HeartbeatRequest),
+    /// A broker asks the leader how the quorum stands (DescribeQuorum).
+    DescribeQuorum,
     /// A broker outside the voters asks to receive the metadata log as a non-voting member.
     AddLearner {
         /// Its node id.
@@ -39,6 +41,8 @@ pub(crate) enum RpcResponse {
     InstallSnapshot(Result<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>>),
     Propose(Result<CommandResult, RaftError<u64, ClientWriteError<u64, BasicNode>>>),
     BrokerHeartbeat(HeartbeatReply),
+    /// None when the receiver is not the leader.
+    DescribeQuorum(Option<crate::controller::QuorumDescription>),
     /// `Err` carries the reason (e.g. not the leader: retry at `leader`).
     AddLearner(Result<(), AddLearnerRefusal>),
 }

@@ -163,6 +163,9 @@ async fn serve_conn(
                 RpcResponse::BrokerHeartbeat(served.liveness.heartbeat(raft, &served.machine, hb).await)
             }
             RpcRequest::AddLearner { id, addr } => RpcResponse::AddLearner(add_learner(raft, id, addr).await),
+            RpcRequest::DescribeQuorum => {
+                RpcResponse::DescribeQuorum(crate::controller::quorum_status::describe(&raft.metrics().borrow()))
+            }
         };
         tokio::time::timeout(FRAME_TIMEOUT, write_frame(&mut stream, &resp))
             .await

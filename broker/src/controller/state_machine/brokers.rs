@@ -185,7 +185,13 @@ impl MetadataState {
 /// Who leads after the current leader leaves: the first eligible in-sync replica whose log is
 /// online; failing that, where the topic allows unclean elections, any such replica (the ISR then
 /// becomes that one); else nobody.
-fn next_leader(p: &mut PartitionState, eligible: &BTreeSet<i32>, unclean: bool, topic: &str, index: i32) -> i32 {
+pub(super) fn next_leader(
+    p: &mut PartitionState,
+    eligible: &BTreeSet<i32>,
+    unclean: bool,
+    topic: &str,
+    index: i32,
+) -> i32 {
     let usable = |r: &i32| eligible.contains(r) && !p.offline_replicas.contains(r);
     if let Some(next) = p.replicas.iter().copied().find(|r| p.isr.contains(r) && usable(r)) {
         return next;
@@ -208,6 +214,6 @@ fn next_leader(p: &mut PartitionState, eligible: &BTreeSet<i32>, unclean: bool, 
 }
 
 /// `unclean.leader.election.enable` of a topic (off unless set to true).
-fn unclean_allowed(configs: &BTreeMap<String, String>) -> bool {
+pub(super) fn unclean_allowed(configs: &BTreeMap<String, String>) -> bool {
     configs.get("unclean.leader.election.enable").is_some_and(|v| v.trim() == "true")
 }

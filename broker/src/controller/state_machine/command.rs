@@ -81,6 +81,41 @@ pub enum MetadataCommand {
         /// Topic name.
         name: String,
     },
+    /// Changes a topic's configs (IncrementalAlterConfigs / AlterConfigs): `replace` drops every
+    /// config first (AlterConfigs), then `delete` are removed and `set` are set. Values were
+    /// checked by the proposer: the model stays free of the config rules, which may differ
+    /// between the versions of a rolling upgrade.
+    AlterTopicConfigs {
+        /// Topic name.
+        name: String,
+        /// Start from no configs at all.
+        replace: bool,
+        /// Keys to remove.
+        delete: Vec<String>,
+        /// Keys to set.
+        set: BTreeMap<String, String>,
+    },
+    /// Changes dynamic broker configs (Kafka's `log.retention.ms` and the like, under their
+    /// broker names) of one broker, or with an empty `entity` of every broker (the cluster
+    /// default); same shape as [`MetadataCommand::AlterTopicConfigs`].
+    AlterBrokerConfigs {
+        /// A broker id, or "" for the cluster-wide default.
+        entity: String,
+        /// Start from no configs at all.
+        replace: bool,
+        /// Keys to remove.
+        delete: Vec<String>,
+        /// Keys to set.
+        set: BTreeMap<String, String>,
+    },
+    /// Elects a leader for a leaderless partition, from its in-sync replicas if one is live,
+    /// else from any live replica (Kafka's unclean ElectLeaders): the ISR then becomes that one.
+    ElectUncleanLeader {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+    },
     /// Add partitions to a topic.
     CreatePartitions {
         /// Topic name.
@@ -259,6 +294,14 @@ pub enum MetadataError {
     /// ELECTION_NOT_NEEDED.
     #[error("broker {0} already leads the partition")]
     ElectionNotNeeded(i32),
+    /// ELIGIBLE_LEADERS_NOT_AVAILABLE: no live replica could lead.
+    #[error("no live replica of {topic}-{partition} can lead")]
+    NoEligibleLeader {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+    },
     /// RESOURCE_NOT_FOUND: deleting a SCRAM credential that is not there.
     #[error("user {user} has no {mechanism} credential")]
     UnknownScramCredential {

@@ -72,6 +72,27 @@ impl MetadataState {
         Ok(MetadataResponse::Partition(p.clone()))
     }
 
+    /// ElectUncleanLeader: a leader for a leaderless partition, clean if possible.
+    pub(super) fn elect_unclean_leader(
+        &mut self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<MetadataResponse, MetadataError> {
+        let eligible = self.eligible_set();
+        let p = self.partition_mut(topic, partition)?;
+        if p.leader != NO_LEADER {
+            return Err(MetadataError::ElectionNotNeeded(p.leader));
+        }
+        let leader = super::brokers::next_leader(p, &eligible, true, topic, partition);
+        if leader == NO_LEADER {
+            return Err(MetadataError::NoEligibleLeader { topic: topic.to_string(), partition });
+        }
+        p.leader = leader;
+        p.leader_epoch += 1;
+        p.partition_epoch += 1;
+        Ok(MetadataResponse::Partition(p.clone()))
+    }
+
     /// AlterReassignment: starts moving the partition to `target`, or cancels (None) the move.
     pub(super) fn alter_reassignment(
         &mut self,

@@ -349,3 +349,83 @@ fn the_last_in_sync_replica_going_offline_leaves_the_partition_leaderless() {
     // Like fencing: it stays the ISR (nobody else is known to hold every committed record).
     assert_eq!((part(&s, 0).leader, part(&s, 0).isr.clone()), (NO_LEADER, vec![1]));
 }
+
+#[test]
+fn alter_topic_configs_sets_deletes_and_replaces() {
+    let mut s = cluster();
+    let set = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let alter = |replace, delete: &[&str], set| MetadataCommand::AlterTopicConfigs {
+        name: "t".into(),
+        replace,
+        delete: delete.iter().map(|k| k.to_string()).collect(),
+        set,
+    };
+    s.apply(&alter(false, &[], set(&[("retention.ms", "1000"), ("segment.bytes", "2048")]))).unwrap();
+    s.apply(&alter(false, &["segment.bytes"], set(&[("retention.bytes", "10")]))).unwrap();
+    let configs: Vec<_> = s.topics["t"].configs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(configs, vec![("retention.bytes", "10"), ("retention.ms", "1000")]);
+    s.apply(&alter(true, &[], set(&[("cleanup.policy", "compact")]))).unwrap();
+    assert_eq!(s.topics["t"].configs.len(), 1);
+    let unknown =
+        MetadataCommand::AlterTopicConfigs { name: "nope".into(), replace: false, delete: vec![], set: set(&[]) };
+    assert!(matches!(s.apply(&unknown), Err(MetadataError::UnknownTopic(_))));
+}
+
+#[test]
+fn unclean_elections_only_for_leaderless_partitions() {
+    let mut s = cluster();
+    let elect = MetadataCommand::ElectUncleanLeader { topic: "t".into(), partition: 0 };
+    assert!(matches!(s.apply(&elect), Err(MetadataError::ElectionNotNeeded(1))));
+    // Partition 0 (replicas 1,2,3) loses 1 and 2: 3 leads, alone in the ISR; then 3 goes too.
+    for id in [1, 2, 3] {
+        s.apply(&MetadataCommand::FenceBroker { id }).unwrap();
+    }
+    assert_eq!(part(&s, 0).leader, NO_LEADER);
+    assert_eq!(part(&s, 0).isr, vec![3]);
+    assert!(matches!(s.apply(&elect), Err(MetadataError::NoEligibleLeader { .. })));
+    // Broker 1 comes back out of sync: only an unclean election makes it leader.
+    s.apply(&reg(1)).unwrap();
+    s.apply(&MetadataCommand::UnfenceBroker { id: 1 }).unwrap();
+    assert_eq!(part(&s, 0).leader, NO_LEADER);
+    let epoch = part(&s, 0).leader_epoch;
+    s.apply(&elect).unwrap();
+    assert_eq!((part(&s, 0).leader, part(&s, 0).isr.clone()), (1, vec![1]));
+    assert_eq!(part(&s, 0).leader_epoch, epoch + 1);
+}
+
+#[test]
+fn turning_on_unclean_election_elects_leaderless_partitions() {
+    let mut s = cluster();
+    for id in [1, 2, 3] {
+        s.apply(&MetadataCommand::FenceBroker { id }).unwrap();
+    }
+    s.apply(&reg(2)).unwrap();
+    s.apply(&MetadataCommand::UnfenceBroker { id: 2 }).unwrap();
+    // Partition 1 (replicas 2,3,1) was last in sync on 3: 2 is out of sync.
+    assert_eq!(part(&s, 1).leader, NO_LEADER);
+    let set = BTreeMap::from([("unclean.leader.election.enable".to_string(), "true".to_string())]);
+    s.apply(&MetadataCommand::AlterTopicConfigs { name: "t".into(), replace: false, delete: vec![], set }).unwrap();
+    assert_eq!(part(&s, 1).leader, 2);
+    assert_eq!(part(&s, 1).isr, vec![2]);
+}
+
+#[test]
+fn dynamic_broker_configs_layer_a_broker_over_the_cluster_default() {
+    let mut s = cluster();
+    let alter = |entity: &str, set: &[(&str, &str)]| MetadataCommand::AlterBrokerConfigs {
+        entity: entity.into(),
+        replace: false,
+        delete: vec![],
+        set: set.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+    };
+    s.apply(&alter("", &[("log.retention.ms", "100"), ("log.segment.bytes", "4096")])).unwrap();
+    s.apply(&alter("2", &[("log.retention.ms", "200")])).unwrap();
+    assert_eq!(s.dynamic_broker_configs(1).get("log.retention.ms").map(String::as_str), Some("100"));
+    assert_eq!(s.dynamic_broker_configs(2).get("log.retention.ms").map(String::as_str), Some("200"));
+    assert_eq!(s.dynamic_broker_configs(2).get("log.segment.bytes").map(String::as_str), Some("4096"));
+    assert!(matches!(s.apply(&alter("x", &[])), Err(MetadataError::InvalidRequest(_))));
+    let clear =
+        MetadataCommand::AlterBrokerConfigs { entity: "2".into(), replace: true, delete: vec![], set: BTreeMap::new() };
+    s.apply(&clear).unwrap();
+    assert!(!s.broker_configs.contains_key("2"));
+}

@@ -1,8 +1,10 @@
 //! Topic commands: creating a topic (name rules, ids, first partitions), deleting it, and adding
 //! partitions; a new partition starts with its unfenced replicas in sync.
 
+use super::brokers::{next_leader, unclean_allowed};
 use super::{
     check_distinct, MetadataError, MetadataResponse, MetadataState, PartitionAssignment, PartitionState, TopicState,
+    NO_LEADER,
 };
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -41,6 +43,38 @@ impl MetadataState {
             Some(_) => Ok(MetadataResponse::Ok),
             None => Err(MetadataError::UnknownTopic(name.to_string())),
         }
+    }
+
+    /// AlterTopicConfigs. Where the change allows unclean elections, leaderless partitions get a
+    /// live replica as leader at once, as Kafka does when the setting is turned on.
+    pub(super) fn alter_topic_configs(
+        &mut self,
+        name: &str,
+        replace: bool,
+        delete: &[String],
+        set: &BTreeMap<String, String>,
+    ) -> Result<MetadataResponse, MetadataError> {
+        let eligible = self.eligible_set();
+        let t = self.topics.get_mut(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+        if replace {
+            t.configs.clear();
+        }
+        for key in delete {
+            t.configs.remove(key);
+        }
+        t.configs.extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
+        if unclean_allowed(&t.configs) {
+            for (index, p) in t.partitions.iter_mut().enumerate() {
+                if p.leader == NO_LEADER {
+                    p.leader = next_leader(p, &eligible, true, name, index as i32);
+                    if p.leader != NO_LEADER {
+                        p.leader_epoch += 1;
+                        p.partition_epoch += 1;
+                    }
+                }
+            }
+        }
+        Ok(MetadataResponse::Ok)
     }
 
     /// CreatePartitions: appends `new` to an existing topic.

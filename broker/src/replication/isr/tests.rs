@@ -343,3 +343,14 @@ fn proposals_must_contain_the_leader_and_only_assigned_replicas() {
     assert_eq!(s.propose_isr(vec![3, 2, 1]), Err(ReplicationError::IsrUnchanged));
     assert!(s.pending_isr_change().is_none());
 }
+
+#[test]
+fn an_altered_min_insync_replicas_applies_to_the_next_append() {
+    let mut s = with_isr(vec![1, 2], 0);
+    assert!(s.check_min_isr().is_ok());
+    s.set_min_insync_replicas(3);
+    let refused = s.check_min_isr().unwrap_err();
+    assert_eq!((refused.isr_size, refused.min_insync_replicas), (2, 3));
+    s.set_min_insync_replicas(0);
+    assert_eq!(s.min_insync_replicas(), 1, "never below one");
+}
