@@ -1,7 +1,7 @@
-//! `millrace cluster describe|reassign|reassignments|unregister`: cluster administration over the
-//! Kafka protocol (DescribeCluster, Metadata, AlterPartitionReassignments,
-//! ListPartitionReassignments, UnregisterBroker). Any broker answers; changes go through the
-//! metadata quorum.
+//! `millrace cluster describe|reassign|reassignments|unregister|elect-leaders|quorum|log-dirs|alter-config`:
+//! cluster administration over the Kafka protocol (DescribeCluster, Metadata,
+//! AlterPartitionReassignments, ListPartitionReassignments, UnregisterBroker; the rest in
+//! [`crate::cluster_admin`]). Any broker answers; changes go through the metadata quorum.
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
@@ -51,6 +51,36 @@ enum ClusterCommand {
         /// The broker's id.
         #[arg(long)]
         broker_id: i32,
+    },
+    /// Elect leaders now: preferred (give partitions back to their first replica) or unclean
+    /// (give leaderless partitions an out-of-sync leader).
+    ElectLeaders {
+        /// Which leaders to elect.
+        #[arg(long, value_enum, default_value = "preferred")]
+        election: crate::cluster_admin::Election,
+        /// Only this topic's partitions (every partition when omitted).
+        #[arg(long)]
+        topic: Option<String>,
+        /// Only these partitions of --topic; repeatable.
+        #[arg(long)]
+        partition: Vec<i32>,
+    },
+    /// The metadata quorum: its leader, epoch, committed offset and each member's lag.
+    Quorum,
+    /// Each broker's log directories: capacity, free space, replicas and their sizes.
+    LogDirs {
+        /// Only this broker.
+        #[arg(long)]
+        broker: Option<i32>,
+    },
+    /// Change broker settings that may change while running (log.retention.ms, log.segment.bytes,
+    /// log.cleanup.policy, message.max.bytes, min.insync.replicas, …) on every broker, or on one.
+    AlterConfig {
+        /// Only this broker (the cluster-wide default when omitted).
+        #[arg(long)]
+        broker: Option<i32>,
+        #[command(flatten)]
+        changes: crate::topic_admin::ConfigChanges,
     },
 }
 
@@ -144,6 +174,22 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
                 .await?;
             check(response.error_code, response.error_message.as_ref(), "UnregisterBroker")?;
             println!("unregistered broker {broker_id}");
+        }
+        ClusterCommand::ElectLeaders { election, topic, partition } => {
+            crate::cluster_admin::elect_leaders(&mut conn, election, topic, partition).await?
+        }
+        ClusterCommand::Quorum => crate::cluster_admin::quorum(&mut conn).await?,
+        ClusterCommand::LogDirs { broker } => {
+            crate::cluster_admin::log_dirs(&args.client.client()?, &mut conn, broker).await?
+        }
+        ClusterCommand::AlterConfig { broker, changes } => {
+            let entity = broker.map(|b| b.to_string()).unwrap_or_default();
+            let client = args.client.client()?;
+            let done =
+                crate::topic_admin::alter_configs(&client, crate::topic_admin::RESOURCE_BROKER, &entity, &changes)
+                    .await?;
+            let what = broker.map_or("every broker".to_string(), |b| format!("broker {b}"));
+            println!("altered {what}: {done}");
         }
     }
     Ok(())

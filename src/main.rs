@@ -4,11 +4,13 @@ mod acl;
 mod bench;
 mod client;
 mod cluster;
+mod cluster_admin;
 mod demo;
 mod group;
 mod panics;
 mod top;
 mod topic;
+mod topic_admin;
 mod topic_tail;
 mod user;
 
@@ -46,7 +48,7 @@ enum Command {
     Topic(topic::TopicArgs),
     /// List consumer groups or describe one: members, assignments, committed offsets and lag.
     Group(group::GroupArgs),
-    /// Describe the cluster, move partitions between brokers, remove a broker.
+    /// Describe the cluster and its metadata quorum, move partitions, elect leaders, change broker settings.
     Cluster(cluster::ClusterArgs),
     /// Create, delete or list SCRAM users (credentials kept in the metadata quorum).
     User(user::UserArgs),

@@ -1,6 +1,6 @@
-//! `millrace topic create|list|describe|delete|tail`: topic administration over the Kafka
-//! protocol (librdkafka), so it works against any Kafka-compatible broker; `tail` is in
-//! [`crate::topic_tail`].
+//! `millrace topic create|list|describe|delete|tail|alter|delete-records`: topic administration
+//! over the Kafka protocol, so it works against any Kafka-compatible broker; `tail` is in
+//! [`crate::topic_tail`], `alter` and `delete-records` in [`crate::topic_admin`].
 
 use crate::client::Client;
 use anyhow::{anyhow, bail, Context};
@@ -52,6 +52,26 @@ enum TopicCommand {
     },
     /// Print a topic's records from a chosen point (a console consumer; joins no group).
     Tail(crate::topic_tail::TailArgs),
+    /// Change a topic's settings while it runs (e.g. lower retention.ms during a disk-pressure
+    /// incident); settings not named keep their values.
+    Alter {
+        /// Topic name.
+        name: String,
+        #[command(flatten)]
+        changes: crate::topic_admin::ConfigChanges,
+    },
+    /// Delete a topic's records before an offset (consumers then start at it; whole segments
+    /// below it are removed from disk).
+    DeleteRecords {
+        /// Topic name.
+        name: String,
+        /// Partition; repeatable; every partition when omitted.
+        #[arg(long)]
+        partition: Vec<i32>,
+        /// Delete the records before this offset; -1 deletes everything committed so far.
+        #[arg(long, allow_negative_numbers = true)]
+        before: i64,
+    },
 }
 
 fn client_config(client: &Client) -> ClientConfig {
@@ -129,6 +149,14 @@ pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
             }
         }
         TopicCommand::Describe { names } => describe(&client, names, &options).await?,
+        TopicCommand::Alter { name, changes } => {
+            let done =
+                crate::topic_admin::alter_configs(&client, crate::topic_admin::RESOURCE_TOPIC, &name, &changes).await?;
+            println!("altered topic {name}: {done}");
+        }
+        TopicCommand::DeleteRecords { name, partition, before } => {
+            crate::topic_admin::delete_records(&client, &name, &partition, before).await?
+        }
         TopicCommand::Tail(tail) => {
             tokio::task::spawn_blocking(move || crate::topic_tail::tail(&client, &tail)).await??
         }

@@ -421,14 +421,25 @@ impl Catalog {
         let mut first_error = None;
         for dir in self.log_dirs.all().iter().filter(|d| d.failure().is_none()) {
             let here: Vec<&Arc<Partition>> = partitions.iter().filter(|p| Arc::ptr_eq(p.log_dir(), dir)).collect();
-            let mut high_watermarks = format!("0\n{}\n", here.len());
-            let mut log_starts = high_watermarks.clone();
+            let mut high_watermarks = read_checkpoint(dir.path(), HW_CHECKPOINT);
+            let mut log_starts = read_checkpoint(dir.path(), LOG_START_CHECKPOINT);
+            // Replicas not opened (yet: they open as the metadata arrives after a start) keep
+            // their entries while their directory is there.
+            let kept = |(topic, index): &(String, i32), _: &mut i64| partition_dir(dir.path(), topic, *index).is_dir();
+            high_watermarks.retain(kept);
+            log_starts.retain(kept);
             for p in here {
-                high_watermarks.push_str(&format!("{} {} {}\n", p.topic, p.index, p.high_watermark()));
-                log_starts.push_str(&format!("{} {} {}\n", p.topic, p.index, p.offsets().0));
+                high_watermarks.insert((p.topic.clone(), p.index), p.high_watermark());
+                log_starts.insert((p.topic.clone(), p.index), p.offsets().0);
             }
-            let written = write_atomically(&dir.path().join(HW_CHECKPOINT), high_watermarks.as_bytes())
-                .and_then(|()| write_atomically(&dir.path().join(LOG_START_CHECKPOINT), log_starts.as_bytes()));
+            let written =
+                write_atomically(&dir.path().join(HW_CHECKPOINT), checkpoint_text(&high_watermarks).as_bytes())
+                    .and_then(|()| {
+                        write_atomically(
+                            &dir.path().join(LOG_START_CHECKPOINT),
+                            checkpoint_text(&log_starts).as_bytes(),
+                        )
+                    });
             if let Err(e) = written {
                 dir.mark_offline(format!("writing offset checkpoints: {e}"));
                 first_error.get_or_insert(e);
@@ -488,13 +499,30 @@ impl Catalog {
 }
 
 /// The high watermark `<log-dir>/replication-offset-checkpoint` recorded for a partition.
+/// The entries of a Kafka offset checkpoint file (`0`, a count, then `topic partition offset`
+/// lines); empty when the file is missing or unreadable.
+fn read_checkpoint(log_dir: &Path, file: &str) -> BTreeMap<(String, i32), i64> {
+    let Ok(text) = std::fs::read_to_string(log_dir.join(file)) else { return BTreeMap::new() };
+    text.lines()
+        .skip(2)
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (t, p, offset) = (fields.next()?, fields.next()?, fields.next()?);
+            Some(((t.to_string(), p.parse().ok()?), offset.parse().ok()?))
+        })
+        .collect()
+}
+
+fn checkpoint_text(entries: &BTreeMap<(String, i32), i64>) -> String {
+    let mut text = format!("0\n{}\n", entries.len());
+    for ((topic, index), offset) in entries {
+        text.push_str(&format!("{topic} {index} {offset}\n"));
+    }
+    text
+}
+
 fn checkpointed_offset(log_dir: &Path, file: &str, topic: &str, index: i32) -> Option<i64> {
-    let text = std::fs::read_to_string(log_dir.join(file)).ok()?;
-    text.lines().skip(2).find_map(|line| {
-        let mut fields = line.split_whitespace();
-        let (t, p, hw) = (fields.next()?, fields.next()?, fields.next()?);
-        (t == topic && p.parse::<i32>().ok()? == index).then(|| hw.parse().ok()).flatten()
-    })
+    read_checkpoint(log_dir, file).get(&(topic.to_string(), index)).copied()
 }
 
 /// Finishes deletions a crash interrupted.
@@ -522,6 +550,22 @@ mod tests {
         assert!(validate_topic_name(&"x".repeat(250)).is_err());
         assert!(validate_topic_name(&"x".repeat(249)).is_ok());
         assert!(validate_topic_name("__cluster_metadata").is_err());
+    }
+
+    #[test]
+    fn a_checkpoint_keeps_the_offsets_of_replicas_not_opened_yet() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let config = BrokerConfig { data_dir: dir.path().to_path_buf(), ..BrokerConfig::default() };
+        let catalog = Catalog::new(&config);
+        // Written before a restart: t-0 is still on disk, gone-0 was deleted meanwhile.
+        std::fs::create_dir_all(dir.path().join("t-0")).unwrap_or_default();
+        let before = BTreeMap::from([(("t".to_string(), 0), 40), (("gone".to_string(), 0), 7)]);
+        write_atomically(&dir.path().join(LOG_START_CHECKPOINT), checkpoint_text(&before).as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+        // The first checkpoint after the start runs before the metadata opened t-0.
+        catalog.checkpoint_offsets().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(checkpointed_offset(dir.path(), LOG_START_CHECKPOINT, "t", 0), Some(40));
+        assert_eq!(checkpointed_offset(dir.path(), LOG_START_CHECKPOINT, "gone", 0), None);
     }
 
     #[test]

@@ -96,10 +96,37 @@ async fn elect_one<C: Quorum>(
     Err(Refusal::new(ResponseError::RequestTimedOut, "the partition's leadership kept changing; try again"))
 }
 
-async fn elect<C: Quorum>(ctx: &C, access: &Access, request: ElectLeadersRequest) -> ElectLeadersResponse {
+/// A refusal of the whole request: the top-level error (v1+), or on v0, which has none, that
+/// error for every partition named.
+fn refuse(version: i16, request: ElectLeadersRequest, code: ResponseError) -> ElectLeadersResponse {
+    if version >= 1 {
+        return ElectLeadersResponse::default().with_error_code(code.code());
+    }
+    let results = request
+        .topic_partitions
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|&p| PartitionResult::default().with_partition_id(p).with_error_code(code.code()))
+                .collect();
+            ReplicaElectionResult::default().with_topic(t.topic).with_partition_result(partitions)
+        })
+        .collect();
+    ElectLeadersResponse::default().with_replica_election_results(results)
+}
+
+async fn elect<C: Quorum>(
+    ctx: &C,
+    access: &Access,
+    version: i16,
+    request: ElectLeadersRequest,
+) -> ElectLeadersResponse {
     let election = request.election_type;
     if !access.cluster(AclOperation::Alter) {
-        return ElectLeadersResponse::default().with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+        return refuse(version, request, ResponseError::ClusterAuthorizationFailed);
     }
     if election != PREFERRED && election != UNCLEAN {
         return ElectLeadersResponse::default().with_error_code(ResponseError::InvalidRequest.code());
@@ -125,7 +152,8 @@ async fn elect<C: Quorum>(ctx: &C, access: &Access, request: ElectLeadersRequest
         }
     };
     if wanted.len() > MAX_PARTITIONS {
-        return ElectLeadersResponse::default().with_error_code(ResponseError::InvalidRequest.code());
+        let too_many = ElectLeadersRequest::default();
+        return refuse(version, too_many, ResponseError::InvalidRequest);
     }
     let mut results: BTreeMap<String, Vec<PartitionResult>> = BTreeMap::new();
     for (topic, index) in wanted {
@@ -151,7 +179,7 @@ async fn elect<C: Quorum>(ctx: &C, access: &Access, request: ElectLeadersRequest
 
 impl<C: Quorum + Authorize + 'static> Handler<C> for ElectLeadersRequest {
     async fn handle(ctx: &Arc<C>, rc: &RequestContext, request: ElectLeadersRequest) -> Reply<ElectLeadersResponse> {
-        let (ctx, access) = (ctx.clone(), Access::of(&**ctx, rc));
-        Reply::Later(Box::pin(async move { elect(&*ctx, &access, request).await }))
+        let (ctx, access, version) = (ctx.clone(), Access::of(&**ctx, rc), rc.version());
+        Reply::Later(Box::pin(async move { elect(&*ctx, &access, version, request).await }))
     }
 }

@@ -23,7 +23,7 @@ fn replica(r: &QuorumReplica) -> ReplicaState {
         .with_last_caught_up_timestamp(-1)
 }
 
-async fn describe<C: Quorum>(ctx: &C, request: DescribeQuorumRequest) -> DescribeQuorumResponse {
+async fn describe<C: Quorum>(ctx: &C, version: i16, request: DescribeQuorumRequest) -> DescribeQuorumResponse {
     let asked_other = request.topics.iter().any(|t| t.topic_name.0.as_str() != METADATA_TOPIC)
         || request.topics.iter().flat_map(|t| t.partitions.iter()).any(|p| p.partition_index != 0);
     if asked_other {
@@ -48,8 +48,8 @@ async fn describe<C: Quorum>(ctx: &C, request: DescribeQuorumRequest) -> Describ
         .with_observers(description.observers.iter().map(replica).collect());
     let metadata = ctx.metadata();
     // v2 names each voter's endpoints; brokers' Kafka listeners are what tools can reach.
-    let nodes = description
-        .voters
+    let voters = if version >= 2 { description.voters.as_slice() } else { &[] };
+    let nodes = voters
         .iter()
         .filter_map(|v| metadata.brokers.get(&i32::try_from(v.id).ok()?))
         .map(|b| {
@@ -81,7 +81,7 @@ impl<C: Quorum + Authorize + 'static> Handler<C> for DescribeQuorumRequest {
                 DescribeQuorumResponse::default().with_error_code(ResponseError::ClusterAuthorizationFailed.code()),
             );
         }
-        let ctx = ctx.clone();
-        Reply::Later(Box::pin(async move { describe(&*ctx, request).await }))
+        let (ctx, version) = (ctx.clone(), rc.version());
+        Reply::Later(Box::pin(async move { describe(&*ctx, version, request).await }))
     }
 }

@@ -176,3 +176,49 @@ async fn log_dirs_producers_and_quorum_are_described() {
     assert_eq!(partition.leader_id.0, NODE);
     assert_eq!(partition.current_voters.len(), 1);
 }
+
+/// Encodes `response` at `version` as the router would; a field set that the version lacks fails.
+fn encodes<R: kafka_protocol::protocol::Encodable + kafka_protocol::protocol::HeaderVersion>(
+    api: ApiKey,
+    version: i16,
+    response: &R,
+) {
+    millrace_protocol::message::encode_response(api, version, 7, response)
+        .unwrap_or_else(|e| panic!("{api:?} v{version} does not encode: {e}"));
+}
+
+#[tokio::test]
+async fn every_version_of_the_admin_responses_encodes() {
+    let ctx = FakeBroker::new();
+    create_topic(&ctx, "t", 1, &[]).await;
+    answer(&ctx, 9, produce_request("t", 0, -1, simple(3, now()))).await;
+    for v in ApiKey::IncrementalAlterConfigs.valid_versions().min..=ApiKey::IncrementalAlterConfigs.valid_versions().max
+    {
+        let r = answer(&ctx, v, alter(2, "t", &[("retention.ms", 0, Some("1000"))])).await;
+        encodes(ApiKey::IncrementalAlterConfigs, v, &r);
+    }
+    for v in ApiKey::DeleteRecords.valid_versions().min..=ApiKey::DeleteRecords.valid_versions().max {
+        encodes(ApiKey::DeleteRecords, v, &answer(&ctx, v, delete_records("t", 0, 1)).await);
+    }
+    for v in ApiKey::ElectLeaders.valid_versions().min..=ApiKey::ElectLeaders.valid_versions().max {
+        let request = ElectLeadersRequest::default().with_timeout_ms(1_000).with_topic_partitions(Some(vec![
+            TopicPartitions::default().with_topic(topic_name("t")).with_partitions(vec![0]),
+        ]));
+        encodes(ApiKey::ElectLeaders, v, &answer(&ctx, v, request).await);
+    }
+    for v in ApiKey::DescribeLogDirs.valid_versions().min..=ApiKey::DescribeLogDirs.valid_versions().max {
+        encodes(
+            ApiKey::DescribeLogDirs,
+            v,
+            &answer(&ctx, v, DescribeLogDirsRequest::default().with_topics(None)).await,
+        );
+    }
+    for v in ApiKey::DescribeQuorum.valid_versions().min..=ApiKey::DescribeQuorum.valid_versions().max {
+        encodes(ApiKey::DescribeQuorum, v, &answer(&ctx, v, DescribeQuorumRequest::default()).await);
+    }
+    for v in ApiKey::DescribeProducers.valid_versions().min..=ApiKey::DescribeProducers.valid_versions().max {
+        let request = DescribeProducersRequest::default()
+            .with_topics(vec![TopicRequest::default().with_name(topic_name("t")).with_partition_indexes(vec![0])]);
+        encodes(ApiKey::DescribeProducers, v, &answer(&ctx, v, request).await);
+    }
+}

@@ -1,0 +1,195 @@
+//! The day-2 admin APIs on a real 3-broker cluster, driven as an operator would: `millrace topic
+//! alter` and `cluster alter-config` (IncrementalAlterConfigs) change settings that `topic
+//! describe` (librdkafka's DescribeConfigs) then shows; `topic delete-records` (librdkafka's
+//! DeleteRecords) moves every replica's log start, which survives a leader change and a restart;
+//! `cluster elect-leaders` gives a partition back to its preferred replica; `cluster quorum` and
+//! `cluster log-dirs` describe the metadata quorum and each broker's disks.
+
+use millrace_tests::{millrace, millrace_bin, run, wait_for, Cluster};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(60);
+
+/// `millrace ARGS`, failing or not: (success, stdout + stderr).
+fn millrace_outcome(args: &[&str]) -> anyhow::Result<(bool, String)> {
+    let bin = millrace_bin().display().to_string();
+    match run(&bin, args, None, T) {
+        Ok(out) => Ok((true, String::from_utf8_lossy(&out.stdout).into_owned())),
+        Err(e) => Ok((false, format!("{e:#}"))),
+    }
+}
+
+/// The `Configs:` column of `millrace topic describe TOPIC`.
+fn topic_configs(bootstrap: &str, topic: &str) -> anyhow::Result<String> {
+    let out = millrace(&["topic", "describe", topic, "--bootstrap", bootstrap])?;
+    let line = out.lines().find(|l| l.starts_with("Topic:")).unwrap_or_default();
+    Ok(line.split("Configs: ").nth(1).unwrap_or_default().split('\t').next().unwrap_or_default().to_string())
+}
+
+/// Waits until `topic describe` shows (or, with `present` false, no longer shows) `setting`.
+fn wait_config(bootstrap: &str, topic: &str, setting: &str, present: bool) -> anyhow::Result<()> {
+    wait_for(&format!("{topic} configs {} {setting}", if present { "show" } else { "drop" }), T, || {
+        let configs = topic_configs(bootstrap, topic)?;
+        Ok(configs.split(',').any(|c| c == setting) == present)
+    })
+}
+
+#[test]
+fn settings_change_while_the_cluster_runs() -> anyhow::Result<()> {
+    let cluster = Cluster::start(3, "")?;
+    let bootstrap = cluster.bootstrap();
+    cluster.create_topic("alt", 2, 3, &["retention.ms=86400000"])?;
+
+    let altered = millrace(&[
+        "topic",
+        "alter",
+        "alt",
+        "--add-config",
+        "retention.ms=3600000",
+        "--add-config",
+        "segment.bytes=1048576",
+        "--bootstrap",
+        &bootstrap,
+    ])?;
+    assert!(altered.contains("altered topic alt"), "{altered}");
+    wait_config(&bootstrap, "alt", "retention.ms=3600000", true)?;
+    wait_config(&bootstrap, "alt", "segment.bytes=1048576", true)?;
+
+    // A bad value is refused by name and changes nothing.
+    let (ok, out) =
+        millrace_outcome(&["topic", "alter", "alt", "--add-config", "retention.ms=soon", "--bootstrap", &bootstrap])?;
+    assert!(!ok && out.contains("InvalidConfig") && out.contains("retention.ms"), "{out}");
+    let (ok, out) =
+        millrace_outcome(&["topic", "alter", "nope", "--add-config", "retention.ms=1", "--bootstrap", &bootstrap])?;
+    assert!(!ok && out.contains("UnknownTopicOrPartition"), "{out}");
+    assert!(topic_configs(&bootstrap, "alt")?.contains("retention.ms=3600000"));
+
+    // Back to the default.
+    millrace(&["topic", "alter", "alt", "--delete-config", "segment.bytes", "--bootstrap", &bootstrap])?;
+    wait_config(&bootstrap, "alt", "segment.bytes=1048576", false)?;
+
+    // A cluster-wide default reaches every broker and every topic without its own setting.
+    let out = millrace(&[
+        "cluster",
+        "alter-config",
+        "--add-config",
+        "log.retention.bytes=536870912",
+        "--bootstrap",
+        &bootstrap,
+    ])?;
+    assert!(out.contains("every broker"), "{out}");
+    wait_config(&bootstrap, "alt", "retention.bytes=536870912", true)?;
+    for id in cluster.ids() {
+        let one = cluster.broker(id).kafka_addr();
+        wait_config(&one, "alt", "retention.bytes=536870912", true)?;
+    }
+    let (ok, out) = millrace_outcome(&[
+        "cluster",
+        "alter-config",
+        "--add-config",
+        "listeners=PLAINTEXT://:1",
+        "--bootstrap",
+        &bootstrap,
+    ])?;
+    assert!(!ok && out.contains("InvalidConfig") && out.contains("log.retention.ms"), "names what can change: {out}");
+    Ok(())
+}
+
+/// Offsets of partition 0 of `topic` as kcat reads them from the beginning, through `bootstrap`.
+fn offsets_from_beginning(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<i64>> {
+    let out = run(
+        "kcat",
+        &["-b", bootstrap, "-C", "-t", topic, "-p", "0", "-o", "beginning", "-e", "-q", "-f", "%o\n"],
+        None,
+        T,
+    )?;
+    Ok(String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.trim().parse().ok()).collect())
+}
+
+#[test]
+fn deleted_records_stay_deleted_across_leaders_and_restarts() -> anyhow::Result<()> {
+    let mut cluster = Cluster::start(3, "")?;
+    let bootstrap = cluster.bootstrap();
+    cluster.create_topic("del", 1, 3, &[])?;
+    let body: String = (0..100).map(|n| format!("record-{n}\n")).collect();
+    run("kcat", &["-b", &bootstrap, "-P", "-t", "del", "-p", "0", "-X", "acks=all"], Some(body.as_bytes()), T)?;
+    assert_eq!(offsets_from_beginning(&bootstrap, "del")?.len(), 100);
+
+    let out =
+        millrace(&["topic", "delete-records", "del", "--partition", "0", "--before", "40", "--bootstrap", &bootstrap])?;
+    assert!(out.contains("del-0\tLogStartOffset: 40"), "{out}");
+    let offsets = offsets_from_beginning(&bootstrap, "del")?;
+    assert_eq!(offsets, (40..100).collect::<Vec<i64>>(), "consumers start at the new log start");
+    let (ok, out) =
+        millrace_outcome(&["topic", "delete-records", "del", "--before", "1000", "--bootstrap", &bootstrap])?;
+    assert!(!ok && out.contains("out of range"), "past the end is refused: {out}");
+
+    // The followers took the new log start too: a new leader serves from 40.
+    let leader = cluster.describe("del")?[0].leader;
+    cluster.kill9(leader);
+    cluster.wait_new_leader("del", 0, leader, T)?;
+    let live = cluster.live_bootstrap();
+    assert_eq!(offsets_from_beginning(&live, "del")?.first(), Some(&40), "the new leader's log start");
+
+    // The old leader comes back from its checkpoint, catches up, and leads again on request.
+    cluster.restart(leader)?;
+    cluster.wait_isr_full("del", T)?;
+    let preferred = cluster.describe("del")?[0].replicas[0];
+    let out = millrace(&["cluster", "elect-leaders", "--topic", "del", "--bootstrap", &live])?;
+    assert!(out.contains("del-0\telected") || out.contains("del-0\tno election needed"), "{out}");
+    cluster.wait_partitions("del", "the preferred replica leads", T, |parts| parts[0].leader == preferred)?;
+    let bootstrap = cluster.bootstrap();
+    // Every replica, asked as leader in turn, starts at 40.
+    for id in cluster.ids() {
+        if cluster.describe("del")?[0].leader != id {
+            // Make `id` the preferred replica, then elect it.
+            let replicas = replicas_led_by(id);
+            millrace(&[
+                "cluster",
+                "reassign",
+                "--topic",
+                "del",
+                "--partition",
+                "0",
+                "--replicas",
+                &replicas,
+                "--bootstrap",
+                &bootstrap,
+            ])?;
+            cluster.wait_partitions("del", &format!("{id} preferred"), T, |parts| parts[0].replicas[0] == id)?;
+            let out = millrace(&[
+                "cluster",
+                "elect-leaders",
+                "--topic",
+                "del",
+                "--partition",
+                "0",
+                "--bootstrap",
+                &bootstrap,
+            ])?;
+            assert!(out.contains("del-0\telected"), "{out}");
+            cluster.wait_partitions("del", &format!("{id} leads"), T, |parts| parts[0].leader == id)?;
+        }
+        assert_eq!(offsets_from_beginning(&bootstrap, "del")?.first(), Some(&40), "broker {id} as leader");
+    }
+
+    let quorum = millrace(&["cluster", "quorum", "--bootstrap", &bootstrap])?;
+    assert!(quorum.contains("LeaderId:") && quorum.contains("CurrentVoters:\t[1,2,3]"), "{quorum}");
+    let followers = quorum.lines().filter(|l| l.ends_with("\tFollower") || l.ends_with("\tLeader")).count();
+    assert_eq!(followers, 3, "{quorum}");
+
+    let dirs = millrace(&["cluster", "log-dirs", "--bootstrap", &bootstrap])?;
+    for id in cluster.ids() {
+        assert!(dirs.contains(&format!("Broker: {id}\t")), "{dirs}");
+    }
+    assert_eq!(dirs.matches("\tdel-0\tSize: ").count(), 3, "{dirs}");
+    assert!(!dirs.contains("OFFLINE"), "{dirs}");
+    Ok(())
+}
+
+/// A replica list with `id` first, so a reassignment makes it the preferred leader.
+fn replicas_led_by(id: i32) -> String {
+    let mut ids = vec![id];
+    ids.extend([1, 2, 3].into_iter().filter(|&r| r != id));
+    ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+}
