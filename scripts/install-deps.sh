@@ -10,7 +10,11 @@
 #          Kafka clients from tests/python/requirements.txt, and tmux (the `millrace top` test
 #          drives the real terminal UI in a tmux pane), and faketime (libfaketime: the nemesis
 #          steps one broker's wall clock without touching the host's), and prometheus (for promtool,
-#          which checks and unit-tests deploy/prometheus/alerts.yml).
+#          which checks and unit-tests deploy/prometheus/alerts.yml), and the two other Kafka
+#          client families of tests/tests/client_families.rs: Node.js with npm and kafkajs (from
+#          tests/js/package-lock.json, into tests/js/node_modules), and Go with Debian's Sarama
+#          (golang-go, golang-github-shopify-sarama-dev: the test builds tests/go/sarama_check
+#          against /usr/share/gocode, without downloading Go modules).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +25,10 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 packages=(cmake build-essential pkg-config libcurl4-openssl-dev libssl-dev)
-[ "$want_tests" = 1 ] && packages+=(kcat iproute2 influxdb tmux faketime prometheus)
+[ "$want_tests" = 1 ] && packages+=(kcat iproute2 influxdb tmux faketime prometheus nodejs golang-go golang-github-shopify-sarama-dev)
+# npm only where node has none: Debian's npm conflicts with a nodejs that bundles its own (as
+# NodeSource's does), and apt-get would refuse the whole install.
+[ "$want_tests" = 1 ] && ! command -v npm >/dev/null && packages+=(npm)
 missing=()
 for p in "${packages[@]}"; do
   # Not `dpkg -s`: it also succeeds for a removed package whose conffiles remain (influxdb has some).
@@ -59,4 +66,12 @@ if [ "$want_tests" = 1 ]; then
     | grep -v "Running pip as the 'root' user" || true
   python3 -c "import confluent_kafka, kafka" \
     || { echo "Python Kafka clients failed to install" >&2; exit 1; }
+  command -v node >/dev/null || { echo "node is missing after installing nodejs" >&2; exit 1; }
+  command -v npm >/dev/null || { echo "npm is missing after installing nodejs and npm" >&2; exit 1; }
+  npm ci --prefix tests/js --no-audit --no-fund --loglevel=error >/dev/null
+  (cd tests/js && node -e 'require("kafkajs")') \
+    || { echo "kafkajs failed to install into tests/js/node_modules" >&2; exit 1; }
+  command -v go >/dev/null || { echo "go is missing after installing golang-go" >&2; exit 1; }
+  [ -f /usr/share/gocode/src/github.com/Shopify/sarama/sarama.go ] \
+    || { echo "Sarama is missing from /usr/share/gocode after installing golang-github-shopify-sarama-dev" >&2; exit 1; }
 fi

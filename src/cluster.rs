@@ -1,4 +1,4 @@
-//! `millrace cluster describe|reassign|reassignments|unregister|elect-leaders|quorum|log-dirs|alter-config`:
+//! `millrace cluster describe|reassign|reassignments|unregister|elect-leaders|quorum|add-voter|remove-voter|log-dirs|alter-config`:
 //! cluster administration over the Kafka protocol (DescribeCluster, Metadata,
 //! AlterPartitionReassignments, ListPartitionReassignments, UnregisterBroker; the rest in
 //! [`crate::cluster_admin`]). Any broker answers; changes go through the metadata quorum.
@@ -67,6 +67,18 @@ enum ClusterCommand {
     },
     /// The metadata quorum: its leader, epoch, committed offset and each member's lag.
     Quorum,
+    /// Make a running broker (a non-voting member of the metadata quorum) a voter.
+    AddVoter {
+        /// The broker's node id.
+        #[arg(long)]
+        id: i32,
+    },
+    /// Make a voter a non-voting member again (to replace it, or before retiring its machine).
+    RemoveVoter {
+        /// The voter's node id.
+        #[arg(long)]
+        id: i32,
+    },
     /// Each broker's log directories: capacity, free space, replicas and their sizes.
     LogDirs {
         /// Only this broker.
@@ -179,6 +191,8 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
             crate::cluster_admin::elect_leaders(&mut conn, election, topic, partition).await?
         }
         ClusterCommand::Quorum => crate::cluster_admin::quorum(&mut conn).await?,
+        ClusterCommand::AddVoter { id } => crate::cluster_admin::change_voter(&mut conn, id, true).await?,
+        ClusterCommand::RemoveVoter { id } => crate::cluster_admin::change_voter(&mut conn, id, false).await?,
         ClusterCommand::LogDirs { broker } => {
             crate::cluster_admin::log_dirs(&args.client.client()?, &mut conn, broker).await?
         }

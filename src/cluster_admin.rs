@@ -1,13 +1,15 @@
-//! `millrace cluster elect-leaders|quorum|log-dirs|alter-config`: leader elections (ElectLeaders),
-//! the metadata quorum's state (DescribeQuorum, as `kafka-metadata-quorum describe`), each
-//! broker's log directories (DescribeLogDirs) and dynamic broker settings.
+//! `millrace cluster elect-leaders|quorum|add-voter|remove-voter|log-dirs|alter-config`: leader
+//! elections (ElectLeaders), the metadata quorum's state and voters (DescribeQuorum, AddRaftVoter,
+//! RemoveRaftVoter, as `kafka-metadata-quorum`), each broker's log directories (DescribeLogDirs)
+//! and dynamic broker settings.
 
 use crate::client::Client;
 use crate::cluster::check;
 use anyhow::{bail, Context};
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::{
-    DescribeLogDirsRequest, DescribeQuorumRequest, ElectLeadersRequest, MetadataRequest, TopicName,
+    AddRaftVoterRequest, DescribeLogDirsRequest, DescribeQuorumRequest, ElectLeadersRequest, MetadataRequest,
+    RemoveRaftVoterRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use millrace_protocol::Connection;
@@ -147,6 +149,22 @@ pub async fn quorum(conn: &mut Connection) -> anyhow::Result<()> {
         println!("{}\t{}\t{lag}\t{status}", r.replica_id.0, r.log_end_offset);
     }
     Ok(())
+}
+
+/// Adds (`add`) or removes a voter of the metadata quorum, then prints the voters.
+pub async fn change_voter(conn: &mut Connection, id: i32, add: bool) -> anyhow::Result<()> {
+    if add {
+        let request = AddRaftVoterRequest::default().with_voter_id(id).with_timeout_ms(TIMEOUT.as_millis() as i32);
+        let response = conn.request(0, &request, TIMEOUT).await?;
+        check(response.error_code, response.error_message.as_ref(), &format!("adding voter {id}"))?;
+        println!("node {id} is a voter");
+    } else {
+        let request = RemoveRaftVoterRequest::default().with_voter_id(id);
+        let response = conn.request(0, &request, TIMEOUT).await?;
+        check(response.error_code, response.error_message.as_ref(), &format!("removing voter {id}"))?;
+        println!("node {id} is no longer a voter");
+    }
+    quorum(conn).await
 }
 
 /// Prints the log directories of every broker (or of `broker`): capacity, free space and the

@@ -1,7 +1,8 @@
 //! Test harness: starts real `millrace broker` processes on free ports in temporary directories,
-//! runs real third-party clients (kcat, confluent-kafka, kafka-python) against them, and waits
-//! with bounded timeouts that fail with a clear message.
+//! runs real third-party clients (kcat, confluent-kafka, kafka-python, kafkajs, Sarama) against
+//! them, and waits with bounded timeouts that fail with a clear message.
 
+pub mod clients;
 pub mod cluster;
 pub mod component;
 pub mod disks;

@@ -114,7 +114,7 @@ impl<C: BrokerContext> Router<C> {
     /// The table of every API this broker answers.
     pub fn new() -> Router<C> {
         use kafka_protocol::messages::*;
-        let table: [(i16, Call<C>); 40] = [
+        let table: [(i16, Call<C>); 42] = [
             (ProduceRequest::KEY, call::<C, ProduceRequest>),
             (FetchRequest::KEY, call::<C, FetchRequest>),
             (ListOffsetsRequest::KEY, call::<C, ListOffsetsRequest>),
@@ -153,6 +153,8 @@ impl<C: BrokerContext> Router<C> {
             (DescribeLogDirsRequest::KEY, call::<C, DescribeLogDirsRequest>),
             (DescribeProducersRequest::KEY, call::<C, DescribeProducersRequest>),
             (DescribeQuorumRequest::KEY, call::<C, DescribeQuorumRequest>),
+            (AddRaftVoterRequest::KEY, call::<C, AddRaftVoterRequest>),
+            (RemoveRaftVoterRequest::KEY, call::<C, RemoveRaftVoterRequest>),
             (SaslHandshakeRequest::KEY, call::<C, SaslHandshakeRequest>),
             (SaslAuthenticateRequest::KEY, call::<C, SaslAuthenticateRequest>),
         ];

@@ -7,6 +7,7 @@ use super::authorize::AclCache;
 use super::context::{Authorize, Groups, Partitions, Producers, Settings, Telemetry};
 use crate::catalog::Catalog;
 use crate::cluster::Quorum;
+use crate::controller::VoterChange;
 use crate::controller::{
     ControllerError, MetadataCommand, MetadataResponse, MetadataState, QuorumDescription, QuorumReplica,
 };
@@ -138,6 +139,12 @@ impl Quorum for FakeBroker {
             voters: vec![me],
             observers: vec![],
         })
+    }
+    async fn change_voters(&self, change: VoterChange) -> Result<Vec<u64>, ControllerError> {
+        // The same rule as a real quorum, on a quorum of one without non-voting members.
+        let voters = std::collections::BTreeSet::from([NODE as u64]);
+        crate::controller::membership::check(&voters, &Default::default(), change).map_err(ControllerError::Voters)?;
+        Ok(voters.into_iter().collect())
     }
 }
 

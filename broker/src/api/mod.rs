@@ -35,6 +35,7 @@ mod reassignments;
 mod sasl;
 mod topics;
 mod users;
+mod voters;
 
 pub use authorize::{Access, AclCache};
 pub use context::{led_partition, Connection, Principal, Reply, RequestContext};
@@ -87,6 +88,8 @@ pub const SUPPORTED_APIS: &[ApiKey] = &[
     ApiKey::DescribeLogDirs,
     ApiKey::DescribeProducers,
     ApiKey::DescribeQuorum,
+    ApiKey::AddRaftVoter,
+    ApiKey::RemoveRaftVoter,
     ApiKey::SaslHandshake,
     ApiKey::SaslAuthenticate,
 ];

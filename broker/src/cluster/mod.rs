@@ -12,7 +12,7 @@ use crate::controller::network::{RpcListener, Transport};
 use crate::controller::BrokerEndpoint;
 use crate::controller::{
     Controller, ControllerError, HeartbeatReply, HeartbeatRequest, MetadataCommand, MetadataResponse, MetadataState,
-    QuorumDescription,
+    QuorumDescription, VoterChange,
 };
 use crate::error::BrokerError;
 use crate::log_dirs::LogDirs;
@@ -64,6 +64,11 @@ pub trait Quorum: Send + Sync {
     ) -> impl std::future::Future<Output = Result<MetadataResponse, ControllerError>> + Send;
     /// How the metadata quorum stands, as its leader sees it (DescribeQuorum).
     fn describe_quorum(&self) -> impl std::future::Future<Output = Result<QuorumDescription, ControllerError>> + Send;
+    /// Changes the metadata quorum's voters; the voters after the change.
+    fn change_voters(
+        &self,
+        change: VoterChange,
+    ) -> impl std::future::Future<Output = Result<Vec<u64>, ControllerError>> + Send;
 }
 
 impl Quorum for ClusterLink {
@@ -86,6 +91,12 @@ impl Quorum for ClusterLink {
     fn describe_quorum(&self) -> impl std::future::Future<Output = Result<QuorumDescription, ControllerError>> + Send {
         self.controller.describe_quorum()
     }
+    fn change_voters(
+        &self,
+        change: VoterChange,
+    ) -> impl std::future::Future<Output = Result<Vec<u64>, ControllerError>> + Send {
+        self.controller.change_voters(change)
+    }
 }
 
 impl Quorum for crate::Broker {
@@ -107,6 +118,12 @@ impl Quorum for crate::Broker {
     }
     fn describe_quorum(&self) -> impl std::future::Future<Output = Result<QuorumDescription, ControllerError>> + Send {
         self.cluster.controller.describe_quorum()
+    }
+    fn change_voters(
+        &self,
+        change: VoterChange,
+    ) -> impl std::future::Future<Output = Result<Vec<u64>, ControllerError>> + Send {
+        self.cluster.controller.change_voters(change)
     }
 }
 

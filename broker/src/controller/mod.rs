@@ -12,6 +12,7 @@
 //! with the lowest id initializes the cluster when its log is empty.
 
 pub mod liveness;
+pub mod membership;
 pub mod network;
 pub mod quorum_lease;
 pub mod quorum_status;
@@ -27,6 +28,7 @@ pub use state_machine::{
 };
 
 pub use liveness::{HeartbeatReply, HeartbeatRequest};
+pub use membership::{VoterChange, VoterChangeError};
 pub use quorum_status::{QuorumDescription, QuorumReplica};
 pub use store::StateMachineStore;
 
@@ -104,6 +106,9 @@ pub enum ControllerError {
     /// The command was committed but rejected by the metadata rules.
     #[error("metadata command rejected: {0}")]
     Rejected(MetadataError),
+    /// A change of the voters was refused.
+    #[error("{0}")]
+    Voters(VoterChangeError),
 }
 
 impl MetadataError {
@@ -137,6 +142,7 @@ impl ControllerError {
     pub fn error_code(&self) -> ResponseError {
         match self {
             ControllerError::Rejected(e) => e.error_code(),
+            ControllerError::Voters(e) => e.error_code(),
             _ => ResponseError::RequestTimedOut,
         }
     }
@@ -165,6 +171,10 @@ pub struct Controller {
     quorum_lease: Arc<quorum_lease::QuorumLease>,
     /// The task confirming it.
     lease_task: JoinHandle<()>,
+    /// Nothing was logged or voted here before this start.
+    started_pristine: bool,
+    /// This start initialized a new quorum.
+    initialized_here: bool,
 }
 
 /// Broker session timeout of controllers started without one: effectively no automatic fencing
@@ -220,41 +230,64 @@ impl Controller {
             Self::start_inner(node_id, listener, transport, voters.clone(), data_dir, raft_config(), session_timeout)
                 .await?;
         if !voter {
-            controller.join_as_learner(&voters, advertised).await;
+            join_as_learner(node_id, controller.transport.clone(), &voters, advertised).await;
+        } else if controller.started_pristine && !controller.initialized_here && voters.len() > 1 {
+            // A configured voter starting empty: a new cluster's (already a member: a no-op), or
+            // one replacing a voter whose disk died after `remove-voter` left its id a
+            // non-voting member, perhaps at another address. Asked in the background: on a new
+            // cluster there is no leader to answer until this node votes.
+            let transport = controller.transport.clone();
+            tokio::spawn(async move { join_as_learner(node_id, transport, &voters, advertised).await });
         }
         Ok(controller)
     }
+}
 
-    /// Asks the voters (retrying until one active controller accepts) to add this node as a
-    /// non-voting member, so it receives the metadata log.
-    async fn join_as_learner(&self, voters: &BTreeMap<u64, String>, advertised: String) {
-        let request = RpcRequest::AddLearner { id: self.node_id, addr: advertised };
-        let mut targets: Vec<(u64, String)> = voters.iter().map(|(id, addr)| (*id, addr.clone())).collect();
-        let mut attempt = 0usize;
-        loop {
-            let (node, addr) = targets[attempt % targets.len()].clone();
-            attempt += 1;
-            let mut client = RpcClient::new(node, addr.clone(), self.transport.clone());
-            match client.call(&request, FORWARD_TIMEOUT).await {
-                Ok(RpcResponse::AddLearner(Ok(()))) => {
-                    tracing::info!(node_id = self.node_id, via = %addr, "joined the metadata quorum as a non-voting member");
-                    return;
-                }
-                Ok(RpcResponse::AddLearner(Err(refusal))) => {
-                    tracing::debug!(via = %addr, reason = %refusal.reason, "join refused; retrying");
-                    if let Some(leader) = refusal.leader {
-                        targets.insert(0, leader);
-                        attempt = 0;
-                    }
-                }
-                Ok(_) => tracing::warn!(via = %addr, "unexpected answer to a join request"),
-                Err(e) => tracing::debug!(error = %e, "join request failed; retrying"),
+/// The leader of a quorum the other `voters` already run, if one answers within a second.
+async fn existing_leader(node_id: u64, transport: &Transport, voters: &BTreeMap<u64, String>) -> Option<u64> {
+    let asks = voters.iter().filter(|(id, _)| **id != node_id).map(|(id, addr)| {
+        let mut client = RpcClient::new(*id, addr.clone(), transport.clone());
+        async move {
+            match client.call(&RpcRequest::DescribeQuorum, Duration::from_secs(1)).await {
+                Ok(RpcResponse::DescribeQuorum(Some(d))) => Some(d.leader_id),
+                _ => None,
             }
-            targets.truncate(voters.len() + 1);
-            tokio::time::sleep(Duration::from_millis(300)).await;
         }
-    }
+    });
+    futures::future::join_all(asks).await.into_iter().flatten().next()
+}
 
+/// Asks the voters (retrying until one active controller accepts) to add node `node_id` as a
+/// non-voting member, so it receives the metadata log.
+async fn join_as_learner(node_id: u64, transport: Transport, voters: &BTreeMap<u64, String>, advertised: String) {
+    let request = RpcRequest::AddLearner { id: node_id, addr: advertised };
+    let mut targets: Vec<(u64, String)> = voters.iter().map(|(id, addr)| (*id, addr.clone())).collect();
+    let mut attempt = 0usize;
+    loop {
+        let (node, addr) = targets[attempt % targets.len()].clone();
+        attempt += 1;
+        let mut client = RpcClient::new(node, addr.clone(), transport.clone());
+        match client.call(&request, FORWARD_TIMEOUT).await {
+            Ok(RpcResponse::AddLearner(Ok(()))) => {
+                tracing::info!(node_id, via = %addr, "joined the metadata quorum as a non-voting member");
+                return;
+            }
+            Ok(RpcResponse::AddLearner(Err(refusal))) => {
+                tracing::debug!(via = %addr, reason = %refusal.reason, "join refused; retrying");
+                if let Some(leader) = refusal.leader {
+                    targets.insert(0, leader);
+                    attempt = 0;
+                }
+            }
+            Ok(_) => tracing::warn!(via = %addr, "unexpected answer to a join request"),
+            Err(e) => tracing::debug!(error = %e, "join request failed; retrying"),
+        }
+        targets.truncate(voters.len() + 1);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+impl Controller {
     /// [`Controller::start_with_listener`] with explicit openraft settings (tests shrink the
     /// snapshot policy to exercise snapshot transfer). The listener takes connections from the
     /// voters' addresses and loopback.
@@ -300,7 +333,7 @@ impl Controller {
         let liveness_task = tokio::spawn(liveness.clone().run(raft.clone(), state_machine.clone()));
         let quorum_lease = Arc::new(quorum_lease::QuorumLease::default());
         let lease_task = tokio::spawn(quorum_lease.clone().run(raft.clone()));
-        let controller = Controller {
+        let mut controller = Controller {
             node_id,
             raft,
             state_machine,
@@ -313,13 +346,22 @@ impl Controller {
             stopping: std::sync::atomic::AtomicBool::new(false),
             quorum_lease,
             lease_task,
+            started_pristine: pristine,
+            initialized_here: false,
         };
         let lowest = voters.keys().next().copied();
         if pristine && lowest == Some(node_id) {
-            let members: BTreeMap<u64, BasicNode> =
-                voters.iter().map(|(id, addr)| (*id, BasicNode { addr: addr.clone() })).collect();
-            tracing::info!(node_id, ?voters, "initializing metadata quorum");
-            controller.raft.initialize(members).await.map_err(|e| ControllerError::Raft(e.to_string()))?;
+            // An empty first voter is a new cluster's, unless the others already lead one (its
+            // disk was replaced): then it must join that quorum, not found another.
+            if let Some(leader) = existing_leader(node_id, &controller.transport, &voters).await {
+                tracing::warn!(node_id, leader, "the metadata quorum already runs; not initializing it again");
+            } else {
+                let members: BTreeMap<u64, BasicNode> =
+                    voters.iter().map(|(id, addr)| (*id, BasicNode { addr: addr.clone() })).collect();
+                tracing::info!(node_id, ?voters, "initializing metadata quorum");
+                controller.raft.initialize(members).await.map_err(|e| ControllerError::Raft(e.to_string()))?;
+                controller.initialized_here = true;
+            }
         }
         Ok(controller)
     }
@@ -480,6 +522,28 @@ impl Controller {
             Ok(RpcResponse::DescribeQuorum(None)) => {
                 Err(ControllerError::NotLeader { leader_id: None, leader_addr: None })
             }
+            Ok(_) => Err(ControllerError::Forward { leader_id, source: NetError::UnexpectedResponse { addr } }),
+            Err(source) => Err(ControllerError::Forward { leader_id, source }),
+        }
+    }
+
+    /// Changes the voters (on the leader; asked of it from elsewhere); returns the voters after.
+    pub async fn change_voters(&self, change: VoterChange) -> Result<Vec<u64>, ControllerError> {
+        if self.is_leader() {
+            return membership::apply(&self.raft, change).await.map_err(ControllerError::Voters);
+        }
+        let Some((leader_id, addr)) = self.leader_address() else {
+            return Err(ControllerError::NotLeader { leader_id: None, leader_addr: None });
+        };
+        let mut clients = self.forward.lock().await;
+        let client =
+            clients.entry(leader_id).or_insert_with(|| RpcClient::new(leader_id, addr.clone(), self.transport.clone()));
+        if client.addr() != addr {
+            *client = RpcClient::new(leader_id, addr.clone(), self.transport.clone());
+        }
+        // A membership change commits twice (joint, then final): allow it the time of both.
+        match client.call(&RpcRequest::ChangeVoters(change), FORWARD_TIMEOUT * 4).await {
+            Ok(RpcResponse::ChangeVoters(result)) => result.map_err(ControllerError::Voters),
             Ok(_) => Err(ControllerError::Forward { leader_id, source: NetError::UnexpectedResponse { addr } }),
             Err(source) => Err(ControllerError::Forward { leader_id, source }),
         }

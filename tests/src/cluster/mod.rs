@@ -133,12 +133,20 @@ pub struct Cluster {
     dir: Option<tempfile::TempDir>,
     /// Brokers run under libfaketime ([`Cluster::start_netns_clocked`]).
     clocks: bool,
+    /// How many brokers (the lowest ids) are voters of the metadata quorum; the rest join it as
+    /// non-voting members.
+    voters: usize,
 }
 
 impl Cluster {
     /// Starts `n` brokers on loopback with free ports and waits until every one is registered.
     pub fn start(n: usize, extra_toml: &str) -> anyhow::Result<Cluster> {
         Cluster::launch(n, &|_| extra_toml.to_string(), None, false)
+    }
+
+    /// [`Cluster::start`] with only brokers `1..=voters` voting in the metadata quorum.
+    pub fn start_with_voters(n: usize, voters: usize, extra_toml: &str) -> anyhow::Result<Cluster> {
+        Cluster::launch_with_voters(n, voters, &|_| extra_toml.to_string(), None, false)
     }
 
     /// [`Cluster::start`] with each broker's own extra configuration, `extra_toml(id)` (e.g.
@@ -191,7 +199,17 @@ impl Cluster {
         network: Option<Network>,
         clocks: bool,
     ) -> anyhow::Result<Cluster> {
-        anyhow::ensure!(n >= 1, "a cluster needs at least one broker");
+        Cluster::launch_with_voters(n, n, extra_toml, network, clocks)
+    }
+
+    fn launch_with_voters(
+        n: usize,
+        voters: usize,
+        extra_toml: &dyn Fn(i32) -> String,
+        network: Option<Network>,
+        clocks: bool,
+    ) -> anyhow::Result<Cluster> {
+        anyhow::ensure!(n >= 1 && (1..=n).contains(&voters), "a cluster needs at least one broker and voter");
         let dir = tempfile::Builder::new().prefix("millrace-cluster-").tempdir()?;
         let mut brokers = Vec::new();
         for id in 1..=n as i32 {
@@ -210,7 +228,7 @@ impl Cluster {
                 cut_one_way: false,
             });
         }
-        let mut cluster = Cluster { brokers, network, dir: Some(dir), clocks };
+        let mut cluster = Cluster { brokers, network, dir: Some(dir), clocks, voters };
         if clocks {
             for id in cluster.ids() {
                 cluster.step_clock(id, 0)?;
@@ -265,7 +283,7 @@ impl Cluster {
 
     fn write_configs(&self, extra_toml: &dyn Fn(i32) -> String) -> anyhow::Result<()> {
         let voters: Vec<String> =
-            self.brokers.iter().map(|b| format!("\"{}@{}\"", b.id, b.controller_addr())).collect();
+            self.brokers.iter().take(self.voters).map(|b| format!("\"{}@{}\"", b.id, b.controller_addr())).collect();
         for broker in &self.brokers {
             let config = format!(
                 "node_id = {}\ndata_dir = {:?}\nlisten = \"{}\"\nadmin_listen = \"{}\"\ncontroller_listen = \"{}\"\n\

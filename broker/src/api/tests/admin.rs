@@ -222,3 +222,17 @@ async fn every_version_of_the_admin_responses_encodes() {
         encodes(ApiKey::DescribeProducers, v, &answer(&ctx, v, request).await);
     }
 }
+
+#[tokio::test]
+async fn voter_changes_follow_the_quorum_rules() {
+    let ctx = FakeBroker::new();
+    let add = |id| AddRaftVoterRequest::default().with_voter_id(id);
+    assert_eq!(answer(&ctx, 0, add(NODE)).await.error_code, ResponseError::DuplicateVoter.code());
+    let never_joined = answer(&ctx, 0, add(9)).await;
+    assert_eq!(never_joined.error_code, ResponseError::InvalidRequest.code());
+    assert!(never_joined.error_message.unwrap_or_default().contains("not a member"));
+    let last = answer(&ctx, 0, RemoveRaftVoterRequest::default().with_voter_id(NODE)).await;
+    assert_eq!(last.error_code, ResponseError::InvalidRequest.code(), "the only voter stays");
+    let other_cluster = add(NODE).with_cluster_id(Some(StrBytes::from_static_str("another")));
+    assert_eq!(answer(&ctx, 0, other_cluster).await.error_code, ResponseError::InconsistentClusterId.code());
+}

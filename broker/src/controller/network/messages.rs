@@ -24,6 +24,8 @@ pub(crate) enum RpcRequest {
     BrokerHeartbeat(HeartbeatRequest),
     /// A broker asks the leader how the quorum stands (DescribeQuorum).
     DescribeQuorum,
+    /// A broker asks the leader to change the voters (AddRaftVoter / RemoveRaftVoter).
+    ChangeVoters(crate::controller::VoterChange),
     /// A broker outside the voters asks to receive the metadata log as a non-voting member.
     AddLearner {
         /// Its node id.
@@ -43,6 +45,8 @@ pub(crate) enum RpcResponse {
     BrokerHeartbeat(HeartbeatReply),
     /// None when the receiver is not the leader.
     DescribeQuorum(Option<crate::controller::QuorumDescription>),
+    /// The voters after the change, or why it was refused.
+    ChangeVoters(Result<Vec<u64>, crate::controller::VoterChangeError>),
     /// `Err` carries the reason (e.g. not the leader: retry at `leader`).
     AddLearner(Result<(), AddLearnerRefusal>),
 }

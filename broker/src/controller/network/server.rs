@@ -163,6 +163,9 @@ async fn serve_conn(
                 RpcResponse::BrokerHeartbeat(served.liveness.heartbeat(raft, &served.machine, hb).await)
             }
             RpcRequest::AddLearner { id, addr } => RpcResponse::AddLearner(add_learner(raft, id, addr).await),
+            RpcRequest::ChangeVoters(change) => {
+                RpcResponse::ChangeVoters(crate::controller::membership::apply(raft, change).await)
+            }
             RpcRequest::DescribeQuorum => {
                 RpcResponse::DescribeQuorum(crate::controller::quorum_status::describe(&raft.metrics().borrow()))
             }
@@ -181,8 +184,22 @@ async fn add_learner(raft: &Raft<TypeConfig>, id: u64, addr: String) -> Result<(
             .and_then(|l| metrics.membership_config.membership().get_node(&l).map(|n| (l, n.addr.clone())));
         return Err(AddLearnerRefusal { reason: "not the active controller".into(), leader });
     }
-    if metrics.membership_config.membership().voter_ids().any(|v| v == id) {
+    let membership = metrics.membership_config.membership();
+    if membership.voter_ids().any(|v| v == id) {
         return Ok(());
+    }
+    if membership.learner_ids().any(|l| l == id) {
+        if membership.get_node(&id).is_some_and(|n| n.addr == addr) {
+            return Ok(());
+        }
+        // A non-voting member back at another address (a replaced machine): point the log there.
+        tracing::info!(node = id, %addr, "a non-voting metadata member moved; updating its address");
+        let nodes = std::collections::BTreeMap::from([(id, BasicNode { addr })]);
+        return raft
+            .change_membership(openraft::ChangeMembers::SetNodes(nodes), true)
+            .await
+            .map(|_| ())
+            .map_err(|e| AddLearnerRefusal { reason: e.to_string(), leader: None });
     }
     tracing::info!(node = id, %addr, "adding a non-voting metadata member");
     // Non-blocking: the learner catches up in the background; the caller waits for its own

@@ -132,7 +132,7 @@ pub(crate) fn claimed_node(request: &RpcRequest) -> Claim {
         RpcRequest::InstallSnapshot(r) => Claim::Node(r.vote.leader_id.node_id),
         RpcRequest::BrokerHeartbeat(hb) => broker(hb.broker_id),
         RpcRequest::AddLearner { id, .. } => Claim::Node(*id),
-        RpcRequest::DescribeQuorum => Claim::Nobody,
+        RpcRequest::DescribeQuorum | RpcRequest::ChangeVoters(_) => Claim::Nobody,
         RpcRequest::Propose(MetadataCommand::RegisterBroker { id, .. } | MetadataCommand::BrokerHeartbeat { id }) => {
             broker(*id)
         }
