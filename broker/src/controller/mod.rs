@@ -395,14 +395,8 @@ impl Controller {
         addr: String,
         cmd: MetadataCommand,
     ) -> Result<MetadataResponse, ControllerError> {
-        let mut clients = self.forward.lock().await;
-        let client =
-            clients.entry(leader_id).or_insert_with(|| RpcClient::new(leader_id, addr.clone(), self.transport.clone()));
-        if client.addr() != addr {
-            *client = RpcClient::new(leader_id, addr.clone(), self.transport.clone());
-        }
-        let resp = client
-            .call(&RpcRequest::Propose(cmd), FORWARD_TIMEOUT)
+        let resp = self
+            .call_leader(leader_id, &addr, &RpcRequest::Propose(cmd), FORWARD_TIMEOUT)
             .await
             .map_err(|source| ControllerError::Forward { leader_id, source })?;
         match resp {
@@ -413,6 +407,24 @@ impl Controller {
             RpcResponse::Propose(Err(e)) => Err(ControllerError::Raft(format!("leader {leader_id} at {addr}: {e}"))),
             _ => Err(ControllerError::Forward { leader_id, source: NetError::UnexpectedResponse { addr } }),
         }
+    }
+
+    /// Sends `request` to the leader `leader_id` at `addr` on the pooled connection to it.
+    async fn call_leader(
+        &self,
+        leader_id: u64,
+        addr: &str,
+        request: &RpcRequest,
+        timeout: Duration,
+    ) -> Result<RpcResponse, NetError> {
+        let mut clients = self.forward.lock().await;
+        let client = clients
+            .entry(leader_id)
+            .or_insert_with(|| RpcClient::new(leader_id, addr.to_string(), self.transport.clone()));
+        if client.addr() != addr {
+            *client = RpcClient::new(leader_id, addr.to_string(), self.transport.clone());
+        }
+        client.call(request, timeout).await
     }
 
     /// A copy of the locally applied metadata. It may lag the leader by the entries not yet
@@ -511,13 +523,7 @@ impl Controller {
         let Some((leader_id, addr)) = self.leader_address() else {
             return Err(ControllerError::NotLeader { leader_id: None, leader_addr: None });
         };
-        let mut clients = self.forward.lock().await;
-        let client =
-            clients.entry(leader_id).or_insert_with(|| RpcClient::new(leader_id, addr.clone(), self.transport.clone()));
-        if client.addr() != addr {
-            *client = RpcClient::new(leader_id, addr.clone(), self.transport.clone());
-        }
-        match client.call(&RpcRequest::DescribeQuorum, FORWARD_TIMEOUT).await {
+        match self.call_leader(leader_id, &addr, &RpcRequest::DescribeQuorum, FORWARD_TIMEOUT).await {
             Ok(RpcResponse::DescribeQuorum(Some(description))) => Ok(description),
             Ok(RpcResponse::DescribeQuorum(None)) => {
                 Err(ControllerError::NotLeader { leader_id: None, leader_addr: None })
@@ -535,14 +541,8 @@ impl Controller {
         let Some((leader_id, addr)) = self.leader_address() else {
             return Err(ControllerError::NotLeader { leader_id: None, leader_addr: None });
         };
-        let mut clients = self.forward.lock().await;
-        let client =
-            clients.entry(leader_id).or_insert_with(|| RpcClient::new(leader_id, addr.clone(), self.transport.clone()));
-        if client.addr() != addr {
-            *client = RpcClient::new(leader_id, addr.clone(), self.transport.clone());
-        }
         // A membership change commits twice (joint, then final): allow it the time of both.
-        match client.call(&RpcRequest::ChangeVoters(change), FORWARD_TIMEOUT * 4).await {
+        match self.call_leader(leader_id, &addr, &RpcRequest::ChangeVoters(change), FORWARD_TIMEOUT * 4).await {
             Ok(RpcResponse::ChangeVoters(result)) => result.map_err(ControllerError::Voters),
             Ok(_) => Err(ControllerError::Forward { leader_id, source: NetError::UnexpectedResponse { addr } }),
             Err(source) => Err(ControllerError::Forward { leader_id, source }),

@@ -1,7 +1,8 @@
-//! A changeable metadata quorum, as the runbook in docs/operations.md does it: a running broker
-//! becomes a voter (`cluster add-voter`), a voter whose disk died is removed (`cluster
-//! remove-voter`), comes back on an empty disk as a non-voting member and is added again, all
-//! while an acks=all producer runs; every acknowledged record is still there afterwards.
+//! The runbooks of docs/operations.md, each while an acks=all producer runs, and every
+//! acknowledged record still there afterwards: a running broker becomes a voter (`cluster
+//! add-voter`), a voter whose disk died is removed (`cluster remove-voter`), comes back on an
+//! empty disk (a replaced machine) as a non-voting member and is added again; and a rolling
+//! restart (an upgrade) of every broker in turn.
 
 use millrace_tests::{millrace, python, python_bin, python_script, wait_for, Cluster};
 use std::process::{Command, Stdio};
@@ -32,12 +33,7 @@ fn a_voter_is_replaced_while_producers_run_and_nothing_is_lost() -> anyhow::Resu
     let scratch = tempfile::Builder::new().prefix("millrace-quorum-").tempdir()?;
     let acked = scratch.path().join("acked");
     let acked_arg = acked.display().to_string();
-    let mut producer = Command::new(python_bin())
-        .arg(python_script("acked_producer.py"))
-        .args(["--bootstrap", &bootstrap, "--topic", "vq", "--count", "6000", "--rate", "300", "--acked", &acked_arg])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
+    let producer = start_producer(&bootstrap, "vq", 6000, 300, &acked_arg)?;
 
     // A running broker becomes the fourth voter.
     let out = millrace(&["cluster", "add-voter", "--id", "4", "--bootstrap", &bootstrap])?;
@@ -66,25 +62,71 @@ fn a_voter_is_replaced_while_producers_run_and_nothing_is_lost() -> anyhow::Resu
     let out = millrace(&["cluster", "add-voter", "--id", &victim.to_string(), "--bootstrap", &cluster.bootstrap()])?;
     assert!(out.contains("CurrentVoters:\t[1,2,3,4]"), "{out}");
 
-    let status = millrace_tests::wait_or_kill(&mut producer, std::time::Instant::now() + Duration::from_secs(120))?;
-    let mut report = String::new();
-    if let Some(mut stdout) = producer.stdout.take() {
-        std::io::Read::read_to_string(&mut stdout, &mut report)?;
-    }
-    assert!(status.is_some_and(|s| s.success()) && report.contains("failed 0, undelivered 0"), "producer: {report}");
     cluster.wait_isr_full("vq", T)?;
-    let out = python(
-        "verify_acked.py",
-        &["--bootstrap", &cluster.bootstrap(), "--topic", "vq", "--partitions", "3", "--acked", &acked_arg],
-        T,
-    )?;
-    assert!(out.contains("all present"), "{out}");
+    check_producer(producer, &cluster.bootstrap(), "vq", 3, &acked_arg)?;
     // The replacement holds the whole metadata log again.
     wait_for("every voter caught up", T, || {
         let out = millrace(&["cluster", "quorum", "--bootstrap", &cluster.bootstrap()])?;
         Ok(out.contains("MaxFollowerLag:\t0"))
     })?;
     Ok(())
+}
+
+/// Starts `acked_producer.py` on `topic`: `count` records at `rate` per second.
+fn start_producer(
+    bootstrap: &str,
+    topic: &str,
+    count: u32,
+    rate: u32,
+    acked: &str,
+) -> anyhow::Result<std::process::Child> {
+    Ok(Command::new(python_bin())
+        .arg(python_script("acked_producer.py"))
+        .args(["--bootstrap", bootstrap, "--topic", topic, "--count", &count.to_string(), "--rate", &rate.to_string()])
+        .args(["--acked", acked])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?)
+}
+
+/// Waits for the producer (bounded) and checks it delivered everything, then that every record
+/// it was acknowledged is in `topic` at its offset.
+fn check_producer(
+    mut producer: std::process::Child,
+    bootstrap: &str,
+    topic: &str,
+    partitions: u32,
+    acked: &str,
+) -> anyhow::Result<()> {
+    let status = millrace_tests::wait_or_kill(&mut producer, std::time::Instant::now() + Duration::from_secs(120))?;
+    let mut report = String::new();
+    if let Some(mut stdout) = producer.stdout.take() {
+        std::io::Read::read_to_string(&mut stdout, &mut report)?;
+    }
+    assert!(status.is_some_and(|s| s.success()) && report.contains("failed 0, undelivered 0"), "producer: {report}");
+    let partitions = partitions.to_string();
+    let args = ["--bootstrap", bootstrap, "--topic", topic, "--partitions", &partitions, "--acked", acked];
+    let out = python("verify_acked.py", &args, T)?;
+    assert!(out.contains("all present"), "{out}");
+    Ok(())
+}
+
+#[test]
+fn a_rolling_restart_loses_nothing() -> anyhow::Result<()> {
+    let mut cluster = Cluster::start(3, "")?;
+    cluster.create_topic("roll", 3, 3, &[])?;
+    let scratch = tempfile::Builder::new().prefix("millrace-roll-").tempdir()?;
+    let acked = scratch.path().join("acked").display().to_string();
+    let producer = start_producer(&cluster.bootstrap(), "roll", 5000, 250, &acked)?;
+    // One broker at a time, as an upgrade goes: stop it cleanly, start it (the new binary), and
+    // wait until its replicas are back in sync before the next.
+    for id in cluster.ids() {
+        cluster.stop(id)?;
+        cluster.restart(id)?;
+        cluster.wait_isr_full("roll", T)?;
+        cluster.wait_isr_full("__consumer_offsets", T).ok();
+    }
+    check_producer(producer, &cluster.bootstrap(), "roll", 3, &acked)
 }
 
 /// `millrace ARGS`: (success, stdout or the error with stderr).
