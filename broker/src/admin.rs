@@ -85,6 +85,7 @@ fn scrape(broker: &Broker) -> (Vec<PartitionGauges>, Vec<GroupLag>) {
     health.under_min_isr_partitions.set(counts.under_min_isr);
     health.offline_partitions.set(counts.offline);
     health.active_controller.set(i64::from(active_controller));
+    health.quorum_max_follower_lag.set(broker.cluster.quorum_max_follower_lag());
     health.ready.set(i64::from(crate::health::not_ready_reasons(&readiness(broker)).is_empty()));
     let mut partitions = Vec::new();
     for topic in broker.catalog.all() {

@@ -121,6 +121,8 @@ pub struct HealthMetrics {
     pub active_controller: IntGauge,
     /// 1 while `/health` answers 200.
     pub ready: IntGauge,
+    /// Metadata log entries the slowest voter is behind the active controller (0 elsewhere).
+    pub quorum_max_follower_lag: IntGauge,
     /// Committed ISR changes of partitions this broker leads that removed members.
     pub isr_shrinks: IntCounter,
     /// … that added members.
@@ -154,6 +156,10 @@ impl HealthMetrics {
             )?,
             active_controller: gauge("active_controller", "1 where this node is the active controller, else 0")?,
             ready: gauge("ready", "1 while the broker is ready to serve (/health answers 200), else 0")?,
+            quorum_max_follower_lag: gauge(
+                "quorum_max_follower_lag",
+                "Metadata log entries the slowest voter is behind, as the active controller sees it (0 on other brokers)",
+            )?,
             isr_shrinks: counter("isr_shrinks_total", "ISR changes of led partitions that removed replicas")?,
             isr_expands: counter("isr_expands_total", "ISR changes of led partitions that added replicas")?,
         })

@@ -216,6 +216,12 @@ impl ClusterLink {
         self.controller.active_controller().and_then(|id| i32::try_from(id).ok()).unwrap_or(-1)
     }
 
+    /// Metadata log entries the slowest voter is behind, where this broker's controller leads
+    /// the quorum; 0 elsewhere (only the leader knows).
+    pub fn quorum_max_follower_lag(&self) -> i64 {
+        self.controller.local_quorum().map_or(0, |q| q.max_voter_lag())
+    }
+
     /// Epoch of this broker's current registration, -1 before it registered.
     pub fn broker_epoch(&self) -> i64 {
         self.broker_epoch.load(Ordering::Acquire)

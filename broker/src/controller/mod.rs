@@ -514,10 +514,15 @@ impl Controller {
         }
     }
 
+    /// The quorum as this controller sees it when it leads; None elsewhere.
+    pub fn local_quorum(&self) -> Option<QuorumDescription> {
+        quorum_status::describe(&self.raft.metrics().borrow())
+    }
+
     /// The quorum as its leader sees it: from here when this controller leads, else asked of the
     /// leader.
     pub async fn describe_quorum(&self) -> Result<QuorumDescription, ControllerError> {
-        if let Some(description) = quorum_status::describe(&self.raft.metrics().borrow()) {
+        if let Some(description) = self.local_quorum() {
             return Ok(description);
         }
         let Some((leader_id, addr)) = self.leader_address() else {
