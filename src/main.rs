@@ -6,6 +6,7 @@ mod client;
 mod cluster;
 mod cluster_admin;
 mod demo;
+mod dlq;
 mod group;
 mod panics;
 mod top;
@@ -50,6 +51,8 @@ enum Command {
     Group(group::GroupArgs),
     /// Describe the cluster and its metadata quorum, move partitions, elect leaders, change broker settings.
     Cluster(cluster::ClusterArgs),
+    /// Send a sink's dead letters back to their original topics once the cause is fixed.
+    Dlq(dlq::DlqArgs),
     /// Create, delete or list SCRAM users (credentials kept in the metadata quorum).
     User(user::UserArgs),
     /// Add, list or remove Kafka ACLs (kept in the metadata quorum, enforced with [authorization]).
@@ -169,6 +172,7 @@ fn main() -> anyhow::Result<()> {
             Command::Topic(args) => topic::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Group(args) => group::run(args).await,
+            Command::Dlq(args) => dlq::run(args).await,
             Command::Cluster(args) => cluster::run(args).await,
             Command::User(args) => user::run(args).await,
             Command::Acl(args) => acl::run(args).await,

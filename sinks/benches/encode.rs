@@ -49,6 +49,7 @@ fn measure(name: &str, payloads: &[String], mut encode: impl FnMut(&SourceRecord
             key: None,
             payload: payload.as_bytes(),
             timestamp_ms: Some(1_795_431_600_000),
+            replayed_from: None,
         };
         encode(&record, &mut out);
         if out.len() > 60 << 20 {

@@ -5,7 +5,7 @@
 //! The writer only sees the [`DeadLetters`] trait, so its routing can be tested without a broker;
 //! [`DeadLetterTopic`] is the real one.
 
-use crate::record::SourceRecord;
+use crate::record::{SourceRecord, ORIGIN_OFFSET, ORIGIN_PARTITION, ORIGIN_TOPIC};
 use millrace_config::sink::SourceSettings;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
@@ -73,14 +73,16 @@ impl DeadLetters for DeadLetterTopic {
     }
 
     async fn send(&self, record: &SourceRecord<'_>, error: &str) -> Result<(), DeadLetterError> {
-        let partition = record.partition.to_string();
-        let offset = record.offset.to_string();
+        // A replayed record refused again keeps its first origin.
+        let first = record.first_position();
+        let partition = first.partition.to_string();
+        let offset = first.offset.to_string();
         let headers = OwnedHeaders::new()
             .insert(Header { key: "millrace.error", value: Some(error) })
             .insert(Header { key: "millrace.sink", value: Some(&self.sink) })
-            .insert(Header { key: "millrace.origin.topic", value: Some(record.topic) })
-            .insert(Header { key: "millrace.origin.partition", value: Some(&partition) })
-            .insert(Header { key: "millrace.origin.offset", value: Some(&offset) });
+            .insert(Header { key: ORIGIN_TOPIC, value: Some(first.topic) })
+            .insert(Header { key: ORIGIN_PARTITION, value: Some(&partition) })
+            .insert(Header { key: ORIGIN_OFFSET, value: Some(&offset) });
         let mut message = FutureRecord::<[u8], [u8]>::to(&self.topic).payload(record.payload).headers(headers);
         if let Some(key) = record.key {
             message = message.key(key);

@@ -138,6 +138,7 @@ mod tests {
             key: None,
             payload: payload.as_bytes(),
             timestamp_ms: Some(1_795_431_600_000),
+            replayed_from: None,
         }
     }
 

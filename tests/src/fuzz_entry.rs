@@ -280,6 +280,7 @@ pub fn sink_records(data: &[u8]) {
         key: None,
         payload: json,
         timestamp_ms: (pick & 8 == 8).then_some(NOW_MS),
+        replayed_from: None,
     };
     let mut bulk_body = Vec::new();
     // Daily indices, or names from the document's own fields (cleaned of what an index name may

@@ -4,7 +4,8 @@
 //!
 //! Proves: a per-item 403 for a missing privilege is dead-lettered with its reason while a 403
 //! write block and per-item 500/503 are retried until accepted, nothing written twice and nothing
-//! committed before acceptance; a node refusing connections mid-stream stalls the sink (with
+//! committed before acceptance, and once the privilege is granted `millrace dlq replay` brings the
+//! dead letters back with their first document ids; a node refusing connections mid-stream stalls the sink (with
 //! backoff, offsets held) and everything arrives once it is back; two nodes share the writes and
 //! one of them down loses nothing; wrong basic-auth credentials are reported, commit nothing and
 //! are not hammered; a batch over `http.max_content_length` is split and delivered; a data stream
@@ -172,7 +173,36 @@ fn per_item_403_and_5xx_dead_letter_or_retry_and_commit_only_after_acceptance() 
         );
     }
     assert!(es.docs(Some("logs-2025"))?.is_empty());
+
+    // The permission is granted: `millrace dlq replay` sends the dead letters back to `events`,
+    // and the running sink writes them with the ids they would have had the first time.
+    let first_ids: std::collections::BTreeSet<String> = dead.iter().map(|(headers, _)| origin_id(headers)).collect();
+    assert_eq!(first_ids.len(), 10, "{dead:#?}");
+    es.configure(r#"{"forbidden_indices": []}"#)?;
+    let dry = millrace(&["dlq", "replay", "--topic", "dead-letters", "--dry-run", "--bootstrap", &bootstrap])?;
+    assert!(dry.contains("would replay 10 dead letters") && dry.contains("\tevents\t10"), "{dry}");
+    let replayed = millrace(&["dlq", "replay", "--topic", "dead-letters", "--bootstrap", &bootstrap])?;
+    assert!(replayed.contains("replayed 10 dead letters"), "{replayed}");
+    wait_for("the replayed dead letters indexed", Duration::from_secs(60), || {
+        Ok(es.docs(Some("logs-2025"))?.len() >= 10)
+    })
+    .map_err(|e| anyhow::anyhow!("{e}; sink log:\n{}", sink.log()))?;
+    let docs = es.docs(Some("logs-2025"))?;
+    let ids: std::collections::BTreeSet<String> =
+        docs.iter().filter_map(|d| d["id"].as_str().map(str::to_string)).collect();
+    assert_eq!(ids, first_ids, "replayed documents keep their first ids");
+    // A second run has nothing left to send.
+    let again = millrace(&["dlq", "replay", "--topic", "dead-letters", "--bootstrap", &bootstrap])?;
+    assert!(again.contains("replayed 0 dead letters"), "{again}");
     Ok(())
+}
+
+/// The document id a dead letter's record had (`topic:partition:offset`), from kcat's `%h`.
+fn origin_id(headers: &str) -> String {
+    let get = |key: &str| {
+        headers.split(',').find_map(|h| h.strip_prefix(key).and_then(|v| v.strip_prefix('='))).unwrap_or("?")
+    };
+    format!("{}:{}:{}", get("millrace.origin.topic"), get("millrace.origin.partition"), get("millrace.origin.offset"))
 }
 
 #[test]

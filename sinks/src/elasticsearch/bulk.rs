@@ -11,7 +11,8 @@ use serde_json::Value;
 /// The document `_id` of a record. A log line from a file is identified by where it came from
 /// (host, the file's device, inode and fingerprint, and the line's byte offset): the same line
 /// re-sent by an agent after a crash lands on another broker offset but gets the same id, so it
-/// overwrites itself. Anything else is identified by its broker position.
+/// overwrites itself. Anything else is identified by its broker position, where it was first
+/// read for a replayed dead letter.
 pub fn document_id(doc: &Value, record: &SourceRecord<'_>) -> String {
     let file = &doc["log"]["file"];
     let parts = (
@@ -25,7 +26,10 @@ pub fn document_id(doc: &Value, record: &SourceRecord<'_>) -> String {
         (Some(host), Some(device), Some(inode), Some(fingerprint), Some(offset)) => {
             format!("{host}:{device}:{inode}:{fingerprint}:{offset}")
         }
-        _ => format!("{}:{}:{}", record.topic, record.partition, record.offset),
+        _ => {
+            let first = record.first_position();
+            format!("{}:{}:{}", first.topic, first.partition, first.offset)
+        }
     }
 }
 
@@ -167,6 +171,7 @@ mod tests {
             key: None,
             payload: payload.as_bytes(),
             timestamp_ms: Some(1_795_431_600_000),
+            replayed_from: None,
         }
     }
 
@@ -193,6 +198,12 @@ mod tests {
         let other = encode(&record(r#"{"message":"no time"}"#), "syslog-%Y", BulkAction::Create).unwrap();
         let meta: Value = serde_json::from_slice(other.split(|b| *b == b'\n').next().unwrap()).unwrap();
         assert_eq!(meta["create"]["_id"], "app-logs:2:17");
+        // A dead letter replayed to its topic keeps the id it would have had the first time.
+        let first = crate::record::Position { topic: "app-logs", partition: 0, offset: 5 };
+        let replayed = SourceRecord { offset: 900, replayed_from: Some(first), ..record(r#"{"message":"no time"}"#) };
+        let again = encode(&replayed, "syslog-%Y", BulkAction::Create).unwrap();
+        let meta: Value = serde_json::from_slice(again.split(|b| *b == b'\n').next().unwrap()).unwrap();
+        assert_eq!(meta["create"]["_id"], "app-logs:0:5");
         assert_eq!(meta["create"]["_index"], "syslog-2026", "falls back to the broker timestamp");
         assert!(encode(&record("not json"), "x", BulkAction::Index).is_err());
         assert!(encode(&record("[1,2]"), "x", BulkAction::Index).is_err());

@@ -128,6 +128,7 @@ mod tests {
             partition: 0,
             offset: 7,
             timestamp_ms: Some(1_795_431_600_000),
+            replayed_from: None,
             key: None,
             payload: b"",
         }

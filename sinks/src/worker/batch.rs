@@ -3,7 +3,7 @@
 
 use super::commits::Offsets;
 use crate::destination::Destination;
-use crate::record::SourceRecord;
+use crate::record::{Position, SourceRecord};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::sync::Arc;
@@ -15,6 +15,8 @@ struct Item {
     partition: i32,
     offset: i64,
     timestamp_ms: Option<i64>,
+    /// A replayed record's first position: its topic's place in `originals`, partition, offset.
+    replayed_from: Option<(Range<usize>, i32, i64)>,
     key: Option<Range<usize>>,
     payload: Range<usize>,
     /// The encoding's place in `Batch::encoded`, or why the record cannot be encoded.
@@ -71,6 +73,8 @@ impl Batch {
             buffer.len() - bytes.len()..buffer.len()
         };
         let key = record.key.map(|k| copy(&mut self.originals, k));
+        let replayed_from =
+            record.replayed_from.map(|o| (copy(&mut self.originals, o.topic.as_bytes()), o.partition, o.offset));
         let payload = copy(&mut self.originals, record.payload);
         let start = self.encoded.len();
         let encoded = match destination.encode(record, &mut self.encoded) {
@@ -87,6 +91,7 @@ impl Batch {
             partition: record.partition,
             offset: record.offset,
             timestamp_ms: record.timestamp_ms,
+            replayed_from,
             key,
             payload,
             encoded,
@@ -103,6 +108,12 @@ impl Batch {
             key: item.key.clone().map(|k| &self.originals[k]),
             payload: &self.originals[item.payload.clone()],
             timestamp_ms: item.timestamp_ms,
+            replayed_from: item.replayed_from.as_ref().map(|(topic, partition, offset)| Position {
+                // Copied from a `&str` in `push`: always UTF-8.
+                topic: std::str::from_utf8(&self.originals[topic.clone()]).unwrap_or_default(),
+                partition: *partition,
+                offset: *offset,
+            }),
         }
     }
 
@@ -168,7 +179,28 @@ mod tests {
     }
 
     fn record<'a>(topic: &'a str, partition: i32, offset: i64, payload: &'a [u8]) -> SourceRecord<'a> {
-        SourceRecord { topic, partition, offset, key: Some(b"k"), payload, timestamp_ms: Some(offset * 10) }
+        SourceRecord {
+            topic,
+            partition,
+            offset,
+            key: Some(b"k"),
+            payload,
+            timestamp_ms: Some(offset * 10),
+            replayed_from: None,
+        }
+    }
+
+    #[test]
+    fn a_replayed_record_keeps_its_first_position() {
+        let topic: Arc<str> = Arc::from("logs");
+        let mut batch = Batch::default();
+        let first = Position { topic: "logs", partition: 3, offset: 77 };
+        batch.push(&topic, &SourceRecord { replayed_from: Some(first), ..record("logs", 0, 900, b"one") }, &Echo);
+        batch.push(&topic, &record("logs", 0, 901, b"two"), &Echo);
+        assert_eq!(batch.record(0).replayed_from, Some(first));
+        assert_eq!(batch.record(0).first_position(), first);
+        assert_eq!(batch.record(1).first_position(), Position { topic: "logs", partition: 0, offset: 901 });
+        assert_eq!(batch.record(0).payload, b"one", "the origin's copy does not disturb the payloads");
     }
 
     #[test]

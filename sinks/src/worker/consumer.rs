@@ -11,6 +11,7 @@ use crate::SinkError;
 use millrace_config::sink::{Common, SourceSettings, StartFrom};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::Headers;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -251,6 +252,10 @@ pub fn read_loop<D: Destination>(
                     key: message.key(),
                     payload: message.payload().unwrap_or_default(),
                     timestamp_ms: message.timestamp().to_millis(),
+                    // Only replayed dead letters carry headers worth reading.
+                    replayed_from: message
+                        .headers()
+                        .and_then(|h| crate::record::origin_from_headers(h.iter().map(|h| (h.key, h.value)))),
                 };
                 batch.push(&topic, &record, destination);
                 check_time = ran_dry || batch.len() % 256 == 0;

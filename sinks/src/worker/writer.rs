@@ -276,6 +276,7 @@ mod tests {
                     key: Some(key.as_bytes()),
                     payload: payload.as_bytes(),
                     timestamp_ms: None,
+                    replayed_from: None,
                 };
                 batch.push(&topic, &record, &*self.writer.destination);
             }
