@@ -51,7 +51,7 @@ fn the_deb_installs_runs_as_its_own_user_and_purges_cleanly() -> anyhow::Result<
     // A package left by an interrupted run goes first.
     let _ = purge();
     run("dpkg", &["-i", &deb], None, T)?;
-    let installed = std::panic::catch_unwind(|| check_installed());
+    let installed = std::panic::catch_unwind(check_installed);
     let purged = purge();
     match installed {
         Ok(result) => result?,
