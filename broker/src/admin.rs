@@ -104,23 +104,37 @@ fn scrape(broker: &Broker) -> (Vec<PartitionGauges>, Vec<GroupLag>) {
             });
         }
     }
+    let now_ms = crate::clock::now_ms();
     let lags = broker
         .groups
         .committed()
         .into_iter()
         .filter_map(|c| {
             let partition = broker.catalog.partition(&c.topic, c.partition)?;
-            let (_, end) = partition.offsets();
+            let (start, end) = partition.offsets();
+            let lag_seconds =
+                if c.offset < end { oldest_unread_age(&partition, c.offset.max(start), now_ms) } else { 0.0 };
             Some(GroupLag {
                 group: c.group,
                 topic: c.topic,
                 partition: c.partition,
                 committed: c.offset,
                 log_end_offset: end,
+                lag_seconds,
             })
         })
         .collect();
     (partitions, lags)
+}
+
+/// Seconds since the first timestamp of the batch holding `offset` (the first record a group has
+/// not consumed; at most a batch's span older than that record). 0 when it cannot be read.
+fn oldest_unread_age(partition: &crate::partition::Partition, offset: i64, now_ms: i64) -> f64 {
+    let Ok(read) = partition.read(offset, 1, true) else { return 0.0 };
+    match crate::log::batch::BatchHeader::parse(&read.data) {
+        Ok(header) if header.base_timestamp > 0 => (now_ms - header.base_timestamp).max(0) as f64 / 1000.0,
+        _ => 0.0,
+    }
 }
 
 /// What readiness is decided from, read off the broker.

@@ -42,6 +42,9 @@ pub struct GroupLag {
     pub committed: i64,
     /// The partition's high watermark (what a consumer can reach).
     pub log_end_offset: i64,
+    /// How old the first record the group has not consumed is (its batch's first timestamp),
+    /// in seconds; 0 when the group is caught up.
+    pub lag_seconds: f64,
 }
 
 /// All broker metrics, registered in their own registry.
@@ -80,6 +83,7 @@ pub struct Metrics {
     group_committed_offset: IntGaugeVec,
     group_log_end_offset: IntGaugeVec,
     group_lag: IntGaugeVec,
+    group_lag_seconds: prometheus::GaugeVec,
 }
 
 fn counter_vec(
@@ -333,6 +337,15 @@ impl Metrics {
                 "Log end offset minus committed offset",
                 &["group", "topic", "partition"],
             )?,
+            group_lag_seconds: {
+                let opts = Opts::new(
+                    "group_lag_seconds",
+                    "Age of the oldest record a group has not consumed yet (0 when caught up)",
+                );
+                let metric = prometheus::GaugeVec::new(opts, &["group", "topic", "partition"])?;
+                registry.register(Box::new(metric.clone()))?;
+                metric
+            },
         })
     }
 
@@ -394,6 +407,7 @@ impl Metrics {
             // Deleted topics must disappear from the output.
             gauge.reset();
         }
+        self.group_lag_seconds.reset();
         for p in partitions {
             let index = p.partition.to_string();
             let labels = [p.topic.as_str(), index.as_str()];
@@ -410,6 +424,7 @@ impl Metrics {
             self.group_committed_offset.with_label_values(&labels).set(c.committed);
             self.group_log_end_offset.with_label_values(&labels).set(c.log_end_offset);
             self.group_lag.with_label_values(&labels).set((c.log_end_offset - c.committed).max(0));
+            self.group_lag_seconds.with_label_values(&labels).set(c.lag_seconds);
         }
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {

@@ -91,6 +91,14 @@ fn a_groups_offsets_are_reset_to_replay_and_refused_while_it_has_members() -> an
     let done = reset(&b, &["--topic", "replay", "--to-earliest"])?;
     assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
     assert!(committed(&b)?.values().all(|o| *o == 0));
+    // The lag in time: the oldest record not consumed was written seconds ago.
+    let metrics = broker.admin_get("/metrics")?;
+    let ages: Vec<f64> = metrics
+        .lines()
+        .filter(|l| l.starts_with("millrace_broker_group_lag_seconds{") && l.contains("group=\"replayers\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    assert!(!ages.is_empty() && ages.iter().all(|a| *a >= 1.0 && *a < 600.0), "lag in seconds: {ages:?}");
     assert_eq!(consume(&b)?, names(0..20), "the whole topic replayed");
 
     // From a point in time: only what came after it.
