@@ -182,6 +182,8 @@ pub struct ListenerMetrics {
     pub queued_request_bytes: IntGauge,
     /// SASL logins, by result (`success`, `failure`).
     pub authentications: IntCounterVec,
+    /// How long requests waited for the request memory budget: the broker's request queue time.
+    pub request_queue_wait: Histogram,
 }
 
 impl ListenerMetrics {
@@ -204,6 +206,14 @@ impl ListenerMetrics {
                 Opts::new("sasl_authentications_total", "SASL logins on the Kafka listeners, by result"),
                 &["result"],
             )?,
+            request_queue_wait: Histogram::with_opts(
+                HistogramOpts::new(
+                    "request_queue_wait_seconds",
+                    "Waits of requests for the request memory budget (server.queued_max_request_bytes) before \
+                     they could be read whole: the broker's request queue time (only waits are counted)",
+                )
+                .buckets(vec![0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10.0]),
+            )?,
         })
     }
 
@@ -211,6 +221,7 @@ impl ListenerMetrics {
         registry.register(Box::new(self.refused.clone()))?;
         registry.register(Box::new(self.closed.clone()))?;
         registry.register(Box::new(self.authentications.clone()))?;
+        registry.register(Box::new(self.request_queue_wait.clone()))?;
         registry.register(Box::new(self.queued_request_bytes.clone()))
     }
 }

@@ -178,7 +178,7 @@ mod tests {
 
     #[tokio::test]
     async fn pipelined_frames_small_and_large_come_out_whole() {
-        let budget = Arc::new(RequestBudget::new(1 << 20, metrics().queued_request_bytes));
+        let budget = Arc::new(RequestBudget::new(1 << 20, &metrics()));
         let (mut reader, mut client) = connected(1 << 20, budget.clone()).await;
         let large: Vec<u8> = (0..300_000u32).map(|i| i as u8).collect();
         let mut bytes = frame(b"12345678");
@@ -208,7 +208,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_announced_length_reserves_nothing_until_bytes_arrive() {
-        let budget = Arc::new(RequestBudget::new(1 << 30, metrics().queued_request_bytes));
+        let budget = Arc::new(RequestBudget::new(1 << 30, &metrics()));
         let (mut reader, mut client) = connected(100 << 20, budget.clone()).await;
         let mut bytes = (100u32 << 20).to_be_bytes().to_vec();
         bytes.extend_from_slice(&[7u8; 100]);
@@ -228,7 +228,7 @@ mod tests {
 
     #[tokio::test]
     async fn frames_over_either_limit_are_refused_before_reading_them() {
-        let budget = Arc::new(RequestBudget::new(1000, metrics().queued_request_bytes));
+        let budget = Arc::new(RequestBudget::new(1000, &metrics()));
         let (mut reader, mut client) = connected(5000, budget.clone()).await;
         client.write_all(&2000u32.to_be_bytes()).await.unwrap();
         let err = reader.next_frame().await.err().unwrap().to_string();
@@ -237,15 +237,15 @@ mod tests {
         client.write_all(&600u32.to_be_bytes()).await.unwrap();
         let err = reader.next_frame().await.err().unwrap().to_string();
         assert!(err.contains("max_request_bytes"), "{err}");
-        let (mut reader, mut client) =
-            connected(500, Arc::new(RequestBudget::new(1000, metrics().queued_request_bytes))).await;
+        let (mut reader, mut client) = connected(500, Arc::new(RequestBudget::new(1000, &metrics()))).await;
         client.write_all(&4u32.to_be_bytes()).await.unwrap();
         assert!(reader.next_frame().await.is_err(), "frames shorter than a request header");
     }
 
     #[tokio::test]
     async fn a_used_up_budget_holds_reading_back_until_bytes_return() {
-        let budget = Arc::new(RequestBudget::new(100, metrics().queued_request_bytes));
+        let metrics = metrics();
+        let budget = Arc::new(RequestBudget::new(100, &metrics));
         let (mut reader, mut client) = connected(100, budget.clone()).await;
         let mut bytes = frame(&[1u8; 60]);
         bytes.extend(frame(&[2u8; 60]));
@@ -256,5 +256,8 @@ mod tests {
         drop(first);
         let second = reader.next_frame().await.unwrap().unwrap();
         assert_eq!(&second.bytes[..], &[2u8; 60][..]);
+        let waits = metrics.request_queue_wait.get_sample_count();
+        assert_eq!(waits, 1, "the second frame's wait is the request queue time");
+        assert!(metrics.request_queue_wait.get_sample_sum() >= 0.2);
     }
 }

@@ -158,6 +158,8 @@ pub(crate) struct RequestBudget {
     pub(super) semaphore: Arc<Semaphore>,
     pub(super) total: usize,
     pub(super) in_use: IntGauge,
+    /// Observes how long a request waited for bytes (only when it had to).
+    waited: prometheus::Histogram,
 }
 
 /// Bytes taken from the budget; they return when this is dropped.
@@ -167,10 +169,15 @@ pub(crate) struct BudgetBytes {
 }
 
 impl RequestBudget {
-    pub(crate) fn new(total: usize, in_use: IntGauge) -> RequestBudget {
+    pub(crate) fn new(total: usize, metrics: &crate::metrics::ListenerMetrics) -> RequestBudget {
         // tokio's semaphore holds at most usize::MAX >> 3 permits.
         let total = total.min(Semaphore::MAX_PERMITS);
-        RequestBudget { semaphore: Arc::new(Semaphore::new(total)), total, in_use }
+        RequestBudget {
+            semaphore: Arc::new(Semaphore::new(total)),
+            total,
+            in_use: metrics.queued_request_bytes.clone(),
+            waited: metrics.request_queue_wait.clone(),
+        }
     }
 
     pub(super) fn empty(&self) -> BudgetBytes {
@@ -184,9 +191,18 @@ impl RequestBudget {
         while left > 0 {
             // Acquisitions are counted in u32; large steps are taken in pieces.
             let step = left.min(u32::MAX as usize);
-            let Ok(permit) = self.semaphore.clone().acquire_many_owned(step as u32).await else {
-                // The semaphore is never closed.
-                return;
+            let permit = match self.semaphore.clone().try_acquire_many_owned(step as u32) {
+                Ok(permit) => permit,
+                Err(_) => {
+                    // Observed when the wait ends, also by cancellation (the connection's select
+                    // moves on to write a response and reads again later).
+                    let _timer = self.waited.start_timer();
+                    let Ok(permit) = self.semaphore.clone().acquire_many_owned(step as u32).await else {
+                        // The semaphore is never closed.
+                        return;
+                    };
+                    permit
+                }
             };
             held.in_use.add(step as i64);
             match &mut held.permit {

@@ -81,7 +81,7 @@ pub async fn serve(
     ));
     let budget = Arc::new(RequestBudget::new(
         usize::try_from(server.queued_max_request_bytes.0).unwrap_or(usize::MAX),
-        broker.metrics.listeners.queued_request_bytes.clone(),
+        &broker.metrics.listeners,
     ));
     let router = Arc::new(Router::<Broker>::new());
     let mut tasks = Vec::new();
