@@ -25,6 +25,10 @@ use std::time::Duration;
 const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most settings one resource of a request may name (Kafka has about 40 topic settings).
 const MAX_OPS_PER_RESOURCE: usize = 256;
+/// Most resources one request may change: each is a metadata quorum write.
+const MAX_RESOURCES: usize = 1000;
+/// Longest setting (name and value) there may be: every broker keeps every value in its metadata.
+const MAX_VALUE_BYTES: usize = 4096;
 
 /// IncrementalAlterConfigs operations (Kafka's `AlterConfigOp.OpType`).
 const OP_SET: i8 = 0;
@@ -200,6 +204,12 @@ impl Target {
 
     /// Checks the settings a change would leave, with the rules of this broker's version.
     fn validate(&self, next: &BTreeMap<String, String>) -> Result<(), AlterError> {
+        if let Some((key, value)) = next.iter().find(|(k, v)| k.len() + v.len() > MAX_VALUE_BYTES) {
+            return Err(AlterError::InvalidConfig(format!(
+                "'{key}' with a {}-byte value: at most {MAX_VALUE_BYTES} bytes",
+                value.len()
+            )));
+        }
         let pairs = next.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         let checked = match self {
             Target::Topic(_) => TopicOverrides::from_pairs(pairs),
@@ -255,6 +265,10 @@ fn list_default(target: &Target, metadata: &MetadataState, key: &str) -> Option<
     }
 }
 
+fn too_many_message() -> String {
+    format!("more than {MAX_RESOURCES} resources in one request; send them in several")
+}
+
 fn error_fields(result: &Result<(), AlterError>) -> (i16, Option<StrBytes>) {
     match result {
         Ok(()) => (0, None),
@@ -269,7 +283,18 @@ async fn incremental<C: Quorum>(
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let mut responses = Vec::with_capacity(request.resources.len());
+    let too_many = request.resources.len() > MAX_RESOURCES;
     for resource in request.resources {
+        if too_many {
+            responses.push(
+                incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                    .with_error_code(ResponseError::InvalidRequest.code())
+                    .with_error_message(Some(str_bytes(too_many_message())))
+                    .with_resource_type(resource.resource_type)
+                    .with_resource_name(resource.resource_name),
+            );
+            continue;
+        }
         let ops: Vec<Op<'_>> = resource
             .configs
             .iter()
@@ -301,7 +326,18 @@ async fn incremental<C: Quorum>(
 /// Answers AlterConfigs: the given settings replace all of the resource's own.
 async fn replace<C: Quorum>(ctx: &C, access: &Access, request: AlterConfigsRequest) -> AlterConfigsResponse {
     let mut responses = Vec::with_capacity(request.resources.len());
+    let too_many = request.resources.len() > MAX_RESOURCES;
     for resource in request.resources {
+        if too_many {
+            responses.push(
+                alter_configs_response::AlterConfigsResourceResponse::default()
+                    .with_error_code(ResponseError::InvalidRequest.code())
+                    .with_error_message(Some(str_bytes(too_many_message())))
+                    .with_resource_type(resource.resource_type)
+                    .with_resource_name(resource.resource_name),
+            );
+            continue;
+        }
         let result =
             alter_one(ctx, access, resource.resource_type, &resource.resource_name, request.validate_only, |_, _| {
                 if resource.configs.len() > MAX_OPS_PER_RESOURCE {
@@ -405,6 +441,8 @@ mod tests {
         let topic = Target::Topic("t".into());
         assert!(topic.validate(&map(&[("retention.ms", "1000")])).is_ok());
         assert!(matches!(topic.validate(&map(&[("retention.ms", "soon")])), Err(AlterError::InvalidConfig(_))));
+        let huge = "compact,".repeat(1000);
+        assert!(matches!(topic.validate(&map(&[("cleanup.policy", &huge)])), Err(AlterError::InvalidConfig(_))));
         let broker = Target::Broker(String::new());
         assert!(broker.validate(&map(&[("log.retention.ms", "1000")])).is_ok());
         assert!(matches!(broker.validate(&map(&[("listeners", "x")])), Err(AlterError::InvalidConfig(_))));
