@@ -3,7 +3,8 @@
 //! describe` (librdkafka's DescribeConfigs) then shows; `topic delete-records` (librdkafka's
 //! DeleteRecords) moves every replica's log start, which survives a leader change and a restart;
 //! `cluster elect-leaders` gives a partition back to its preferred replica; `cluster quorum` and
-//! `cluster log-dirs` describe the metadata quorum and each broker's disks.
+//! `cluster log-dirs` describe the metadata quorum and each broker's disks; an unclean election brings
+//! back a partition whose only in-sync replica is gone, losing what only that replica had.
 
 use millrace_tests::{millrace, millrace_bin, run, wait_for, Cluster};
 use std::time::Duration;
@@ -192,4 +193,39 @@ fn replicas_led_by(id: i32) -> String {
     let mut ids = vec![id];
     ids.extend([1, 2, 3].into_iter().filter(|&r| r != id));
     ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+}
+
+#[test]
+fn an_unclean_election_brings_a_partition_back_when_its_in_sync_replica_is_gone() -> anyhow::Result<()> {
+    let mut cluster = Cluster::start(3, "")?;
+    cluster.create_topic("unc", 1, 2, &["min.insync.replicas=1"])?;
+    let replicas = cluster.describe("unc")?[0].replicas.clone();
+    let (first, second) = (replicas[0], replicas[1]);
+    let produce = |bootstrap: &str, from: u32| -> anyhow::Result<()> {
+        let body: String = (from..from + 10).map(|n| format!("u-{n}\n")).collect();
+        run("kcat", &["-b", bootstrap, "-P", "-t", "unc", "-p", "0", "-X", "acks=all"], Some(body.as_bytes()), T)?;
+        Ok(())
+    };
+    produce(&cluster.bootstrap(), 0)?;
+    // `second` goes; `first` alone stays in sync and takes more; then `first` goes too.
+    cluster.kill9(second);
+    cluster.wait_partitions("unc", "the ISR shrunk to one", T, |p| p[0].isr == vec![first] && p[0].leader == first)?;
+    produce(&cluster.live_bootstrap(), 10)?;
+    cluster.kill9(first);
+    cluster.restart(second)?;
+    let live = cluster.live_bootstrap();
+    cluster.wait_partitions("unc", "leaderless", T, |p| p[0].leader == -1)?;
+    // A preferred election cannot help: the only in-sync replica is gone.
+    let (ok, out) = millrace_outcome(&["cluster", "elect-leaders", "--topic", "unc", "--bootstrap", &live])?;
+    assert!(!ok && out.contains("unc-0"), "{out}");
+    let out = millrace(&["cluster", "elect-leaders", "--election", "unclean", "--topic", "unc", "--bootstrap", &live])?;
+    assert!(out.contains("unc-0\telected"), "{out}");
+    cluster.wait_partitions("unc", "the out-of-sync replica leads", T, |p| {
+        p[0].leader == second && p[0].isr == vec![second]
+    })?;
+    // It serves what it had: the records written while it was away are lost, as an unclean
+    // election warns.
+    let offsets = offsets_from_beginning(&live, "unc")?;
+    assert_eq!(offsets, (0..10).collect::<Vec<i64>>());
+    Ok(())
 }
