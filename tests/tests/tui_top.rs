@@ -104,10 +104,15 @@ fn top_shows_a_broker_loss_as_under_replicated_partitions_and_recovers() -> anyh
         45,
     )?;
     let screen = pane.wait_for_screen("three brokers up", SCREEN, |s| s.contains("brokers 3/3 up"))?;
+    let mut leaders = 0;
     for id in cluster.ids() {
         let broker_row = row(&screen, &cluster.broker(id).kafka_addr()).with_context(|| format!("broker {id} row"))?;
         assert!(broker_row.contains(" up "), "broker {id} not shown up: {broker_row}\n{screen}");
+        // Its part in the metadata quorum (DescribeQuorum): one leader, the others voters.
+        assert!(broker_row.contains("leader") || broker_row.contains("voter"), "{broker_row}\n{screen}");
+        leaders += usize::from(broker_row.contains("leader"));
     }
+    assert_eq!(leaders, 1, "{screen}");
 
     type_command(&pane, "groups")?;
     pane.wait_for_screen("the group with a lag of 200", SCREEN, |s| {

@@ -1,7 +1,9 @@
 //! Made-up clusters for tests, the render benchmark and documentation screenshots: the same
 //! [`RawCluster`] shapes a refresh produces, fed through the real [`Snapshot::next`].
 
-use crate::model::{MemberRow, MetricsSample, RawBroker, RawCluster, RawGroup, RawPartition, RawTopic, Snapshot};
+use crate::model::{
+    MemberRow, MetricsSample, QuorumMember, RawBroker, RawCluster, RawGroup, RawPartition, RawTopic, Snapshot,
+};
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
@@ -36,6 +38,13 @@ fn broker(id: i32, metrics: Option<MetricsSample>) -> RawBroker {
         error: None,
         metrics_url: Some(format!("http://broker-{id}.example:9644/metrics")),
         metrics,
+        // Broker 1 leads the quorum, 2 and 3 vote (3 a little behind), others observe.
+        quorum: Some(match id {
+            1 => QuorumMember::Leader,
+            2 => QuorumMember::Voter { lag: Some(0) },
+            3 => QuorumMember::Voter { lag: Some(12) },
+            _ => QuorumMember::Observer { lag: Some(0) },
+        }),
     }
 }
 

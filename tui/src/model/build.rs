@@ -243,6 +243,7 @@ fn build_brokers(
             bytes_out_rate: rate_of(|s| s.bytes_out),
             // Keep the last good scrape so one failed scrape does not lose the next rate.
             metrics: b.metrics.clone().or_else(|| earlier.cloned()),
+            quorum: b.quorum,
         };
         rows.insert(b.id, row);
     }
@@ -256,6 +257,8 @@ fn build_brokers(
             replicas: replicas.get(&old.id).copied().unwrap_or(0),
             bytes_in_rate: None,
             bytes_out_rate: None,
+            // A broker missing from the metadata: its quorum role is not known any more.
+            quorum: None,
             ..old.clone()
         });
     }
@@ -276,6 +279,7 @@ fn build_brokers(
                 bytes_in_rate: None,
                 bytes_out_rate: None,
                 metrics: None,
+                quorum: None,
             });
         }
     }

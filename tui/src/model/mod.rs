@@ -80,6 +80,41 @@ pub struct RawBroker {
     pub metrics_url: Option<String>,
     /// What the endpoint answered this refresh.
     pub metrics: Option<MetricsSample>,
+    /// Its part in the metadata quorum, where the cluster answers DescribeQuorum.
+    pub quorum: Option<QuorumMember>,
+}
+
+/// A broker's part in the metadata quorum (KRaft), as DescribeQuorum reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuorumMember {
+    /// The active controller.
+    Leader,
+    /// A voter, with how many metadata records it is behind (None: unknown).
+    Voter {
+        /// Records behind the leader's high watermark.
+        lag: Option<i64>,
+    },
+    /// A non-voting member receiving the metadata log.
+    Observer {
+        /// Records behind the leader's high watermark.
+        lag: Option<i64>,
+    },
+}
+
+impl QuorumMember {
+    /// How the brokers table shows it.
+    pub fn describe(&self) -> String {
+        let behind = |lag: &Option<i64>| match lag {
+            Some(n) if *n > 0 => format!(", {n} behind"),
+            Some(_) => String::new(),
+            None => ", lag unknown".to_string(),
+        };
+        match self {
+            QuorumMember::Leader => "leader".to_string(),
+            QuorumMember::Voter { lag } => format!("voter{}", behind(lag)),
+            QuorumMember::Observer { lag } => format!("observer{}", behind(lag)),
+        }
+    }
 }
 
 /// One partition as Metadata and ListOffsets described it.
@@ -220,6 +255,8 @@ pub struct BrokerRow {
     pub bytes_out_rate: Option<f64>,
     /// The latest scrape, kept to compute the next rates.
     pub metrics: Option<MetricsSample>,
+    /// Its part in the metadata quorum.
+    pub quorum: Option<QuorumMember>,
 }
 
 /// A partition row.

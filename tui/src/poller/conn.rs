@@ -17,9 +17,10 @@ const CLIENT_ID: &str = "millrace-top";
 const API_VERSIONS_VERSION: i16 = 2;
 
 /// Every Kafka API `millrace top` sends (besides ApiVersions).
-pub const APIS_USED: [ApiKey; 8] = [
+pub const APIS_USED: [ApiKey; 9] = [
     ApiKey::Metadata,
     ApiKey::DescribeCluster,
+    ApiKey::DescribeQuorum,
     ApiKey::ListOffsets,
     ApiKey::ListGroups,
     ApiKey::FindCoordinator,
@@ -77,6 +78,7 @@ pub fn api_name(key: i16) -> &'static str {
     match ApiKey::try_from(key) {
         Ok(ApiKey::Metadata) => "Metadata",
         Ok(ApiKey::DescribeCluster) => "DescribeCluster",
+        Ok(ApiKey::DescribeQuorum) => "DescribeQuorum",
         Ok(ApiKey::ListOffsets) => "ListOffsets",
         Ok(ApiKey::ListGroups) => "ListGroups",
         Ok(ApiKey::FindCoordinator) => "FindCoordinator",

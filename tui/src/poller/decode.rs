@@ -2,14 +2,16 @@
 //! answer: unknown error codes, undecodable assignments and missing fields become text or are
 //! skipped, never a panic.
 
-use crate::model::{MemberRow, RawBroker, RawPartition, RawTopic};
+use crate::model::{MemberRow, QuorumMember, RawBroker, RawPartition, RawTopic};
 use bytes::Buf;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     ConsumerProtocolAssignment, DescribeClusterResponse, DescribeConfigsResponse, DescribeGroupsResponse,
-    FindCoordinatorResponse, ListGroupsResponse, ListOffsetsResponse, MetadataResponse, OffsetFetchResponse,
+    DescribeQuorumResponse, FindCoordinatorResponse, ListGroupsResponse, ListOffsetsResponse, MetadataResponse,
+    OffsetFetchResponse,
 };
 use kafka_protocol::protocol::{Decodable, Message, StrBytes};
+use std::collections::BTreeMap;
 
 /// A Kafka error code as text; None for 0.
 pub fn error_name(code: i16) -> Option<String> {
@@ -82,6 +84,29 @@ pub fn brokers(metadata: &MetadataResponse, cluster: Option<&DescribeClusterResp
     }
     brokers.sort_by_key(|b| b.id);
     brokers
+}
+
+/// Each quorum member's part, by node id, from a DescribeQuorum answer: lag is the records a
+/// member is behind the leader's high watermark.
+pub fn quorum_roles(answer: &DescribeQuorumResponse) -> BTreeMap<i32, QuorumMember> {
+    let mut roles = BTreeMap::new();
+    let Some(p) = answer.topics.first().and_then(|t| t.partitions.first()) else { return roles };
+    if p.error_code != 0 {
+        return roles;
+    }
+    let lag = |end: i64| (end >= 0).then(|| (p.high_watermark - end).max(0));
+    for v in &p.current_voters {
+        let role = if v.replica_id == p.leader_id {
+            QuorumMember::Leader
+        } else {
+            QuorumMember::Voter { lag: lag(v.log_end_offset) }
+        };
+        roles.insert(v.replica_id.0, role);
+    }
+    for o in &p.observers {
+        roles.entry(o.replica_id.0).or_insert(QuorumMember::Observer { lag: lag(o.log_end_offset) });
+    }
+    roles
 }
 
 /// (topic, partition) → offset, or the error the partition reported.
@@ -297,5 +322,32 @@ mod tests {
         assert_eq!(error_name(-999).as_deref(), Some("Unknown(-999)"));
         assert!(is_coordinator_moved(ResponseError::NotCoordinator.code()));
         assert!(!is_coordinator_moved(ResponseError::GroupIdNotFound.code()));
+    }
+}
+
+#[cfg(test)]
+mod quorum_tests {
+    use super::*;
+    use kafka_protocol::messages::describe_quorum_response::{PartitionData, ReplicaState, TopicData};
+    use kafka_protocol::messages::BrokerId;
+
+    #[test]
+    fn quorum_roles_name_the_leader_and_each_members_distance() {
+        let member = |id, end| ReplicaState::default().with_replica_id(BrokerId(id)).with_log_end_offset(end);
+        let answer = DescribeQuorumResponse::default().with_topics(vec![TopicData::default().with_partitions(vec![
+            PartitionData::default()
+                .with_leader_id(BrokerId(2))
+                .with_high_watermark(100)
+                .with_current_voters(vec![member(1, 100), member(2, 100), member(3, 60)])
+                .with_observers(vec![member(4, -1)]),
+        ])]);
+        let roles = quorum_roles(&answer);
+        assert_eq!(roles.get(&2), Some(&QuorumMember::Leader));
+        assert_eq!(roles.get(&1), Some(&QuorumMember::Voter { lag: Some(0) }));
+        assert_eq!(roles.get(&3), Some(&QuorumMember::Voter { lag: Some(40) }));
+        assert_eq!(roles.get(&4), Some(&QuorumMember::Observer { lag: None }));
+        assert_eq!(QuorumMember::Voter { lag: Some(40) }.describe(), "voter, 40 behind");
+        let refused = DescribeQuorumResponse::default().with_error_code(41);
+        assert!(quorum_roles(&refused).is_empty());
     }
 }

@@ -22,7 +22,7 @@ pub use plan::{plan_requests, ClusterShape};
 use crate::model::{RawBroker, RawCluster, RawGroup, RawTopic, RequestCounts};
 use conn::Conn;
 use decode::ListedGroup;
-use kafka_protocol::messages::{DescribeClusterResponse, MetadataResponse};
+use kafka_protocol::messages::{DescribeClusterResponse, DescribeQuorumResponse, MetadataResponse};
 use millrace_protocol::client::Security;
 use millrace_protocol::ClientError;
 use rounds::{broker_round, coordinator_round, Offsets, TopicPartition};
@@ -104,12 +104,18 @@ impl Poller {
     pub async fn poll(&mut self) -> Poll {
         let started = Instant::now();
         let mut counts = RequestCounts::default();
-        let (metadata, cluster) = match self.metadata(&mut counts).await {
+        let (metadata, cluster, quorum) = match self.metadata(&mut counts).await {
             Ok(found) => found,
             Err(error) => return Poll::Unreachable { error, requests: counts, took: started.elapsed() },
         };
         let mut topics = decode::topics(&metadata);
         let mut brokers = decode::brokers(&metadata, cluster.as_ref());
+        if let Some(quorum) = &quorum {
+            let roles = decode::quorum_roles(quorum);
+            for b in &mut brokers {
+                b.quorum = roles.get(&b.id).copied();
+            }
+        }
         let controller = cluster
             .as_ref()
             .map(|c| c.controller_id.0)
@@ -150,7 +156,7 @@ impl Poller {
     async fn metadata(
         &mut self,
         counts: &mut RequestCounts,
-    ) -> Result<(MetadataResponse, Option<DescribeClusterResponse>), String> {
+    ) -> Result<(MetadataResponse, Option<DescribeClusterResponse>, Option<DescribeQuorumResponse>), String> {
         let mut candidates: Vec<String> = self.last_good.iter().cloned().collect();
         candidates.extend(self.config.bootstrap.iter().cloned());
         candidates.extend(self.known.values().cloned());
@@ -186,13 +192,25 @@ impl Poller {
                         // Metadata answered, so use it; the connection is dropped.
                         tracing::debug!(error = %e, "DescribeCluster failed");
                         self.last_good = Some(addr);
-                        return Ok((metadata, None));
+                        return Ok((metadata, None, None));
+                    }
+                }
+            }
+            let mut quorum = None;
+            if let Some((version, request)) = plan::describe_quorum(&conn.versions) {
+                match conn.call(version, &request, timeout, counts).await {
+                    Ok(answer) if answer.error_code == 0 => quorum = Some(answer),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::debug!(error = %e, "DescribeQuorum failed");
+                        self.last_good = Some(addr);
+                        return Ok((metadata, cluster, None));
                     }
                 }
             }
             self.conns.insert(addr.clone(), conn);
             self.last_good = Some(addr);
-            return Ok((metadata, cluster));
+            return Ok((metadata, cluster, quorum));
         }
         self.last_good = None;
         Err(last_error)

@@ -8,8 +8,9 @@ use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest, FindCoordinatorRequest,
-    GroupId, ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetFetchRequest, TopicName,
+    ApiKey, BrokerId, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest, DescribeQuorumRequest,
+    FindCoordinatorRequest, GroupId, ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetFetchRequest,
+    TopicName,
 };
 use kafka_protocol::protocol::{Request, StrBytes};
 use std::collections::BTreeMap;
@@ -19,6 +20,8 @@ use std::collections::BTreeMap;
 pub const METADATA_VERSION: i16 = 12;
 /// DescribeCluster v2 reports fenced brokers.
 pub const DESCRIBE_CLUSTER_VERSION: i16 = 2;
+/// Highest DescribeQuorum version asked for.
+pub const DESCRIBE_QUORUM_VERSION: i16 = 2;
 /// ListOffsets v7 (v8+ only add tiered-storage timestamps and a timeout).
 pub const LIST_OFFSETS_VERSION: i16 = 7;
 /// ListGroups v4 returns each group's state.
@@ -57,6 +60,16 @@ pub fn metadata(versions: &Versions) -> Option<(i16, MetadataRequest)> {
 pub fn describe_cluster(versions: &Versions) -> Option<(i16, DescribeClusterRequest)> {
     let version = versions.pick(ApiKey::DescribeCluster, DESCRIBE_CLUSTER_VERSION)?;
     Some((version, DescribeClusterRequest::default().with_include_fenced_brokers(version >= 2)))
+}
+
+/// DescribeQuorum (KIP-595) of the metadata log, where the broker offers it.
+pub fn describe_quorum(versions: &Versions) -> Option<(i16, DescribeQuorumRequest)> {
+    use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+    let version = versions.pick(ApiKey::DescribeQuorum, DESCRIBE_QUORUM_VERSION)?;
+    let request = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+        .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
+        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+    Some((version, request))
 }
 
 /// What a refresh asks one broker: offsets of the partitions it leads (earliest and latest: a
@@ -233,6 +246,9 @@ pub fn plan_requests(shape: &ClusterShape, versions: &Versions) -> RequestCounts
     if describe_cluster(versions).is_some() {
         counts.add(api_name(DescribeClusterRequest::KEY));
     }
+    if describe_quorum(versions).is_some() {
+        counts.add(api_name(DescribeQuorumRequest::KEY));
+    }
     for id in &shape.brokers {
         let partitions = shape.partitions_by_leader.get(id).map_or(&[][..], Vec::as_slice);
         BrokerPlan::new(*id, partitions, versions, shape.describe_configs).count(&mut counts);
@@ -275,7 +291,8 @@ mod tests {
         assert_eq!(counts.get("DescribeGroups"), 3);
         assert_eq!(counts.get("OffsetFetch"), 3, "v8 batches groups");
         assert_eq!(counts.get("DescribeConfigs"), 0);
-        assert_eq!(counts.kafka_total(), 17);
+        assert_eq!(counts.get("DescribeQuorum"), 1);
+        assert_eq!(counts.kafka_total(), 18);
     }
 
     #[test]

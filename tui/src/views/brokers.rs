@@ -1,4 +1,5 @@
-//! Brokers: state, controller, partitions led, bytes in/out per second.
+//! Brokers: state, controller, part in the metadata quorum (and how far behind), partitions led,
+//! bytes in/out per second.
 
 use super::format::{bytes_rate, count};
 use super::{render_table, table_block, ALARM};
@@ -9,8 +10,19 @@ use ratatui::style::Style;
 use ratatui::widgets::Row;
 use ratatui::Frame;
 
-const HEADER: [&str; 10] =
-    ["ID", "ADDRESS", "RACK", "STATE", "CONTROLLER", "LEADS", "REPLICAS", "BYTES-IN/S", "BYTES-OUT/S", "NOTE"];
+const HEADER: [&str; 11] = [
+    "ID",
+    "ADDRESS",
+    "RACK",
+    "STATE",
+    "CONTROLLER",
+    "QUORUM",
+    "LEADS",
+    "REPLICAS",
+    "BYTES-IN/S",
+    "BYTES-OUT/S",
+    "NOTE",
+];
 
 /// Draws the brokers table.
 pub fn render(frame: &mut Frame, area: Rect, state: &AppState, snapshot: &Snapshot) {
@@ -25,6 +37,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, snapshot: &Snapsh
             b.rack.clone().unwrap_or_else(|| "-".into()),
             b.state.word().to_string(),
             if b.is_controller { "yes".into() } else { String::new() },
+            b.quorum.map_or_else(|| "-".to_string(), |q| q.describe()),
             count(b.leads as i64),
             count(b.replicas as i64),
             bytes_rate(b.bytes_in_rate),
@@ -35,10 +48,11 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, snapshot: &Snapsh
     };
     let widths = [
         Constraint::Length(4),
-        Constraint::Min(16),
+        Constraint::Min(22),
         Constraint::Length(6),
         Constraint::Length(6),
         Constraint::Length(10),
+        Constraint::Length(16),
         Constraint::Length(6),
         Constraint::Length(8),
         Constraint::Length(12),

@@ -29,10 +29,11 @@ const DIM: Style = Style::new().fg(Color::DarkGray);
 const KEY: Style = Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD);
 
 /// APIs in the order a refresh sends them.
-const API_ORDER: [&str; 9] = [
+const API_ORDER: [&str; 10] = [
     "ApiVersions",
     "Metadata",
     "DescribeCluster",
+    "DescribeQuorum",
     "ListOffsets",
     "ListGroups",
     "DescribeConfigs",

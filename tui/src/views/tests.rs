@@ -44,6 +44,9 @@ fn brokers_show_state_controller_and_byte_rates() {
     let text = screen(View::Brokers, &fixture::small(5));
     let b1 = line_with(&text, "broker-1.example:9092");
     assert!(b1.contains("up") && b1.contains("yes") && b1.contains("24.4 KiB/s"), "{b1}");
+    assert!(b1.contains("leader"), "the quorum's leader: {b1}");
+    let b2 = line_with(&text, "broker-2.example:9092");
+    assert!(b2.contains("voter") && !b2.contains("behind"), "{b2}");
     let b3 = line_with(&text, "broker-3.example:9092");
     assert!(b3.contains("down") && b3.contains("missing from metadata"), "{b3}");
 }
