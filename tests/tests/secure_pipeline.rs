@@ -64,6 +64,11 @@ impl SecureBroker {
         broker
             .reconfigure(&format!("{listeners}[authorization]\nenabled = true\nsuper_users = [\"User:operator\"]\n"))?;
         broker.restart()?;
+        // "Ready" is logged once the listeners are up; topics can be created once the broker is
+        // registered and unfenced again, which on a loaded machine can take a few seconds more.
+        wait_for("the restarted broker to be ready (/health 200)", Duration::from_secs(60), || {
+            Ok(broker.admin_status("/health").is_ok_and(|(status, _)| status == 200))
+        })?;
         let operator = dir.path().join("operator.properties");
         std::fs::write(
             &operator,
@@ -75,7 +80,17 @@ impl SecureBroker {
         )?;
         let secure = SecureBroker { broker, sasl_ssl, ca: ca.ca_cert.clone(), operator, dir };
         for (topic, partitions) in topics {
-            secure.operator(&["topic", "create", topic, "--partitions", partitions])?;
+            // The CLI gives up after 10 s; a create that timed out may still have happened.
+            let mut attempt = 1;
+            while let Err(e) = secure.operator(&["topic", "create", topic, "--partitions", partitions]) {
+                let exists = format!("{e:#}").contains("TopicAlreadyExists");
+                anyhow::ensure!(exists || attempt < 3, "creating {topic} failed {attempt} times, the last: {e:#}");
+                if exists {
+                    break;
+                }
+                eprintln!("creating {topic} failed ({e:#}); trying again");
+                attempt += 1;
+            }
         }
         // Anonymous clients (the loopback PLAINTEXT listener) are granted nothing.
         let anonymous = run("kcat", &["-b", &secure.broker.bootstrap(), "-L"], None, T)?;
