@@ -149,6 +149,15 @@ impl ConsumerContext for SinkContext {
             if !self.shared.wait_idle(REVOKE_WAIT) {
                 tracing::warn!(sink = %self.shared.sink, "the batch in flight is still not written; its records will be read again by the partitions' next owner");
             }
+            if consumer.assignment_lost() {
+                // The coordinator already gave the partitions away (session expired, member
+                // unknown): a commit now is refused at best, and an OffsetCommit still pending
+                // when librdkafka rejoins holds back its next assignment. The next owner reads
+                // from the last commit; what was written since is written again (at least once).
+                tracing::warn!(sink = %self.shared.sink, "partitions lost, not handed over: the records written since the last commit will be written again");
+                self.shared.commits().take();
+                return;
+            }
             // Hand the partitions over at exactly what was written.
             self.shared.commit(consumer, CommitMode::Sync);
         }
