@@ -16,6 +16,7 @@
 //! - [`checkpoint`]: the registry of file positions, written atomically.
 //! - [`memory`]: giving memory back to the OS after a burst.
 //! - [`metrics`]: the agent's Prometheus endpoint (served by the shared `metrics-endpoint`).
+//! - [`status`]: the status records for `millrace top`'s Agents view (the status crate).
 //!
 //! This file wires them together ([`run`]) and stops them in order on shutdown: inputs first,
 //! then the output drains what the broker has not acknowledged.
@@ -31,6 +32,7 @@ pub mod output;
 pub mod pipeline;
 pub mod route;
 mod sender;
+pub mod status;
 pub mod throttle;
 pub mod transform;
 
@@ -94,11 +96,7 @@ pub fn host_name(config: &AgentConfig) -> String {
     if let Some(name) = &config.agent.host_name {
         return name.clone();
     }
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_string())
+    millrace_status::publish::machine_host_name()
 }
 
 /// File states of the running inputs, by input name (read by checkpoints and metrics).
@@ -245,6 +243,23 @@ pub async fn run(
         tokio::spawn(metrics::serve(listener, render, shutdown.clone()));
         tracing::info!(%addr, "metrics endpoint listening");
     }
+    // The inputs' names and kinds, for the status records (replaced on reload).
+    let input_kinds = Arc::new(std::sync::Mutex::new(config.inputs.names_and_kinds()));
+    let status = {
+        let (metrics, output, states, input_kinds) =
+            (metrics.clone(), output.clone(), states.clone(), input_kinds.clone());
+        let (tx, buffered, capacity) = (tx.clone(), buffered.clone(), config.agent.disk_buffer_bytes.0);
+        status::start(&config, &host, move || {
+            let states = states.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let inputs = input_kinds.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let levels = metrics::QueueLevels {
+                in_flight: i64::from(output.in_flight()),
+                queued_bytes: tx.queued_bytes() as u64,
+                disk_buffer_bytes: buffered.load(Ordering::Relaxed),
+            };
+            metrics.status(&output.stats, levels, &states, &inputs, capacity)
+        })
+    };
     let disk_buffer = match config.agent.disk_buffer_bytes.0 {
         0 => None,
         max => match buffer::DiskBuffer::open(&data_dir.join("buffer"), max) {
@@ -336,6 +351,7 @@ pub async fn run(
                     tracing::warn!("output and data_dir changes take effect at the next restart");
                 }
                 config = new;
+                *input_kinds.lock().unwrap_or_else(|p| p.into_inner()) = config.inputs.names_and_kinds();
                 running = match InputSet::start(&config, &host, &tx, &registry.load(), &states).await {
                     Ok(set) => Some(set),
                     Err(e) => {
@@ -382,6 +398,9 @@ pub async fn run(
     .await
     .ok();
     save();
+    if let Some(status) = status {
+        status.stop().await;
+    }
     tracing::info!("agent stopped; checkpoints written");
     if fatal {
         return Err(AgentError::FatalOutput);

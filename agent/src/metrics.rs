@@ -128,6 +128,46 @@ impl AgentMetrics {
     }
 }
 
+impl AgentMetrics {
+    /// The figures of the status record: `inputs` (name, kind) with their counters and file lag.
+    pub fn status(
+        &self,
+        output: &OutputStats,
+        levels: QueueLevels,
+        files: &[(String, Arc<FileStates>)],
+        inputs: &[(String, &'static str)],
+        disk_buffer_capacity_bytes: u64,
+    ) -> millrace_status::AgentStatus {
+        let inputs = inputs
+            .iter()
+            .map(|(name, kind)| {
+                let lag_bytes = files.iter().find(|(input, _)| input == name).map(|(_, states)| {
+                    states
+                        .checkpoints()
+                        .iter()
+                        .map(|c| std::fs::metadata(&c.path).map_or(c.offset, |m| m.len()).saturating_sub(c.offset))
+                        .sum()
+                });
+                millrace_status::InputStatus {
+                    name: name.clone(),
+                    kind: (*kind).to_string(),
+                    events_total: self.events.with_label_values(&[name.as_str()]).get(),
+                    dropped_total: self.dropped.with_label_values(&[name.as_str()]).get(),
+                    lag_bytes,
+                }
+            })
+            .collect();
+        millrace_status::AgentStatus {
+            inputs,
+            delivered_total: output.delivered.load(Ordering::Relaxed),
+            delivery_errors_total: output.failed.load(Ordering::Relaxed),
+            in_flight: levels.in_flight,
+            disk_buffer_bytes: levels.disk_buffer_bytes,
+            disk_buffer_capacity_bytes,
+        }
+    }
+}
+
 /// Serves `GET /metrics` (anything else: 404) until shutdown, within the limits of the
 /// metrics-endpoint crate; `render` produces the body.
 pub async fn serve(listener: TcpListener, render: millrace_metrics_endpoint::Render, shutdown: watch::Receiver<bool>) {

@@ -1,11 +1,14 @@
-//! The broker's own topic and identity in the quorum: `__consumer_offsets` and the cluster id.
+//! The broker's own topics and identity in the quorum: `__consumer_offsets`, the pipeline's
+//! status topic `__millrace_status` (written by agents and sinks, read by `millrace top`), and
+//! the cluster id.
 
 use crate::{catalog, cluster, controller, group, Broker};
+use millrace_status::STATUS_TOPIC;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// Creates `__consumer_offsets` once enough brokers are live: the broker that hosts the active
+/// Creates `__consumer_offsets` and `__millrace_status` once enough brokers are live: the broker that hosts the active
 /// controller does it, with replication factor min(3, voters) like Kafka's
 /// `offsets.topic.replication.factor`, waiting for that many brokers rather than creating an
 /// under-replicated topic.
@@ -32,26 +35,55 @@ pub(crate) async fn ensure_internal_topics(broker: Arc<Broker>, mut shutdown: wa
                 tracing::error!(configured = %broker.local_cluster_id, quorum = %id, "this broker is configured for another cluster than its quorum");
             }
         }
-        if metadata.topics.contains_key(group::OFFSETS_TOPIC) {
-            return;
+        let offsets_missing = !metadata.topics.contains_key(group::OFFSETS_TOPIC);
+        let status_missing = !metadata.topics.contains_key(STATUS_TOPIC);
+        if !(offsets_missing || status_missing) {
+            // Still watched: an operator may delete the status topic, and it comes back.
+            tick.reset_after(Duration::from_secs(5));
+            continue;
         }
         if !is_controller || cluster::topics::live_brokers(&*broker.cluster).len() < replication_factor {
             continue;
         }
-        let configs = [
-            ("cleanup.policy".to_string(), "compact".to_string()),
-            ("segment.bytes".to_string(), broker.config.groups.offsets_segment_bytes.0.to_string()),
-        ];
-        let topic = cluster::topics::NewTopic {
-            name: group::OFFSETS_TOPIC,
-            partitions: broker.config.groups.offsets_topic_partitions,
-            replication_factor: replication_factor as i16,
-            assignments: Vec::new(),
-            configs: &configs,
-        };
-        match cluster::topics::create_topic(&*broker.cluster, &broker.catalog, &broker.config, topic, false).await {
-            Ok(_) | Err(catalog::TopicError::AlreadyExists(_)) => return,
-            Err(e) => tracing::warn!(error = %e, "creating {} failed; retrying", group::OFFSETS_TOPIC),
+        if offsets_missing {
+            let configs = [
+                ("cleanup.policy".to_string(), "compact".to_string()),
+                ("segment.bytes".to_string(), broker.config.groups.offsets_segment_bytes.0.to_string()),
+            ];
+            create(
+                &broker,
+                group::OFFSETS_TOPIC,
+                broker.config.groups.offsets_topic_partitions,
+                replication_factor,
+                &configs,
+            )
+            .await;
         }
+        if status_missing {
+            // A few records per component and interval; compaction keeps the latest of each,
+            // and small segments let it run within minutes.
+            let configs = [
+                ("cleanup.policy".to_string(), "compact".to_string()),
+                ("segment.bytes".to_string(), (1u64 << 20).to_string()),
+                ("segment.ms".to_string(), "600000".to_string()),
+                ("delete.retention.ms".to_string(), "3600000".to_string()),
+            ];
+            create(&broker, STATUS_TOPIC, 1, replication_factor, &configs).await;
+        }
+    }
+}
+
+/// Creates `name`; an error is logged and the caller's next round tries again.
+async fn create(broker: &Broker, name: &str, partitions: i32, replication_factor: usize, configs: &[(String, String)]) {
+    let topic = cluster::topics::NewTopic {
+        name,
+        partitions,
+        replication_factor: replication_factor as i16,
+        assignments: Vec::new(),
+        configs,
+    };
+    match cluster::topics::create_topic(&*broker.cluster, &broker.catalog, &broker.config, topic, false).await {
+        Ok(_) | Err(catalog::TopicError::AlreadyExists(_)) => tracing::info!(topic = name, "created"),
+        Err(e) => tracing::warn!(error = %e, "creating {name} failed; retrying"),
     }
 }

@@ -45,6 +45,9 @@ pub struct AgentSettings {
     pub disk_buffer_bytes: ByteSize,
     /// What happens to such events when the disk buffer is full.
     pub when_buffer_full: WhenFull,
+    /// How often the agent publishes its status to `__millrace_status` (read by `millrace top`);
+    /// 0 turns it off.
+    pub status_interval: DurationMs,
 }
 
 /// Policy for events that cannot be read again once the disk buffer is full.
@@ -66,6 +69,7 @@ impl Default for AgentSettings {
             checkpoint_interval: DurationMs(1_000),
             disk_buffer_bytes: ByteSize(256 << 20),
             when_buffer_full: WhenFull::Drop,
+            status_interval: DurationMs(5_000),
         }
     }
 }

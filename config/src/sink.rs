@@ -31,11 +31,22 @@ pub struct SinkConfig {
 }
 
 /// Process-wide settings.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SinkSettings {
     /// Prometheus `/metrics` listener; none when absent.
     pub metrics_listen: Option<SocketAddr>,
+    /// `host` of the status records; the machine's host name when absent.
+    pub host_name: Option<String>,
+    /// How often each sink publishes its status to `__millrace_status` (read by `millrace top`);
+    /// 0 turns it off.
+    pub status_interval: DurationMs,
+}
+
+impl Default for SinkSettings {
+    fn default() -> Self {
+        SinkSettings { metrics_listen: None, host_name: None, status_interval: DurationMs(5_000) }
+    }
 }
 
 /// The broker the sinks consume from.

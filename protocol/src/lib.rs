@@ -7,9 +7,12 @@
 //!   the CLIs, the demo).
 //! - [`tls`]: PEM certificates and keys, and the TLS client configuration.
 //! - [`scram`]: SASL/SCRAM and SASL/PLAIN, the server's checks and the client's exchange.
+//! - [`compression`]: record batch payloads inflated with a hard cap on the output (the broker's
+//!   validation and cleaner, `millrace top`'s record reads).
 
 pub mod client;
 pub mod codec;
+pub mod compression;
 pub mod message;
 pub mod scram;
 pub mod tls;

@@ -6,6 +6,7 @@
 //!   committing only what the destination accepted, rebalances and draining.
 //! - [`destination`]: the trait each destination implements; [`elasticsearch`], [`influxdb`]
 //!   and [`file`](mod@file) implement it, the first two over the request shell in [`http`].
+//! - [`status`]: each sink's status records for `millrace top` (the status crate).
 //! - [`dead_letter`]: the dead-letter topic. [`retry`]: backoff. [`metrics`]: `/metrics`, served
 //!   by the metrics-endpoint crate with bounded heads, times and connections.
 
@@ -18,6 +19,7 @@ pub mod influxdb;
 pub mod metrics;
 pub mod record;
 pub mod retry;
+pub mod status;
 pub mod worker;
 
 use millrace_config::SinkConfig;
@@ -109,11 +111,16 @@ pub async fn run(config: SinkConfig, mut shutdown: watch::Receiver<bool>) -> Res
         let spec = worker::SinkSpec { common: settings.common.clone(), source: config.source.clone(), destination };
         sinks.spawn(&settings.common.name, worker::run(spec, metrics.clone(), stop.clone()));
     }
-    sinks
+    let status = status::start(&config, metrics.clone());
+    let result = sinks
         .join(|| {
             let _ = stop_tx.send(true);
         })
-        .await
+        .await;
+    if let Some(status) = status {
+        status.stop().await;
+    }
+    result
 }
 
 /// The running sinks, by task id so a panic can be reported with the sink's name.

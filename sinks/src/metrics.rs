@@ -2,8 +2,10 @@
 //! retried and dead-lettered, write failures, batch sizes and latencies per sink, and consumer lag
 //! per partition.
 
+use millrace_status::{DestinationState, SinkStatus};
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -24,6 +26,8 @@ pub struct SinkMetrics {
     pub batch_seconds: HistogramVec,
     /// High watermark minus the committed offset, per partition.
     pub lag: IntGaugeVec,
+    /// What each sink's destination did last, for the status records.
+    destinations: Mutex<HashMap<String, (DestinationState, Option<String>)>>,
 }
 
 impl SinkMetrics {
@@ -65,7 +69,48 @@ impl SinkMetrics {
             batch_records,
             batch_seconds,
             lag,
+            destinations: Mutex::default(),
         })
+    }
+
+    /// `sink`'s destination accepted a write.
+    pub fn destination_ok(&self, sink: &str) {
+        let mut destinations = self.destinations.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = destinations.entry(sink.to_string()).or_default();
+        entry.0 = DestinationState::Ok;
+    }
+
+    /// `sink`'s destination refused a write (whole, or every record of it for now).
+    pub fn destination_failing(&self, sink: &str, reason: &str) {
+        let mut destinations = self.destinations.lock().unwrap_or_else(|p| p.into_inner());
+        *destinations.entry(sink.to_string()).or_default() =
+            (DestinationState::Failing, Some(millrace_status::record::short_error(reason)));
+    }
+
+    /// The figures of `sink`'s status record (destination, target, group and topics left to
+    /// the caller).
+    pub fn status(&self, sink: &str) -> SinkStatus {
+        let (destination_state, last_error) =
+            self.destinations.lock().unwrap_or_else(|p| p.into_inner()).get(sink).cloned().unwrap_or_default();
+        let lags: Vec<i64> = self
+            .registry
+            .gather()
+            .iter()
+            .filter(|family| family.name().ends_with("consumer_lag"))
+            .flat_map(|family| family.get_metric().iter())
+            .filter(|m| m.get_label().iter().any(|l| l.name() == "sink" && l.value() == sink))
+            .map(|m| m.get_gauge().get_value() as i64)
+            .collect();
+        SinkStatus {
+            forwarded_total: self.forwarded.with_label_values(&[sink]).get(),
+            retried_total: self.retried.with_label_values(&[sink]).get(),
+            dead_lettered_total: self.dead_lettered.with_label_values(&[sink]).get(),
+            write_failures_total: self.write_failures.with_label_values(&[sink]).get(),
+            lag_records: (!lags.is_empty()).then(|| lags.iter().sum()),
+            destination_state,
+            last_error,
+            ..SinkStatus::default()
+        }
     }
 
     /// The text exposition.

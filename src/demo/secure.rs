@@ -76,6 +76,7 @@ pub fn super_users() -> Vec<String> {
 /// The least-privilege ACLs, as the README's example grants them: the agent may only write its
 /// topics (and produce idempotently, as it does by default); the sink may only read them, use
 /// its two groups and write (idempotently, which Write on the topic allows) the dead letters.
+/// Both may write their status records to `__millrace_status` (for `millrace top`).
 pub fn acls() -> Vec<AclCreation> {
     let mut out = Vec::new();
     let mut allow = |user: User, resource: (ResourceType, &str), ops: &[AclOperation]| {
@@ -101,6 +102,9 @@ pub fn acls() -> Vec<AclCreation> {
         allow(User::Sink, (ResourceType::Group, group), &[Read]);
     }
     allow(User::Sink, (ResourceType::Topic, DEAD_LETTER_TOPIC), &[Write, Describe]);
+    for user in [User::Agent, User::Sink] {
+        allow(user, (ResourceType::Topic, millrace_status::STATUS_TOPIC), &[Write, Describe]);
+    }
     out
 }
 
@@ -364,12 +368,16 @@ mod tests {
         assert!(has(User::Sink, topic, METRICS_TOPIC, AclOperation::Read));
         assert!(has(User::Sink, ResourceType::Group, LOGS_GROUP, AclOperation::Read));
         assert!(has(User::Sink, topic, DEAD_LETTER_TOPIC, AclOperation::Write));
-        // The agent reads nothing, the sink writes nothing but dead letters, nobody else gets any.
+        assert!(has(User::Sink, topic, millrace_status::STATUS_TOPIC, AclOperation::Write));
+        assert!(has(User::Agent, topic, millrace_status::STATUS_TOPIC, AclOperation::Write));
+        // The agent reads nothing, the sink writes nothing but dead letters and its status,
+        // nobody else gets any.
         assert!(!grants.iter().any(|g| g.0 == "User:agent" && g.3 == AclOperation::Read.code()));
-        assert!(!grants
-            .iter()
-            .any(|g| g.0 == "User:sink" && g.3 == AclOperation::Write.code() && g.2 != DEAD_LETTER_TOPIC));
+        assert!(!grants.iter().any(|g| g.0 == "User:sink"
+            && g.3 == AclOperation::Write.code()
+            && g.2 != DEAD_LETTER_TOPIC
+            && g.2 != millrace_status::STATUS_TOPIC));
         assert!(grants.iter().all(|g| g.0 == "User:agent" || g.0 == "User:sink"));
-        assert_eq!(grants.len(), 13);
+        assert_eq!(grants.len(), 17);
     }
 }

@@ -58,11 +58,25 @@ impl TmuxPane {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
+    /// The pane's text with its colours as SGR escape sequences (`capture-pane -e`), to check
+    /// what is drawn red.
+    pub fn screen_with_colors(&self) -> anyhow::Result<String> {
+        let output = self.tmux(&["capture-pane", "-p", "-e", "-t", "main"])?;
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
     /// Types keys (tmux key names: `Enter`, `Escape`, `Down`, `q`, `C-c`; or literal text).
     pub fn send_keys(&self, keys: &[&str]) -> anyhow::Result<()> {
         let mut args = vec!["send-keys", "-t", "main"];
         args.extend_from_slice(keys);
         self.tmux(&args).map(|_| ())
+    }
+
+    /// Types a `:` command of `millrace top` (`groups`, `partitions orders`) and Enter.
+    pub fn type_command(&self, command: &str) -> anyhow::Result<()> {
+        self.send_keys(&[":"])?;
+        self.type_text(command)?;
+        self.send_keys(&["Enter"])
     }
 
     /// Types `text` literally (no key-name lookup).
@@ -109,4 +123,9 @@ impl Drop for TmuxPane {
     fn drop(&mut self) {
         let _ = Command::new("tmux").arg("-S").arg(&self.socket).arg("kill-server").output();
     }
+}
+
+/// The line of `screen` that contains `needle` (a table row, with its `│` borders).
+pub fn row<'a>(screen: &'a str, needle: &str) -> Option<&'a str> {
+    screen.lines().find(|l| l.contains(needle))
 }

@@ -148,6 +148,10 @@ async fn reads_a_broker_and_a_steady_refresh_costs_what_the_plan_says() -> anyho
         }
     }
     shape.groups_by_coordinator.insert(1, snapshot.groups.iter().map(|g| g.id.clone()).collect());
+    // The broker creates the pipeline's status topic; one Fetch a refresh reads what is new.
+    shape.status_topic = snapshot.topic(millrace_status::STATUS_TOPIC).is_some();
+    assert!(shape.status_topic, "the status topic was not created");
+    assert_eq!(steady.get("Fetch"), 1);
     assert_eq!(steady, plan_requests(&shape, &Versions::latest()));
     assert_eq!(steady.get("ListOffsets"), 2);
     Ok(())

@@ -4,7 +4,7 @@
 //! the whole cluster is gone it says so and recovers once it is back; `q` quits cleanly.
 
 use anyhow::Context;
-use millrace_tests::tmux::TmuxPane;
+use millrace_tests::tmux::{row, TmuxPane};
 use millrace_tests::{millrace_bin, python_bin, Cluster};
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -72,17 +72,6 @@ print(read)
     Ok(())
 }
 
-/// The table row that contains `needle` (in a box, so with `│` borders).
-fn row<'a>(screen: &'a str, needle: &str) -> Option<&'a str> {
-    screen.lines().find(|l| l.contains(needle))
-}
-
-fn type_command(pane: &TmuxPane, command: &str) -> anyhow::Result<()> {
-    pane.send_keys(&[":"])?;
-    pane.type_text(command)?;
-    pane.send_keys(&["Enter"])
-}
-
 #[test]
 fn top_shows_a_broker_loss_as_under_replicated_partitions_and_recovers() -> anyhow::Result<()> {
     let mut cluster = Cluster::start(3, cluster_toml())?;
@@ -114,12 +103,12 @@ fn top_shows_a_broker_loss_as_under_replicated_partitions_and_recovers() -> anyh
     }
     assert_eq!(leaders, 1, "{screen}");
 
-    type_command(&pane, "groups")?;
+    pane.type_command("groups")?;
     pane.wait_for_screen("the group with a lag of 200", SCREEN, |s| {
         row(s, GROUP).is_some_and(|r| r.split_whitespace().any(|w| w == "200"))
     })?;
 
-    type_command(&pane, &format!("partitions {TOPIC}"))?;
+    pane.type_command(&format!("partitions {TOPIC}"))?;
     let healthy = pane.wait_for_screen("three healthy partitions", SCREEN, |s| {
         s.lines().filter(|l| l.contains(&format!("│{TOPIC} ")) && l.contains(" ok")).count() == 3
     })?;

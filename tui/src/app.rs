@@ -1,12 +1,12 @@
 //! UI state and its update: keys, snapshots and clock ticks in, a new state out. No I/O, so
 //! every key binding is unit-tested.
 //!
-//! Keys follow k9s: `:` jumps to a view (`:brokers`, `:topics`, `:groups`, `:partitions`, or
-//! `:b` `:t` `:g` `:p`), `/` filters by substring, `j`/`k` or arrows move, `g`/`G` go to the
+//! Keys follow k9s: `:` jumps to a view (`:brokers`, `:topics`, `:groups`, `:partitions`,
+//! `:agents`, `:sinks`, or `:b` `:t` `:g` `:p` `:a` `:s`), `/` filters by substring, `j`/`k` or arrows move, `g`/`G` go to the
 //! top/bottom, PgUp/PgDn page, Enter drills down, Esc clears the filter or goes back, `?` help,
 //! `r` refreshes now, `q` or Ctrl-C quits.
 
-use crate::model::{BrokerRow, GroupPartitionRow, GroupRow, PartitionRow, Snapshot, TopicRow};
+use crate::model::{AgentRow, BrokerRow, GroupPartitionRow, GroupRow, PartitionRow, SinkRow, Snapshot, TopicRow};
 use std::time::SystemTime;
 
 /// A key, independent of the terminal library.
@@ -55,6 +55,10 @@ pub enum View {
         /// Group id.
         group: String,
     },
+    /// Agents, from their status records.
+    Agents,
+    /// Sinks, from their status records.
+    Sinks,
     /// Key bindings.
     Help,
 }
@@ -69,6 +73,8 @@ impl View {
             View::Partitions { topic: None } => "partitions".into(),
             View::Groups => "groups".into(),
             View::GroupDetail { group } => format!("group {group}"),
+            View::Agents => "agents".into(),
+            View::Sinks => "sinks".into(),
             View::Help => "help".into(),
         }
     }
@@ -173,8 +179,13 @@ pub fn parse_command(text: &str) -> Result<View, String> {
         ("p" | "partition" | "partitions", None) => Ok(View::Partitions { topic: None }),
         ("g" | "group" | "groups" | "cg" | "consumergroups", None) => Ok(View::Groups),
         ("g" | "group" | "groups" | "cg", Some(group)) => Ok(View::GroupDetail { group }),
+        ("a" | "agent" | "agents", None) => Ok(View::Agents),
+        ("s" | "sink" | "sinks", None) => Ok(View::Sinks),
         ("h" | "help" | "?", None) => Ok(View::Help),
-        _ => Err(format!("unknown command `{}` (try :brokers :topics :partitions :groups :help)", text.trim())),
+        _ => Err(format!(
+            "unknown command `{}` (try :brokers :topics :partitions :groups :agents :sinks :help)",
+            text.trim()
+        )),
     }
 }
 
@@ -221,6 +232,30 @@ pub fn group_rows<'a>(snapshot: &'a Snapshot, filter: &str) -> Vec<&'a GroupRow>
     snapshot.groups.iter().filter(|g| matches(filter, &g.id)).collect()
 }
 
+/// Agents shown under `filter` (host, state word or note).
+pub fn agent_rows<'a>(snapshot: &'a Snapshot, filter: &str) -> Vec<&'a AgentRow> {
+    snapshot
+        .agents
+        .iter()
+        .filter(|a| matches(filter, &format!("{} {} {}", a.status.host, a.health.word(), a.reason)))
+        .collect()
+}
+
+/// Sinks shown under `filter` (name, host, destination, state word or note).
+pub fn sink_rows<'a>(snapshot: &'a Snapshot, filter: &str) -> Vec<&'a SinkRow> {
+    snapshot
+        .sinks
+        .iter()
+        .filter(|s| {
+            let destination = s.status.sink.as_ref().map_or("", |k| k.destination.as_str());
+            matches(
+                filter,
+                &format!("{} {} {destination} {} {}", s.status.name, s.status.host, s.health.word(), s.reason),
+            )
+        })
+        .collect()
+}
+
 /// Partitions of a group shown under `filter`.
 pub fn group_partition_rows<'a>(group: &'a GroupRow, filter: &str) -> Vec<&'a GroupPartitionRow> {
     group
@@ -240,6 +275,8 @@ pub fn row_count(frame: &Frame, snapshot: &Snapshot) -> usize {
         View::GroupDetail { group } => {
             snapshot.group(group).map_or(0, |g| group_partition_rows(g, &frame.filter).len())
         }
+        View::Agents => agent_rows(snapshot, &frame.filter).len(),
+        View::Sinks => sink_rows(snapshot, &frame.filter).len(),
         View::Help => 0,
     }
 }

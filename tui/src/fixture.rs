@@ -4,6 +4,7 @@
 use crate::model::{
     MemberRow, MetricsSample, QuorumMember, RawBroker, RawCluster, RawGroup, RawPartition, RawTopic, Snapshot,
 };
+use millrace_status::{AgentStatus, ComponentKind, DestinationState, InputStatus, RunState, SinkStatus, Status};
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
@@ -118,6 +119,7 @@ pub fn raw(shape: Shape, step: u64) -> RawCluster {
         })
         .collect();
     RawCluster {
+        statuses: Vec::new(),
         cluster_id: Some("synthetic".into()),
         controller: Some(1),
         brokers,
@@ -225,9 +227,77 @@ pub fn small_raw(step: u64) -> RawCluster {
                 error: None,
             },
         ],
+        statuses: statuses(step),
         requests,
         took: Duration::from_millis(23),
     }
+}
+
+/// The pipeline of the small cluster: agent `web-1` delivering, agent `web-2` silent since the
+/// start, sink `es` writing, sink `influx` whose InfluxDB answers 503.
+pub fn statuses(step: u64) -> Vec<Status> {
+    let ms = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let base = |kind, host: &str, name: &str, at: SystemTime| Status {
+        v: 1,
+        kind,
+        host: host.into(),
+        name: name.into(),
+        version: "0.1.0".into(),
+        pid: 4242,
+        started_ms: ms(time(0)),
+        time_ms: ms(at),
+        interval_ms: 5_000,
+        state: RunState::Running,
+        agent: None,
+        sink: None,
+    };
+    let agent = |events: u64| AgentStatus {
+        inputs: vec![InputStatus {
+            name: "nginx".into(),
+            kind: "file".into(),
+            events_total: events,
+            dropped_total: 0,
+            lag_bytes: Some(2_048),
+        }],
+        delivered_total: events,
+        delivery_errors_total: 0,
+        in_flight: 12,
+        disk_buffer_bytes: 0,
+        disk_buffer_capacity_bytes: 256 << 20,
+    };
+    let sink = |destination: &str, target: &str, forwarded: u64, state, error: Option<&str>| SinkStatus {
+        destination: destination.into(),
+        target: target.into(),
+        group: format!("sink-{destination}"),
+        topics: vec!["web-logs".into()],
+        forwarded_total: forwarded,
+        write_failures_total: u64::from(error.is_some()) * step,
+        lag_records: Some(120),
+        destination_state: state,
+        last_error: error.map(str::to_string),
+        ..SinkStatus::default()
+    };
+    vec![
+        Status { agent: Some(agent(1_000 + 400 * step)), ..base(ComponentKind::Agent, "web-1", "web-1", time(step)) },
+        Status {
+            agent: Some(agent(50)),
+            ..base(ComponentKind::Agent, "web-2", "web-2", time(0) - Duration::from_secs(60))
+        },
+        Status {
+            sink: Some(sink("elasticsearch", "https://es-1:9200", 900 + 380 * step, DestinationState::Ok, None)),
+            ..base(ComponentKind::Sink, "sink-1", "es", time(step))
+        },
+        Status {
+            sink: Some(sink(
+                "influxdb",
+                "http://influx:8086",
+                4_990,
+                DestinationState::Failing,
+                Some("503 Service Unavailable"),
+            )),
+            ..base(ComponentKind::Sink, "sink-1", "influx", time(step))
+        },
+    ]
 }
 
 /// The small cluster after `steps` refreshes; broker 3 was up in the first one only.

@@ -2,7 +2,8 @@
 //! layout (`<base offset>.log`, `.index`, `.timeindex`, `.snapshot`).
 //!
 //! - [`batch`]: record batch v2 headers: parsing, CRC-32C, offset assignment, request splitting.
-//! - [`compression`]: streaming decompression with a hard output cap.
+//! - [`compression`]: streaming decompression with a hard output cap (in the protocol crate,
+//!   shared with the clients that read records).
 //! - [`validator`]: record validation of produced batches (Kafka's LogValidator).
 //! - `index` / `time_index`: the sparse memory-mapped offset and timestamp indexes.
 //! - `segment`: one `.log` file with its two indexes.
@@ -15,7 +16,7 @@
 
 pub mod batch;
 mod cleaner;
-pub mod compression;
+pub use millrace_protocol::compression;
 mod error;
 mod index;
 mod leader_epoch;

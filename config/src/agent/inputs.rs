@@ -28,6 +28,19 @@ pub struct Inputs {
     pub stdin: Vec<StdinInput>,
 }
 
+impl Inputs {
+    /// Every input's name and kind (`file`, `prometheus`, `host_metrics`, `syslog`, `stdin`).
+    pub fn names_and_kinds(&self) -> Vec<(String, &'static str)> {
+        let mut all = Vec::new();
+        all.extend(self.file.iter().map(|i| (i.name.clone(), "file")));
+        all.extend(self.prometheus.iter().map(|i| (i.name.clone(), "prometheus")));
+        all.extend(self.host_metrics.iter().map(|i| (i.name.clone(), "host_metrics")));
+        all.extend(self.syslog.iter().map(|i| (i.name.clone(), "syslog")));
+        all.extend(self.stdin.iter().map(|i| (i.name.clone(), "stdin")));
+        all
+    }
+}
+
 /// Lines read from standard input until it closes.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

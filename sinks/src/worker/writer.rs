@@ -94,6 +94,10 @@ impl<D: Destination, L: DeadLetters> Writer<D, L> {
                         }
                     }
                     self.metrics.forwarded.with_label_values(&[sink]).inc_by(accepted);
+                    match &reason {
+                        Some(why) if accepted == 0 => self.metrics.destination_failing(sink, why),
+                        _ => self.metrics.destination_ok(sink),
+                    }
                     pending = retry;
                     if let Some(reason) = reason {
                         self.metrics.retried.with_label_values(&[sink]).inc_by(pending.len() as u64);
@@ -106,6 +110,7 @@ impl<D: Destination, L: DeadLetters> Writer<D, L> {
                 }
                 Err(failure) => {
                     self.metrics.write_failures.with_label_values(&[sink]).inc();
+                    self.metrics.destination_failing(sink, &failure.reason);
                     let wait = failure.retry_after.unwrap_or_else(|| backoff.next_wait());
                     tracing::warn!(sink, records = pending.len(), reason = %failure.reason, attempt = backoff.attempts(), ?wait, "write failed; retrying");
                     if !self.pause(wait).await {

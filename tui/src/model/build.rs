@@ -79,6 +79,9 @@ impl Snapshot {
         let topics = build_topics(previous, raw.topics, &brokers_raw, now);
         let brokers = build_brokers(previous, brokers_raw, controller, &topics);
         let groups = build_groups(previous, raw.groups, &topics);
+        let now_ms = now.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let agents = super::pipeline::agents(&previous.agents, &raw.statuses, now_ms);
+        let sinks = super::pipeline::sinks(&previous.sinks, &raw.statuses, now_ms);
         Snapshot {
             source: previous.source.clone(),
             identity: previous.identity.clone(),
@@ -90,6 +93,8 @@ impl Snapshot {
             brokers,
             topics,
             groups,
+            agents,
+            sinks,
             requests: raw.requests,
             error: None,
         }

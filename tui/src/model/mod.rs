@@ -3,8 +3,10 @@
 //! pure functions of (previous snapshot, new raw data) in [`build`].
 
 pub mod build;
+pub mod pipeline;
 
 pub use build::{rate, trend};
+pub use pipeline::{AgentRow, Health, SinkRow};
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -200,6 +202,8 @@ pub struct RawCluster {
     pub topics: Vec<RawTopic>,
     /// Consumer groups.
     pub groups: Vec<RawGroup>,
+    /// The latest status record of every agent and sink (`__millrace_status`).
+    pub statuses: Vec<millrace_status::Status>,
     /// Requests this refresh sent.
     pub requests: RequestCounts,
     /// How long the refresh took.
@@ -449,6 +453,10 @@ pub struct Snapshot {
     pub topics: Vec<TopicRow>,
     /// Groups by id.
     pub groups: Vec<GroupRow>,
+    /// Agents, from the status topic.
+    pub agents: Vec<AgentRow>,
+    /// Sinks, from the status topic.
+    pub sinks: Vec<SinkRow>,
     /// Requests the latest refresh sent.
     pub requests: RequestCounts,
     /// Why the latest refresh failed: the cluster could not be reached.
@@ -476,6 +484,10 @@ pub struct Summary {
     pub total_lag: i64,
     /// Group partitions whose lag is unknown (`total_lag` is then a lower bound).
     pub lag_unknown: usize,
+    /// Agents and sinks shown.
+    pub pipeline: usize,
+    /// Of them, down (silent, or a destination failing).
+    pub pipeline_down: usize,
 }
 
 impl Snapshot {
@@ -497,6 +509,9 @@ impl Snapshot {
             groups: self.groups.len(),
             total_lag: self.groups.iter().map(|g| g.total_lag).sum(),
             lag_unknown: self.groups.iter().map(|g| g.lag_unknown).sum(),
+            pipeline: self.agents.len() + self.sinks.len(),
+            pipeline_down: self.agents.iter().filter(|a| a.health == Health::Down).count()
+                + self.sinks.iter().filter(|s| s.health == Health::Down).count(),
         }
     }
 

@@ -17,7 +17,7 @@ const CLIENT_ID: &str = "millrace-top";
 const API_VERSIONS_VERSION: i16 = 2;
 
 /// Every Kafka API `millrace top` sends (besides ApiVersions).
-pub const APIS_USED: [ApiKey; 9] = [
+pub const APIS_USED: [ApiKey; 10] = [
     ApiKey::Metadata,
     ApiKey::DescribeCluster,
     ApiKey::DescribeQuorum,
@@ -27,6 +27,7 @@ pub const APIS_USED: [ApiKey; 9] = [
     ApiKey::DescribeGroups,
     ApiKey::OffsetFetch,
     ApiKey::DescribeConfigs,
+    ApiKey::Fetch,
 ];
 
 /// The version ranges a broker advertised, per API key.
@@ -47,6 +48,7 @@ impl Versions {
             (ApiKey::DescribeGroups, 0, 4),
             (ApiKey::OffsetFetch, 0, 7),
             (ApiKey::DescribeConfigs, 0, 2),
+            (ApiKey::Fetch, 0, 11),
         ])
     }
 
@@ -86,6 +88,7 @@ pub fn api_name(key: i16) -> &'static str {
         Ok(ApiKey::OffsetFetch) => "OffsetFetch",
         Ok(ApiKey::DescribeConfigs) => "DescribeConfigs",
         Ok(ApiKey::ApiVersions) => "ApiVersions",
+        Ok(ApiKey::Fetch) => "Fetch",
         _ => "other",
     }
 }

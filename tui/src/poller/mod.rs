@@ -5,7 +5,8 @@
 //! connection): Metadata (+ DescribeCluster) from the first broker that answers; per leader,
 //! ListOffsets earliest and latest for all its partitions, ListGroups, and every ~30 s
 //! DescribeConfigs for the admin address; FindCoordinator only for groups whose coordinator is
-//! not cached; per coordinator, DescribeGroups and OffsetFetch batched; then `/metrics`.
+//! not cached; per coordinator, DescribeGroups and OffsetFetch batched; one Fetch of what is new
+//! in the pipeline's status topic (`__millrace_status`); then `/metrics`.
 //! Connections are kept between refreshes; every request has a timeout and is counted.
 
 mod conn;
@@ -13,7 +14,9 @@ mod decode;
 pub use decode::assigned_partitions;
 mod metrics;
 mod plan;
+pub mod records;
 mod rounds;
+mod status;
 
 pub use conn::{Versions, APIS_USED};
 pub use metrics::MetricsSource;
@@ -72,6 +75,8 @@ pub struct Poller {
     metrics_urls: HashMap<i32, String>,
     configs_asked: HashMap<i32, Instant>,
     http: reqwest::Client,
+    /// The pipeline's status records read so far.
+    status: status::StatusTable,
 }
 
 impl Poller {
@@ -91,6 +96,7 @@ impl Poller {
             metrics_urls: HashMap::new(),
             configs_asked: HashMap::new(),
             http,
+            status: status::StatusTable::default(),
         })
     }
 
@@ -128,6 +134,7 @@ impl Poller {
         self.known = brokers.iter().filter(|b| !b.fenced).map(|b| (b.id, format!("{}:{}", b.host, b.port))).collect();
         let listed = self.broker_stage(&mut topics, &mut brokers, &mut counts).await;
         let groups = self.group_stage(listed, &brokers, &mut counts).await;
+        let statuses = self.status_stage(&topics, &brokers, &mut counts).await;
         self.metrics_stage(&mut brokers, &mut counts).await;
         // Forget connections to brokers that left.
         let keep: HashSet<&String> = self.known.values().chain(self.config.bootstrap.iter()).collect();
@@ -138,6 +145,7 @@ impl Poller {
             brokers,
             topics,
             groups,
+            statuses,
             requests: counts,
             took: started.elapsed(),
         })

@@ -9,8 +9,8 @@ use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListO
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
 use kafka_protocol::messages::{
     ApiKey, BrokerId, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest, DescribeQuorumRequest,
-    FindCoordinatorRequest, GroupId, ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetFetchRequest,
-    TopicName,
+    FetchRequest, FindCoordinatorRequest, GroupId, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
+    OffsetFetchRequest, TopicName,
 };
 use kafka_protocol::protocol::{Request, StrBytes};
 use std::collections::BTreeMap;
@@ -34,6 +34,10 @@ pub const DESCRIBE_GROUPS_VERSION: i16 = 5;
 pub const OFFSET_FETCH_VERSION: i16 = 8;
 /// DescribeConfigs v4.
 pub const DESCRIBE_CONFIGS_VERSION: i16 = 4;
+/// Fetch v12: the newest that names topics (v13+ wants topic ids).
+pub const FETCH_VERSION: i16 = 12;
+/// Bytes one Fetch may return (the status topic's records, a tail's).
+pub const FETCH_MAX_BYTES: i32 = 1 << 20;
 
 /// ListOffsets timestamp asking for the log start offset.
 pub const EARLIEST: i64 = -2;
@@ -69,6 +73,41 @@ pub fn describe_quorum(versions: &Versions) -> Option<(i16, DescribeQuorumReques
     let request = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
         .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
         .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+    Some((version, request))
+}
+
+/// Fetch of `partitions` (index, offset) of `topic` as a consumer, without waiting: at most
+/// [`FETCH_MAX_BYTES`] in all.
+pub fn fetch(topic: &str, partitions: &[(i32, i64)], versions: &Versions) -> Option<(i16, FetchRequest)> {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    if partitions.is_empty() {
+        return None;
+    }
+    let version = versions.pick(ApiKey::Fetch, FETCH_VERSION)?;
+    let per_partition = (FETCH_MAX_BYTES / partitions.len() as i32).max(64 << 10);
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_min_bytes(0)
+        .with_max_bytes(FETCH_MAX_BYTES)
+        // Sessionless (KIP-227): session 0, epoch -1.
+        .with_session_id(0)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(
+                partitions
+                    .iter()
+                    .map(|(index, offset)| {
+                        FetchPartition::default()
+                            .with_partition(*index)
+                            .with_fetch_offset(*offset)
+                            .with_current_leader_epoch(-1)
+                            .with_log_start_offset(-1)
+                            .with_partition_max_bytes(per_partition)
+                    })
+                    .collect(),
+            )]);
     Some((version, request))
 }
 
@@ -234,6 +273,8 @@ pub struct ClusterShape {
     pub describe_configs: bool,
     /// Prometheus endpoints scraped.
     pub metrics_endpoints: u32,
+    /// Whether the pipeline's status topic exists (one Fetch of what is new in it).
+    pub status_topic: bool,
 }
 
 /// The requests one refresh of a cluster of `shape` sends when every broker speaks `versions`
@@ -260,6 +301,9 @@ pub fn plan_requests(shape: &ClusterShape, versions: &Versions) -> RequestCounts
     }
     for groups in shape.groups_by_coordinator.values() {
         CoordinatorPlan::new(groups, versions).count(&mut counts);
+    }
+    if shape.status_topic && fetch(millrace_status::STATUS_TOPIC, &[(0, 0)], versions).is_some() {
+        counts.add(api_name(FetchRequest::KEY));
     }
     counts.http = shape.metrics_endpoints;
     counts
@@ -292,6 +336,7 @@ mod tests {
         assert_eq!(counts.get("OffsetFetch"), 3, "v8 batches groups");
         assert_eq!(counts.get("DescribeConfigs"), 0);
         assert_eq!(counts.get("DescribeQuorum"), 1);
+        assert_eq!(counts.get("Fetch"), 0, "no status topic");
         assert_eq!(counts.kafka_total(), 18);
     }
 
@@ -348,6 +393,9 @@ mod tests {
                 for r in rs {
                     r.encode(&mut buf, *v).unwrap_or_else(|e| panic!("OffsetFetch v{v}: {e}"));
                 }
+            }
+            if let Some((v, r)) = fetch("t", &[(0, 5), (1, 7)], &versions) {
+                r.encode(&mut buf, v).unwrap_or_else(|e| panic!("Fetch v{v}: {e}"));
             }
         }
     }

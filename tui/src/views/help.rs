@@ -5,11 +5,13 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 
-const KEYS: [(&str, &str); 16] = [
+const KEYS: [(&str, &str); 19] = [
     (":brokers  :b", "brokers: state, controller, partitions led, bytes in/out per second"),
     (":topics   :t", "topics: partitions, under-replicated, offline, records/s, bytes/s"),
     (":partitions :p [TOPIC]", "partitions: leader, replicas, ISR, offsets, records/s"),
     (":groups   :g [GROUP]", "consumer groups: state, members, lag and its trend"),
+    (":agents   :a", "agents (from __millrace_status): inputs, events/s, file lag, buffer, drops"),
+    (":sinks    :s", "sinks (from __millrace_status): destination, written/s, lag, failures, dead letters"),
     ("enter", "open the selected topic or group"),
     ("esc", "clear the filter, else go back"),
     ("/", "filter rows by substring (partitions also by `under`, `offline`)"),
@@ -22,6 +24,7 @@ const KEYS: [(&str, &str); 16] = [
     ("", ""),
     ("yellow", "under-replicated partition, growing lag"),
     ("red", "OFFLINE partition (no leader), broker down, cluster unreachable"),
+    ("red (pipeline)", "agent or sink silent for 3 intervals (killed, hung, cut off), destination failing"),
 ];
 
 /// Draws the key bindings.

@@ -8,6 +8,7 @@ mod group_detail;
 mod groups;
 mod help;
 mod partitions;
+mod pipeline;
 mod topics;
 
 pub use format::{age, bytes, bytes_rate, clock, ids, mini_sparkline, rate};
@@ -25,11 +26,11 @@ use ratatui::Frame;
 pub(crate) const WARN: Style = Style::new().fg(Color::Yellow);
 /// Red and bold: offline, down, unreachable.
 pub(crate) const ALARM: Style = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
-const DIM: Style = Style::new().fg(Color::DarkGray);
+pub(crate) const DIM: Style = Style::new().fg(Color::DarkGray);
 const KEY: Style = Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD);
 
 /// APIs in the order a refresh sends them.
-const API_ORDER: [&str; 10] = [
+const API_ORDER: [&str; 11] = [
     "ApiVersions",
     "Metadata",
     "DescribeCluster",
@@ -40,6 +41,7 @@ const API_ORDER: [&str; 10] = [
     "FindCoordinator",
     "DescribeGroups",
     "OffsetFetch",
+    "Fetch",
 ];
 
 /// Draws the whole screen.
@@ -63,6 +65,8 @@ pub fn render(frame: &mut Frame, state: &AppState, snapshot: &Snapshot) {
         View::Partitions { topic } => partitions::render(frame, body, state, snapshot, topic.as_deref()),
         View::Groups => groups::render(frame, body, state, snapshot),
         View::GroupDetail { group } => group_detail::render(frame, body, state, snapshot, group),
+        View::Agents => pipeline::render_agents(frame, body, state, snapshot),
+        View::Sinks => pipeline::render_sinks(frame, body, state, snapshot),
         View::Help => help::render(frame, body),
     }
     frame.render_widget(Paragraph::new(prompt_line(state)), prompt);
@@ -116,6 +120,8 @@ fn header_lines(state: &AppState, snapshot: &Snapshot) -> Vec<Line<'static>> {
         Span::raw(", "),
         Span::styled(format!("{} offline", s.offline), if s.offline > 0 { ALARM } else { Style::new() }),
         Span::raw(format!("  groups {}: lag {}", s.groups, format::total_lag(s.total_lag, s.lag_unknown))),
+        Span::raw(format!("  pipeline {}: ", s.pipeline)),
+        Span::styled(format!("{} down", s.pipeline_down), if s.pipeline_down > 0 { ALARM } else { Style::new() }),
     ];
     if snapshot.taken_at.is_none() {
         first.truncate(1);
@@ -193,7 +199,7 @@ fn prompt_line(state: &AppState) -> Line<'static> {
 
 fn footer_line(state: &AppState) -> Line<'static> {
     let hints: &[(&str, &str)] = match (&state.mode, &state.frame().view) {
-        (Mode::Command(_), _) => &[("enter", "go"), ("esc", "cancel"), ("b t p g", "views")],
+        (Mode::Command(_), _) => &[("enter", "go"), ("esc", "cancel"), ("b t p g a s", "views")],
         (Mode::Filter, _) => &[("enter", "keep filter"), ("esc", "clear")],
         (Mode::Normal, View::Topics | View::Groups) => &[
             (":", "view"),

@@ -163,3 +163,35 @@ fn the_selection_stays_visible_in_a_long_table() {
     assert!(last, "the last partition is on screen:\n{text}");
     assert!(!text.contains("topic-000"), "{text}");
 }
+
+#[test]
+fn agents_and_sinks_show_health_rates_and_why_one_is_red() {
+    let snapshot = fixture::small(5);
+    let agents = screen(View::Agents, &snapshot);
+    let web1 = line_with(&agents, "web-1");
+    assert!(web1.contains(" ok ") && web1.contains("200/s") && web1.contains("2.0 KiB"), "{web1}\n{agents}");
+    let web2 = line_with(&agents, "web-2");
+    assert!(web2.contains(" down ") && web2.contains("silent for"), "{web2}");
+    let sinks = screen(View::Sinks, &snapshot);
+    let es = line_with(&sinks, "│es ");
+    assert!(es.contains("elasticsearch") && es.contains(" ok ") && es.contains("190/s"), "{es}\n{sinks}");
+    let influx = line_with(&sinks, "│influx ");
+    assert!(influx.contains(" down ") && influx.contains("influxdb failing: 503 Service Unavailable"), "{influx}");
+    let header = sinks.lines().next().unwrap();
+    assert!(header.contains("pipeline 4: 2 down"), "{header}");
+}
+
+#[test]
+fn a_down_component_is_drawn_red() {
+    use ratatui::style::Color;
+    let snapshot = fixture::small(5);
+    let mut terminal = ratatui::Terminal::new(TestBackend::new(160, 30)).unwrap();
+    terminal.draw(|f| render(f, &AppState::new(View::Sinks, now()), &snapshot)).unwrap();
+    let buffer = terminal.backend().buffer();
+    let text = buffer_text(buffer);
+    let y = text.lines().position(|l| l.contains("│influx ")).unwrap() as u16;
+    let x = text.lines().nth(y as usize).unwrap().chars().position(|c| c == 'i').unwrap() as u16;
+    assert_eq!(buffer[(x, y)].fg, Color::Red);
+    let y = text.lines().position(|l| l.contains("│es ")).unwrap() as u16;
+    assert_ne!(buffer[(x, y)].fg, Color::Red);
+}
