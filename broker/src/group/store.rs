@@ -195,8 +195,9 @@ impl OffsetStore {
     }
 
     /// Reads one partition from its start to its end and folds the records into the latest
-    /// state. Records that do not decode are skipped with a warning (as Kafka skips unknown
-    /// versions): one damaged record must not cost every group of the partition.
+    /// state. Records that do not decode are skipped with a warning (Kafka's loader likewise
+    /// ignores record types it does not know): one damaged record must not cost every group of
+    /// the partition.
     pub fn load(partition: &Partition) -> Result<Loaded, BrokerError> {
         let mut loaded = Loaded::default();
         let (mut offset, _) = partition.offsets();
