@@ -182,11 +182,12 @@ impl GroupCoordinator {
         // Loading reads the log: no lock is held meanwhile.
         let mut loaded = Vec::new();
         for (index, partition) in &added {
-            match OffsetStore::load(partition) {
+            match OffsetStore::load_and_migrate(partition, now_ms()) {
                 Ok(groups) => {
                     tracing::info!(
                         partition = index,
                         groups = groups.groups.len(),
+                        skipped = groups.skipped,
                         "coordinating the groups of __consumer_offsets-{index}"
                     );
                     loaded.push(groups);

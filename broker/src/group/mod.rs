@@ -5,10 +5,12 @@
 //!   transitions return [`effects`] instead of writing or waking anything.
 //! - [`coordinator`]: the runtime: clock, lock, and performing the effects.
 //! - [`types`]: states, request arguments and results of the state machine.
-//! - [`store`]: the `__consumer_offsets` record format, writing and loading; [`records`]
-//!   converts groups to and from it.
+//! - [`store`]: writing and loading `__consumer_offsets`, and migrating its earlier JSON records;
+//!   [`codec`]: its record format, Kafka's key/value schemas; [`records`] converts groups to and
+//!   from it.
 //! - [`view`]: read-only views (offsets, listing, descriptions).
 
+pub mod codec;
 pub mod coordinator;
 pub mod effects;
 mod entry;

@@ -3,7 +3,7 @@
 
 use super::entry::Entry;
 use super::state::{Group, GroupState, JoinArgs};
-use super::store::{decode_b64, encode_b64, Loaded, StoredGroup, StoredMember};
+use super::store::{Loaded, StoredGroup, StoredMember};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -26,8 +26,9 @@ pub(super) fn stored_group(entry: &Entry) -> StoredGroup {
                     client_host: m.client_host.clone(),
                     session_timeout_ms: u64::try_from(m.session_timeout.as_millis()).unwrap_or(u64::MAX),
                     rebalance_timeout_ms: u64::try_from(m.rebalance_timeout.as_millis()).unwrap_or(u64::MAX),
-                    protocols: m.protocols.iter().map(|(n, meta)| (n.clone(), encode_b64(meta))).collect(),
-                    assignment: encode_b64(&m.assignment),
+                    // Kafka's record keeps the chosen protocol's metadata only.
+                    subscription: m.metadata_for(group.protocol.as_deref().unwrap_or_default()),
+                    assignment: m.assignment.clone(),
                 })
                 .collect()
         } else {
@@ -40,13 +41,20 @@ pub(super) fn stored_group(entry: &Entry) -> StoredGroup {
 
 /// Rebuilds group entries from what was read from an offsets partition; restored members get a
 /// fresh session from `now`.
+///
+/// A restored member supports just the chosen protocol, the only one the record keeps (as in
+/// Kafka): the group answers heartbeats, syncs and commits of its generation as before, and a
+/// member rejoining with its full protocol list rejoins normally (see `join.rs`).
 pub(super) fn restore_groups(loaded: Loaded, now: i64) -> HashMap<String, Entry> {
     let mut groups: HashMap<String, Entry> = HashMap::new();
     for (id, stored) in &loaded.groups {
+        // Members without a chosen protocol (only a damaged or foreign record has them) could
+        // not be served; the group restarts empty and they rejoin.
         let members = stored
             .members
             .iter()
-            .map(|m| {
+            .filter_map(|m| stored.protocol.as_ref().map(|protocol| (m, protocol)))
+            .map(|(m, protocol)| {
                 let joined = JoinArgs {
                     member_id: m.member_id.clone(),
                     instance_id: m.instance_id.clone(),
@@ -55,10 +63,10 @@ pub(super) fn restore_groups(loaded: Loaded, now: i64) -> HashMap<String, Entry>
                     session_timeout: Duration::from_millis(m.session_timeout_ms),
                     rebalance_timeout: Duration::from_millis(m.rebalance_timeout_ms),
                     protocol_type: stored.protocol_type.clone().unwrap_or_default(),
-                    protocols: m.protocols.iter().map(|(n, meta)| (n.clone(), decode_b64(meta))).collect(),
+                    protocols: vec![(protocol.clone(), m.subscription.clone())],
                     require_known_member_id: false,
                 };
-                (joined, decode_b64(&m.assignment))
+                (joined, m.assignment.clone())
             })
             .collect();
         let group = Group::restore(
@@ -70,7 +78,13 @@ pub(super) fn restore_groups(loaded: Loaded, now: i64) -> HashMap<String, Entry>
             members,
             now,
         );
-        groups.insert(id.clone(), Entry { group, offsets: HashMap::new(), empty_since: stored.empty_since });
+        // A group that became empty before its record had a state timestamp (Kafka's v0/v1)
+        // counts its offsets' retention from now rather than keeping them forever.
+        let empty_since = match stored.empty_since {
+            None if group.members.is_empty() && stored.protocol_type.is_some() => Some(now),
+            since => since,
+        };
+        groups.insert(id.clone(), Entry { group, offsets: HashMap::new(), empty_since });
     }
     for (id, offsets) in loaded.offsets {
         groups.entry(id.clone()).or_insert_with(|| Entry::new(&id)).offsets = offsets;

@@ -73,6 +73,9 @@ pub struct Member {
     pub protocols: Vec<(String, Bytes)>,
     /// Assignment from the current generation.
     pub assignment: Bytes,
+    /// Restored from `__consumer_offsets`, whose record keeps only the chosen protocol: until
+    /// the member rejoins, `protocols` is that one protocol rather than the member's list.
+    restored: bool,
     heartbeat_deadline: i64,
     join_waiter: Option<WaiterId>,
     sync_waiter: Option<WaiterId>,
@@ -90,6 +93,7 @@ impl Member {
             rebalance_timeout: args.rebalance_timeout,
             protocols: args.protocols,
             assignment,
+            restored: false,
             join_waiter: None,
             sync_waiter: None,
         }
@@ -98,6 +102,22 @@ impl Member {
     /// Metadata for `protocol`, empty if the member does not support it.
     pub fn metadata_for(&self, protocol: &str) -> Bytes {
         self.protocols.iter().find(|(name, _)| name == protocol).map(|(_, m)| m.clone()).unwrap_or_default()
+    }
+
+    /// Whether a rejoin brings the protocols the member has. A restored member knows just the
+    /// chosen protocol's metadata: the same metadata for it counts as unchanged, so a moved
+    /// coordinator costs no rebalance of a member whose subscription did not change.
+    fn same_protocols(&self, protocols: &[(String, Bytes)]) -> bool {
+        if self.restored {
+            return self.protocols.iter().all(|(name, meta)| protocols.iter().any(|(n, m)| n == name && m == meta));
+        }
+        self.protocols == protocols
+    }
+
+    /// Takes the protocols of a rejoin (the member's full list from now on).
+    fn set_protocols(&mut self, protocols: Vec<(String, Bytes)>) {
+        self.protocols = protocols;
+        self.restored = false;
     }
 
     fn touch(&mut self, now: i64) {
@@ -172,7 +192,8 @@ impl Group {
             if let Some(instance) = &args.instance_id {
                 group.static_members.insert(instance.clone(), args.member_id.clone());
             }
-            let member = Member::from_join(args.member_id.clone(), args, assignment, now);
+            let mut member = Member::from_join(args.member_id.clone(), args, assignment, now);
+            member.restored = true;
             group.members.insert(member.member_id.clone(), member);
         }
         group.state = if group.members.is_empty() { GroupState::Empty } else { GroupState::Stable };

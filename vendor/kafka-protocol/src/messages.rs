@@ -31,11 +31,23 @@ pub use default_principal_data::DefaultPrincipalData;
 pub mod end_txn_marker;
 pub use end_txn_marker::EndTxnMarker;
 
+pub mod group_metadata_key;
+pub use group_metadata_key::GroupMetadataKey;
+
+pub mod group_metadata_value;
+pub use group_metadata_value::GroupMetadataValue;
+
 pub mod k_raft_version_record;
 pub use k_raft_version_record::KRaftVersionRecord;
 
 pub mod leader_change_message;
 pub use leader_change_message::LeaderChangeMessage;
+
+pub mod offset_commit_key;
+pub use offset_commit_key::OffsetCommitKey;
+
+pub mod offset_commit_value;
+pub use offset_commit_value::OffsetCommitValue;
 
 pub mod request_header;
 pub use request_header::RequestHeader;

@@ -279,3 +279,57 @@ fn moving_a_partition_away_cancels_the_requests_parked_in_its_groups() {
     groups.apply(AfterWrite::StoreOffsets { group: "g".into(), offsets });
     assert!(groups.list().is_empty());
 }
+
+#[test]
+fn a_group_restored_from_kafkas_record_answers_and_its_members_rejoin_normally() {
+    use crate::group::codec::{decode_group, encode_value, Format};
+    use crate::group::store::{Loaded, StoredMember};
+    let member = |id: &str| StoredMember {
+        member_id: id.into(),
+        instance_id: None,
+        client_id: "c".into(),
+        client_host: "/10.0.0.1".into(),
+        session_timeout_ms: 10_000,
+        rebalance_timeout_ms: 30_000,
+        subscription: Bytes::from_static(b"sub"),
+        assignment: Bytes::from_static(b"A"),
+    };
+    let stored = StoredGroup {
+        protocol_type: Some("consumer".into()),
+        generation: 4,
+        protocol: Some("range".into()),
+        leader: Some("m1".into()),
+        members: vec![member("m1"), member("m2")],
+        empty_since: None,
+    };
+    // Through the bytes of Kafka's record, which keep only the chosen protocol's metadata.
+    let bytes = encode_value(&StoredValue::Group(stored)).unwrap();
+    let mut loaded = Loaded::default();
+    loaded.groups.insert("g".into(), decode_group(&bytes, Format::Kafka).unwrap());
+    let mut groups = core();
+    assert!(groups.restore(loaded, T0).is_empty());
+
+    let described = groups.describe("g").expect("restored");
+    assert_eq!(described.state, "Stable");
+    assert_eq!(described.members.len(), 2);
+    assert_eq!(groups.heartbeat("g", "m2", None, 4, T0 + 1), None);
+    let (answer, _) = groups.sync("g", "m2", None, 4, Vec::new(), T0 + 1);
+    assert!(matches!(answer, Answer::Now(ref r) if r.error.is_none() && r.assignment == Bytes::from_static(b"A")));
+    assert!(groups.commit("g", 4, "m2", None, vec![("t".into(), 0, offset(1, T0))]).is_ok());
+
+    // A follower rejoining with its full protocol list, the chosen one's metadata unchanged,
+    // gets the current generation back: no rebalance.
+    let both = vec![("range".into(), Bytes::from_static(b"sub")), ("roundrobin".into(), Bytes::from_static(b"rr"))];
+    let (answer, _) = groups.join("g", JoinArgs { protocols: both.clone(), ..join_args("m2") }, T0 + 2);
+    assert!(matches!(answer, Answer::Now(ref r) if r.error.is_none() && r.generation == 4), "replayed");
+    // A member whose subscription changed rebalances the group, as before the restart.
+    let changed = vec![("range".into(), Bytes::from_static(b"other"))];
+    let (answer, _) = groups.join("g", JoinArgs { protocols: changed, ..join_args("m1") }, T0 + 3);
+    assert!(matches!(answer, Answer::Wait(_)));
+    let (answer, effects) = groups.join("g", JoinArgs { protocols: both, ..join_args("m2") }, T0 + 3);
+    assert!(matches!(answer, Answer::Wait(_)));
+    assert!(
+        effects.wakes.iter().any(|w| matches!(w, Wake::Join(_, r) if r.generation == 5)),
+        "both rejoined: generation 5 is handed out"
+    );
+}

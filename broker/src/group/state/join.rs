@@ -86,13 +86,13 @@ impl Group {
         if let Some(waiter) = member.sync_waiter.take() {
             cx.wakes.push(Wake::Sync(waiter, SyncResult::error(ResponseError::FencedInstanceId)));
         }
-        let protocols_unchanged = member.protocols == args.protocols;
+        let protocols_unchanged = member.same_protocols(&args.protocols);
         member.member_id = new_id.clone();
         member.client_id = args.client_id.clone();
         member.client_host = args.client_host.clone();
         member.session_timeout = args.session_timeout;
         member.rebalance_timeout = args.rebalance_timeout;
-        member.protocols = args.protocols.clone();
+        member.set_protocols(args.protocols.clone());
         member.touch(cx.now);
         let was_leader = self.leader.as_deref() == Some(old_id);
         if was_leader {
@@ -140,8 +140,8 @@ impl Group {
         let Some(member) = self.members.get_mut(&member_id) else {
             return Answer::Now(JoinResult::error(ResponseError::UnknownMemberId, &member_id));
         };
-        let protocols_unchanged = member.protocols == args.protocols;
-        member.protocols = args.protocols;
+        let protocols_unchanged = member.same_protocols(&args.protocols);
+        member.set_protocols(args.protocols);
         member.session_timeout = args.session_timeout;
         member.rebalance_timeout = args.rebalance_timeout;
         member.client_id = args.client_id;
