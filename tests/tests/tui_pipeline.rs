@@ -2,8 +2,8 @@
 //! a file and a sink writing the topic to a file, both publishing their status every second to
 //! `__millrace_status` (created by the brokers). With no configuration beyond the bootstrap,
 //! the Agents and Sinks views show them delivering; a sink killed with kill -9 turns red
-//! ("down", "silent for …") within three intervals and is ok again once restarted; an agent
-//! stopped cleanly reads "stopped".
+//! ("down", "silent for …") within three intervals and is ok again once restarted; the tail
+//! pane shows the topic's latest lines; an agent stopped cleanly reads "stopped".
 
 use anyhow::Context;
 use millrace_tests::component::Component;
@@ -113,6 +113,15 @@ fn top_shows_agents_and_sinks_and_a_killed_sink_turns_red() -> anyhow::Result<()
     pane.wait_for_screen("the restarted sink ok again", SCREEN, |s| {
         row(s, "out-file").is_some_and(|r| r.contains(" ok "))
     })?;
+
+    // The tail pane shows the topic's latest records, as a console consumer would.
+    pane.type_command(&format!("tail {TOPIC}"))?;
+    let tail = pane.wait_for_screen("the latest lines of the topic", SCREEN, |s| {
+        // The agent's events are JSON; their key is the host and the file.
+        s.contains(&format!("tail of {TOPIC}"))
+            && s.lines().filter(|l| l.contains("web-test:") && l.contains("@timestamp")).count() >= 5
+    })?;
+    eprintln!("tail:\n{tail}");
 
     stop.store(true, Ordering::Relaxed);
     writer.join().map_err(|_| anyhow::anyhow!("the writer panicked"))??;

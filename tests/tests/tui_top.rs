@@ -1,7 +1,9 @@
 //! `millrace top` as an operator sees it: the real binary in a tmux pane against a real 3-broker
 //! cluster. It must show the brokers, a group's lag, partitions with their ISR; when a broker is
 //! killed its partitions turn under-replicated on screen, and they recover when it returns; when
-//! the whole cluster is gone it says so and recovers once it is back; `q` quits cleanly.
+//! the whole cluster is gone it says so and recovers once it is back; `q` quits cleanly. The
+//! confirmed actions work on it: `R` resets the idle group to the latest offsets, `E` gives the
+//! partitions back to their preferred leaders after the restart.
 
 use anyhow::Context;
 use millrace_tests::tmux::{row, TmuxPane};
@@ -107,6 +109,16 @@ fn top_shows_a_broker_loss_as_under_replicated_partitions_and_recovers() -> anyh
     pane.wait_for_screen("the group with a lag of 200", SCREEN, |s| {
         row(s, GROUP).is_some_and(|r| r.split_whitespace().any(|w| w == "200"))
     })?;
+    // The group is empty (its consumer left): reset it to the latest offsets, after the question.
+    pane.send_keys(&["R"])?;
+    pane.wait_for_screen("the reset question", SCREEN, |s| {
+        s.contains(&format!("reset group {GROUP}")) && s.contains("skipping 200")
+    })?;
+    pane.send_keys(&["l"])?;
+    pane.wait_for_screen("the group caught up by the reset", SCREEN, |s| {
+        s.contains("reset to the latest offsets")
+            && row(s, GROUP).is_some_and(|r| r.split_whitespace().nth(6) == Some("0"))
+    })?;
 
     pane.type_command(&format!("partitions {TOPIC}"))?;
     let healthy = pane.wait_for_screen("three healthy partitions", SCREEN, |s| {
@@ -132,6 +144,24 @@ fn top_shows_a_broker_loss_as_under_replicated_partitions_and_recovers() -> anyh
         s.contains("brokers 3/3 up")
             && s.lines().filter(|l| l.contains(&format!("│{TOPIC} ")) && l.contains(" ok")).count() == 3
     })?;
+    // The restarted broker leads nothing; electing preferred leaders (asked first) gives each
+    // partition back to its first replica.
+    let led_by_preferred = |s: &str| {
+        s.lines().filter(|l| l.contains(&format!("│{TOPIC} "))).all(|l| {
+            let words: Vec<&str> = l.trim_start_matches('│').split_whitespace().collect();
+            words.len() > 3 && words[3].split(',').next() == Some(words[2])
+        })
+    };
+    pane.send_keys(&["E"])?;
+    let asked = pane.wait_for_screen("the election question", SCREEN, |s| {
+        s.contains("elect preferred leaders for") || s.contains("led by its preferred replica")
+    })?;
+    anyhow::ensure!(!led_by_preferred(&asked), "every partition already led by its preferred replica:\n{asked}");
+    pane.send_keys(&["y"])?;
+    let elected = pane.wait_for_screen("every partition led by its preferred replica", SCREEN, |s| {
+        s.contains("elected") && led_by_preferred(s)
+    })?;
+    eprintln!("after the election:\n{elected}");
 
     // The whole cluster away: a banner, the last data kept; back: it recovers by itself.
     for id in cluster.ids() {

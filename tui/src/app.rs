@@ -4,9 +4,15 @@
 //! Keys follow k9s: `:` jumps to a view (`:brokers`, `:topics`, `:groups`, `:partitions`,
 //! `:agents`, `:sinks`, or `:b` `:t` `:g` `:p` `:a` `:s`), `/` filters by substring, `j`/`k` or arrows move, `g`/`G` go to the
 //! top/bottom, PgUp/PgDn page, Enter drills down, Esc clears the filter or goes back, `?` help,
-//! `r` refreshes now, `q` or Ctrl-C quits.
+//! `r` refreshes now, `q` or Ctrl-C quits. `t` tails the selected topic (`:tail TOPIC`). Changes
+//! are asked first: `E` elects preferred leaders, `R` resets an idle group's offsets.
 
-use crate::model::{AgentRow, BrokerRow, GroupPartitionRow, GroupRow, PartitionRow, SinkRow, Snapshot, TopicRow};
+mod action;
+pub use action::{Action, Question};
+
+use crate::model::{
+    AgentRow, BrokerRow, GroupPartitionRow, GroupRow, PartitionRow, SinkRow, Snapshot, TailRow, TopicRow,
+};
 use std::time::SystemTime;
 
 /// A key, independent of the terminal library.
@@ -55,6 +61,11 @@ pub enum View {
         /// Group id.
         group: String,
     },
+    /// The latest records of a topic.
+    Tail {
+        /// The topic.
+        topic: String,
+    },
     /// Agents, from their status records.
     Agents,
     /// Sinks, from their status records.
@@ -73,6 +84,7 @@ impl View {
             View::Partitions { topic: None } => "partitions".into(),
             View::Groups => "groups".into(),
             View::GroupDetail { group } => format!("group {group}"),
+            View::Tail { topic } => format!("tail of {topic}"),
             View::Agents => "agents".into(),
             View::Sinks => "sinks".into(),
             View::Help => "help".into(),
@@ -107,6 +119,8 @@ pub enum Mode {
     Command(String),
     /// Typing a `/` filter (applied while typing).
     Filter,
+    /// A question before a change; a choice key confirms, anything else cancels.
+    Confirm(Question),
 }
 
 /// The whole UI state.
@@ -126,6 +140,8 @@ pub struct AppState {
     pub now: SystemTime,
     /// Rows moved by PgUp/PgDn.
     pub page: usize,
+    /// A confirmed change for the runtime to send (it takes it).
+    pub pending_action: Option<Action>,
 }
 
 /// Something that changes the state.
@@ -147,9 +163,27 @@ impl AppState {
         let stack = match &view {
             View::Partitions { topic: Some(_) } => vec![Frame::new(View::Topics), Frame::new(view)],
             View::GroupDetail { .. } => vec![Frame::new(View::Groups), Frame::new(view)],
+            View::Tail { .. } => vec![Frame::new(View::Topics), Frame::new(view)],
             _ => vec![Frame::new(view)],
         };
-        AppState { stack, mode: Mode::Normal, quit: false, refresh_requested: false, message: None, now, page: 20 }
+        AppState {
+            stack,
+            mode: Mode::Normal,
+            quit: false,
+            refresh_requested: false,
+            message: None,
+            now,
+            page: 20,
+            pending_action: None,
+        }
+    }
+
+    /// The topic whose latest records are shown, if the tail view is open.
+    pub fn tail_topic(&self) -> Option<&str> {
+        match &self.frame().view {
+            View::Tail { topic } => Some(topic),
+            _ => None,
+        }
     }
 
     /// The frame shown.
@@ -179,11 +213,12 @@ pub fn parse_command(text: &str) -> Result<View, String> {
         ("p" | "partition" | "partitions", None) => Ok(View::Partitions { topic: None }),
         ("g" | "group" | "groups" | "cg" | "consumergroups", None) => Ok(View::Groups),
         ("g" | "group" | "groups" | "cg", Some(group)) => Ok(View::GroupDetail { group }),
+        ("tail", Some(topic)) => Ok(View::Tail { topic }),
         ("a" | "agent" | "agents", None) => Ok(View::Agents),
         ("s" | "sink" | "sinks", None) => Ok(View::Sinks),
         ("h" | "help" | "?", None) => Ok(View::Help),
         _ => Err(format!(
-            "unknown command `{}` (try :brokers :topics :partitions :groups :agents :sinks :help)",
+            "unknown command `{}` (try :brokers :topics :partitions :groups :agents :sinks :tail TOPIC :help)",
             text.trim()
         )),
     }
@@ -232,6 +267,18 @@ pub fn group_rows<'a>(snapshot: &'a Snapshot, filter: &str) -> Vec<&'a GroupRow>
     snapshot.groups.iter().filter(|g| matches(filter, &g.id)).collect()
 }
 
+/// The tailed records of `topic` shown under `filter` (key, value or headers).
+pub fn tail_rows<'a>(snapshot: &'a Snapshot, topic: &str, filter: &str) -> Vec<&'a TailRow> {
+    match &snapshot.tail {
+        Some(tail) if tail.topic == topic => tail
+            .records
+            .iter()
+            .filter(|r| filter.is_empty() || matches(filter, &format!("{} {} {}", r.key, r.value, r.headers)))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// Agents shown under `filter` (host, state word or note).
 pub fn agent_rows<'a>(snapshot: &'a Snapshot, filter: &str) -> Vec<&'a AgentRow> {
     snapshot
@@ -275,6 +322,7 @@ pub fn row_count(frame: &Frame, snapshot: &Snapshot) -> usize {
         View::GroupDetail { group } => {
             snapshot.group(group).map_or(0, |g| group_partition_rows(g, &frame.filter).len())
         }
+        View::Tail { topic } => tail_rows(snapshot, topic, &frame.filter).len(),
         View::Agents => agent_rows(snapshot, &frame.filter).len(),
         View::Sinks => sink_rows(snapshot, &frame.filter).len(),
         View::Help => 0,
@@ -303,6 +351,7 @@ pub fn update(mut state: AppState, msg: Msg, snapshot: &Snapshot) -> AppState {
                 Mode::Normal => normal_key(state, key, snapshot),
                 Mode::Command(text) => command_key(state, key, text),
                 Mode::Filter => filter_key(state, key),
+                Mode::Confirm(question) => confirm_key(state, key, question),
             };
         }
         Msg::Snapshot => {}
@@ -348,6 +397,24 @@ fn normal_key(mut state: AppState, key: Key, snapshot: &Snapshot) -> AppState {
             }
         }
         Key::Char('r') => state.refresh_requested = true,
+        Key::Char(c @ ('E' | 'R')) => match action::ask(state.frame(), snapshot, c) {
+            Some(Ok(question)) => state.mode = Mode::Confirm(question),
+            Some(Err(why)) => state.message = Some(why),
+            None => {}
+        },
+        Key::Char('t') => {
+            let topic = match &state.frame().view {
+                View::Topics => {
+                    topic_rows(snapshot, &state.frame().filter).get(state.frame().selected).map(|t| t.name.clone())
+                }
+                View::Partitions { topic } => topic.clone(),
+                _ => None,
+            };
+            if let Some(topic) = topic {
+                state.stack.push(Frame::new(View::Tail { topic }));
+                state.refresh_requested = true;
+            }
+        }
         Key::Char('j') | Key::Down => {
             let frame = state.frame_mut();
             frame.selected = (frame.selected + 1).min(rows.saturating_sub(1));
@@ -410,6 +477,26 @@ fn command_key(mut state: AppState, key: Key, mut text: String) -> AppState {
             state.mode = Mode::Command(text);
         }
         _ => {}
+    }
+    state
+}
+
+fn confirm_key(mut state: AppState, key: Key, question: Question) -> AppState {
+    state.mode = Mode::Normal;
+    let chosen = match key {
+        Key::Char(c) => question.choices.into_iter().find(|(k, _)| *k == c).map(|(_, action)| action),
+        Key::Ctrl('c') => {
+            state.quit = true;
+            None
+        }
+        _ => None,
+    };
+    match chosen {
+        Some(action) => {
+            state.message = Some("sent; the result shows after the next refresh".to_string());
+            state.pending_action = Some(action);
+        }
+        None => state.message = Some("cancelled".to_string()),
     }
     state
 }

@@ -120,6 +120,8 @@ pub fn raw(shape: Shape, step: u64) -> RawCluster {
         .collect();
     RawCluster {
         statuses: Vec::new(),
+        tail: None,
+        notice: None,
         cluster_id: Some("synthetic".into()),
         controller: Some(1),
         brokers,
@@ -228,6 +230,8 @@ pub fn small_raw(step: u64) -> RawCluster {
             },
         ],
         statuses: statuses(step),
+        tail: None,
+        notice: None,
         requests,
         took: Duration::from_millis(23),
     }

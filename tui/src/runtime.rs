@@ -2,7 +2,7 @@
 //! and publishing snapshots, and a UI loop redrawing on keys, snapshots and a 1 s tick. The
 //! terminal is put back (raw mode off, main screen) on every exit, and by a panic hook.
 
-use crate::app::{parse_command, update, AppState, Key, Msg, View};
+use crate::app::{parse_command, update, Action, AppState, Key, Msg, View};
 use crate::model::Snapshot;
 use crate::poller::{MetricsSource, Poll, Poller, PollerConfig};
 use crate::views;
@@ -10,7 +10,7 @@ use crossterm::event::{Event, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyM
 use futures::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tokio::sync::{watch, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 
 /// Options of `millrace top`.
 #[derive(Clone, Debug)]
@@ -99,12 +99,15 @@ fn first_snapshot(options: &Options) -> Snapshot {
 
 /// Two refreshes `interval` apart (so rates are filled in), then the screen as text.
 async fn once(mut poller: Poller, options: &Options, view: View) -> Result<(), TuiError> {
-    let mut snapshot = next_snapshot(&first_snapshot(options), poller.poll().await, SystemTime::now());
+    let state = AppState::new(view, SystemTime::now());
+    let tail = state.tail_topic().map(str::to_string);
+    let mut snapshot =
+        next_snapshot(&first_snapshot(options), poller.poll_with(tail.as_deref()).await, SystemTime::now());
     if snapshot.error.is_none() {
         tokio::time::sleep(options.interval).await;
-        snapshot = next_snapshot(&snapshot, poller.poll().await, SystemTime::now());
+        snapshot = next_snapshot(&snapshot, poller.poll_with(tail.as_deref()).await, SystemTime::now());
     }
-    let state = AppState::new(view, SystemTime::now());
+    let state = AppState { now: SystemTime::now(), ..state };
     print!("{}", views::render_to_text(&state, &snapshot, options.width, options.height));
     match snapshot.error {
         Some(e) => Err(TuiError::Unreachable(e)),
@@ -115,9 +118,13 @@ async fn once(mut poller: Poller, options: &Options, view: View) -> Result<(), T
 async fn interactive(poller: Poller, options: &Options, view: View) -> Result<(), TuiError> {
     let (tx, rx) = watch::channel(Arc::new(first_snapshot(options)));
     let refresh = Arc::new(Notify::new());
-    let poll_task = tokio::spawn(poll_loop(poller, options.interval, tx, refresh.clone()));
+    let (tail_tx, tail_rx) = watch::channel(None);
+    let (actions_tx, actions_rx) = mpsc::channel(4);
+    let requests = Requests { tail: tail_rx, actions: actions_rx };
+    let poll_task = tokio::spawn(poll_loop(poller, options.interval, tx, refresh.clone(), requests));
+    let asks = Asks { refresh: &refresh, tail: tail_tx, actions: actions_tx };
     let result = match ratatui::try_init() {
-        Ok(mut terminal) => ui_loop(&mut terminal, rx, &refresh, view).await,
+        Ok(mut terminal) => ui_loop(&mut terminal, rx, asks, view).await,
         Err(e) => Err(TuiError::Terminal(e)),
     };
     ratatui::restore();
@@ -125,13 +132,39 @@ async fn interactive(poller: Poller, options: &Options, view: View) -> Result<()
     result
 }
 
-/// Refreshes every `interval` (or at once when asked), one refresh at a time, and publishes
-/// each snapshot; a refresh slower than the interval delays the next instead of overlapping.
-async fn poll_loop(mut poller: Poller, interval: Duration, tx: watch::Sender<Arc<Snapshot>>, refresh: Arc<Notify>) {
+/// What the screen asks of the refresh task: the topic to tail, and confirmed changes.
+struct Requests {
+    tail: watch::Receiver<Option<String>>,
+    actions: mpsc::Receiver<Action>,
+}
+
+/// The screen's side of [`Requests`], and the refresh-now signal.
+struct Asks<'a> {
+    refresh: &'a Notify,
+    tail: watch::Sender<Option<String>>,
+    actions: mpsc::Sender<Action>,
+}
+
+/// Refreshes every `interval` (or at once when asked, when the tailed topic changes, and after a
+/// confirmed change, whose outcome the next snapshot carries), one refresh at a time, and
+/// publishes each snapshot; a refresh slower than the interval delays the next instead of
+/// overlapping.
+async fn poll_loop(
+    mut poller: Poller,
+    interval: Duration,
+    tx: watch::Sender<Arc<Snapshot>>,
+    refresh: Arc<Notify>,
+    mut requests: Requests,
+) {
     let mut current = tx.borrow().clone();
+    let mut notice = None;
     loop {
         let started = tokio::time::Instant::now();
-        let poll = poller.poll().await;
+        let tail = requests.tail.borrow_and_update().clone();
+        let mut poll = poller.poll_with(tail.as_deref()).await;
+        if let Poll::Answered(raw) = &mut poll {
+            raw.notice = notice.take();
+        }
         current = Arc::new(next_snapshot(&current, poll, SystemTime::now()));
         if tx.send(current.clone()).is_err() {
             return;
@@ -139,6 +172,8 @@ async fn poll_loop(mut poller: Poller, interval: Duration, tx: watch::Sender<Arc
         tokio::select! {
             _ = tokio::time::sleep_until(started + interval) => {}
             _ = refresh.notified() => {}
+            _ = requests.tail.changed() => {}
+            Some(action) = requests.actions.recv() => notice = Some(poller.act(&action).await),
         }
     }
 }
@@ -146,7 +181,7 @@ async fn poll_loop(mut poller: Poller, interval: Duration, tx: watch::Sender<Arc
 async fn ui_loop(
     terminal: &mut ratatui::DefaultTerminal,
     mut rx: watch::Receiver<Arc<Snapshot>>,
-    refresh: &Notify,
+    asks: Asks<'_>,
     view: View,
 ) -> Result<(), TuiError> {
     let mut events = EventStream::new();
@@ -175,6 +210,9 @@ async fn ui_loop(
                 }
                 snapshot = rx.borrow_and_update().clone();
                 state = update(state, Msg::Snapshot, &snapshot);
+                if let Some(notice) = &snapshot.notice {
+                    state.message = Some(notice.clone());
+                }
                 state = update(state, Msg::Tick(SystemTime::now()), &snapshot);
             }
             _ = tick.tick() => state = update(state, Msg::Tick(SystemTime::now()), &snapshot),
@@ -185,7 +223,16 @@ async fn ui_loop(
         }
         if state.refresh_requested {
             state.refresh_requested = false;
-            refresh.notify_one();
+            asks.refresh.notify_one();
+        }
+        if let Some(action) = state.pending_action.take() {
+            if asks.actions.try_send(action).is_err() {
+                state.message = Some("a change is still being sent; try again".to_string());
+            }
+        }
+        let tail = state.tail_topic().map(str::to_string);
+        if *asks.tail.borrow() != tail {
+            let _ = asks.tail.send(tail);
         }
     }
 }

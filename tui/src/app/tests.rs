@@ -147,3 +147,74 @@ fn a_snapshot_with_fewer_rows_clamps_the_selection() {
     let state = update(state, Msg::Tick(fixture::time(9)), &smaller);
     assert_eq!(state.now, fixture::time(9));
 }
+
+#[test]
+fn elect_asks_first_and_sends_only_partitions_led_by_another_replica() {
+    let mut snapshot = fixture::small(2);
+    let state = press(start(View::Topics), &[Key::Char('E')], &snapshot);
+    assert_eq!(state.mode, Mode::Normal);
+    assert!(state.message.as_deref().is_some_and(|m| m.contains("led by its preferred replica")), "{state:?}");
+    // web-logs-0 (replicas 1, 2; both in sync) now led by 2.
+    let web_logs = snapshot.topics.iter_mut().find(|t| t.name == "web-logs").unwrap();
+    web_logs.partitions[0].leader = 2;
+    let asked = press(start(View::Partitions { topic: Some("web-logs".into()) }), &[Key::Char('E')], &snapshot);
+    let Mode::Confirm(question) = &asked.mode else { panic!("no question: {asked:?}") };
+    assert!(question.text.contains("1 partition(s) of web-logs"), "{}", question.text);
+    let cancelled = press(asked.clone(), &[Key::Char('n')], &snapshot);
+    assert_eq!((cancelled.pending_action.clone(), cancelled.message.as_deref()), (None, Some("cancelled")));
+    let confirmed = press(asked, &[Key::Char('y')], &snapshot);
+    assert_eq!(
+        confirmed.pending_action,
+        Some(Action::ElectPreferred { scope: "web-logs".into(), partitions: vec![("web-logs".into(), 0)] })
+    );
+}
+
+#[test]
+fn reset_is_refused_for_an_active_group_and_offers_latest_or_earliest_for_an_empty_one() {
+    let mut snapshot = fixture::small(2);
+    let refused = press(start(View::GroupDetail { group: "sink-elasticsearch".into() }), &[Key::Char('R')], &snapshot);
+    assert!(refused.message.as_deref().is_some_and(|m| m.contains("has 1 member(s)")), "{refused:?}");
+    snapshot.groups.iter_mut().find(|g| g.id == "sink-elasticsearch").unwrap().members.clear();
+    let asked = press(start(View::GroupDetail { group: "sink-elasticsearch".into() }), &[Key::Char('R')], &snapshot);
+    let Mode::Confirm(question) = &asked.mode else { panic!("no question: {asked:?}") };
+    assert!(question.text.contains("[l] to latest") && question.text.contains("[e] to earliest"), "{}", question.text);
+    let latest = press(asked.clone(), &[Key::Char('l')], &snapshot);
+    let Some(Action::ResetOffsets { to, offsets, .. }) = latest.pending_action else { panic!("{latest:?}") };
+    let ends: Vec<i64> = offsets.iter().map(|(_, _, o)| *o).collect();
+    let expected: Vec<i64> = snapshot
+        .group("sink-elasticsearch")
+        .unwrap()
+        .partitions
+        .iter()
+        .map(|p| {
+            snapshot
+                .topic(&p.topic)
+                .unwrap()
+                .partitions
+                .iter()
+                .find(|q| q.partition == p.partition)
+                .unwrap()
+                .log_end
+                .unwrap()
+        })
+        .collect();
+    assert_eq!((to, ends), ("latest", expected));
+    let earliest = press(asked, &[Key::Char('e')], &snapshot);
+    assert!(matches!(earliest.pending_action, Some(Action::ResetOffsets { to: "earliest", .. })));
+}
+
+#[test]
+fn t_tails_the_selected_topic() {
+    let snapshot = fixture::small(2);
+    let state = press(start(View::Topics), &[Key::Char('t')], &snapshot);
+    let first = topic_rows(&snapshot, "")[0].name.clone();
+    assert_eq!(state.frame().view, View::Tail { topic: first.clone() });
+    assert_eq!(state.tail_topic(), Some(first.as_str()));
+    let back = press(state, &[Key::Esc], &snapshot);
+    assert_eq!((back.frame().view.clone(), back.tail_topic()), (View::Topics, None));
+    let mut keys = vec![Key::Char(':')];
+    keys.extend(typed("tail dead-letters"));
+    keys.push(Key::Enter);
+    let state = press(start(View::Brokers), &keys, &snapshot);
+    assert_eq!(state.tail_topic(), Some("dead-letters"));
+}

@@ -95,6 +95,8 @@ impl Snapshot {
             groups,
             agents,
             sinks,
+            tail: raw.tail.map(super::tail::build),
+            notice: raw.notice,
             requests: raw.requests,
             error: None,
         }
@@ -108,7 +110,7 @@ impl Snapshot {
         requests: RequestCounts,
         took: Duration,
     ) -> Snapshot {
-        Snapshot { attempted_at: Some(now), error: Some(error), requests, took, ..previous.clone() }
+        Snapshot { attempted_at: Some(now), error: Some(error), requests, took, notice: None, ..previous.clone() }
     }
 }
 

@@ -4,9 +4,11 @@
 
 pub mod build;
 pub mod pipeline;
+pub mod tail;
 
 pub use build::{rate, trend};
 pub use pipeline::{AgentRow, Health, SinkRow};
+pub use tail::{RawTail, Tail, TailRow};
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -204,6 +206,10 @@ pub struct RawCluster {
     pub groups: Vec<RawGroup>,
     /// The latest status record of every agent and sink (`__millrace_status`).
     pub statuses: Vec<millrace_status::Status>,
+    /// The latest records of the tailed topic, when one is.
+    pub tail: Option<RawTail>,
+    /// The outcome of a change the user confirmed, once sent.
+    pub notice: Option<String>,
     /// Requests this refresh sent.
     pub requests: RequestCounts,
     /// How long the refresh took.
@@ -457,6 +463,10 @@ pub struct Snapshot {
     pub agents: Vec<AgentRow>,
     /// Sinks, from the status topic.
     pub sinks: Vec<SinkRow>,
+    /// The latest records of the tailed topic.
+    pub tail: Option<Tail>,
+    /// The outcome of the latest confirmed change.
+    pub notice: Option<String>,
     /// Requests the latest refresh sent.
     pub requests: RequestCounts,
     /// Why the latest refresh failed: the cluster could not be reached.

@@ -16,7 +16,8 @@ const CLIENT_ID: &str = "millrace-top";
 /// version with a v0 body (KIP-511) is still decoded, and every broker since Kafka 2.0 has it.
 const API_VERSIONS_VERSION: i16 = 2;
 
-/// Every Kafka API `millrace top` sends (besides ApiVersions).
+/// Every Kafka API a refresh sends (besides ApiVersions); confirmed changes add ElectLeaders
+/// and OffsetCommit.
 pub const APIS_USED: [ApiKey; 10] = [
     ApiKey::Metadata,
     ApiKey::DescribeCluster,
@@ -89,6 +90,8 @@ pub fn api_name(key: i16) -> &'static str {
         Ok(ApiKey::DescribeConfigs) => "DescribeConfigs",
         Ok(ApiKey::ApiVersions) => "ApiVersions",
         Ok(ApiKey::Fetch) => "Fetch",
+        Ok(ApiKey::ElectLeaders) => "ElectLeaders",
+        Ok(ApiKey::OffsetCommit) => "OffsetCommit",
         _ => "other",
     }
 }

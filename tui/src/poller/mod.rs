@@ -9,6 +9,7 @@
 //! in the pipeline's status topic (`__millrace_status`); then `/metrics`.
 //! Connections are kept between refreshes; every request has a timeout and is counted.
 
+mod actions;
 mod conn;
 mod decode;
 pub use decode::assigned_partitions;
@@ -17,6 +18,7 @@ mod plan;
 pub mod records;
 mod rounds;
 mod status;
+mod tail;
 
 pub use conn::{Versions, APIS_USED};
 pub use metrics::MetricsSource;
@@ -108,6 +110,11 @@ impl Poller {
 
     /// One refresh.
     pub async fn poll(&mut self) -> Poll {
+        self.poll_with(None).await
+    }
+
+    /// One refresh, reading the last records of `tail` too (the tail pane is open).
+    pub async fn poll_with(&mut self, tail: Option<&str>) -> Poll {
         let started = Instant::now();
         let mut counts = RequestCounts::default();
         let (metadata, cluster, quorum) = match self.metadata(&mut counts).await {
@@ -135,6 +142,10 @@ impl Poller {
         let listed = self.broker_stage(&mut topics, &mut brokers, &mut counts).await;
         let groups = self.group_stage(listed, &brokers, &mut counts).await;
         let statuses = self.status_stage(&topics, &brokers, &mut counts).await;
+        let tail = match tail {
+            Some(topic) => Some(self.tail_stage(topic, &topics, &brokers, &mut counts).await),
+            None => None,
+        };
         self.metrics_stage(&mut brokers, &mut counts).await;
         // Forget connections to brokers that left.
         let keep: HashSet<&String> = self.known.values().chain(self.config.bootstrap.iter()).collect();
@@ -146,6 +157,8 @@ impl Poller {
             topics,
             groups,
             statuses,
+            tail,
+            notice: None,
             requests: counts,
             took: started.elapsed(),
         })

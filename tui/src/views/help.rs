@@ -5,7 +5,7 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 
-const KEYS: [(&str, &str); 19] = [
+const KEYS: [(&str, &str); 22] = [
     (":brokers  :b", "brokers: state, controller, partitions led, bytes in/out per second"),
     (":topics   :t", "topics: partitions, under-replicated, offline, records/s, bytes/s"),
     (":partitions :p [TOPIC]", "partitions: leader, replicas, ISR, offsets, records/s"),
@@ -13,6 +13,9 @@ const KEYS: [(&str, &str); 19] = [
     (":agents   :a", "agents (from __millrace_status): inputs, events/s, file lag, buffer, drops"),
     (":sinks    :s", "sinks (from __millrace_status): destination, written/s, lag, failures, dead letters"),
     ("enter", "open the selected topic or group"),
+    ("t   :tail TOPIC", "the latest records of the selected topic (key, value, headers)"),
+    ("E", "elect preferred leaders (all, the selected topic, or the topic shown), asked first"),
+    ("R", "reset the selected group's offsets to latest or earliest (empty groups), asked first"),
     ("esc", "clear the filter, else go back"),
     ("/", "filter rows by substring (partitions also by `under`, `offline`)"),
     ("j k ↑ ↓", "move"),

@@ -9,6 +9,7 @@ mod groups;
 mod help;
 mod partitions;
 mod pipeline;
+mod tail;
 mod topics;
 
 pub use format::{age, bytes, bytes_rate, clock, ids, mini_sparkline, rate};
@@ -65,6 +66,7 @@ pub fn render(frame: &mut Frame, state: &AppState, snapshot: &Snapshot) {
         View::Partitions { topic } => partitions::render(frame, body, state, snapshot, topic.as_deref()),
         View::Groups => groups::render(frame, body, state, snapshot),
         View::GroupDetail { group } => group_detail::render(frame, body, state, snapshot, group),
+        View::Tail { topic } => tail::render(frame, body, state, snapshot, topic),
         View::Agents => pipeline::render_agents(frame, body, state, snapshot),
         View::Sinks => pipeline::render_sinks(frame, body, state, snapshot),
         View::Help => help::render(frame, body),
@@ -187,6 +189,7 @@ fn prompt_line(state: &AppState) -> Line<'static> {
     match &state.mode {
         Mode::Command(text) => Line::from(vec![Span::styled(":", KEY), Span::raw(format!("{text}█"))]),
         Mode::Filter => Line::from(vec![Span::styled("/", KEY), Span::raw(format!("{}█", state.frame().filter))]),
+        Mode::Confirm(question) => Line::styled(format!(" {}", question.text), WARN.add_modifier(Modifier::BOLD)),
         Mode::Normal => match &state.message {
             Some(message) => Line::styled(message.clone(), WARN),
             None => {
@@ -201,11 +204,33 @@ fn footer_line(state: &AppState) -> Line<'static> {
     let hints: &[(&str, &str)] = match (&state.mode, &state.frame().view) {
         (Mode::Command(_), _) => &[("enter", "go"), ("esc", "cancel"), ("b t p g a s", "views")],
         (Mode::Filter, _) => &[("enter", "keep filter"), ("esc", "clear")],
-        (Mode::Normal, View::Topics | View::Groups) => &[
+        (Mode::Confirm(_), _) => &[("choice", "confirm"), ("esc", "cancel")],
+        (Mode::Normal, View::Topics) => &[
             (":", "view"),
             ("/", "filter"),
             ("enter", "open"),
+            ("t", "tail"),
+            ("E", "elect leaders"),
+            ("esc", "back"),
+            ("r", "refresh"),
+            ("?", "help"),
+            ("q", "quit"),
+        ],
+        (Mode::Normal, View::Groups | View::GroupDetail { .. }) => &[
+            (":", "view"),
+            ("/", "filter"),
+            ("enter", "open"),
+            ("R", "reset offsets"),
+            ("esc", "back"),
+            ("r", "refresh"),
+            ("?", "help"),
+            ("q", "quit"),
+        ],
+        (Mode::Normal, View::Brokers | View::Partitions { .. }) => &[
+            (":", "view"),
+            ("/", "filter"),
             ("j/k", "move"),
+            ("E", "elect leaders"),
             ("esc", "back"),
             ("r", "refresh"),
             ("?", "help"),
