@@ -28,7 +28,8 @@ pub struct TopArgs {
     /// Height of the --once screen.
     #[arg(long, default_value_t = 48)]
     height: u16,
-    /// First view, as typed after `:` — brokers, topics, partitions [TOPIC], groups [GROUP].
+    /// First view, as typed after `:` — brokers, topics, partitions [TOPIC], groups [GROUP],
+    /// agents, sinks, tail TOPIC.
     #[arg(long, default_value = "brokers")]
     view: String,
     /// Write logs to this file (the terminal belongs to the UI; without it logs are dropped,

@@ -6,6 +6,9 @@ use crate::{catalog, cluster, controller, group, Broker};
 use millrace_status::STATUS_TOPIC;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// A failed creation is tried again after this long.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
 use tokio::sync::watch;
 
 /// Creates `__consumer_offsets` and `__millrace_status` once enough brokers are live: the broker that hosts the active
@@ -68,13 +71,22 @@ pub(crate) async fn ensure_internal_topics(broker: Arc<Broker>, mut shutdown: wa
                 ("segment.ms".to_string(), "600000".to_string()),
                 ("delete.retention.ms".to_string(), "3600000".to_string()),
             ];
-            create(&broker, STATUS_TOPIC, 1, replication_factor, &configs).await;
+            if !create(&broker, STATUS_TOPIC, 1, replication_factor, &configs).await {
+                // A cluster at its partition limit refuses it: say so now and then, not 5 times a second.
+                tick.reset_after(RETRY_AFTER_FAILURE);
+            }
         }
     }
 }
 
-/// Creates `name`; an error is logged and the caller's next round tries again.
-async fn create(broker: &Broker, name: &str, partitions: i32, replication_factor: usize, configs: &[(String, String)]) {
+/// Creates `name`; false (logged) when it failed and the caller's next round must try again.
+async fn create(
+    broker: &Broker,
+    name: &str,
+    partitions: i32,
+    replication_factor: usize,
+    configs: &[(String, String)],
+) -> bool {
     let topic = cluster::topics::NewTopic {
         name,
         partitions,
@@ -83,7 +95,14 @@ async fn create(broker: &Broker, name: &str, partitions: i32, replication_factor
         configs,
     };
     match cluster::topics::create_topic(&*broker.cluster, &broker.catalog, &broker.config, topic, false).await {
-        Ok(_) | Err(catalog::TopicError::AlreadyExists(_)) => tracing::info!(topic = name, "created"),
-        Err(e) => tracing::warn!(error = %e, "creating {name} failed; retrying"),
+        Ok(_) => {
+            tracing::info!(topic = name, "created");
+            true
+        }
+        Err(catalog::TopicError::AlreadyExists(_)) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "creating {name} failed; retrying");
+            false
+        }
     }
 }

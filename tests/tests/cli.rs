@@ -26,8 +26,9 @@ fn topic_create_list_describe_delete() -> anyhow::Result<()> {
     let list = millrace(&["topic", "list", "--bootstrap", &b])?;
     let mut names: Vec<&str> = list.lines().collect();
     names.sort();
-    // Internal topics are listed too, as kafka-topics --list does.
-    assert_eq!(names, vec!["__consumer_offsets", "metrics", "web-logs"]);
+    // Internal topics are listed too, as kafka-topics --list does; so is the pipeline's status
+    // topic, which the brokers create.
+    assert_eq!(names, vec!["__consumer_offsets", "__millrace_status", "metrics", "web-logs"]);
 
     let described = millrace(&["topic", "describe", "web-logs", "--bootstrap", &b])?;
     assert!(described.contains("Topic: web-logs\tPartitions: 3\tReplicationFactor: 1"), "{described}");

@@ -1,7 +1,8 @@
 //! `millrace demo` as a user runs it: a 3-broker cluster, the agent tailing the generated access
 //! log, and the sinks writing Elasticsearch bulk and line-protocol files, then a clean stop with
 //! nothing left running. `--secure` the same over SASL_SSL with ACLs: records still flow, the
-//! client port refuses plaintext, the agent's credentials cannot read.
+//! client port refuses plaintext, the agent's credentials cannot read, and the operator sees the
+//! agent and both sinks delivering in `millrace top`'s Agents and Sinks views.
 
 use anyhow::{bail, Context};
 use kafka_protocol::messages::{ApiVersionsRequest, MetadataRequest};
@@ -239,7 +240,7 @@ fn secured_access_is_least_privilege(dir: &Path, first: &str) -> anyhow::Result<
 
     // The agent logs in and sees only its topics, and may not read them.
     let agent_sees = listed_topics(&kcat_as(dir, "agent", first, &["-L", "-J"])?)?;
-    assert_eq!(agent_sees, ["logs", "metrics"]);
+    assert_eq!(agent_sees, ["__millrace_status", "logs", "metrics"]);
     let read = kcat_as(dir, "agent", first, &["-C", "-t", "logs", "-o", "beginning", "-c", "1", "-e", "-q"]);
     match read {
         Ok(out) => bail!("the agent's credentials read logs:\n{out}"),
@@ -252,6 +253,39 @@ fn secured_access_is_least_privilege(dir: &Path, first: &str) -> anyhow::Result<
     let records = kcat_as(dir, "sink", first, &["-C", "-t", "logs", "-o", "beginning", "-c", "3", "-e", "-q"])?;
     assert_eq!(records.lines().count(), 3, "the sink read:\n{records}");
     Ok(())
+}
+
+/// The demo's agent and both sinks in `millrace top`'s Agents and Sinks views, delivering (their
+/// status records, published under their least-privilege users), as the operator sees them.
+fn pipeline_in_top(dir: &Path, first: &str) -> anyhow::Result<()> {
+    let operator = dir.join("operator.properties").display().to_string();
+    let top = |view: &str| {
+        millrace(&[
+            "top",
+            "--bootstrap",
+            first,
+            "--command-config",
+            &operator,
+            "--once",
+            "--view",
+            view,
+            "--width",
+            "200",
+        ])
+    };
+    let ok = |screen: &str, needle: &str| screen.lines().any(|l| l.contains(needle) && l.contains(" ok "));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (agents, sinks) = (top("agents")?, top("sinks")?);
+        let agent_ok = agents.lines().any(|l| l.contains(" ok ") && l.contains("0.1.0"));
+        if agent_ok && ok(&sinks, "│logs ") && ok(&sinks, "│metrics ") {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the demo's pipeline is not all ok in millrace top:\n{agents}\n{sinks}");
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
 }
 
 #[test]
@@ -267,7 +301,7 @@ fn secure_demo_ships_every_line_over_sasl_ssl_with_least_privilege() -> anyhow::
     let bootstrap = banner(&started, "brokers").with_context(|| format!("no brokers line in:\n{started}"))?;
     let first = bootstrap.split([',', ' ']).next().unwrap_or_default().to_string();
     assert!(started.contains("--command-config"), "the banner does not say how to log in:\n{started}");
-    let checked = secured_access_is_least_privilege(&dir, &first);
+    let checked = secured_access_is_least_privilege(&dir, &first).and_then(|()| pipeline_in_top(&dir, &first));
     if checked.is_err() {
         let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     }

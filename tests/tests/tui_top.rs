@@ -21,7 +21,8 @@ const CATCH_UP: Duration = Duration::from_secs(60);
 
 fn cluster_toml() -> &'static str {
     "[replication]\nreplica_lag_time_max = \"3s\"\ndefault_replication_factor = 3\n\n\
-     [controller]\nbroker_session_timeout = \"3s\"\nbroker_heartbeat_interval = \"500ms\"\n"
+     [controller]\nbroker_session_timeout = \"3s\"\nbroker_heartbeat_interval = \"500ms\"\n\
+     auto_leader_rebalance = false\n"
 }
 
 fn produce(bootstrap: &str, from: usize, count: usize) -> anyhow::Result<()> {

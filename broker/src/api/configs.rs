@@ -40,6 +40,7 @@ fn broker_entries(ctx: &impl Settings) -> Vec<(&'static str, String)> {
         ("listener.security.protocol.map", listener_list(config, |l| l.protocol().to_string()).replace("://", ":")),
         ("inter.broker.listener.name", config.inter_broker_listener().name),
         ("auto.create.topics.enable", config.topics.auto_create.to_string()),
+        ("auto.leader.rebalance.enable", config.controller.auto_leader_rebalance.to_string()),
         ("num.partitions", config.topics.default_partitions.to_string()),
         ("socket.request.max.bytes", config.server.max_request_bytes.0.to_string()),
         ("log.retention.check.interval.ms", config.log.retention_check_interval.0.to_string()),

@@ -183,6 +183,7 @@ impl ClusterLink {
         )
         .await
         .map_err(|e| BrokerError::Metadata(format!("starting the metadata quorum member in {}: {e}", dir.display())))?;
+        controller.set_auto_leader_rebalance(config.controller.auto_leader_rebalance);
         match local {
             Some(local) => tracing::info!(node_id, controller = %local, ?voters, "metadata quorum member started"),
             None => tracing::info!(node_id, "single-node metadata quorum started in-process (no controller listener)"),

@@ -174,12 +174,23 @@ pub fn stale_learners(learners: impl IntoIterator<Item = u64>, state: &MetadataS
 pub struct Liveness {
     session_timeout: Duration,
     leases: Mutex<Leases>,
+    /// `auto.leader.rebalance.enable`.
+    auto_rebalance: std::sync::atomic::AtomicBool,
 }
 
 impl Liveness {
     /// Leases expiring after `session_timeout`.
     pub fn new(session_timeout: Duration) -> Liveness {
-        Liveness { session_timeout, leases: Mutex::new(Leases::new(session_timeout)) }
+        Liveness {
+            session_timeout,
+            leases: Mutex::new(Leases::new(session_timeout)),
+            auto_rebalance: std::sync::atomic::AtomicBool::new(true),
+        }
+    }
+
+    /// Turns the periodic preferred-leader elections on or off.
+    pub fn set_auto_rebalance(&self, on: bool) {
+        self.auto_rebalance.store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn leases(&self) -> std::sync::MutexGuard<'_, Leases> {
@@ -254,7 +265,11 @@ impl Liveness {
                     }
                 }
             }
-            if metrics.current_leader == Some(metrics.id) && last_rebalance.elapsed() >= PREFERRED_LEADER_INTERVAL {
+            let rebalance = self.auto_rebalance.load(std::sync::atomic::Ordering::Relaxed);
+            if rebalance
+                && metrics.current_leader == Some(metrics.id)
+                && last_rebalance.elapsed() >= PREFERRED_LEADER_INTERVAL
+            {
                 last_rebalance = Instant::now();
                 for cmd in preferred_leader_elections(&machine.shared_state()) {
                     if let Err(e) = raft.client_write(cmd.clone()).await {

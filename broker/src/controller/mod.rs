@@ -182,6 +182,12 @@ pub struct Controller {
 const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 impl Controller {
+    /// `auto.leader.rebalance.enable`: whether the active controller moves leaders back to
+    /// preferred replicas on its own (on by default).
+    pub fn set_auto_leader_rebalance(&self, on: bool) {
+        self.liveness.set_auto_rebalance(on);
+    }
+
     /// Binds `listen` and starts the controller; see [`Controller::start_with_listener`].
     pub async fn start(
         node_id: u64,

@@ -48,6 +48,10 @@ pub struct ControllerSettings {
     pub broker_session_timeout: DurationMs,
     /// How often a broker heartbeats to the active controller.
     pub broker_heartbeat_interval: DurationMs,
+    /// Whether the active controller gives partitions back to their preferred (first) replica
+    /// once it is in sync again, every 5 s (`auto.leader.rebalance.enable`); off, leaders move
+    /// back only on `millrace cluster elect-leaders` (or `E` in `millrace top`).
+    pub auto_leader_rebalance: bool,
     /// Who may connect to the controller listener besides the voters (the hosts in `voters`,
     /// resolved to IP addresses), loopback and this broker's own addresses: IP addresses, CIDR
     /// networks (`"10.0.0.0/24"`) or host names. Brokers that are not voters must be covered,
@@ -78,6 +82,7 @@ impl Default for ControllerSettings {
         ControllerSettings {
             broker_session_timeout: DurationMs(3_000),
             broker_heartbeat_interval: DurationMs(500),
+            auto_leader_rebalance: true,
             allowed_peers: Vec::new(),
             tls: TlsSettings::default(),
         }
