@@ -323,16 +323,11 @@ mod tests {
         assert!(is_coordinator_moved(ResponseError::NotCoordinator.code()));
         assert!(!is_coordinator_moved(ResponseError::GroupIdNotFound.code()));
     }
-}
-
-#[cfg(test)]
-mod quorum_tests {
-    use super::*;
-    use kafka_protocol::messages::describe_quorum_response::{PartitionData, ReplicaState, TopicData};
-    use kafka_protocol::messages::BrokerId;
 
     #[test]
     fn quorum_roles_name_the_leader_and_each_members_distance() {
+        use kafka_protocol::messages::describe_quorum_response::{PartitionData, ReplicaState, TopicData};
+        use kafka_protocol::messages::BrokerId;
         let member = |id, end| ReplicaState::default().with_replica_id(BrokerId(id)).with_log_end_offset(end);
         let answer = DescribeQuorumResponse::default().with_topics(vec![TopicData::default().with_partitions(vec![
             PartitionData::default()
