@@ -47,6 +47,14 @@ fn end_offsets<C: Partitions + Quorum>(
                     if wanted.current_leader_epoch > current {
                         return undefined.with_error_code(ResponseError::UnknownLeaderEpoch.code());
                     }
+                    // Records written under an epoch newer than ours: this broker's view is behind
+                    // (restarted, still catching up with the quorum). Kafka would answer
+                    // "undefined", which makes librdkafka reset the consumer to
+                    // auto.offset.reset (offset 0 with `earliest`); the retriable error makes it
+                    // refresh its metadata and ask the real leader.
+                    if wanted.leader_epoch > current {
+                        return undefined.with_error_code(ResponseError::UnknownLeaderEpoch.code());
+                    }
                     match partition.end_offset_for_epoch(wanted.leader_epoch) {
                         Some((epoch, end_offset)) => EpochEndOffset::default()
                             .with_partition(wanted.partition)
