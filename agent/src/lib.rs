@@ -225,39 +225,38 @@ pub async fn run(
     }
     // Disk buffer level, kept by the sender thread for the metrics endpoint.
     let buffered = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    // The queues' levels and the file states now, for `/metrics` and the status records.
+    let levels: Arc<dyn Fn() -> metrics::QueueLevels + Send + Sync> = {
+        let (output, tx, buffered) = (output.clone(), tx.clone(), buffered.clone());
+        Arc::new(move || metrics::QueueLevels {
+            in_flight: i64::from(output.in_flight()),
+            queued_bytes: tx.queued_bytes() as u64,
+            disk_buffer_bytes: buffered.load(Ordering::Relaxed),
+        })
+    };
+    let file_states = {
+        let states = states.clone();
+        move || states.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    };
     if let Some(addr) = config.agent.metrics_listen {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| AgentError::Metrics(format!("binding {addr}: {e}")))?;
-        let (metrics, output, states) = (metrics.clone(), output.clone(), states.clone());
-        let (tx, buffered) = (tx.clone(), buffered.clone());
-        let render: Arc<dyn Fn() -> String + Send + Sync> = Arc::new(move || {
-            let states = states.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            let levels = metrics::QueueLevels {
-                in_flight: i64::from(output.in_flight()),
-                queued_bytes: tx.queued_bytes() as u64,
-                disk_buffer_bytes: buffered.load(Ordering::Relaxed),
-            };
-            metrics.render(&output.stats, levels, &states)
-        });
+        let (metrics, output, levels, file_states) =
+            (metrics.clone(), output.clone(), levels.clone(), file_states.clone());
+        let render: Arc<dyn Fn() -> String + Send + Sync> =
+            Arc::new(move || metrics.render(&output.stats, levels(), &file_states()));
         tokio::spawn(metrics::serve(listener, render, shutdown.clone()));
         tracing::info!(%addr, "metrics endpoint listening");
     }
     // The inputs' names and kinds, for the status records (replaced on reload).
     let input_kinds = Arc::new(std::sync::Mutex::new(config.inputs.names_and_kinds()));
     let status = {
-        let (metrics, output, states, input_kinds) =
-            (metrics.clone(), output.clone(), states.clone(), input_kinds.clone());
-        let (tx, buffered, capacity) = (tx.clone(), buffered.clone(), config.agent.disk_buffer_bytes.0);
+        let (metrics, output, input_kinds) = (metrics.clone(), output.clone(), input_kinds.clone());
+        let capacity = config.agent.disk_buffer_bytes.0;
         status::start(&config, &host, move || {
-            let states = states.lock().unwrap_or_else(|p| p.into_inner()).clone();
             let inputs = input_kinds.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            let levels = metrics::QueueLevels {
-                in_flight: i64::from(output.in_flight()),
-                queued_bytes: tx.queued_bytes() as u64,
-                disk_buffer_bytes: buffered.load(Ordering::Relaxed),
-            };
-            metrics.status(&output.stats, levels, &states, &inputs, capacity)
+            metrics.status(&output.stats, levels(), &file_states(), &inputs, capacity)
         })
     };
     let disk_buffer = match config.agent.disk_buffer_bytes.0 {

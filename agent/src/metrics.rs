@@ -114,10 +114,7 @@ impl AgentMetrics {
         self.file_lag.reset();
         for (input, states) in files {
             for c in states.checkpoints() {
-                let size = std::fs::metadata(&c.path).map_or(c.offset, |m| m.len());
-                self.file_lag
-                    .with_label_values(&[input.as_str(), c.path.as_str()])
-                    .set(size.saturating_sub(c.offset) as i64);
+                self.file_lag.with_label_values(&[input.as_str(), c.path.as_str()]).set(file_lag(&c) as i64);
             }
         }
         let mut out = Vec::new();
@@ -141,13 +138,10 @@ impl AgentMetrics {
         let inputs = inputs
             .iter()
             .map(|(name, kind)| {
-                let lag_bytes = files.iter().find(|(input, _)| input == name).map(|(_, states)| {
-                    states
-                        .checkpoints()
-                        .iter()
-                        .map(|c| std::fs::metadata(&c.path).map_or(c.offset, |m| m.len()).saturating_sub(c.offset))
-                        .sum()
-                });
+                let lag_bytes = files
+                    .iter()
+                    .find(|(input, _)| input == name)
+                    .map(|(_, states)| states.checkpoints().iter().map(file_lag).sum());
                 millrace_status::InputStatus {
                     name: name.clone(),
                     kind: (*kind).to_string(),
@@ -166,6 +160,11 @@ impl AgentMetrics {
             disk_buffer_capacity_bytes,
         }
     }
+}
+
+/// Bytes of a tailed file after its checkpoint (the file's size now, or nothing if it is gone).
+fn file_lag(c: &crate::checkpoint::FileCheckpoint) -> u64 {
+    std::fs::metadata(&c.path).map_or(c.offset, |m| m.len()).saturating_sub(c.offset)
 }
 
 /// Serves `GET /metrics` (anything else: 404) until shutdown, within the limits of the

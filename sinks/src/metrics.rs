@@ -76,8 +76,13 @@ impl SinkMetrics {
     /// `sink`'s destination accepted a write.
     pub fn destination_ok(&self, sink: &str) {
         let mut destinations = self.destinations.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = destinations.entry(sink.to_string()).or_default();
-        entry.0 = DestinationState::Ok;
+        // Once per batch: no allocation once the sink has an entry.
+        match destinations.get_mut(sink) {
+            Some(entry) => entry.0 = DestinationState::Ok,
+            None => {
+                destinations.insert(sink.to_string(), (DestinationState::Ok, None));
+            }
+        }
     }
 
     /// `sink`'s destination refused a write (whole, or every record of it for now).

@@ -285,32 +285,26 @@ async fn incremental<C: Quorum>(
     let mut responses = Vec::with_capacity(request.resources.len());
     let too_many = request.resources.len() > MAX_RESOURCES;
     for resource in request.resources {
-        if too_many {
-            responses.push(
-                incremental_alter_configs_response::AlterConfigsResourceResponse::default()
-                    .with_error_code(ResponseError::InvalidRequest.code())
-                    .with_error_message(Some(str_bytes(too_many_message())))
-                    .with_resource_type(resource.resource_type)
-                    .with_resource_name(resource.resource_name),
-            );
-            continue;
-        }
-        let ops: Vec<Op<'_>> = resource
-            .configs
-            .iter()
-            .map(|c| Op { key: c.name.as_str(), op: c.config_operation, value: c.value.as_deref() })
-            .collect();
-        let result = alter_one(
-            ctx,
-            access,
-            resource.resource_type,
-            &resource.resource_name,
-            request.validate_only,
-            |target, metadata| {
-                incremental_change(&target.current(metadata), |key| list_default(target, metadata, key), &ops)
-            },
-        )
-        .await;
+        let result = if too_many {
+            Err(AlterError::InvalidRequest(too_many_message()))
+        } else {
+            let ops: Vec<Op<'_>> = resource
+                .configs
+                .iter()
+                .map(|c| Op { key: c.name.as_str(), op: c.config_operation, value: c.value.as_deref() })
+                .collect();
+            alter_one(
+                ctx,
+                access,
+                resource.resource_type,
+                &resource.resource_name,
+                request.validate_only,
+                |target, metadata| {
+                    incremental_change(&target.current(metadata), |key| list_default(target, metadata, key), &ops)
+                },
+            )
+            .await
+        };
         let (code, message) = error_fields(&result);
         responses.push(
             incremental_alter_configs_response::AlterConfigsResourceResponse::default()
@@ -328,17 +322,9 @@ async fn replace<C: Quorum>(ctx: &C, access: &Access, request: AlterConfigsReque
     let mut responses = Vec::with_capacity(request.resources.len());
     let too_many = request.resources.len() > MAX_RESOURCES;
     for resource in request.resources {
-        if too_many {
-            responses.push(
-                alter_configs_response::AlterConfigsResourceResponse::default()
-                    .with_error_code(ResponseError::InvalidRequest.code())
-                    .with_error_message(Some(str_bytes(too_many_message())))
-                    .with_resource_type(resource.resource_type)
-                    .with_resource_name(resource.resource_name),
-            );
-            continue;
-        }
-        let result =
+        let result = if too_many {
+            Err(AlterError::InvalidRequest(too_many_message()))
+        } else {
             alter_one(ctx, access, resource.resource_type, &resource.resource_name, request.validate_only, |_, _| {
                 if resource.configs.len() > MAX_OPS_PER_RESOURCE {
                     return Err(AlterError::InvalidRequest(format!(
@@ -358,7 +344,8 @@ async fn replace<C: Quorum>(ctx: &C, access: &Access, request: AlterConfigsReque
                 }
                 Ok(Change { replace: true, delete: Vec::new(), set })
             })
-            .await;
+            .await
+        };
         let (code, message) = error_fields(&result);
         responses.push(
             alter_configs_response::AlterConfigsResourceResponse::default()

@@ -42,8 +42,6 @@ pub struct AgentRow {
     pub health: Health,
     /// Why it is not ok (empty when ok).
     pub reason: String,
-    /// Ms since its latest record.
-    pub age_ms: i64,
     /// Events read per second over its inputs.
     pub events_rate: Option<f64>,
     /// Records acknowledged per second.
@@ -65,8 +63,6 @@ pub struct SinkRow {
     pub health: Health,
     /// Why it is not ok (empty when ok).
     pub reason: String,
-    /// Ms since its latest record.
-    pub age_ms: i64,
     /// Records written per second.
     pub forwarded_rate: Option<f64>,
     /// Records dead-lettered per second.
@@ -138,15 +134,8 @@ pub fn agents(previous: &[AgentRow], statuses: &[Status], now_ms: i64) -> Vec<Ag
             AgentRow {
                 health,
                 reason,
-                age_ms: now_ms - status.time_ms,
-                events_rate: match unchanged {
-                    Some(b) => b.events_rate,
-                    None => rate(before_status, status, events),
-                },
-                delivered_rate: match unchanged {
-                    Some(b) => b.delivered_rate,
-                    None => rate(before_status, status, delivered),
-                },
+                events_rate: unchanged.map_or_else(|| rate(before_status, status, events), |b| b.events_rate),
+                delivered_rate: unchanged.map_or_else(|| rate(before_status, status, delivered), |b| b.delivered_rate),
                 lag_bytes: (!lags.is_empty()).then(|| lags.iter().sum()),
                 buffer_fill,
                 dropped_total: dropped(status).unwrap_or_default(),
@@ -185,15 +174,8 @@ pub fn sinks(previous: &[SinkRow], statuses: &[Status], now_ms: i64) -> Vec<Sink
             SinkRow {
                 health,
                 reason,
-                age_ms: now_ms - status.time_ms,
-                forwarded_rate: match unchanged {
-                    Some(b) => b.forwarded_rate,
-                    None => rate(before_status, status, forwarded),
-                },
-                dead_letter_rate: match unchanged {
-                    Some(b) => b.dead_letter_rate,
-                    None => rate(before_status, status, dead),
-                },
+                forwarded_rate: unchanged.map_or_else(|| rate(before_status, status, forwarded), |b| b.forwarded_rate),
+                dead_letter_rate: unchanged.map_or_else(|| rate(before_status, status, dead), |b| b.dead_letter_rate),
                 status: status.clone(),
             }
         })

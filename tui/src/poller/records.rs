@@ -113,6 +113,20 @@ mod tests {
     }
 
     #[test]
+    fn a_lying_length_neither_allocates_nor_loops() {
+        let mut huge = batch(0, &["a"], Compression::None);
+        huge[8..12].copy_from_slice(&i32::MAX.to_be_bytes());
+        let (records, next, error) = decode(0, huge.freeze());
+        assert_eq!((records.len(), next, error), (0, None, None), "waits for bytes that never come");
+        let mut negative = batch(0, &["a"], Compression::None);
+        negative[8..12].copy_from_slice(&(-1i32).to_be_bytes());
+        let (records, _, error) = decode(0, negative.freeze());
+        assert!(records.is_empty() && error.is_some_and(|e| e.contains("negative length")));
+        let (records, next, error) = decode(0, Bytes::from_static(&[0xff; 26]));
+        assert_eq!((records.len(), next, error), (0, None, None), "shorter than a header");
+    }
+
+    #[test]
     fn a_corrupt_batch_ends_the_walk_with_a_reason_and_keeps_what_came_before() {
         let mut data = batch(0, &["a"], Compression::None);
         let mut bad = batch(1, &["b"], Compression::None);

@@ -47,6 +47,12 @@ fn offset_key() -> StoredKey {
     StoredKey::Offset { group: "g1".into(), topic: "web-logs".into(), partition: 3 }
 }
 
+/// A valid offset value, encoded (the damaged-record tests start from it).
+fn encoded_offset_value() -> Bytes {
+    let offset = StoredOffset { offset: 1, leader_epoch: 1, metadata: Some("meta".into()), commit_timestamp: 1 };
+    encode_value(&StoredValue::Offset(offset)).unwrap()
+}
+
 fn member() -> StoredMember {
     StoredMember {
         member_id: "c-1".into(),
@@ -197,13 +203,7 @@ fn unknown_versions_are_errors() {
 #[test]
 fn damaged_records_are_errors_not_panics() {
     let key = encode_key(&offset_key()).unwrap();
-    let offset = encode_value(&StoredValue::Offset(StoredOffset {
-        offset: 1,
-        leader_epoch: 1,
-        metadata: Some("meta".into()),
-        commit_timestamp: 1,
-    }))
-    .unwrap();
+    let offset = encoded_offset_value();
     let group = encode_value(&StoredValue::Group(stable_group())).unwrap();
     // Every truncation of a valid record fails to decode.
     for len in 0..key.len() {
@@ -269,13 +269,7 @@ fn legacy_json_records_are_read() {
 fn every_single_byte_change_decodes_or_fails_without_panicking() {
     let key = encode_key(&offset_key()).unwrap();
     let group_key = encode_key(&StoredKey::Group { group: "g1".into() }).unwrap();
-    let offset = encode_value(&StoredValue::Offset(StoredOffset {
-        offset: 1,
-        leader_epoch: 1,
-        metadata: Some("meta".into()),
-        commit_timestamp: 1,
-    }))
-    .unwrap();
+    let offset = encoded_offset_value();
     let group = encode_value(&StoredValue::Group(stable_group())).unwrap();
     for (record, decode) in [
         (&key, &(|b: &Bytes| decode_key(b).map(|_| ())) as &dyn Fn(&Bytes) -> Result<(), RecordError>),
