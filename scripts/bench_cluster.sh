@@ -10,10 +10,12 @@
 #      alternating the topics;
 #    - at a fixed offered rate both topics sustain: LAT_RATE_SMALL / LAT_RATE_LARGE records/s
 #      (default 50000 / 10000) for LAT_SECONDS (default 10);
-# 3. failover, FAILOVER_ROUNDS times: scripts/bench_failover.py writes acks=all, idempotent, one
-#    record every 5 ms to a 1-partition RF=3 topic, kill -9s its leader (found with
-#    `millrace topic describe`) and times kill → first acknowledged write; the killed broker is
-#    restarted and the ISR waited for between rounds;
+# 3. failover, FAILOVER_ROUNDS times (default 6): scripts/bench_failover.py writes acks=all,
+#    idempotent, one record every 5 ms to the partition of a 3-partition RF=3 topic that its victim
+#    leads, kill -9s the victim and times kill → first acknowledged write; odd rounds kill a leader
+#    that is not the active controller, even rounds the active controller (leading a partition);
+#    the killed broker is restarted and the ISR waited for between rounds. FAILOVER_ONLY=1 skips
+#    step 2;
 # 4. a summary table, and the WARN/ERROR lines of the broker logs, grouped (KEEP_LOGS=DIR keeps the
 #    logs and raw results there).
 set -euo pipefail
@@ -23,7 +25,7 @@ records_large=${2:-$((records / 4))}
 lat_rate_small=${LAT_RATE_SMALL:-50000}
 lat_rate_large=${LAT_RATE_LARGE:-10000}
 lat_seconds=${LAT_SECONDS:-10}
-rounds=${FAILOVER_ROUNDS:-3}
+rounds=${FAILOVER_ROUNDS:-6}
 repeats=${REPEATS:-3}
 partitions=6
 
@@ -108,14 +110,16 @@ echo "## cluster: brokers 1-3 on $(kafka 1) $(kafka 2) $(kafka 3), registered"
 $bin topic create rf1 --bootstrap "$bootstrap" --partitions $partitions --replication-factor 1 >/dev/null
 $bin topic create rf3 --bootstrap "$bootstrap" --partitions $partitions --replication-factor 3 \
   --topic-config min.insync.replicas=2 >/dev/null
-$bin topic create failover --bootstrap "$bootstrap" --partitions 1 --replication-factor 3 \
+$bin topic create failover --bootstrap "$bootstrap" --partitions 3 --replication-factor 3 \
   --topic-config min.insync.replicas=2 >/dev/null
 wait_isr_full "$bootstrap" rf3
 wait_isr_full "$bootstrap" failover
 
 results="$work/results.tsv"
-echo "## replication cost (acks=all, $partitions partitions)"
+touch "$results"
+[ "${FAILOVER_ONLY:-0}" = 1 ] || echo "## replication cost (acks=all, $partitions partitions)"
 for size in 100 1024; do
+  [ "${FAILOVER_ONLY:-0}" = 1 ] && break
   n=$records; rate=$lat_rate_small
   if [ "$size" = 1024 ]; then n=$records_large; rate=$lat_rate_large; fi
   # Alternating rf1 and rf3, REPEATS times, so drift in the machine's speed hits both alike.
@@ -132,13 +136,14 @@ for size in 100 1024; do
 done
 
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "## failover (1 partition, RF=3, min.insync.replicas=2, acks=all, idempotent, one write per 5 ms)"
+echo "## failover (3 partitions, RF=3, min.insync.replicas=2, acks=all, idempotent, one write per 5 ms)"
 failovers="$work/failover.tsv"
 for round in $(seq "$rounds"); do
   wait_isr_full "$bootstrap" failover
   sleep 2 # let a preferred-leader election after the restart settle
   brokers="1=${pid[1]}=$(kafka 1),2=${pid[2]}=$(kafka 2),3=${pid[3]}=$(kafka 3)"
-  if ! python3 scripts/bench_failover.py --bin "$bin" --brokers "$brokers" --topic failover \
+  victim=leader; [ $((round % 2)) = 0 ] && victim=controller
+  if ! python3 scripts/bench_failover.py --bin "$bin" --brokers "$brokers" --topic failover --victim "$victim" \
     --logs "$work/b1.log,$work/b2.log,$work/b3.log" \
     >"$work/failover-$round.out" 2>"$work/failover-$round.err"; then
     cat "$work/failover-$round.out" "$work/failover-$round.err" >&2
@@ -190,17 +195,22 @@ for size in (100, 1024):
             print(f"{size:<7} RF=3 / RF=1 throughput (medians): {100 * row.get('rf3', 0) / row['rf1']:.0f} %")
 print("(latency: per record, enqueue → delivery report; p50/p99 are medians over the runs, max the largest)")
 print()
-firsts = []
+firsts, by_kind = [], {}
 for line in open(sys.argv[2]):
     _, f = fields(line)
     firsts.append(float(f["first_ack_ms"]))
-    print(f"round {f['round']}: killed leader {f['killed']} (active controller {f['controller']}); ms after the kill: "
+    kind = "the active controller" if f["killed"] == f["controller"] else "a leader, not the controller"
+    by_kind.setdefault(kind, []).append(float(f["first_ack_ms"]))
+    print(f"round {f['round']}: killed leader {f['killed']} of partition {f['partition']} (active controller {f['controller']}); ms after the kill: "
           f"last ack {f['last_ack_before_ms'].lstrip('-')} before, fenced {f['fenced_ms']}, new leader {f['new_leader']} "
           f"elected {f['elected_ms']}, in metadata {f['new_leader_ms']}, first acks=all write {f['first_ack_ms']} "
           f"(delivery errors {f['errors']})")
 if firsts:
     print(f"failover, kill -9 of the leader → first acks=all write: min {min(firsts):.0f} ms, "
           f"median {med(firsts):.0f} ms, max {max(firsts):.0f} ms ({len(firsts)} rounds)")
+for kind, values in sorted(by_kind.items()):
+    print(f"  killing {kind}: min {min(values):.0f} ms, median {med(values):.0f} ms, max {max(values):.0f} ms "
+          f"({len(values)} rounds)")
 PY
 
 echo "## broker log WARN/ERROR lines (timestamps and numbers folded, most frequent first)"

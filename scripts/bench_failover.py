@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """One round of the failover benchmark (driven by scripts/bench_cluster.sh).
 
-A confluent-kafka producer (acks=all, enable.idempotence=true, linger.ms=0) writes one record
-every --interval-ms to partition 0 of --topic, open loop: records are enqueued on schedule whether
-or not earlier ones are acknowledged, so writes queue up in the client during the outage. Once
-writes flow, the partition leader is looked up with `millrace topic describe`, its broker process
-is sent SIGKILL, and the round measures, on one monotonic clock:
+The victim is chosen first: with --victim leader, a broker that leads a partition of --topic and
+is not the active controller; with --victim controller, the active controller (DescribeCluster),
+once it leads a partition. A confluent-kafka producer (acks=all, enable.idempotence=true,
+linger.ms=0, librdkafka's defaults otherwise) writes one record every --interval-ms to the
+partition the victim leads, open loop: records are enqueued on schedule whether or not earlier ones
+are acknowledged, so writes queue up in the client during the outage. Once writes flow, the
+victim's process is sent SIGKILL, and the round measures, on one monotonic clock:
 
   * last_ack_before_ms: the last acknowledgement received before the kill (negative: before it);
   * first_ack_ms:       the first acknowledgement of a record enqueued after the kill — the first
@@ -15,7 +17,8 @@ is sent SIGKILL, and the round measures, on one monotonic clock:
   * new_leader_ms:      when a surviving broker's metadata first names another leader (polled
                         every 50 ms), which splits failover into election and client discovery;
   * fenced_ms, elected_ms (with --logs): from the broker logs (wall clock), when the active
-                        controller fenced the killed broker and when the new leader took over.
+                        controller fenced the killed broker (its session expired, or a probe found
+                        its process gone) and when the new leader took over.
 
 Prints one `failover\t…` line of key=value fields; the killed node id is `killed=N`.
 """
@@ -32,16 +35,38 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 
-def leader_from_describe(binary, bootstrap, topic):
+def leaders_from_describe(binary, bootstrap, topic):
+    """{partition: (leader, isr)} from `millrace topic describe`."""
     out = subprocess.run(
         [binary, "topic", "describe", "--bootstrap", bootstrap, topic],
         check=True, capture_output=True, text=True, timeout=10,
     ).stdout
+    leaders = {}
     for line in out.splitlines():
         fields = dict(f.split(": ", 1) for f in line.strip().split("\t") if ": " in f)
-        if fields.get("Partition") == "0":
-            return int(fields["Leader"]), fields.get("Isr", "")
-    raise RuntimeError(f"no partition 0 in:\n{out}")
+        if "Partition" in fields:
+            leaders[int(fields["Partition"])] = (int(fields["Leader"]), fields.get("Isr", ""))
+    if not leaders:
+        raise RuntimeError(f"no partitions in:\n{out}")
+    return leaders
+
+
+def choose_victim(binary, bootstrap, topic, admin, mode, timeout=30.0):
+    """(victim broker, its partition, isr, active controller), waiting until one fits `mode`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            controller = admin.describe_cluster(request_timeout=5).result().controller.id
+            leaders = leaders_from_describe(binary, bootstrap, topic)
+        except Exception:  # noqa: BLE001 — retried until the deadline
+            controller, leaders = -1, {}
+        for partition, (leader, isr) in sorted(leaders.items()):
+            if controller >= 0 and (leader == controller) == (mode == "controller"):
+                return leader, partition, isr, controller
+        if time.monotonic() > deadline:
+            sys.exit(f"no partition of {topic} led by a broker fitting --victim {mode} "
+                     f"(controller {controller}, leaders {leaders})")
+        time.sleep(0.5)
 
 
 def main():
@@ -54,12 +79,18 @@ def main():
     ap.add_argument("--after", type=float, default=1.0, help="seconds to keep writing after recovery")
     ap.add_argument("--timeout", type=float, default=60.0, help="give up this long after the kill")
     ap.add_argument("--logs", default="", help="comma-separated broker log files, for fenced_ms and elected_ms")
+    ap.add_argument("--victim", choices=["leader", "controller"], default="leader",
+                    help="kill a partition leader that is not the active controller, or the active controller")
     args = ap.parse_args()
     brokers = {}  # node id → (pid, Kafka listener)
     for entry in args.brokers.split(","):
         node, pid, addr = entry.split("=")
         brokers[int(node)] = (int(pid), addr)
     bootstrap = ",".join(addr for _, addr in brokers.values())
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    leader, partition, isr, controller = choose_victim(args.bin, bootstrap, args.topic, admin, args.victim)
+    if leader not in brokers:
+        sys.exit(f"leader {leader} is not one of the started brokers {sorted(brokers)}")
 
     acks = []  # (enqueue time, ack time) of successful deliveries
     errors = []
@@ -92,7 +123,7 @@ def main():
                 producer.poll(min(due - now, interval))  # serves delivery reports while waiting
                 continue
             enqueued = time.monotonic()
-            producer.produce(args.topic, value=b"%d" % i, partition=0,
+            producer.produce(args.topic, value=b"%d" % i, partition=partition,
                              on_delivery=lambda err, msg, t=enqueued: on_delivery(err, msg, t))
             producer.poll(0)
             i += 1
@@ -111,15 +142,8 @@ def main():
         sys.exit(f"no writes acknowledged within 30 s (errors: {errors[:3]})")
     time.sleep(args.warmup)
 
-    leader, isr = leader_from_describe(args.bin, bootstrap, args.topic)
-    if leader not in brokers:
-        sys.exit(f"leader {leader} is not one of the started brokers {sorted(brokers)}")
     survivors = [addr for node, (_, addr) in brokers.items() if node != leader]
     admin = AdminClient({"bootstrap.servers": ",".join(survivors)})
-    try:
-        controller = admin.describe_cluster(request_timeout=5).result().controller.id
-    except Exception:  # noqa: BLE001 — only informative
-        controller = -1
 
     kill_wall = time.time()
     kill_t = time.monotonic()
@@ -131,7 +155,7 @@ def main():
         if new_leader_t is None:
             try:
                 md = admin.list_topics(args.topic, timeout=1)
-                p = md.topics[args.topic].partitions.get(0)
+                p = md.topics[args.topic].partitions.get(partition)
                 if p is not None and p.leader not in (-1, leader):
                     new_leader, new_leader_t = p.leader, time.monotonic()
             except Exception:  # noqa: BLE001 — a survivor may be busy; poll again
@@ -155,13 +179,13 @@ def main():
     def ms(t):
         return "-" if t is None else f"{(t - kill_t) * 1000:.0f}"
 
-    def log_ms(needle):
-        """Earliest line after the kill containing needle, in ms after the kill (wall clock)."""
+    def log_ms(*needles):
+        """Earliest line after the kill containing a needle, in ms after the kill (wall clock)."""
         best = None
         for path in filter(None, args.logs.split(",")):
             with open(path, errors="replace") as f:
                 for line in f:
-                    if needle not in line:
+                    if not any(n in line for n in needles):
                         continue
                     try:
                         ts = datetime.datetime.fromisoformat(line.split(" ", 1)[0].replace("Z", "+00:00")).timestamp()
@@ -171,12 +195,12 @@ def main():
                         best = ts
         return "-" if best is None else f"{(best - kill_wall) * 1000:.0f}"
 
-    print("failover\tkilled=%d\tcontroller=%d\tisr_before=%s\tlast_ack_before_ms=%s\tfirst_ack_ms=%s"
+    print("failover\tkilled=%d\tpartition=%d\tcontroller=%d\tisr_before=%s\tlast_ack_before_ms=%s\tfirst_ack_ms=%s"
           "\tfirst_any_ack_ms=%s\tfenced_ms=%s\telected_ms=%s\tnew_leader=%s\tnew_leader_ms=%s\tacks=%d\terrors=%d"
           "\tfirst_error=%s" % (
-              leader, controller, isr, ms(max(before) if before else None), ms(first_ack_t),
-              ms(min(any_after) if any_after else None), log_ms("broker session expired"),
-              log_ms(f"became leader partition={args.topic}-0 "), new_leader if new_leader is not None else "-",
+              leader, partition, controller, isr, ms(max(before) if before else None), ms(first_ack_t),
+              ms(min(any_after) if any_after else None), log_ms("broker session expired", "its process is gone"),
+              log_ms(f"became leader partition={args.topic}-{partition} "), new_leader if new_leader is not None else "-",
               ms(new_leader_t), n_acks, n_errors, first_error))
     if first_ack_t is None:
         sys.exit(f"no write acknowledged within {args.timeout} s of the kill")

@@ -288,3 +288,40 @@ fn cut_off_leader_truncates_unacked_writes() -> anyhow::Result<()> {
     // The old leader's own log no longer holds them either (not just the new leader's).
     assert_replicas_match_final(&mut cluster, topic, main_dir.path())
 }
+
+/// A broker killed with `kill -9` is fenced as soon as the active controller finds it gone (its
+/// heartbeat connection closed, and nothing listens at its address any more), not when its
+/// session expires: the session here is 60 s and each new leader must appear within 20 s. Once
+/// for a broker that is not the active controller, once for the active controller's own process
+/// (the new controller probes the brokers it has not heard from).
+#[test]
+fn killed_brokers_are_fenced_before_their_session_expires() -> anyhow::Result<()> {
+    const FENCE_WAIT: Duration = Duration::from_secs(20);
+    let mut cluster = Cluster::start(3, &cluster_toml("10s", "60s"))?;
+    let topic = "fence-fast";
+    cluster.create_topic(topic, 3, 3, TOPIC_CONFIG)?;
+    let mut controller = -1;
+    wait_for("an agreed active controller", ELECTION, || {
+        controller = cluster.quorum_leader().unwrap_or(-1);
+        Ok(controller >= 1)
+    })?;
+    let parts = cluster.describe(topic)?;
+    let led_by = |id: i32| parts.iter().find(|p| p.leader == id).map(|p| p.partition);
+    let plain = cluster.ids().into_iter().find(|&id| id != controller && led_by(id).is_some());
+    let plain = plain.context("no partition led by a broker other than the controller")?;
+    for victim in [plain, controller] {
+        let parts = cluster.describe(topic)?;
+        let partition = parts.iter().find(|p| p.leader == victim).map(|p| p.partition);
+        let partition = partition.with_context(|| format!("broker {victim} leads nothing: {parts:?}"))?;
+        eprintln!("kill -9 broker {victim}, leader of {topic}-{partition} (active controller: {controller})");
+        let killed_at = Instant::now();
+        cluster.kill9(victim);
+        let successor = cluster.wait_new_leader(topic, partition, victim, FENCE_WAIT).with_context(|| {
+            format!("no new leader for {topic}-{partition} within {FENCE_WAIT:?} of killing broker {victim}")
+        })?;
+        eprintln!("broker {successor} took over {:?} after the kill", killed_at.elapsed());
+        cluster.restart(victim)?;
+        cluster.wait_isr_full(topic, CATCH_UP).with_context(|| format!("broker {victim} rejoining every ISR"))?;
+    }
+    Ok(())
+}

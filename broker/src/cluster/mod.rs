@@ -179,7 +179,10 @@ impl ClusterLink {
             voters.clone(),
             controller_addr,
             &dir,
-            config.controller.broker_session_timeout.as_duration(),
+            crate::controller::Sessions {
+                timeout: config.controller.broker_session_timeout.as_duration(),
+                heartbeat_interval: Some(config.controller.broker_heartbeat_interval.as_duration()),
+            },
         )
         .await
         .map_err(|e| BrokerError::Metadata(format!("starting the metadata quorum member in {}: {e}", dir.display())))?;

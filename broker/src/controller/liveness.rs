@@ -13,7 +13,7 @@ use crate::controller::state_machine::{MetadataCommand, MetadataState};
 use crate::controller::{StateMachineStore, TypeConfig};
 use openraft::Raft;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -112,16 +112,38 @@ pub enum HeartbeatVerdict {
 #[derive(Debug)]
 pub struct Leases {
     session_timeout: Duration,
+    /// A heartbeat this late makes a broker worth probing (see [`Leases::to_probe`]); None: no
+    /// probing, sessions alone decide.
+    overdue: Option<Duration>,
     /// broker id -> last heartbeat.
     last_seen: HashMap<i32, Instant>,
+    /// Brokers heard from in this term; the others are probed at once.
+    heard: HashSet<i32>,
+    /// Brokers whose heartbeat connection closed since their last heartbeat.
+    disconnected: HashSet<i32>,
+    /// broker id -> when it was last probed, so a suspect is probed at most every
+    /// [`PROBE_INTERVAL`].
+    probed: HashMap<i32, Instant>,
     /// The Raft term in which the leases were last reset (a new term means a new active controller).
     term: Option<u64>,
 }
 
+/// How often one suspect broker is probed.
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(250);
+
 impl Leases {
-    /// No leases yet; each expires `session_timeout` after its last heartbeat.
-    pub fn new(session_timeout: Duration) -> Leases {
-        Leases { session_timeout, last_seen: HashMap::new(), term: None }
+    /// No leases yet; each expires `session_timeout` after its last heartbeat, and a broker
+    /// whose heartbeat is `overdue` is probed.
+    pub fn new(session_timeout: Duration, overdue: Option<Duration>) -> Leases {
+        Leases {
+            session_timeout,
+            overdue,
+            last_seen: HashMap::new(),
+            heard: HashSet::new(),
+            disconnected: HashSet::new(),
+            probed: HashMap::new(),
+            term: None,
+        }
     }
 
     /// Forgets every lease when `term` differs from the last one seen: a new active controller
@@ -130,7 +152,44 @@ impl Leases {
         if self.term != Some(term) {
             self.term = Some(term);
             self.last_seen.clear();
+            self.heard.clear();
+            self.disconnected.clear();
+            self.probed.clear();
         }
+    }
+
+    /// The connection `id`'s heartbeats came over closed: if its process died, the operating
+    /// system closed it, so it is worth a probe right away.
+    pub fn connection_lost(&mut self, id: i32) {
+        self.disconnected.insert(id);
+    }
+
+    /// Unfenced brokers to probe now (each at most every [`PROBE_INTERVAL`]): those whose
+    /// heartbeat connection closed, those not heard from in this term (the last active
+    /// controller may have died with one of them), and those whose heartbeat is `overdue`. A
+    /// probe only asks whether anything listens at the broker's address; see
+    /// [`Leases::confirm_gone`].
+    pub fn to_probe(&mut self, state: &MetadataState, now: Instant) -> Vec<i32> {
+        let mut out = Vec::new();
+        let Some(overdue) = self.overdue else { return out };
+        for b in state.brokers.values().filter(|b| !b.fenced) {
+            let late = self.last_seen.get(&b.id).is_some_and(|&seen| now.saturating_duration_since(seen) > overdue);
+            let suspect = late || !self.heard.contains(&b.id) || self.disconnected.contains(&b.id);
+            let due = self.probed.get(&b.id).is_none_or(|&at| now.saturating_duration_since(at) >= PROBE_INTERVAL);
+            if suspect && due {
+                self.probed.insert(b.id, now);
+                out.push(b.id);
+            }
+        }
+        out
+    }
+
+    /// A probe started at `started` found nothing listening at broker `id`'s address: whether to
+    /// fence it now. Not when it heartbeated since (it came back) or is fenced already.
+    pub fn confirm_gone(&self, state: &MetadataState, id: i32, started: Instant) -> bool {
+        let unfenced = state.brokers.get(&id).is_some_and(|b| !b.fenced);
+        let heard_since = self.last_seen.get(&id).is_some_and(|&seen| seen >= started) && self.heard.contains(&id);
+        unfenced && !heard_since
     }
 
     /// A heartbeat received at `now`, judged against the committed metadata `state`.
@@ -140,6 +199,8 @@ impl Leases {
             return HeartbeatVerdict::Reregister;
         }
         self.last_seen.insert(req.broker_id, now);
+        self.heard.insert(req.broker_id);
+        self.disconnected.remove(&req.broker_id);
         if broker.fenced && req.caught_up {
             HeartbeatVerdict::Unfence
         } else {
@@ -169,6 +230,15 @@ pub fn stale_learners(learners: impl IntoIterator<Item = u64>, state: &MetadataS
     learners.into_iter().filter(|id| i32::try_from(*id).is_ok_and(|id| state.removed_brokers.contains(&id))).collect()
 }
 
+/// How the active controller judges brokers' liveness.
+#[derive(Debug, Clone, Copy)]
+pub struct Sessions {
+    /// A broker silent this long is fenced.
+    pub timeout: Duration,
+    /// How often brokers heartbeat; None turns probing off (controllers without real brokers).
+    pub heartbeat_interval: Option<Duration>,
+}
+
 /// The runtime around [`Leases`]: reads the clock, asks Raft who leads, and proposes the
 /// commands the decisions call for.
 pub struct Liveness {
@@ -178,14 +248,28 @@ pub struct Liveness {
     auto_rebalance: std::sync::atomic::AtomicBool,
 }
 
+/// How long a probe waits for a connection: an answer of any kind (accepted, refused) comes
+/// back within a round trip; silence means an unreachable host, which the session covers.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// How often the active controller looks for expired sessions and brokers to probe.
+const TICK: Duration = Duration::from_millis(100);
+
 impl Liveness {
-    /// Leases expiring after `session_timeout`.
-    pub fn new(session_timeout: Duration) -> Liveness {
+    /// Leases expiring after `session_timeout`; brokers heartbeat every `heartbeat_interval`, so
+    /// one heard from 1.5 intervals ago has missed a beat and is probed (None: no probing).
+    pub fn new(session_timeout: Duration, heartbeat_interval: Option<Duration>) -> Liveness {
+        let overdue = heartbeat_interval.map(|beat| (beat * 3 / 2).min(session_timeout));
         Liveness {
             session_timeout,
-            leases: Mutex::new(Leases::new(session_timeout)),
+            leases: Mutex::new(Leases::new(session_timeout, overdue)),
             auto_rebalance: std::sync::atomic::AtomicBool::new(true),
         }
+    }
+
+    /// The connection broker `id` heartbeated over closed.
+    pub fn connection_lost(&self, id: i32) {
+        self.leases().connection_lost(id);
     }
 
     /// Turns the periodic preferred-leader elections on or off.
@@ -248,11 +332,20 @@ impl Liveness {
     /// The active controller's loop: fences expired brokers and moves leadership back to
     /// preferred replicas; runs until the task is aborted.
     pub async fn run(self: std::sync::Arc<Self>, raft: Raft<TypeConfig>, machine: StateMachineStore) {
-        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_rebalance = Instant::now();
+        let mut probes = tokio::task::JoinSet::new();
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                Some(done) = probes.join_next(), if !probes.is_empty() => {
+                    if let Ok(Some((id, started))) = done {
+                        self.fence_if_gone(&raft, &machine, id, started).await;
+                    }
+                    continue;
+                }
+            }
             let metrics = raft.metrics().borrow().clone();
             if metrics.current_leader == Some(metrics.id) {
                 let stale =
@@ -281,10 +374,12 @@ impl Liveness {
             if metrics.current_leader != Some(metrics.id) {
                 continue;
             }
-            let expired = {
+            let state = machine.shared_state();
+            let (expired, suspects) = {
                 let mut leases = self.leases();
                 leases.observe_term(metrics.current_term);
-                leases.expired(&machine.shared_state(), Instant::now())
+                let now = Instant::now();
+                (leases.expired(&state, now), leases.to_probe(&state, now))
             };
             for id in expired {
                 tracing::warn!(broker = id, timeout = ?self.session_timeout, "broker session expired; fencing it");
@@ -292,7 +387,58 @@ impl Liveness {
                     tracing::warn!(broker = id, error = %e, "fencing broker failed");
                 }
             }
+            for id in suspects {
+                let Some(addr) = probe_address(&metrics, &state, id) else { continue };
+                probes.spawn(async move {
+                    let started = Instant::now();
+                    nothing_listens(&addr).await.then_some((id, started))
+                });
+            }
         }
+    }
+
+    /// Fences broker `id` after a probe started at `started` found nothing listening at its
+    /// address, unless it heartbeated since.
+    async fn fence_if_gone(&self, raft: &Raft<TypeConfig>, machine: &StateMachineStore, id: i32, started: Instant) {
+        let metrics = raft.metrics().borrow().clone();
+        if metrics.current_leader != Some(metrics.id) {
+            return;
+        }
+        if !self.leases().confirm_gone(&machine.shared_state(), id, started) {
+            return;
+        }
+        tracing::warn!(
+            broker = id,
+            "broker missed its heartbeat and its address refuses connections (its process is gone); fencing it"
+        );
+        if let Err(e) = raft.client_write(MetadataCommand::FenceBroker { id }).await {
+            tracing::warn!(broker = id, error = %e, "fencing broker failed");
+        }
+    }
+}
+
+/// Where to probe broker `id`: its metadata-quorum listener, which this controller reaches
+/// already to replicate to it, or else the Kafka address it registered.
+fn probe_address(
+    metrics: &openraft::RaftMetrics<u64, openraft::BasicNode>,
+    state: &MetadataState,
+    id: i32,
+) -> Option<String> {
+    // This controller's own broker lives in this process, which is running.
+    if u64::try_from(id).ok() == Some(metrics.id) {
+        return None;
+    }
+    let node = u64::try_from(id).ok().and_then(|n| metrics.membership_config.membership().get_node(&n).cloned());
+    node.map(|n| n.addr).or_else(|| state.brokers.get(&id).map(|b| format!("{}:{}", b.host, b.port)))
+}
+
+/// Whether the host at `addr` answers a connection with a refusal: nothing listens there, so
+/// the process that did is gone (its host is up, or nothing would answer at all). A timeout, an
+/// unreachable network or a failed name lookup prove nothing; the session timeout decides those.
+async fn nothing_listens(addr: &str) -> bool {
+    match tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
+        Ok(Err(e)) => e.kind() == std::io::ErrorKind::ConnectionRefused,
+        Ok(Ok(_)) | Err(_) => false,
     }
 }
 

@@ -27,7 +27,7 @@ pub use state_machine::{
     PartitionState, TopicState, NO_LEADER,
 };
 
-pub use liveness::{HeartbeatReply, HeartbeatRequest};
+pub use liveness::{HeartbeatReply, HeartbeatRequest, Sessions};
 pub use membership::{VoterChange, VoterChangeError};
 pub use quorum_status::{QuorumDescription, QuorumReplica};
 pub use store::StateMachineStore;
@@ -224,7 +224,7 @@ impl Controller {
         voters: BTreeMap<u64, String>,
         advertised: String,
         data_dir: &Path,
-        session_timeout: Duration,
+        sessions: Sessions,
     ) -> Result<Controller, ControllerError> {
         let voter = voters.contains_key(&node_id);
         if listener.is_none() && (voters.len() != 1 || !voter) {
@@ -233,8 +233,7 @@ impl Controller {
             ));
         }
         let controller =
-            Self::start_inner(node_id, listener, transport, voters.clone(), data_dir, raft_config(), session_timeout)
-                .await?;
+            Self::start_inner(node_id, listener, transport, voters.clone(), data_dir, raft_config(), sessions).await?;
         if !voter {
             join_as_learner(node_id, controller.transport.clone(), &voters, advertised).await;
         } else if controller.started_pristine && !controller.initialized_here && voters.len() > 1 {
@@ -309,7 +308,16 @@ impl Controller {
             .map_err(|e| ControllerError::Config(format!("creating listener metrics: {e}")))?;
         let transport = Transport::plain();
         let listener = RpcListener::new(listener, PeerAccess::for_voters(&voters), transport.clone(), metrics).await;
-        Self::start_inner(node_id, Some(listener), transport, voters, data_dir, config, session_timeout).await
+        Self::start_inner(
+            node_id,
+            Some(listener),
+            transport,
+            voters,
+            data_dir,
+            config,
+            Sessions { timeout: session_timeout, heartbeat_interval: None },
+        )
+        .await
     }
 
     async fn start_inner(
@@ -319,7 +327,7 @@ impl Controller {
         voters: BTreeMap<u64, String>,
         data_dir: &Path,
         config: Config,
-        session_timeout: Duration,
+        sessions: Sessions,
     ) -> Result<Controller, ControllerError> {
         if voters.is_empty() {
             return Err(ControllerError::Config("the quorum needs at least one voter".into()));
@@ -332,7 +340,7 @@ impl Controller {
         let raft = Raft::new(node_id, config, network, log, state_machine.clone())
             .await
             .map_err(|e| ControllerError::Raft(e.to_string()))?;
-        let liveness = Arc::new(Liveness::new(session_timeout));
+        let liveness = Arc::new(Liveness::new(sessions.timeout, sessions.heartbeat_interval));
         let served =
             Arc::new(Served { raft: raft.clone(), machine: state_machine.clone(), liveness: liveness.clone() });
         let server = listener.map(|listener| tokio::spawn(network::serve(listener, served)));

@@ -26,7 +26,7 @@ fn secs(s: u64) -> Duration {
 fn a_silent_broker_is_fenced_after_the_session_timeout_and_not_before() {
     let t0 = Instant::now();
     let state = state(&[broker(1, 10, false), broker(2, 11, false)]);
-    let mut leases = Leases::new(TIMEOUT);
+    let mut leases = Leases::new(TIMEOUT, None);
     leases.observe_term(1);
     assert_eq!(leases.heartbeat(&state, &beat(1, 10, true), t0), HeartbeatVerdict::Renewed { fenced: false });
     assert_eq!(leases.heartbeat(&state, &beat(2, 11, true), t0), HeartbeatVerdict::Renewed { fenced: false });
@@ -50,7 +50,7 @@ fn a_silent_broker_is_fenced_after_the_session_timeout_and_not_before() {
 fn fenced_brokers_are_not_fenced_again() {
     let t0 = Instant::now();
     let state = state(&[broker(1, 10, true)]);
-    let mut leases = Leases::new(TIMEOUT);
+    let mut leases = Leases::new(TIMEOUT, None);
     leases.observe_term(1);
     assert!(leases.expired(&state, t0).is_empty());
     assert!(leases.expired(&state, t0 + secs(60)).is_empty());
@@ -60,7 +60,7 @@ fn fenced_brokers_are_not_fenced_again() {
 fn a_caught_up_heartbeat_unfences_and_a_lagging_one_does_not() {
     let t0 = Instant::now();
     let state = state(&[broker(1, 10, true)]);
-    let mut leases = Leases::new(TIMEOUT);
+    let mut leases = Leases::new(TIMEOUT, None);
     leases.observe_term(1);
     assert_eq!(leases.heartbeat(&state, &beat(1, 10, false), t0), HeartbeatVerdict::Renewed { fenced: true });
     assert_eq!(leases.heartbeat(&state, &beat(1, 10, true), t0), HeartbeatVerdict::Unfence);
@@ -74,7 +74,7 @@ fn a_caught_up_heartbeat_unfences_and_a_lagging_one_does_not() {
 fn unknown_brokers_and_stale_epochs_must_reregister() {
     let t0 = Instant::now();
     let state = state(&[broker(1, 10, false)]);
-    let mut leases = Leases::new(TIMEOUT);
+    let mut leases = Leases::new(TIMEOUT, None);
     leases.observe_term(1);
     assert_eq!(leases.heartbeat(&state, &beat(7, 10, true), t0), HeartbeatVerdict::Reregister);
     assert_eq!(leases.heartbeat(&state, &beat(1, 9, true), t0), HeartbeatVerdict::Reregister);
@@ -88,7 +88,7 @@ fn unknown_brokers_and_stale_epochs_must_reregister() {
 fn a_new_term_gives_every_broker_a_full_session() {
     let t0 = Instant::now();
     let state = state(&[broker(1, 10, false)]);
-    let mut leases = Leases::new(TIMEOUT);
+    let mut leases = Leases::new(TIMEOUT, None);
     leases.observe_term(1);
     let _ = leases.heartbeat(&state, &beat(1, 10, true), t0);
     // Same term again: nothing forgotten, the old lease expires.
@@ -104,7 +104,7 @@ fn a_new_term_gives_every_broker_a_full_session() {
 #[test]
 fn a_broker_never_heard_from_gets_a_session_before_being_fenced() {
     let t0 = Instant::now();
-    let mut leases = Leases::new(TIMEOUT);
+    let mut leases = Leases::new(TIMEOUT, None);
     leases.observe_term(1);
     let one = state(&[broker(1, 10, false)]);
     assert!(leases.expired(&one, t0).is_empty());
@@ -184,4 +184,74 @@ fn a_heartbeat_reports_only_replicas_not_yet_marked_offline_and_its_own() {
         })
         .unwrap();
     assert!(newly_offline(&state, &req).is_empty(), "already recorded: no new proposal");
+}
+
+const OVERDUE: Duration = Duration::from_millis(750);
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+#[test]
+fn brokers_not_heard_from_this_term_are_probed_at_once_and_then_only_when_late() {
+    let t0 = Instant::now();
+    let state = state(&[broker(1, 10, false), broker(2, 11, false), broker(3, 12, true)]);
+    let mut leases = Leases::new(TIMEOUT, Some(OVERDUE));
+    leases.observe_term(1);
+    // A new active controller knows nobody's heartbeat: every unfenced broker is probed (a live
+    // one answers the probe, so this costs a connection, not a fencing). Fenced ones are not.
+    assert_eq!(leases.to_probe(&state, t0), vec![1, 2]);
+    // Not again before the probe interval.
+    assert!(leases.to_probe(&state, t0 + ms(100)).is_empty());
+    let _ = leases.heartbeat(&state, &beat(1, 10, true), t0 + ms(200));
+    let _ = leases.heartbeat(&state, &beat(2, 11, true), t0 + ms(200));
+    assert!(leases.to_probe(&state, t0 + ms(400)).is_empty(), "heartbeating brokers are left alone");
+    // Broker 2 keeps beating every 500 ms; broker 1 misses its beats.
+    for at in [700, 1200] {
+        let _ = leases.heartbeat(&state, &beat(2, 11, true), t0 + ms(at));
+    }
+    assert!(leases.to_probe(&state, t0 + ms(950)).is_empty(), "750 ms late is not yet overdue");
+    assert_eq!(leases.to_probe(&state, t0 + ms(951)), vec![1]);
+    assert!(leases.to_probe(&state, t0 + ms(1100)).is_empty());
+    assert_eq!(leases.to_probe(&state, t0 + ms(1201)), vec![1], "probed again after the interval");
+}
+
+#[test]
+fn a_closed_heartbeat_connection_makes_a_broker_a_suspect_until_it_beats_again() {
+    let t0 = Instant::now();
+    let state = state(&[broker(1, 10, false)]);
+    let mut leases = Leases::new(TIMEOUT, Some(OVERDUE));
+    leases.observe_term(1);
+    let _ = leases.heartbeat(&state, &beat(1, 10, true), t0);
+    assert!(leases.to_probe(&state, t0 + ms(10)).is_empty());
+    leases.connection_lost(1);
+    assert_eq!(leases.to_probe(&state, t0 + ms(20)), vec![1], "no need to wait for a missed beat");
+    let _ = leases.heartbeat(&state, &beat(1, 10, true), t0 + ms(300));
+    assert!(leases.to_probe(&state, t0 + ms(600)).is_empty(), "a heartbeat clears the suspicion");
+}
+
+#[test]
+fn a_probe_fences_only_a_broker_silent_since_it_started() {
+    let t0 = Instant::now();
+    let live = state(&[broker(1, 10, false)]);
+    let mut leases = Leases::new(TIMEOUT, Some(OVERDUE));
+    leases.observe_term(1);
+    let _ = leases.heartbeat(&live, &beat(1, 10, true), t0);
+    assert!(leases.confirm_gone(&live, 1, t0 + ms(900)));
+    // It heartbeated while the probe was out (restarted in between): it stays.
+    let _ = leases.heartbeat(&live, &beat(1, 10, true), t0 + ms(950));
+    assert!(!leases.confirm_gone(&live, 1, t0 + ms(900)));
+    // Fenced already, or unknown: nothing to do.
+    assert!(!leases.confirm_gone(&state(&[broker(1, 10, true)]), 1, t0 + ms(2000)));
+    assert!(!leases.confirm_gone(&live, 7, t0));
+}
+
+#[test]
+fn without_a_heartbeat_interval_nobody_is_probed() {
+    let t0 = Instant::now();
+    let state = state(&[broker(1, 10, false)]);
+    let mut leases = Leases::new(TIMEOUT, None);
+    leases.observe_term(1);
+    leases.connection_lost(1);
+    assert!(leases.to_probe(&state, t0 + secs(5)).is_empty());
 }

@@ -7,7 +7,7 @@ use super::frame::{decode, read_body, read_len, write_frame};
 use super::messages::{AddLearnerRefusal, RpcRequest, RpcResponse};
 use super::transport::{claimed_node, Claim, Stream, Transport};
 use super::{FRAME_TIMEOUT, IDLE_TIMEOUT, MAX_CONNECTIONS, RESOLVE_INTERVAL, RESOLVE_ON_MISMATCH_EVERY};
-use crate::controller::liveness::Liveness;
+use crate::controller::liveness::{HeartbeatReply, Liveness};
 use crate::controller::{StateMachineStore, TypeConfig};
 use crate::metrics::ListenerMetrics;
 use crate::server::{ConnectionLimiter, ConnectionSlot};
@@ -92,8 +92,14 @@ pub(crate) async fn serve(listener: RpcListener, served: Arc<Served>) {
                                 return;
                             }
                         };
-                        if let Err(e) = serve_conn(stream, node, served, &slot).await {
+                        let mut heartbeats_from = None;
+                        if let Err(e) = serve_conn(stream, node, served.clone(), &slot, &mut heartbeats_from).await {
                             tracing::debug!(%peer, error = %e, "controller connection closed");
+                        }
+                        // A broker's process that dies takes its connections with it: a hint
+                        // worth a probe long before its session runs out.
+                        if let Some(id) = heartbeats_from {
+                            served.liveness.connection_lost(id);
                         }
                     });
                 }
@@ -114,12 +120,14 @@ pub(crate) async fn serve(listener: RpcListener, served: Arc<Served>) {
 }
 
 /// Answers `stream`'s frames; `node` is the node its certificate names (over mutual TLS), and
-/// every request must speak for that node or for nobody in particular.
+/// every request must speak for that node or for nobody in particular. `heartbeats_from` is set
+/// to the broker whose heartbeats this connection carries.
 async fn serve_conn(
     mut stream: Stream,
     node: Option<u64>,
     served: Arc<Served>,
     slot: &ConnectionSlot,
+    heartbeats_from: &mut Option<i32>,
 ) -> std::io::Result<()> {
     let raft = &served.raft;
     let timed_out = |reason: &'static str, after: Duration| {
@@ -160,7 +168,12 @@ async fn serve_conn(
             RpcRequest::InstallSnapshot(r) => RpcResponse::InstallSnapshot(raft.install_snapshot(r).await),
             RpcRequest::Propose(cmd) => RpcResponse::Propose(raft.client_write(cmd).await.map(|r| r.data)),
             RpcRequest::BrokerHeartbeat(hb) => {
-                RpcResponse::BrokerHeartbeat(served.liveness.heartbeat(raft, &served.machine, hb).await)
+                let id = hb.broker_id;
+                let reply = served.liveness.heartbeat(raft, &served.machine, hb).await;
+                if matches!(reply, HeartbeatReply::Ok { .. }) {
+                    *heartbeats_from = Some(id);
+                }
+                RpcResponse::BrokerHeartbeat(reply)
             }
             RpcRequest::AddLearner { id, addr } => RpcResponse::AddLearner(add_learner(raft, id, addr).await),
             RpcRequest::ChangeVoters(change) => {
