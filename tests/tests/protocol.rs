@@ -1,6 +1,8 @@
 //! Wire-protocol behaviour at the edges: advertised versions, unsupported versions, malformed and
-//! oversized frames, corrupt batches and invalid names — none may take the broker down.
+//! oversized frames, corrupt batches and invalid names — none may take the broker down; and a
+//! follower's refusals naming the leader (KIP-951).
 
+use anyhow::Context;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
@@ -9,7 +11,8 @@ use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, CreateTopicsRequest, FetchRequest, MetadataRequest, ProduceRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use millrace_tests::{value_batch as batch, BrokerProcess, KafkaConn};
+use millrace_tests::{value_batch as batch, BrokerProcess, Cluster, KafkaConn};
+use std::time::Duration;
 
 fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))
@@ -275,5 +278,75 @@ fn offset_for_leader_epoch_answers_from_the_epoch_cache() -> anyhow::Result<()> 
     assert_eq!(p.error_code, 75, "UNKNOWN_LEADER_EPOCH for a newer current epoch");
     let p = conn.request(4, &ask("missing", 0, -1))?.topics[0].partitions[0].clone();
     assert_eq!(p.error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+    Ok(())
+}
+
+/// KIP-951: a follower refusing Produce (v10+) and Fetch (v16+) names the partition's leader and
+/// epoch and where to reach it, exactly as its Metadata would, so librdkafka ≥ 2.4 moves the
+/// partition without a metadata round trip.
+#[test]
+fn a_follower_names_the_leader_when_refusing_produce_and_fetch() -> anyhow::Result<()> {
+    use kafka_protocol::messages::BrokerId;
+    let cluster = Cluster::start(3, "")?;
+    cluster.create_topic("moved", 1, 3, &[])?;
+    let leader = cluster.leader_of("moved", 0)?;
+    let follower = cluster.ids().into_iter().find(|&id| id != leader).context("a follower")?;
+    let mut conn = KafkaConn::connect_addr(&cluster.broker(follower).kafka_addr(), Duration::from_secs(15))?;
+
+    // What the follower's Metadata says: the leader, its epoch and its advertised endpoint.
+    let metadata = MetadataRequest::default()
+        .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(topic_name("moved")))]))
+        .with_allow_auto_topic_creation(false);
+    let metadata = conn.request(12, &metadata)?;
+    let topic = &metadata.topics[0];
+    let partition = &topic.partitions[0];
+    assert_eq!(partition.leader_id.0, leader, "{metadata:?}");
+    let expected_leader = (leader, partition.leader_epoch);
+    let advertised = metadata.brokers.iter().find(|b| b.node_id.0 == leader).context("leader in Metadata")?;
+    let expected_endpoint = (leader, advertised.host.to_string(), advertised.port, advertised.rack.clone());
+    assert_eq!(
+        format!("{}:{}", expected_endpoint.1, expected_endpoint.2),
+        cluster.broker(leader).kafka_addr(),
+        "Metadata advertises the leader's listener"
+    );
+
+    for version in [10, 13] {
+        let produce = ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(topic_name("moved"))
+                .with_topic_id(topic.topic_id)
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(batch(&["to-a-follower"])?))]),
+        ]);
+        let response = conn.request(version, &produce)?;
+        let p = &response.responses[0].partition_responses[0];
+        assert_eq!(p.error_code, 6, "Produce v{version}: NOT_LEADER_OR_FOLLOWER from a follower: {p:?}");
+        assert_eq!((p.current_leader.leader_id.0, p.current_leader.leader_epoch), expected_leader, "v{version}");
+        let endpoints: Vec<_> =
+            response.node_endpoints.iter().map(|e| (e.node_id.0, e.host.to_string(), e.port, e.rack.clone())).collect();
+        assert_eq!(endpoints, vec![expected_endpoint.clone()], "Produce v{version}");
+    }
+
+    for version in [16, 17] {
+        let fetch = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(0)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![FetchTopic::default().with_topic_id(topic.topic_id).with_partitions(vec![
+                FetchPartition::default()
+                    .with_partition(0)
+                    .with_current_leader_epoch(partition.leader_epoch)
+                    .with_fetch_offset(0)
+                    .with_partition_max_bytes(1 << 20),
+            ])]);
+        let response = conn.request(version, &fetch)?;
+        let p = &response.responses[0].partitions[0];
+        assert_eq!(p.error_code, 6, "Fetch v{version}: NOT_LEADER_OR_FOLLOWER from a follower: {p:?}");
+        assert_eq!((p.current_leader.leader_id.0, p.current_leader.leader_epoch), expected_leader, "v{version}");
+        let endpoints: Vec<_> =
+            response.node_endpoints.iter().map(|e| (e.node_id.0, e.host.to_string(), e.port, e.rack.clone())).collect();
+        assert_eq!(endpoints, vec![expected_endpoint.clone()], "Fetch v{version}");
+    }
     Ok(())
 }

@@ -9,6 +9,7 @@
 
 use super::authorize::Access;
 use super::context::{led_partition, Authorize, Partitions, Reply, RequestContext, Settings, Telemetry};
+use super::current_leader::{names_leader, Leaders};
 use super::{str_bytes, Handler};
 use crate::cluster::Quorum;
 use crate::partition::{FollowerFetch, Partition};
@@ -16,8 +17,10 @@ use crate::security::acl::AclOperation;
 use bytes::Bytes;
 use futures::future::select_all;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{EpochEndOffset, FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{
+    EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -107,7 +110,7 @@ fn read_once(
                             .with_high_watermark(high_watermark)
                             .with_last_stable_offset(high_watermark)
                             .with_log_start_offset(log_start)
-                            .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1))
+                            .with_preferred_read_replica(BrokerId(-1))
                             .with_records(Some(records)),
                     );
                 }
@@ -181,8 +184,45 @@ impl<C: Partitions + Quorum + Settings + Telemetry + Authorize> Handler<C> for F
     /// long-poll.
     async fn handle(ctx: &Arc<C>, rc: &RequestContext, request: FetchRequest) -> Reply<FetchResponse> {
         let access = Access::of(&**ctx, rc);
-        Reply::Later(Box::pin(fetch(ctx.clone(), rc.version(), access, request)))
+        let (ctx, listener) = (ctx.clone(), rc.connection.listener.clone());
+        let version = rc.version();
+        Reply::Later(Box::pin(async move {
+            let response = fetch(ctx.clone(), version, access, request).await;
+            // KIP-951 fields exist from v16.
+            if version >= 16 {
+                name_leaders(&*ctx, &listener, response)
+            } else {
+                response
+            }
+        }))
     }
+}
+
+/// Fills `current_leader` of every partition refused for leadership (not led here, or a stale
+/// leader epoch) and the response's `node_endpoints` with those leaders' endpoints on
+/// `listener` (KIP-951, Fetch v16+).
+fn name_leaders<C: Quorum + ?Sized>(ctx: &C, listener: &str, mut response: FetchResponse) -> FetchResponse {
+    let mut leaders = Leaders::new(ctx.metadata(), listener);
+    for topic in &mut response.responses {
+        // By id too the topic carries its name: fetch() fills it from the metadata.
+        for partition in topic.partitions.iter_mut().filter(|p| names_leader(p.error_code)) {
+            let leader = leaders.name(&topic.topic.0, partition.partition_index);
+            partition.current_leader =
+                LeaderIdAndEpoch::default().with_leader_id(BrokerId(leader.id)).with_leader_epoch(leader.epoch);
+        }
+    }
+    response.node_endpoints = leaders
+        .endpoints()
+        .iter()
+        .map(|e| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(e.node_id))
+                .with_host(str_bytes(e.host.clone()))
+                .with_port(i32::from(e.port))
+                .with_rack(e.rack.clone().map(str_bytes))
+        })
+        .collect();
+    response
 }
 
 /// Answers Fetch, waiting up to `max_wait_ms` for `min_bytes` of data.

@@ -16,6 +16,7 @@ pub mod authorize;
 mod cluster;
 mod configs;
 pub mod context;
+mod current_leader;
 mod delete_records;
 pub mod dispatch;
 mod elect_leaders;

@@ -4,6 +4,7 @@
 
 use super::authorize::Access;
 use super::context::{led_partition, Authorize, Partitions, Reply, RequestContext, Telemetry};
+use super::current_leader::{names_leader, Leaders};
 use super::{str_bytes, Handler};
 use crate::clock::now_ms;
 use crate::cluster::Quorum;
@@ -14,9 +15,9 @@ use crate::security::acl::AclOperation;
 use futures::future::join_all;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
 };
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::records::TimestampType;
 use millrace_config::FlushMode;
 use std::sync::Arc;
@@ -165,8 +166,46 @@ fn append_partition(
 impl<C: Partitions + Quorum + Telemetry + Authorize> Handler<C> for ProduceRequest {
     /// Applies a produce request; appends happen before this returns.
     async fn handle(ctx: &Arc<C>, rc: &RequestContext, request: ProduceRequest) -> Reply<ProduceResponse> {
-        produce(&**ctx, rc, request).await
+        let reply = produce(&**ctx, rc, request).await;
+        // KIP-951 fields exist from v10. Named once the answer is final, so a partition whose
+        // leadership moved while its write waited for the ISR names the new leader too.
+        if rc.version() < 10 {
+            return reply;
+        }
+        match reply {
+            Reply::Now(response) => Reply::Now(name_leaders(&**ctx, &rc.connection.listener, response)),
+            Reply::Later(future) => {
+                let (ctx, listener) = (ctx.clone(), rc.connection.listener.clone());
+                Reply::Later(Box::pin(async move { name_leaders(&*ctx, &listener, future.await) }))
+            }
+            Reply::Silent => Reply::Silent,
+        }
     }
+}
+
+/// Fills `current_leader` of every partition refused for leadership and the response's
+/// `node_endpoints` with those leaders' endpoints on `listener` (KIP-951, Produce v10+).
+fn name_leaders<C: Quorum + ?Sized>(ctx: &C, listener: &str, mut response: ProduceResponse) -> ProduceResponse {
+    let mut leaders = Leaders::new(ctx.metadata(), listener);
+    for topic in &mut response.responses {
+        for partition in topic.partition_responses.iter_mut().filter(|p| names_leader(p.error_code)) {
+            let leader = leaders.name(&topic.name.0, partition.index);
+            partition.current_leader =
+                LeaderIdAndEpoch::default().with_leader_id(BrokerId(leader.id)).with_leader_epoch(leader.epoch);
+        }
+    }
+    response.node_endpoints = leaders
+        .endpoints()
+        .iter()
+        .map(|e| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(e.node_id))
+                .with_host(str_bytes(e.host.clone()))
+                .with_port(i32::from(e.port))
+                .with_rack(e.rack.clone().map(str_bytes))
+        })
+        .collect();
+    response
 }
 
 async fn produce<C: Partitions + Quorum + Telemetry + Authorize>(

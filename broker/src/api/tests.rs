@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 mod acls;
 mod admin;
+mod current_leader;
 
 fn rc<R: Request>(version: i16) -> RequestContext {
     let header = RequestHeader::default()
