@@ -5,7 +5,7 @@
 use super::access::PeerAccess;
 use super::frame::{decode, read_body, read_len, write_frame};
 use super::messages::{AddLearnerRefusal, RpcRequest, RpcResponse};
-use super::transport::{claimed_node, Claim, Stream, Transport};
+use super::transport::{claimed_node, AcceptError, Claim, Stream, Transport};
 use super::{FRAME_TIMEOUT, IDLE_TIMEOUT, MAX_CONNECTIONS, RESOLVE_INTERVAL, RESOLVE_ON_MISMATCH_EVERY};
 use crate::controller::liveness::{HeartbeatReply, Liveness};
 use crate::controller::{StateMachineStore, TypeConfig};
@@ -86,6 +86,7 @@ pub(crate) async fn serve(listener: RpcListener, served: Arc<Served>) {
                     conns.spawn(async move {
                         let (stream, node) = match transport.accept(stream).await {
                             Ok(accepted) => accepted,
+                            Err(AcceptError::ClosedAtOnce) => return,
                             Err(e) => {
                                 let why = format!("not authenticated as a node of this cluster: {e}");
                                 slot.limiter().refuse(peer, "unauthenticated", &why);

@@ -194,6 +194,17 @@ async fn a_peer_that_never_starts_its_handshake_is_dropped() {
     assert!(err.contains("not finished within"), "{err}");
 }
 
+#[tokio::test]
+async fn a_port_check_is_told_apart_from_a_failed_handshake() {
+    // A controller probing whether a broker's process is alive connects and closes at once:
+    // that is not an authentication failure to warn about.
+    let ca = ClusterCa::new();
+    let (addr, accepted) = accept_one(ca.transport("node-1", &ca)).await;
+    drop(TcpStream::connect(addr).await.unwrap());
+    let err = accepted.await.unwrap().unwrap_err();
+    assert!(err.contains("closed before its first byte"), "{err}");
+}
+
 #[test]
 fn requests_claim_their_sender() {
     use super::transport::{claimed_node, Claim};

@@ -41,6 +41,10 @@ pub(crate) enum AcceptError {
     /// The certificate chains to the cluster CA but names no node.
     #[error("its certificate names no node (subject CN {0:?}; expected node-<id>)")]
     NoNode(Option<String>),
+    /// The peer closed the connection before sending anything: a port check (a controller
+    /// probing whether a broker's process is alive), not a failed login.
+    #[error("closed before its first byte")]
+    ClosedAtOnce,
 }
 
 impl Transport {
@@ -90,10 +94,16 @@ impl Transport {
     pub(crate) async fn accept(&self, tcp: TcpStream) -> Result<(Stream, Option<u64>), AcceptError> {
         let Some(identity) = &self.tls else { return Ok((Box::new(tcp), None)) };
         let acceptor = tokio_rustls::TlsAcceptor::from(identity.server_config(millrace_config::ClientAuth::Required));
-        let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
+        let handshake = async {
+            let mut first = [0u8; 1];
+            if matches!(tcp.peek(&mut first).await, Ok(0)) {
+                return Err(AcceptError::ClosedAtOnce);
+            }
+            acceptor.accept(tcp).await.map_err(|e| AcceptError::Handshake(e.to_string()))
+        };
+        let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
             .await
-            .map_err(|_| AcceptError::Handshake(format!("not finished within {HANDSHAKE_TIMEOUT:?}")))?
-            .map_err(|e| AcceptError::Handshake(e.to_string()))?;
+            .map_err(|_| AcceptError::Handshake(format!("not finished within {HANDSHAKE_TIMEOUT:?}")))??;
         let certificates = tls.get_ref().1.peer_certificates();
         match node_named(certificates) {
             Some(node) => Ok((Box::new(tls), Some(node))),
