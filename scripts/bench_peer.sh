@@ -73,7 +73,7 @@ start() { # $1: millrace | tansu; sets pid and port
 
 echo "## machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), kernel $(uname -r)," \
   "$(free -g | awk '/Mem:/{print $2}') GiB RAM, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "## millrace $(git -C "$(dirname "$bin")" describe --always --dirty 2>/dev/null || echo "?") (checkout of $bin), tansu $("$tansu" --version | cut -d' ' -f2) (memory://)," \
+echo "## millrace $(git -C "$(dirname "$bin")" describe --always --dirty 2>/dev/null || echo "?") (checkout of $bin, built $(date -r "$bin" "+%F %T")), tansu $("$tansu" --version | cut -d' ' -f2) (memory://)," \
   "client rdkafka_performance librdkafka $rdk; $records records of 100 B, 3 partitions, acks=all, idempotent; $rounds rounds"
 for round in $(seq 1 "$rounds"); do
   order="millrace tansu"; [ $((round % 2)) = 0 ] && order="tansu millrace"
