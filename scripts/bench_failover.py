@@ -96,13 +96,17 @@ def main():
     errors = []
     lock = threading.Lock()
     stop = threading.Event()
-    producer = Producer({
+    settings = {
         "bootstrap.servers": bootstrap,
         "acks": "all",
         "enable.idempotence": True,
         "linger.ms": 0,
         "delivery.timeout.ms": int((args.timeout + 30) * 1000),
-    })
+    }
+    # e.g. FAILOVER_CLIENT_DEBUG=broker,topic,metadata,msg,eos: librdkafka's own log on stderr
+    if os.environ.get("FAILOVER_CLIENT_DEBUG"):
+        settings["debug"] = os.environ["FAILOVER_CLIENT_DEBUG"]
+    producer = Producer(settings)
 
     def on_delivery(err, msg, enqueued):
         now = time.monotonic()
