@@ -18,7 +18,11 @@
 # last delivery, which includes the idempotent client's fixed 500 ms wait for a ProducerId at start
 # (its PID timer fires before the connection is up), and "from the first ack", the rate from its
 # first 100 ms progress row with deliveries to the last delivery.
-# Env: ROUNDS, MILLRACE_BIN (a binary to use instead of building), NO_BUILD=1, BENCH_DIR, XDG_CACHE_HOME.
+# Each broker's CPU time (user + system, /proc/PID/stat) is read after the produce and after the
+# consume, and reported per record: unlike the rates it does not depend on how the two cores are
+# shared between broker and client.
+# PIN=1 runs the broker on CPU 1 and the client on CPU 0 (taskset): each has a core of its own.
+# Env: ROUNDS, PIN, MILLRACE_BIN (a binary to use instead of building), NO_BUILD=1, BENCH_DIR, XDG_CACHE_HOME.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 records=${1:-2000000}; rounds=${ROUNDS:-3}
@@ -55,15 +59,18 @@ stop() {
   kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=
 }
 trap 'stop; rm -rf "$work"' EXIT
+broker_cpu=() client_cpu=()
+if [ "${PIN:-0}" = 1 ]; then broker_cpu=(taskset -c 1); client_cpu=(taskset -c 0); fi
+cpu_seconds() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 start() { # $1: millrace | tansu; sets pid and port
   port=$(free_port); rm -rf "$work/data"
   if [ "$1" = millrace ]; then
-    MILLRACE_LOG=warn "$bin" broker --data-dir "$work/data" --listen "127.0.0.1:$port" \
+    MILLRACE_LOG=warn "${broker_cpu[@]}" "$bin" broker --data-dir "$work/data" --listen "127.0.0.1:$port" \
       --admin-listen "127.0.0.1:$(free_port)" >"$work/$1.log" 2>&1 &
   else
-    "$tansu" broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
+    "${broker_cpu[@]}" "$tansu" broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
       --storage-engine memory://tansu/ >"$work/$1.log" 2>&1 &
   fi
   pid=$!
@@ -74,7 +81,7 @@ start() { # $1: millrace | tansu; sets pid and port
 echo "## machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), kernel $(uname -r)," \
   "$(free -g | awk '/Mem:/{print $2}') GiB RAM, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "## millrace $(git -C "$(dirname "$bin")" describe --always --dirty 2>/dev/null || echo "?") (checkout of $bin, built $(date -r "$bin" "+%F %T")), tansu $("$tansu" --version | cut -d' ' -f2) (memory://)," \
-  "client rdkafka_performance librdkafka $rdk; $records records of 100 B, 3 partitions, acks=all, idempotent; $rounds rounds"
+  "client rdkafka_performance librdkafka $rdk; $records records of 100 B, 3 partitions, acks=all, idempotent; $rounds rounds; PIN=${PIN:-0}"
 for round in $(seq 1 "$rounds"); do
   order="millrace tansu"; [ $((round % 2)) = 0 ] && order="tansu millrace"
   for broker in $order; do
@@ -86,38 +93,44 @@ for round in $(seq 1 "$rounds"); do
     done
     # -u -i 100: a table row every 100 ms (elapsed ms, msgs, bytes, rtt, delivered, msgs/s, MB/s, errors…),
     # the last one at the last delivery; its msgs/s is rdkafka_performance's own figure for the run.
-    timeout 600 "$perf" -P -t bench -b "127.0.0.1:$port" -s 100 -c "$records" -a -1 -X linger.ms=5 \
+    cpu0=$(cpu_seconds "$pid") # start-up and topic creation are not the produce's
+    timeout 600 "${client_cpu[@]}" "$perf" -P -t bench -b "127.0.0.1:$port" -s 100 -c "$records" -a -1 -X linger.ms=5 \
       -X enable.idempotence=true -X sticky.partitioning.linger.ms=0 -u -i 100 >"$work/produce.log" 2>&1 || true
     p_steady=; read -r p_rate p_mb p_steady < <(awk -F'|' -v n="$records" '$2 ~ /^ *[0-9]+ *$/ && $6 > 0 {
         if (!t0) { t0 = $2; d0 = $6 } t = $2; d = $6; r = $7; mb = $8; e = $9 }
       END { if (d == n && e == 0) printf "%d %.1f %d\n", r, mb, (t > t0 ? (d - d0) * 1000 / (t - t0) : r) }' "$work/produce.log") || true
     [ -n "${p_steady:-}" ] || { echo "produce to $broker failed:" >&2; tail -5 "$work/produce.log" >&2; exit 1; }
-    timeout 600 "$perf" -C -t bench -p 0 -p 1 -p 2 -o beginning -c "$records" -e -X enable.partition.eof=true \
+    p_cpu=$(cpu_seconds "$pid")
+    timeout 600 "${client_cpu[@]}" "$perf" -C -t bench -p 0 -p 1 -p 2 -o beginning -c "$records" -e -X enable.partition.eof=true \
       -b "127.0.0.1:$port" >"$work/consume.log" 2>&1 || true
     c=$(grep 'consumed in' "$work/consume.log" | tail -1)
     [[ $c =~ ^%\ ([0-9]+)\ messages.*\ ([0-9]+)\ msgs/s\ \(([0-9.]+)\ MB/s ]] && [ "${BASH_REMATCH[1]}" = "$records" ] \
       || { echo "consume from $broker failed:" >&2; tail -5 "$work/consume.log" >&2; exit 1; }
     c_rate=${BASH_REMATCH[2]}; c_mb=${BASH_REMATCH[3]}
     rss=$(awk '/VmHWM/{printf "%.0f", $2/1024}' "/proc/$pid/status")
+    # CPU per record in nanoseconds, produce and consume apart.
+    p_ns=$(awk -v a="$cpu0" -v b="$p_cpu" -v n="$records" 'BEGIN{printf "%d", (b - a) * 1e9 / n}')
+    c_ns=$(awk -v a="$p_cpu" -v b="$(cpu_seconds "$pid")" -v n="$records" 'BEGIN{printf "%d", (b - a) * 1e9 / n}')
     stop
-    printf 'round %d %-8s produce %8d msgs/s (%5.1f MB/s), from the first ack %8d msgs/s | consume %8d msgs/s (%5.1f MB/s) | peak RSS %4d MiB\n' \
-      "$round" "$broker" "$p_rate" "$p_mb" "$p_steady" "$c_rate" "$c_mb" "$rss"
-    echo "$round $broker $p_rate $p_steady $c_rate $rss" >>"$work/results"
+    printf 'round %d %-8s produce %8d msgs/s (%5.1f MB/s), from the first ack %8d msgs/s | consume %8d msgs/s (%5.1f MB/s) | peak RSS %4d MiB | broker CPU per record: produce %d ns, consume %d ns\n' \
+      "$round" "$broker" "$p_rate" "$p_mb" "$p_steady" "$c_rate" "$c_mb" "$rss" "$p_ns" "$c_ns"
+    echo "$round $broker $p_rate $p_steady $c_rate $rss $p_ns $c_ns" >>"$work/results"
   done
 done
 
 python3 - "$work/results" <<'EOF'
 import statistics, sys
 rows = [line.split() for line in open(sys.argv[1])]
-names = ("produce msgs/s", "produce from the first ack", "consume msgs/s", "peak RSS MiB")
+names = ("produce msgs/s", "produce from the first ack", "consume msgs/s", "peak RSS MiB",
+         "broker CPU ns/record, produce", "broker CPU ns/record, consume")
 data = {b: {int(r[0]): [int(x) for x in r[2:]] for r in rows if r[1] == b} for b in ("millrace", "tansu")}
 med = statistics.median
 print("## summary: median (range) over rounds")
 for i, name in enumerate(names):
     cols = {b: [v[i] for v in per.values()] for b, per in data.items()}
-    ratios = [data["millrace"][r][i] / data["tansu"][r][i] for r in data["millrace"]]
+    ratios = [data["millrace"][r][i] / max(1, data["tansu"][r][i]) for r in data["millrace"]]
     print(f"{name:26} millrace {med(cols['millrace']):>9,.0f} ({min(cols['millrace']):,}–{max(cols['millrace']):,})"
           f"  tansu {med(cols['tansu']):>9,.0f} ({min(cols['tansu']):,}–{max(cols['tansu']):,})"
           f"  millrace ÷ tansu: median of per-round ratios {med(ratios):.2f}× ({min(ratios):.2f}–{max(ratios):.2f}),"
-          f" ratio of medians {med(cols['millrace']) / med(cols['tansu']):.2f}×")
+          f" ratio of medians {med(cols['millrace']) / max(1, med(cols['tansu'])):.2f}×")
 EOF
