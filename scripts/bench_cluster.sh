@@ -16,6 +16,7 @@
 #    that is not the active controller, even rounds the active controller (leading a partition);
 #    the killed broker is restarted and the ISR waited for between rounds. FAILOVER_ONLY=1 skips
 #    step 2;
+# BROKER_CONFIG=FILE starts every broker with that config file (e.g. to compare flush modes).
 # 4. a summary table, and the WARN/ERROR lines of the broker logs, grouped (KEEP_LOGS=DIR keeps the
 #    logs and raw results there).
 set -euo pipefail
@@ -72,7 +73,7 @@ bootstrap="$(kafka 1),$(kafka 2),$(kafka 3)"
 
 start_broker() { # NODE — appends to the node's log, so restarts keep the history
   local n=$1
-  MILLRACE_LOG=info $bin broker --node-id "$n" --data-dir "$work/b$n" --listen "$(kafka "$n")" \
+  MILLRACE_LOG=info $bin broker ${BROKER_CONFIG:+--config "$BROKER_CONFIG"} --node-id "$n" --data-dir "$work/b$n" --listen "$(kafka "$n")" \
     --admin-listen "$(admin "$n")" --controller-listen "$(controller "$n")" --voters "$voters" \
     >>"$work/b$n.log" 2>&1 &
   pid[$n]=$!

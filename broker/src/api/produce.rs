@@ -337,26 +337,27 @@ async fn finish(result: PartitionResult, timeout: Duration) -> PartitionProduceR
         PartitionResult::Done(response) => return response,
         PartitionResult::Appended(appended) => appended,
     };
-    let deadline = tokio::time::Instant::now() + timeout;
-    if appended.wait_for_fsync {
+    // The local fsync and the followers' copies are awaited together, not one after the other:
+    // an acks=all write costs the slower of the two, and needs both.
+    let fsync = async {
+        if !appended.wait_for_fsync {
+            return None;
+        }
         match tokio::time::timeout(timeout, appended.partition.wait_durable(appended.durable_offset)).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => None,
             Ok(Err(e)) => {
                 tracing::error!(partition = %format!("{}-{}", appended.partition.topic, appended.index), error = %e, "fsync failed");
-                return partition_error(appended.index, e.error_code(), Some(e.to_string()));
+                Some((e.error_code(), e.to_string()))
             }
-            Err(_) => {
-                return partition_error(
-                    appended.index,
-                    ResponseError::RequestTimedOut,
-                    Some("the write did not reach the disk within the request timeout".into()),
-                )
-            }
+            Err(_) => Some((
+                ResponseError::RequestTimedOut,
+                "the write did not reach the disk within the request timeout".into(),
+            )),
         }
-    }
-    if let Some(min_insync) = appended.wait_for_replicas {
-        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let failure = match appended.partition.wait_for_ack(appended.durable_offset, min_insync, remaining).await {
+    };
+    let replicas = async {
+        let min_insync = appended.wait_for_replicas?;
+        let failure = match appended.partition.wait_for_ack(appended.durable_offset, min_insync, timeout).await {
             AckWait::Done => None,
             AckWait::NotEnoughReplicasAfterAppend => Some((
                 ResponseError::NotEnoughReplicasAfterAppend,
@@ -369,9 +370,11 @@ async fn finish(result: PartitionResult, timeout: Duration) -> PartitionProduceR
                 Some((ResponseError::RequestTimedOut, "the in-sync replicas did not confirm the write in time"))
             }
         };
-        if let Some((error, message)) = failure {
-            return partition_error(appended.index, error, Some(message.to_string()));
-        }
+        failure.map(|(error, message)| (error, message.to_string()))
+    };
+    // A disk failure is the one to report when both went wrong.
+    if let (Some((error, message)), _) | (None, Some((error, message))) = tokio::join!(fsync, replicas) {
+        return partition_error(appended.index, error, Some(message));
     }
     let (log_start, _) = appended.partition.offsets();
     PartitionProduceResponse::default()
