@@ -1,6 +1,7 @@
 //! The `_bulk` API's two halves: encoding one record as an action line plus its source line, and
 //! reading the per-item results of a response.
 
+use super::doc::Fields;
 use super::index::IndexName;
 use crate::destination::Verdict;
 use crate::record::SourceRecord;
@@ -13,14 +14,14 @@ use serde_json::Value;
 /// re-sent by an agent after a crash lands on another broker offset but gets the same id, so it
 /// overwrites itself. Anything else is identified by its broker position, where it was first
 /// read for a replayed dead letter.
-pub fn document_id(doc: &Value, record: &SourceRecord<'_>) -> String {
-    let file = &doc["log"]["file"];
+pub fn document_id(doc: &impl Fields, record: &SourceRecord<'_>) -> String {
+    let [host, device, inode, fingerprint, offset] = ID_FIELDS.map(|path| doc.leaf(path.iter().copied()));
     let parts = (
-        doc["host"]["name"].as_str(),
-        file["device"].as_u64(),
-        file["inode"].as_u64(),
-        file["fingerprint"].as_str(),
-        doc["log"]["offset"].as_u64(),
+        host.as_ref().and_then(|h| h.as_str()),
+        device.and_then(|d| d.as_u64()),
+        inode.and_then(|i| i.as_u64()),
+        fingerprint.as_ref().and_then(|f| f.as_str()),
+        offset.and_then(|o| o.as_u64()),
     );
     match parts {
         (Some(host), Some(device), Some(inode), Some(fingerprint), Some(offset)) => {
@@ -32,6 +33,15 @@ pub fn document_id(doc: &Value, record: &SourceRecord<'_>) -> String {
         }
     }
 }
+
+/// The fields a file line's `_id` is made of: host name, device, inode, fingerprint, offset.
+pub(super) const ID_FIELDS: [&[&str]; 5] = [
+    &["host", "name"],
+    &["log", "file", "device"],
+    &["log", "file", "inode"],
+    &["log", "file", "fingerprint"],
+    &["log", "offset"],
+];
 
 /// Appends a record as `{"<action>":{"_index":…,"_id":…}}\n<source>\n` to `out`. A record that is
 /// not a JSON object cannot become a document.
@@ -57,6 +67,17 @@ fn encode_json(
     stamp: bool,
     out: &mut Vec<u8>,
 ) -> Result<(), String> {
+    // The usual record — one JSON object on one line, with its time when it goes to a data
+    // stream — is sent as it came; only the fields the action line needs are picked out of it.
+    if !record.payload.contains(&b'\n') {
+        let found = index.wanted().find(record.payload);
+        if let Some(doc) = found.filter(|doc| !stamp || doc.has([super::index::TIMESTAMP])) {
+            write_action(&doc, record, index, action, out);
+            out.extend_from_slice(record.payload);
+            out.push(b'\n');
+            return Ok(());
+        }
+    }
     let mut doc: Value = serde_json::from_slice(record.payload)
         .map_err(|e| format!("the record is not JSON ({e}); it cannot become a document"))?;
     let Some(fields) = doc.as_object_mut() else {
@@ -100,15 +121,26 @@ fn record_time(record: &SourceRecord<'_>) -> String {
 }
 
 /// The action line: `{"<action>":{"_index":…,"_id":…}}\n`.
-fn write_action(doc: &Value, record: &SourceRecord<'_>, index: &IndexName, action: BulkAction, out: &mut Vec<u8>) {
+fn write_action(
+    doc: &impl Fields,
+    record: &SourceRecord<'_>,
+    index: &IndexName,
+    action: BulkAction,
+    out: &mut Vec<u8>,
+) {
     let verb = match action {
         BulkAction::Index => "index",
         BulkAction::Create => "create",
     };
-    let meta = serde_json::json!({ verb: { "_index": index.render(doc, record), "_id": document_id(doc, record) } });
-    // Serializing a Value cannot fail.
-    let _ = serde_json::to_writer(&mut *out, &meta);
-    out.push(b'\n');
+    // Written directly rather than through a `Value`: this line is built for every document.
+    out.extend_from_slice(b"{\"");
+    out.extend_from_slice(verb.as_bytes());
+    out.extend_from_slice(b"\":{\"_index\":");
+    // Writing a string into a Vec cannot fail; serde_json escapes it.
+    let _ = serde_json::to_writer(&mut *out, &index.render(doc, record));
+    out.extend_from_slice(b",\"_id\":");
+    let _ = serde_json::to_writer(&mut *out, &document_id(doc, record));
+    out.extend_from_slice(b"}}\n");
 }
 
 /// Reads a `_bulk` response body: one verdict per item, in order.

@@ -3,11 +3,11 @@
 //! data stream naming scheme `logs-<dataset>-<namespace>`). A field's value is lower-cased and
 //! characters Elasticsearch refuses in index names become `_`.
 
+use super::doc::{Fields, Leaf, Wanted};
 use crate::record::SourceRecord;
 use chrono::{DateTime, Utc};
 use millrace_config::sink::INDEX_FORBIDDEN;
 use millrace_config::template::{Part, Template};
-use serde_json::Value;
 
 /// A compiled index name.
 #[derive(Debug, Clone)]
@@ -15,6 +15,8 @@ pub struct IndexName {
     parts: Vec<Part>,
     /// No strftime field and no document field: the name itself.
     fixed: Option<String>,
+    /// Every field a bulk encoding with this name reads from a document.
+    wanted: std::sync::Arc<Wanted>,
 }
 
 impl IndexName {
@@ -34,11 +36,22 @@ impl IndexName {
             [Part::Literal(literal)] if !literal.contains('%') => Some(literal.clone()),
             _ => None,
         };
-        Ok(IndexName { parts, fixed })
+        let fields = parts.iter().filter_map(|p| match p {
+            Part::Field { path, .. } => Some(path.split('.').collect::<Vec<_>>()),
+            Part::Literal(_) => None,
+        });
+        let paths = super::bulk::ID_FIELDS.iter().map(|p| p.to_vec()).chain([vec![TIMESTAMP]]).chain(fields);
+        let wanted = std::sync::Arc::new(Wanted::new(paths));
+        Ok(IndexName { parts, fixed, wanted })
+    }
+
+    /// The fields of a document that naming it and the bulk action line read.
+    pub fn wanted(&self) -> &Wanted {
+        &self.wanted
     }
 
     /// The name for `doc` (the record's time when it has no `@timestamp`).
-    pub fn render(&self, doc: &Value, record: &SourceRecord<'_>) -> String {
+    pub fn render(&self, doc: &impl Fields, record: &SourceRecord<'_>) -> String {
         if let Some(fixed) = &self.fixed {
             return fixed.clone();
         }
@@ -55,11 +68,11 @@ impl IndexName {
                     }
                 }
                 Part::Field { path, default } => {
-                    let value = path.split('.').try_fold(doc, |v, key| v.get(key)).and_then(|v| match v {
-                        Value::String(s) if !s.is_empty() => Some(s.clone()),
-                        Value::Number(n) => Some(n.to_string()),
-                        Value::Bool(b) => Some(b.to_string()),
-                        _ => None,
+                    let value = doc.leaf(path.split('.')).and_then(|v| match v {
+                        Leaf::Str(s) if !s.is_empty() => Some(s.into_owned()),
+                        Leaf::Str(_) => None,
+                        Leaf::Number(n) => Some(n.to_string()),
+                        Leaf::Bool(b) => Some(b.to_string()),
                     });
                     let value = value.or_else(|| default.clone()).unwrap_or_default();
                     name.extend(value.chars().flat_map(char::to_lowercase).map(|c| {
@@ -108,10 +121,12 @@ impl IndexName {
 
 /// The time a record's index name is taken from: its `@timestamp`, else the broker timestamp,
 /// else now.
-fn event_time(doc: &Value, record: &SourceRecord<'_>) -> DateTime<Utc> {
-    doc["@timestamp"]
-        .as_str()
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+/// A document's own time field.
+pub(super) const TIMESTAMP: &str = "@timestamp";
+
+fn event_time(doc: &impl Fields, record: &SourceRecord<'_>) -> DateTime<Utc> {
+    doc.leaf([TIMESTAMP])
+        .and_then(|t| t.as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok()))
         .map(|t| t.with_timezone(&Utc))
         .or_else(|| record.timestamp_ms.and_then(DateTime::from_timestamp_millis))
         .unwrap_or_else(Utc::now)

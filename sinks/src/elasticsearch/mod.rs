@@ -4,6 +4,7 @@
 //! [`crate::http`]'s.
 
 pub mod bulk;
+pub mod doc;
 pub mod index;
 pub mod setup;
 
