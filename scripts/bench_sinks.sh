@@ -42,8 +42,11 @@ if [ "${PIN:-0}" = 1 ]; then
 fi
 
 ./scripts/install-deps.sh --tests >/dev/null
-cargo build --release --bin millrace -q
-bin=$PWD/target/release/millrace
+# MILLRACE_BIN=PATH measures that binary instead (e.g. a build from before a change).
+if [ -n "${MILLRACE_BIN:-}" ]; then bin=$MILLRACE_BIN; else
+  cargo build --release --bin millrace -q
+  bin=$PWD/target/release/millrace
+fi
 py=$PWD/scripts/bench_sinks.py
 work=$(mktemp -d "${BENCH_DIR:-$PWD/target}/bench-sinks.XXXXXX")
 pids=()
