@@ -391,8 +391,18 @@ impl Segment {
             return Err(self.corrupt(position, format!("read of {len} bytes past the end of the segment")));
         }
         let mut buf = vec![0u8; len];
-        self.file.read_exact_at(&mut buf, position).map_err(io_error("reading", &self.log_path))?;
+        self.read_into(position, &mut buf)?;
         Ok(buf)
+    }
+
+    /// Fills `buf` from `position` with positioned reads (never a mapping, so a file cut short
+    /// behind our back is a read error, not a SIGBUS). Only bytes within the segment's recorded
+    /// size are read.
+    pub(crate) fn read_into(&self, position: u64, buf: &mut [u8]) -> Result<(), LogError> {
+        if position + buf.len() as u64 > self.size {
+            return Err(self.corrupt(position, format!("read of {} bytes past the end of the segment", buf.len())));
+        }
+        self.file.read_exact_at(buf, position).map_err(io_error("reading", &self.log_path))
     }
 
     /// Makes the segment read-only: records its final max timestamp in the time index, trims
