@@ -21,7 +21,7 @@ impl PartitionLog {
     /// whole (KIP-74). May cross segments.
     ///
     /// The batches are read from the files straight into the buffer that is returned (one
-    /// positioned read per segment, no intermediate copy). Reads are bounded by each segment's
+    /// positioned read per segment, no zero-filling, no intermediate copy). Reads are bounded by each segment's
     /// recorded size, and the caller's lock keeps truncation out while they run.
     pub fn read(
         &self,
@@ -65,27 +65,29 @@ impl PartitionLog {
         }
         // Never more than the segments hold from `start` on, whatever `max_bytes` says.
         let available: u64 = rest.iter().map(|s| s.size()).sum::<u64>() - start;
-        let mut data = vec![0u8; (max_bytes as u64).min(available) as usize];
+        let total = (max_bytes as u64).min(available) as usize;
+        let mut data = Vec::with_capacity(total);
         let mut used = 0;
         for (i, segment) in rest.iter().enumerate() {
             let position = if i == 0 { start } else { 0 };
             let in_segment = segment.size() - position;
-            let len = ((data.len() - used) as u64).min(in_segment) as usize;
-            let Some(chunk) = data.get_mut(used..used + len) else { break };
-            segment.read_into(position, chunk)?;
+            let len = ((total - used) as u64).min(in_segment) as usize;
+            segment.read_append(position, len, &mut data)?;
+            let chunk = data.get(used..).unwrap_or_default();
             let (whole, stopped) = whole_batches(chunk, limit).map_err(|e| LogError::Corrupt {
                 path: segment.log_path().to_path_buf(),
                 position,
                 reason: e.to_string(),
             })?;
+            // A batch cut by the budget was read for nothing (at most one batch's worth); it is
+            // dropped, and a next segment's data goes after the last whole batch.
+            data.truncate(used + whole);
             used += whole;
             // Stop at `limit`, at the budget, or at a batch cut by it.
             if stopped || (len as u64) < in_segment || whole < len {
                 break;
             }
         }
-        // The bytes past the last whole batch were read for nothing: at most one batch's worth.
-        data.truncate(used);
         Ok(ReadResult { data: data.into(), high_offset: end })
     }
 }
