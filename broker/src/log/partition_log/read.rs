@@ -6,6 +6,9 @@ use crate::log::batch::{BatchError, BatchHeader};
 use crate::log::error::LogError;
 use crate::log::segment::Segment;
 
+/// Unused room in a read's buffer worth giving back before it is sent.
+const SHRINK_AT: usize = 64 * 1024;
+
 /// Outcome of a read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadResult {
@@ -87,6 +90,11 @@ impl PartitionLog {
             if stopped || (len as u64) < in_segment || whole < len {
                 break;
             }
+        }
+        if data.capacity() - data.len() >= SHRINK_AT {
+            // Stopped well short of the budget (at the high watermark): hold only what is sent
+            // until the response is written. Shrinking reallocates in place, without copying.
+            data.shrink_to_fit();
         }
         Ok(ReadResult { data: data.into(), high_offset: end })
     }
