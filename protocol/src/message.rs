@@ -5,6 +5,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::buf::ByteBufMut;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 
 /// A message that cannot be encoded or decoded; each names the API and version.
@@ -157,11 +158,30 @@ pub fn encode_response<R: Encodable + HeaderVersion>(
     correlation_id: i32,
     response: &R,
 ) -> Result<Bytes, MessageError> {
+    let mut buf = BytesMut::with_capacity(64);
+    encode_response_into(&mut buf, api, version, correlation_id, response)?;
+    Ok(buf.freeze())
+}
+
+/// Appends a complete response frame (length, header, body) to `buf`, which may be a buffer
+/// that keeps large `bytes` fields by reference (the broker's vectored responses).
+pub fn encode_response_into<B: ByteBufMut, R: Encodable + HeaderVersion>(
+    buf: &mut B,
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    response: &R,
+) -> Result<(), MessageError> {
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    prefixed(api, version, |buf| {
-        header.encode(buf, api.response_header_version(version)).map_err(|e| e.to_string())?;
-        response.encode(buf, version).map_err(|e| e.to_string())
-    })
+    let start = buf.offset();
+    buf.put_i32(0);
+    let encode_error = |reason: String| MessageError::Encode { api, version, reason };
+    header.encode(buf, api.response_header_version(version)).map_err(|e| encode_error(e.to_string()))?;
+    response.encode(buf, version).map_err(|e| encode_error(e.to_string()))?;
+    let body = buf.offset() - start - 4;
+    let len = i32::try_from(body).map_err(|_| encode_error(format!("{body} bytes is too long")))?;
+    buf.range(start..start + 4).copy_from_slice(&len.to_be_bytes());
+    Ok(())
 }
 
 #[cfg(test)]

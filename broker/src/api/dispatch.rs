@@ -3,6 +3,7 @@
 //! [`Pending`] response frame; it also keeps the per-API request metrics.
 
 use super::context::{BrokerContext, Connection, Reply, RequestContext};
+use super::response::{encode_response, ResponseFrame};
 use super::SUPPORTED_APIS;
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// A response frame still being produced; `None` means the request gets no response (acks=0).
-pub type Pending = BoxFuture<'static, Option<Bytes>>;
+pub type Pending = BoxFuture<'static, Option<ResponseFrame>>;
 
 /// One Kafka API, answered over the context `C`. Each handler states the context traits it
 /// needs in its impl's bounds; it never sees the whole broker.
@@ -84,7 +85,7 @@ where
         let correlation_id = rc.header.correlation_id;
         let finish = move |ctx: &C, response: R::Response| {
             ctx.metrics().observe_request(api, started);
-            match message::encode_response(api, version, correlation_id, &response) {
+            match encode_response(api, version, correlation_id, &response) {
                 Ok(frame) => Some(frame),
                 Err(e) => {
                     // Cannot happen for responses built from valid requests; log it loudly if it does.
@@ -196,7 +197,7 @@ impl<C: BrokerContext> Router<C> {
             // the client retries with a version from the list.
             let response = super::api_versions::unsupported_version_response();
             let frame = message::encode_response(api, 0, prelude.correlation_id, &response)?;
-            return Ok(Box::pin(async move { Some(frame) }));
+            return Ok(Box::pin(async move { Some(ResponseFrame::from(frame)) }));
         }
         if version < codec.min || version > codec.max {
             ctx.metrics().unsupported_requests.inc();

@@ -33,6 +33,7 @@ mod produce;
 mod producers;
 mod quorum;
 mod reassignments;
+pub mod response;
 mod sasl;
 mod topics;
 mod users;
@@ -43,6 +44,7 @@ pub use context::{led_partition, Connection, Principal, Reply, RequestContext};
 pub use dispatch::{DispatchError, Handler, Pending, Router};
 use kafka_protocol::messages::ApiKey;
 pub(crate) use millrace_protocol::str_bytes;
+pub use response::ResponseFrame;
 
 /// The APIs this broker answers and the version ranges it advertises.
 ///

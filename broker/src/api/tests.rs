@@ -305,7 +305,7 @@ async fn the_router_answers_every_advertised_api_and_closes_on_garbage() {
         millrace_protocol::message::encode_request(3, 11, Some("unit"), &ApiVersionsRequest::default()).unwrap();
     let body = frame.split_off(4);
     let pending = router.dispatch(&ctx, body, &connection).await.unwrap();
-    let response = pending.await.unwrap().split_off(4);
+    let response = pending.await.unwrap().to_bytes().split_off(4);
     let decoded = millrace_protocol::message::decode_response::<ApiVersionsRequest>(response, 3, 11).unwrap();
     assert_eq!(decoded.api_keys.len(), super::SUPPORTED_APIS.len());
 

@@ -387,14 +387,34 @@ impl Segment {
 
     /// Reads `len` bytes at `position`.
     pub(crate) fn read_bytes(&self, position: u64, len: usize) -> Result<Vec<u8>, LogError> {
-        if position + len as u64 > self.size {
-            return Err(self.corrupt(position, format!("read of {len} bytes past the end of the segment")));
-        }
-        let mut buf = vec![0u8; len];
-        self.file.read_exact_at(&mut buf, position).map_err(io_error("reading", &self.log_path))?;
+        let mut buf = Vec::with_capacity(len);
+        self.read_append(position, len, &mut buf)?;
         Ok(buf)
     }
 
+    /// Appends the `len` bytes at `position` to `buf`, read straight into its spare capacity (no
+    /// zero-filling first). Positioned reads, never a mapping: a file cut short behind our back
+    /// is a read error, not a SIGBUS. Only bytes within the segment's recorded size are returned.
+    pub(crate) fn read_append(&self, position: u64, len: usize, buf: &mut Vec<u8>) -> Result<(), LogError> {
+        if position + len as u64 > self.size {
+            return Err(self.corrupt(position, format!("read of {len} bytes past the end of the segment")));
+        }
+        let start = buf.len();
+        let end = start + len;
+        buf.reserve_exact(len);
+        let failed = |e: std::io::Error| io_error("reading", &self.log_path)(e);
+        while buf.len() < end {
+            let at = position + (buf.len() - start) as u64;
+            match rustix::io::pread(&self.file, rustix::buffer::spare_capacity(buf), at) {
+                Ok(0) => return Err(failed(std::io::ErrorKind::UnexpectedEof.into())),
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(failed(e.into())),
+            }
+        }
+        // Spare capacity beyond `len` may have been filled too: not ours to return.
+        buf.truncate(end);
+        Ok(())
+    }
     /// Makes the segment read-only: records its final max timestamp in the time index, trims
     /// both indexes to their entries and fsyncs all three files.
     pub(crate) fn seal(&mut self) -> Result<(), LogError> {

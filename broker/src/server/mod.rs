@@ -26,7 +26,7 @@ pub mod tls;
 
 pub(crate) use limits::{ConnectionLimiter, ConnectionSlot, RequestBudget};
 
-use crate::api::{Connection, Pending, Principal, Router};
+use crate::api::{Connection, Pending, Principal, ResponseFrame, Router};
 use crate::Broker;
 use bytes::Bytes;
 use frame::{Frame, FrameReader};
@@ -251,8 +251,10 @@ where
         tokio::select! {
             // Responses complete in request order; write each as soon as it is ready.
             Some(response) = inflight.next(), if !inflight.is_empty() => {
-                if let Some(frame) = response {
-                    writer.write_all(&frame).await.map_err(|source| ConnectionError::Io { peer, source })?;
+                if let Some(mut frame) = response {
+                    // Vectored: a large Fetch response's record sets go out from the buffers the
+                    // log was read into, and past the BufWriter when they outgrow it.
+                    writer.write_all_buf(&mut frame).await.map_err(|source| ConnectionError::Io { peer, source })?;
                 }
                 writer.flush().await.map_err(|source| ConnectionError::Io { peer, source })?;
                 held.pop_front();
@@ -362,7 +364,7 @@ fn log_in(
 ) -> Result<LoginStep, String> {
     let metadata = broker.cluster.metadata();
     let lookup = |user: &str, mechanism| metadata.scram_credentials.get(user)?.get(&mechanism).cloned();
-    let ready = |frame: Bytes| -> Pending { Box::pin(async move { Some(frame) }) };
+    let ready = |frame: Bytes| -> Pending { Box::pin(async move { Some(ResponseFrame::from(frame)) }) };
     let peer = connection.peer;
     match authenticator.step(frame, lookup)? {
         Step::NotSasl => {
@@ -389,7 +391,7 @@ fn log_in(
             let delay = broker.config.server.failed_authentication_delay.as_duration();
             let answer: Pending = Box::pin(async move {
                 tokio::time::sleep(delay).await;
-                Some(response)
+                Some(ResponseFrame::from(response))
             });
             Ok(LoginStep::Answer(answer, LoginOutcome::Failed))
         }

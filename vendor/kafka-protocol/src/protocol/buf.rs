@@ -208,6 +208,13 @@ pub trait ByteBufMut: BufMut {
     fn fill_typed_gap<T: GapType>(&mut self, gap: TypedGap<T>, value: T::Value) {
         gap.type_.put(self.gap_buf(gap.gap), value);
     }
+
+    /// Put the contents of a `bytes` / `compactBytes` field (millrace patch). The default copies
+    /// them like `put_slice`; a buffer that can hold shared [`Bytes`] by reference (a response
+    /// written with vectored I/O) overrides it to keep large ones without copying.
+    fn put_shared_bytes(&mut self, bytes: &Bytes) {
+        self.put_slice(bytes);
+    }
 }
 
 impl ByteBufMut for BytesMut {
@@ -243,5 +250,8 @@ impl<T: ByteBufMut> ByteBufMut for &mut T {
     }
     fn range(&mut self, r: Range<usize>) -> &mut [u8] {
         (**self).range(r)
+    }
+    fn put_shared_bytes(&mut self, bytes: &Bytes) {
+        (**self).put_shared_bytes(bytes)
     }
 }

@@ -614,8 +614,21 @@ impl Encoder<&Option<Vec<u8>>> for Bytes {
 }
 
 impl Encoder<Option<&bytes::Bytes>> for Bytes {
+    // millrace patch: the contents go through `put_shared_bytes`, so a buffer may keep them by
+    // reference instead of copying (same checks and length prefix as the `&[u8]` encoder).
     fn encode<B: ByteBufMut>(&self, buf: &mut B, value: Option<&bytes::Bytes>) -> Result<()> {
-        Bytes.encode(buf, value.map(|s| &**s))
+        if let Some(s) = value {
+            if s.len() > i32::MAX as usize {
+                bail!("Data is too long to encode ({} bytes)", s.len());
+            } else {
+                Int32.encode(buf, s.len() as i32)?;
+                buf.put_shared_bytes(s);
+                Ok(())
+            }
+        } else {
+            Int32.encode(buf, -1)?;
+            Ok(())
+        }
     }
     fn compute_size(&self, value: Option<&bytes::Bytes>) -> Result<usize> {
         Bytes.compute_size(value.map(|s| &**s))
@@ -767,8 +780,22 @@ impl Encoder<&Option<Vec<u8>>> for CompactBytes {
 }
 
 impl Encoder<Option<&bytes::Bytes>> for CompactBytes {
+    // millrace patch: the contents go through `put_shared_bytes`, so a buffer may keep them by
+    // reference instead of copying (same checks and length prefix as the `&[u8]` encoder).
     fn encode<B: ByteBufMut>(&self, buf: &mut B, value: Option<&bytes::Bytes>) -> Result<()> {
-        CompactBytes.encode(buf, value.map(|s| &**s))
+        if let Some(s) = value {
+            // Use >= because we're going to add one to the length
+            if s.len() >= u32::MAX as usize {
+                bail!("CompactBytes is too long to encode ({} bytes)", s.len());
+            } else {
+                UnsignedVarInt.encode(buf, (s.len() as u32) + 1)?;
+                buf.put_shared_bytes(s);
+                Ok(())
+            }
+        } else {
+            UnsignedVarInt.encode(buf, 0)?;
+            Ok(())
+        }
     }
     fn compute_size(&self, value: Option<&bytes::Bytes>) -> Result<usize> {
         CompactBytes.compute_size(value.map(|s| &**s))
