@@ -372,8 +372,18 @@ async fn finish(result: PartitionResult, timeout: Duration) -> PartitionProduceR
         };
         failure.map(|(error, message)| (error, message.to_string()))
     };
-    // A disk failure is the one to report when both went wrong.
-    if let (Some((error, message)), _) | (None, Some((error, message))) = tokio::join!(fsync, replicas) {
+    // A failed fsync is answered at once (the followers may never get the data from a failed
+    // disk), and is the one reported when both went wrong.
+    tokio::pin!(fsync);
+    tokio::pin!(replicas);
+    let failure = tokio::select! {
+        disk = &mut fsync => match disk {
+            Some(failed) => Some(failed),
+            None => replicas.await,
+        },
+        copies = &mut replicas => fsync.await.or(copies),
+    };
+    if let Some((error, message)) = failure {
         return partition_error(appended.index, error, Some(message));
     }
     let (log_start, _) = appended.partition.offsets();
