@@ -3,7 +3,7 @@
 //! Every frame built here carries its 4-byte length prefix; every frame read here is a body
 //! without it (as [`crate::codec::FrameCodec`] yields them).
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::buf::ByteBufMut;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
@@ -86,15 +86,28 @@ fn prefixed(
     build: impl FnOnce(&mut BytesMut) -> Result<(), String>,
 ) -> Result<Bytes, MessageError> {
     let mut buf = BytesMut::with_capacity(64);
+    prefixed_into(&mut buf, api, version, build)?;
+    Ok(buf.freeze())
+}
+
+/// Appends a frame to `buf`: a 4-byte length, patched once `build` has written what it counts.
+fn prefixed_into<B: ByteBufMut>(
+    buf: &mut B,
+    api: ApiKey,
+    version: i16,
+    build: impl FnOnce(&mut B) -> Result<(), String>,
+) -> Result<(), MessageError> {
+    let start = buf.offset();
     buf.put_i32(0);
-    build(&mut buf).map_err(|reason| MessageError::Encode { api, version, reason })?;
-    let len = i32::try_from(buf.len() - 4).map_err(|_| MessageError::Encode {
+    build(buf).map_err(|reason| MessageError::Encode { api, version, reason })?;
+    let body = buf.offset() - start - 4;
+    let len = i32::try_from(body).map_err(|_| MessageError::Encode {
         api,
         version,
-        reason: format!("{} bytes is too long", buf.len()),
+        reason: format!("{body} bytes is too long"),
     })?;
-    buf[..4].copy_from_slice(&len.to_be_bytes());
-    Ok(buf.freeze())
+    buf.range(start..start + 4).copy_from_slice(&len.to_be_bytes());
+    Ok(())
 }
 
 /// Encodes a complete request frame (length, header, body).
@@ -173,15 +186,10 @@ pub fn encode_response_into<B: ByteBufMut, R: Encodable + HeaderVersion>(
     response: &R,
 ) -> Result<(), MessageError> {
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    let start = buf.offset();
-    buf.put_i32(0);
-    let encode_error = |reason: String| MessageError::Encode { api, version, reason };
-    header.encode(buf, api.response_header_version(version)).map_err(|e| encode_error(e.to_string()))?;
-    response.encode(buf, version).map_err(|e| encode_error(e.to_string()))?;
-    let body = buf.offset() - start - 4;
-    let len = i32::try_from(body).map_err(|_| encode_error(format!("{body} bytes is too long")))?;
-    buf.range(start..start + 4).copy_from_slice(&len.to_be_bytes());
-    Ok(())
+    prefixed_into(buf, api, version, |buf| {
+        header.encode(buf, api.response_header_version(version)).map_err(|e| e.to_string())?;
+        response.encode(buf, version).map_err(|e| e.to_string())
+    })
 }
 
 #[cfg(test)]

@@ -166,20 +166,7 @@ fn append_partition(
 impl<C: Partitions + Quorum + Telemetry + Authorize> Handler<C> for ProduceRequest {
     /// Applies a produce request; appends happen before this returns.
     async fn handle(ctx: &Arc<C>, rc: &RequestContext, request: ProduceRequest) -> Reply<ProduceResponse> {
-        let reply = produce(&**ctx, rc, request).await;
-        // KIP-951 fields exist from v10. Named once the answer is final, so a partition whose
-        // leadership moved while its write waited for the ISR names the new leader too.
-        if rc.version() < 10 {
-            return reply;
-        }
-        match reply {
-            Reply::Now(response) => Reply::Now(name_leaders(&**ctx, &rc.connection.listener, response)),
-            Reply::Later(future) => {
-                let (ctx, listener) = (ctx.clone(), rc.connection.listener.clone());
-                Reply::Later(Box::pin(async move { name_leaders(&*ctx, &listener, future.await) }))
-            }
-            Reply::Silent => Reply::Silent,
-        }
+        produce(ctx, rc, request).await
     }
 }
 
@@ -209,12 +196,16 @@ fn name_leaders<C: Quorum + ?Sized>(ctx: &C, listener: &str, mut response: Produ
 }
 
 async fn produce<C: Partitions + Quorum + Telemetry + Authorize>(
-    ctx: &C,
+    ctx: &Arc<C>,
     rc: &RequestContext,
     request: ProduceRequest,
 ) -> Reply<ProduceResponse> {
     let acks = request.acks;
     let version = rc.version();
+    // KIP-951 fields exist from v10. They are filled once the answer is final, so a partition
+    // whose leadership moved while its write waited for the ISR names the new leader too.
+    let leaders_for = (version >= 10).then(|| (ctx.clone(), rc.connection.listener.clone()));
+    let ctx = &**ctx;
     let access = Access::of(ctx, rc);
     let mut topics = Vec::new();
     for topic_data in request.topic_data {
@@ -328,7 +319,11 @@ async fn produce<C: Partitions + Quorum + Telemetry + Authorize>(
                     .with_partition_responses(finished),
             );
         }
-        ProduceResponse::default().with_responses(responses)
+        let response = ProduceResponse::default().with_responses(responses);
+        match leaders_for {
+            Some((ctx, listener)) => name_leaders(&*ctx, &listener, response),
+            None => response,
+        }
     }))
 }
 

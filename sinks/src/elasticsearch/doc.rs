@@ -88,12 +88,10 @@ impl Wanted {
                 };
                 node = &mut node.children[at].1;
             }
-            if node.slot.is_none() {
-                node.slot = Some(wanted.slots);
-                wanted.slots += 1;
-            }
+            // Numbered below, once the tree is whole.
+            node.slot = Some(0);
         }
-        number(&mut wanted.root, &mut 0);
+        number(&mut wanted.root, &mut wanted.slots);
         wanted
     }
 
@@ -115,10 +113,9 @@ impl Wanted {
     }
 }
 
-/// Slot ranges in depth-first order, so a node's slots are contiguous.
+/// Numbers the slots depth first, so a node's slots (its own and those under it) are contiguous.
 fn number(node: &mut Node, next: &mut usize) {
     node.first_slot = *next;
-    // Slots were handed out in insertion order; renumber them depth first.
     if node.slot.is_some() {
         node.slot = Some(*next);
         *next += 1;
@@ -291,6 +288,12 @@ mod tests {
         for text in ["[1,2]", "\"text\"", "{\"a\":1", "{\"a\":1} x", "not json", "", "{\"a\":[1,}"] {
             assert!(wanted.find(text.as_bytes()).is_none(), "{text}");
         }
+        // Deep nesting is skipped without recursion (no stack overflow, whatever the depth); the
+        // document goes on as it came, and Elasticsearch's own depth limit judges it.
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(wanted.find(deep.as_bytes()).unwrap().leaf(["a"]), None);
+        let unbalanced = format!("{{\"a\":{}}}", "[".repeat(100_000));
+        assert!(wanted.find(unbalanced.as_bytes()).is_none());
         let found = wanted.find(b" {\"a\\u0062\":1,\"a\":{\"b\":[1,{\"c\":2}]}} ").unwrap();
         assert_eq!(found.leaf(["a"]), None, "an object is not a scalar");
     }

@@ -24,8 +24,8 @@ impl PartitionLog {
     /// whole (KIP-74). May cross segments.
     ///
     /// The batches are read from the files straight into the buffer that is returned (one
-    /// positioned read per segment, no zero-filling, no intermediate copy). Reads are bounded by each segment's
-    /// recorded size, and the caller's lock keeps truncation out while they run.
+    /// positioned read per segment, no zero-filling, no intermediate copy). Reads are bounded by
+    /// each segment's recorded size, and the caller's lock keeps truncation out while they run.
     pub fn read(
         &self,
         offset: i64,
@@ -93,7 +93,8 @@ impl PartitionLog {
         }
         if data.capacity() - data.len() >= SHRINK_AT {
             // Stopped well short of the budget (at the high watermark): hold only what is sent
-            // until the response is written. Shrinking reallocates in place, without copying.
+            // until the response is written, not the whole budget (the allocator may move the
+            // bytes once to do so).
             data.shrink_to_fit();
         }
         Ok(ReadResult { data: data.into(), high_offset: end })
