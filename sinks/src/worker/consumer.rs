@@ -79,7 +79,11 @@ impl Shared {
     /// Commits what became committable since the last commit.
     pub fn commit(&self, consumer: &SinkConsumer, mode: CommitMode) {
         let offsets = self.commits().take();
-        if offsets.is_empty() {
+        // Partitions lost to the coordinator (session expired) are not ours to commit: it would
+        // refuse the commit, and librdkafka holds the group's rejoin until a commit still waiting
+        // for the coordinator is done. A batch the writer finishes after the loss is dropped
+        // here; its records are read again by the next owner (at least once).
+        if offsets.is_empty() || consumer.assignment_lost() {
             return;
         }
         let mut list = TopicPartitionList::new();
