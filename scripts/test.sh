@@ -7,4 +7,13 @@ cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh --tests
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
-cargo test --workspace --no-fail-fast
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+if ! cargo test --workspace --no-fail-fast 2>&1 | tee "$out"; then
+    # A failing integration test prints its brokers' logs before its own message; repeat the
+    # messages last, where a reader of the end of a long log finds them.
+    echo
+    echo "=== why each failing test failed ==="
+    grep -E -A6 "^---- .* stdout ----$|^Error: |panicked at" "$out" | grep -vE "^[0-9]{4}-[0-9]{2}-[0-9]{2}T" | head -150
+    exit 1
+fi
