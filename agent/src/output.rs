@@ -6,10 +6,11 @@
 
 use crate::pipeline::{Ack, Envelope};
 use millrace_config::agent::{Acks, Compression, OutputSettings};
+use millrace_producer::Polled;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::DeliveryResult;
-use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext};
 use rdkafka::ClientContext;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -176,7 +177,7 @@ impl ProducerContext for Context {
 
 /// The producer.
 pub struct Output {
-    producer: ThreadedProducer<Context>,
+    producer: Polled<Context>,
     /// Delivery counters.
     pub stats: Arc<OutputStats>,
 }
@@ -214,8 +215,7 @@ impl Output {
             config.set(key, value);
         }
         let stats = Arc::new(OutputStats::default());
-        let producer = config
-            .create_with_context(Context { stats: stats.clone() })
+        let producer = Polled::new(&config, Context { stats: stats.clone() }, "agent-output")
             .map_err(|source| OutputError::Create { bootstrap: settings.bootstrap.clone(), source })?;
         Ok(Output { producer, stats })
     }

@@ -7,10 +7,11 @@
 
 use crate::record::{SourceRecord, ORIGIN_OFFSET, ORIGIN_PARTITION, ORIGIN_TOPIC};
 use millrace_config::sink::SourceSettings;
+use millrace_producer::AsyncProducer;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use std::future::Future;
 use std::time::Duration;
 
@@ -39,7 +40,7 @@ pub struct DeadLetterError {
 
 /// Producer for one sink's dead-letter topic.
 pub struct DeadLetterTopic {
-    producer: FutureProducer,
+    producer: AsyncProducer,
     topic: String,
     sink: String,
 }
@@ -60,7 +61,7 @@ impl DeadLetterTopic {
         for (key, value) in source.security.rdkafka_properties() {
             config.set(key, value);
         }
-        let producer = config.create()?;
+        let producer = AsyncProducer::new(&config, "dead-letters")?;
         Ok(DeadLetterTopic { producer, topic: topic.to_string(), sink: sink.to_string() })
     }
 }
@@ -94,6 +95,6 @@ impl DeadLetters for DeadLetterTopic {
             .send(message, Duration::from_secs(30))
             .await
             .map(|_| ())
-            .map_err(|(source, _)| DeadLetterError { topic: self.topic.clone(), source })
+            .map_err(|source| DeadLetterError { topic: self.topic.clone(), source })
     }
 }

@@ -4,9 +4,10 @@
 //! logged once a minute, never passed on to the pipeline.
 
 use crate::record::{RunState, Status, STATUS_TOPIC};
+use millrace_producer::AsyncProducer;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::FutureRecord;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -18,7 +19,7 @@ const WARN_EVERY: Duration = Duration::from_secs(60);
 
 /// A producer for status records.
 pub struct Publisher {
-    producer: FutureProducer,
+    producer: AsyncProducer,
     interval: Duration,
     warned: Option<Instant>,
 }
@@ -47,7 +48,7 @@ impl Publisher {
         for (key, value) in properties {
             config.set(*key, value);
         }
-        Ok(Publisher { producer: config.create()?, interval, warned: None })
+        Ok(Publisher { producer: AsyncProducer::new(&config, "status-producer")?, interval, warned: None })
     }
 
     /// Sends `status`, waiting at most `timeout`.
@@ -56,7 +57,7 @@ impl Publisher {
         let record = FutureRecord::to(STATUS_TOPIC).key(&key).payload(&value);
         let result = match tokio::time::timeout(timeout, self.producer.send(record, Duration::ZERO)).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err((e, _))) => Err(e.to_string()),
+            Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!("not acknowledged within {timeout:?}")),
         };
         match result {
