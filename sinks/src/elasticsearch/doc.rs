@@ -3,7 +3,7 @@
 //! [`serde_json::Value`] or [`Found`]: those fields picked out of the record's bytes in one pass
 //! that builds nothing else, for a document that is then sent as it came.
 
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Number, Value};
 use std::borrow::Cow;
 use std::fmt;
@@ -216,7 +216,7 @@ impl<'de: 'a, 'a> Visitor<'de> for Walk<'_, '_, 'a> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
             match self.node.children.iter().find(|(k, _)| *k == *key) {
                 Some((_, child)) => {
                     // A member given again replaces what the first one held, as in a parsed
@@ -235,6 +235,34 @@ impl<'de: 'a, 'a> Visitor<'de> for Walk<'_, '_, 'a> {
     }
 }
 
+/// A member name, borrowed from the record unless it holds escapes. (serde's own `Cow<str>`
+/// always copies: an allocation per member of every document.)
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Key<'de>, D::Error> {
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Key<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+        Ok(Key(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+        Ok(Key(Cow::Owned(v.to_string())))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -242,7 +270,7 @@ mod tests {
 
     const DOC: &str = r#"{"@timestamp":"2026-12-03T10:00:00Z","host":{"name":"web\u002d1"},"n":-3,"f":1.5,"ok":true,
         "log":{"file":{"inode":77,"path":null,"tags":["a",{"inode":1}]},"offset":140},"dup":1,"dup":2,
-        "again":{"x":1},"again":{"y":2},"scalar":{"s":1},"scalar":"flat"}"#;
+        "again":{"x":1},"again":{"y":2},"\u0061gain":{"z":3},"scalar":{"s":1},"scalar":"flat"}"#;
 
     const PATHS: &[&[&str]] = &[
         &["@timestamp"],
@@ -261,6 +289,7 @@ mod tests {
         &["dup"],
         &["again", "x"],
         &["again", "y"],
+        &["again", "z"],
         &["scalar", "s"],
         &["scalar"],
     ];
