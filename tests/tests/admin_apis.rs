@@ -188,6 +188,39 @@ fn deleted_records_stay_deleted_across_leaders_and_restarts() -> anyhow::Result<
     Ok(())
 }
 
+/// DeleteRecords answers once every in-sync follower has moved its log start too (as Kafka's
+/// delayed DeleteRecords does): the leader killed the moment the answer arrives leaves no
+/// replica that could lead with the deleted records.
+#[test]
+fn a_delete_records_answer_means_every_in_sync_replica_moved() -> anyhow::Result<()> {
+    let mut cluster = Cluster::start(3, "")?;
+    let bootstrap = cluster.bootstrap();
+    cluster.create_topic("gone", 1, 3, &[])?;
+    let body: String = (0..100).map(|n| format!("record-{n}\n")).collect();
+    run("kcat", &["-b", &bootstrap, "-P", "-t", "gone", "-p", "0", "-X", "acks=all"], Some(body.as_bytes()), T)?;
+    cluster.wait_isr_full("gone", T)?;
+    let leader = cluster.describe("gone")?[0].leader;
+    // Followers are parked in their long-poll fetches now: nothing new to read.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let out = millrace(&[
+        "topic",
+        "delete-records",
+        "gone",
+        "--partition",
+        "0",
+        "--before",
+        "60",
+        "--bootstrap",
+        &cluster.broker(leader).kafka_addr(),
+    ])?;
+    cluster.kill9(leader);
+    assert!(out.contains("gone-0\tLogStartOffset: 60"), "{out}");
+    cluster.wait_new_leader("gone", 0, leader, T)?;
+    let live = cluster.live_bootstrap();
+    assert_eq!(offsets_from_beginning(&live, "gone")?.first(), Some(&60), "the new leader serves deleted records");
+    Ok(())
+}
+
 /// A replica list with `id` first, so a reassignment makes it the preferred leader.
 fn replicas_led_by(id: i32) -> String {
     let mut ids = vec![id];

@@ -171,6 +171,7 @@ fn resolve<C: Partitions + Quorum + ?Sized>(
         p.current_leader_epoch,
         p.last_fetched_epoch,
         crate::clock::now_ms(),
+        p.log_start_offset,
     );
     match outcome {
         Ok(FollowerFetch::Read { .. }) => (Ok(partition), None),

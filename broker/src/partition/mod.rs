@@ -35,6 +35,8 @@ pub struct Partition {
     role: std::sync::Mutex<Role>,
     /// Records below the high watermark are on every in-sync replica; consumers see only them.
     high_watermark: watch::Sender<i64>,
+    /// Bumped when a follower reports a new log start (a DeleteRecords waits for the ISR's).
+    follower_log_starts: watch::Sender<u64>,
     /// The log directory holding it. Once an I/O error hits the directory (here or in another
     /// of its replicas) it is offline: Linux may drop the dirty pages of a failed fsync and
     /// report a later fsync as a success without them ("fsyncgate"), and a full or failing disk
@@ -101,6 +103,7 @@ impl Partition {
             role: std::sync::Mutex::new(Role::None),
             // Nothing is known committed until leadership or a leader's fetch response says so.
             high_watermark: watch::Sender::new(0),
+            follower_log_starts: watch::Sender::new(0),
             log_dir,
             sync: std::fs::File::sync_data,
         })

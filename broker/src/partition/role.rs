@@ -247,6 +247,33 @@ impl Partition {
         Ok(info)
     }
 
+    /// Waits up to `timeout` until every in-sync follower reported a log start of at least
+    /// `offset` (they take the leader's on their next fetch). False on a timeout or when this
+    /// broker no longer leads.
+    pub async fn wait_isr_log_start(&self, offset: i64, timeout: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut reports = self.follower_log_starts.subscribe();
+        loop {
+            reports.borrow_and_update();
+            match &*self.role() {
+                Role::Leader(state) if state.isr_log_start_reached(offset) => return true,
+                Role::Leader(_) => {}
+                _ => return false,
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            // The periodic wake-up notices an ISR shrink and a lost leadership, which no report
+            // announces.
+            let nap = (deadline - now).min(std::time::Duration::from_millis(100));
+            tokio::select! {
+                _ = reports.changed() => {}
+                _ = tokio::time::sleep(nap) => {}
+            }
+        }
+    }
+
     /// Whether an acks=all write ending below `required_offset` may be acknowledged.
     pub fn ack_status(&self, required_offset: i64, min_insync_replicas: usize) -> AckWait {
         match &*self.role() {
@@ -289,7 +316,7 @@ impl Partition {
     }
 
     /// Leader side of a follower fetch: checks the epochs, detects a divergent follower log, and
-    /// records the follower's position (which may advance the high watermark).
+    /// records the follower's position (which may advance the high watermark) and log start.
     pub fn on_follower_fetch(
         &self,
         replica_id: i32,
@@ -297,6 +324,7 @@ impl Partition {
         current_leader_epoch: i32,
         last_fetched_epoch: i32,
         now_ms: i64,
+        log_start_offset: i64,
     ) -> Result<FollowerFetch, ReplicaError> {
         let mut role = self.role();
         let Role::Leader(state) = &mut *role else { return Err(ReplicaError::NotLeader(self.name())) };
@@ -320,6 +348,9 @@ impl Partition {
             Ok(outcome) => {
                 if outcome.high_watermark_advanced {
                     self.publish_high_watermark(outcome.high_watermark);
+                }
+                if state.on_follower_log_start(replica_id, log_start_offset) {
+                    self.follower_log_starts.send_modify(|n| *n = n.wrapping_add(1));
                 }
                 Ok(FollowerFetch::Read { high_watermark: state.high_watermark() })
             }

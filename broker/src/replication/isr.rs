@@ -51,6 +51,9 @@ pub struct FollowerState {
     pub last_fetch_leader_log_end_offset: Option<i64>,
     /// Kafka's `lastCaughtUpTimeMs`: the last time the follower was known to have the leader's LEO.
     pub last_caught_up_time_ms: i64,
+    /// The log start offset the follower reported in its last fetch (it follows the leader's);
+    /// `None` until it reports one under this leadership.
+    pub log_start_offset: Option<i64>,
 }
 
 /// Result of processing one follower fetch.
@@ -233,6 +236,7 @@ impl PartitionReplicationState {
                     last_fetch_time_ms: 0,
                     last_fetch_leader_log_end_offset: None,
                     last_caught_up_time_ms: caught_up,
+                    log_start_offset: None,
                 };
                 (id, state)
             })
@@ -370,6 +374,24 @@ impl PartitionReplicationState {
             high_watermark: self.high_watermark,
             eligible_to_join_isr: self.is_eligible_to_join_isr(replica_id),
         })
+    }
+
+    /// Records the log start offset follower `replica_id` reported in a fetch (negative: none);
+    /// true when it changed.
+    pub fn on_follower_log_start(&mut self, replica_id: i32, log_start_offset: i64) -> bool {
+        let Some(follower) = self.followers.get_mut(&replica_id) else { return false };
+        let reported = (log_start_offset >= 0).then_some(log_start_offset);
+        std::mem::replace(&mut follower.log_start_offset, reported) != reported
+    }
+
+    /// Whether every member of the maximal ISR but the leader reported a log start of at least
+    /// `offset`: then no replica that could lead holds records below it (what a DeleteRecords
+    /// answer promises, as Kafka's low watermark over the replicas does).
+    pub fn isr_log_start_reached(&self, offset: i64) -> bool {
+        self.maximal_isr()
+            .into_iter()
+            .filter(|&id| id != self.leader_id)
+            .all(|id| self.followers.get(&id).and_then(|f| f.log_start_offset).is_some_and(|start| start >= offset))
     }
 
     /// Kafka's `isFollowerInSync` check for ISR expansion: an assigned follower outside the

@@ -34,14 +34,14 @@ fn high_watermark_follows_the_isr_and_gates_acks() {
     assert_eq!(p.ack_status(3, 2), AckWait::Waiting);
     // Consumers see nothing above the high watermark.
     assert!(p.read(0, 1 << 20, true).unwrap().data.is_empty());
-    assert_eq!(p.on_follower_fetch(2, 3, 0, 0, 10).unwrap(), FollowerFetch::Read { high_watermark: 0 });
+    assert_eq!(p.on_follower_fetch(2, 3, 0, 0, 10, -1).unwrap(), FollowerFetch::Read { high_watermark: 0 });
     assert_eq!(p.high_watermark(), 0, "follower 3 has not fetched yet");
-    assert_eq!(p.on_follower_fetch(3, 3, 0, 0, 10).unwrap(), FollowerFetch::Read { high_watermark: 3 });
+    assert_eq!(p.on_follower_fetch(3, 3, 0, 0, 10, -1).unwrap(), FollowerFetch::Read { high_watermark: 3 });
     assert_eq!(p.ack_status(3, 2), AckWait::Done);
     assert!(!p.read(0, 1 << 20, true).unwrap().data.is_empty());
     // A stale follower epoch is fenced; a newer one means our metadata is behind.
-    assert!(p.on_follower_fetch(2, 3, -5, 0, 10).is_ok(), "negative (unknown) epochs are not checked");
-    assert!(matches!(p.on_follower_fetch(2, 3, 1, 0, 10), Err(ReplicaError::UnknownLeaderEpoch { .. })));
+    assert!(p.on_follower_fetch(2, 3, -5, 0, 10, -1).is_ok(), "negative (unknown) epochs are not checked");
+    assert!(matches!(p.on_follower_fetch(2, 3, 1, 0, 10, -1), Err(ReplicaError::UnknownLeaderEpoch { .. })));
 }
 
 #[test]
@@ -68,7 +68,7 @@ fn lagging_follower_leaves_and_caught_up_follower_rejoins_the_isr() {
     let p = open(dir.path());
     p.become_leader(1, &[1, 2, 3], &[1, 2, 3], 0, 0, 1, 1_000, 0).unwrap();
     p.append_as_leader(&mut simple(2, 0), 0, false).unwrap();
-    p.on_follower_fetch(2, 2, 0, -1, 100).unwrap();
+    p.on_follower_fetch(2, 2, 0, -1, 100, -1).unwrap();
     let eligible = [1, 2, 3].into_iter().collect();
     assert_eq!(p.propose_isr_change(500, &eligible), None, "within the lag time");
     let shrink = p.propose_isr_change(2_000, &eligible).unwrap();
@@ -76,7 +76,7 @@ fn lagging_follower_leaves_and_caught_up_follower_rejoins_the_isr() {
     assert_eq!(p.propose_isr_change(2_000, &eligible), None, "one change in flight at a time");
     // The controller commits it (partition epoch 1); then 3 catches up and is proposed back.
     p.become_leader(1, &[1, 2, 3], &[1, 2], 0, 1, 1, 1_000, 2_000).unwrap();
-    p.on_follower_fetch(3, 2, 0, -1, 2_100).unwrap();
+    p.on_follower_fetch(3, 2, 0, -1, 2_100, -1).unwrap();
     let grow = p.propose_isr_change(2_100, &eligible).unwrap();
     assert_eq!(grow.new_isr, vec![1, 2, 3]);
     p.isr_change_failed();
@@ -106,12 +106,12 @@ fn diverging_follower_truncates_its_unreplicated_tail() {
     old_leader.become_follower(2, 1);
     let (offset, epoch) = old_leader.follower_position();
     assert_eq!((offset, epoch), (3, 0));
-    let answer = new_leader.on_follower_fetch(1, offset, 1, epoch, 0).unwrap();
+    let answer = new_leader.on_follower_fetch(1, offset, 1, epoch, 0, -1).unwrap();
     assert_eq!(answer, FollowerFetch::Diverging { epoch: 0, end_offset: 2 });
     assert_eq!(old_leader.truncate_to(2).unwrap(), 2);
     let (offset, epoch) = old_leader.follower_position();
     assert_eq!(
-        new_leader.on_follower_fetch(1, offset, 1, epoch, 0).unwrap(),
+        new_leader.on_follower_fetch(1, offset, 1, epoch, 0, -1).unwrap(),
         FollowerFetch::Read { high_watermark: 4 }
     );
     let data = new_leader.read_to_end(offset, 1 << 20, true).unwrap().data;

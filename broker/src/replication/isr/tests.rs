@@ -354,3 +354,22 @@ fn an_altered_min_insync_replicas_applies_to_the_next_append() {
     s.set_min_insync_replicas(0);
     assert_eq!(s.min_insync_replicas(), 1, "never below one");
 }
+
+#[test]
+fn deleted_records_are_gone_once_every_in_sync_follower_moved_its_log_start() {
+    let mut state = with_isr(vec![1, 2], 0);
+    assert!(!state.isr_log_start_reached(40), "follower 2 has reported nothing yet");
+    assert!(state.on_follower_log_start(2, 10));
+    assert!(!state.on_follower_log_start(2, 10), "the same start again is no change");
+    assert!(!state.isr_log_start_reached(40));
+    assert!(state.on_follower_log_start(2, 40));
+    // Follower 3 is out of the ISR: it cannot lead, and follows the start when it fetches.
+    assert!(state.isr_log_start_reached(40));
+    assert!(!state.isr_log_start_reached(41));
+    // A negative start (a client's fetch field left unset) is no report.
+    assert!(state.on_follower_log_start(2, -1));
+    assert!(!state.isr_log_start_reached(0));
+    // A leader alone in its ISR has no one to wait for; an unknown replica changes nothing.
+    assert!(with_isr(vec![1], 0).isr_log_start_reached(1_000));
+    assert!(!state.on_follower_log_start(9, 5));
+}
