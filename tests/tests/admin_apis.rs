@@ -107,13 +107,20 @@ fn offsets_from_beginning(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<i6
     Ok(String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.trim().parse().ok()).collect())
 }
 
+/// Three brokers and a one-partition topic on all three holding records 0 to 99; the cluster and
+/// its bootstrap.
+fn three_brokers_with_100_records(topic: &str) -> anyhow::Result<(Cluster, String)> {
+    let cluster = Cluster::start(3, "")?;
+    let bootstrap = cluster.bootstrap();
+    cluster.create_topic(topic, 1, 3, &[])?;
+    let body: String = (0..100).map(|n| format!("record-{n}\n")).collect();
+    run("kcat", &["-b", &bootstrap, "-P", "-t", topic, "-p", "0", "-X", "acks=all"], Some(body.as_bytes()), T)?;
+    Ok((cluster, bootstrap))
+}
+
 #[test]
 fn deleted_records_stay_deleted_across_leaders_and_restarts() -> anyhow::Result<()> {
-    let mut cluster = Cluster::start(3, "")?;
-    let bootstrap = cluster.bootstrap();
-    cluster.create_topic("del", 1, 3, &[])?;
-    let body: String = (0..100).map(|n| format!("record-{n}\n")).collect();
-    run("kcat", &["-b", &bootstrap, "-P", "-t", "del", "-p", "0", "-X", "acks=all"], Some(body.as_bytes()), T)?;
+    let (mut cluster, bootstrap) = three_brokers_with_100_records("del")?;
     assert_eq!(offsets_from_beginning(&bootstrap, "del")?.len(), 100);
 
     let out =
@@ -193,11 +200,7 @@ fn deleted_records_stay_deleted_across_leaders_and_restarts() -> anyhow::Result<
 /// replica that could lead with the deleted records.
 #[test]
 fn a_delete_records_answer_means_every_in_sync_replica_moved() -> anyhow::Result<()> {
-    let mut cluster = Cluster::start(3, "")?;
-    let bootstrap = cluster.bootstrap();
-    cluster.create_topic("gone", 1, 3, &[])?;
-    let body: String = (0..100).map(|n| format!("record-{n}\n")).collect();
-    run("kcat", &["-b", &bootstrap, "-P", "-t", "gone", "-p", "0", "-X", "acks=all"], Some(body.as_bytes()), T)?;
+    let (mut cluster, _) = three_brokers_with_100_records("gone")?;
     cluster.wait_isr_full("gone", T)?;
     let leader = cluster.describe("gone")?[0].leader;
     // Followers are parked in their long-poll fetches now: nothing new to read.
