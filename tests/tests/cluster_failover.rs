@@ -325,3 +325,27 @@ fn killed_brokers_are_fenced_before_their_session_expires() -> anyhow::Result<()
     }
     Ok(())
 }
+
+/// A restarted broker's local metadata is stale: while it was down its leadership moved. Until
+/// its registration of this run reaches its metadata (then everything committed before is
+/// known), it takes no role from that stale state — above all not leader of the old epoch,
+/// which would take writes no follower fetches.
+#[test]
+fn a_restarted_leader_takes_no_role_from_stale_metadata() -> anyhow::Result<()> {
+    let t = Duration::from_secs(60);
+    let mut cluster = Cluster::start(3, "")?;
+    cluster.create_topic("stale", 1, 3, TOPIC_CONFIG)?;
+    cluster.wait_isr_full("stale", t)?;
+    let old = cluster.describe("stale")?[0].clone();
+    cluster.kill9(old.leader);
+    cluster.wait_new_leader("stale", 0, old.leader, t)?;
+    let logged = cluster.log(old.leader).len();
+    cluster.restart(old.leader)?;
+    cluster.wait_isr_full("stale", t)?;
+    let log = cluster.log(old.leader);
+    let since_restart = log.get(logged..).unwrap_or_default();
+    let stale_role = format!("became leader partition=stale-0 leader_epoch={} ", old.leader_epoch);
+    assert!(!since_restart.contains(&stale_role), "it led the old epoch again after its restart:\n{since_restart}");
+    assert!(since_restart.contains("became follower partition=stale-0"), "{since_restart}");
+    Ok(())
+}

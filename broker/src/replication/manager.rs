@@ -34,6 +34,9 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     isr_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (isr_done_tx, mut isr_done) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut isr_in_flight = 0usize;
+    if !caught_up(&broker, &mut metadata, &mut shutdown).await {
+        return;
+    }
     let mut state = metadata.borrow_and_update().clone();
     reconcile(&broker, &state, &mut fetchers).await;
     loop {
@@ -63,6 +66,36 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     }
     for (_, fetcher) in fetchers {
         fetcher.task.abort();
+    }
+}
+
+/// Waits until this broker's registration of this run is applied to its local metadata; false
+/// at shutdown. A restarted broker's metadata may be stale (leaderships moved while it was
+/// down): acting on it would make it leader of an old epoch, taking writes no follower fetches
+/// and answering produce with timeouts instead of NOT_LEADER_OR_FOLLOWER. As Kafka's brokers
+/// catch up with the metadata log before they serve, no replica or role is touched until then:
+/// everything committed before the registration is known once the registration is.
+async fn caught_up(
+    broker: &Broker,
+    metadata: &mut watch::Receiver<Arc<MetadataState>>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    let me = broker.config.node_id;
+    // The epoch is stored when the registration's proposal returns, which may be after the
+    // metadata watch fired for it: look again now and then.
+    let mut recheck = tokio::time::interval(Duration::from_millis(50));
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let epoch = broker.cluster.broker_epoch();
+        if epoch >= 0 && metadata.borrow_and_update().brokers.get(&me).is_some_and(|b| b.epoch == epoch) {
+            tracing::debug!(node_id = me, broker_epoch = epoch, "metadata caught up; taking the replicas' roles");
+            return true;
+        }
+        tokio::select! {
+            changed = metadata.changed() => if changed.is_err() { return false },
+            _ = recheck.tick() => {}
+            _ = shutdown.changed() => return false,
+        }
     }
 }
 
