@@ -203,6 +203,10 @@ impl<C: Partitions + Quorum + Settings + Telemetry + Authorize> Handler<C> for F
 /// leader epoch) and the response's `node_endpoints` with those leaders' endpoints on
 /// `listener` (KIP-951, Fetch v16+).
 fn name_leaders<C: Quorum + ?Sized>(ctx: &C, listener: &str, mut response: FetchResponse) -> FetchResponse {
+    // The usual answer refuses nothing: no metadata snapshot for it.
+    if !response.responses.iter().flat_map(|t| &t.partitions).any(|p| names_leader(p.error_code)) {
+        return response;
+    }
     let mut leaders = Leaders::new(ctx.metadata(), listener);
     for topic in &mut response.responses {
         // By id too the topic carries its name: fetch() fills it from the metadata.

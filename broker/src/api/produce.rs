@@ -173,6 +173,10 @@ impl<C: Partitions + Quorum + Telemetry + Authorize> Handler<C> for ProduceReque
 /// Fills `current_leader` of every partition refused for leadership and the response's
 /// `node_endpoints` with those leaders' endpoints on `listener` (KIP-951, Produce v10+).
 fn name_leaders<C: Quorum + ?Sized>(ctx: &C, listener: &str, mut response: ProduceResponse) -> ProduceResponse {
+    // The usual answer refuses nothing: no metadata snapshot for it.
+    if !response.responses.iter().flat_map(|t| &t.partition_responses).any(|p| names_leader(p.error_code)) {
+        return response;
+    }
     let mut leaders = Leaders::new(ctx.metadata(), listener);
     for topic in &mut response.responses {
         for partition in topic.partition_responses.iter_mut().filter(|p| names_leader(p.error_code)) {

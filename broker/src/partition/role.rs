@@ -251,27 +251,12 @@ impl Partition {
     /// `offset` (they take the leader's on their next fetch). False on a timeout or when this
     /// broker no longer leads.
     pub async fn wait_isr_log_start(&self, offset: i64, timeout: std::time::Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut reports = self.follower_log_starts.subscribe();
-        loop {
-            reports.borrow_and_update();
-            match &*self.role() {
-                Role::Leader(state) if state.isr_log_start_reached(offset) => return true,
-                Role::Leader(_) => {}
-                _ => return false,
-            }
-            let now = tokio::time::Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            // The periodic wake-up notices an ISR shrink and a lost leadership, which no report
-            // announces.
-            let nap = (deadline - now).min(std::time::Duration::from_millis(100));
-            tokio::select! {
-                _ = reports.changed() => {}
-                _ = tokio::time::sleep(nap) => {}
-            }
-        }
+        let answer = recheck_until(self.follower_log_starts.subscribe(), timeout, || match &*self.role() {
+            Role::Leader(state) if state.isr_log_start_reached(offset) => Some(true),
+            Role::Leader(_) => None,
+            _ => Some(false),
+        });
+        answer.await.unwrap_or(false)
     }
 
     /// Whether an acks=all write ending below `required_offset` may be acknowledged.
@@ -294,25 +279,13 @@ impl Partition {
         min_insync_replicas: usize,
         timeout: std::time::Duration,
     ) -> AckWait {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut high_watermark = self.subscribe_high_watermark();
-        loop {
-            high_watermark.borrow_and_update();
+        let answer = recheck_until(self.subscribe_high_watermark(), timeout, || {
             match self.ack_status(required_offset, min_insync_replicas) {
-                AckWait::Waiting => {}
-                other => return other,
+                AckWait::Waiting => None,
+                other => Some(other),
             }
-            let now = tokio::time::Instant::now();
-            if now >= deadline {
-                return AckWait::Waiting;
-            }
-            // The periodic wake-up notices a lost leadership, which moves no high watermark.
-            let nap = (deadline - now).min(std::time::Duration::from_millis(100));
-            tokio::select! {
-                _ = high_watermark.changed() => {}
-                _ = tokio::time::sleep(nap) => {}
-            }
-        }
+        });
+        answer.await.unwrap_or(AckWait::Waiting)
     }
 
     /// Leader side of a follower fetch: checks the epochs, detects a divergent follower log, and
@@ -467,6 +440,31 @@ impl Partition {
         self.flushed_offset.send_replace(offset);
         self.publish_high_watermark(offset);
         Ok(())
+    }
+}
+
+/// Calls `check` now, whenever `changes` moves, and at least every 100 ms (a lost leadership or
+/// an ISR shrink moves no watch), until it answers; None once `timeout` passed without one.
+async fn recheck_until<W, T>(
+    mut changes: tokio::sync::watch::Receiver<W>,
+    timeout: std::time::Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        changes.borrow_and_update();
+        if let Some(answer) = check() {
+            return Some(answer);
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        let nap = (deadline - now).min(std::time::Duration::from_millis(100));
+        tokio::select! {
+            _ = changes.changed() => {}
+            _ = tokio::time::sleep(nap) => {}
+        }
     }
 }
 
