@@ -16,7 +16,7 @@
 #    max_in_flight = IN_FLIGHT, no gzip) from a fresh
 #    group into database `sink`; timed from its "partitions assigned" log line (the group join,
 #    held 3 s by the broker for a new group, is left out) until its records_forwarded_total
-#    reaches POINTS (polled every 0.1 s); its CPU (/proc/PID/stat) and peak
+#    reaches POINTS (polled every 0.1 s); its CPU and minor page faults (/proc/PID/stat) and peak
 #    RSS (VmHWM) then; both databases must then hold POINTS points;
 # 6. steps 4 and 5 again, REPEATS times in all (default 4), odd rounds direct first, even rounds
 #    the sink first; each run starts once influxd is quiet (its compactions after the last run
@@ -68,6 +68,8 @@ read -r kafka admin influx_http influx_rpc es_port metrics_port <<<"$(free_ports
 bootstrap=127.0.0.1:$kafka
 clk_tck=$(getconf CLK_TCK)
 cpu_seconds() { sed 's/^.*) //' "/proc/$1/stat" | awk -v h="$clk_tck" '{printf "%.2f", ($12 + $13) / h}'; }
+# Minor page faults (memory touched for the first time since it was mapped): each costs kernel time.
+minor_faults() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $8}'; }
 status_mib() { awk -v k="$2:" '$1 == k {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 now() { date +%s.%N; }
 cpu_delta() { awk -v a="$2" -v b="$(cpu_seconds "$1")" 'BEGIN{printf "%.2f", b - a}'; }
@@ -147,7 +149,7 @@ run_sink() { # NAME KIND TARGET COUNT — prints "seconds cpu_s peak_rss_mib"
     sleep 0.1
   done
   end=$(now)
-  echo "$(awk -v a="$start" -v b="$end" 'BEGIN{printf "%.2f", b - a}') $(cpu_seconds "$sink_pid") $(status_mib "$sink_pid" VmHWM) $(cpu_delta "$influxd_pid" "$influx_cpu0") $(cpu_delta "$broker_pid" "$broker_cpu0")"
+  echo "$(awk -v a="$start" -v b="$end" 'BEGIN{printf "%.2f", b - a}') $(cpu_seconds "$sink_pid") $(status_mib "$sink_pid" VmHWM) $(cpu_delta "$influxd_pid" "$influx_cpu0") $(cpu_delta "$broker_pid" "$broker_cpu0") $(minor_faults "$sink_pid")"
   kill "$sink_pid"
   wait "$sink_pid" 2>/dev/null || true
 }
@@ -176,7 +178,7 @@ for r in $(seq "$repeats"); do
   # Alternating which goes first, so neither always meets a warmer (or busier) InfluxDB.
   if [ $((r % 2)) = 0 ]; then
     wait_influx_quiet
-    read -r sink_secs sink_cpu sink_rss sink_influx_cpu sink_broker_cpu <<<"$(run_sink "influx$r" influxdb "sink$r" "$points")"
+    read -r sink_secs sink_cpu sink_rss sink_influx_cpu sink_broker_cpu sink_faults <<<"$(run_sink "influx$r" influxdb "sink$r" "$points")"
   fi
   wait_influx_quiet
   direct_influx_cpu0=$(cpu_seconds "$influxd_pid")
@@ -185,19 +187,19 @@ for r in $(seq "$repeats"); do
   direct_rate=$(awk -v n="$n" -v s="$secs" 'BEGIN{printf "%.0f", n / s}')
   if [ $((r % 2)) = 1 ]; then
     wait_influx_quiet
-    read -r sink_secs sink_cpu sink_rss sink_influx_cpu sink_broker_cpu <<<"$(run_sink "influx$r" influxdb "sink$r" "$points")"
+    read -r sink_secs sink_cpu sink_rss sink_influx_cpu sink_broker_cpu sink_faults <<<"$(run_sink "influx$r" influxdb "sink$r" "$points")"
   fi
   sink_rate=$(awk -v n="$points" -v s="$sink_secs" 'BEGIN{printf "%.0f", n / s}')
   stored_direct=$(count_points "direct$r")
   stored_sink=$(count_points "sink$r")
-  echo "round $r: direct $direct_rate points/s ($secs s, influxd $direct_influx_cpu CPU s); sink $sink_rate points/s ($sink_secs s, $sink_cpu CPU s, peak RSS $sink_rss MiB; influxd $sink_influx_cpu, broker $sink_broker_cpu CPU s); ratio $(awk -v a="$sink_rate" -v b="$direct_rate" 'BEGIN{printf "%.2f", a / b}'); stored $stored_direct / $stored_sink"
+  echo "round $r: direct $direct_rate points/s ($secs s, influxd $direct_influx_cpu CPU s); sink $sink_rate points/s ($sink_secs s, $sink_cpu CPU s, peak RSS $sink_rss MiB, $sink_faults minor faults; influxd $sink_influx_cpu, broker $sink_broker_cpu CPU s); ratio $(awk -v a="$sink_rate" -v b="$direct_rate" 'BEGIN{printf "%.2f", a / b}'); stored $stored_direct / $stored_sink"
   [ "$stored_direct" = "$points" ] && [ "$stored_sink" = "$points" ] || { echo "point counts differ from $points" >&2; exit 1; }
 done
 
 if [ "$log_records" -gt 0 ]; then
-  read -r es_secs es_cpu es_rss _ _ <<<"$(run_sink es elasticsearch logs-bench "$log_records")"
+  read -r es_secs es_cpu es_rss _ _ es_faults <<<"$(run_sink es elasticsearch logs-bench "$log_records")"
   docs=$(curl -sf "http://127.0.0.1:$es_port/logs-bench/_count" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')
-  echo "elasticsearch test server: $(awk -v n="$log_records" -v s="$es_secs" 'BEGIN{printf "%.0f", n / s}') documents/s ($es_secs s, $es_cpu CPU s, peak RSS $es_rss MiB); $docs documents stored"
+  echo "elasticsearch test server: $(awk -v n="$log_records" -v s="$es_secs" 'BEGIN{printf "%.0f", n / s}') documents/s ($es_secs s, $es_cpu CPU s, peak RSS $es_rss MiB, $es_faults minor faults); $docs documents stored"
 fi
 echo "seconds waited for a quiet InfluxDB before each run: ${quiet_waits[*]}"
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -6,6 +6,8 @@
 //!   committing only what the destination accepted, rebalances and draining.
 //! - [`destination`]: the trait each destination implements; [`elasticsearch`], [`influxdb`]
 //!   and [`file`](mod@file) implement it, the first two over the request shell in [`http`].
+//! - `scan`: the strict, allocation-free JSON reader both encoders pick fields with; `rfc3339`:
+//!   their reading of `@timestamp`.
 //! - [`status`]: each sink's status records for `millrace top` (the status crate).
 //! - [`dead_letter`]: the dead-letter topic. [`retry`]: backoff. [`metrics`]: `/metrics`, served
 //!   by the metrics-endpoint crate with bounded heads, times and connections.
@@ -19,6 +21,8 @@ pub mod influxdb;
 pub mod metrics;
 pub mod record;
 pub mod retry;
+pub(crate) mod rfc3339;
+pub(crate) mod scan;
 pub mod status;
 pub mod worker;
 

@@ -252,6 +252,40 @@ pub fn prometheus(data: &[u8]) {
     let _ = millrace_agent::inputs::prometheus::parse_text(&text, now());
 }
 
+/// The bulk encoder's in-place reading of a document's fields agrees with serde_json's parse:
+/// every document serde_json reads as an object is read in place too, with the same fields.
+/// (The reverse need not hold: in place, skipped values have no depth limit and their numbers
+/// no range check, as with serde's own skipping.)
+fn same_fields_as_serde(json: &[u8]) {
+    use millrace_sinks::elasticsearch::doc::{Fields, Leaf, Wanted};
+    const PATHS: [&[&str]; 8] = [
+        &["@timestamp"],
+        &["host", "name"],
+        &["log", "file", "inode"],
+        &["log", "file", "fingerprint"],
+        &["log", "offset"],
+        &["event", "dataset"],
+        &["event"],
+        &["a"],
+    ];
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(json) else { return };
+    let value = serde_json::Value::Object(map);
+    let wanted = Wanted::new(PATHS.iter().map(|p| p.to_vec()));
+    let found = wanted.find(json).expect("an object serde_json reads is read in place too");
+    for path in PATHS {
+        let (ours, theirs) = (found.leaf(path.iter().copied()), value.leaf(path.iter().copied()));
+        let same = match (&ours, &theirs) {
+            // serde_json's default float parsing is not always correctly rounded.
+            (Some(Leaf::Number(a)), Some(Leaf::Number(b))) if a.is_f64() && b.is_f64() => {
+                let (a, b) = (a.as_f64().unwrap_or(f64::NAN), b.as_f64().unwrap_or(f64::NAN));
+                a == b || (a - b).abs() <= a.abs().max(b.abs()) * 1e-15
+            }
+            _ => ours == theirs,
+        };
+        assert!(same, "{path:?}: in place {ours:?}, serde_json {theirs:?}");
+    }
+}
+
 /// A record a sink consumed: the InfluxDB encoder (its JSON scanner and line-protocol writer) at
 /// the precision the first byte picks, and the Elasticsearch bulk encoder. What they write must
 /// keep its framing: one line for InfluxDB, an action line and a source line for a bulk request.
@@ -302,6 +336,7 @@ pub fn sink_records(data: &[u8]) {
             "an index name Elasticsearch refuses: {name:?}"
         );
     }
+    same_fields_as_serde(json);
     // The same for a data stream, where a document without a time gets the record's.
     bulk_body.clear();
     if bulk::encode_for_stream(&record, &IndexName::parse("logs-app-default").expect("a name"), &mut bulk_body).is_ok()

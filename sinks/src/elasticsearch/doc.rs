@@ -1,12 +1,13 @@
 //! The few fields of a JSON document that the bulk encoding reads — its `_id` parts,
 //! `@timestamp` and the index name's fields — through one trait, over either a parsed
 //! [`serde_json::Value`] or [`Found`]: those fields picked out of the record's bytes in one pass
-//! that builds nothing else, for a document that is then sent as it came.
+//! that builds nothing else, for a document that is then sent as it came. The pass uses the
+//! sinks' own JSON reader (`crate::scan`): through serde, every member name and skipped value
+//! went through its visitor machinery, about half of the encoder's instructions.
 
-use serde::de::{Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use crate::scan::{Scalar, Scanner};
 use serde_json::{Number, Value};
 use std::borrow::Cow;
-use std::fmt;
 
 /// A scalar found at a path.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,10 +99,13 @@ impl Wanted {
     /// The wanted fields of `bytes`, if they are one JSON object (else None: the caller parses
     /// them fully, which also says what is wrong). Nothing but those fields is kept.
     pub fn find<'a>(&'a self, bytes: &'a [u8]) -> Option<Found<'a>> {
+        let mut scanner = Scanner::new(bytes).ok()?;
+        if !scanner.at_object() {
+            return None;
+        }
         let mut slots = vec![None; self.slots];
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        de.deserialize_map(Walk { node: &self.root, slots: &mut slots }).ok()?;
-        de.end().ok()?;
+        walk(&mut scanner, &self.root, &mut slots).ok()?;
+        scanner.finish().ok()?;
         Some(Found { wanted: self, slots })
     }
 
@@ -145,122 +149,59 @@ impl Fields for Found<'_> {
     }
 }
 
-/// Walks one JSON value against a node of the tree, filling the slots it reaches.
-struct Walk<'w, 's, 'a> {
-    node: &'w Node,
-    slots: &'s mut Vec<Option<Leaf<'a>>>,
-}
-
-impl<'de: 'a, 'a> DeserializeSeed<'de> for Walk<'_, '_, 'a> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'a> Walk<'_, '_, 'a> {
-    fn set(self, leaf: Leaf<'a>) {
-        if let Some(slot) = self.node.slot.and_then(|s| self.slots.get_mut(s)) {
-            *slot = Some(leaf);
-        }
-    }
-}
-
-impl<'de: 'a, 'a> Visitor<'de> for Walk<'_, '_, 'a> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<(), E> {
-        self.set(Leaf::Str(Cow::Borrowed(v)));
-        Ok(())
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<(), E> {
-        self.set(Leaf::Str(Cow::Owned(v.to_string())));
-        Ok(())
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
-        self.set(Leaf::Number(v.into()));
-        Ok(())
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
-        self.set(Leaf::Number(v.into()));
-        Ok(())
-    }
-
-    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
-        if let Some(n) = Number::from_f64(v) {
-            self.set(Leaf::Number(n));
-        }
-        Ok(())
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<(), E> {
-        self.set(Leaf::Bool(v));
-        Ok(())
-    }
-
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            match self.node.children.iter().find(|(k, _)| *k == *key) {
+/// Reads one JSON value against a node of the tree, filling the slots it reaches. Recursion
+/// follows only the tree (a few levels); everything else is skipped without it.
+fn walk<'a>(scanner: &mut Scanner<'a>, node: &Node, slots: &mut [Option<Leaf<'a>>]) -> Result<(), String> {
+    if scanner.at_object() {
+        let mut object = scanner.begin_object()?;
+        while let Some(key) = scanner.next_key(&mut object)? {
+            match node.children.iter().find(|(name, _)| scanner.is(key, name)) {
                 Some((_, child)) => {
                     // A member given again replaces what the first one held, as in a parsed
                     // `Value` the last one wins.
-                    for slot in self.slots.iter_mut().take(child.end_slot).skip(child.first_slot) {
+                    for slot in slots.iter_mut().take(child.end_slot).skip(child.first_slot) {
                         *slot = None;
                     }
-                    map.next_value_seed(Walk { node: child, slots: &mut *self.slots })?;
+                    walk(scanner, child, slots)?;
                 }
-                None => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+                None => scanner.skip_value()?,
             }
         }
-        Ok(())
+        return Ok(());
     }
+    if scanner.at_array() {
+        return scanner.skip_value();
+    }
+    let leaf = match scanner.value()? {
+        Scalar::Text(span) => Some(Leaf::Str(scanner.text(span))),
+        Scalar::Number { text, integer } => {
+            // A number out of a float's range is an error, as when serde_json parses it.
+            Some(Leaf::Number(json_number(&scanner.text(text), integer).ok_or("number out of range")?))
+        }
+        Scalar::Bool(b) => Some(Leaf::Bool(b)),
+        Scalar::Null | Scalar::Composite => None,
+    };
+    if let (Some(slot), Some(leaf)) = (node.slot.and_then(|s| slots.get_mut(s)), leaf) {
+        *slot = Some(leaf);
+    }
+    Ok(())
 }
 
-/// A member name, borrowed from the record unless it holds escapes. (serde's own `Cow<str>`
-/// always copies: an allocation per member of every document.)
-struct Key<'de>(Cow<'de, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Key<'de>, D::Error> {
-        deserializer.deserialize_str(KeyVisitor)
+/// A JSON number's text as serde_json reads it: an unsigned or negative integer while it fits,
+/// else a float (so is `-0`, which keeps its sign); None beyond a float's range.
+fn json_number(text: &str, integer: bool) -> Option<Number> {
+    if integer {
+        if !text.starts_with('-') {
+            if let Ok(n) = text.parse::<u64>() {
+                return Some(n.into());
+            }
+        } else if let Ok(n) = text.parse::<i64>() {
+            if n != 0 {
+                return Some(n.into());
+            }
+        }
     }
-}
-
-struct KeyVisitor;
-
-impl<'de> Visitor<'de> for KeyVisitor {
-    type Value = Key<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a member name")
-    }
-
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
-        Ok(Key(Cow::Borrowed(v)))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
-        Ok(Key(Cow::Owned(v.to_string())))
-    }
+    text.parse::<f64>().ok().and_then(Number::from_f64)
 }
 
 #[cfg(test)]

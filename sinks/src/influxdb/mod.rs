@@ -9,7 +9,6 @@
 
 pub mod line_protocol;
 pub mod lines;
-mod scan;
 pub mod telegraf_json;
 
 use crate::destination::{Destination, Verdict, WriteFailure};

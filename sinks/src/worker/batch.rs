@@ -46,6 +46,15 @@ impl Batch {
         }
     }
 
+    /// Empties the batch for reuse, keeping its buffers' capacity: a batch's buffers run to
+    /// megabytes, and allocating them afresh for every batch cost a page fault per 4 KiB touched.
+    pub fn clear(&mut self) {
+        self.items.clear();
+        self.originals.clear();
+        self.encoded.clear();
+        self.started = None;
+    }
+
     /// Records in the batch.
     pub fn len(&self) -> usize {
         self.items.len()
@@ -222,6 +231,22 @@ mod tests {
         assert_eq!((refused.topic, refused.partition, refused.offset), ("logs", 0, 6));
         assert_eq!((refused.key, refused.payload, refused.timestamp_ms), (Some(&b"k"[..]), &b"bad two"[..], Some(60)));
         assert_eq!(batch.record(2).key, None);
+    }
+
+    #[test]
+    fn a_cleared_batch_is_empty_and_keeps_its_buffers() {
+        let topic: Arc<str> = Arc::from("logs");
+        let mut batch = Batch::default();
+        for offset in 0..100 {
+            batch.push(&topic, &record("logs", 0, offset, b"some payload"), &Echo);
+        }
+        let capacity = (batch.originals.capacity(), batch.encoded.capacity(), batch.items.capacity());
+        batch.clear();
+        assert!(batch.is_empty() && batch.started().is_none() && batch.encoded_bytes() == 0);
+        assert!(batch.commit_offsets().is_empty());
+        assert_eq!((batch.originals.capacity(), batch.encoded.capacity(), batch.items.capacity()), capacity);
+        batch.push(&topic, &record("logs", 1, 7, b"again"), &Echo);
+        assert_eq!((batch.len(), batch.record(0).payload, batch.encoded(0)), (1, &b"again"[..], Ok(&b"again\n"[..])));
     }
 
     #[test]

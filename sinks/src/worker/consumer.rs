@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 
 /// How long a revocation waits for the batches in flight.
 const REVOKE_WAIT: Duration = Duration::from_secs(15);
+/// Emptied batches kept for reuse.
+const SPARE_BATCHES: usize = 2;
 /// How often librdkafka reports statistics (the lag gauges come from them).
 const STATISTICS_INTERVAL_MS: &str = "2000";
 
@@ -35,6 +37,8 @@ pub struct Shared {
     revocations_pending: AtomicBool,
     /// Batches the writer holds and the offsets ready to commit.
     commits: Mutex<Commits>,
+    /// Written batches, emptied, for the consumer thread to fill again.
+    spare: Mutex<Vec<Batch>>,
     /// Signalled when the writer holds no batch.
     idle: Condvar,
     metrics: Arc<SinkMetrics>,
@@ -48,6 +52,7 @@ impl Shared {
             revoked: Mutex::default(),
             revocations_pending: AtomicBool::new(false),
             commits: Mutex::default(),
+            spare: Mutex::default(),
             idle: Condvar::new(),
             metrics,
         }
@@ -74,6 +79,22 @@ impl Shared {
         if commits.outstanding() == 0 {
             self.idle.notify_all();
         }
+    }
+
+    /// Hands a batch the writer is done with back for reuse.
+    pub fn recycle(&self, mut batch: Batch) {
+        batch.clear();
+        let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
+        // As many as can be in use at once are allocated anyway; more would only hold memory.
+        if spare.len() < SPARE_BATCHES {
+            spare.push(batch);
+        }
+    }
+
+    /// An empty batch to fill: a recycled one if there is one.
+    fn next_batch(&self, previous: &Batch) -> Batch {
+        let spare = self.spare.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        spare.unwrap_or_else(|| Batch::sized_like(previous))
     }
 
     /// Commits what became committable since the last commit.
@@ -288,7 +309,7 @@ pub fn read_loop<D: Destination>(
             || batch.encoded_bytes() as u64 >= common.batch_max_bytes.0
             || (check_time && batch.started().is_some_and(|s| s.elapsed() >= max_wait));
         if due {
-            let next = Batch::sized_like(&batch);
+            let next = shared.next_batch(&batch);
             let (records, send_start) = (batch.len(), Instant::now());
             if batches.blocking_send(std::mem::replace(&mut batch, next)).is_err() {
                 return;

@@ -28,7 +28,6 @@ use crate::SinkError;
 use batch::Batch;
 use consumer::{create_consumer, read_loop, Shared};
 use futures_util::stream::{FuturesOrdered, StreamExt};
-use futures_util::FutureExt;
 use millrace_config::sink::{Common, SourceSettings};
 use rdkafka::consumer::{CommitMode, Consumer};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -117,12 +116,17 @@ pub async fn run<D: Destination>(
             batch = batches.recv(), if !reader_done && in_flight.len() < common.max_in_flight => match batch {
                 Some(batch) => {
                     let ticket = shared.batch_taken(batch.commit_offsets());
-                    in_flight.push_back(writer.deliver(batch).map(move |delivery| (ticket, delivery)));
+                    let writer = &writer;
+                    in_flight.push_back(async move {
+                        let delivery = writer.deliver(&batch).await;
+                        (ticket, delivery, batch)
+                    });
                 }
                 None => reader_done = true,
             },
-            Some((ticket, delivery)) = in_flight.next(), if !in_flight.is_empty() => {
+            Some((ticket, delivery, batch)) = in_flight.next(), if !in_flight.is_empty() => {
                 shared.batch_finished(ticket, delivery == Delivery::Written);
+                shared.recycle(batch);
             },
             // Without waiting for the answer: commits go out in order on the coordinator
             // connection; a failure is logged by the commit callback.

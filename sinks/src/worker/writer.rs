@@ -53,7 +53,7 @@ impl<D: Destination, L: DeadLetters> Writer<D, L> {
 
     /// Writes `batch`: records refused for now are written again until they are accepted, those
     /// refused for good (or that could not be encoded) go to the dead letters.
-    pub async fn deliver(&self, batch: Batch) -> Delivery {
+    pub async fn deliver(&self, batch: &Batch) -> Delivery {
         let started = Instant::now();
         let sink = self.name.as_str();
         let records = batch.len();
@@ -326,7 +326,7 @@ mod tests {
     #[tokio::test]
     async fn an_accepted_batch_is_written_once() {
         let setup = Setup::new(FakeDestination::new(accept_all), Some(FakeDeadLetters::default()));
-        let delivery = setup.writer.deliver(setup.batch(&["a", "b", "c"])).await;
+        let delivery = setup.writer.deliver(&setup.batch(&["a", "b", "c"])).await;
         assert_eq!(delivery, Delivery::Written);
         assert_eq!(setup.writer.destination.sent(), strings(&[&["a", "b", "c"]]));
         assert_eq!((setup.forwarded(), setup.retried(), setup.write_failures(), setup.dead_lettered()), (3, 0, 0, 0));
@@ -346,7 +346,7 @@ mod tests {
             })
         });
         let setup = Setup::new(destination, Some(FakeDeadLetters::default()));
-        let delivery = setup.writer.deliver(setup.batch(&["a", "b", "c", "d"])).await;
+        let delivery = setup.writer.deliver(&setup.batch(&["a", "b", "c", "d"])).await;
         assert_eq!(delivery, Delivery::Written);
         assert_eq!(setup.writer.destination.sent(), strings(&[&["a", "b", "c", "d"], &["b", "d"], &["b"]]));
         assert_eq!((setup.forwarded(), setup.retried(), setup.write_failures()), (4, 3, 0));
@@ -365,7 +365,7 @@ mod tests {
         // A backoff far longer than the test: only the destination's Retry-After can be waited.
         setup.writer.backoff = (Duration::from_secs(600), Duration::from_secs(600));
         let started = Instant::now();
-        let delivery = tokio::time::timeout(Duration::from_secs(60), setup.writer.deliver(setup.batch(&["a", "b"])))
+        let delivery = tokio::time::timeout(Duration::from_secs(60), setup.writer.deliver(&setup.batch(&["a", "b"])))
             .await
             .unwrap();
         assert_eq!(delivery, Delivery::Written);
@@ -385,7 +385,7 @@ mod tests {
         let mut setup = Setup::new(destination, None);
         setup.writer.backoff = (Duration::from_millis(10), Duration::from_millis(40));
         let started = Instant::now();
-        assert_eq!(setup.writer.deliver(setup.batch(&["a"])).await, Delivery::Written);
+        assert_eq!(setup.writer.deliver(&setup.batch(&["a"])).await, Delivery::Written);
         // At least half of each ceiling: 5 + 10 + 20 ms.
         assert!(started.elapsed() >= Duration::from_millis(35), "{:?}", started.elapsed());
         assert_eq!((setup.writer.destination.sent().len(), setup.write_failures()), (4, 3));
@@ -403,7 +403,7 @@ mod tests {
                 .collect())
         });
         let setup = Setup::new(destination, Some(FakeDeadLetters::default()));
-        let delivery = setup.writer.deliver(setup.batch(&["ok", "bad record", "conflict", "fine"])).await;
+        let delivery = setup.writer.deliver(&setup.batch(&["ok", "bad record", "conflict", "fine"])).await;
         assert_eq!(delivery, Delivery::Written);
         assert_eq!(setup.writer.destination.sent(), strings(&[&["ok", "conflict", "fine"]]), "unencodable not sent");
         let kept = setup.kept();
@@ -429,7 +429,7 @@ mod tests {
             _ => Ok(vec![Verdict::Accepted; items.len()]),
         });
         let setup = Setup::new(destination, Some(FakeDeadLetters::default()));
-        assert_eq!(setup.writer.deliver(setup.batch(&["x", "y", "z"])).await, Delivery::Written);
+        assert_eq!(setup.writer.deliver(&setup.batch(&["x", "y", "z"])).await, Delivery::Written);
         assert_eq!(setup.writer.destination.sent(), strings(&[&["x", "y", "z"], &["y"]]));
         let kept: Vec<(String, String)> =
             setup.kept().into_iter().map(|(origin, _, _, error)| (origin, error)).collect();
@@ -441,14 +441,14 @@ mod tests {
     async fn without_a_dead_letter_topic_refused_records_are_counted_and_skipped() {
         let destination = FakeDestination::new(|_, items| Ok(vec![Verdict::Reject("no".into()); items.len()]));
         let setup = Setup::new(destination, None);
-        assert_eq!(setup.writer.deliver(setup.batch(&["a", "bad"])).await, Delivery::Written);
+        assert_eq!(setup.writer.deliver(&setup.batch(&["a", "bad"])).await, Delivery::Written);
         assert_eq!((setup.forwarded(), setup.dead_lettered()), (0, 2));
     }
 
     #[tokio::test]
     async fn a_batch_of_unencodable_records_never_reaches_the_destination() {
         let setup = Setup::new(FakeDestination::new(accept_all), Some(FakeDeadLetters::default()));
-        assert_eq!(setup.writer.deliver(setup.batch(&["bad one", "bad two"])).await, Delivery::Written);
+        assert_eq!(setup.writer.deliver(&setup.batch(&["bad one", "bad two"])).await, Delivery::Written);
         assert!(setup.writer.destination.sent().is_empty());
         assert_eq!(setup.kept().len(), 2);
     }
@@ -457,7 +457,7 @@ mod tests {
     async fn a_dead_letter_is_sent_again_until_the_topic_takes_it() {
         let destination = FakeDestination::new(|_, items| Ok(vec![Verdict::Reject("no".into()); items.len()]));
         let setup = Setup::new(destination, Some(FakeDeadLetters { failures: 2, ..FakeDeadLetters::default() }));
-        assert_eq!(setup.writer.deliver(setup.batch(&["a"])).await, Delivery::Written);
+        assert_eq!(setup.writer.deliver(&setup.batch(&["a"])).await, Delivery::Written);
         let dead_letters = setup.writer.dead_letters.as_ref().unwrap();
         assert_eq!(dead_letters.attempts.load(Ordering::SeqCst), 3);
         assert_eq!(setup.kept().len(), 1);
@@ -471,7 +471,7 @@ mod tests {
             _ => accept_all(call, items),
         });
         let setup = Setup::new(destination, None);
-        assert_eq!(setup.writer.deliver(setup.batch(&["a", "b"])).await, Delivery::Written);
+        assert_eq!(setup.writer.deliver(&setup.batch(&["a", "b"])).await, Delivery::Written);
         assert_eq!(setup.writer.destination.sent(), strings(&[&["a", "b"], &["a", "b"]]));
         assert_eq!((setup.forwarded(), setup.write_failures()), (2, 1));
     }
@@ -480,12 +480,13 @@ mod tests {
     async fn the_drain_deadline_abandons_a_batch_the_destination_keeps_refusing() {
         let destination = FakeDestination::new(|_, _| Err(failure("HTTP 503", None)));
         let setup = Setup::new(destination, None);
-        let (delivery, ()) = tokio::join!(setup.writer.deliver(setup.batch(&["a"])), setup.abandon_after(30));
+        let batch = setup.batch(&["a"]);
+        let (delivery, ()) = tokio::join!(setup.writer.deliver(&batch), setup.abandon_after(30));
         assert_eq!(delivery, Delivery::Abandoned);
         assert!(setup.writer.destination.sent().len() > 1, "retried until the deadline");
         // Past the deadline, a batch gets one attempt.
         let tries = setup.writer.destination.sent().len();
-        assert_eq!(setup.writer.deliver(setup.batch(&["b"])).await, Delivery::Abandoned);
+        assert_eq!(setup.writer.deliver(&setup.batch(&["b"])).await, Delivery::Abandoned);
         assert_eq!(setup.writer.destination.sent().len(), tries + 1);
     }
 
@@ -494,7 +495,8 @@ mod tests {
         let destination = FakeDestination::new(|_, items| Ok(vec![Verdict::Reject("no".into()); items.len()]));
         let setup =
             Setup::new(destination, Some(FakeDeadLetters { failures: usize::MAX, ..FakeDeadLetters::default() }));
-        let (delivery, ()) = tokio::join!(setup.writer.deliver(setup.batch(&["a", "b"])), setup.abandon_after(30));
+        let batch = setup.batch(&["a", "b"]);
+        let (delivery, ()) = tokio::join!(setup.writer.deliver(&batch), setup.abandon_after(30));
         assert_eq!(delivery, Delivery::Abandoned);
         assert!(setup.kept().is_empty());
     }

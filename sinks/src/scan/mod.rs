@@ -65,6 +65,41 @@ fn plain_run(bytes: &[u8]) -> Option<usize> {
     chunks.remainder().iter().position(|&b| b < 0x20 || b == b'"' || b == b'\\').map(|i| offset + i)
 }
 
+/// The composites [`Scanner::skip_value`] is inside, innermost last: whether each is an object.
+/// The first 64 levels are bits of a word, so skipping allocates only for deeper documents.
+#[derive(Default)]
+struct OpenComposites {
+    depth: usize,
+    bits: u64,
+    deeper: Vec<bool>,
+}
+
+impl OpenComposites {
+    fn push(&mut self, object: bool) {
+        if self.depth < 64 {
+            self.bits = (self.bits & !(1 << self.depth)) | (u64::from(object) << self.depth);
+        } else {
+            self.deeper.push(object);
+        }
+        self.depth += 1;
+    }
+
+    fn last(&self) -> Option<bool> {
+        match self.depth {
+            0 => None,
+            d if d <= 64 => Some(self.bits >> (d - 1) & 1 == 1),
+            _ => self.deeper.last().copied(),
+        }
+    }
+
+    fn pop(&mut self) {
+        if self.depth > 64 {
+            self.deeper.pop();
+        }
+        self.depth = self.depth.saturating_sub(1);
+    }
+}
+
 /// Reads one JSON text from the front.
 pub struct Scanner<'a> {
     text: &'a str,
@@ -158,6 +193,11 @@ impl<'a> Scanner<'a> {
         self.peek() == Some(b'{')
     }
 
+    /// Whether the next value is an array.
+    pub fn at_array(&mut self) -> bool {
+        self.peek() == Some(b'[')
+    }
+
     /// Enters an object (the next value must be one); its keys are then read with `next_key`.
     pub fn begin_object(&mut self) -> Result<Object, String> {
         self.expect(b'{')?;
@@ -240,6 +280,76 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// Skips the next value whatever its nesting, without recursion: only its grammar is checked
+    /// (a document's depth is for its destination to judge; Elasticsearch has its own limit).
+    pub fn skip_value(&mut self) -> Result<(), String> {
+        let mut open = OpenComposites::default();
+        loop {
+            match self.peek() {
+                Some(first @ (b'{' | b'[')) => {
+                    self.pos += 1;
+                    let object = first == b'{';
+                    if self.peek() == Some(if object { b'}' } else { b']' }) {
+                        self.pos += 1;
+                    } else {
+                        open.push(object);
+                        if object {
+                            self.member_name()?;
+                        }
+                        continue;
+                    }
+                }
+                // A scalar: no recursion below this depth.
+                _ => {
+                    if let Scalar::Number { text, integer } = self.value_at(0)? {
+                        self.check_range(text, integer)?;
+                    }
+                }
+            }
+            // After a value: close what ends here, then go on to the next member or element.
+            loop {
+                let Some(object) = open.last() else { return Ok(()) };
+                let close = if object { b'}' } else { b']' };
+                match self.peek() {
+                    Some(b',') => {
+                        self.pos += 1;
+                        if object {
+                            self.member_name()?;
+                        }
+                        break;
+                    }
+                    Some(b) if b == close => {
+                        self.pos += 1;
+                        open.pop();
+                    }
+                    _ => return Err(self.expected_separator(close)),
+                }
+            }
+        }
+    }
+
+    /// Refuses a number beyond a float's range, as serde_json does even in a value it skips
+    /// (a document holding one is refused rather than sent on).
+    fn check_range(&self, span: Span, integer: bool) -> Result<(), String> {
+        let text = &self.text[span.start..span.end];
+        // Under 300 digits without an exponent is always in range: no parse.
+        let plainly_finite = text.len() < 300 && (integer || !text.contains(['e', 'E']));
+        if plainly_finite || text.parse::<f64>().is_ok_and(f64::is_finite) {
+            Ok(())
+        } else {
+            Err(format!("number out of range at byte {}", span.start))
+        }
+    }
+
+    /// A member's name and its `:`, skipped.
+    fn member_name(&mut self) -> Result<(), String> {
+        if self.peek() != Some(b'"') {
+            return Err(self.error("expected a key"));
+        }
+        self.string()?;
+        self.expect(b':')
+    }
+
     #[cold]
     #[inline(never)]
     fn expected_separator(&self, close: u8) -> String {
@@ -312,11 +422,38 @@ impl<'a> Scanner<'a> {
                 Ok(Span { start, end, escaped: false })
             }
             Some(b'\\') => {
-                self.escaped_string(start)?;
+                self.check_escaped_rest()?;
                 Ok(Span { start, end: self.pos - 1, escaped: true })
             }
             Some(_) => Err(self.error("control character in a string")),
             None => Err(self.error("unterminated string")),
+        }
+    }
+
+    /// Checks the rest of a string that holds escapes without unescaping it (most such strings
+    /// are only skipped; [`Scanner::text`] unescapes the few that are read). The cursor is at a
+    /// backslash; it ends after the closing quote.
+    fn check_escaped_rest(&mut self) -> Result<(), String> {
+        loop {
+            match self.bytes().get(self.pos) {
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                Some(b'\\') => {
+                    let escape = self.bytes().get(self.pos + 1).copied();
+                    self.pos += 2;
+                    match escape {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {}
+                        Some(b'u') => drop(self.unicode_escape()?),
+                        _ => return Err(self.error("invalid escape in a string")),
+                    }
+                }
+                Some(_) => return Err(self.error("control character in a string")),
+                None => return Err(self.error("unterminated string")),
+            }
+            let rest = &self.bytes()[self.pos..];
+            self.pos += plain_run(rest).unwrap_or(rest.len());
         }
     }
 
@@ -390,146 +527,4 @@ impl<'a> Scanner<'a> {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    /// Reads one value with the scanner and checks it against serde_json's reading of the same
-    /// text (or that both refuse it).
-    fn agrees_with_serde(json: &str) {
-        let scanner = Scanner::new(json.as_bytes());
-        let ours = scanner.and_then(|mut s| {
-            let v = s.value()?;
-            s.finish()?;
-            Ok(match v {
-                Scalar::Text(span) => Err(s.text(span).into_owned()),
-                other => Ok(other),
-            })
-        });
-        let theirs: Result<serde_json::Value, _> = serde_json::from_str(json);
-        match (ours, theirs) {
-            (Ok(Err(a)), Ok(serde_json::Value::String(b))) => assert_eq!(a, b, "{json}"),
-            (Ok(Ok(Scalar::Number { text, integer })), Ok(serde_json::Value::Number(n))) => {
-                let text = Scanner::new(json.as_bytes()).unwrap().text(text).into_owned();
-                // serde_json reads `-0` as a float (it keeps the sign); as an integer it is 0.
-                assert_eq!(integer, n.is_i64() || n.is_u64() || text == "-0", "{json}");
-                assert_eq!(text.parse::<f64>().unwrap(), n.as_f64().unwrap(), "{json}");
-            }
-            (Ok(Ok(Scalar::Bool(a))), Ok(serde_json::Value::Bool(b))) => assert_eq!(a, b),
-            (Ok(Ok(Scalar::Null)), Ok(serde_json::Value::Null)) => {}
-            (Ok(Ok(Scalar::Composite)), Ok(serde_json::Value::Object(_) | serde_json::Value::Array(_))) => {}
-            (Err(_), Err(_)) => {}
-            (ours, theirs) => panic!("{json}: scanner {ours:?}, serde_json {theirs:?}"),
-        }
-    }
-
-    #[test]
-    fn values_read_as_serde_json_reads_them() {
-        for json in [
-            r#""plain""#,
-            r#""tab\there \"quoted\" back\\slash \/ \b\f\n\r""#,
-            r#""\u00e9t\u00E9 \ud83d\ude00 mixed é""#,
-            r#""""#,
-            "0",
-            "-0",
-            "12345678901234567890",
-            "-9223372036854775808",
-            "1.5",
-            "-0.25e-3",
-            "6.02E+23",
-            "true",
-            "false",
-            "null",
-            "  \n {\"a\": [1, {\"b\": null}, \"x\"], \"c\": {}} ",
-            "[]",
-            // Refused by both:
-            "01",
-            "1.",
-            ".5",
-            "1e",
-            "+1",
-            "-",
-            "tru",
-            "nul",
-            r#""unterminated"#,
-            r#""bad \x escape""#,
-            r#""\ud83d alone""#,
-            r#""\ude00 alone""#,
-            r#""\u12G4""#,
-            "\"raw\u{1}control\"",
-            "{\"a\" 1}",
-            "{\"a\":1,}",
-            "[1,]",
-            "[1 2]",
-            "{1:2}",
-            "{\"a\":1} trailing",
-            "",
-        ] {
-            agrees_with_serde(json);
-        }
-    }
-
-    #[test]
-    fn plain_runs_end_where_a_byte_by_byte_search_ends_them() {
-        let naive = |b: &[u8]| b.iter().position(|&c| c < 0x20 || c == b'"' || c == b'\\');
-        let alphabet = [b'a', b'"', b'\\', 0x1f, 0x20, 0x00, 0x7f, 0x80, 0xc3, 0xa9, 0xff, b'!', b'#', b'[', b']'];
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        for len in 0..40 {
-            for _ in 0..200 {
-                let bytes: Vec<u8> = (0..len)
-                    .map(|_| {
-                        seed ^= seed << 13;
-                        seed ^= seed >> 7;
-                        seed ^= seed << 17;
-                        // Mostly plain bytes, as in real strings.
-                        if seed.is_multiple_of(8) {
-                            alphabet[(seed >> 8) as usize % alphabet.len()]
-                        } else {
-                            b'a' + (seed >> 16) as u8 % 26
-                        }
-                    })
-                    .collect();
-                assert_eq!(plain_run(&bytes), naive(&bytes), "{bytes:?}");
-            }
-        }
-    }
-
-    #[test]
-    fn objects_are_read_key_by_key() {
-        let mut s = Scanner::new(br#"{"a":1, "b\n":{"x":[true]}, "c":"v"}"#).unwrap();
-        let mut o = s.begin_object().unwrap();
-        let key = |s: &mut Scanner<'_>, o: &mut Object| s.next_key(o).unwrap().map(|k| s.text(k).into_owned());
-        assert_eq!(key(&mut s, &mut o).unwrap(), "a");
-        let Scalar::Number { text, integer: true } = s.value().unwrap() else { panic!("not an integer") };
-        assert_eq!(s.text(text), "1");
-        assert_eq!(key(&mut s, &mut o).unwrap(), "b\n");
-        assert!(s.at_object());
-        assert_eq!(s.value().unwrap(), Scalar::Composite);
-        assert_eq!(key(&mut s, &mut o).unwrap(), "c");
-        let Scalar::Text(v) = s.value().unwrap() else { panic!("not a string") };
-        assert_eq!(s.text(v), "v");
-        assert_eq!(s.next_key(&mut o).unwrap(), None);
-        s.finish().unwrap();
-
-        let mut empty = Scanner::new(b" { } ").unwrap();
-        let mut o = empty.begin_object().unwrap();
-        assert_eq!(empty.next_key(&mut o).unwrap(), None);
-        empty.finish().unwrap();
-
-        for bad in [&br#"{"a":1 "b":2}"#[..], br#"{,"a":1}"#, br#"{"a":1,}"#] {
-            let mut s = Scanner::new(bad).unwrap();
-            let mut o = s.begin_object().unwrap();
-            let outcome = (|| {
-                while s.next_key(&mut o)?.is_some() {
-                    s.value()?;
-                }
-                Ok::<_, String>(())
-            })();
-            assert!(outcome.is_err(), "{}", String::from_utf8_lossy(bad));
-        }
-
-        let deep = "[".repeat(MAX_DEPTH + 2) + &"]".repeat(MAX_DEPTH + 2);
-        assert!(Scanner::new(deep.as_bytes()).unwrap().value().unwrap_err().contains("deeply"));
-        assert!(Scanner::new(b"\xff").is_err());
-    }
-}
+mod tests;
