@@ -1,8 +1,11 @@
-//! A strict, allocation-free pull reader of JSON for the metric records the InfluxDB sink turns
-//! into points. It reads only what a point needs: keys, strings (borrowed unless they hold
-//! escapes), numbers as their original text (so a float is written back exactly as the agent
-//! wrote it, without a parse and a reformat), literals; everything else is validated and skipped.
-//! A general JSON parser builds every object as a map first, which was most of the sink's CPU.
+//! A strict, allocation-free pull reader of JSON for the records the sinks pick fields from: the
+//! metric records the InfluxDB sink turns into points and the documents whose `_id` and index
+//! the Elasticsearch sink reads. It reads only what is asked for: keys, strings (borrowed unless
+//! they hold escapes), numbers as their original text (so a float is written back exactly as the
+//! agent wrote it, without a parse and a reformat), literals; everything else is validated and
+//! skipped — by `value` up to [`MAX_DEPTH`] levels, by `skip_value` at any depth without
+//! recursion. A general JSON parser builds every object as a map first, which was most of the
+//! InfluxDB sink's CPU.
 
 use std::borrow::Cow;
 
