@@ -1,12 +1,14 @@
 //! The day-2 admin APIs on a real 3-broker cluster, driven as an operator would: `millrace topic
 //! alter` and `cluster alter-config` (IncrementalAlterConfigs) change settings that `topic
 //! describe` (librdkafka's DescribeConfigs) then shows; `topic delete-records` (librdkafka's
-//! DeleteRecords) moves every replica's log start, which survives a leader change and a restart;
+//! DeleteRecords) moves every replica's log start, which survives a leader change and a restart
+//! (its wait for a silent in-sync follower ends at the request's timeout);
 //! `cluster elect-leaders` gives a partition back to its preferred replica; `cluster quorum` and
 //! `cluster log-dirs` describe the metadata quorum and each broker's disks; an unclean election brings
 //! back a partition whose only in-sync replica is gone, losing what only that replica had.
 
-use millrace_tests::{millrace, millrace_bin, run, wait_for, Cluster};
+use anyhow::Context;
+use millrace_tests::{millrace, millrace_bin, python_bin, run, wait_for, Cluster};
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(60);
@@ -221,6 +223,44 @@ fn a_delete_records_answer_means_every_in_sync_replica_moved() -> anyhow::Result
     cluster.wait_new_leader("gone", 0, leader, T)?;
     let live = cluster.live_bootstrap();
     assert_eq!(offsets_from_beginning(&live, "gone")?.first(), Some(&60), "the new leader serves deleted records");
+    Ok(())
+}
+
+/// DeleteRecords through librdkafka (confluent-kafka) with an operation timeout of half a second:
+/// prints `deleted <low watermark>` or `error <error name>` for partition 0 of the topic.
+const DELETE_RECORDS_PY: &str = r#"
+import sys
+from confluent_kafka import TopicPartition
+from confluent_kafka.admin import AdminClient
+bootstrap, topic, before = sys.argv[1], sys.argv[2], int(sys.argv[3])
+admin = AdminClient({"bootstrap.servers": bootstrap})
+futures = admin.delete_records([TopicPartition(topic, 0, before)], operation_timeout=0.5, request_timeout=30.0)
+for future in futures.values():
+    try:
+        print("deleted", future.result().low_watermark)
+    except Exception as e:
+        print("error", e.args[0].name())
+"#;
+
+#[test]
+fn a_delete_records_wait_for_a_silent_follower_ends_at_the_requests_timeout() -> anyhow::Result<()> {
+    let (mut cluster, bootstrap) = three_brokers_with_100_records("slow")?;
+    cluster.wait_isr_full("slow", T)?;
+    let partition = cluster.describe("slow")?[0].clone();
+    let follower = partition.replicas.iter().copied().find(|&r| r != partition.leader).context("a follower")?;
+    // Still in sync (its lag and session timeouts are seconds away; a probe finds its socket
+    // listening) but fetching nothing: the new log start cannot reach it within the timeout.
+    cluster.pause(follower)?;
+    let started = std::time::Instant::now();
+    let live = cluster.live_bootstrap();
+    let out = run(&python_bin(), &["-c", DELETE_RECORDS_PY, &live, "slow", "60"], None, T);
+    let waited = started.elapsed();
+    cluster.resume(follower)?;
+    let out = String::from_utf8_lossy(&out?.stdout).into_owned();
+    assert_eq!(out.trim(), "error REQUEST_TIMED_OUT", "answered after {waited:?}");
+    // Once the follower fetches again, the same request is answered.
+    let out = run(&python_bin(), &["-c", DELETE_RECORDS_PY, &bootstrap, "slow", "60"], None, T)?;
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "deleted 60");
     Ok(())
 }
 
