@@ -16,7 +16,7 @@ cd "$(dirname "$0")/../fuzz"
 
 seconds=${1:-60}
 shift || true
-all_targets=(kafka_request record_batch syslog prometheus sink_records config agent_lines)
+all_targets=(kafka_request record_batch syslog prometheus sink_records config agent_lines fetched_records)
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
     targets=("${all_targets[@]}")
@@ -30,6 +30,7 @@ max_len() {
         prometheus) echo 16384 ;;
         sink_records) echo 8192 ;;
         config) echo 16384 ;;
+        fetched_records) echo 65536 ;;
         *) echo 4096 ;;
     esac
 }

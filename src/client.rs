@@ -5,7 +5,7 @@
 
 use anyhow::{bail, Context};
 use millrace_config::KafkaClientSecurity;
-use millrace_protocol::client::{SaslLogin, Security};
+use millrace_protocol::client::Security;
 use millrace_protocol::Connection;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -81,35 +81,7 @@ impl Client {
 
 /// The TLS configuration and SASL login of millrace's own client for `security`.
 pub fn protocol_security(security: &KafkaClientSecurity) -> anyhow::Result<Security> {
-    let protocol = security.security_protocol;
-    let tls = if protocol.uses_tls() {
-        let identity = match (&security.ssl_certificate_location, &security.ssl_key_location) {
-            (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
-            _ => None,
-        };
-        let files = millrace_protocol::tls::ClientTlsFiles {
-            ca_file: security.ssl_ca_location.clone(),
-            identity,
-            verify_hostname: security.verify_hostname(),
-        };
-        Some(millrace_protocol::tls::client_config(&files).context("setting up TLS")?)
-    } else {
-        None
-    };
-    let sasl = if protocol.uses_sasl() {
-        // A properties file gives the password inline; TOML files resolve `_file` at load time.
-        let (Some(username), Some(password)) = (&security.sasl_username, &security.sasl_password) else {
-            bail!("security.protocol {protocol} needs sasl.username and sasl.password");
-        };
-        Some(SaslLogin {
-            mechanism: security.mechanism().to_string(),
-            username: username.clone(),
-            password: password.expose().to_string(),
-        })
-    } else {
-        None
-    };
-    Ok(Security { tls, sasl })
+    Security::from_config(security)
 }
 
 /// Who the brokers take a client with `security` for, as Kafka names principals, and how it

@@ -84,6 +84,42 @@ pub struct Security {
     pub sasl: Option<SaslLogin>,
 }
 
+impl Security {
+    /// The TLS configuration and SASL login a client configured with `config` uses.
+    pub fn from_config(config: &millrace_config::KafkaClientSecurity) -> anyhow::Result<Security> {
+        use anyhow::Context;
+        let protocol = config.security_protocol;
+        let tls = if protocol.uses_tls() {
+            let identity = match (&config.ssl_certificate_location, &config.ssl_key_location) {
+                (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
+                _ => None,
+            };
+            let files = crate::tls::ClientTlsFiles {
+                ca_file: config.ssl_ca_location.clone(),
+                identity,
+                verify_hostname: config.verify_hostname(),
+            };
+            Some(crate::tls::client_config(&files).context("setting up TLS")?)
+        } else {
+            None
+        };
+        let sasl = if protocol.uses_sasl() {
+            // A properties file gives the password inline; TOML files resolve `_file` at load time.
+            let (Some(username), Some(password)) = (&config.sasl_username, &config.sasl_password) else {
+                anyhow::bail!("security.protocol {protocol} needs sasl.username and sasl.password");
+            };
+            Some(SaslLogin {
+                mechanism: config.mechanism().to_string(),
+                username: username.clone(),
+                password: password.expose().to_string(),
+            })
+        } else {
+            None
+        };
+        Ok(Security { tls, sasl })
+    }
+}
+
 /// A byte stream to a broker: plain TCP or TLS over it.
 trait Transport: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Transport for T {}

@@ -9,11 +9,14 @@
 //! - [`scram`]: SASL/SCRAM and SASL/PLAIN, the server's checks and the client's exchange.
 //! - [`compression`]: record batch payloads inflated with a hard cap on the output (the broker's
 //!   validation and cleaner, `millrace top`'s record reads).
+//! - [`records`]: a zero-copy reader of fetched record sets (batches, CRC-checked records and
+//!   lazily read headers, borrowed in place), for consumers that must not allocate per record.
 
 pub mod client;
 pub mod codec;
 pub mod compression;
 pub mod message;
+pub mod records;
 pub mod scram;
 pub mod tls;
 

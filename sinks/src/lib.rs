@@ -51,6 +51,14 @@ pub enum SinkError {
         /// What is wrong.
         reason: String,
     },
+    /// The source's settings cannot be used (TLS files, fetch properties).
+    #[error("sink {sink}: [source]: {reason}")]
+    Source {
+        /// The sink's name.
+        sink: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// An operating-system resource failed.
     #[error("{context}: {source}")]
     Io {

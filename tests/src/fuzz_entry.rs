@@ -26,6 +26,7 @@ pub const TARGETS: &[(&str, Entry)] = &[
     ("sink_records", sink_records),
     ("config", config),
     ("agent_lines", agent_lines),
+    ("fetched_records", fetched_records),
 ];
 
 /// Decompression cap for the fuzzers: small, so a bomb is refused quickly.
@@ -120,6 +121,90 @@ fn produced_records(records: &[u8], compacted: bool) {
             }
         }
     }
+}
+
+/// A partition's `records` as a Fetch response carries them, read by the consumers' zero-copy
+/// reader (`millrace_protocol::records`). Bit 0 of the first byte recomputes each batch's CRC-32C
+/// (so the fuzzer gets past the checksum into the records); the rest is the record set. Every
+/// batch's records are read with a 1 MiB decompression cap, headers included. A batch read whole
+/// (creation time) must read the same with kafka-protocol's decoder, or be one it refuses for a
+/// header key that is not UTF-8 (which it requires and the zero-copy reader does not).
+pub fn fetched_records(data: &[u8]) {
+    use kafka_protocol::indexmap::IndexMap;
+    use millrace_protocol::records::batches;
+    type Owned = (i64, i64, Option<Vec<u8>>, Option<Vec<u8>>, Vec<(Vec<u8>, Option<Vec<u8>>)>);
+    let [flags, rest @ ..] = data else { return };
+    let mut set = rest.to_vec();
+    if flags & 1 == 1 {
+        fix_crcs(&mut set);
+    }
+    let mut scratch = Vec::new();
+    let mut batches = batches(&set);
+    // The bytes not yet framed: batches are whole and back to back from the start.
+    let mut unread = &set[..];
+    for batch in batches.by_ref() {
+        let Ok(batch) = batch else { break };
+        let (bytes, after) = split_batch(unread).expect("a batch is framed by its length field");
+        unread = after;
+        assert!(batch.base_offset() <= batch.last_offset() && batch.last_offset() < batch.next_offset());
+        let _ = (batch.compression(), batch.is_control(), batch.is_transactional(), batch.producer_id());
+        let Ok(records) = batch.records(&mut scratch, CAP) else { continue };
+        let mut ours: Vec<Owned> = Vec::new();
+        let mut failed = false;
+        for record in records {
+            let Ok(record) = record else {
+                failed = true;
+                continue;
+            };
+            let headers = record.headers.clone();
+            let announced = headers.len();
+            let headers: Vec<_> = headers.map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec))).collect();
+            assert_eq!(headers.len(), announced, "headers yield a different number than they announce");
+            let (key, value) = (record.key.map(<[u8]>::to_vec), record.value.map(<[u8]>::to_vec));
+            ours.push((record.offset, record.timestamp_ms, key, value, headers));
+        }
+        let count = usize::try_from(batch.records_count()).unwrap_or(usize::MAX);
+        assert!(ours.len() <= count, "more records than the batch announces");
+        if failed || batch.log_append_time() {
+            continue;
+        }
+        assert_eq!(ours.len(), count, "a batch read without error yields fewer records than it announces");
+        match decode_batch(&mut Bytes::copy_from_slice(bytes), CAP) {
+            Ok(theirs) => {
+                // kafka-protocol keeps headers in an IndexMap: duplicates collapse, last one wins.
+                for (mine, theirs) in ours.into_iter().zip(&theirs.records) {
+                    let headers: IndexMap<_, _> = mine.4.into_iter().collect();
+                    let their_headers: Vec<_> = theirs
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.as_bytes().to_vec(), v.as_ref().map(|v| v.to_vec())))
+                        .collect();
+                    assert_eq!(
+                        (mine.0, mine.1, mine.2, mine.3, headers.into_iter().collect::<Vec<_>>()),
+                        (
+                            theirs.offset,
+                            theirs.timestamp,
+                            theirs.key.as_ref().map(|k| k.to_vec()),
+                            theirs.value.as_ref().map(|v| v.to_vec()),
+                            their_headers
+                        ),
+                        "the zero-copy reader and kafka-protocol read different records"
+                    );
+                }
+            }
+            Err(e) => assert!(
+                ours.iter().any(|r| r.4.iter().any(|(k, _)| std::str::from_utf8(k).is_err())),
+                "a batch the zero-copy reader reads whole, kafka-protocol refuses: {e:#}"
+            ),
+        }
+    }
+    assert!(batches.next().is_none(), "an item after the end or an error");
+}
+
+/// The whole batch at the start of `rest`, by its length field, and what follows it.
+fn split_batch(rest: &[u8]) -> Option<(&[u8], &[u8])> {
+    let length = i32::from_be_bytes(rest.get(8..12)?.try_into().ok()?);
+    rest.split_at_checked(usize::try_from(length).ok()?.checked_add(12)?)
 }
 
 /// Rewrites the CRC of each batch whose length field fits in `records`.

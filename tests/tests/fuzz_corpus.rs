@@ -213,6 +213,26 @@ fn write_seed_corpora() {
     two.extend(records(Compression::Zstd, true));
     write("record_batch", "two-batches-compacted", &two);
 
+    // Fetched record sets, one batch per codec, then several batches ending mid-batch as a Fetch
+    // response may; flag byte 0 = as encoded (CRC valid).
+    for (name, compression) in [
+        ("none", Compression::None),
+        ("gzip", Compression::Gzip),
+        ("snappy", Compression::Snappy),
+        ("lz4", Compression::Lz4),
+        ("zstd", Compression::Zstd),
+    ] {
+        let mut seed = vec![0u8];
+        seed.extend(records(compression, true));
+        write("fetched_records", name, &seed);
+    }
+    let mut partial = vec![0u8];
+    partial.extend(records(Compression::None, false));
+    partial.extend(records(Compression::Lz4, true));
+    let last = records(Compression::None, true);
+    partial.extend(&last[..last.len() / 2]);
+    write("fetched_records", "partial-last-batch", &partial);
+
     // Syslog: the first byte picks the time zone and the piece size.
     let syslog: &[(&str, &str)] = &[
         ("rfc3164", "<34>Oct 11 22:14:15 mymachine su: 'su root' failed for lonvick on /dev/pts/8\n"),

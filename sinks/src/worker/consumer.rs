@@ -1,29 +1,29 @@
-//! The Kafka side of a sink: the librdkafka consumer's configuration and callbacks (rebalances,
-//! commit results, lag statistics), the state they share with the writer, the consumer thread
-//! that cuts batches, and its topic-name cache.
+//! The group side of a sink: the librdkafka consumer's configuration and callbacks
+//! (rebalances, commit results) and the state they share with the fetcher, the consumer thread
+//! and the writer. librdkafka runs the group and commits; its own fetching is paused (see
+//! `fetch`).
 
 use super::batch::Batch;
 use super::commits::{Commits, Offsets, Ticket};
-use crate::destination::Destination;
+use super::fetch::state::Key;
+use super::fetch::FetchShared;
 use crate::metrics::SinkMetrics;
-use crate::record::SourceRecord;
 use crate::SinkError;
 use millrace_config::sink::{Common, SourceSettings, StartFrom};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::message::Headers;
-use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
-use std::collections::{BTreeSet, HashMap};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long a revocation waits for the batches in flight.
 const REVOKE_WAIT: Duration = Duration::from_secs(15);
 /// Emptied batches kept for reuse.
 const SPARE_BATCHES: usize = 2;
-/// How often librdkafka reports statistics (the lag gauges come from them).
-const STATISTICS_INTERVAL_MS: &str = "2000";
+/// How long the consumer thread waits for the group's committed offsets of a new assignment.
+const COMMITTED_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The sink's consumer.
 pub type SinkConsumer = BaseConsumer<SinkContext>;
@@ -41,6 +41,8 @@ pub struct Shared {
     spare: Mutex<Vec<Batch>>,
     /// Signalled when the writer holds no batch.
     idle: Condvar,
+    /// The fetcher's partitions: positions, leaders, assignment generations.
+    pub fetch: Arc<FetchShared>,
     metrics: Arc<SinkMetrics>,
 }
 
@@ -54,6 +56,7 @@ impl Shared {
             commits: Mutex::default(),
             spare: Mutex::default(),
             idle: Condvar::new(),
+            fetch: Arc::default(),
             metrics,
         }
     }
@@ -92,7 +95,7 @@ impl Shared {
     }
 
     /// An empty batch to fill: a recycled one if there is one.
-    fn next_batch(&self, previous: &Batch) -> Batch {
+    pub fn next_batch(&self, previous: &Batch) -> Batch {
         let spare = self.spare.lock().unwrap_or_else(|p| p.into_inner()).pop();
         spare.unwrap_or_else(|| Batch::sized_like(previous))
     }
@@ -115,7 +118,59 @@ impl Shared {
         }
         if let Err(e) = consumer.commit(&list, mode) {
             tracing::warn!(sink = %self.sink, error = %e, "committing offsets failed; the records will be read and written again");
+            return;
         }
+        let mut partitions = self.fetch.partitions();
+        for ((topic, partition), next) in offsets {
+            if let Some(lag) = partitions.committed(&(topic.clone(), partition), next) {
+                self.metrics.lag.with_label_values(&[self.sink.as_str(), &topic, &partition.to_string()]).set(lag);
+            }
+        }
+    }
+
+    /// Starts fetching the partitions assigned since the last call, from the group's committed
+    /// offsets (looked up here, on the consumer thread, not in the rebalance callback).
+    pub fn start_assigned(&self, consumer: &SinkConsumer) {
+        let pending = self.fetch.partitions().take_pending();
+        if pending.is_empty() {
+            return;
+        }
+        let mut list = TopicPartitionList::new();
+        for (topic, partition) in &pending {
+            list.add_partition(topic, *partition);
+        }
+        let committed = match consumer.committed_offsets(list, COMMITTED_TIMEOUT) {
+            Ok(committed) => committed,
+            Err(e) => {
+                tracing::warn!(sink = %self.sink, error = %e, "cannot read the group's committed offsets; retrying");
+                self.fetch.partitions().assign_pending(pending);
+                std::thread::sleep(Duration::from_millis(200));
+                return;
+            }
+        };
+        let mut retry = Vec::new();
+        {
+            let mut partitions = self.fetch.partitions();
+            for key in pending {
+                let Some(element) = committed.find_partition(&key.0, key.1) else {
+                    retry.push(key);
+                    continue;
+                };
+                if let Err(e) = element.error() {
+                    tracing::warn!(sink = %self.sink, topic = %key.0, partition = key.1, error = %e, "cannot read the committed offset; retrying");
+                    retry.push(key);
+                    continue;
+                }
+                let offset = match element.offset() {
+                    Offset::Offset(n) if n >= 0 => Some(n),
+                    _ => None,
+                };
+                tracing::debug!(sink = %self.sink, topic = %key.0, partition = key.1, ?offset, "fetching from the committed offset");
+                partitions.start(key, offset);
+            }
+            partitions.assign_pending(retry);
+        }
+        self.fetch.wake();
     }
 
     /// Waits up to `timeout` for the writer to finish its batches; false if it did not.
@@ -128,7 +183,7 @@ impl Shared {
     }
 
     /// Partitions revoked since the last call, if any.
-    fn take_revoked(&self) -> Option<BTreeSet<(String, i32)>> {
+    pub fn take_revoked(&self) -> Option<BTreeSet<(String, i32)>> {
         // The flag first: a lock per record would cost more than the record.
         if !(self.revocations_pending.load(Ordering::Relaxed) && self.revocations_pending.swap(false, Ordering::AcqRel))
         {
@@ -144,24 +199,8 @@ pub struct SinkContext {
     shared: Arc<Shared>,
 }
 
-impl ClientContext for SinkContext {
-    /// Consumer lag per partition from librdkafka's statistics: its high watermark minus the
-    /// committed offset.
-    fn stats(&self, statistics: rdkafka::Statistics) {
-        for (topic, stats) in &statistics.topics {
-            for (partition, p) in &stats.partitions {
-                if *partition < 0 || p.consumer_lag < 0 {
-                    continue; // the internal "unassigned" partition, or nothing known yet
-                }
-                self.shared
-                    .metrics
-                    .lag
-                    .with_label_values(&[self.shared.sink.as_str(), topic, &partition.to_string()])
-                    .set(p.consumer_lag);
-            }
-        }
-    }
-}
+/// librdkafka's statistics are off: the lag gauges come from the fetcher.
+impl ClientContext for SinkContext {}
 
 impl ConsumerContext for SinkContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -169,6 +208,9 @@ impl ConsumerContext for SinkContext {
             let revoked: Vec<(String, i32)> =
                 partitions.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
             tracing::info!(sink = %self.shared.sink, partitions = revoked.len(), "partitions revoked; finishing the batch in flight");
+            // Nothing more is fetched for them, and chunks already fetched are dropped.
+            let keys: Vec<Key> = revoked.iter().map(|(t, p)| (Arc::from(t.as_str()), *p)).collect();
+            self.shared.fetch.partitions().revoke(&keys);
             self.shared.revoked.lock().unwrap_or_else(|p| p.into_inner()).extend(revoked);
             self.shared.revocations_pending.store(true, Ordering::Release);
             if !self.shared.wait_idle(REVOKE_WAIT) {
@@ -194,8 +236,16 @@ impl ConsumerContext for SinkContext {
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(partitions) = rebalance {
+            // The sink fetches for itself; librdkafka's fetcher would only duplicate the work.
+            if let Err(e) = consumer.pause(partitions) {
+                tracing::warn!(sink = %self.shared.sink, error = %e, "pausing librdkafka's fetching failed; its records are dropped unread");
+            }
+            self.shared
+                .fetch
+                .partitions()
+                .assign_pending(partitions.elements().iter().map(|e| (Arc::<str>::from(e.topic()), e.partition())));
             let assigned: Vec<String> =
                 partitions.elements().iter().map(|e| format!("{}/{}", e.topic(), e.partition())).collect();
             tracing::info!(sink = %self.shared.sink, partitions = ?assigned, "partitions assigned");
@@ -224,14 +274,9 @@ pub fn create_consumer(
             },
         )
         .set("session.timeout.ms", "10000")
-        // librdkafka prefetches up to 64 MiB per consumer by default; a batch or two ahead is
-        // plenty for a sink that waits on its destination anyway.
-        .set("queued.max.messages.kbytes", "8192")
-        .set("fetch.max.bytes", "8388608")
-        // Once that queue is full, librdkafka would otherwise wait a whole second before fetching
-        // again: the sink would run dry every few batches.
-        .set("fetch.queue.backoff.ms", "10")
-        .set("statistics.interval.ms", STATISTICS_INTERVAL_MS)
+        // Its fetching is paused on every assignment (the sink fetches for itself); this bounds
+        // what it may fetch before the pause takes hold.
+        .set("queued.max.messages.kbytes", "1024")
         .set("heartbeat.interval.ms", "1000");
     // The operator's own settings win over the defaults above…
     for (key, value) in &source.librdkafka {
@@ -248,115 +293,10 @@ pub fn create_consumer(
     })
 }
 
-/// The consumer thread: polls, encodes, cuts batches by count, bytes and time, and hands them to
-/// the writer (waiting while one is already queued: backpressure).
-pub fn read_loop<D: Destination>(
-    consumer: &SinkConsumer,
-    destination: &D,
-    common: &Common,
-    shared: &Shared,
-    stop: &AtomicBool,
-    batches: tokio::sync::mpsc::Sender<Batch>,
-) {
-    let max_wait = common.batch_timeout.as_duration();
-    let mut batch = Batch::default();
-    let mut warned_at: Option<Instant> = None;
-    let mut topic_names = TopicNames::default();
-    let mut dry = Duration::ZERO;
-    while !stop.load(Ordering::Relaxed) {
-        // Ask for a ready message first: reading the clock for the wait on every record costs
-        // more than the poll.
-        let mut polled = consumer.poll(Duration::ZERO);
-        // The batch's age is checked whenever the consumer ran dry, and every 256 records.
-        let ran_dry = polled.is_none();
-        if ran_dry {
-            let dry_start = Instant::now();
-            let wait = batch.started().map_or(Duration::from_millis(100), |s| max_wait.saturating_sub(s.elapsed()));
-            polled = consumer.poll(wait.min(Duration::from_millis(100)));
-            dry += dry_start.elapsed();
-        }
-        let mut check_time = true;
-        match polled {
-            Some(Ok(message)) => {
-                let topic = topic_names.get(message.topic());
-                let record = SourceRecord {
-                    topic: &topic,
-                    partition: message.partition(),
-                    offset: message.offset(),
-                    key: message.key(),
-                    payload: message.payload().unwrap_or_default(),
-                    timestamp_ms: message.timestamp().to_millis(),
-                    // Only replayed dead letters carry headers worth reading.
-                    replayed_from: message
-                        .headers()
-                        .and_then(|h| crate::record::origin_from_headers(h.iter().map(|h| (h.key, h.value)))),
-                };
-                batch.push(&topic, &record, destination);
-                check_time = ran_dry || batch.len() % 256 == 0;
-            }
-            // Broker errors are transient here (librdkafka reconnects); say so now and then.
-            Some(Err(e)) if warned_at.is_none_or(|at| at.elapsed() > Duration::from_secs(10)) => {
-                tracing::warn!(sink = %common.name, error = %e, "consumer error");
-                warned_at = Some(Instant::now());
-            }
-            Some(Err(_)) => {}
-            None => {}
-        }
-        if let Some(revoked) = shared.take_revoked() {
-            batch = batch.without(&revoked, destination);
-        }
-        let due = batch.len() >= common.batch_max_events
-            || batch.encoded_bytes() as u64 >= common.batch_max_bytes.0
-            || (check_time && batch.started().is_some_and(|s| s.elapsed() >= max_wait));
-        if due {
-            let next = shared.next_batch(&batch);
-            let (records, send_start) = (batch.len(), Instant::now());
-            if batches.blocking_send(std::mem::replace(&mut batch, next)).is_err() {
-                return;
-            }
-            tracing::debug!(sink = %common.name, records, dry_ms = dry.as_millis() as u64, blocked_ms = send_start.elapsed().as_millis() as u64, "batch cut");
-            dry = Duration::ZERO;
-        }
-    }
-    if !batch.is_empty() {
-        let _ = batches.blocking_send(batch);
-    }
-}
-
-/// One shared name per topic rather than an allocation per record.
-#[derive(Default)]
-struct TopicNames {
-    names: HashMap<String, Arc<str>>,
-    /// The last one given: consecutive records mostly share a topic, compared before hashed.
-    last: Option<Arc<str>>,
-}
-
-impl TopicNames {
-    fn get(&mut self, topic: &str) -> Arc<str> {
-        if let Some(last) = self.last.as_ref().filter(|last| &***last == topic) {
-            return Arc::clone(last);
-        }
-        let name = Arc::clone(self.names.entry(topic.to_string()).or_insert_with(|| Arc::from(topic)));
-        self.last = Some(Arc::clone(&name));
-        name
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    #[test]
-    fn topic_names_are_shared_not_copied() {
-        let mut names = TopicNames::default();
-        let logs = names.get("logs");
-        assert!(Arc::ptr_eq(&logs, &names.get("logs")), "the last name again");
-        let metrics = names.get("metrics");
-        assert_eq!(&*metrics, "metrics");
-        assert!(Arc::ptr_eq(&logs, &names.get("logs")), "an earlier name from the map");
-        assert_eq!(names.names.len(), 2);
-    }
 
     #[test]
     fn revocations_are_taken_once() {

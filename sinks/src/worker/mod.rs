@@ -1,8 +1,10 @@
 //! One sink: a consumer-group member that reads its topics, batches and encodes records on a
 //! consumer thread, and writes batches to its destination on the async side — up to
 //! `max_in_flight` batches at once while the next fills. This module wires the parts together:
-//! `batch` (the batch buffer), `consumer` (librdkafka, rebalances, the consumer thread), `writer`
-//! (retries, verdicts, dead letters) and `commits` (what may be committed, in what order).
+//! `batch` (the batch buffer), `consumer` (librdkafka: the group, rebalances, commits), `fetch`
+//! (fetching with millrace's own client, one task per leader), `read` (the consumer thread),
+//! `writer` (retries, verdicts, dead letters) and `commits` (what may be committed, in what
+//! order).
 //!
 //! Delivery rules:
 //! - A batch's offsets become committable only after every record in it, and in every batch taken
@@ -19,6 +21,8 @@
 mod batch;
 mod commits;
 mod consumer;
+mod fetch;
+mod read;
 mod writer;
 
 use crate::dead_letter::DeadLetterTopic;
@@ -26,7 +30,8 @@ use crate::destination::Destination;
 use crate::metrics::SinkMetrics;
 use crate::SinkError;
 use batch::Batch;
-use consumer::{create_consumer, read_loop, Shared};
+use consumer::{create_consumer, Shared};
+use fetch::FetchSettings;
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use millrace_config::sink::{Common, SourceSettings};
 use rdkafka::consumer::{CommitMode, Consumer};
@@ -62,6 +67,9 @@ pub async fn run<D: Destination>(
     let SinkSpec { common, source, destination } = spec;
     let name = common.name.clone();
     let shared = Arc::new(Shared::new(&name, metrics.clone()));
+    let fetch_settings = FetchSettings::new(&name, &source)
+        .map_err(|e| SinkError::Source { sink: name.clone(), reason: format!("{e:#}") })?;
+    let (chunks, fetcher) = fetch::start(shared.fetch.clone(), fetch_settings, metrics.clone());
     let consumer = Arc::new(create_consumer(&common, &source, shared.clone())?);
     let topics: Vec<&str> = common.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics).map_err(|e| SinkError::Kafka {
@@ -89,7 +97,7 @@ pub async fn run<D: Destination>(
         let common = common.clone();
         std::thread::Builder::new()
             .name(format!("sink-{name}"))
-            .spawn(move || read_loop(&consumer, &*destination, &common, &shared, &stop, batches_tx))
+            .spawn(move || read::read_loop(&consumer, &*destination, &common, &shared, &stop, batches_tx, chunks))
             .map_err(|e| SinkError::Io { context: format!("starting the consumer thread of sink {name}"), source: e })?
     };
 
@@ -145,6 +153,8 @@ pub async fn run<D: Destination>(
     }
     drop(in_flight);
     let _ = tokio::task::spawn_blocking(move || reader.join()).await;
+    shared.fetch.close();
+    fetcher.abort();
     // Commit what was written, then close: leaving the group moves the partitions on at once.
     tokio::task::spawn_blocking(move || {
         shared.commit(&consumer, CommitMode::Sync);
