@@ -179,3 +179,6 @@ fn read_chunk<D: Destination>(
     }
     true
 }
+
+#[cfg(test)]
+mod tests;

@@ -41,6 +41,8 @@ const BACKOFF: Duration = Duration::from_millis(200);
 const RETRY: Duration = Duration::from_secs(1);
 /// How old the leaders may get before the metadata is asked again without a reason.
 const METADATA_MAX_AGE: Duration = Duration::from_secs(60);
+/// The largest record batch a fetch answer is accepted with beyond its `max_bytes`.
+const MAX_BATCH_BYTES: usize = 64 << 20;
 /// Record sets fetched ahead of the consumer thread.
 const CHUNKS_AHEAD: usize = 4;
 /// The most a compressed batch may inflate to (the broker's own limit is 32× its
@@ -100,11 +102,10 @@ impl FetchSettings {
 
     async fn connect(&self, addr: &str) -> Result<Connection, millrace_protocol::ClientError> {
         let conn = Connection::connect_with(addr, REQUEST_TIMEOUT, &self.security).await?;
-        // An answer is bounded by the request's max_bytes, plus one batch past it (KIP-74).
-        let max = (self.max_bytes as usize).saturating_add(self.partition_max_bytes as usize).saturating_add(1 << 20);
-        Ok(conn
-            .with_client_id(self.client_id.clone())
-            .with_max_response(max.max(millrace_protocol::client::DEFAULT_MAX_RESPONSE)))
+        // An answer is bounded by the request's max_bytes plus, at most, one batch past a
+        // partition's limit (KIP-74); a batch is bounded by the topic's max.message.bytes.
+        let max = (self.max_bytes as usize).saturating_add(MAX_BATCH_BYTES);
+        Ok(conn.with_client_id(self.client_id.clone()).with_max_response(max))
     }
 }
 
@@ -210,9 +211,12 @@ async fn manage(
         let mut trouble = false;
         if !empty && (wanted || refreshed_at.is_none_or(|at| at.elapsed() >= METADATA_MAX_AGE)) {
             match refresh_metadata(&shared, &settings, &mut conn, &mut brokers).await {
-                Ok(complete) => {
+                Ok(problems) => {
                     refreshed_at = Some(Instant::now());
-                    trouble |= !complete;
+                    trouble |= !problems.is_empty();
+                    if !problems.is_empty() && failures.is_multiple_of(10) {
+                        tracing::warn!(sink = %settings.sink, problems = %problems.join("; "), "partitions without a leader to fetch from; retrying");
+                    }
                 }
                 Err(e) => {
                     conn = None;
@@ -257,13 +261,13 @@ async fn manage(
     }
 }
 
-/// Asks any broker who leads the assigned partitions; true if every one has a leader.
+/// Asks any broker who leads the assigned partitions; what keeps some without a leader.
 async fn refresh_metadata(
     shared: &FetchShared,
     settings: &FetchSettings,
     conn: &mut Option<Connection>,
     brokers: &mut HashMap<i32, String>,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Vec<String>> {
     let topics = shared.partitions().topics();
     if conn.is_none() {
         // Known brokers first: the bootstrap list may name one that is gone for good.
@@ -281,7 +285,7 @@ async fn refresh_metadata(
             return Err(last.map_or_else(|| anyhow::anyhow!("no broker to ask"), anyhow::Error::from));
         }
     }
-    let Some(connection) = conn.as_mut() else { return Ok(false) };
+    let Some(connection) = conn.as_mut() else { return Ok(vec!["no connection".into()]) };
     let request = MetadataRequest::default()
         .with_topics(Some(
             topics
@@ -298,16 +302,25 @@ async fn refresh_metadata(
         brokers.insert(b.node_id.0, format!("{}:{}", b.host, b.port));
     }
     let mut leaders: HashMap<(&str, i32), i32> = HashMap::new();
+    let mut problems = Vec::new();
+    let error = |code: i16| ResponseError::try_from_code(code).map_or(format!("error {code}"), |e| e.to_string());
     for topic in &response.topics {
         let Some(name) = topic.name.as_ref() else { continue };
+        if topic.error_code != 0 {
+            problems.push(format!("topic {}: {}", name.0, error(topic.error_code)));
+        }
         for p in &topic.partitions {
             if p.error_code == 0 && p.leader_id.0 >= 0 && brokers.contains_key(&p.leader_id.0) {
                 leaders.insert((name.0.as_str(), p.partition_index), p.leader_id.0);
             }
         }
     }
-    let complete = shared.partitions().set_leaders(|(topic, index)| leaders.get(&(&**topic, *index)).copied());
-    Ok(complete)
+    if !shared.partitions().set_leaders(|(topic, index)| leaders.get(&(&**topic, *index)).copied())
+        && problems.is_empty()
+    {
+        problems.push("a partition has no leader yet".into());
+    }
+    Ok(problems)
 }
 
 /// Finds the start of partitions without a position, as `auto.offset.reset` says; false if
@@ -407,40 +420,48 @@ async fn fetch_from(
                 continue;
             }
         };
-        let mut out = Vec::new();
-        let metadata_wanted = {
-            let mut p = shared.partitions();
-            let retry_at = Instant::now() + RETRY;
-            for topic in response.responses {
-                for data in topic.partitions {
-                    let index = data.partition_index;
-                    let Some(target) = targets.iter().find(|t| *t.key.0 == *topic.topic.0 && t.key.1 == index) else {
-                        continue;
-                    };
-                    let (answer, records) = classify(&settings.sink, target, data);
-                    let (take, partition_lag) = p.answered(target, answer, retry_at);
-                    if let Some(l) = partition_lag {
-                        lag(&target.key, l);
+        let retry_at = Instant::now() + RETRY;
+        let mut answered = 0;
+        for topic in response.responses {
+            for data in topic.partitions {
+                let index = data.partition_index;
+                let Some(target) = targets.iter().find(|t| *t.key.0 == *topic.topic.0 && t.key.1 == index) else {
+                    continue;
+                };
+                answered += 1;
+                let (answer, records) = classify(&settings.sink, target, data);
+                // The queue slot first: a chunk is accepted and queued under one lock, so chunks
+                // of a partition reach the consumer thread in offset order even when two tasks
+                // answer for it around a leader change.
+                let permit = if records.is_empty() {
+                    None
+                } else {
+                    match chunks.reserve().await {
+                        Ok(permit) => Some(permit),
+                        Err(_) => return,
                     }
-                    if take && !records.is_empty() {
-                        out.push(Chunk {
-                            key: target.key.clone(),
-                            generation: target.generation,
-                            fetch_offset: target.offset,
-                            records,
-                        });
-                    }
+                };
+                let mut p = shared.partitions();
+                let (take, partition_lag) = p.answered(target, answer, retry_at);
+                if let Some(l) = partition_lag {
+                    lag(&target.key, l);
+                }
+                if let (true, Some(permit)) = (take, permit) {
+                    permit.send(Chunk {
+                        key: target.key.clone(),
+                        generation: target.generation,
+                        fetch_offset: target.offset,
+                        records,
+                    });
                 }
             }
-            p.metadata_wanted
-        };
-        if metadata_wanted {
+        }
+        if shared.partitions().metadata_wanted {
             shared.wake_manager.notify_one();
         }
-        for chunk in out {
-            if chunks.send(chunk).await.is_err() {
-                return;
-            }
+        if answered == 0 {
+            // An answer about none of the partitions asked for must not become a busy loop.
+            tokio::time::sleep(BACKOFF).await;
         }
     }
 }
