@@ -15,6 +15,8 @@ use tokio::sync::mpsc;
 
 /// How long a bad batch waits before it is fetched again.
 const REREAD_AFTER: Duration = Duration::from_secs(1);
+/// Inflated batches are read in a buffer kept between batches up to this size.
+const SCRATCH_KEPT: usize = 8 << 20;
 /// The longest the thread waits for records before serving librdkafka's events again.
 const LONGEST_WAIT: Duration = Duration::from_millis(100);
 
@@ -93,6 +95,10 @@ pub fn read_loop<D: Destination>(
         if let Some(chunk) = chunk.filter(|c| shared.fetch.current(c)) {
             if !read_chunk(&chunk, &mut filling, destination, &mut scratch) {
                 return;
+            }
+            // One huge compressed batch must not keep its inflated size allocated for good.
+            if scratch.capacity() > SCRATCH_KEPT {
+                scratch = Vec::new();
             }
         }
         if (filling.full() || filling.old()) && !filling.cut() {
