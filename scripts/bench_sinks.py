@@ -31,7 +31,8 @@ def generate(n, json_out, lp_out):
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
             user, system = (i * 7 % 1000) / 10 + 0.25, (i * 3 % 500) / 10 + 0.5
             idle = 100.0 - user / 2 - system / 2
-            fields = {"usage_idle": idle, "usage_system": system, "usage_user": user, "runnable": i % 17}
+            # Members in the agent's order: its tags and fields are maps ordered by key.
+            fields = {"runnable": i % 17, "usage_idle": idle, "usage_system": system, "usage_user": user}
             js.write(host + "\t" + json.dumps({
                 "@timestamp": stamp, "name": "cpu", "tags": {"cpu": cpu}, "fields": fields,
                 "host": {"name": host}, "input": {"type": "host_metrics", "name": "host"},
