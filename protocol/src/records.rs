@@ -25,19 +25,21 @@ use kafka_protocol::records::Compression;
 use std::io::Read;
 use std::iter::FusedIterator;
 
+// The v2 layout the broker's batch code shares (it sits above this crate).
 /// Bytes before the part `batchLength` counts (baseOffset and batchLength).
-const LOG_OVERHEAD: usize = 12;
+pub const LOG_OVERHEAD: usize = 12;
 /// The least `batchLength` of a v2 batch: its fixed header after the length field.
 const MIN_BATCH_LENGTH: i32 = 49;
 /// Where the magic byte sits, readable before the length is trusted.
-const MAGIC_AT: usize = 16;
-/// The only record format read.
-const MAGIC_V2: i8 = 2;
+pub const MAGIC_AT: usize = 16;
+/// The only record format read (and stored by the broker).
+pub const MAGIC_V2: i8 = 2;
 
-const COMPRESSION_MASK: i16 = 0x07;
-const TIMESTAMP_TYPE_BIT: i16 = 1 << 3;
-const TRANSACTIONAL_BIT: i16 = 1 << 4;
-const CONTROL_BIT: i16 = 1 << 5;
+/// Attribute bits: the codec, LogAppendTime, transactional, control.
+pub const COMPRESSION_MASK: i16 = 0x07;
+pub const TIMESTAMP_TYPE_BIT: i16 = 1 << 3;
+pub const TRANSACTIONAL_BIT: i16 = 1 << 4;
+pub const CONTROL_BIT: i16 = 1 << 5;
 
 /// Errors reading a record set; each says what is wrong (never panics, whatever the bytes).
 /// `offset` is always the base offset of the batch concerned, so a consumer can log where it

@@ -12,15 +12,12 @@ use std::ops::Range;
 
 /// Size of a v2 batch header.
 pub const HEADER_SIZE: usize = 61;
-/// Bytes before the part `batchLength` counts (baseOffset and batchLength).
-pub const LOG_OVERHEAD: usize = 12;
-/// The only record format this broker stores.
-pub const MAGIC_V2: i8 = 2;
+use millrace_protocol::records::{COMPRESSION_MASK, CONTROL_BIT, MAGIC_AT, TIMESTAMP_TYPE_BIT, TRANSACTIONAL_BIT};
+pub use millrace_protocol::records::{LOG_OVERHEAD, MAGIC_V2};
 
 const BASE_OFFSET_AT: usize = 0;
 const LENGTH_AT: usize = 8;
 const LEADER_EPOCH_AT: usize = 12;
-const MAGIC_AT: usize = 16;
 const CRC_AT: usize = 17;
 /// Where the CRC-32C coverage starts (the attributes field).
 pub(crate) const ATTRIBUTES_AT: usize = 21;
@@ -31,11 +28,6 @@ const PRODUCER_ID_AT: usize = 43;
 const PRODUCER_EPOCH_AT: usize = 51;
 const BASE_SEQUENCE_AT: usize = 53;
 const RECORDS_COUNT_AT: usize = 57;
-
-const COMPRESSION_MASK: i16 = 0x07;
-const TIMESTAMP_TYPE_BIT: i16 = 1 << 3;
-const TRANSACTIONAL_BIT: i16 = 1 << 4;
-const CONTROL_BIT: i16 = 1 << 5;
 
 /// Why a record batch was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
