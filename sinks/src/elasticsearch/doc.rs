@@ -170,7 +170,7 @@ fn walk<'a>(scanner: &mut Scanner<'a>, node: &Node, slots: &mut [Option<Leaf<'a>
         return Ok(());
     }
     if scanner.at_array() {
-        return scanner.skip_value();
+        return Ok(scanner.skip_value()?);
     }
     let leaf = match scanner.value()? {
         Scalar::Text(span) => Some(Leaf::Str(scanner.text(span))),

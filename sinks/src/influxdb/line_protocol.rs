@@ -7,7 +7,7 @@
 //! (dead-lettered) rather than altered. Empty tag values are left out, as Telegraf does.
 
 use crate::rfc3339::epoch_millis;
-use crate::scan::{Object, Scalar, Scanner, Span};
+use crate::scan::{Object, Scalar, ScanError, Scanner, Span};
 use millrace_config::sink::Precision;
 use std::cell::RefCell;
 
@@ -97,7 +97,7 @@ struct MetricRecord {
 /// Reads the entries of the object at the cursor into `into`, sorted by key (InfluxDB stores
 /// tags sorted; sending them so spares it the work), of a key given twice the last one (as in
 /// any JSON reader). False, with `into` empty, when the value is not an object.
-fn entries(scanner: &mut Scanner<'_>, into: &mut Vec<Entry>) -> Result<bool, String> {
+fn entries(scanner: &mut Scanner<'_>, into: &mut Vec<Entry>) -> Result<bool, ScanError> {
     into.clear();
     if !scanner.at_object() {
         scanner.value()?;
@@ -121,14 +121,14 @@ fn entries(scanner: &mut Scanner<'_>, into: &mut Vec<Entry>) -> Result<bool, Str
 }
 
 /// A string value, or None (after skipping the value) when it is not one.
-fn text(scanner: &mut Scanner<'_>) -> Result<Option<Span>, String> {
+fn text(scanner: &mut Scanner<'_>) -> Result<Option<Span>, ScanError> {
     Ok(match scanner.value()? {
         Scalar::Text(t) => Some(t),
         _ => None,
     })
 }
 
-fn parse(scanner: &mut Scanner<'_>, scratch: &mut Scratch) -> Result<MetricRecord, String> {
+fn parse(scanner: &mut Scanner<'_>, scratch: &mut Scratch) -> Result<MetricRecord, ScanError> {
     let mut record = MetricRecord::default();
     scratch.tags.clear();
     let mut object = scanner.begin_object()?;
@@ -227,7 +227,7 @@ pub fn encode_record(json: &[u8], precision: Precision, out: &mut Vec<u8>) -> Re
 }
 
 fn encode_with(json: &[u8], precision: Precision, out: &mut Vec<u8>, scratch: &mut Scratch) -> Result<(), String> {
-    let not_an_object = |e: String| format!("the record is not a JSON object ({e}); it cannot become a point");
+    let not_an_object = |e: ScanError| format!("the record is not a JSON object ({e}); it cannot become a point");
     let mut scanner = Scanner::new(json).map_err(not_an_object)?;
     let record = parse(&mut scanner, scratch).map_err(not_an_object)?;
     let name =

@@ -13,13 +13,96 @@ use std::borrow::Cow;
 const MAX_DEPTH: usize = 128;
 
 /// Where a string's contents lie in the text (between its quotes). Spans are plain data, so the
-/// reader's callers can keep them in buffers reused from record to record.
+/// reader's callers can keep them in buffers reused from record to record. A span is one word
+/// (start, end and whether the contents hold escapes, in 32 + 31 + 1 bits; texts are limited to
+/// [`MAX_TEXT`]) so that spans, scalars and the results carrying them travel in registers: put
+/// together in memory, they cost the reader a store-forwarding stall per token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Span {
-    start: usize,
-    end: usize,
+pub struct Span(u64);
+
+const ESCAPED: u64 = 1 << 63;
+
+impl Span {
+    fn new(start: usize, end: usize, escaped: bool) -> Span {
+        // Both are within the text, which `Scanner::new` keeps under `MAX_TEXT`.
+        Span(start as u64 | (end as u64) << 32 | if escaped { ESCAPED } else { 0 })
+    }
+
+    fn range(self) -> std::ops::Range<usize> {
+        (self.0 as u32 as usize)..((self.0 & !ESCAPED) >> 32) as usize
+    }
+
     /// Whether the contents hold escapes (and so must be unescaped into a new string).
-    escaped: bool,
+    fn escaped(self) -> bool {
+        self.0 & ESCAPED != 0
+    }
+}
+
+/// The longest text the reader takes (far above any record the sinks are given: a fetched
+/// batch is at most 64 MiB).
+pub const MAX_TEXT: usize = i32::MAX as usize;
+
+/// What is wrong with a text, and where: small and `Copy`, so that results carry it in
+/// registers; the message is only written when it is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{problem} at byte {at}")]
+pub struct ScanError {
+    problem: Problem,
+    at: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Problem {
+    NotUtf8,
+    TooLong,
+    Expected(u8),
+    ExpectedSeparator(u8),
+    ExpectedKey,
+    ExpectedKeyOrEnd,
+    TrailingText,
+    TooDeep,
+    ExpectedValue,
+    UnexpectedEnd,
+    NumberOutOfRange,
+    MalformedNumber,
+    ControlCharacter,
+    UnterminatedString,
+    InvalidEscape,
+    ShortUnicodeEscape,
+    InvalidUnicodeEscape,
+    UnpairedSurrogate,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Problem::NotUtf8 => f.write_str("not UTF-8"),
+            Problem::TooLong => write!(f, "longer than {MAX_TEXT} bytes"),
+            Problem::Expected(b) => write!(f, "expected `{}`", char::from(*b)),
+            Problem::ExpectedSeparator(close) => write!(f, "expected `,` or `{}`", char::from(*close)),
+            Problem::ExpectedKey => f.write_str("expected a key"),
+            Problem::ExpectedKeyOrEnd => f.write_str("expected a key or `}`"),
+            Problem::TrailingText => f.write_str("unexpected text after the JSON value"),
+            Problem::TooDeep => f.write_str("nested too deeply"),
+            Problem::ExpectedValue => f.write_str("expected a JSON value"),
+            Problem::UnexpectedEnd => f.write_str("unexpected end of the record"),
+            Problem::NumberOutOfRange => f.write_str("number out of range"),
+            Problem::MalformedNumber => f.write_str("malformed number"),
+            Problem::ControlCharacter => f.write_str("control character in a string"),
+            Problem::UnterminatedString => f.write_str("unterminated string"),
+            Problem::InvalidEscape => f.write_str("invalid escape in a string"),
+            Problem::ShortUnicodeEscape => f.write_str("short \\u escape"),
+            Problem::InvalidUnicodeEscape => f.write_str("invalid \\u escape"),
+            Problem::UnpairedSurrogate => f.write_str("unpaired surrogate in a \\u escape"),
+        }
+    }
+}
+
+/// The sinks' encoders report their refusals as text.
+impl From<ScanError> for String {
+    fn from(e: ScanError) -> String {
+        e.to_string()
+    }
 }
 
 /// A scalar, or a note that a composite value was skipped.
@@ -111,8 +194,12 @@ pub struct Scanner<'a> {
 
 impl<'a> Scanner<'a> {
     /// A scanner over `json`, which must be UTF-8.
-    pub fn new(json: &'a [u8]) -> Result<Scanner<'a>, String> {
-        let text = std::str::from_utf8(json).map_err(|e| format!("not UTF-8 ({e})"))?;
+    pub fn new(json: &'a [u8]) -> Result<Scanner<'a>, ScanError> {
+        if json.len() > MAX_TEXT {
+            return Err(ScanError { problem: Problem::TooLong, at: MAX_TEXT as u32 });
+        }
+        let text = std::str::from_utf8(json)
+            .map_err(|e| ScanError { problem: Problem::NotUtf8, at: e.valid_up_to() as u32 })?;
         Ok(Scanner { text, pos: 0 })
     }
 
@@ -121,15 +208,8 @@ impl<'a> Scanner<'a> {
     }
 
     #[cold]
-    #[inline(never)]
-    fn error(&self, what: &str) -> String {
-        format!("{what} at byte {}", self.pos)
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn expected(&self, byte: u8) -> String {
-        self.error(&format!("expected `{}`", byte as char))
+    fn error(&self, problem: Problem) -> ScanError {
+        ScanError { problem, at: self.pos as u32 }
     }
 
     fn skip_whitespace(&mut self) {
@@ -151,43 +231,43 @@ impl<'a> Scanner<'a> {
     }
 
     #[inline]
-    fn expect(&mut self, byte: u8) -> Result<(), String> {
+    fn expect(&mut self, byte: u8) -> Result<(), ScanError> {
         if self.peek() == Some(byte) {
             self.pos += 1;
             Ok(())
         } else {
-            Err(self.expected(byte))
+            Err(self.error(Problem::Expected(byte)))
         }
     }
 
     /// A string's contents, unescaped: borrowed from the text unless it held escapes.
     pub fn text(&self, span: Span) -> Cow<'a, str> {
-        let raw = &self.text[span.start..span.end];
-        if !span.escaped {
+        let raw = &self.text[span.range()];
+        if !span.escaped() {
             return Cow::Borrowed(raw);
         }
         // The span was validated when it was read, so this cannot fail; an empty string would
         // only stand in for an impossible error.
-        let mut again = Scanner { text: self.text, pos: span.start };
-        Cow::Owned(again.escaped_string(span.start).unwrap_or_default())
+        let mut again = Scanner { text: self.text, pos: span.range().start };
+        Cow::Owned(again.escaped_string(span.range().start).unwrap_or_default())
     }
 
     /// Whether the string at `span` is `word`.
     pub fn is(&self, span: Span, word: &str) -> bool {
-        if span.escaped {
+        if span.escaped() {
             self.text(span) == word
         } else {
-            &self.bytes()[span.start..span.end] == word.as_bytes()
+            &self.bytes()[span.range()] == word.as_bytes()
         }
     }
 
     /// The order of two strings by their text.
     pub fn compare(&self, a: Span, b: Span) -> std::cmp::Ordering {
-        if a.escaped || b.escaped {
+        if a.escaped() || b.escaped() {
             self.text(a).cmp(&self.text(b))
         } else {
             // Unescaped UTF-8 orders as its bytes do.
-            self.bytes()[a.start..a.end].cmp(&self.bytes()[b.start..b.end])
+            self.bytes()[a.range()].cmp(&self.bytes()[b.range()])
         }
     }
 
@@ -202,13 +282,13 @@ impl<'a> Scanner<'a> {
     }
 
     /// Enters an object (the next value must be one); its keys are then read with `next_key`.
-    pub fn begin_object(&mut self) -> Result<Object, String> {
+    pub fn begin_object(&mut self) -> Result<Object, ScanError> {
         self.expect(b'{')?;
         Ok(Object { first: true })
     }
 
     /// The next key of `object` (its `:` consumed), or None at the object's end.
-    pub fn next_key(&mut self, object: &mut Object) -> Result<Option<Span>, String> {
+    pub fn next_key(&mut self, object: &mut Object) -> Result<Option<Span>, ScanError> {
         let first = std::mem::replace(&mut object.first, false);
         match self.peek() {
             Some(b'}') => {
@@ -219,10 +299,16 @@ impl<'a> Scanner<'a> {
             Some(b',') if !first => {
                 self.pos += 1;
                 if self.peek() != Some(b'"') {
-                    return Err(self.error("expected a key"));
+                    return Err(self.error(Problem::ExpectedKey));
                 }
             }
-            _ => return Err(self.error(if first { "expected a key or `}`" } else { "expected `,` or `}`" })),
+            _ => {
+                return Err(self.error(if first {
+                    Problem::ExpectedKeyOrEnd
+                } else {
+                    Problem::ExpectedSeparator(b'}')
+                }))
+            }
         }
         let key = self.string()?;
         self.expect(b':')?;
@@ -230,19 +316,19 @@ impl<'a> Scanner<'a> {
     }
 
     /// Checks that only whitespace follows the value read.
-    pub fn finish(&mut self) -> Result<(), String> {
+    pub fn finish(&mut self) -> Result<(), ScanError> {
         match self.peek() {
             None => Ok(()),
-            Some(_) => Err(self.error("unexpected text after the JSON value")),
+            Some(_) => Err(self.error(Problem::TrailingText)),
         }
     }
 
     /// Reads the next value; objects and arrays are validated and skipped.
-    pub fn value(&mut self) -> Result<Scalar, String> {
+    pub fn value(&mut self) -> Result<Scalar, ScanError> {
         self.value_at(0)
     }
 
-    fn value_at(&mut self, depth: usize) -> Result<Scalar, String> {
+    fn value_at(&mut self, depth: usize) -> Result<Scalar, ScanError> {
         match self.peek() {
             Some(b'"') => self.string().map(Scalar::Text),
             Some(b'-' | b'0'..=b'9') => self.number(),
@@ -251,7 +337,7 @@ impl<'a> Scanner<'a> {
             Some(b'n') => self.literal("null", Scalar::Null),
             Some(open @ (b'{' | b'[')) => {
                 if depth >= MAX_DEPTH {
-                    return Err(self.error("nested too deeply"));
+                    return Err(self.error(Problem::TooDeep));
                 }
                 self.pos += 1;
                 let close = if open == b'{' { b'}' } else { b']' };
@@ -262,7 +348,7 @@ impl<'a> Scanner<'a> {
                 loop {
                     if open == b'{' {
                         if self.peek() != Some(b'"') {
-                            return Err(self.error("expected a key"));
+                            return Err(self.error(Problem::ExpectedKey));
                         }
                         self.string()?;
                         self.expect(b':')?;
@@ -274,18 +360,18 @@ impl<'a> Scanner<'a> {
                             self.pos += 1;
                             return Ok(Scalar::Composite);
                         }
-                        _ => return Err(self.expected_separator(close)),
+                        _ => return Err(self.error(Problem::ExpectedSeparator(close))),
                     }
                 }
             }
-            Some(_) => Err(self.error("expected a JSON value")),
-            None => Err(self.error("unexpected end of the record")),
+            Some(_) => Err(self.error(Problem::ExpectedValue)),
+            None => Err(self.error(Problem::UnexpectedEnd)),
         }
     }
 
     /// Skips the next value whatever its nesting, without recursion: only its grammar is checked
     /// (a document's depth is for its destination to judge; Elasticsearch has its own limit).
-    pub fn skip_value(&mut self) -> Result<(), String> {
+    pub fn skip_value(&mut self) -> Result<(), ScanError> {
         let mut open = OpenComposites::default();
         loop {
             match self.peek() {
@@ -325,7 +411,7 @@ impl<'a> Scanner<'a> {
                         self.pos += 1;
                         open.pop();
                     }
-                    _ => return Err(self.expected_separator(close)),
+                    _ => return Err(self.error(Problem::ExpectedSeparator(close))),
                 }
             }
         }
@@ -333,43 +419,37 @@ impl<'a> Scanner<'a> {
 
     /// Refuses a number beyond a float's range, as serde_json does even in a value it skips
     /// (a document holding one is refused rather than sent on).
-    fn check_range(&self, span: Span, integer: bool) -> Result<(), String> {
-        let text = &self.text[span.start..span.end];
+    fn check_range(&self, span: Span, integer: bool) -> Result<(), ScanError> {
+        let text = &self.text[span.range()];
         // Under 300 digits without an exponent is always in range: no parse.
         let plainly_finite = text.len() < 300 && (integer || !text.contains(['e', 'E']));
         if plainly_finite || text.parse::<f64>().is_ok_and(f64::is_finite) {
             Ok(())
         } else {
-            Err(format!("number out of range at byte {}", span.start))
+            Err(ScanError { problem: Problem::NumberOutOfRange, at: span.range().start as u32 })
         }
     }
 
     /// A member's name and its `:`, skipped.
-    fn member_name(&mut self) -> Result<(), String> {
+    fn member_name(&mut self) -> Result<(), ScanError> {
         if self.peek() != Some(b'"') {
-            return Err(self.error("expected a key"));
+            return Err(self.error(Problem::ExpectedKey));
         }
         self.string()?;
         self.expect(b':')
     }
 
-    #[cold]
-    #[inline(never)]
-    fn expected_separator(&self, close: u8) -> String {
-        self.error(&format!("expected `,` or `{}`", close as char))
-    }
-
-    fn literal(&mut self, word: &'static str, value: Scalar) -> Result<Scalar, String> {
+    fn literal(&mut self, word: &'static str, value: Scalar) -> Result<Scalar, ScanError> {
         if self.text[self.pos..].starts_with(word) {
             self.pos += word.len();
             Ok(value)
         } else {
-            Err(self.error("expected a JSON value"))
+            Err(self.error(Problem::ExpectedValue))
         }
     }
 
     /// A number, checked against the JSON grammar: `-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?`.
-    fn number(&mut self) -> Result<Scalar, String> {
+    fn number(&mut self) -> Result<Scalar, ScanError> {
         let bytes = self.bytes();
         let start = self.pos;
         let mut i = start;
@@ -386,7 +466,7 @@ impl<'a> Scanner<'a> {
         let whole = digits(&mut i);
         if whole == 0 || (whole > 1 && bytes[i - whole] == b'0') {
             self.pos = i;
-            return Err(self.error("malformed number"));
+            return Err(self.error(Problem::MalformedNumber));
         }
         let mut integer = true;
         if bytes.get(i) == Some(&b'.') {
@@ -394,7 +474,7 @@ impl<'a> Scanner<'a> {
             integer = false;
             if digits(&mut i) == 0 {
                 self.pos = i;
-                return Err(self.error("malformed number"));
+                return Err(self.error(Problem::MalformedNumber));
             }
         }
         if let Some(b'e' | b'E') = bytes.get(i) {
@@ -405,15 +485,15 @@ impl<'a> Scanner<'a> {
             }
             if digits(&mut i) == 0 {
                 self.pos = i;
-                return Err(self.error("malformed number"));
+                return Err(self.error(Problem::MalformedNumber));
             }
         }
         self.pos = i;
-        Ok(Scalar::Number { text: Span { start, end: i, escaped: false }, integer })
+        Ok(Scalar::Number { text: Span::new(start, i, false), integer })
     }
 
     /// The string at the cursor, validated; its span.
-    fn string(&mut self) -> Result<Span, String> {
+    fn string(&mut self) -> Result<Span, ScanError> {
         self.expect(b'"')?;
         let bytes = self.bytes();
         let start = self.pos;
@@ -422,21 +502,21 @@ impl<'a> Scanner<'a> {
         match bytes.get(end) {
             Some(b'"') => {
                 self.pos += 1;
-                Ok(Span { start, end, escaped: false })
+                Ok(Span::new(start, end, false))
             }
             Some(b'\\') => {
                 self.check_escaped_rest()?;
-                Ok(Span { start, end: self.pos - 1, escaped: true })
+                Ok(Span::new(start, self.pos - 1, true))
             }
-            Some(_) => Err(self.error("control character in a string")),
-            None => Err(self.error("unterminated string")),
+            Some(_) => Err(self.error(Problem::ControlCharacter)),
+            None => Err(self.error(Problem::UnterminatedString)),
         }
     }
 
     /// Checks the rest of a string that holds escapes without unescaping it (most such strings
     /// are only skipped; [`Scanner::text`] unescapes the few that are read). The cursor is at a
     /// backslash; it ends after the closing quote.
-    fn check_escaped_rest(&mut self) -> Result<(), String> {
+    fn check_escaped_rest(&mut self) -> Result<(), ScanError> {
         loop {
             match self.bytes().get(self.pos) {
                 Some(b'"') => {
@@ -449,11 +529,11 @@ impl<'a> Scanner<'a> {
                     match escape {
                         Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {}
                         Some(b'u') => drop(self.unicode_escape()?),
-                        _ => return Err(self.error("invalid escape in a string")),
+                        _ => return Err(self.error(Problem::InvalidEscape)),
                     }
                 }
-                Some(_) => return Err(self.error("control character in a string")),
-                None => return Err(self.error("unterminated string")),
+                Some(_) => return Err(self.error(Problem::ControlCharacter)),
+                None => return Err(self.error(Problem::UnterminatedString)),
             }
             let rest = &self.bytes()[self.pos..];
             self.pos += plain_run(rest).unwrap_or(rest.len());
@@ -461,7 +541,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// The rest of a string that holds escapes; the cursor is at its first backslash.
-    fn escaped_string(&mut self, start: usize) -> Result<String, String> {
+    fn escaped_string(&mut self, start: usize) -> Result<String, ScanError> {
         let mut out = String::with_capacity(self.pos - start + 16);
         out.push_str(&self.text[start..self.pos]);
         loop {
@@ -487,45 +567,45 @@ impl<'a> Scanner<'a> {
                         Some(b'r') => out.push('\r'),
                         Some(b't') => out.push('\t'),
                         Some(b'u') => out.push(self.unicode_escape()?),
-                        _ => return Err(self.error("invalid escape in a string")),
+                        _ => return Err(self.error(Problem::InvalidEscape)),
                     }
                 }
-                Some(_) => return Err(self.error("control character in a string")),
-                None => return Err(self.error("unterminated string")),
+                Some(_) => return Err(self.error(Problem::ControlCharacter)),
+                None => return Err(self.error(Problem::UnterminatedString)),
             }
         }
     }
 
-    fn hex4(&mut self) -> Result<u32, String> {
-        let digits = self.text.get(self.pos..self.pos + 4).ok_or_else(|| self.error("short \\u escape"))?;
+    fn hex4(&mut self) -> Result<u32, ScanError> {
+        let digits = self.text.get(self.pos..self.pos + 4).ok_or_else(|| self.error(Problem::ShortUnicodeEscape))?;
         // from_str_radix alone would also take a leading `+`.
         if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(self.error("invalid \\u escape"));
+            return Err(self.error(Problem::InvalidUnicodeEscape));
         }
-        let value = u32::from_str_radix(digits, 16).map_err(|_| self.error("invalid \\u escape"))?;
+        let value = u32::from_str_radix(digits, 16).map_err(|_| self.error(Problem::InvalidUnicodeEscape))?;
         self.pos += 4;
         Ok(value)
     }
 
     /// The character of a `\uXXXX` escape (the cursor after the `u`), joining surrogate pairs.
-    fn unicode_escape(&mut self) -> Result<char, String> {
+    fn unicode_escape(&mut self) -> Result<char, ScanError> {
         let first = self.hex4()?;
         let code = match first {
             0xD800..=0xDBFF => {
                 if !self.text[self.pos..].starts_with("\\u") {
-                    return Err(self.error("unpaired surrogate in a \\u escape"));
+                    return Err(self.error(Problem::UnpairedSurrogate));
                 }
                 self.pos += 2;
                 let second = self.hex4()?;
                 if !(0xDC00..=0xDFFF).contains(&second) {
-                    return Err(self.error("unpaired surrogate in a \\u escape"));
+                    return Err(self.error(Problem::UnpairedSurrogate));
                 }
                 0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00)
             }
-            0xDC00..=0xDFFF => return Err(self.error("unpaired surrogate in a \\u escape")),
+            0xDC00..=0xDFFF => return Err(self.error(Problem::UnpairedSurrogate)),
             code => code,
         };
-        char::from_u32(code).ok_or_else(|| self.error("invalid \\u escape"))
+        char::from_u32(code).ok_or_else(|| self.error(Problem::InvalidUnicodeEscape))
     }
 }
 

@@ -181,6 +181,27 @@ fn objects_are_read_key_by_key() {
     }
 
     let deep = "[".repeat(MAX_DEPTH + 2) + &"]".repeat(MAX_DEPTH + 2);
-    assert!(Scanner::new(deep.as_bytes()).unwrap().value().unwrap_err().contains("deeply"));
+    assert!(Scanner::new(deep.as_bytes()).unwrap().value().unwrap_err().to_string().contains("deeply"));
     assert!(Scanner::new(b"\xff").is_err());
+}
+
+#[test]
+fn spans_scalars_and_their_results_fit_in_two_registers() {
+    // Larger, they are returned through memory and put together there piecewise, which cost a
+    // store-forwarding stall per token (the InfluxDB encoder took 1.06 instead of 0.57 µs a record).
+    assert_eq!(std::mem::size_of::<Span>(), 8);
+    assert!(std::mem::size_of::<Result<Scalar, ScanError>>() <= 16);
+    assert!(std::mem::size_of::<Result<Option<Span>, ScanError>>() <= 16);
+}
+
+#[test]
+fn spans_keep_their_offsets_and_errors_their_messages() {
+    let span = Span::new(7, MAX_TEXT, true);
+    assert_eq!((span.range(), span.escaped()), (7..MAX_TEXT, true));
+    assert_eq!((Span::new(0, 3, false).range(), Span::new(0, 3, false).escaped()), (0..3, false));
+    let err = Scanner::new(br#"{"a" 1}"#).and_then(|mut s| s.value()).unwrap_err();
+    assert_eq!(err.to_string(), "expected `:` at byte 5");
+    let err = Scanner::new(b"\"\\u12g4\"").and_then(|mut s| s.value()).unwrap_err();
+    assert_eq!(String::from(err), "invalid \\u escape at byte 3");
+    assert_eq!(Scanner::new(b"ab\xffc").err().map(|e| e.to_string()).as_deref(), Some("not UTF-8 at byte 2"));
 }
