@@ -16,7 +16,7 @@
 #    max_in_flight = IN_FLIGHT, no gzip) from a fresh
 #    group into database `sink`; timed from its "partitions assigned" log line (the group join,
 #    held 3 s by the broker for a new group, is left out) until its records_forwarded_total
-#    reaches POINTS (polled every 0.1 s); its CPU and minor page faults (/proc/PID/stat) and peak
+#    reaches POINTS (polled every 10 ms over one connection: bench_sinks.py watch); its CPU and minor page faults (/proc/PID/stat) and peak
 #    RSS (VmHWM) then; both databases must then hold POINTS points;
 # 6. steps 4 and 5 again, REPEATS times in all (default 4), odd rounds direct first, even rounds
 #    the sink first; each run starts once influxd is quiet (its compactions after the last run
@@ -71,7 +71,6 @@ cpu_seconds() { sed 's/^.*) //' "/proc/$1/stat" | awk -v h="$clk_tck" '{printf "
 # Minor page faults (memory touched for the first time since it was mapped): each costs kernel time.
 minor_faults() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $8}'; }
 status_mib() { awk -v k="$2:" '$1 == k {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
-now() { date +%s.%N; }
 cpu_delta() { awk -v a="$2" -v b="$(cpu_seconds "$1")" 'BEGIN{printf "%.2f", b - a}'; }
 
 echo "## machine"
@@ -121,10 +120,9 @@ python3 "$py" logs "$log_records" "$work/logs.json"
 kcat -P -K '\t' -b "$bootstrap" -t bench-metrics -z lz4 <"$work/points.json"
 kcat -P -K '\t' -b "$bootstrap" -t bench-logs -z lz4 <"$work/logs.json"
 
-forwarded() { curl -sf "http://127.0.0.1:$metrics_port/metrics" 2>/dev/null | awk -v s="millrace_sink_records_forwarded_total{sink=\"$1\"}" '$1 == s {print $2}'; }
 
 run_sink() { # NAME KIND TARGET COUNT — prints "seconds cpu_s peak_rss_mib"
-  local name=$1 kind=$2 target=$3 count=$4 start sink_pid n end
+  local name=$1 kind=$2 target=$3 count=$4 sink_pid
   {
     printf '[sink]\nmetrics_listen = "127.0.0.1:%s"\n[source]\nbootstrap = "%s"\n' "$metrics_port" "$bootstrap"
     case $kind in
@@ -137,19 +135,12 @@ run_sink() { # NAME KIND TARGET COUNT — prints "seconds cpu_s peak_rss_mib"
   sink_pid=$!
   # The clock starts once the group gave the sink its partitions: joining (the broker holds a new
   # group's first join for group.initial.rebalance.delay, 3 s) is not the sink's throughput.
-  for _ in $(seq 600); do grep -q "partitions assigned" "$work/$name.log" && break; sleep 0.02; done
-  start=$(now)
-  local influx_cpu0 broker_cpu0
+  local influx_cpu0 broker_cpu0 secs
   influx_cpu0=$(cpu_seconds "$influxd_pid")
   broker_cpu0=$(cpu_seconds "$broker_pid")
-  while :; do
-    n=$(forwarded "$name")
-    if [ "${n:-0}" -ge "$count" ]; then break; fi
-    kill -0 "$sink_pid" 2>/dev/null || { echo "the sink exited; log:" >&2; tail "$work/$name.log" >&2; exit 1; }
-    sleep 0.1
-  done
-  end=$(now)
-  echo "$(awk -v a="$start" -v b="$end" 'BEGIN{printf "%.2f", b - a}') $(cpu_seconds "$sink_pid") $(status_mib "$sink_pid" VmHWM) $(cpu_delta "$influxd_pid" "$influx_cpu0") $(cpu_delta "$broker_pid" "$broker_cpu0") $(minor_faults "$sink_pid")"
+  secs=$(python3 "$py" watch "$work/$name.log" "http://127.0.0.1:$metrics_port/metrics" "$name" "$count" "$sink_pid") \
+    || { echo "the sink exited; log:" >&2; tail "$work/$name.log" >&2; exit 1; }
+  echo "$secs $(cpu_seconds "$sink_pid") $(status_mib "$sink_pid" VmHWM) $(cpu_delta "$influxd_pid" "$influx_cpu0") $(cpu_delta "$broker_pid" "$broker_cpu0") $(minor_faults "$sink_pid")"
   kill "$sink_pid"
   wait "$sink_pid" 2>/dev/null || true
 }

@@ -8,39 +8,47 @@
 //! InfluxDB sink's CPU.
 
 use std::borrow::Cow;
+use std::num::NonZeroU64;
 
 /// How deep skipped values may nest; deeper input is refused rather than risking the stack.
 const MAX_DEPTH: usize = 128;
 
 /// Where a string's contents lie in the text (between its quotes). Spans are plain data, so the
-/// reader's callers can keep them in buffers reused from record to record. A span is one word
-/// (start, end and whether the contents hold escapes, in 32 + 31 + 1 bits; texts are limited to
-/// [`MAX_TEXT`]) so that spans, scalars and the results carrying them travel in registers: put
-/// together in memory, they cost the reader a store-forwarding stall per token.
+/// reader's callers can keep them in buffers reused from record to record. A span is one nonzero
+/// word — start, end, an always-set bit and whether the contents hold escapes, in 32 + 30 + 1 + 1
+/// bits; texts are limited to [`MAX_TEXT`] — so that spans, `Option`s of them, scalars and the
+/// results carrying them travel in registers: put together in memory piecewise, they cost the
+/// reader a store-forwarding stall per token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Span(u64);
+pub struct Span(NonZeroU64);
 
 const ESCAPED: u64 = 1 << 63;
+/// Keeps every span nonzero, which gives `Option<Span>` a word's size.
+const SET: NonZeroU64 = match NonZeroU64::new(1 << 62) {
+    Some(bit) => bit,
+    None => panic!("1 << 62 is not zero"),
+};
 
 impl Span {
     fn new(start: usize, end: usize, escaped: bool) -> Span {
         // Both are within the text, which `Scanner::new` keeps under `MAX_TEXT`.
-        Span(start as u64 | (end as u64) << 32 | if escaped { ESCAPED } else { 0 })
+        Span(SET | start as u64 | (end as u64) << 32 | if escaped { ESCAPED } else { 0 })
     }
 
     fn range(self) -> std::ops::Range<usize> {
-        (self.0 as u32 as usize)..((self.0 & !ESCAPED) >> 32) as usize
+        let word = self.0.get();
+        (word as u32 as usize)..((word & !(ESCAPED | SET.get())) >> 32) as usize
     }
 
     /// Whether the contents hold escapes (and so must be unescaped into a new string).
     fn escaped(self) -> bool {
-        self.0 & ESCAPED != 0
+        self.0.get() & ESCAPED != 0
     }
 }
 
 /// The longest text the reader takes (far above any record the sinks are given: a fetched
 /// batch is at most 64 MiB).
-pub const MAX_TEXT: usize = i32::MAX as usize;
+pub const MAX_TEXT: usize = (1 << 30) - 1;
 
 /// What is wrong with a text, and where: small and `Copy`, so that results carry it in
 /// registers; the message is only written when it is shown.

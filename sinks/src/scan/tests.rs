@@ -190,6 +190,7 @@ fn spans_scalars_and_their_results_fit_in_two_registers() {
     // Larger, they are returned through memory and put together there piecewise, which cost a
     // store-forwarding stall per token (the InfluxDB encoder took 1.06 instead of 0.57 µs a record).
     assert_eq!(std::mem::size_of::<Span>(), 8);
+    assert_eq!(std::mem::size_of::<Option<Span>>(), 8);
     assert!(std::mem::size_of::<Result<Scalar, ScanError>>() <= 16);
     assert!(std::mem::size_of::<Result<Option<Span>, ScanError>>() <= 16);
 }
