@@ -182,6 +182,25 @@ impl Shared {
         commits.outstanding() == 0
     }
 
+    /// `revoked` are no longer this worker's: nothing more is fetched for them, chunks already
+    /// fetched are dropped, the consumer thread takes them out of its batch, and their lag
+    /// gauges go. Their lag is the next owner's to report; left at its last value, a gauge would
+    /// count in this worker's status, and in any sum over the group's workers, for good.
+    pub fn revoke(&self, revoked: Vec<(String, i32)>) {
+        let keys: Vec<Key> = revoked.iter().map(|(t, p)| (Arc::from(t.as_str()), *p)).collect();
+        // Under the partitions' lock, where the fetcher and the commits set the gauges: none is
+        // set again after its removal (the fetch state no longer has the partition).
+        let mut partitions = self.fetch.partitions();
+        partitions.revoke(&keys);
+        for (topic, partition) in &revoked {
+            // An error only says this worker never had a lag for it.
+            let _ = self.metrics.lag.remove_label_values(&[self.sink.as_str(), topic, &partition.to_string()]);
+        }
+        drop(partitions);
+        self.revoked.lock().unwrap_or_else(|p| p.into_inner()).extend(revoked);
+        self.revocations_pending.store(true, Ordering::Release);
+    }
+
     /// Partitions revoked since the last call, if any.
     pub fn take_revoked(&self) -> Option<BTreeSet<(String, i32)>> {
         // The flag first: a lock per record would cost more than the record.
@@ -208,11 +227,7 @@ impl ConsumerContext for SinkContext {
             let revoked: Vec<(String, i32)> =
                 partitions.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
             tracing::info!(sink = %self.shared.sink, partitions = revoked.len(), "partitions revoked; finishing the batch in flight");
-            // Nothing more is fetched for them, and chunks already fetched are dropped.
-            let keys: Vec<Key> = revoked.iter().map(|(t, p)| (Arc::from(t.as_str()), *p)).collect();
-            self.shared.fetch.partitions().revoke(&keys);
-            self.shared.revoked.lock().unwrap_or_else(|p| p.into_inner()).extend(revoked);
-            self.shared.revocations_pending.store(true, Ordering::Release);
+            self.shared.revoke(revoked);
             if !self.shared.wait_idle(REVOKE_WAIT) {
                 tracing::warn!(sink = %self.shared.sink, "the batch in flight is still not written; its records will be read again by the partitions' next owner");
             }
@@ -306,6 +321,38 @@ mod tests {
         shared.revocations_pending.store(true, Ordering::Release);
         assert_eq!(shared.take_revoked(), Some([("logs".to_string(), 1)].into_iter().collect()));
         assert_eq!(shared.take_revoked(), None);
+    }
+
+    #[test]
+    fn a_revoked_partitions_lag_is_no_longer_reported() {
+        use crate::worker::fetch::state::Answer;
+        let metrics = Arc::new(SinkMetrics::new().unwrap());
+        let shared = Shared::new("s", metrics.clone());
+        let key = |p: i32| (Arc::<str>::from("logs"), p);
+        {
+            // Two partitions read from offset 10 by broker 1, whose answers put the end at 20.
+            let mut parts = shared.fetch.partitions();
+            parts.start(key(0), Some(10));
+            parts.start(key(1), Some(10));
+            parts.set_leaders(|_| Some(1));
+            let now = std::time::Instant::now();
+            for target in parts.targets(1, now) {
+                parts.answered(&target, Answer::Data { next: 20, high_watermark: 20 }, now);
+            }
+            assert_eq!(parts.committed(&key(1), 12), Some(8), "the lag comes from the commit");
+        }
+        for (partition, lag) in [(0, 5), (1, 8)] {
+            metrics.lag.with_label_values(&["s", "logs", &partition.to_string()]).set(lag);
+        }
+        assert_eq!(metrics.status("s").lag_records, Some(13));
+        shared.revoke(vec![("logs".to_string(), 1)]);
+        assert_eq!(metrics.status("s").lag_records, Some(5), "only the partition still owned counts");
+        assert!(!metrics.render().contains(r#"partition="1""#), "the revoked partition's gauge is gone");
+        assert_eq!(shared.fetch.partitions().committed(&key(1), 15), None, "its lag is not computed again");
+        assert_eq!(shared.fetch.partitions().committed(&key(0), 15), Some(5));
+        assert_eq!(shared.take_revoked(), Some([("logs".to_string(), 1)].into_iter().collect()));
+        // Revoking what was never measured is no error.
+        shared.revoke(vec![("logs".to_string(), 9)]);
     }
 
     #[test]
