@@ -22,7 +22,7 @@ use kafka_protocol::protocol::StrBytes;
 use millrace_config::sink::{SourceSettings, StartFrom};
 use millrace_protocol::client::Security;
 use millrace_protocol::Connection;
-use state::{Answer, Key, Partitions, Target};
+use state::{Answer, Key, Leader, Partitions, Target};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -301,7 +301,7 @@ async fn refresh_metadata(
     for b in &response.brokers {
         brokers.insert(b.node_id.0, format!("{}:{}", b.host, b.port));
     }
-    let mut leaders: HashMap<(&str, i32), i32> = HashMap::new();
+    let mut leaders: HashMap<(&str, i32), Leader> = HashMap::new();
     let mut problems = Vec::new();
     let error = |code: i16| ResponseError::try_from_code(code).map_or(format!("error {code}"), |e| e.to_string());
     for topic in &response.topics {
@@ -311,7 +311,8 @@ async fn refresh_metadata(
         }
         for p in &topic.partitions {
             if p.error_code == 0 && p.leader_id.0 >= 0 && brokers.contains_key(&p.leader_id.0) {
-                leaders.insert((name.0.as_str(), p.partition_index), p.leader_id.0);
+                leaders
+                    .insert((name.0.as_str(), p.partition_index), Leader { id: p.leader_id.0, epoch: p.leader_epoch });
             }
         }
     }
@@ -478,7 +479,7 @@ fn fetch_request(settings: &FetchSettings, targets: &[Target]) -> FetchRequest {
     for target in targets {
         let partition = FetchPartition::default()
             .with_partition(target.key.1)
-            .with_current_leader_epoch(-1)
+            .with_current_leader_epoch(target.leader_epoch)
             .with_fetch_offset(target.offset)
             .with_log_start_offset(-1)
             .with_partition_max_bytes(settings.partition_max_bytes);
@@ -512,11 +513,11 @@ fn classify(sink: &str, target: &Target, data: PartitionData) -> (Answer, Bytes)
             tracing::warn!(sink, topic = %target.key.0, partition = target.key.1, offset = target.offset, "offset out of range (records deleted?): starting again where `start_at` says");
             return (Answer::OutOfRange, Bytes::new());
         }
+        Some(ResponseError::FencedLeaderEpoch) => return (Answer::Fenced, Bytes::new()),
         Some(
             ResponseError::NotLeaderOrFollower
             | ResponseError::LeaderNotAvailable
             | ResponseError::UnknownTopicOrPartition
-            | ResponseError::FencedLeaderEpoch
             | ResponseError::UnknownLeaderEpoch
             | ResponseError::KafkaStorageError
             | ResponseError::ReplicaNotAvailable,
@@ -545,4 +546,22 @@ fn classify(sink: &str, target: &Target, data: PartitionData) -> (Answer, Bytes)
         }
     }
     (Answer::Data { next, high_watermark: data.high_watermark }, records.slice(..whole))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_classified_by_their_error() {
+        let target = Target { key: (Arc::from("logs"), 0), generation: 1, offset: 5, leader_epoch: 2 };
+        let answer = |code: i16| classify("s", &target, PartitionData::default().with_error_code(code)).0;
+        let code = |e: ResponseError| e.code();
+        assert_eq!(answer(code(ResponseError::FencedLeaderEpoch)), Answer::Fenced);
+        assert_eq!(answer(code(ResponseError::NotLeaderOrFollower)), Answer::LeaderMoved);
+        assert_eq!(answer(code(ResponseError::UnknownLeaderEpoch)), Answer::LeaderMoved);
+        assert_eq!(answer(code(ResponseError::OffsetOutOfRange)), Answer::OutOfRange);
+        assert_eq!(answer(code(ResponseError::TopicAuthorizationFailed)), Answer::Failed);
+        assert_eq!(answer(0), Answer::Data { next: 5, high_watermark: 0 }, "no records: the position stays");
+    }
 }

@@ -20,6 +20,10 @@ pub struct Assigned {
     pub position: Option<i64>,
     /// The leader's broker id, `None` until metadata names a reachable one.
     pub leader: Option<i32>,
+    /// The newest leader epoch the metadata named (-1 before any): fetches carry it, so a broker
+    /// that is no longer leader refuses them (KIP-320), and an older metadata answer (from a
+    /// broker that has not caught up) cannot send the partition back to a former leader.
+    pub leader_epoch: i32,
     /// The leader's high watermark from its last answer.
     pub high_watermark: Option<i64>,
     /// The group's committed offset (the lag is counted from it).
@@ -34,6 +38,15 @@ pub struct Target {
     pub key: Key,
     pub generation: u64,
     pub offset: i64,
+    /// The leader epoch the fetch names (`current_leader_epoch`).
+    pub leader_epoch: i32,
+}
+
+/// Who leads a partition, as a metadata answer says.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Leader {
+    pub id: i32,
+    pub epoch: i32,
 }
 
 /// What a fetch answered for one partition, as far as the bookkeeping cares.
@@ -43,6 +56,10 @@ pub enum Answer {
     Data { next: i64, high_watermark: i64 },
     /// The broker no longer leads it (or cannot serve it now): ask the metadata again.
     LeaderMoved,
+    /// The leader has a newer epoch than the fetch named: ask the metadata again, and take no
+    /// answer naming the fenced epoch (a broker that has not caught up would send the partition
+    /// straight back, fetch after fetch).
+    Fenced,
     /// The position is outside the log: start again where `auto.offset.reset` says.
     OutOfRange,
     /// Anything else: try again later.
@@ -86,7 +103,15 @@ impl Partitions {
         let generation = self.generation();
         self.assigned.insert(
             key,
-            Assigned { generation, position: committed, leader: None, high_watermark: None, committed, retry_at: None },
+            Assigned {
+                generation,
+                position: committed,
+                leader: None,
+                leader_epoch: -1,
+                high_watermark: None,
+                committed,
+                retry_at: None,
+            },
         );
         self.metadata_wanted = true;
     }
@@ -123,7 +148,12 @@ impl Partitions {
             .iter()
             .filter(|(_, a)| a.leader == Some(leader) && a.retry_at.is_none_or(|at| at <= now))
             .filter_map(|(key, a)| {
-                a.position.map(|offset| Target { key: key.clone(), generation: a.generation, offset })
+                a.position.map(|offset| Target {
+                    key: key.clone(),
+                    generation: a.generation,
+                    offset,
+                    leader_epoch: a.leader_epoch,
+                })
             })
             .collect();
         // A stable order keeps requests comparable between rounds (and tests exact).
@@ -157,6 +187,12 @@ impl Partitions {
                 self.metadata_wanted = true;
                 (false, None)
             }
+            Answer::Fenced => {
+                a.leader = None;
+                a.leader_epoch = a.leader_epoch.max(target.leader_epoch.saturating_add(1));
+                self.metadata_wanted = true;
+                (false, None)
+            }
             Answer::OutOfRange => {
                 a.position = None;
                 (false, None)
@@ -186,11 +222,19 @@ impl Partitions {
     }
 
     /// Takes the leaders the metadata names (`leader_of` answers per partition, `None` when it
-    /// names none); returns whether every partition now has one.
-    pub fn set_leaders(&mut self, mut leader_of: impl FnMut(&Key) -> Option<i32>) -> bool {
+    /// names none); returns whether every partition now has one. A leader of an older epoch than
+    /// one already seen is stale news and leaves the partition as it was.
+    pub fn set_leaders(&mut self, mut leader_of: impl FnMut(&Key) -> Option<Leader>) -> bool {
         let mut all = true;
         for (key, a) in &mut self.assigned {
-            a.leader = leader_of(key);
+            match leader_of(key) {
+                Some(leader) if leader.epoch >= a.leader_epoch => {
+                    a.leader = Some(leader.id);
+                    a.leader_epoch = leader.epoch;
+                }
+                Some(_) => {}
+                None => a.leader = None,
+            }
             all &= a.leader.is_some();
         }
         self.metadata_wanted = !all;
@@ -250,7 +294,7 @@ mod tests {
         parts.assign_pending([key(0)]);
         assert_eq!(parts.take_pending(), vec![key(0)]);
         parts.start(key(0), committed);
-        assert!(parts.set_leaders(|_| Some(1)));
+        assert!(parts.set_leaders(|_| Some(Leader { id: 1, epoch: 3 })));
         parts
     }
 
@@ -258,7 +302,7 @@ mod tests {
     fn a_partition_is_fetched_from_its_committed_offset_by_its_leader() {
         let parts = started(Some(40));
         let now = Instant::now();
-        assert_eq!(parts.targets(1, now), vec![Target { key: key(0), generation: 1, offset: 40 }]);
+        assert_eq!(parts.targets(1, now), vec![Target { key: key(0), generation: 1, offset: 40, leader_epoch: 3 }]);
         assert!(parts.targets(2, now).is_empty(), "another broker does not lead it");
     }
 
@@ -305,6 +349,32 @@ mod tests {
     }
 
     #[test]
+    fn fetches_name_the_leader_epoch_and_older_metadata_is_ignored() {
+        let mut parts = started(Some(40));
+        let now = Instant::now();
+        let target = parts.targets(1, now).remove(0);
+        assert_eq!(target.leader_epoch, 3);
+        // The leader was fenced: a broker that has not heard of the election still names it.
+        parts.answered(&target, Answer::LeaderMoved, now);
+        assert!(!parts.set_leaders(|_| Some(Leader { id: 1, epoch: 2 })), "an older epoch is stale news");
+        assert!(parts.metadata_wanted && parts.leaders().is_empty());
+        assert!(parts.set_leaders(|_| Some(Leader { id: 1, epoch: 3 })), "the same epoch is taken");
+        assert!(parts.set_leaders(|_| Some(Leader { id: 2, epoch: 5 })));
+        assert!(parts.set_leaders(|_| Some(Leader { id: 1, epoch: 4 })), "a led partition stays led");
+        let target = parts.targets(2, now).remove(0);
+        assert_eq!(target.leader_epoch, 5, "by the newest leader");
+        // Fenced: the leader is past epoch 5, so an answer naming 5 again is stale.
+        parts.answered(&target, Answer::Fenced, now);
+        assert!(!parts.set_leaders(|_| Some(Leader { id: 2, epoch: 5 })));
+        assert!(parts.set_leaders(|_| Some(Leader { id: 2, epoch: 7 })));
+        assert_eq!(parts.targets(2, now)[0].leader_epoch, 7);
+        assert!(!parts.set_leaders(|_| None), "naming no leader is not stale");
+        // A new assignment starts without an epoch.
+        parts.start(key(0), Some(50));
+        assert!(parts.set_leaders(|_| Some(Leader { id: 3, epoch: 1 })));
+    }
+
+    #[test]
     fn leader_moves_and_resets_go_through_the_metadata() {
         let mut parts = started(None);
         let now = Instant::now();
@@ -317,7 +387,7 @@ mod tests {
         parts.answered(&target, Answer::LeaderMoved, now);
         assert!(parts.metadata_wanted);
         assert!(parts.targets(1, now).is_empty());
-        assert!(parts.set_leaders(|_| Some(2)));
+        assert!(parts.set_leaders(|_| Some(Leader { id: 2, epoch: 4 })));
         assert_eq!(parts.targets(2, now)[0].offset, 7, "the position survives a leader change");
         let target = parts.targets(2, now).remove(0);
         parts.answered(&target, Answer::OutOfRange, now);
