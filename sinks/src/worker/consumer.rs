@@ -334,7 +334,7 @@ mod tests {
             let mut parts = shared.fetch.partitions();
             parts.start(key(0), Some(10));
             parts.start(key(1), Some(10));
-            parts.set_leaders(|_| Some(crate::worker::fetch::state::Leader { id: 1, epoch: 0 }));
+            parts.set_leaders(|_| Some(crate::worker::fetch::state::Leader { id: 1, epoch: 0, topic_id: 0 }));
             let now = std::time::Instant::now();
             for target in parts.targets(1, now) {
                 parts.answered(&target, Answer::Data { next: 20, high_watermark: 20 }, now);

@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, watch, Notify};
 
 /// Fetch with topic names (v13 switched to topic ids).
 const FETCH_VERSION: i16 = 12;
-const METADATA_VERSION: i16 = 9;
+const METADATA_VERSION: i16 = 12;
 const LIST_OFFSETS_VERSION: i16 = 4;
 /// Connecting, logging in and any request but a fetch.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -311,8 +311,8 @@ async fn refresh_metadata(
         }
         for p in &topic.partitions {
             if p.error_code == 0 && p.leader_id.0 >= 0 && brokers.contains_key(&p.leader_id.0) {
-                leaders
-                    .insert((name.0.as_str(), p.partition_index), Leader { id: p.leader_id.0, epoch: p.leader_epoch });
+                let leader = Leader { id: p.leader_id.0, epoch: p.leader_epoch, topic_id: topic.topic_id.as_u128() };
+                leaders.insert((name.0.as_str(), p.partition_index), leader);
             }
         }
     }

@@ -24,6 +24,9 @@ pub struct Assigned {
     /// that is no longer leader refuses them (KIP-320), and an older metadata answer (from a
     /// broker that has not caught up) cannot send the partition back to a former leader.
     pub leader_epoch: i32,
+    /// The topic's id when that epoch was seen (0 if unknown): a topic deleted and created again
+    /// under its name starts its epochs afresh.
+    pub topic_id: u128,
     /// The leader's high watermark from its last answer.
     pub high_watermark: Option<i64>,
     /// The group's committed offset (the lag is counted from it).
@@ -47,6 +50,8 @@ pub struct Target {
 pub struct Leader {
     pub id: i32,
     pub epoch: i32,
+    /// The topic's id (0 if the answer has none).
+    pub topic_id: u128,
 }
 
 /// What a fetch answered for one partition, as far as the bookkeeping cares.
@@ -108,6 +113,7 @@ impl Partitions {
                 position: committed,
                 leader: None,
                 leader_epoch: -1,
+                topic_id: 0,
                 high_watermark: None,
                 committed,
                 retry_at: None,
@@ -223,14 +229,15 @@ impl Partitions {
 
     /// Takes the leaders the metadata names (`leader_of` answers per partition, `None` when it
     /// names none); returns whether every partition now has one. A leader of an older epoch than
-    /// one already seen is stale news and leaves the partition as it was.
+    /// one already seen of the same topic is stale news and leaves the partition as it was.
     pub fn set_leaders(&mut self, mut leader_of: impl FnMut(&Key) -> Option<Leader>) -> bool {
         let mut all = true;
         for (key, a) in &mut self.assigned {
             match leader_of(key) {
-                Some(leader) if leader.epoch >= a.leader_epoch => {
+                Some(leader) if leader.epoch >= a.leader_epoch || leader.topic_id != a.topic_id => {
                     a.leader = Some(leader.id);
                     a.leader_epoch = leader.epoch;
+                    a.topic_id = leader.topic_id;
                 }
                 Some(_) => {}
                 None => a.leader = None,
@@ -294,7 +301,7 @@ mod tests {
         parts.assign_pending([key(0)]);
         assert_eq!(parts.take_pending(), vec![key(0)]);
         parts.start(key(0), committed);
-        assert!(parts.set_leaders(|_| Some(Leader { id: 1, epoch: 3 })));
+        assert!(parts.set_leaders(|_| Some(Leader { id: 1, epoch: 3, topic_id: 7 })));
         parts
     }
 
@@ -356,22 +363,25 @@ mod tests {
         assert_eq!(target.leader_epoch, 3);
         // The leader was fenced: a broker that has not heard of the election still names it.
         parts.answered(&target, Answer::LeaderMoved, now);
-        assert!(!parts.set_leaders(|_| Some(Leader { id: 1, epoch: 2 })), "an older epoch is stale news");
+        assert!(!parts.set_leaders(|_| Some(Leader { id: 1, epoch: 2, topic_id: 7 })), "an older epoch is stale news");
         assert!(parts.metadata_wanted && parts.leaders().is_empty());
-        assert!(parts.set_leaders(|_| Some(Leader { id: 1, epoch: 3 })), "the same epoch is taken");
-        assert!(parts.set_leaders(|_| Some(Leader { id: 2, epoch: 5 })));
-        assert!(parts.set_leaders(|_| Some(Leader { id: 1, epoch: 4 })), "a led partition stays led");
+        assert!(parts.set_leaders(|_| Some(Leader { id: 1, epoch: 3, topic_id: 7 })), "the same epoch is taken");
+        assert!(parts.set_leaders(|_| Some(Leader { id: 2, epoch: 5, topic_id: 7 })));
+        assert!(parts.set_leaders(|_| Some(Leader { id: 1, epoch: 4, topic_id: 7 })), "a led partition stays led");
         let target = parts.targets(2, now).remove(0);
         assert_eq!(target.leader_epoch, 5, "by the newest leader");
         // Fenced: the leader is past epoch 5, so an answer naming 5 again is stale.
         parts.answered(&target, Answer::Fenced, now);
-        assert!(!parts.set_leaders(|_| Some(Leader { id: 2, epoch: 5 })));
-        assert!(parts.set_leaders(|_| Some(Leader { id: 2, epoch: 7 })));
+        assert!(!parts.set_leaders(|_| Some(Leader { id: 2, epoch: 5, topic_id: 7 })));
+        assert!(parts.set_leaders(|_| Some(Leader { id: 2, epoch: 7, topic_id: 7 })));
         assert_eq!(parts.targets(2, now)[0].leader_epoch, 7);
         assert!(!parts.set_leaders(|_| None), "naming no leader is not stale");
+        // The topic deleted and created again under its name: its epochs start again.
+        assert!(parts.set_leaders(|_| Some(Leader { id: 3, epoch: 0, topic_id: 8 })));
+        assert_eq!(parts.targets(3, now)[0].leader_epoch, 0);
         // A new assignment starts without an epoch.
         parts.start(key(0), Some(50));
-        assert!(parts.set_leaders(|_| Some(Leader { id: 3, epoch: 1 })));
+        assert!(parts.set_leaders(|_| Some(Leader { id: 3, epoch: 1, topic_id: 0 })));
     }
 
     #[test]
@@ -387,7 +397,7 @@ mod tests {
         parts.answered(&target, Answer::LeaderMoved, now);
         assert!(parts.metadata_wanted);
         assert!(parts.targets(1, now).is_empty());
-        assert!(parts.set_leaders(|_| Some(Leader { id: 2, epoch: 4 })));
+        assert!(parts.set_leaders(|_| Some(Leader { id: 2, epoch: 4, topic_id: 7 })));
         assert_eq!(parts.targets(2, now)[0].offset, 7, "the position survives a leader change");
         let target = parts.targets(2, now).remove(0);
         parts.answered(&target, Answer::OutOfRange, now);

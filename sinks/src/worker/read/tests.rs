@@ -72,7 +72,10 @@ impl Harness {
         let shared = Shared::new("s", Arc::new(SinkMetrics::new().unwrap()));
         let key: (Arc<str>, i32) = (Arc::from("logs"), 2);
         shared.fetch.partitions().start(key.clone(), Some(0));
-        shared.fetch.partitions().set_leaders(|_| Some(crate::worker::fetch::state::Leader { id: 1, epoch: 0 }));
+        shared
+            .fetch
+            .partitions()
+            .set_leaders(|_| Some(crate::worker::fetch::state::Leader { id: 1, epoch: 0, topic_id: 0 }));
         let generation = shared.fetch.partitions().targets(1, Instant::now())[0].generation;
         Harness { shared, common, key, generation }
     }
