@@ -22,12 +22,14 @@ args = parser.parse_args()
 
 out = os.open(args.acked, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 failed = 0
+errors = {}
 
 
 def on_delivery(err, msg):
     global failed
     if err is not None:
         failed += 1
+        errors[str(err)] = errors.get(str(err), 0) + 1
         return
     os.write(out, f"{msg.value().decode()} {msg.partition()} {msg.offset()}\n".encode())
 
@@ -58,5 +60,7 @@ for i in range(args.count):
         producer.poll(0)
 left = producer.flush(90)
 os.close(out)
+for error, count in errors.items():
+    print(f"{count} deliveries failed: {error}", file=sys.stderr)
 print(f"produced {args.count}, failed {failed}, undelivered {left}")
 sys.exit(0)

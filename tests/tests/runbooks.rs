@@ -99,11 +99,20 @@ fn check_producer(
     acked: &str,
 ) -> anyhow::Result<()> {
     let status = millrace_tests::wait_or_kill(&mut producer, std::time::Instant::now() + Duration::from_secs(120))?;
-    let mut report = String::new();
+    let (mut report, mut errors) = (String::new(), String::new());
     if let Some(mut stdout) = producer.stdout.take() {
         std::io::Read::read_to_string(&mut stdout, &mut report)?;
     }
-    assert!(status.is_some_and(|s| s.success()) && report.contains("failed 0, undelivered 0"), "producer: {report}");
+    if let Some(mut stderr) = producer.stderr.take() {
+        std::io::Read::read_to_string(&mut stderr, &mut errors)?;
+    }
+    // librdkafka's own log lines (stderr) say why deliveries failed.
+    let errors: String =
+        errors.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+    assert!(
+        status.is_some_and(|s| s.success()) && report.contains("failed 0, undelivered 0"),
+        "producer: {report}\nits last stderr lines:\n{errors}"
+    );
     let partitions = partitions.to_string();
     let args = ["--bootstrap", bootstrap, "--topic", topic, "--partitions", &partitions, "--acked", acked];
     let out = python("verify_acked.py", &args, T)?;
