@@ -330,7 +330,7 @@ async fn reset_positions(shared: &FetchShared, settings: &FetchSettings, brokers
     let wanted = shared.partitions().needing_reset();
     let mut all = true;
     for (key, generation, leader) in wanted {
-        match list_offset(settings, brokers.get(&leader), &key).await {
+        match list_offset(settings, brokers.get(&leader.id), &key, leader.epoch).await {
             Ok(offset) => {
                 tracing::info!(sink = %settings.sink, topic = %key.0, partition = key.1, offset, start_at = ?settings.start_at, "no usable committed offset: starting where `start_at` says");
                 shared.partitions().reset_to(&key, generation, offset);
@@ -338,14 +338,20 @@ async fn reset_positions(shared: &FetchShared, settings: &FetchSettings, brokers
             Err(e) => {
                 all = false;
                 tracing::debug!(sink = %settings.sink, topic = %key.0, partition = key.1, error = %e, "finding the start offset failed");
-                shared.partitions().leader_unreachable(leader);
+                shared.partitions().leader_unreachable(leader.id);
             }
         }
     }
     all
 }
 
-async fn list_offset(settings: &FetchSettings, addr: Option<&String>, key: &Key) -> anyhow::Result<i64> {
+/// The offset `start_at` names, asked of the leader of `leader_epoch` (a former leader refuses).
+async fn list_offset(
+    settings: &FetchSettings,
+    addr: Option<&String>,
+    key: &Key,
+    leader_epoch: i32,
+) -> anyhow::Result<i64> {
     let addr = addr.ok_or_else(|| anyhow::anyhow!("leader unknown"))?;
     let timestamp = match settings.start_at {
         StartFrom::Earliest => -2,
@@ -356,7 +362,7 @@ async fn list_offset(settings: &FetchSettings, addr: Option<&String>, key: &Key)
             .with_name(TopicName(StrBytes::from_string(key.0.to_string())))
             .with_partitions(vec![ListOffsetsPartition::default()
                 .with_partition_index(key.1)
-                .with_current_leader_epoch(-1)
+                .with_current_leader_epoch(leader_epoch)
                 .with_timestamp(timestamp)])]);
     let mut conn = settings.connect(addr).await?;
     let response = conn.request(LIST_OFFSETS_VERSION, &request, REQUEST_TIMEOUT).await?;

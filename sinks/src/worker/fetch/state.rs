@@ -248,12 +248,15 @@ impl Partitions {
         all
     }
 
-    /// Partitions whose position `auto.offset.reset` must find, with their leader.
-    pub fn needing_reset(&self) -> Vec<(Key, u64, i32)> {
+    /// Partitions whose position `auto.offset.reset` must find, with their leader and its epoch.
+    pub fn needing_reset(&self) -> Vec<(Key, u64, Leader)> {
         self.assigned
             .iter()
             .filter(|(_, a)| a.position.is_none())
-            .filter_map(|(key, a)| a.leader.map(|l| (key.clone(), a.generation, l)))
+            .filter_map(|(key, a)| {
+                a.leader
+                    .map(|id| (key.clone(), a.generation, Leader { id, epoch: a.leader_epoch, topic_id: a.topic_id }))
+            })
             .collect()
     }
 
@@ -390,7 +393,7 @@ mod tests {
         let now = Instant::now();
         assert!(parts.targets(1, now).is_empty(), "no position before the reset");
         let (k, generation, leader) = parts.needing_reset().remove(0);
-        assert_eq!(leader, 1);
+        assert_eq!((leader.id, leader.epoch), (1, 3), "asked of the leader, naming its epoch");
         parts.reset_to(&k, generation, 7);
         let target = parts.targets(1, now).remove(0);
         assert_eq!(target.offset, 7);
