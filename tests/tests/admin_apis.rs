@@ -111,8 +111,8 @@ fn offsets_from_beginning(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<i6
 
 /// Three brokers and a one-partition topic on all three holding records 0 to 99; the cluster and
 /// its bootstrap.
-fn three_brokers_with_100_records(topic: &str) -> anyhow::Result<(Cluster, String)> {
-    let cluster = Cluster::start(3, "")?;
+fn three_brokers_with_100_records(topic: &str, extra_toml: &str) -> anyhow::Result<(Cluster, String)> {
+    let cluster = Cluster::start(3, extra_toml)?;
     let bootstrap = cluster.bootstrap();
     cluster.create_topic(topic, 1, 3, &[])?;
     let body: String = (0..100).map(|n| format!("record-{n}\n")).collect();
@@ -122,7 +122,7 @@ fn three_brokers_with_100_records(topic: &str) -> anyhow::Result<(Cluster, Strin
 
 #[test]
 fn deleted_records_stay_deleted_across_leaders_and_restarts() -> anyhow::Result<()> {
-    let (mut cluster, bootstrap) = three_brokers_with_100_records("del")?;
+    let (mut cluster, bootstrap) = three_brokers_with_100_records("del", "")?;
     assert_eq!(offsets_from_beginning(&bootstrap, "del")?.len(), 100);
 
     let out =
@@ -202,7 +202,7 @@ fn deleted_records_stay_deleted_across_leaders_and_restarts() -> anyhow::Result<
 /// replica that could lead with the deleted records.
 #[test]
 fn a_delete_records_answer_means_every_in_sync_replica_moved() -> anyhow::Result<()> {
-    let (mut cluster, _) = three_brokers_with_100_records("gone")?;
+    let (mut cluster, _) = three_brokers_with_100_records("gone", "")?;
     cluster.wait_isr_full("gone", T)?;
     let leader = cluster.describe("gone")?[0].leader;
     // Followers are parked in their long-poll fetches now: nothing new to read.
@@ -244,11 +244,16 @@ for future in futures.values():
 
 #[test]
 fn a_delete_records_wait_for_a_silent_follower_ends_at_the_requests_timeout() -> anyhow::Result<()> {
-    let (mut cluster, bootstrap) = three_brokers_with_100_records("slow")?;
+    // Sessions and lag allowance far longer than the test: a client slow to start on a loaded
+    // machine (seconds, in CI) must not see the paused follower fenced out of the ISR, after
+    // which the request is rightly answered at once.
+    let slow_fencing = "[controller]\nbroker_session_timeout = \"60s\"\nbroker_heartbeat_interval = \"500ms\"\n\n\
+                        [replication]\nreplica_lag_time_max = \"60s\"\n";
+    let (mut cluster, bootstrap) = three_brokers_with_100_records("slow", slow_fencing)?;
     cluster.wait_isr_full("slow", T)?;
     let partition = cluster.describe("slow")?[0].clone();
     let follower = partition.replicas.iter().copied().find(|&r| r != partition.leader).context("a follower")?;
-    // Still in sync (its lag and session timeouts are seconds away; a probe finds its socket
+    // Still in sync (its lag and session timeouts are a minute away; a probe finds its socket
     // listening) but fetching nothing: the new log start cannot reach it within the timeout.
     cluster.pause(follower)?;
     let started = std::time::Instant::now();
@@ -258,9 +263,15 @@ fn a_delete_records_wait_for_a_silent_follower_ends_at_the_requests_timeout() ->
     cluster.resume(follower)?;
     let out = String::from_utf8_lossy(&out?.stdout).into_owned();
     assert_eq!(out.trim(), "error REQUEST_TIMED_OUT", "answered after {waited:?}");
-    // Once the follower fetches again, the same request is answered.
-    let out = run(&python_bin(), &["-c", DELETE_RECORDS_PY, &bootstrap, "slow", "60"], None, T)?;
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "deleted 60");
+    // Once the follower fetches again, the same request is answered. A follower paused for
+    // seconds first reconnects (its fetch timed out as it woke), so the request is repeated.
+    let mut last = String::new();
+    wait_for("the DeleteRecords answer once the follower fetches again", T, || {
+        let out = run(&python_bin(), &["-c", DELETE_RECORDS_PY, &bootstrap, "slow", "60"], None, T)?;
+        last = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        Ok(last == "deleted 60")
+    })
+    .with_context(|| format!("last answer: {last}"))?;
     Ok(())
 }
 
