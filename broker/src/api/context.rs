@@ -178,6 +178,19 @@ pub fn led_partition<C: Partitions + Quorum + ?Sized>(
     Err(if exists { ResponseError::NotLeaderOrFollower } else { ResponseError::UnknownTopicOrPartition })
 }
 
+/// KIP-320: the requester's view of a partition's leader epoch (`-1`: it names none) against the
+/// leader's. An older one is fenced (the requester missed a leader change), a newer one unknown
+/// (this broker has not heard of it yet); both make a client refresh its metadata and retry.
+pub fn check_leader_epoch(requested: i32, current: i32) -> Result<(), ResponseError> {
+    if requested >= 0 && requested < current {
+        Err(ResponseError::FencedLeaderEpoch)
+    } else if requested > current {
+        Err(ResponseError::UnknownLeaderEpoch)
+    } else {
+        Ok(())
+    }
+}
+
 impl Partitions for Broker {
     fn catalog(&self) -> &Catalog {
         &self.catalog

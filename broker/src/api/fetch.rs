@@ -8,7 +8,9 @@
 //! diverging epoch to truncate to instead of data.
 
 use super::authorize::Access;
-use super::context::{led_partition, Authorize, Partitions, Reply, RequestContext, Settings, Telemetry};
+use super::context::{
+    check_leader_epoch, led_partition, Authorize, Partitions, Reply, RequestContext, Settings, Telemetry,
+};
 use super::current_leader::{names_leader, Leaders};
 use super::{str_bytes, Handler};
 use crate::cluster::Quorum;
@@ -156,14 +158,7 @@ fn resolve<C: Partitions + Quorum + ?Sized>(
         Err(e) => return (Err(e), None),
     };
     if replica_id < 0 {
-        // KIP-320: a consumer with a stale or future view of the leader refreshes its metadata.
-        if p.current_leader_epoch >= 0 && p.current_leader_epoch < epoch {
-            return (Err(ResponseError::FencedLeaderEpoch), None);
-        }
-        if p.current_leader_epoch > epoch {
-            return (Err(ResponseError::UnknownLeaderEpoch), None);
-        }
-        return (Ok(partition), None);
+        return (check_leader_epoch(p.current_leader_epoch, epoch).map(|()| partition), None);
     }
     let outcome = partition.on_follower_fetch(
         replica_id,

@@ -3,7 +3,7 @@
 //! to find where their log diverges from the leader's.
 
 use super::authorize::Access;
-use super::context::{led_partition, Authorize, Partitions, Reply, RequestContext};
+use super::context::{check_leader_epoch, led_partition, Authorize, Partitions, Reply, RequestContext};
 use super::Handler;
 use crate::cluster::Quorum;
 use crate::security::acl::{AclOperation, ResourceType, CLUSTER_RESOURCE_NAME};
@@ -40,12 +40,8 @@ fn end_offsets<C: Partitions + Quorum>(
                         Ok(found) => found,
                         Err(error) => return undefined.with_error_code(error.code()),
                     };
-                    // The requester's view of the leader epoch must match ours (KIP-320 fencing).
-                    if wanted.current_leader_epoch >= 0 && wanted.current_leader_epoch < current {
-                        return undefined.with_error_code(ResponseError::FencedLeaderEpoch.code());
-                    }
-                    if wanted.current_leader_epoch > current {
-                        return undefined.with_error_code(ResponseError::UnknownLeaderEpoch.code());
+                    if let Err(error) = check_leader_epoch(wanted.current_leader_epoch, current) {
+                        return undefined.with_error_code(error.code());
                     }
                     // Records written under an epoch newer than ours: this broker's view is behind
                     // (restarted, still catching up with the quorum). Kafka would answer

@@ -2,11 +2,12 @@
 //! timestamp, found through the time index.
 
 use super::authorize::Access;
-use super::context::{led_partition, Authorize, Partitions, Reply, RequestContext};
+use super::context::{check_leader_epoch, led_partition, Authorize, Partitions, Reply, RequestContext};
 use super::Handler;
 use crate::cluster::Quorum;
 use crate::security::acl::AclOperation;
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_request::ListOffsetsPartition;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use std::sync::Arc;
@@ -38,7 +39,7 @@ async fn list_offsets<C: Partitions + Quorum>(
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for wanted in topic.partitions {
             partitions.push(if authorized {
-                lookup(&*ctx, version, &topic.name.0, wanted.partition_index, wanted.timestamp).await
+                lookup(&*ctx, version, &topic.name.0, &wanted).await
             } else {
                 ListOffsetsPartitionResponse::default()
                     .with_partition_index(wanted.partition_index)
@@ -56,15 +57,20 @@ async fn lookup<C: Partitions + Quorum>(
     ctx: &C,
     version: i16,
     topic: &str,
-    index: i32,
-    timestamp: i64,
+    wanted: &ListOffsetsPartition,
 ) -> ListOffsetsPartitionResponse {
     // leader_epoch exists from v4; the codec refuses to encode it set on older versions.
-    let response = ListOffsetsPartitionResponse::default().with_partition_index(index);
-    let (partition, epoch) = match led_partition(ctx, topic, index) {
+    let response = ListOffsetsPartitionResponse::default().with_partition_index(wanted.partition_index);
+    // A former leader not yet told of its demotion must not answer for the partition: the
+    // client's epoch (v4+, -1 before) shows it.
+    let led = led_partition(ctx, topic, wanted.partition_index).and_then(|(partition, epoch)| {
+        check_leader_epoch(wanted.current_leader_epoch, epoch).map(|()| (partition, epoch))
+    });
+    let (partition, epoch) = match led {
         Ok(found) => found,
         Err(error) => return response.with_error_code(error.code()).with_offset(-1).with_timestamp(-1),
     };
+    let timestamp = wanted.timestamp;
     let leader_epoch = if version >= 4 { epoch } else { -1 };
     let (start, end) = partition.offsets();
     let found = match timestamp {

@@ -1,5 +1,6 @@
 //! KIP-951: Produce and Fetch refused for leadership name the current leader and its endpoint on
-//! the listener the request came in on.
+//! the listener the request came in on; KIP-320: requests naming a leader epoch other than the
+//! leader's are refused.
 
 use super::*;
 use crate::cluster::Quorum;
@@ -211,4 +212,34 @@ async fn a_partition_without_a_leader_or_hosted_elsewhere_is_named_as_far_as_kno
     assert_eq!(p.error_code, ResponseError::NotLeaderOrFollower.code());
     assert_eq!((p.current_leader.leader_id.0, p.current_leader.leader_epoch), (-1, -1));
     assert!(response.node_endpoints.is_empty());
+}
+
+#[tokio::test]
+async fn list_offsets_refuses_a_leader_epoch_other_than_the_leaders() {
+    let ctx = second_broker_leads().await;
+    // Partition 1 moves here at epoch 1.
+    ctx.propose(
+        MetadataCommand::ElectLeader { topic: "moved".into(), partition: 1, leader: NODE, leader_epoch: 0 },
+        Duration::from_secs(1),
+    )
+    .await
+    .expect("elect this broker");
+    assert_eq!(leader_in_metadata(&ctx, "moved", 1), (NODE, 1));
+    let ask = |epoch: i32| {
+        ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![ListOffsetsTopic::default()
+            .with_name(topic_name("moved"))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(1)
+                .with_current_leader_epoch(epoch)
+                .with_timestamp(-1)])])
+    };
+    let answered = |r: ListOffsetsResponse| {
+        let p = &r.topics[0].partitions[0];
+        (p.error_code, p.offset, p.leader_epoch)
+    };
+    assert_eq!(answered(answer(&ctx, 4, ask(1)).await), (0, 0, 1));
+    assert_eq!(answered(answer(&ctx, 7, ask(-1)).await), (0, 0, 1), "no epoch named");
+    // A client that missed the leader change is fenced; one ahead of this broker is told so.
+    assert_eq!(answered(answer(&ctx, 7, ask(0)).await), (ResponseError::FencedLeaderEpoch.code(), -1, -1));
+    assert_eq!(answered(answer(&ctx, 7, ask(2)).await), (ResponseError::UnknownLeaderEpoch.code(), -1, -1));
 }
