@@ -50,6 +50,7 @@ impl Broker {
         cluster.attach_log_dirs(catalog.log_dirs().clone());
         let metrics = Metrics::with_listeners(listeners)
             .map_err(|e| BrokerError::Internal(format!("registering metrics: {e}")))?;
+        metrics.attach_log_dirs(catalog.log_dirs());
         let groups = GroupCoordinator::new(config.groups.offsets_topic_partitions as usize, config.groups.clone());
         Ok(Broker {
             config,

@@ -21,12 +21,14 @@ pub struct LogDir {
     /// `(topic, partition)` of the replicas placed here, opened or not (a replica that could not
     /// be opened because the directory failed still counts: it is offline here).
     replicas: Mutex<BTreeSet<(String, i32)>>,
+    /// Its partitions' fsync times, once the broker's metrics are attached.
+    flush_seconds: OnceLock<prometheus::Histogram>,
 }
 
 impl LogDir {
     /// An online directory at `path`.
     pub fn new(path: PathBuf) -> LogDir {
-        LogDir { path, failure: OnceLock::new(), replicas: Mutex::new(BTreeSet::new()) }
+        LogDir { path, failure: OnceLock::new(), replicas: Mutex::new(BTreeSet::new()), flush_seconds: OnceLock::new() }
     }
 
     /// Its path.
@@ -52,6 +54,18 @@ impl LogDir {
             );
         }
         first
+    }
+
+    /// Where its fsync times go (the first histogram attached stays).
+    pub fn attach_flush_histogram(&self, histogram: prometheus::Histogram) {
+        let _ = self.flush_seconds.set(histogram);
+    }
+
+    /// Records how long one fsync of a partition log here took.
+    pub fn observe_flush(&self, took: std::time::Duration) {
+        if let Some(histogram) = self.flush_seconds.get() {
+            histogram.observe(took.as_secs_f64());
+        }
     }
 
     fn replicas(&self) -> std::sync::MutexGuard<'_, BTreeSet<(String, i32)>> {

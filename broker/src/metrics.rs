@@ -84,6 +84,7 @@ pub struct Metrics {
     group_log_end_offset: IntGaugeVec,
     group_lag: IntGaugeVec,
     group_lag_seconds: prometheus::GaugeVec,
+    log_flush_seconds: HistogramVec,
 }
 
 fn counter_vec(
@@ -246,6 +247,16 @@ impl Metrics {
             &["api"],
         )?;
         registry.register(Box::new(request_seconds.clone()))?;
+        let log_flush_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "log_flush_duration_seconds",
+                "fsyncs of partition logs (acks=all group commits and the background flush), per log \
+                 directory: Kafka's LogFlushRateAndTimeMs",
+            )
+            .buckets(vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]),
+            &["log_dir"],
+        )?;
+        registry.register(Box::new(log_flush_seconds.clone()))?;
         let connections = IntGauge::new("connections", "Open client connections")?;
         registry.register(Box::new(connections.clone()))?;
         let offline_log_dirs =
@@ -277,6 +288,7 @@ impl Metrics {
         Ok(Metrics {
             registry: registry.clone(),
             per_api,
+            log_flush_seconds,
             topic_bytes_in: counter_vec(
                 &registry,
                 "topic_bytes_in_total",
@@ -398,6 +410,14 @@ impl Metrics {
     /// Counts a refused append.
     pub fn produce_errors(&self, topic: &str, error: ResponseError) {
         self.topic_produce_errors.with_label_values(&[topic, &format!("{error}")]).inc();
+    }
+
+    /// Gives each log directory its fsync-time histogram.
+    pub fn attach_log_dirs(&self, dirs: &crate::log_dirs::LogDirs) {
+        for dir in dirs.all() {
+            let label = dir.path().display().to_string();
+            dir.attach_flush_histogram(self.log_flush_seconds.with_label_values(&[&label]));
+        }
     }
 
     /// Renders the text exposition format, refreshing the per-partition and per-group gauges

@@ -100,9 +100,17 @@ fn metrics_and_health_endpoints() -> anyhow::Result<()> {
         "millrace_broker_active_controller 1",
         "millrace_broker_ready 1",
         "millrace_broker_isr_shrinks_total 0",
+        // kcat's default acks=all waited for a group-commit fsync of the partition log.
+        "millrace_broker_log_flush_duration_seconds_bucket{log_dir=",
     ] {
         assert!(metrics.contains(expected), "missing {expected:?} in:\n{metrics}");
     }
+    let fsyncs = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("millrace_broker_log_flush_duration_seconds_count{"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(fsyncs.is_some_and(|n| n >= 1), "log fsyncs counted: {fsyncs:?}");
     Ok(())
 }
 

@@ -365,9 +365,13 @@ impl Partition {
     async fn flush_once(&self) -> Result<i64, BrokerError> {
         let (file, covered) = self.storage(self.read_lock().flush_handle())?;
         let sync = self.sync;
-        let synced = tokio::task::spawn_blocking(move || sync(&file))
-            .await
-            .map_err(|e| BrokerError::Internal(format!("fsync task failed: {e}")))?;
+        let (synced, took) = tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            (sync(&file), started.elapsed())
+        })
+        .await
+        .map_err(|e| BrokerError::Internal(format!("fsync task failed: {e}")))?;
+        self.log_dir.observe_flush(took);
         if let Err(e) = synced {
             self.log_dir.mark_offline(format!("fsync of the active segment in {}: {e}", self.dir.display()));
         }
