@@ -10,10 +10,13 @@ use crate::log::{CompactionConfig, CompactionReport, LogConfig, LogError, Partit
 use crate::log_dirs::LogDir;
 use millrace_config::EffectiveTopicConfig;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::watch;
+
+/// How many appended bytes of a follower start their writeback (see `start_writeback_if_due`).
+const WRITEBACK_EVERY: u64 = 256 * 1024;
 
 /// A topic partition hosted by this broker.
 pub struct Partition {
@@ -28,6 +31,8 @@ pub struct Partition {
     end_offset: watch::Sender<i64>,
     flushed_offset: watch::Sender<i64>,
     flush_in_progress: AtomicBool,
+    /// Bytes a follower appended since it last started their writeback.
+    unwritten_bytes: AtomicU64,
     /// (log end offset, wall-clock ms) of the last compaction pass.
     last_compaction: std::sync::Mutex<Option<(i64, i64)>>,
     /// Leader or follower, per the controller's metadata. Appends hold it so leadership cannot
@@ -99,6 +104,7 @@ impl Partition {
             flushed_offset: watch::Sender::new(end),
             log: RwLock::new(log),
             flush_in_progress: AtomicBool::new(false),
+            unwritten_bytes: AtomicU64::new(0),
             last_compaction: std::sync::Mutex::new(None),
             role: std::sync::Mutex::new(Role::None),
             // Nothing is known committed until leadership or a leader's fetch response says so.
@@ -379,6 +385,32 @@ impl Partition {
         self.check_online()?;
         self.lock().mark_flushed(covered);
         Ok(covered)
+    }
+
+    /// Starts the writeback of the active segment once `WRITEBACK_EVERY` bytes were appended
+    /// since the last start. Followers are fsynced only by the background flush; without this, a
+    /// `flush_interval` worth of their appends reached the disk at once, and the leaders'
+    /// group-commit fsyncs (on the same disk, in production often the same brokers) queued
+    /// behind it: RocksDB's `bytes_per_sync` for the same reason.
+    fn start_writeback_if_due(&self, appended: u64) {
+        let unwritten = self.unwritten_bytes.fetch_add(appended, Ordering::Relaxed).saturating_add(appended);
+        if unwritten < WRITEBACK_EVERY || self.is_offline() {
+            return;
+        }
+        self.unwritten_bytes.store(0, Ordering::Relaxed);
+        let Ok((file, _)) = self.read_lock().flush_handle() else { return };
+        let dir = self.dir.clone();
+        let start = move || {
+            // Nothing is lost by a failure here: the fsync that follows reports it.
+            if let Err(e) = crate::fsutil::start_writeback(&file) {
+                tracing::debug!(dir = %dir.display(), error = %e, "starting the writeback of a follower's appends failed");
+            }
+        };
+        // It may block while the disk's queue is full: not on a runtime worker.
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(start)),
+            Err(_) => start(),
+        }
     }
 
     /// Background flush (interval mode, and as a safety net): syncs if anything is unsynced.

@@ -399,6 +399,7 @@ impl Partition {
             return Err(ReplicaError::NotLeader(self.name()));
         }
         let ranges = split_batches(records).map_err(|e| ReplicaError::Log(e.into()))?;
+        let mut appended = 0;
         let end = {
             let mut log = self.lock();
             for range in ranges {
@@ -408,10 +409,12 @@ impl Partition {
                     continue;
                 }
                 self.storage(log.append_replicated(batch, now_ms))?;
+                appended += batch.len() as u64;
             }
             log.log_end_offset()
         };
         self.end_offset.send_replace(end);
+        self.start_writeback_if_due(appended);
         self.publish_high_watermark(leader_high_watermark.min(end));
         Ok(end)
     }

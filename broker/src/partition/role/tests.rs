@@ -188,3 +188,33 @@ async fn a_wait_for_a_write_truncated_away_ends_with_not_leader_instead_of_spinn
     assert!(matches!(err, crate::error::BrokerError::Truncated { offset: 5, end: 3, .. }), "{err}");
     assert_eq!(err.error_code(), ResponseError::NotLeaderOrFollower);
 }
+
+/// A follower starts the writeback of its appends every `WRITEBACK_EVERY` bytes instead of
+/// leaving a whole `flush_interval` of them to the background flush; a leader's appends (fsynced
+/// by acks=all group commits) do not count.
+#[tokio::test]
+async fn a_follower_starts_the_writeback_of_its_appends_as_they_accumulate() {
+    use crate::log::batch::test_batches::keyed;
+    use crate::partition::WRITEBACK_EVERY;
+    use kafka_protocol::records::Compression;
+    use std::sync::atomic::Ordering;
+    let (leader_dir, follower_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (leader, follower) = (open(leader_dir.path()), open(follower_dir.path()));
+    lead(&leader, 0, &[1, 2]);
+    follower.become_follower(1, 0);
+    let value = "x".repeat(16 * 1024);
+    let mut starts = 0;
+    for _ in 0..40 {
+        let offset = follower.follower_position().0;
+        leader.append_as_leader(&mut keyed(&[(None, Some(&value), 0)], Compression::None, None), 0, false).unwrap();
+        let data = leader.read_to_end(offset, 1 << 20, true).unwrap().data;
+        let before = follower.unwritten_bytes.load(Ordering::Relaxed);
+        follower.append_replicated(&data, 0, 0).unwrap();
+        let after = follower.unwritten_bytes.load(Ordering::Relaxed);
+        starts += usize::from(after < before);
+        assert!(after < WRITEBACK_EVERY, "{after} bytes appended and not yet written back");
+    }
+    // 40 appends of a little over 16 KiB: one start after each 16 of them.
+    assert_eq!(starts, 2);
+    assert_eq!(leader.unwritten_bytes.load(Ordering::Relaxed), 0);
+}
