@@ -16,7 +16,10 @@
 #    that is not the active controller, even rounds the active controller (leading a partition);
 #    the killed broker is restarted and the ISR waited for between rounds. FAILOVER_ONLY=1 skips
 #    step 2;
-# BROKER_CONFIG=FILE starts every broker with that config file (e.g. to compare flush modes).
+# BROKER_CONFIG=FILE starts every broker with that config file (e.g. to compare flush modes);
+# MILLRACE_BIN=PATH uses that binary instead of building (e.g. to alternate two builds).
+# After each fixed-rate run the brokers' Produce-time and log-fsync histograms are read from
+# /metrics: the summary gives the broker's side of that run's latency.
 # 4. a summary table, and the WARN/ERROR lines of the broker logs, grouped (KEEP_LOGS=DIR keeps the
 #    logs and raw results there).
 set -euo pipefail
@@ -31,8 +34,8 @@ repeats=${REPEATS:-3}
 partitions=6
 
 ./scripts/install-deps.sh
-cargo build --release --bin millrace -q
-bin=./target/release/millrace
+if [ -z "${MILLRACE_BIN:-}" ]; then cargo build --release --bin millrace -q; fi
+bin=${MILLRACE_BIN:-./target/release/millrace}
 work=$(mktemp -d "${BENCH_DIR:-$PWD/target}/bench-cluster.XXXXXX")
 declare -A pid
 
@@ -133,12 +136,18 @@ for size in 100 1024; do
   for topic in rf1 rf3; do
     $bin bench --bootstrap "$bootstrap" --topic "$topic" --records $((rate * lat_seconds)) --record-size "$size" \
       --acks all --produce-only --rate "$rate" | sed "s/^/$topic\tfixed rate\t/" | tee -a "$results"
+    for m in 1 2 3; do
+      curl -s "http://$(admin "$m")/metrics" \
+        | grep -E '^millrace_broker_(request_duration_seconds_bucket\{api="Produce"|log_flush_duration_seconds_bucket)' \
+        | sed "s/^/$topic\t$size\t$m\t/" >>"$work/histograms.tsv" || true
+    done
   done
 done
 
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "## failover (3 partitions, RF=3, min.insync.replicas=2, acks=all, idempotent, one write per 5 ms)"
 failovers="$work/failover.tsv"
+touch "$failovers"
 for round in $(seq "$rounds"); do
   wait_isr_full "$bootstrap" failover
   sleep 2 # let a preferred-leader election after the restart settle
@@ -161,7 +170,7 @@ done
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 echo "## summary"
-python3 - "$results" "$failovers" <<'PY'
+python3 - "$results" "$failovers" "$work/histograms.tsv" <<'PY'
 import statistics, sys
 
 def fields(line):
@@ -195,6 +204,37 @@ for size in (100, 1024):
         if load == "unthrottled" and row.get("rf1"):
             print(f"{size:<7} RF=3 / RF=1 throughput (medians): {100 * row.get('rf3', 0) / row['rf1']:.0f} %")
 print("(latency: per record, enqueue → delivery report; p50/p99 are medians over the runs, max the largest)")
+# The brokers' side of each fixed-rate run: cumulative histograms read after every run, so a
+# run's share is the difference from the previous reading of the same broker.
+try:
+    lines = open(sys.argv[3]).read().splitlines()
+except OSError:
+    lines = []
+readings = {}  # (topic, size, broker, metric) → {le: count}
+for line in lines:
+    topic, size, broker, sample = line.split("\t")
+    name, value = sample.rsplit(" ", 1)
+    metric = "produce" if "request_duration" in name else "fsync"
+    le = name.split('le="')[1].split('"')[0]
+    readings.setdefault((topic, int(size), broker, metric), {})[le] = float(value)
+previous, runs_by = {}, {}
+for (topic, size, broker, metric), counts in readings.items():
+    before = previous.get((broker, metric), {})
+    previous[(broker, metric)] = counts
+    total = runs_by.setdefault((topic, size, metric), {})
+    for le, n in counts.items():
+        total[le] = total.get(le, 0) + n - before.get(le, 0)
+if runs_by:
+    print("broker side of the fixed-rate runs (all brokers): share of Produce requests answered within 1 / 5 ms,")
+    print("and of log fsyncs taking over 5 ms")
+    for size in (100, 1024):
+        for topic in ("rf1", "rf3"):
+            produce, fsync = runs_by.get((topic, size, "produce")), runs_by.get((topic, size, "fsync"))
+            if not produce or not fsync or not produce.get("+Inf") or not fsync.get("+Inf"):
+                continue
+            print(f"{size:<7} {topic}: Produce ≤ 1 ms {produce['0.001'] / produce['+Inf']:6.1%}, ≤ 5 ms "
+                  f"{produce['0.005'] / produce['+Inf']:6.1%} ({produce['+Inf']:.0f} requests); fsyncs > 5 ms "
+                  f"{1 - fsync['0.005'] / fsync['+Inf']:5.1%} of {fsync['+Inf']:.0f}")
 print()
 firsts, by_kind = [], {}
 for line in open(sys.argv[2]):
