@@ -465,16 +465,13 @@ pub fn run(program: &str, args: &[&str], input: Option<&[u8]>, timeout: Duration
             let _ = stdin.write_all(&input);
         });
     }
-    let stdout = child.stdout.take().context("stdout")?;
-    let stderr = child.stderr.take().context("stderr")?;
-    let out_reader = std::thread::spawn(move || read_all(stdout));
-    let err_reader = std::thread::spawn(move || read_all(stderr));
+    let drained = Drained::take(&mut child);
     let Some(status) = wait_or_kill(&mut child, Instant::now() + timeout)? else {
-        let stderr = err_reader.join().unwrap_or_default();
+        let (_, stderr) = drained.finish();
         bail!("{program} {args:?} did not finish within {timeout:?}; stderr:\n{}", String::from_utf8_lossy(&stderr));
     };
-    let output =
-        Output { status, stdout: out_reader.join().unwrap_or_default(), stderr: err_reader.join().unwrap_or_default() };
+    let (stdout, stderr) = drained.finish();
+    let output = Output { status, stdout, stderr };
     if !output.status.success() {
         bail!(
             "{program} {args:?} failed with {}\nstdout:\n{}\nstderr:\n{}",
@@ -484,6 +481,31 @@ pub fn run(program: &str, args: &[&str], input: Option<&[u8]>, timeout: Duration
         );
     }
     Ok(output)
+}
+
+/// A child's piped stdout and stderr, read on threads while it runs: a child that writes more
+/// than a pipe holds (64 KiB) before anyone reads would block, stalling whatever it was doing
+/// (a client's log lines from inside its network threads, say).
+pub struct Drained {
+    stdout: std::thread::JoinHandle<Vec<u8>>,
+    stderr: std::thread::JoinHandle<Vec<u8>>,
+}
+
+impl Drained {
+    /// Starts reading `child`'s piped stdout and stderr (one not piped reads as empty).
+    pub fn take(child: &mut Child) -> Drained {
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        Drained {
+            stdout: std::thread::spawn(move || stdout.map(read_all).unwrap_or_default()),
+            stderr: std::thread::spawn(move || stderr.map(read_all).unwrap_or_default()),
+        }
+    }
+
+    /// Everything the child wrote, (stdout, stderr); call once it has exited or been killed.
+    pub fn finish(self) -> (Vec<u8>, Vec<u8>) {
+        (self.stdout.join().unwrap_or_default(), self.stderr.join().unwrap_or_default())
+    }
 }
 
 fn read_all(mut reader: impl Read) -> Vec<u8> {

@@ -3,7 +3,7 @@
 //! a point in time, or by a shift on one partition; `--dry-run` commits nothing; a group with an
 //! active member is refused.
 
-use millrace_tests::{millrace, run, wait_for, BrokerProcess};
+use millrace_tests::{millrace, run, wait_for, BrokerProcess, Drained};
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -48,18 +48,11 @@ fn reset(bootstrap: &str, args: &[&str]) -> anyhow::Result<std::process::Output>
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;
+    let drained = Drained::take(&mut child);
     // Bounded: a hung command fails the test instead of holding CI.
     let status = millrace_tests::wait_or_kill(&mut child, std::time::Instant::now() + T)?
         .ok_or_else(|| anyhow::anyhow!("reset-offsets {args:?} did not finish within {T:?}"))?;
-    let read = |pipe: Option<Box<dyn std::io::Read>>| -> Vec<u8> {
-        let mut buf = Vec::new();
-        if let Some(mut pipe) = pipe {
-            let _ = pipe.read_to_end(&mut buf);
-        }
-        buf
-    };
-    let stdout = read(child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read>));
-    let stderr = read(child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read>));
+    let (stdout, stderr) = drained.finish();
     Ok(std::process::Output { status, stdout, stderr })
 }
 

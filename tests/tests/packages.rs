@@ -5,8 +5,9 @@
 //! here), serves clients and writes only under /var/lib/millrace; `dpkg --purge` takes it all
 //! away again. Installing needs root (as in CI).
 
+use anyhow::Context;
 use millrace_tests::disks::skip_or_fail;
-use millrace_tests::{free_port, http_status_at, millrace, millrace_bin, run, wait_for};
+use millrace_tests::{free_port, http_status_at, millrace, millrace_bin, run, wait_for, Drained};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -118,6 +119,8 @@ fn check_installed() -> anyhow::Result<()> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()?;
+    // Its log goes to stderr: read as it runs, so a full pipe cannot stall the broker.
+    let drained = Drained::take(&mut broker);
     let served = (|| -> anyhow::Result<()> {
         wait_for("the packaged broker ready", Duration::from_secs(60), || {
             Ok(http_status_at(&format!("127.0.0.1:{admin}"), "/health").is_ok_and(|(code, _)| code == 200))
@@ -130,7 +133,8 @@ fn check_installed() -> anyhow::Result<()> {
     })();
     let _ = Command::new("kill").args(["-TERM", &broker.id().to_string()]).status();
     let status = millrace_tests::wait_or_kill(&mut broker, std::time::Instant::now() + Duration::from_secs(30))?;
-    served?;
-    assert!(status.is_some_and(|s| s.success()), "the broker stops cleanly on SIGTERM: {status:?}");
+    let log = String::from_utf8_lossy(&drained.finish().1).into_owned();
+    served.with_context(|| format!("the packaged broker's log:\n{log}"))?;
+    assert!(status.is_some_and(|s| s.success()), "the broker stops cleanly on SIGTERM: {status:?}; its log:\n{log}");
     Ok(())
 }

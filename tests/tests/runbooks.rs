@@ -4,7 +4,7 @@
 //! empty disk (a replaced machine) as a non-voting member and is added again; and a rolling
 //! restart (an upgrade) of every broker in turn.
 
-use millrace_tests::{millrace, python, python_bin, python_script, wait_for, Cluster};
+use millrace_tests::{millrace, python, python_bin, python_script, wait_for, Cluster, Drained};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -79,33 +79,31 @@ fn start_producer(
     count: u32,
     rate: u32,
     acked: &str,
-) -> anyhow::Result<std::process::Child> {
-    Ok(Command::new(python_bin())
+) -> anyhow::Result<(std::process::Child, Drained)> {
+    let mut child = Command::new(python_bin())
         .arg(python_script("acked_producer.py"))
         .args(["--bootstrap", bootstrap, "--topic", topic, "--count", &count.to_string(), "--rate", &rate.to_string()])
         .args(["--acked", acked])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()?)
+        .spawn()?;
+    // librdkafka logs every refused connection while brokers restart: read as it goes.
+    let drained = Drained::take(&mut child);
+    Ok((child, drained))
 }
 
 /// Waits for the producer (bounded) and checks it delivered everything, then that every record
 /// it was acknowledged is in `topic` at its offset.
 fn check_producer(
-    mut producer: std::process::Child,
+    (mut producer, drained): (std::process::Child, Drained),
     bootstrap: &str,
     topic: &str,
     partitions: u32,
     acked: &str,
 ) -> anyhow::Result<()> {
     let status = millrace_tests::wait_or_kill(&mut producer, std::time::Instant::now() + Duration::from_secs(120))?;
-    let (mut report, mut errors) = (String::new(), String::new());
-    if let Some(mut stdout) = producer.stdout.take() {
-        std::io::Read::read_to_string(&mut stdout, &mut report)?;
-    }
-    if let Some(mut stderr) = producer.stderr.take() {
-        std::io::Read::read_to_string(&mut stderr, &mut errors)?;
-    }
+    let (report, errors) = drained.finish();
+    let (report, errors) = (String::from_utf8_lossy(&report), String::from_utf8_lossy(&errors));
     // librdkafka's own log lines (stderr) say why deliveries failed.
     let errors: String =
         errors.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
