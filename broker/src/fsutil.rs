@@ -74,7 +74,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_writeback_start_is_refused_where_there_is_no_file_to_write() {
+    fn a_writeback_starts_on_a_file_and_is_refused_on_a_pipe() {
         let dir = tempfile::tempdir().unwrap();
         let mut file = std::fs::File::create(dir.path().join("log")).unwrap();
         file.write_all(&[7; 8192]).unwrap();

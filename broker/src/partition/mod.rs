@@ -33,6 +33,9 @@ pub struct Partition {
     flush_in_progress: AtomicBool,
     /// Bytes a follower appended since it last started their writeback.
     unwritten_bytes: AtomicU64,
+    /// A writeback start is running on the blocking pool (one at a time: on a disk too slow to
+    /// take them, they would pile up there).
+    writeback_running: Arc<AtomicBool>,
     /// (log end offset, wall-clock ms) of the last compaction pass.
     last_compaction: std::sync::Mutex<Option<(i64, i64)>>,
     /// Leader or follower, per the controller's metadata. Appends hold it so leadership cannot
@@ -105,6 +108,7 @@ impl Partition {
             log: RwLock::new(log),
             flush_in_progress: AtomicBool::new(false),
             unwritten_bytes: AtomicU64::new(0),
+            writeback_running: Arc::new(AtomicBool::new(false)),
             last_compaction: std::sync::Mutex::new(None),
             role: std::sync::Mutex::new(Role::None),
             // Nothing is known committed until leadership or a leader's fetch response says so.
@@ -397,14 +401,23 @@ impl Partition {
         if unwritten < WRITEBACK_EVERY || self.is_offline() {
             return;
         }
+        // The running one covers these bytes too if it has not reached them yet; if it has,
+        // the next start will (each covers the whole file).
+        if self.writeback_running.swap(true, Ordering::AcqRel) {
+            return;
+        }
         self.unwritten_bytes.store(0, Ordering::Relaxed);
-        let Ok((file, _)) = self.read_lock().flush_handle() else { return };
+        let handle = self.read_lock().flush_handle();
+        let running = self.writeback_running.clone();
         let dir = self.dir.clone();
         let start = move || {
             // Nothing is lost by a failure here: the fsync that follows reports it.
-            if let Err(e) = crate::fsutil::start_writeback(&file) {
+            if let Err(e) =
+                handle.map_err(std::io::Error::other).and_then(|(file, _)| crate::fsutil::start_writeback(&file))
+            {
                 tracing::debug!(dir = %dir.display(), error = %e, "starting the writeback of a follower's appends failed");
             }
+            running.store(false, Ordering::Release);
         };
         // It may block while the disk's queue is full: not on a runtime worker.
         match tokio::runtime::Handle::try_current() {

@@ -211,10 +211,27 @@ async fn a_follower_starts_the_writeback_of_its_appends_as_they_accumulate() {
         let before = follower.unwritten_bytes.load(Ordering::Relaxed);
         follower.append_replicated(&data, 0, 0).unwrap();
         let after = follower.unwritten_bytes.load(Ordering::Relaxed);
+        // One start runs at a time: let it finish, as a follower's next fetch would.
+        for _ in 0..5_000 {
+            if !follower.writeback_running.load(Ordering::Acquire) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        assert!(!follower.writeback_running.load(Ordering::Acquire), "a writeback start still running after 5 s");
         starts += usize::from(after < before);
         assert!(after < WRITEBACK_EVERY, "{after} bytes appended and not yet written back");
     }
     // 40 appends of a little over 16 KiB: one start after each 16 of them.
     assert_eq!(starts, 2);
     assert_eq!(leader.unwritten_bytes.load(Ordering::Relaxed), 0);
+    // While a start runs, no second one is spawned: the bytes wait for the next.
+    follower.writeback_running.store(true, Ordering::Release);
+    let before = follower.unwritten_bytes.load(Ordering::Relaxed);
+    let offset = follower.follower_position().0;
+    let big = "y".repeat(300 * 1024);
+    leader.append_as_leader(&mut keyed(&[(None, Some(&big), 0)], Compression::None, None), 0, false).unwrap();
+    let data = leader.read_to_end(offset, 1 << 20, true).unwrap().data;
+    follower.append_replicated(&data, 0, 0).unwrap();
+    assert_eq!(follower.unwritten_bytes.load(Ordering::Relaxed), before + data.len() as u64);
 }
