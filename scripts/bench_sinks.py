@@ -37,12 +37,13 @@ def generate(n, json_out, lp_out):
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
             user, system = (i * 7 % 1000) / 10 + 0.25, (i * 3 % 500) / 10 + 0.5
             idle = 100.0 - user / 2 - system / 2
-            # Members in the agent's order: its tags and fields are maps ordered by key.
+            # Members in the agent's order: its JSON maps, the record's and its tags' and
+            # fields', are ordered by key.
             fields = {"runnable": i % 17, "usage_idle": idle, "usage_system": system, "usage_user": user}
             js.write(host + "\t" + json.dumps({
                 "@timestamp": stamp, "name": "cpu", "tags": {"cpu": cpu}, "fields": fields,
                 "host": {"name": host}, "input": {"type": "host_metrics", "name": "host"},
-                "event": {"schema": 1, "kind": "metric"}}, separators=(",", ":")) + "\n")
+                "event": {"schema": 1, "kind": "metric"}}, separators=(",", ":"), sort_keys=True) + "\n")
             # Fields in the order the sink writes them: the record's key order (sorted).
             lp.write(f"cpu,cpu={cpu},host={host} runnable={i % 17}i,usage_idle={idle!r},"
                      f"usage_system={system!r},usage_user={user!r} {ms}\n")

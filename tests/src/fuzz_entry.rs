@@ -378,7 +378,7 @@ pub fn sink_records(data: &[u8]) {
     use millrace_config::sink::{BulkAction, Precision};
     use millrace_sinks::elasticsearch::bulk;
     use millrace_sinks::elasticsearch::index::IndexName;
-    use millrace_sinks::influxdb::line_protocol::encode_record;
+    use millrace_sinks::influxdb::line_protocol::{encode_generally, encode_record};
     use millrace_sinks::record::SourceRecord;
     let [pick, json @ ..] = data else { return };
     let precision = match pick % 4 {
@@ -388,8 +388,21 @@ pub fn sink_records(data: &[u8]) {
         _ => Precision::S,
     };
     let mut line = Vec::new();
-    if encode_record(json, precision, &mut line).is_ok() {
+    let encoded = encode_record(json, precision, &mut line);
+    if encoded.is_ok() {
         assert!(!line.contains(&b'\n'), "a point spans lines: {:?}", String::from_utf8_lossy(&line));
+    }
+    // The one-pass reader of the agent's own records and the general reader agree on every
+    // record: the same line, or the same refusal.
+    let mut general = Vec::new();
+    let generally = encode_generally(json, precision, &mut general);
+    assert_eq!(encoded, generally, "the two readers disagree on whether the record is a point");
+    if encoded.is_ok() {
+        assert_eq!(
+            String::from_utf8_lossy(&line),
+            String::from_utf8_lossy(&general),
+            "the two readers write different lines"
+        );
     }
     let action = if pick & 4 == 4 { BulkAction::Create } else { BulkAction::Index };
     let record = SourceRecord {

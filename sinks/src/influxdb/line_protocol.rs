@@ -181,7 +181,7 @@ pub(super) fn write_string(out: &mut Vec<u8>, key: &str, s: &str) -> Result<(), 
 
 /// Writes a JSON number as a line-protocol field value: integers get the `i` suffix, floats go
 /// as written (JSON's number grammar is a subset of line protocol's).
-fn write_number(out: &mut Vec<u8>, key: &str, text: &str, integer: bool) -> Result<(), String> {
+pub(super) fn write_number(out: &mut Vec<u8>, key: &str, text: &str, integer: bool) -> Result<(), String> {
     // Up to 18 digits always fit an i64; a float without an exponent and with fewer than 300
     // digits is always finite. Only the rest needs parsing.
     if (integer && text.trim_start_matches('-').len() <= 18)
@@ -217,6 +217,23 @@ fn write_number(out: &mut Vec<u8>, key: &str, text: &str, integer: bool) -> Resu
 /// Appends one metric record (JSON bytes) as a line, without the trailing newline, to `out`.
 /// On an error, part of a line may have been appended: the caller discards it.
 pub fn encode_record(json: &[u8], precision: Precision, out: &mut Vec<u8>) -> Result<(), String> {
+    // The agent's own records take the one-pass reader; anything it does not take (including
+    // every record that cannot become a point) is read again by the general one, which also
+    // words the refusal.
+    let start = out.len();
+    if let Ok(scanner) = Scanner::new(json) {
+        if super::plain::encode(scanner, precision, out).is_some() {
+            return Ok(());
+        }
+        out.truncate(start);
+    }
+    encode_generally(json, precision, out)
+}
+
+/// [`encode_record`] without its one-pass reader for the agent's layout: public so that the
+/// fuzz target can hold the two to the same lines.
+#[doc(hidden)]
+pub fn encode_generally(json: &[u8], precision: Precision, out: &mut Vec<u8>) -> Result<(), String> {
     // This thread's buffers, unless they are unavailable (a call during thread teardown).
     let reused = SCRATCH
         .try_with(|cell| cell.try_borrow_mut().ok().map(|mut scratch| encode_with(json, precision, out, &mut scratch)));
@@ -279,6 +296,12 @@ fn encode_with(json: &[u8], precision: Precision, out: &mut Vec<u8>, scratch: &m
     if written == 0 {
         return Err(format!("metric `{name}` has no field with a value"));
     }
+    write_stamp(out, ms, precision);
+    Ok(())
+}
+
+/// Writes the point's time, after its separating space, in `precision`.
+pub(super) fn write_stamp(out: &mut Vec<u8>, ms: i64, precision: Precision) {
     let stamp = match precision {
         Precision::Ns => i128::from(ms) * 1_000_000,
         Precision::Us => i128::from(ms) * 1_000,
@@ -291,7 +314,6 @@ fn encode_with(json: &[u8], precision: Precision, out: &mut Vec<u8>, scratch: &m
         Ok(stamp) => out.extend_from_slice(itoa::Buffer::new().format(stamp).as_bytes()),
         Err(_) => out.extend_from_slice(stamp.to_string().as_bytes()),
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 
 pub mod line_protocol;
 pub mod lines;
+mod plain;
 pub mod telegraf_json;
 
 use crate::destination::{Destination, Verdict, WriteFailure};

@@ -195,6 +195,7 @@ impl OpenComposites {
 }
 
 /// Reads one JSON text from the front.
+#[derive(Clone)]
 pub struct Scanner<'a> {
     text: &'a str,
     pos: usize,
@@ -246,6 +247,35 @@ impl<'a> Scanner<'a> {
         } else {
             Err(self.error(Problem::Expected(byte)))
         }
+    }
+
+    /// Steps over `literal` if the text continues with exactly it (no whitespace is skipped):
+    /// for readers of one known, compact layout.
+    #[inline]
+    pub fn eat(&mut self, literal: &[u8]) -> bool {
+        let matched = self.bytes().get(self.pos..self.pos + literal.len()) == Some(literal);
+        if matched {
+            self.pos += literal.len();
+        }
+        matched
+    }
+
+    /// The string at the cursor (its opening quote, no whitespace before it) when it holds no
+    /// escape; its contents, the cursor after it. None for anything else, the cursor then
+    /// anywhere: the caller gives up on its layout.
+    #[inline]
+    pub fn plain_string(&mut self) -> Option<&'a str> {
+        if !self.eat(b"\"") {
+            return None;
+        }
+        let start = self.pos;
+        let end = start + plain_run(&self.bytes()[start..])?;
+        if self.bytes()[end] != b'"' {
+            return None;
+        }
+        self.pos = end + 1;
+        // Both ends are ASCII quotes, so they are character boundaries.
+        self.text.get(start..end)
     }
 
     /// A string's contents, unescaped: borrowed from the text unless it held escapes.
