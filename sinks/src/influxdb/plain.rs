@@ -1,13 +1,13 @@
 //! Metric records as the agent writes them, read in one pass: compact JSON, keys without
-//! escapes, each top-level member at most once, `tags` (strings) and `fields` with their keys in
-//! order (the agent's maps are ordered by key), `host` holding only `name`. For such a record the
-//! general reader's work — collecting the members into buffers, sorting them, looking each key up
-//! by its unescaped text, inserting the `host` tag — cannot change the line, and it was most of
-//! the encoding cost on the sink's consumer thread.
+//! escapes, each top-level member at most once, string tags, `host` holding only `name`. The
+//! general reader collects a record's members into buffers, unescapes and sorts them and looks
+//! each key up by its text; that was most of the encoding cost on the sink's consumer thread.
+//! Here the members are kept on the stack, sorted as they come (the agent's maps are already
+//! ordered by key, so each lands at the end).
 //!
-//! Anything else (whitespace between tokens, an escape, members out of order or given twice,
-//! a tag that is not a string, more members than fit here, or a record that cannot become a
-//! point at all) makes this reader give up; the general one in [`super::line_protocol`] then
+//! Anything else (whitespace between tokens, an escape in a key or tag, a top-level member given
+//! twice, a tag that is not a string, more members than fit here, or a record that cannot become
+//! a point at all) makes this reader give up; the general one in [`super::line_protocol`] then
 //! reads the record again and writes the same line, or words the refusal. The `sink_records`
 //! fuzz target holds the two readers to the same output.
 
@@ -16,6 +16,8 @@ use crate::rfc3339::epoch_millis;
 use crate::scan::{Scalar, Scanner, Span};
 use millrace_config::sink::Precision;
 use std::borrow::Cow;
+use std::cell::Cell;
+use std::cmp::Ordering;
 
 /// The most tags and fields this reader keeps (on the stack); a record with more goes to the
 /// general reader. The agent's host metrics have at most 16 fields and a few tags.
@@ -33,7 +35,7 @@ enum Value<'a> {
     Skipped,
 }
 
-/// Up to `N` members of one object, in strictly increasing key order.
+/// Up to `N` members of one object, kept in key order.
 struct Members<'a, V: Copy, const N: usize> {
     items: [(&'a str, V); N],
     len: usize,
@@ -44,14 +46,28 @@ impl<'a, V: Copy, const N: usize> Members<'a, V, N> {
         Members { items: [("", filler); N], len: 0 }
     }
 
-    /// Adds a member; None when it is full or `key` does not follow the last key (the general
-    /// reader would sort, or keep the last of two equal keys). Text without escapes orders as
-    /// its bytes, as the general reader orders keys.
+    /// Adds a member where its key sorts (the agent's come in order: at the end); of a key given
+    /// twice the last value counts, as in the general reader. Text without escapes orders as
+    /// its bytes, as the general reader orders keys. None when full.
     fn push(&mut self, key: &'a str, value: V) -> Option<()> {
-        if self.len == N || (self.len > 0 && self.items[self.len - 1].0 >= key) {
+        let mut at = self.len;
+        while at > 0 {
+            match self.items[at - 1].0.cmp(key) {
+                Ordering::Greater => at -= 1,
+                Ordering::Equal => {
+                    self.items[at - 1].1 = value;
+                    return Some(());
+                }
+                Ordering::Less => break,
+            }
+        }
+        if self.len == N {
             return None;
         }
-        self.items[self.len] = (key, value);
+        if at < self.len {
+            self.items.copy_within(at..self.len, at + 1);
+        }
+        self.items[at] = (key, value);
         self.len += 1;
         Some(())
     }
@@ -102,6 +118,53 @@ fn field_value<'a>(s: &mut Scanner<'a>) -> Option<Value<'a>> {
     })
 }
 
+/// Skips a member the line does not use. The agent's `input` and `event` are flat objects of
+/// strings and numbers, stepped over here without the general reader's recursion; anything else
+/// goes to `Scanner::value`, which also bounds nesting as the general reader does.
+fn skip(s: &mut Scanner<'_>) -> Option<()> {
+    let mut flat = s.clone();
+    if flat.next_byte() == Some(b'{') && object(&mut flat, |s, _| scalar(s)).is_some() {
+        *s = flat;
+        return Some(());
+    }
+    s.value().ok().map(drop)
+}
+
+/// Steps over the string, number or literal at the cursor; None for anything else.
+fn scalar(s: &mut Scanner<'_>) -> Option<()> {
+    match s.next_byte()? {
+        // A string with escapes is checked by the general string reader.
+        b'"' => s.plain_string().map(drop).or_else(|| s.value().ok().map(drop)),
+        b'-' | b'0'..=b'9' | b't' | b'f' | b'n' => s.value().ok().map(drop),
+        _ => None,
+    }
+}
+
+thread_local! {
+    /// The last `@timestamp` read on this thread (up to 32 bytes) and its milliseconds.
+    static LAST_TIMESTAMP: Cell<([u8; 32], usize, i64)> = const { Cell::new(([0; 32], 0, 0)) };
+}
+
+/// Milliseconds since the epoch of `@timestamp`. The agent samples a host's metrics at one
+/// instant and the host's records share a partition, so runs of records carry the same text:
+/// the last one read is remembered.
+fn millis(timestamp: &str) -> Option<i64> {
+    let text = timestamp.as_bytes();
+    if let Ok((last, len, ms)) = LAST_TIMESTAMP.try_with(Cell::get) {
+        if last.get(..len) == Some(text) {
+            return Some(ms);
+        }
+    }
+    let ms = epoch_millis(timestamp).ok()?;
+    if text.len() <= 32 {
+        let mut last = [0; 32];
+        last[..text.len()].copy_from_slice(text);
+        // Unavailable only while the thread ends: then nothing is remembered.
+        let _ = LAST_TIMESTAMP.try_with(|cell| cell.set((last, text.len(), ms)));
+    }
+    Some(ms)
+}
+
 /// Writes `,key=value`; an empty key or value is left out (as Telegraf does).
 fn tag(out: &mut Vec<u8>, key: &str, value: &str) -> Option<()> {
     if !key.is_empty() && !value.is_empty() {
@@ -143,7 +206,7 @@ pub(super) fn encode(mut s: Scanner<'_>, precision: Precision, out: &mut Vec<u8>
             }
             // Given twice: the general reader keeps the last.
             "@timestamp" | "name" | "host" | "tags" | "fields" => return None,
-            _ => drop(s.value().ok()?),
+            _ => skip(s)?,
         }
         Some(())
     })?;
@@ -152,7 +215,7 @@ pub(super) fn encode(mut s: Scanner<'_>, precision: Precision, out: &mut Vec<u8>
     if !seen_fields {
         return None;
     }
-    let ms = epoch_millis(timestamp?).ok()?;
+    let ms = millis(timestamp?)?;
     write_measurement(out, name).ok()?;
     // `host.name` is the `host` tag unless the record has one of its own (every tag here is a
     // string); it goes where its key sorts.
@@ -237,6 +300,9 @@ mod tests {
                 json!({"mount": "/var/my data", "dev": "sda,1"}),
                 json!({"ok": true, "no": false, "s": "say hi", "nan": null, "o": {"a": 1}, "big": 12345678901234567890u64, "e": 1.5e300}),
             ),
+            // Members out of order or given twice: sorted, the last value kept.
+            br#"{"@timestamp":"2026-11-23T11:00:00Z","name":"m","tags":{"z":"1","a":"2","z":"3","host":"x"},"fields":{"b":1,"a":2,"b":3,"c":null,"a":4}}"#.to_vec(),
+            br#"{"@timestamp":"2026-11-23T11:00:00Z","name":"m","tags":{"z":"1","a":"2"},"fields":{"c":1,"b":2,"a":3},"host":{"name":"h"}}"#.to_vec(),
         ];
         for json in &records {
             let text = String::from_utf8_lossy(json);
@@ -248,6 +314,7 @@ mod tests {
             "cpu,a=1,host=web-1,z=2 v=1i 1795431600123",
             "a record's line, for reading"
         );
+        assert_eq!(one_pass(&records[8]).unwrap(), "m,a=2,host=x,z=3 a=4i,b=3i 1795431600000");
         // The bench's member order (name first) is taken too: top-level order is free.
         let reordered = br#"{"@timestamp":"2026-11-23T11:00:00Z","name":"m","tags":{"t":"1"},"fields":{"x":1},"host":{"name":"h"}}"#;
         assert_eq!(one_pass(reordered).unwrap(), "m,host=h,t=1 x=1i 1795431600000");
@@ -260,8 +327,6 @@ mod tests {
             format!(r#"{{ {at},"fields":{{"x":1}}}}"#),
             format!(r#"{{{at},"fields":{{"x" :1}}}}"#),
             format!(r#"{{{at},"fields":{{"s":"say \"hi\""}}}}"#),
-            format!(r#"{{{at},"fields":{{"b":1,"a":2}}}}"#),
-            format!(r#"{{{at},"fields":{{"a":1,"a":2}}}}"#),
             format!(r#"{{{at},"fields":{{"\u0061":1}}}}"#),
             format!(r#"{{{at},"tags":{{"t":"a\u0020b"}},"fields":{{"x":1}}}}"#),
             format!(r#"{{{at},"tags":{{"n":1}},"fields":{{"x":1}}}}"#),
@@ -271,6 +336,8 @@ mod tests {
             format!(r#"{{{at},"fields":{{"x":1e999}}}}"#),
             format!(r#"{{{at},"fields":{{"x":1}}}} x"#),
             r#"{"@timestamp":"yesterday","name":"m","fields":{"x":1}}"#.to_string(),
+            // Nested one level deeper than the general reader takes, under a skipped member.
+            format!(r#"{{{at},"fields":{{"x":1}},"input":{{"a":{}{}}}}}"#, "[".repeat(128), "]".repeat(128)),
         ];
         for json in &given_up {
             assert_eq!(one_pass(json.as_bytes()), None, "{json}");

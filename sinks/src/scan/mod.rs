@@ -261,18 +261,21 @@ impl<'a> Scanner<'a> {
     }
 
     /// The string at the cursor (its opening quote, no whitespace before it) when it holds no
-    /// escape; its contents, the cursor after it. None for anything else, the cursor then
-    /// anywhere: the caller gives up on its layout.
+    /// escape; its contents, the cursor after it. None, the cursor where it was, for anything
+    /// else.
     #[inline]
     pub fn plain_string(&mut self) -> Option<&'a str> {
         if !self.eat(b"\"") {
             return None;
         }
         let start = self.pos;
-        let end = start + plain_run(&self.bytes()[start..])?;
-        if self.bytes()[end] != b'"' {
-            return None;
-        }
+        let end = match plain_run(&self.bytes()[start..]) {
+            Some(run) if self.bytes()[start + run] == b'"' => start + run,
+            _ => {
+                self.pos = start - 1;
+                return None;
+            }
+        };
         self.pos = end + 1;
         // Both ends are ASCII quotes, so they are character boundaries.
         self.text.get(start..end)
@@ -307,6 +310,12 @@ impl<'a> Scanner<'a> {
             // Unescaped UTF-8 orders as its bytes do.
             self.bytes()[a.range()].cmp(&self.bytes()[b.range()])
         }
+    }
+
+    /// The byte at the cursor, without skipping whitespace.
+    #[inline]
+    pub fn next_byte(&self) -> Option<u8> {
+        self.bytes().get(self.pos).copied()
     }
 
     /// Whether the next value is an object.
