@@ -17,6 +17,7 @@
 #    the killed broker is restarted and the ISR waited for between rounds. FAILOVER_ONLY=1 skips
 #    step 2;
 # BROKER_CONFIG=FILE starts every broker with that config file (e.g. to compare flush modes);
+# LINGER_MS=N sets the fixed-rate runs' linger.ms (default 5, librdkafka's default);
 # MILLRACE_BIN=PATH uses that binary instead of building (e.g. to alternate two builds).
 # After each fixed-rate run the brokers' Produce-time and log-fsync histograms are read from
 # /metrics: the summary gives the broker's side of that run's latency.
@@ -135,7 +136,7 @@ for size in 100 1024; do
   done
   for topic in rf1 rf3; do
     $bin bench --bootstrap "$bootstrap" --topic "$topic" --records $((rate * lat_seconds)) --record-size "$size" \
-      --acks all --produce-only --rate "$rate" | sed "s/^/$topic\tfixed rate\t/" | tee -a "$results"
+      --acks all --produce-only --rate "$rate" --linger-ms "${LINGER_MS:-5}" | sed "s/^/$topic\tfixed rate\t/" | tee -a "$results"
     for m in 1 2 3; do
       curl -s "http://$(admin "$m")/metrics" \
         | grep -E '^millrace_broker_(request_duration_seconds_bucket\{api="Produce"|log_flush_duration_seconds_bucket)' \

@@ -210,38 +210,24 @@ fn produce(args: &BenchArgs) -> anyhow::Result<()> {
         bail!("the warm-up record was not delivered");
     }
     let started = Instant::now();
-    for i in 0..args.records {
+    let sending = AtomicBool::new(true);
+    std::thread::scope(|scope| {
         if args.rate > 0 {
-            // Records are due at a steady pace from `started`; wait (serving delivery reports)
-            // until this one is due. Sleeps are whole milliseconds, so records go out in small
-            // bursts of rate/1000.
-            loop {
-                let due = Duration::from_secs_f64(i as f64 / args.rate as f64);
-                let elapsed = started.elapsed();
-                if elapsed >= due {
-                    break;
+            // At a fixed rate, delivery reports are served as they come by a thread of their own,
+            // which waits for them 100 ms at a time. Polling between records with a 1 ms timeout
+            // was a busy loop: the client hands librdkafka the time left after each report in
+            // whole milliseconds, rounded down, so below 1 ms it polls without waiting, and the
+            // benchmark took a core from the brokers it measured.
+            scope.spawn(|| {
+                while sending.load(Ordering::Relaxed) {
+                    producer.poll(Duration::from_millis(100));
                 }
-                producer.poll(Duration::from_millis(1));
-            }
+            });
         }
-        let key = (i % 1024).to_string();
-        let mut record = BaseRecord::with_opaque_to(&args.topic, nanos_since(epoch)).payload(&payload).key(&key);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((e, back)) => {
-                    if !matches!(e.rdkafka_error_code(), Some(rdkafka::types::RDKafkaErrorCode::QueueFull)) {
-                        bail!("producing failed: {e}");
-                    }
-                    record = back;
-                    producer.poll(Duration::from_millis(1));
-                }
-            }
-        }
-        if i % 1000 == 0 {
-            producer.poll(Duration::ZERO);
-        }
-    }
+        let sent = send_records(args, &producer, started, epoch, &payload);
+        sending.store(false, Ordering::Relaxed);
+        sent
+    })?;
     producer.flush(Duration::from_secs(300)).context("flushing the producer")?;
     let elapsed = started.elapsed();
     let failed = counts.failed.load(Ordering::Relaxed);
@@ -250,6 +236,51 @@ fn produce(args: &BenchArgs) -> anyhow::Result<()> {
     }
     report("produce", args, counts.delivered.load(Ordering::Relaxed), elapsed);
     report_latency(args, &counts.latency);
+    Ok(())
+}
+
+/// Sends the measured records: as fast as the producer's queue takes them, serving delivery
+/// reports every 1000 records and while the queue is full; or, with `--rate`, each when it is
+/// due, sleeping in between (the reports are then served by another thread).
+fn send_records(
+    args: &BenchArgs,
+    producer: &BaseProducer<BenchContext>,
+    started: Instant,
+    epoch: Instant,
+    payload: &[u8],
+) -> anyhow::Result<()> {
+    for i in 0..args.records {
+        if args.rate > 0 {
+            // Records are due at a steady pace from `started`; sleep until this one is due, at
+            // least a millisecond at a time, so records go out in small bursts of rate/1000.
+            let due = Duration::from_secs_f64(i as f64 / args.rate as f64);
+            let elapsed = started.elapsed();
+            if elapsed < due {
+                std::thread::sleep((due - elapsed).max(Duration::from_millis(1)));
+            }
+        }
+        let key = (i % 1024).to_string();
+        let mut record = BaseRecord::with_opaque_to(&args.topic, nanos_since(epoch)).payload(payload).key(&key);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((e, back)) => {
+                    if !matches!(e.rdkafka_error_code(), Some(rdkafka::types::RDKafkaErrorCode::QueueFull)) {
+                        bail!("producing failed: {e}");
+                    }
+                    record = back;
+                    if args.rate > 0 {
+                        std::thread::sleep(Duration::from_millis(1));
+                    } else {
+                        producer.poll(Duration::from_millis(1));
+                    }
+                }
+            }
+        }
+        if args.rate == 0 && i % 1000 == 0 {
+            producer.poll(Duration::ZERO);
+        }
+    }
     Ok(())
 }
 

@@ -146,3 +146,34 @@ fn every_example_config_passes_check_config() -> anyhow::Result<()> {
     assert_eq!(checked, ["agent", "broker", "sink"]);
     Ok(())
 }
+
+/// `millrace bench --rate` paces its records by sleeping: it is the instrument of the latency
+/// benchmarks, which run client and brokers on the same cores, so CPU it burns waiting is taken
+/// from the brokers it measures. It once polled librdkafka with a 1 ms timeout between records,
+/// which the client library turns into a busy loop below a millisecond.
+#[test]
+fn bench_at_a_fixed_rate_reports_latency_and_waits_without_spinning() -> anyhow::Result<()> {
+    let broker = BrokerProcess::start("")?;
+    let b = broker.bootstrap();
+    millrace(&["topic", "create", "bench", "--partitions", "6", "--bootstrap", &b])?;
+    let bin = millrace_tests::millrace_bin().display().to_string();
+    // Two seconds at 20,000 records/s; bash's `times` then gives the children's CPU seconds.
+    let script = format!(
+        "'{bin}' bench --bootstrap {b} --topic bench --records 40000 --record-size 100 --acks all \
+         --produce-only --rate 20000 && times"
+    );
+    let out = run("bash", &["-c", &script], None, Duration::from_secs(60))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("records=40000"), "{stdout}");
+    assert!(stdout.contains("rate=20000") && stdout.contains("p99_ms="), "{stdout}");
+    // The last line of `times`: the children's user and system time, as `0m0.123s 0m0.045s`.
+    let seconds = |field: &str| -> f64 {
+        let (minutes, rest) = field.split_once('m').unwrap_or(("0", field));
+        minutes.parse::<f64>().unwrap_or(0.0) * 60.0 + rest.trim_end_matches('s').parse::<f64>().unwrap_or(f64::NAN)
+    };
+    let children = stdout.lines().last().unwrap_or_default();
+    let cpu: f64 = children.split_whitespace().map(seconds).sum();
+    assert!(cpu.is_finite(), "no CPU times in {children:?}");
+    assert!(cpu < 1.0, "the bench spent {cpu:.2} CPU s pacing 2 s of records: it spins ({children:?})");
+    Ok(())
+}
