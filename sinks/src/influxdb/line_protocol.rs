@@ -179,9 +179,44 @@ pub(super) fn write_string(out: &mut Vec<u8>, key: &str, s: &str) -> Result<(), 
     Ok(())
 }
 
+/// Writes `,key=value`; an empty key or value is left out (as Telegraf does).
+pub(super) fn write_tag(out: &mut Vec<u8>, key: &str, value: &str) -> Result<(), String> {
+    if !key.is_empty() && !value.is_empty() {
+        out.push(b',');
+        escape(out, key, &KEY_OR_TAG)?;
+        out.push(b'=');
+        escape(out, value, &KEY_OR_TAG)?;
+    }
+    Ok(())
+}
+
+/// A field's value as line protocol takes it.
+#[derive(Clone, Copy)]
+pub(super) enum FieldValue<'a> {
+    /// A JSON number's text and whether it is an integer.
+    Number(&'a str, bool),
+    Bool(bool),
+    Text(&'a str),
+}
+
+/// Writes a field after the tags: ` key=value` for the first, `,key=value` for the others.
+pub(super) fn write_field(out: &mut Vec<u8>, first: bool, key: &str, value: FieldValue<'_>) -> Result<(), String> {
+    out.push(if first { b' ' } else { b',' });
+    escape(out, key, &KEY_OR_TAG)?;
+    out.push(b'=');
+    match value {
+        FieldValue::Number(text, integer) => write_number(out, key, text, integer),
+        FieldValue::Bool(b) => {
+            out.extend_from_slice(if b { b"true" } else { b"false" });
+            Ok(())
+        }
+        FieldValue::Text(text) => write_string(out, key, text),
+    }
+}
+
 /// Writes a JSON number as a line-protocol field value: integers get the `i` suffix, floats go
 /// as written (JSON's number grammar is a subset of line protocol's).
-pub(super) fn write_number(out: &mut Vec<u8>, key: &str, text: &str, integer: bool) -> Result<(), String> {
+fn write_number(out: &mut Vec<u8>, key: &str, text: &str, integer: bool) -> Result<(), String> {
     // Up to 18 digits always fit an i64; a float without an exponent and with fewer than 300
     // digits is always finite. Only the rest needs parsing.
     if (integer && text.trim_start_matches('-').len() <= 18)
@@ -266,31 +301,29 @@ fn encode_with(json: &[u8], precision: Precision, out: &mut Vec<u8>, scratch: &m
     }
     for entry in tags.iter() {
         let Scalar::Text(value) = entry.value else { continue };
-        let (key, value) = (scanner.text(entry.key), scanner.text(value));
-        if key.is_empty() || value.is_empty() {
-            continue;
-        }
-        out.push(b',');
-        escape(out, &key, &KEY_OR_TAG)?;
-        out.push(b'=');
-        escape(out, &value, &KEY_OR_TAG)?;
+        write_tag(out, &scanner.text(entry.key), &scanner.text(value))?;
     }
     let mut written = 0;
     for entry in &scratch.fields {
         let key = scanner.text(entry.key);
-        if key.is_empty() || matches!(entry.value, Scalar::Null | Scalar::Composite) {
+        let text;
+        let value = match entry.value {
+            Scalar::Number { text: number, integer } => {
+                text = scanner.text(number);
+                FieldValue::Number(&text, integer)
+            }
+            Scalar::Bool(b) => FieldValue::Bool(b),
+            Scalar::Text(string) => {
+                text = scanner.text(string);
+                FieldValue::Text(&text)
+            }
             // Nulls (NaN samples) and nested values have no line-protocol form: left out.
+            Scalar::Null | Scalar::Composite => continue,
+        };
+        if key.is_empty() {
             continue;
         }
-        out.push(if written == 0 { b' ' } else { b',' });
-        escape(out, &key, &KEY_OR_TAG)?;
-        out.push(b'=');
-        match entry.value {
-            Scalar::Number { text, integer } => write_number(out, &key, &scanner.text(text), integer)?,
-            Scalar::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
-            Scalar::Text(s) => write_string(out, &key, &scanner.text(s))?,
-            Scalar::Null | Scalar::Composite => {}
-        }
+        write_field(out, written == 0, &key, value)?;
         written += 1;
     }
     if written == 0 {

@@ -11,7 +11,7 @@
 //! reads the record again and writes the same line, or words the refusal. The `sink_records`
 //! fuzz target holds the two readers to the same output.
 
-use super::line_protocol::{escape, write_measurement, write_number, write_stamp, write_string, KEY_OR_TAG};
+use super::line_protocol::{write_field, write_measurement, write_stamp, write_tag, FieldValue};
 use crate::rfc3339::epoch_millis;
 use crate::scan::{Scalar, Scanner, Span};
 use millrace_config::sink::Precision;
@@ -23,17 +23,6 @@ use std::cmp::Ordering;
 /// general reader. The agent's host metrics have at most 16 fields and a few tags.
 const MAX_TAGS: usize = 16;
 const MAX_FIELDS: usize = 32;
-
-/// A field's value as the line needs it.
-#[derive(Clone, Copy)]
-enum Value<'a> {
-    /// A number's text and whether it is an integer.
-    Number(&'a str, bool),
-    Bool(bool),
-    Text(&'a str),
-    /// `null`, an object or an array: no line-protocol form, left out as the general reader does.
-    Skipped,
-}
 
 /// Up to `N` members of one object, kept in key order.
 struct Members<'a, V: Copy, const N: usize> {
@@ -109,12 +98,14 @@ fn borrowed<'a>(s: &Scanner<'a>, span: Span) -> Option<&'a str> {
     }
 }
 
-fn field_value<'a>(s: &mut Scanner<'a>) -> Option<Value<'a>> {
+/// A field's value; None inside for `null`, an object or an array, which have no line-protocol
+/// form and are left out, as the general reader does.
+fn field_value<'a>(s: &mut Scanner<'a>) -> Option<Option<FieldValue<'a>>> {
     Some(match s.value().ok()? {
-        Scalar::Number { text, integer } => Value::Number(borrowed(s, text)?, integer),
-        Scalar::Bool(b) => Value::Bool(b),
-        Scalar::Text(text) => Value::Text(borrowed(s, text)?),
-        Scalar::Null | Scalar::Composite => Value::Skipped,
+        Scalar::Number { text, integer } => Some(FieldValue::Number(borrowed(s, text)?, integer)),
+        Scalar::Bool(b) => Some(FieldValue::Bool(b)),
+        Scalar::Text(text) => Some(FieldValue::Text(borrowed(s, text)?)),
+        Scalar::Null | Scalar::Composite => None,
     })
 }
 
@@ -165,24 +156,13 @@ fn millis(timestamp: &str) -> Option<i64> {
     Some(ms)
 }
 
-/// Writes `,key=value`; an empty key or value is left out (as Telegraf does).
-fn tag(out: &mut Vec<u8>, key: &str, value: &str) -> Option<()> {
-    if !key.is_empty() && !value.is_empty() {
-        out.push(b',');
-        escape(out, key, &KEY_OR_TAG).ok()?;
-        out.push(b'=');
-        escape(out, value, &KEY_OR_TAG).ok()?;
-    }
-    Some(())
-}
-
 /// Appends the record's line to `out` when the record is in the layout above and can become a
 /// point; None otherwise, with part of a line perhaps appended (the caller truncates it).
 pub(super) fn encode(mut s: Scanner<'_>, precision: Precision, out: &mut Vec<u8>) -> Option<()> {
     let (mut timestamp, mut name, mut host) = (None, None, None);
     let (mut seen_tags, mut seen_fields) = (false, false);
     let mut tags = Members::<&str, MAX_TAGS>::new("");
-    let mut fields = Members::<Value<'_>, MAX_FIELDS>::new(Value::Skipped);
+    let mut fields = Members::<Option<FieldValue<'_>>, MAX_FIELDS>::new(None);
     object(&mut s, |s, key| {
         match key {
             "@timestamp" if timestamp.is_none() => timestamp = Some(s.plain_string()?),
@@ -223,28 +203,18 @@ pub(super) fn encode(mut s: Scanner<'_>, precision: Precision, out: &mut Vec<u8>
     for &(key, value) in tags.iter() {
         if key > "host" {
             if let Some(name) = host.take() {
-                tag(out, "host", name)?;
+                write_tag(out, "host", name).ok()?;
             }
         }
-        tag(out, key, value)?;
+        write_tag(out, key, value).ok()?;
     }
     if let Some(name) = host {
-        tag(out, "host", name)?;
+        write_tag(out, "host", name).ok()?;
     }
     let mut written = 0;
     for &(key, value) in fields.iter() {
-        if key.is_empty() || matches!(value, Value::Skipped) {
-            continue;
-        }
-        out.push(if written == 0 { b' ' } else { b',' });
-        escape(out, key, &KEY_OR_TAG).ok()?;
-        out.push(b'=');
-        match value {
-            Value::Number(text, integer) => write_number(out, key, text, integer).ok()?,
-            Value::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
-            Value::Text(text) => write_string(out, key, text).ok()?,
-            Value::Skipped => {}
-        }
+        let Some(value) = value.filter(|_| !key.is_empty()) else { continue };
+        write_field(out, written == 0, key, value).ok()?;
         written += 1;
     }
     if written == 0 {
@@ -351,6 +321,18 @@ mod tests {
         let many: serde_json::Map<String, serde_json::Value> =
             (0..=MAX_TAGS).map(|i| (format!("t{i:02}"), json!("v"))).collect();
         assert_eq!(one_pass(&agent(many.into(), json!({"v": 1}))), None, "more tags than it keeps");
+    }
+
+    #[test]
+    fn a_truncated_record_is_given_up_and_refused_by_the_general_reader() {
+        let record = agent(json!({"cpu": "cpu0"}), json!({"usage_idle": 87.5}));
+        for end in 0..record.len() {
+            let cut = &record[..end];
+            assert_eq!(one_pass(cut), None, "{}", String::from_utf8_lossy(cut));
+            let mut out = Vec::new();
+            let refused = encode_record(cut, Precision::Ms, &mut out).unwrap_err();
+            assert_eq!(Err(refused), general(cut));
+        }
     }
 
     #[test]
