@@ -9,7 +9,11 @@
 #    - unthrottled: RECORDS records of 100 B, RECORDS_1KIB of 1 KiB, REPEATS times (default 3),
 #      alternating the topics;
 #    - at a fixed offered rate both topics sustain: LAT_RATE_SMALL / LAT_RATE_LARGE records/s
-#      (default 50000 / 10000) for LAT_SECONDS (default 10);
+#      (default 50000 / 10000) for LAT_SECONDS (default 10); the value `half` takes half the median
+#      RF=3 unthrottled rate of that size measured just before (needs REPEATS ≥ 1);
+#    - sparse writes, as an agent on a quiet server sends them: scripts/bench_sparse.py writes
+#      SPARSE_RECORDS records (default 80; 0 skips) to rf1 and rf3, one at a time, each after a
+#      random pause of up to 1.2 s, and reports their latency;
 # 3. failover, FAILOVER_ROUNDS times (default 6): scripts/bench_failover.py writes acks=all,
 #    idempotent, one record every 5 ms to the partition of a 3-partition RF=3 topic that its victim
 #    leads, kill -9s the victim and times kill → first acknowledged write; odd rounds kill a leader
@@ -17,7 +21,8 @@
 #    the killed broker is restarted and the ISR waited for between rounds. FAILOVER_ONLY=1 skips
 #    step 2;
 # BROKER_CONFIG=FILE starts every broker with that config file (e.g. to compare flush modes);
-# LINGER_MS=N sets the fixed-rate runs' linger.ms (default 5, librdkafka's default);
+# LINGER_MS=N sets linger.ms for every run (default 5, librdkafka's default), so a maximum and the
+# half of it are measured with the same client settings;
 # MILLRACE_BIN=PATH uses that binary instead of building (e.g. to alternate two builds).
 # After each fixed-rate run the brokers' Produce-time and log-fsync histograms are read from
 # /metrics: the summary gives the broker's side of that run's latency.
@@ -131,9 +136,17 @@ for size in 100 1024; do
   for _ in $(seq "$repeats"); do
     for topic in rf1 rf3; do
       $bin bench --bootstrap "$bootstrap" --topic "$topic" --records "$n" --record-size "$size" --acks all \
-        --produce-only | sed "s/^/$topic\tunthrottled\t/" | tee -a "$results"
+        --produce-only --linger-ms "${LINGER_MS:-5}" | sed "s/^/$topic\tunthrottled\t/" | tee -a "$results"
     done
   done
+  if [ "$rate" = half ]; then
+    rate=$(awk -F'\t' -v size="$size" '$1 == "rf3" && $2 == "unthrottled" && $3 == "produce" {
+        for (i = 4; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+        if (f["record_size"] == size) print f["records_per_sec"] }' "$results" | sort -n \
+      | awk '{ r[++n] = $1 } END { if (!n) exit 1; m = n % 2 ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2; printf "%d", m / 2 }') \
+      || { echo "a rate of 'half' needs REPEATS ≥ 1 (an unthrottled RF=3 run of $size B)" >&2; exit 1; }
+    echo "fixed rate for $size B: $rate records/s, half the median unthrottled RF=3 rate above"
+  fi
   for topic in rf1 rf3; do
     $bin bench --bootstrap "$bootstrap" --topic "$topic" --records $((rate * lat_seconds)) --record-size "$size" \
       --acks all --produce-only --rate "$rate" --linger-ms "${LINGER_MS:-5}" | sed "s/^/$topic\tfixed rate\t/" | tee -a "$results"
@@ -144,6 +157,13 @@ for size in 100 1024; do
     done
   done
 done
+
+if [ "${FAILOVER_ONLY:-0}" != 1 ] && [ "${SPARSE_RECORDS:-80}" -gt 0 ]; then
+  for topic in rf1 rf3; do
+    python3 scripts/bench_sparse.py --bootstrap "$bootstrap" --topic "$topic" --records "${SPARSE_RECORDS:-80}" \
+      | sed "s/^/$topic\tsparse\t/" | tee -a "$results"
+  done
+fi
 
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "## failover (3 partitions, RF=3, min.insync.replicas=2, acks=all, idempotent, one write per 5 ms)"
@@ -186,12 +206,14 @@ for line in open(sys.argv[1]):
     if cols[2] == "produce":
         pending[key] = float(f["records_per_sec"])
     elif cols[2] == "produce_latency":
-        runs.setdefault(key, []).append((pending.pop(key), float(f["p50_ms"]), float(f["p99_ms"]), float(f["max_ms"])))
+        # Sparse writes have no rate line: their rate is whatever the pauses leave.
+        rate = pending.pop(key, 0.0)
+        runs.setdefault(key, []).append((rate, float(f["p50_ms"]), float(f["p99_ms"]), float(f["max_ms"])))
 
 med = statistics.median
 print("size    load         RF  runs  records/s (median, range)       MB/s   p50 ms   p99 ms   max ms")
 for size in (100, 1024):
-    for load in ("unthrottled", "fixed rate"):
+    for load in ("unthrottled", "fixed rate", "sparse"):
         row = {}
         for topic in ("rf1", "rf3"):
             r = runs.get((size, load, topic))
@@ -200,7 +222,8 @@ for size in (100, 1024):
             rps = [x[0] for x in r]
             row[topic] = med(rps)
             spread = f"{min(rps):,.0f}–{max(rps):,.0f}" if len(r) > 1 else ""
-            print(f"{size:<7} {load:<12} {topic[2]:>2} {len(r):>5}  {med(rps):>10,.0f} {spread:<21} {med(rps) * size / 1e6:6.1f}"
+            rate = f"{med(rps):>10,.0f} {spread:<21} {med(rps) * size / 1e6:6.1f}" if load != "sparse" else f"{'one at a time':<39}"
+            print(f"{size:<7} {load:<12} {topic[2]:>2} {len(r):>5}  {rate}"
                   f" {med([x[1] for x in r]):8.2f} {med([x[2] for x in r]):8.2f} {max(x[3] for x in r):8.2f}")
         if load == "unthrottled" and row.get("rf1"):
             print(f"{size:<7} RF=3 / RF=1 throughput (medians): {100 * row.get('rf3', 0) / row['rf1']:.0f} %")

@@ -20,8 +20,11 @@ use tokio::sync::watch;
 
 /// Fetch version followers use: topic names (not ids), `replica_id` in the body, diverging epochs.
 const FETCH_VERSION: i16 = 12;
-/// Back-off after a failed round trip or when every partition answered with an error.
+/// Back-off after a failed round trip or when no partition progressed and one answered with an
+/// error.
 const BACKOFF: Duration = Duration::from_millis(100);
+/// Shortest time between two fetches that bring nothing (see `next_fetch_delay`).
+const IDLE_CYCLE_FLOOR: Duration = Duration::from_millis(10);
 
 /// One followed partition.
 #[derive(Clone)]
@@ -66,6 +69,7 @@ pub async fn run(broker: Arc<Broker>, leader_id: i32, addr: String, mut targets:
             }
         }
         let Some(connection) = conn.as_mut() else { continue };
+        let sent = tokio::time::Instant::now();
         let response = match connection.request(FETCH_VERSION, &request, timeout).await {
             Ok(r) => r,
             Err(e) => {
@@ -77,19 +81,67 @@ pub async fn run(broker: Arc<Broker>, leader_id: i32, addr: String, mut targets:
                 continue;
             }
         };
-        let mut progressed = false;
+        let mut outcomes = Outcomes::default();
         for topic in response.responses {
             let name = topic.topic.0.to_string();
             for data in topic.partitions {
                 let Some(target) = current.get(&(name.clone(), data.partition_index)) else { continue };
-                progressed |= handle_partition(&broker, leader_id, target, data);
+                outcomes.add(handle_partition(&broker, leader_id, target, data));
             }
         }
-        if !progressed && wait_or_closed(&mut targets, BACKOFF).await {
+        let delay = next_fetch_delay(outcomes, sent.elapsed(), settings.fetch_max_wait.as_duration());
+        if !delay.is_zero() && wait_or_closed(&mut targets, delay).await {
             break;
         }
     }
     tracing::info!(leader = leader_id, %addr, "replica fetcher stopped");
+}
+
+/// What one partition's answer did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    /// Records appended, or the log truncated or reset to follow the leader.
+    Progress,
+    /// Nothing new: the leader held the fetch until its wait ran out.
+    Idle,
+    /// An error (not the leader, a fenced epoch, a failed append): asking again at once would
+    /// most likely get the same answer.
+    Failed,
+}
+
+/// The outcomes of one round trip's partitions.
+#[derive(Clone, Copy, Debug, Default)]
+struct Outcomes {
+    progress: bool,
+    failed: bool,
+}
+
+impl Outcomes {
+    fn add(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Progress => self.progress = true,
+            Outcome::Failed => self.failed = true,
+            Outcome::Idle => {}
+        }
+    }
+}
+
+/// How long to wait before the next fetch after a round trip that took `round_trip`.
+///
+/// An idle answer is followed by the next fetch at once: the leader held it for up to `max_wait`
+/// and answers the next one the moment a batch is appended, and an acks=all write waits for that
+/// fetch. (Backing off after every idle answer kept each write arriving in the back-off window
+/// after a quiet spell waiting up to 100 ms for its followers.) Only a leader that answers empty
+/// without holding the fetch is paced, to one fetch per `max_wait` (at least 10 ms, at most
+/// `BACKOFF`), so it cannot make the follower spin.
+fn next_fetch_delay(outcomes: Outcomes, round_trip: Duration, max_wait: Duration) -> Duration {
+    if outcomes.progress {
+        Duration::ZERO
+    } else if outcomes.failed {
+        BACKOFF
+    } else {
+        max_wait.clamp(IDLE_CYCLE_FLOOR, BACKOFF).saturating_sub(round_trip)
+    }
 }
 
 /// Sleeps `delay` unless the target set changes; returns true when the manager closed it.
@@ -140,8 +192,8 @@ fn build_request(broker: &Broker, targets: &Targets) -> FetchRequest {
         .with_topics(topics)
 }
 
-/// Applies one partition's answer; returns whether it made progress (data or truncation).
-fn handle_partition(broker: &Broker, leader_id: i32, target: &FetchTarget, data: PartitionData) -> bool {
+/// Applies one partition's answer.
+fn handle_partition(broker: &Broker, leader_id: i32, target: &FetchTarget, data: PartitionData) -> Outcome {
     let partition = &target.partition;
     let error = ResponseError::try_from_code(data.error_code);
     match error {
@@ -151,7 +203,7 @@ fn handle_partition(broker: &Broker, leader_id: i32, target: &FetchTarget, data:
             // NOT_LEADER / FENCED / UNKNOWN epoch: our metadata or the leader's is behind; the
             // next metadata update re-targets this partition.
             tracing::debug!(partition = %partition.name(), leader = leader_id, error = ?e, "replica fetch error");
-            return false;
+            return Outcome::Failed;
         }
     }
     if data.diverging_epoch.epoch >= 0 {
@@ -166,13 +218,13 @@ fn handle_partition(broker: &Broker, leader_id: i32, target: &FetchTarget, data:
                     from = before, to = end, discarded = before - end,
                     "truncated a divergent log tail to match the new leader"
                 );
-                return true;
+                return Outcome::Progress;
             }
             // Only epochs without data were dropped; back off in case the leader disagrees again.
             Ok(_) => tracing::debug!(partition = %partition.name(), leader = leader_id, "dropped empty leader epochs"),
             Err(e) => tracing::error!(partition = %partition.name(), error = %e, "truncation failed"),
         }
-        return false;
+        return Outcome::Failed;
     }
     let records: Bytes = data.records.unwrap_or_default();
     let had_records = !records.is_empty();
@@ -185,27 +237,31 @@ fn handle_partition(broker: &Broker, leader_id: i32, target: &FetchTarget, data:
             if let Err(e) = partition.follow_log_start_offset(data.log_start_offset) {
                 tracing::warn!(partition = %partition.name(), leader_start = data.log_start_offset, error = %e, "following the leader's log start failed");
             }
-            had_records
+            if had_records {
+                Outcome::Progress
+            } else {
+                Outcome::Idle
+            }
         }
         // The role changed while the fetch was in flight: the data is simply not ours to take.
-        Err(ReplicaError::NotLeader(_)) => false,
+        Err(ReplicaError::NotLeader(_)) => Outcome::Failed,
         Err(e) => {
             tracing::warn!(partition = %partition.name(), leader = leader_id, error = %e, "appending replicated data failed");
-            false
+            Outcome::Failed
         }
     }
 }
 
-fn handle_out_of_range(partition: &Partition, data: &PartitionData) -> bool {
+fn handle_out_of_range(partition: &Partition, data: &PartitionData) -> Outcome {
     let (offset, _) = partition.follower_position();
     if offset < data.log_start_offset {
         // Everything we have is below the leader's log start (retention ran meanwhile).
         tracing::warn!(partition = %partition.name(), local_end = offset, leader_start = data.log_start_offset, "log is behind the leader's retention; restarting it at the leader's log start");
         if let Err(e) = partition.reset_to(data.log_start_offset) {
             tracing::error!(partition = %partition.name(), error = %e, "resetting the log failed");
-            return false;
+            return Outcome::Failed;
         }
-        return true;
+        return Outcome::Progress;
     }
     // Ahead of the leader without epoch information to find the divergence: everything above
     // the leader's high watermark is uncommitted, so cut back to it.
@@ -213,11 +269,61 @@ fn handle_out_of_range(partition: &Partition, data: &PartitionData) -> bool {
     match partition.truncate_to(target) {
         Ok(end) => {
             tracing::warn!(partition = %partition.name(), from = offset, to = end, "log ahead of the leader; truncated to its high watermark");
-            true
+            Outcome::Progress
         }
         Err(e) => {
             tracing::error!(partition = %partition.name(), error = %e, "truncation failed");
-            false
+            Outcome::Failed
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcomes(list: &[Outcome]) -> Outcomes {
+        let mut all = Outcomes::default();
+        list.iter().for_each(|o| all.add(*o));
+        all
+    }
+
+    const MAX_WAIT: Duration = Duration::from_millis(500);
+
+    #[test]
+    fn an_idle_answer_to_a_held_fetch_is_followed_by_the_next_fetch_at_once() {
+        // The leader held the fetch until its wait ran out, or nearly.
+        for round_trip in [MAX_WAIT, BACKOFF, MAX_WAIT + Duration::from_millis(3)] {
+            let delay = next_fetch_delay(outcomes(&[Outcome::Idle, Outcome::Idle]), round_trip, MAX_WAIT);
+            assert_eq!(delay, Duration::ZERO, "after {round_trip:?}");
+        }
+        // No partition in the answer at all is idle too.
+        assert_eq!(next_fetch_delay(outcomes(&[]), MAX_WAIT, MAX_WAIT), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_leader_answering_empty_without_holding_the_fetch_is_paced() {
+        let quick = Duration::from_millis(1);
+        let idle = outcomes(&[Outcome::Idle]);
+        assert_eq!(next_fetch_delay(idle, quick, MAX_WAIT), BACKOFF - quick);
+        // A shorter max wait paces to it, but never below the floor.
+        assert_eq!(next_fetch_delay(idle, quick, Duration::from_millis(20)), Duration::from_millis(19));
+        assert_eq!(next_fetch_delay(idle, quick, Duration::ZERO), IDLE_CYCLE_FLOOR - quick);
+    }
+
+    #[test]
+    fn progress_anywhere_fetches_at_once_and_errors_alone_back_off() {
+        let quick = Duration::from_millis(1);
+        for list in [
+            &[Outcome::Progress][..],
+            &[Outcome::Idle, Outcome::Progress],
+            &[Outcome::Failed, Outcome::Progress, Outcome::Idle],
+        ] {
+            assert_eq!(next_fetch_delay(outcomes(list), quick, MAX_WAIT), Duration::ZERO, "{list:?}");
+        }
+        for list in [&[Outcome::Failed][..], &[Outcome::Idle, Outcome::Failed]] {
+            // However long the round trip took: the same error would most likely come back.
+            assert_eq!(next_fetch_delay(outcomes(list), MAX_WAIT, MAX_WAIT), BACKOFF, "{list:?}");
         }
     }
 }
