@@ -12,8 +12,9 @@ cd "$(dirname "$0")/.."
 records_small=${1:-3000000}
 records_large=${2:-1000000}
 ./scripts/install-deps.sh
-cargo build --release --bin millrace -q
-bin=./target/release/millrace
+# MILLRACE_BIN=PATH uses that binary instead of building (e.g. to alternate two builds).
+[ -n "${MILLRACE_BIN:-}" ] || cargo build --release --bin millrace -q
+bin=${MILLRACE_BIN:-./target/release/millrace}
 work=$(mktemp -d "${BENCH_DIR:-$PWD/target}/bench.XXXXXX")
 cleanup() {
   if [ -n "${broker_pid:-}" ]; then kill "$broker_pid" 2>/dev/null || true; wait "$broker_pid" 2>/dev/null || true; fi

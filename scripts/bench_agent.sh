@@ -59,8 +59,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-cargo build --release --bin millrace -q
-bin=$PWD/target/release/millrace
+# MILLRACE_BIN=PATH uses that binary instead of building (e.g. to alternate two builds).
+[ -n "${MILLRACE_BIN:-}" ] || cargo build --release --bin millrace -q
+bin=${MILLRACE_BIN:-$PWD/target/release/millrace}
 lines_py=$PWD/scripts/bench_agent_lines.py
 work=$(mktemp -d "${BENCH_DIR:-$PWD/target}/bench-agent.XXXXXX")
 pids=()

@@ -21,7 +21,12 @@
 # Each broker's CPU time (user + system, /proc/PID/stat) is read after the produce and after the
 # consume, and reported per record: unlike the rates it does not depend on how the two cores are
 # shared between broker and client.
+# The client's CPU time (user + system, bash's `time`) is reported per record as well: librdkafka's
+# consumer runs a fetch thread and the application thread, and how much they contend depends on
+# how fast the broker answers.
 # PIN=1 runs the broker on CPU 1 and the client on CPU 0 (taskset): each has a core of its own.
+# PIN=client runs only the client on CPU 0 (its threads take turns on one core); the broker may
+# use both.
 # Env: ROUNDS, PIN, MILLRACE_BIN (a binary to use instead of building), NO_BUILD=1, BENCH_DIR, XDG_CACHE_HOME.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,7 +65,15 @@ stop() {
 }
 trap 'stop; rm -rf "$work"' EXIT
 broker_cpu=() client_cpu=()
-if [ "${PIN:-0}" = 1 ]; then broker_cpu=(taskset -c 1); client_cpu=(taskset -c 0); fi
+case "${PIN:-0}" in
+  1) broker_cpu=(taskset -c 1); client_cpu=(taskset -c 0) ;;
+  client) client_cpu=(taskset -c 0) ;;
+  0) ;;
+  *) echo "PIN is 0, 1 or client, not ${PIN}" >&2; exit 2 ;;
+esac
+TIMEFORMAT='%3U %3S'
+# CPU seconds (user + system) of the command that `time` measured into file $1.
+timed_seconds() { awk '{printf "%.3f", $1 + $2}' "$1"; }
 cpu_seconds() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -94,15 +107,15 @@ for round in $(seq 1 "$rounds"); do
     # -u -i 100: a table row every 100 ms (elapsed ms, msgs, bytes, rtt, delivered, msgs/s, MB/s, errors…),
     # the last one at the last delivery; its msgs/s is rdkafka_performance's own figure for the run.
     cpu0=$(cpu_seconds "$pid") # start-up and topic creation are not the produce's
-    timeout 600 "${client_cpu[@]}" "$perf" -P -t bench -b "127.0.0.1:$port" -s 100 -c "$records" -a -1 -X linger.ms=5 \
-      -X enable.idempotence=true -X sticky.partitioning.linger.ms=0 -u -i 100 >"$work/produce.log" 2>&1 || true
+    { time timeout 600 "${client_cpu[@]}" "$perf" -P -t bench -b "127.0.0.1:$port" -s 100 -c "$records" -a -1 -X linger.ms=5 \
+      -X enable.idempotence=true -X sticky.partitioning.linger.ms=0 -u -i 100 >"$work/produce.log" 2>&1 || true; } 2>"$work/produce.time"
     p_steady=; read -r p_rate p_mb p_steady < <(awk -F'|' -v n="$records" '$2 ~ /^ *[0-9]+ *$/ && $6 > 0 {
         if (!t0) { t0 = $2; d0 = $6 } t = $2; d = $6; r = $7; mb = $8; e = $9 }
       END { if (d == n && e == 0) printf "%d %.1f %d\n", r, mb, (t > t0 ? (d - d0) * 1000 / (t - t0) : r) }' "$work/produce.log") || true
     [ -n "${p_steady:-}" ] || { echo "produce to $broker failed:" >&2; tail -5 "$work/produce.log" >&2; exit 1; }
     p_cpu=$(cpu_seconds "$pid")
-    timeout 600 "${client_cpu[@]}" "$perf" -C -t bench -p 0 -p 1 -p 2 -o beginning -c "$records" -e -X enable.partition.eof=true \
-      -b "127.0.0.1:$port" >"$work/consume.log" 2>&1 || true
+    { time timeout 600 "${client_cpu[@]}" "$perf" -C -t bench -p 0 -p 1 -p 2 -o beginning -c "$records" -e -X enable.partition.eof=true \
+      -b "127.0.0.1:$port" >"$work/consume.log" 2>&1 || true; } 2>"$work/consume.time"
     c=$(grep 'consumed in' "$work/consume.log" | tail -1)
     [[ $c =~ ^%\ ([0-9]+)\ messages.*\ ([0-9]+)\ msgs/s\ \(([0-9.]+)\ MB/s ]] && [ "${BASH_REMATCH[1]}" = "$records" ] \
       || { echo "consume from $broker failed:" >&2; tail -5 "$work/consume.log" >&2; exit 1; }
@@ -111,10 +124,12 @@ for round in $(seq 1 "$rounds"); do
     # CPU per record in nanoseconds, produce and consume apart.
     p_ns=$(awk -v a="$cpu0" -v b="$p_cpu" -v n="$records" 'BEGIN{printf "%d", (b - a) * 1e9 / n}')
     c_ns=$(awk -v a="$p_cpu" -v b="$(cpu_seconds "$pid")" -v n="$records" 'BEGIN{printf "%d", (b - a) * 1e9 / n}')
+    pc_ns=$(awk -v s="$(timed_seconds "$work/produce.time")" -v n="$records" 'BEGIN{printf "%d", s * 1e9 / n}')
+    cc_ns=$(awk -v s="$(timed_seconds "$work/consume.time")" -v n="$records" 'BEGIN{printf "%d", s * 1e9 / n}')
     stop
-    printf 'round %d %-8s produce %8d msgs/s (%5.1f MB/s), from the first ack %8d msgs/s | consume %8d msgs/s (%5.1f MB/s) | peak RSS %4d MiB | broker CPU per record: produce %d ns, consume %d ns\n' \
-      "$round" "$broker" "$p_rate" "$p_mb" "$p_steady" "$c_rate" "$c_mb" "$rss" "$p_ns" "$c_ns"
-    echo "$round $broker $p_rate $p_steady $c_rate $rss $p_ns $c_ns" >>"$work/results"
+    printf 'round %d %-8s produce %8d msgs/s (%5.1f MB/s), from the first ack %8d msgs/s | consume %8d msgs/s (%5.1f MB/s) | peak RSS %4d MiB | broker CPU per record: produce %d ns, consume %d ns | client CPU per record: produce %d ns, consume %d ns\n' \
+      "$round" "$broker" "$p_rate" "$p_mb" "$p_steady" "$c_rate" "$c_mb" "$rss" "$p_ns" "$c_ns" "$pc_ns" "$cc_ns"
+    echo "$round $broker $p_rate $p_steady $c_rate $rss $p_ns $c_ns $pc_ns $cc_ns" >>"$work/results"
   done
 done
 
@@ -122,7 +137,8 @@ python3 - "$work/results" <<'EOF'
 import statistics, sys
 rows = [line.split() for line in open(sys.argv[1])]
 names = ("produce msgs/s", "produce from the first ack", "consume msgs/s", "peak RSS MiB",
-         "broker CPU ns/record, produce", "broker CPU ns/record, consume")
+         "broker CPU ns/record, produce", "broker CPU ns/record, consume",
+         "client CPU ns/record, produce", "client CPU ns/record, consume")
 data = {b: {int(r[0]): [int(x) for x in r[2:]] for r in rows if r[1] == b} for b in ("millrace", "tansu")}
 med = statistics.median
 print("## summary: median (range) over rounds")
