@@ -81,15 +81,15 @@ pub async fn run(broker: Arc<Broker>, leader_id: i32, addr: String, mut targets:
                 continue;
             }
         };
-        let mut outcomes = Outcomes::default();
+        let mut outcome = Outcome::Idle;
         for topic in response.responses {
             let name = topic.topic.0.to_string();
             for data in topic.partitions {
                 let Some(target) = current.get(&(name.clone(), data.partition_index)) else { continue };
-                outcomes.add(handle_partition(&broker, leader_id, target, data));
+                outcome = outcome.max(handle_partition(&broker, leader_id, target, data));
             }
         }
-        let delay = next_fetch_delay(outcomes, sent.elapsed(), settings.fetch_max_wait.as_duration());
+        let delay = next_fetch_delay(outcome, sent.elapsed(), settings.fetch_max_wait.as_duration());
         if !delay.is_zero() && wait_or_closed(&mut targets, delay).await {
             break;
         }
@@ -97,36 +97,21 @@ pub async fn run(broker: Arc<Broker>, leader_id: i32, addr: String, mut targets:
     tracing::info!(leader = leader_id, %addr, "replica fetcher stopped");
 }
 
-/// What one partition's answer did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What one partition's answer did. Ordered by what decides the next fetch: a round trip counts
+/// as its greatest outcome (progress anywhere, else an error anywhere, else idle).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Outcome {
-    /// Records appended, or the log truncated or reset to follow the leader.
-    Progress,
     /// Nothing new: the leader held the fetch until its wait ran out.
     Idle,
     /// An error (not the leader, a fenced epoch, a failed append): asking again at once would
     /// most likely get the same answer.
     Failed,
+    /// Records appended, or the log truncated or reset to follow the leader.
+    Progress,
 }
 
-/// The outcomes of one round trip's partitions.
-#[derive(Clone, Copy, Debug, Default)]
-struct Outcomes {
-    progress: bool,
-    failed: bool,
-}
-
-impl Outcomes {
-    fn add(&mut self, outcome: Outcome) {
-        match outcome {
-            Outcome::Progress => self.progress = true,
-            Outcome::Failed => self.failed = true,
-            Outcome::Idle => {}
-        }
-    }
-}
-
-/// How long to wait before the next fetch after a round trip that took `round_trip`.
+/// How long to wait before the next fetch after a round trip that took `round_trip` and came to
+/// `outcome`.
 ///
 /// An idle answer is followed by the next fetch at once: the leader held it for up to `max_wait`
 /// and answers the next one the moment a batch is appended, and an acks=all write waits for that
@@ -134,13 +119,11 @@ impl Outcomes {
 /// after a quiet spell waiting up to 100 ms for its followers.) Only a leader that answers empty
 /// without holding the fetch is paced, to one fetch per `max_wait` (at least 10 ms, at most
 /// `BACKOFF`), so it cannot make the follower spin.
-fn next_fetch_delay(outcomes: Outcomes, round_trip: Duration, max_wait: Duration) -> Duration {
-    if outcomes.progress {
-        Duration::ZERO
-    } else if outcomes.failed {
-        BACKOFF
-    } else {
-        max_wait.clamp(IDLE_CYCLE_FLOOR, BACKOFF).saturating_sub(round_trip)
+fn next_fetch_delay(outcome: Outcome, round_trip: Duration, max_wait: Duration) -> Duration {
+    match outcome {
+        Outcome::Progress => Duration::ZERO,
+        Outcome::Failed => BACKOFF,
+        Outcome::Idle => max_wait.clamp(IDLE_CYCLE_FLOOR, BACKOFF).saturating_sub(round_trip),
     }
 }
 
@@ -282,10 +265,9 @@ fn handle_out_of_range(partition: &Partition, data: &PartitionData) -> Outcome {
 mod tests {
     use super::*;
 
-    fn outcomes(list: &[Outcome]) -> Outcomes {
-        let mut all = Outcomes::default();
-        list.iter().for_each(|o| all.add(*o));
-        all
+    /// A round trip's outcome from its partitions', as the fetch loop folds them.
+    fn outcomes(list: &[Outcome]) -> Outcome {
+        list.iter().fold(Outcome::Idle, |all, o| all.max(*o))
     }
 
     const MAX_WAIT: Duration = Duration::from_millis(500);
